@@ -1,0 +1,26 @@
+"""Session-wide sandbox: a real PostgreSQL with the `db-degradation` scenario, exported into os.environ before
+any test or notebook (nbval) runs, so notebooks run unchanged against it. Tests that need another scenario
+start their own (see tests/conftest.py)."""
+
+from __future__ import annotations
+
+import os
+
+_SAVED_ENV: dict[str, str] = {}
+
+
+def pytest_sessionstart(session) -> None:
+    from imsnb.sandbox import Sandbox
+
+    session.config.imsnb_sandbox = Sandbox("db-degradation").start()
+    _SAVED_ENV.update(os.environ)
+    os.environ.update(session.config.imsnb_sandbox.env())
+    os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    sandbox = getattr(session.config, "imsnb_sandbox", None)
+    if sandbox is not None:
+        sandbox.stop()
+    os.environ.clear()
+    os.environ.update(_SAVED_ENV)

@@ -1,0 +1,89 @@
+"""Remediation, the only module meant to change anything. For now it only plans: nothing here executes.
+
+`terminate_backends_plan` replaces the runbook's `pg_terminate_backend(pid) WHERE query LIKE '%pattern%'`
+(which can hit the wrong sessions, including the one running it) with a list of exactly which backends a
+termination or cancellation would target and why, built from the diagnostics' results.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from imsnb import postgres
+from imsnb.findings import threshold
+
+MAX_BACKENDS = 5  # blast-radius cap: at most this many backends in one plan
+PLAN_COLUMNS = [
+    "pid",
+    "user",
+    "application",
+    "action",
+    "statement",
+    "reason",
+    "blocks",
+    "age_s",
+    "within_cap",
+    "backend_start",
+    "query_start",
+    "query",
+]
+
+
+def terminate_backends_plan(
+    db: postgres.Database | None = None,
+    *,
+    long_running_s: float | None = None,
+    idle_in_transaction_s: float | None = None,
+    max_backends: int = MAX_BACKENDS,
+) -> pd.DataFrame:
+    """Which backends a mitigation would cancel or terminate, and why. Read-only: nothing is sent.
+
+    - idle in transaction and blocking others: terminate (a cancel does nothing to an idle session); its open
+      transaction rolls back and its locks are released;
+    - idle in transaction for longer than `idle_in_transaction_s`: terminate;
+    - active for longer than `long_running_s`: cancel the statement first (`pg_cancel_backend`), the gentler step.
+
+    imsnb's own sessions are never candidates. At most `max_backends` rows are `within_cap`; `backend_start` and
+    `query_start` identify the exact session so a later apply can check it is still the same one.
+    """
+    long_running_s = threshold("postgres.long_running").warning if long_running_s is None else long_running_s
+    if idle_in_transaction_s is None:
+        idle_in_transaction_s = threshold("postgres.idle_in_transaction").warning
+    rows = []
+    idle = postgres.idle_in_transaction(db)
+    for r in idle.itertuples():
+        if r.blocking > 0:
+            reason = f"idle in transaction for {r.xact_age_s:.0f} s and blocking {r.blocking} session(s)"
+        elif r.xact_age_s >= idle_in_transaction_s:
+            reason = f"idle in transaction for {r.xact_age_s:.0f} s (over {idle_in_transaction_s:g} s)"
+        else:
+            continue
+        rows.append(_row(r, "pg_terminate_backend", reason, r.blocking, r.xact_age_s, r.last_query))
+    running = postgres.long_running_queries(db, min_duration_s=long_running_s)
+    blocked = postgres.blocked_queries(db)
+    blocks = blocked.groupby("blocking_pid")["pid"].nunique().to_dict() if not blocked.empty else {}
+    for r in running.itertuples():
+        reason = f"statement running for {r.duration_s:.0f} s (over {long_running_s:g} s)"
+        rows.append(_row(r, "pg_cancel_backend", reason, blocks.get(r.pid, 0), r.duration_s, r.query))
+    plan = pd.DataFrame(rows, columns=PLAN_COLUMNS)
+    plan = plan[~plan["application"].fillna("").str.startswith("imsnb")]
+    plan = plan.sort_values(["blocks", "age_s"], ascending=False).drop_duplicates("pid").reset_index(drop=True)
+    plan["within_cap"] = plan.index < max_backends
+    return plan
+
+
+def _row(r, action: str, reason: str, blocks: int, age_s: float, query: str) -> dict:
+    return {
+        "pid": r.pid,
+        "user": r.user,
+        "application": r.application,
+        "action": action,
+        "statement": f"SELECT {action}({int(r.pid)})",
+        "reason": reason,
+        "blocks": int(blocks),
+        "age_s": round(float(age_s), 1),
+        "within_cap": True,
+        "backend_start": r.backend_start,
+        "query_start": r.query_start,
+        "query": query,
+    }

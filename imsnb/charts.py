@@ -1,0 +1,64 @@
+"""Charts as matplotlib Figures (no pyplot state): thresholds drawn as lines, top-N as bars.
+
+Show one in a notebook with `imsnb.report.show(fig)`; it is embedded as PNG in the executed notebook and HTML.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from imsnb.findings import threshold
+
+SEVERITY_COLOURS = {"ok": "#4c9f70", "warning": "#e0a030", "error": "#d0453a"}
+
+
+def connections_chart(by_state: pd.DataFrame, max_conn: int) -> Figure:
+    """Client connections by state, stacked, against the runbook's 80%-of-max line and max_connections."""
+    warn_ratio = threshold("postgres.connections_used").warning
+    fig = Figure(figsize=(8, 2.6), layout="constrained")
+    ax = fig.add_subplot()
+    left = 0
+    palette = ["#4878a8", "#9ab8d8", "#e0a030", "#d0453a", "#8c6bb1", "#7f7f7f"]
+    for colour, row in zip(palette * 3, by_state.itertuples(), strict=False):
+        ax.barh(["connections"], [row.connections], left=left, color=colour, label=f"{row.state} ({row.connections})")
+        left += row.connections
+    ax.axvline(
+        max_conn * warn_ratio,
+        color=SEVERITY_COLOURS["warning"],
+        linestyle="--",
+        label=f"{warn_ratio:.0%} of max ({max_conn * warn_ratio:.0f})",
+    )
+    ax.axvline(max_conn, color=SEVERITY_COLOURS["error"], label=f"max_connections ({max_conn})")
+    ax.set_xlim(0, max(max_conn, left) * 1.05)
+    ax.set_xlabel("client connections")
+    ax.set_title(f"Connections: {left} of {max_conn} ({left / max_conn:.0%})" if max_conn else "Connections")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=3, fontsize=8, frameon=False)
+    return fig
+
+
+def top_statements_chart(statements: pd.DataFrame, n: int = 10) -> Figure:
+    """Statements by total time; bars over the slow-query mean threshold are coloured as warnings."""
+    slow_ms = threshold("postgres.slow_queries").warning
+    top = statements.head(n).iloc[::-1]
+    fig = Figure(figsize=(9, 0.45 * max(len(top), 2) + 1.2), layout="constrained")
+    ax = fig.add_subplot()
+    if top.empty:
+        ax.text(0.5, 0.5, "no statements recorded", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return fig
+    labels = [_label(q) for q in top["query"]]
+    colours = [SEVERITY_COLOURS["warning" if m >= slow_ms else "ok"] for m in top["mean_ms"]]
+    ax.barh(range(len(top)), top["total_ms"] / 1000, color=colours)
+    ax.set_yticks(range(len(top)), labels, fontsize=7)
+    for i, (total, mean) in enumerate(zip(top["total_ms"], top["mean_ms"], strict=True)):
+        ax.text(total / 1000, i, f"  mean {mean:.0f} ms", va="center", fontsize=7)
+    ax.set_xlabel("total execution time (s)")
+    ax.set_title(f"Top statements by total time (amber: mean ≥ {slow_ms:g} ms)")
+    ax.margins(x=0.25)
+    return fig
+
+
+def _label(query: str, width: int = 60) -> str:
+    one_line = " ".join(str(query).split())
+    return one_line if len(one_line) <= width else one_line[: width - 1] + "…"

@@ -1,0 +1,130 @@
+"""Where each target is, from the environment (the runbook's own variable names) and an optional imsnb.toml.
+
+Secrets (passwords, tokens, keys) are read here and nowhere else: the diagnostics get connection settings from
+these functions, and the runner asks `secret_values()` what to scrub from every artifact.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from imsnb.errors import NotConfigured
+
+# An environment variable whose name matches holds a secret: its value is scrubbed from artifacts.
+SECRET_ENV_NAME = re.compile(
+    r"PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIAL",
+    re.IGNORECASE,
+)
+# Secrets shorter than this are not scrubbed (they would shred the artifact); the README says so.
+MIN_SCRUB_LENGTH = 4
+
+_URL_WITH_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@\s]*:[^/@\s]*@", re.IGNORECASE)
+
+
+def postgres_settings() -> dict[str, str]:
+    """psycopg connection keywords from the runbook's DB_* variables; libpq reads PG* (and ~/.pgpass) itself."""
+    mapping = {
+        "DB_HOST": "host",
+        "DB_PORT": "port",
+        "DB_USER": "user",
+        "DB_NAME": "dbname",
+        "DB_PASSWORD": "password",
+        "DB_SSLMODE": "sslmode",
+    }
+    return {key: os.environ[name] for name, key in mapping.items() if os.environ.get(name)}
+
+
+def postgres_label() -> str:
+    """Where the diagnostics will connect, for messages: host:port/dbname as user (never the password)."""
+    settings = postgres_settings()
+
+    def pick(key: str, pg_name: str, default: str) -> str:
+        return settings.get(key) or os.environ.get(pg_name) or default
+
+    host = pick("host", "PGHOST", "localhost")
+    return (
+        f"{host}:{pick('port', 'PGPORT', '5432')}/{pick('dbname', 'PGDATABASE', '?')} as {pick('user', 'PGUSER', '?')}"
+    )
+
+
+def _pgpass_passwords() -> list[str]:
+    path = Path(os.environ.get("PGPASSFILE") or Path.home() / ".pgpass")
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return []
+    found = []
+    for line in lines:
+        if line.strip() and not line.lstrip().startswith("#"):
+            fields = re.split(r"(?<!\\):", line, maxsplit=4)
+            if len(fields) == 5:
+                found.append(fields[4].replace("\\:", ":").replace("\\\\", "\\"))
+    return found
+
+
+def url_password(value: str) -> str | None:
+    """The password inside a URL such as redis://:pw@host or postgresql://user:pw@host/db, if any."""
+    if not _URL_WITH_PASSWORD.match(value):
+        return None
+    try:
+        password = urlsplit(value).password
+    except ValueError:
+        return None
+    return unquote(password) if password else None
+
+
+def secret_values() -> list[str]:
+    """Every secret value imsnb can know of, longest first: secret-named env vars, URL passwords, ~/.pgpass."""
+    found: set[str] = set()
+    for name, value in os.environ.items():
+        if not value:
+            continue
+        if SECRET_ENV_NAME.search(name):
+            found.add(value)
+        password = url_password(value)
+        if password:
+            found.add(password)
+    found.update(_pgpass_passwords())
+    return sorted((s for s in found if len(s) >= MIN_SCRUB_LENGTH), key=len, reverse=True)
+
+
+def config_file() -> Path | None:
+    """imsnb.toml from IMSNB_CONFIG, else the current directory, else the repository root."""
+    explicit = os.environ.get("IMSNB_CONFIG")
+    if explicit:
+        return Path(explicit)
+    for candidate in (Path.cwd() / "imsnb.toml", Path(__file__).resolve().parent.parent / "imsnb.toml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def use_environment(name: str) -> dict[str, str]:
+    """Apply a named environment from imsnb.toml (`[environments.NAME]`, env-var names as keys) to os.environ.
+
+    "default" (or empty) uses the process environment as it is. Secret-looking keys are refused: secrets belong in
+    the environment or a secrets store, never in a file that travels with the notebooks.
+    """
+    if not name or name == "default":
+        return {}
+    path = config_file()
+    if path is None:
+        raise NotConfigured(f"environment {name!r} needs an imsnb.toml (set IMSNB_CONFIG) with [environments.{name}]")
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise NotConfigured(f"cannot read {path}: {exc}") from None
+    section = data.get("environments", {}).get(name)
+    if not isinstance(section, dict):
+        known = ", ".join(sorted(data.get("environments", {}))) or "none"
+        raise NotConfigured(f"environment {name!r} is not in {path} (known: {known})")
+    applied = {}
+    for key, value in section.items():
+        if SECRET_ENV_NAME.search(key) or url_password(str(value)):
+            raise NotConfigured(f"{path}: [environments.{name}] {key} looks like a secret: set it in the environment")
+        applied[key] = os.environ[key] = str(value)
+    return applied

@@ -1,0 +1,127 @@
+"""What a notebook shows people, and the bundle the runner reads back.
+
+`report(findings)` displays one output with three representations: an HTML table for people, plain text for
+terminals, and `application/vnd.imsnb.findings+json` for machines (the runner builds summary.json from it).
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from imsnb import __version__
+from imsnb.findings import Finding, Findings, Severity, escalation_for, on_call
+
+MIME_TYPE = "application/vnd.imsnb.findings+json"
+SEVERITY_STYLE = {
+    "OK": "background:#e3f4e8;color:#1e6b3a",
+    "INFO": "background:#e6eef8;color:#234e85",
+    "WARNING": "background:#fff1d6;color:#8a5a00",
+    "ERROR": "background:#fde0dc;color:#9b1c12",
+    "CRITICAL": "background:#9b1c12;color:#ffffff",
+}
+COLUMNS = ["severity", "check", "component", "value", "threshold", "unit", "message"]
+
+
+def findings_table(findings: list[Finding]) -> pd.DataFrame:
+    """One row per finding, worst first."""
+    rows = [f.to_dict() for f in sorted(findings, key=lambda f: -f.severity)]
+    return pd.DataFrame(rows, columns=COLUMNS + ["evidence"])[COLUMNS]
+
+
+def bundle(findings: list[Finding], *, at: datetime | None = None) -> dict[str, Any]:
+    """The machine-readable report: findings, the worst severity, its escalation and who is on call."""
+    at = at or datetime.now(UTC)
+    worst = max((f.severity for f in findings), default=Severity.OK)
+    escalation = escalation_for(worst)
+    return {
+        "severity": worst.name,
+        "escalation": {
+            "response_time": escalation.response_time,
+            "notification": escalation.notification,
+            "escalation": escalation.escalation,
+            "page": escalation.page,
+            "on_call": on_call(at),
+        },
+        "findings": [f.to_dict() for f in findings],
+        "generated_at": at.isoformat(timespec="seconds"),
+        "imsnb_version": __version__,
+    }
+
+
+def render_html(findings: list[Finding], data: dict[str, Any]) -> str:
+    esc = data["escalation"]
+    head = "".join(f"<th style='text-align:left;padding:4px 8px'>{c}</th>" for c in COLUMNS)
+    rows = []
+    for row in findings_table(findings).itertuples(index=False):
+        cells = []
+        for column, value in zip(COLUMNS, row, strict=True):
+            style = SEVERITY_STYLE[value] + ";font-weight:600" if column == "severity" else ""
+            shown = "" if value is None or (isinstance(value, float) and pd.isna(value)) else value
+            cells.append(f"<td style='padding:4px 8px;{style}'>{html.escape(str(shown))}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    worst = data["severity"]
+    return (
+        f"<div class='imsnb-report'><h3>Findings: <span style='{SEVERITY_STYLE[worst]};padding:2px 8px'>"
+        f"{worst}</span></h3>"
+        f"<p>Escalation: respond within <b>{esc['response_time']}</b>; notify {html.escape(esc['notification'])}; "
+        f"{html.escape(esc['escalation'])}. On call now: <b>{esc['on_call']}</b>.</p>"
+        f"<table style='border-collapse:collapse'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        "</div>"
+    )
+
+
+def render_text(findings: list[Finding], data: dict[str, Any]) -> str:
+    lines = [
+        f"Findings: {data['severity']} — escalation: {data['escalation']['escalation']}, "
+        f"respond within {data['escalation']['response_time']}"
+    ]
+    for f in sorted(findings, key=lambda f: -f.severity):
+        lines.append(f"  {f.severity.name:<8} {f.check:<32} {f.message}")
+    return "\n".join(lines)
+
+
+def report(findings: Findings | list[Finding]) -> None:
+    """Display the findings: a table for people and the JSON bundle the runner reads back."""
+    data = bundle(list(findings))
+    _display(
+        {
+            "text/html": render_html(list(findings), data),
+            "text/plain": render_text(list(findings), data),
+            MIME_TYPE: data,
+        }
+    )
+
+
+def show(obj: Any, title: str | None = None) -> None:
+    """Display a Figure (as PNG, so it is embedded in every artifact) or a DataFrame (as an HTML table)."""
+    if title:
+        _display({"text/markdown": f"**{title}**", "text/plain": title})
+    if hasattr(obj, "savefig"):
+        buffer = io.BytesIO()
+        obj.savefig(buffer, format="png", dpi=96)
+        _display({"image/png": buffer.getvalue(), "text/plain": f"<chart: {title or 'figure'}>"})
+    elif isinstance(obj, pd.DataFrame):
+        if obj.empty:
+            _display({"text/plain": "(none)", "text/html": "<p><i>(none)</i></p>"})
+        else:
+            _display({"text/html": obj.to_html(index=False, max_rows=50), "text/plain": obj.to_string(max_rows=50)})
+    else:
+        _display({"text/plain": str(obj)})
+
+
+def _display(data: dict[str, Any]) -> None:
+    try:
+        from IPython.display import display
+    except ImportError:  # plain Python: print the text form
+        print(data.get("text/plain", ""))
+        return
+    if "image/png" in data:
+        import base64
+
+        data = {**data, "image/png": base64.b64encode(data["image/png"]).decode()}
+    display(data, raw=True)

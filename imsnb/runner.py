@@ -1,0 +1,251 @@
+"""Run a notebook headlessly and archive it: validate, execute with papermill, scrub, export, summarize.
+
+    outputs/<incident_id>/<UTC yyyymmddTHHMMSSZ>-<notebook>/
+        notebook.ipynb   the executed notebook (the artifact)
+        report.html      the same, self-contained (charts embedded, nothing fetched from the network)
+        summary.json     parameters, status, timing, findings, highest severity, escalation
+
+The folder is assembled under a hidden `.partial-*` name and renamed into place when complete, so a crash never
+leaves something that looks like a finished run. papermill's autosaves go to a private temp dir, never under
+outputs/, because they are written before secrets are scrubbed.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import secrets
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from imsnb import __version__, config
+from imsnb.errors import BadParameter
+from imsnb.findings import Severity
+from imsnb.notebooks import find_notebook, load_info
+from imsnb.parameters import check_incident_id, validate
+from imsnb.report import MIME_TYPE
+
+DEFAULT_TIMEOUT_S = 600
+EXIT_OK, EXIT_SEVERITY, EXIT_BAD_INPUT, EXIT_NOTEBOOK_FAILED = 0, 1, 2, 3
+REDACTED = "********"
+
+
+@dataclass
+class RunResult:
+    folder: Path
+    summary: dict[str, Any]
+    exit_code: int
+
+    @property
+    def status(self) -> str:
+        return self.summary["status"]
+
+
+def prepare(notebook: str, raw_parameters: dict[str, Any], incident_id: str | None) -> tuple[Path, dict, str]:
+    """Everything that can be refused, refused before anything is written or a kernel starts."""
+    path = find_notebook(notebook)
+    info = load_info(path)
+    parameters = validate(info, raw_parameters)
+    incident = check_incident_id(incident_id or str(parameters.get("incident_id") or "adhoc"))
+    if "incident_id" in info.parameters:
+        parameters["incident_id"] = incident
+    return path, parameters, incident
+
+
+def run_notebook(
+    notebook: str,
+    parameters: dict[str, Any] | None = None,
+    *,
+    incident_id: str | None = None,
+    outputs: Path | str = "outputs",
+    fail_on: str | Severity = Severity.ERROR,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> RunResult:
+    """Execute one notebook into a new run folder; raises BadParameter (nothing written) for bad input."""
+    try:
+        threshold = Severity.parse(fail_on)
+    except ValueError as exc:
+        raise BadParameter(str(exc)) from None
+    path, params, incident = prepare(notebook, parameters or {}, incident_id)
+    started = datetime.now(UTC)
+    clock = time.monotonic()
+    scratch = Path(tempfile.mkdtemp(prefix="imsnb-run-"))
+    try:
+        executed, status, error = _execute(path, scratch / "notebook.ipynb", params, timeout_s)
+        duration = time.monotonic() - clock
+        summary = summarize(executed, notebook=path.stem, incident_id=incident)
+        summary.update(started_at=_iso(started), finished_at=_iso(datetime.now(UTC)), duration_s=round(duration, 2))
+        if status != "ok":
+            summary["status"] = status
+        if error:
+            summary["error"] = error
+        folder = _write_run_folder(Path(outputs) / incident, started, path.stem, executed, summary)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    if summary["status"] != "ok":
+        code = EXIT_NOTEBOOK_FAILED
+    elif Severity.parse(summary["severity"] or "OK") >= threshold:
+        code = EXIT_SEVERITY
+    else:
+        code = EXIT_OK
+    return RunResult(folder, summary, code)
+
+
+def _execute(path: Path, output: Path, params: dict[str, Any], timeout_s: float) -> tuple[dict, str, dict | None]:
+    """papermill in this process; returns the executed notebook (as a dict), the status and the error, if any."""
+    import papermill
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    status, error = "ok", None
+    try:
+        papermill.execute_notebook(
+            str(path),
+            str(output),
+            parameters=params,
+            cwd=str(path.parent),
+            progress_bar=False,
+            log_output=False,
+            execution_timeout=timeout_s,
+            start_timeout=60,
+        )
+    except papermill.PapermillExecutionError as exc:
+        status = "failed"
+        error = {"ename": exc.ename, "evalue": exc.evalue, "cell_index": exc.cell_index}
+    except CellTimeoutError as exc:
+        status = "timeout"
+        error = {"ename": "CellTimeoutError", "evalue": f"a cell ran longer than {timeout_s:g} s: {exc}"}
+    except DeadKernelError as exc:
+        status = "failed"
+        error = {"ename": "DeadKernelError", "evalue": f"the kernel died: {exc}"}
+    except Exception as exc:  # noqa: BLE001 - the run folder must still be written
+        status = "failed"
+        error = {"ename": type(exc).__name__, "evalue": " ".join(str(exc).split())}
+    try:
+        executed = json.loads(output.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        executed = json.loads(path.read_text(encoding="utf-8"))
+    if error and "cell_index" not in error:  # papermill marks a raising cell itself; not a timeout or death
+        _mark_interrupted(executed, error)
+    return executed, status, error
+
+
+def _mark_interrupted(nb: dict, error: dict) -> None:
+    """A timeout or dead kernel leaves no banner: say at the top where and why the run stopped."""
+    started = [c for c in nb["cells"] if c.get("metadata", {}).get("papermill", {}).get("start_time")]
+    where = f" in cell {nb['cells'].index(started[-1])}" if started else ""
+    if started:
+        started[-1].setdefault("outputs", []).append(
+            {"output_type": "error", "ename": error["ename"], "evalue": error["evalue"], "traceback": []}
+        )
+    banner = {
+        "cell_type": "markdown",
+        "id": "imsnb-interrupted",
+        "metadata": {"tags": ["imsnb-interrupted"]},
+        "source": f"**This run did not finish{where}: {error['ename']}: {error['evalue']}.** Later cells did not run.",
+    }
+    nb["cells"].insert(0, banner)
+
+
+def summarize(nb: dict, *, notebook: str | None = None, incident_id: str | None = None) -> dict[str, Any]:
+    """summary.json's content, derived from an executed notebook alone (works for plain papermill runs too)."""
+    meta = nb.get("metadata", {}).get("papermill", {})
+    bundle, error = None, None
+    for index, cell in enumerate(nb.get("cells", [])):
+        for out in cell.get("outputs", []) or []:
+            if out.get("output_type") == "error" and error is None:
+                error = {"ename": out.get("ename"), "evalue": out.get("evalue"), "cell_index": index}
+            data = out.get("data", {})
+            if MIME_TYPE in data:
+                bundle = data[MIME_TYPE]
+    parameters = dict(meta.get("parameters") or {})
+    bundle = bundle or {}
+    summary = {
+        "notebook": notebook or Path(meta.get("input_path") or "notebook").stem,
+        "incident_id": incident_id or parameters.get("incident_id"),
+        "status": "failed" if error or meta.get("exception") else "ok",
+        "started_at": meta.get("start_time"),
+        "finished_at": meta.get("end_time"),
+        "duration_s": meta.get("duration"),
+        "parameters": redact_parameters(parameters),
+        "severity": bundle.get("severity"),
+        "escalation": bundle.get("escalation"),
+        "findings": bundle.get("findings", []),
+        "imsnb_version": __version__,
+    }
+    if error:
+        summary["error"] = error
+    return summary
+
+
+def redact_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
+    from imsnb.parameters import check_not_secret
+
+    clean = {}
+    for name, value in parameters.items():
+        try:
+            check_not_secret(name, value)
+            clean[name] = value
+        except BadParameter:
+            clean[name] = REDACTED
+    return clean
+
+
+def scrub(text: str, secret_values: list[str] | None = None) -> str:
+    """Replace every known secret (raw, JSON-escaped and HTML-escaped) by ********."""
+    for secret in config.secret_values() if secret_values is None else secret_values:
+        for form in {secret, json.dumps(secret)[1:-1], html.escape(secret), html.escape(json.dumps(secret)[1:-1])}:
+            text = text.replace(form, REDACTED)
+    return text
+
+
+def export_html(notebook_json: str) -> str:
+    """A self-contained HTML report: charts embedded as PNG, no script or style fetched from the network."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(
+        template_name="lab",
+        extra_template_paths=[str(Path(__file__).parent / "templates")],
+        template_file="offline.html.j2",
+    )
+    body, _ = exporter.from_notebook_node(nbformat.reads(notebook_json, as_version=4))
+    return body
+
+
+def _write_run_folder(incident_dir: Path, started: datetime, notebook: str, nb: dict, summary: dict) -> Path:
+    known = config.secret_values()
+    notebook_text = scrub(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", known)
+    try:
+        html_text = scrub(export_html(notebook_text), known)
+    except Exception as exc:  # noqa: BLE001 - the run folder is written whatever the exporter does
+        html_text = f"<html><body><p>HTML export failed: {html.escape(type(exc).__name__)}: {html.escape(str(exc))}"
+        html_text = scrub(html_text + "</p><p>Open notebook.ipynb instead.</p></body></html>", known)
+    summary_text = scrub(json.dumps(summary, indent=2, ensure_ascii=False, default=str) + "\n", known)
+    incident_dir.mkdir(parents=True, exist_ok=True)
+    partial = incident_dir / f".partial-{started:%Y%m%dT%H%M%SZ}-{notebook}-{os.getpid()}-{secrets.token_hex(4)}"
+    partial.mkdir()
+    for name, text in (("notebook.ipynb", notebook_text), ("report.html", html_text), ("summary.json", summary_text)):
+        with open(partial / name, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+    base = f"{started:%Y%m%dT%H%M%SZ}-{notebook}"
+    for attempt in range(1, 1000):
+        target = incident_dir / (base if attempt == 1 else f"{base}-{attempt}")
+        try:
+            os.rename(partial, target)  # atomic; fails if target exists and is not empty
+            return target
+        except OSError:
+            if not target.exists():
+                raise
+    raise RuntimeError(f"cannot find a free run folder name for {base}")
+
+
+def _iso(at: datetime) -> str:
+    return at.isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -1,0 +1,68 @@
+"""A real local stand-in for production: private servers started from this machine's binaries, seeded per scenario.
+
+    with Sandbox("db-degradation") as sandbox:
+        os.environ.update(sandbox.env())   # PG*/DB_* for every target
+        ...                                # run notebooks against it
+
+Used by `imsnb demo`, `imsnb sandbox` (to practise in JupyterLab) and the tests.
+"""
+
+from __future__ import annotations
+
+import shlex
+import threading
+from typing import Any
+
+from imsnb.errors import BadParameter
+from imsnb.sandbox.postgres import PostgresServer
+from imsnb.sandbox.scenarios import SCENARIOS
+
+__all__ = ["SCENARIOS", "Sandbox"]
+
+
+class Sandbox:
+    def __init__(self, scenario: str = "healthy", *, max_connections: int = 30):
+        if scenario not in SCENARIOS:
+            raise BadParameter(f"unknown scenario {scenario!r}: choose one of {', '.join(SCENARIOS)}")
+        self.scenario = scenario
+        self.postgres = PostgresServer(max_connections=max_connections)
+        self.held: list[Any] = []  # connections a scenario keeps open
+        self.threads: list[threading.Thread] = []
+
+    def start(self) -> Sandbox:
+        try:
+            self.postgres.start()
+            SCENARIOS[self.scenario](self)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def env(self) -> dict[str, str]:
+        """Every target's variables, as a user would export them."""
+        return self.postgres.env()
+
+    def exports(self) -> str:
+        return "\n".join(f"export {k}={shlex.quote(v)}" for k, v in self.env().items())
+
+    def release(self) -> None:
+        """Close what the scenario holds open (its blocker rolls back, its waiter completes)."""
+        for conn in reversed(self.held):
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001
+                pass
+        self.held.clear()
+        for thread in self.threads:
+            thread.join(timeout=5)
+        self.threads.clear()
+
+    def stop(self) -> None:
+        self.release()
+        self.postgres.stop()
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

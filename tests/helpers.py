@@ -1,0 +1,26 @@
+"""Small readers for run folders, shared by the tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ORDER = ["OK", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+def read_summary(folder: Path) -> dict:
+    return json.loads((folder / "summary.json").read_text())
+
+
+def checks_at_or_above(summary: dict, severity: str) -> set[str]:
+    return {f["check"] for f in summary["findings"] if ORDER.index(f["severity"]) >= ORDER.index(severity)}
+
+
+def finding(summary: dict, check: str) -> dict:
+    return next(f for f in summary["findings"] if f["check"] == check)
+
+
+def every_byte(folder: Path) -> bytes:
+    """All files of a run folder, concatenated (for secret scans)."""
+    return b"\n".join(p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file())

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from imsnb.findings import Finding, Findings, Severity, escalation_for, judge, on_call, threshold
+
+
+def test_catalogue_levels_follow_the_runbook():
+    assert judge("postgres.connections_used", "database", 0.79, "").severity == Severity.OK
+    assert judge("postgres.connections_used", "database", 0.80, "").severity == Severity.WARNING
+    assert judge("postgres.connections_used", "database", 0.95, "").severity == Severity.ERROR
+    assert judge("cache.hit_rate", "cache", 0.81, "").severity == Severity.OK
+    assert judge("cache.hit_rate", "cache", 0.75, "").severity == Severity.WARNING
+    assert judge("postgres.replication_lag", "database", 12, "").severity == Severity.WARNING
+    assert threshold("api.p95_latency").warning == 500 and threshold("host.disk_free").warning == 0.20
+
+
+def test_thresholds_are_overridable_by_environment(monkeypatch):
+    monkeypatch.setenv("IMSNB_THRESHOLD_POSTGRES_CONNECTIONS_USED", "0.5")
+    assert judge("postgres.connections_used", "database", 0.6, "").severity == Severity.WARNING
+    assert threshold("postgres.connections_used").error == 0.90
+
+
+def test_escalation_matrix_and_on_call():
+    assert escalation_for("CRITICAL").escalation == "Page VP" and escalation_for("ERROR").page
+    assert escalation_for("WARNING").response_time == "15 min" and not escalation_for("WARNING").page
+    assert on_call(datetime(2026, 2, 9, 10, 0, tzinfo=UTC)) == "primary"  # Monday 10:00
+    assert on_call(datetime(2026, 2, 9, 17, 0, tzinfo=UTC)) == "secondary"  # Monday 17:00
+    assert on_call(datetime(2026, 2, 8, 12, 0, tzinfo=UTC)) == "secondary"  # Sunday
+
+
+def test_section_turns_failures_into_findings():
+    findings = Findings()
+    with findings.section("postgres.slow_queries", "database"):
+        raise TimeoutError("canceling statement due to lock timeout")
+    assert findings[0].severity == Severity.WARNING and "lock timeout" in findings[0].message
+    assert findings.worst == Severity.WARNING
+
+
+def test_finding_is_json_safe():
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    f = Finding("x.y", "database", "warning", np.float64(1.5), np.int64(2), evidence=pd.DataFrame({"a": [np.nan]}))
+    assert json.loads(json.dumps(f.to_dict())) == {
+        "check": "x.y",
+        "component": "database",
+        "severity": "WARNING",
+        "value": 1.5,
+        "threshold": 2,
+        "unit": "",
+        "message": "",
+        "evidence": [{"a": None}],
+    }
+    with pytest.raises(ValueError, match="component"):
+        Finding("x", "toaster", "OK")
