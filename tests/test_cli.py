@@ -60,6 +60,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, args, need
 
 
 def test_sandbox_prints_exports_and_cleans_up_on_ctrl_c(tmp_path):
+    before = _sandbox_dirs()
     proc = subprocess.Popen(
         [*IMSNB, "sandbox", "--scenario", "db-degradation"],
         cwd=tmp_path,
@@ -88,8 +89,8 @@ def test_sandbox_prints_exports_and_cleans_up_on_ctrl_c(tmp_path):
         ) as conn:
             waiting = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'").fetchone()
         assert waiting[0] == 1
-        datadirs = _sandbox_dirs()
-        assert datadirs
+        datadirs = _sandbox_dirs() - before
+        assert len(datadirs) == 1
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
