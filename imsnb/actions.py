@@ -7,6 +7,8 @@ termination or cancellation would target and why, built from the diagnostics' re
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 from imsnb import postgres
@@ -87,3 +89,38 @@ def _row(r, action: str, reason: str, blocks: int, age_s: float, query: str) -> 
         "query_start": r.query_start,
         "query": query,
     }
+
+
+def flush_plan(cache: Any = None, *, db: int = 0) -> pd.DataFrame:
+    """What the runbook's `FLUSHDB ASYNC` would do to database `db`, and its cost. Read-only: nothing is sent.
+
+    The expected impact is taken from the cache as it is now: keys lost, memory freed, and the read load that
+    falls through to PostgreSQL until the cache is warm again (hits per second before the flush).
+    """
+    from imsnb import cache as redis_cache
+
+    keys = redis_cache.keyspace(cache)
+    row = keys[keys["db"] == db]
+    count = int(row["keys"].iloc[0]) if not row.empty else 0
+    memory = redis_cache.memory_usage(cache)
+    stats = redis_cache.stats(cache)
+    hits_per_s = stats.keyspace_hits / stats.uptime_s if stats.uptime_s else 0.0
+    impact = (
+        f"{count:,} keys in db {db} dropped (memory freed in the background, up to "
+        f"{memory.used_bytes / 2**20:.1f} MiB); hit rate falls to 0% and about {hits_per_s:,.0f} reads/s fall "
+        "through to the database until keys are rebuilt on first request"
+    )
+    return pd.DataFrame(
+        [
+            {
+                "action": "FLUSHDB ASYNC",
+                "target": f"{redis_cache._cache(cache).label.split('/')[0]}/{db}",
+                "db": db,
+                "keys": count,
+                "why": "runbook › Redis Cache Flush: cache corrupted",
+                "expected_impact": impact,
+                "undo": "none: cached values are lost and recomputed by the application",
+                "status": "planned, not executed",
+            }
+        ]
+    )

@@ -62,3 +62,56 @@ def top_statements_chart(statements: pd.DataFrame, n: int = 10) -> Figure:
 def _label(query: str, width: int = 60) -> str:
     one_line = " ".join(str(query).split())
     return one_line if len(one_line) <= width else one_line[: width - 1] + "…"
+
+
+def cache_memory_chart(used_bytes: int, maxmemory_bytes: int, hits: int, misses: int) -> Figure:
+    """Two bars: memory used against maxmemory (90% line) and the hit rate (80% line)."""
+    fig = Figure(figsize=(9, 2.4), layout="constrained")
+    memory_ax, hits_ax = fig.subplots(1, 2)
+    mib = 2**20
+    limit = maxmemory_bytes or used_bytes
+    memory_ax.barh(["memory"], [used_bytes / mib], color="#4878a8")
+    memory_ax.axvline(
+        limit * threshold("cache.memory_used").warning / mib,
+        color=SEVERITY_COLOURS["warning"],
+        linestyle="--",
+        label="90% of maxmemory",
+    )
+    if maxmemory_bytes:
+        memory_ax.axvline(limit / mib, color=SEVERITY_COLOURS["error"], label="maxmemory")
+    memory_ax.set_xlim(0, max(limit, used_bytes) / mib * 1.05)
+    memory_ax.set_xlabel("MiB")
+    memory_ax.set_title(
+        f"Memory: {used_bytes / mib:.1f} of {maxmemory_bytes / mib:.1f} MiB"
+        if maxmemory_bytes
+        else f"Memory: {used_bytes / mib:.1f} MiB (no maxmemory)"
+    )
+    memory_ax.legend(fontsize=7, loc="lower right")
+    total = hits + misses
+    rate = hits / total if total else 0.0
+    hits_ax.barh(["lookups"], [rate], color=SEVERITY_COLOURS["ok"], label=f"hits {hits:,}")
+    hits_ax.barh(["lookups"], [1 - rate if total else 0], left=[rate], color="#c9c9c9", label=f"misses {misses:,}")
+    hits_ax.axvline(
+        threshold("cache.hit_rate").warning, color=SEVERITY_COLOURS["warning"], linestyle="--", label="80% hit rate"
+    )
+    hits_ax.set_xlim(0, 1)
+    hits_ax.set_title(f"Hit rate: {rate:.1%}" if total else "Hit rate: no lookups yet")
+    hits_ax.legend(fontsize=7, loc="lower right")
+    return fig
+
+
+def response_times_chart(times: pd.DataFrame) -> Figure:
+    """Each sampled request's time against the runbook's 500 ms p95 line; failed requests in red at the top."""
+    limit = threshold("api.p95_latency").warning
+    fig = Figure(figsize=(8, 2.6), layout="constrained")
+    ax = fig.add_subplot()
+    ok = times["error"].isna()
+    ax.bar(times.index[ok], times.loc[ok, "elapsed_ms"], color=SEVERITY_COLOURS["ok"], label="answered")
+    if (~ok).any():
+        ax.bar(times.index[~ok], times.loc[~ok, "elapsed_ms"], color=SEVERITY_COLOURS["error"], label="failed")
+    ax.axhline(limit, color=SEVERITY_COLOURS["warning"], linestyle="--", label=f"{limit:g} ms (runbook p95)")
+    ax.set_xlabel("request")
+    ax.set_ylabel("ms")
+    ax.set_title(f"Response times: {times['url'].iloc[0]}" if len(times) else "Response times")
+    ax.legend(fontsize=7)
+    return fig

@@ -51,6 +51,63 @@ def postgres_label() -> str:
     )
 
 
+def redis_settings() -> dict[str, object]:
+    """redis-py keywords: REDIS_URL if set (redis:// or rediss://), else REDIS_HOST/PORT/DB/USERNAME/PASSWORD."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        return {"url": url}
+    host = os.environ.get("REDIS_HOST")
+    if not host:
+        raise NotConfigured("no Redis target: set REDIS_URL, or REDIS_HOST (and REDIS_PORT, REDIS_PASSWORD)")
+    settings: dict[str, object] = {"host": host, "port": int(os.environ.get("REDIS_PORT") or 6379)}
+    settings["db"] = int(os.environ.get("REDIS_DB") or 0)
+    for name, key in (("REDIS_USERNAME", "username"), ("REDIS_PASSWORD", "password")):
+        if os.environ.get(name):
+            settings[key] = os.environ[name]
+    return settings
+
+
+def redis_label() -> str:
+    """Where the cache diagnostics connect, for messages (never the password)."""
+    try:
+        settings = redis_settings()
+    except NotConfigured:
+        return "redis (not configured)"
+    if "url" in settings:
+        parts = urlsplit(str(settings["url"]))
+        return f"{parts.hostname}:{parts.port or 6379}{parts.path or '/0'}"
+    return f"{settings['host']}:{settings['port']}/{settings['db']}"
+
+
+def api_url() -> str:
+    """Base URL of the IMS API (IMSNB_API_URL, or the runbook's API_HOST on port API_PORT/8000)."""
+    url = os.environ.get("IMSNB_API_URL")
+    if url:
+        return url.rstrip("/")
+    host = os.environ.get("API_HOST")
+    if not host:
+        raise NotConfigured("no API target: set IMSNB_API_URL (e.g. https://api.ims-2.0.com) or API_HOST")
+    return f"http://{host}:{os.environ.get('API_PORT') or 8000}"
+
+
+def tls_endpoints() -> list[str]:
+    """host:port endpoints whose certificates to check: IMSNB_TLS_ENDPOINTS (comma-separated), else the API's
+    host on 443 when IMSNB_API_URL is https."""
+    listed = [e.strip() for e in os.environ.get("IMSNB_TLS_ENDPOINTS", "").split(",") if e.strip()]
+    if listed:
+        return listed
+    url = os.environ.get("IMSNB_API_URL", "")
+    if url.startswith("https://"):
+        parts = urlsplit(url)
+        return [f"{parts.hostname}:{parts.port or 443}"]
+    return []
+
+
+def tls_ca_file() -> str | None:
+    """Extra CA bundle for certificate checks (a private CA): IMSNB_TLS_CA_FILE; else the system's store."""
+    return os.environ.get("IMSNB_TLS_CA_FILE") or None
+
+
 def _pgpass_passwords() -> list[str]:
     path = Path(os.environ.get("PGPASSFILE") or Path.home() / ".pgpass")
     try:

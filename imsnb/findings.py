@@ -74,6 +74,7 @@ CATALOGUE: dict[str, Threshold] = {
     "cache.memory_used": Threshold(0.90, 0.95, 0.99, unit="ratio", source="Memory: < 90% used"),
     "cache.evictions": Threshold(1.0, 1000.0, None, unit="keys", source="Evictions: = 0"),
     "cache.latency": Threshold(1.0, 10.0, 100.0, unit="ms", source="Latency: < 1ms"),
+    "tls.days_to_expiry": Threshold(30.0, 7.0, 0.0, above=False, unit="days", source="cert expires in 30 days"),
     "api.error_rate": Threshold(0.001, 0.01, 0.05, unit="ratio", source="Error rate: < 0.1%"),
     "api.p95_latency": Threshold(500.0, 1000.0, 30000.0, unit="ms", source="Response time P95: < 500ms"),
 }

@@ -140,7 +140,7 @@ FROM pg_extension
 WHERE extname = 'pg_stat_statements'
 """
 
-# -- the runbook's "identify slow queries"; {total}/{mean} are filled from STATEMENT_TIME_COLUMNS only
+# -- the runbook's "identify slow queries"; {total}/{mean}/{order} are filled from STATEMENT_TIME_COLUMNS only
 STATEMENTS_TEMPLATE = """
 SELECT
     s.queryid::text AS queryid,
@@ -157,7 +157,7 @@ LEFT JOIN pg_database AS d ON d.oid = s.dbid
 LEFT JOIN pg_roles AS r ON r.oid = s.userid
 WHERE s.{mean} >= %(min_mean_ms)s
     AND s.calls >= %(min_calls)s
-ORDER BY s.{total} DESC
+ORDER BY s.{order} DESC
 LIMIT %(limit)s
 """
 STATEMENT_TIME_COLUMNS = {
@@ -400,9 +400,9 @@ def idle_in_transaction(db: Database | None = None, *, min_idle_s: float = 0, li
 
 
 def statements(
-    db: Database | None = None, *, min_mean_ms: float = 0, min_calls: int = 1, limit: int = 10
+    db: Database | None = None, *, min_mean_ms: float = 0, min_calls: int = 1, limit: int = 10, by: str = "total"
 ) -> pd.DataFrame:
-    """pg_stat_statements by total time (PostgreSQL 12 or 13+ column names), literals masked.
+    """pg_stat_statements by total (or `by="mean"`) time, PostgreSQL 12 or 13+ column names, literals masked.
 
     Raises NotAvailable (with how to enable it) when the extension is not installed or not preloaded.
     """
@@ -415,7 +415,9 @@ def statements(
         raise NotAvailable("pg_stat_statements is not installed in this database", hint)
     columns = set(db.frame(STATEMENTS_COLUMNS)["attname"])
     names = STATEMENT_TIME_COLUMNS["total_exec_time" if "total_exec_time" in columns else "total_time"]
-    sql = STATEMENTS_TEMPLATE.format(**names)
+    if by not in ("total", "mean"):
+        raise ValueError(f"statements(by={by!r}): use 'total' or 'mean'")
+    sql = STATEMENTS_TEMPLATE.format(**names, order=names[by])
     try:
         frame = db.frame(sql, {"min_mean_ms": float(min_mean_ms), "min_calls": int(min_calls), "limit": int(limit)})
     except psycopg.errors.ObjectNotInPrerequisiteState as exc:
@@ -428,6 +430,11 @@ def slow_queries(db: Database | None = None, *, min_mean_ms: float | None = None
     if min_mean_ms is None:
         min_mean_ms = threshold("postgres.slow_queries").warning
     return statements(db, min_mean_ms=min_mean_ms, limit=limit)
+
+
+def slowest_statements(db: Database | None = None, *, limit: int = 5) -> pd.DataFrame:
+    """The runbook's API-timeout check: statements by mean time (`ORDER BY mean_time DESC LIMIT 5`)."""
+    return statements(db, limit=limit, by="mean")
 
 
 def cache_hit_ratio(db: Database | None = None, *, limit: int = 20) -> pd.DataFrame:

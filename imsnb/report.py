@@ -6,6 +6,7 @@ terminals, and `application/vnd.imsnb.findings+json` for machines (the runner bu
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import io
 from datetime import UTC, datetime
@@ -105,6 +106,8 @@ def show(obj: Any, title: str | None = None) -> None:
         buffer = io.BytesIO()
         obj.savefig(buffer, format="png", dpi=96)
         _display({"image/png": buffer.getvalue(), "text/plain": f"<chart: {title or 'figure'}>"})
+    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        show(pd.DataFrame(list(dataclasses.asdict(obj).items()), columns=["metric", "value"]))
     elif isinstance(obj, pd.DataFrame):
         if obj.empty:
             _display({"text/plain": "(none)", "text/html": "<p><i>(none)</i></p>"})

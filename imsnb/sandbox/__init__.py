@@ -14,7 +14,9 @@ import threading
 from typing import Any
 
 from imsnb.errors import BadParameter
+from imsnb.sandbox.api import ApiServer
 from imsnb.sandbox.postgres import PostgresServer
+from imsnb.sandbox.redis import RedisServer
 from imsnb.sandbox.scenarios import SCENARIOS
 
 __all__ = ["SCENARIOS", "Sandbox"]
@@ -26,21 +28,41 @@ class Sandbox:
             raise BadParameter(f"unknown scenario {scenario!r}: choose one of {', '.join(SCENARIOS)}")
         self.scenario = scenario
         self.postgres = PostgresServer(max_connections=max_connections)
+        self.redis = RedisServer()
+        self.api = ApiServer()
         self.held: list[Any] = []  # connections a scenario keeps open
         self.threads: list[threading.Thread] = []
 
     def start(self) -> Sandbox:
         try:
             self.postgres.start()
+            self.redis.start()
+            self.api.start()
+            self.api.state.checks = {"database": self._database_answers, "cache": self._cache_answers}
             SCENARIOS[self.scenario](self)
         except BaseException:
             self.stop()
             raise
         return self
 
+    def _database_answers(self) -> bool:
+        import socket
+
+        try:
+            with socket.create_connection(("127.0.0.1", self.postgres.port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def _cache_answers(self) -> bool:
+        try:
+            return bool(self.redis.client().ping())
+        except Exception:  # noqa: BLE001
+            return False
+
     def env(self) -> dict[str, str]:
         """Every target's variables, as a user would export them."""
-        return self.postgres.env()
+        return self.postgres.env() | self.redis.env() | self.api.env()
 
     def exports(self) -> str:
         return "\n".join(f"export {k}={shlex.quote(v)}" for k, v in self.env().items())
@@ -59,6 +81,8 @@ class Sandbox:
 
     def stop(self) -> None:
         self.release()
+        self.api.stop()
+        self.redis.stop()
         self.postgres.stop()
 
     def __enter__(self) -> Sandbox:

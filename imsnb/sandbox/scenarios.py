@@ -55,16 +55,31 @@ def _normal_traffic(sandbox: Sandbox, calls: int = 200) -> None:
             conn.execute(CUSTOMER_QUERY, {"customer_id": i % 500})
 
 
+def _cache_traffic(sandbox: Sandbox, keys: int = 200, reads: int = 1000) -> None:
+    """A warm cache: every read but a few hits (hit rate ~99%), memory far under maxmemory."""
+    client = sandbox.redis.client()
+    pipe = client.pipeline(transaction=False)
+    for i in range(keys):
+        pipe.set(f"session:{i}", "x" * 200, ex=3600)
+    for i in range(reads):
+        pipe.get(f"session:{i % keys}")
+    for i in range(reads // 100):
+        pipe.get(f"session:missing:{i}")
+    pipe.execute()
+
+
 def healthy(sandbox: Sandbox) -> None:
-    """Fast queries only, a handful of connections, no lock waits."""
+    """Fast queries only, a handful of connections, no lock waits; a warm cache; a healthy API; a fresh cert."""
     _seed(sandbox)
     _normal_traffic(sandbox)
+    _cache_traffic(sandbox)
 
 
 def db_degradation(sandbox: Sandbox) -> None:
     """The runbook's "Database Performance Degradation": slow statements, a lock pile-up, connections > 80%."""
     _seed(sandbox)
     _normal_traffic(sandbox)
+    _cache_traffic(sandbox)
     with sandbox.postgres.connect("ims-reports", autocommit=True) as conn:
         for _ in range(3):
             conn.execute(SLOW_QUERY, {"pattern": "%@example.org"})
@@ -106,7 +121,51 @@ def _wait_until_waiting(sandbox: Sandbox, timeout_s: float = 10) -> None:
     raise RuntimeError("the blocked UPDATE never started waiting on the lock")
 
 
+def cache_pressure(sandbox: Sandbox) -> None:
+    """Memory at maxmemory, keys being evicted, most reads missing (hit rate well under 80%), a big key, a slow
+    Lua script in the slow log."""
+    _seed(sandbox)
+    _normal_traffic(sandbox)
+    client = sandbox.redis.client()
+    value = "v" * 10_000
+    pipe = client.pipeline(transaction=False)
+    for i in range(2_000):  # ~20 MB into an 8 MB cache: allkeys-lru evicts
+        pipe.set(f"product:{i}", value)
+        if i % 100 == 99:
+            pipe.execute()
+    pipe.execute()
+    for i in range(2_000):  # reads spread over the whole set: most were evicted (small batches: replies count
+        pipe.get(f"product:{i}")  # toward used_memory and would trigger evictions of their own)
+        if i % 100 == 99:
+            pipe.execute()
+    client.eval("local i = 0 while i < 3000000 do i = i + 1 end return i", 0)  # ~tens of ms: the slow log
+    client.set("report:daily:blob", "r" * 600_000)  # the big key a SCAN sample should surface
+    limit = int(client.config_get("maxmemory")["maxmemory"])
+    i = 0
+    for _ in range(3):  # top up to the limit; re-check after a pause, as freed buffers lower the figure
+        while int(client.info("memory")["used_memory"]) < 0.97 * limit and i < 5_000:
+            client.set(f"product:refill:{i}", value)
+            i += 1
+        time.sleep(0.1)
+
+
+def api_degraded(sandbox: Sandbox) -> None:
+    """/health says the database is unhealthy (status degraded, HTTP 503); /api/v1/orders takes 1.5 s."""
+    healthy(sandbox)
+    sandbox.api.state.unhealthy = {"database"}
+    sandbox.api.state.slow_paths["/api/v1/orders"] = 1.5
+
+
+def cert_expiring(sandbox: Sandbox) -> None:
+    """The API's TLS certificate has 10 days left."""
+    healthy(sandbox)
+    sandbox.api.set_certificate(days=10)
+
+
 SCENARIOS: dict[str, Callable[[Sandbox], None]] = {
     "healthy": healthy,
     "db-degradation": db_degradation,
+    "cache-pressure": cache_pressure,
+    "api-degraded": api_degraded,
+    "cert-expiring": cert_expiring,
 }
