@@ -13,6 +13,8 @@ from typing import Any
 
 import pandas as pd
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from imsnb import config
 from imsnb.errors import NotConfigured, Unreachable
@@ -55,6 +57,7 @@ class Cache:
             "socket_connect_timeout": CONNECT_TIMEOUT_S,
             "client_name": self.application.replace("/", "-"),
             "retry_on_timeout": False,
+            "retry": Retry(NoBackoff(), 0),  # redis-py retries 3 times by default: a hung server would cost 4x
             "decode_responses": False,
         }
         url = settings.pop("url", None)
@@ -215,7 +218,7 @@ def slow_log(cache: Cache | None = None, *, limit: int = 20) -> pd.DataFrame:
     rows = []
     for entry in entries:
         words = _text(entry.get("command", b"")).split()
-        shown = " ".join(words[:2] + ["?"] * min(len(words) - 2, 3)) if len(words) > 2 else " ".join(words)
+        shown = _masked_command(words)
         rows.append(
             {
                 "id": entry.get("id"),
@@ -262,6 +265,37 @@ def big_keys(
     ]
     frame = pd.DataFrame(rows, columns=["key", "type", "bytes", "ttl_s"])
     return frame.sort_values("bytes", ascending=False).head(top).reset_index(drop=True)
+
+
+# Commands whose first argument is not a key (a script, a password, a setting): shown by name only.
+_OPAQUE = {
+    "EVAL",
+    "EVALSHA",
+    "EVAL_RO",
+    "EVALSHA_RO",
+    "FCALL",
+    "FCALL_RO",
+    "SCRIPT",
+    "FUNCTION",
+    "AUTH",
+    "HELLO",
+    "CONFIG",
+    "ACL",
+    "MIGRATE",
+    "CLIENT",
+    "MODULE",
+    "DEBUG",
+}
+
+
+def _masked_command(words: list[str]) -> str:
+    """A slow-log entry as `COMMAND key ?…`: values can hold customer data, scripts and settings can hold secrets."""
+    if not words:
+        return ""
+    name = words[0].upper()
+    if name in _OPAQUE or len(words) == 1:
+        return name + (" …" if len(words) > 1 else "")
+    return " ".join([name, words[1]] + (["…"] if len(words) > 2 else []))
 
 
 def _text(value: Any) -> str:

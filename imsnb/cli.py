@@ -15,6 +15,7 @@ from pathlib import Path
 from imsnb import __version__
 from imsnb.errors import ImsnbError
 from imsnb.findings import Severity
+from imsnb.sandbox.scenarios import SCENARIOS
 
 EXIT_BAD_INPUT = 2
 
@@ -47,12 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--outputs", default="outputs", help="archive folder (default: ./outputs)")
     run.add_argument("--timeout", type=float, default=600, help="seconds a single cell may run (default 600)")
 
-    demo = sub.add_parser("demo", help="start the sandbox, run db_performance against it, print the findings")
-    demo.add_argument("--scenario", default="db-degradation", help="sandbox scenario (default db-degradation)")
+    demo = sub.add_parser("demo", help="start the sandbox, run every notebook against it, print the findings")
+    demo.add_argument("--scenario", default="db-degradation", help="one of: " + ", ".join(SCENARIOS))
     demo.add_argument("--outputs", default="outputs", help="archive folder (default: ./outputs)")
 
     box = sub.add_parser("sandbox", help="start local stand-ins for production and print their exports")
-    box.add_argument("--scenario", default="healthy", help="healthy or db-degradation")
+    box.add_argument("--scenario", default="healthy", help="one of: " + ", ".join(SCENARIOS))
 
     args = parser.parse_args(argv)
     try:
@@ -111,22 +112,28 @@ def _print_result(result) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """Every notebook against the sandbox, db_performance first; the findings of each, then where they are."""
+    from imsnb.notebooks import list_notebooks
     from imsnb.runner import run_notebook
     from imsnb.sandbox import Sandbox
 
+    names = sorted((info.name for info in list_notebooks()), key=lambda n: (n != "db_performance", n))
     print(f"starting the sandbox ({args.scenario}) ...", flush=True)
+    results = []
     with Sandbox(args.scenario) as sandbox:
         saved = dict(os.environ)
         os.environ.update(sandbox.env())
         try:
-            print("running db_performance against it ...", flush=True)
-            result = run_notebook("db_performance", {"window": "30m"}, incident_id="DEMO", outputs=args.outputs)
+            for name in names:
+                print(f"\n== {name}", flush=True)
+                result = run_notebook(name, {"window": "30m"}, incident_id="DEMO", outputs=args.outputs)
+                _print_result(result)
+                results.append(result)
         finally:
             os.environ.clear()
             os.environ.update(saved)
-    _print_result(result)
-    print(f"open {Path(result.folder) / 'report.html'} in a browser to read the report")
-    return 0 if result.status == "ok" else result.exit_code
+    print(f"\nopen {Path(results[0].folder) / 'report.html'} in a browser to read the db_performance report")
+    return max((3 if r.status != "ok" else 0 for r in results), default=0)
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:

@@ -1,0 +1,79 @@
+"""Each scenario's seeded problem, found by its notebook through the runner, as the named check."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+from helpers import checks_at_or_above, every_byte, finding, read_summary
+
+from imsnb.runner import run_notebook
+from imsnb.sandbox import Sandbox
+
+CASES = {
+    "cache-pressure": ("redis_cache", {"cache.memory_used", "cache.hit_rate", "cache.evictions"}),
+    "api-degraded": ("health_check", {"api.health"}),
+    "cert-expiring": ("certificate_expiry", {"tls.days_to_expiry"}),
+}
+
+
+@pytest.mark.parametrize("scenario", sorted(CASES))
+def test_seeded_problem_is_found(scenario, use_env, tmp_path):
+    notebook, checks = CASES[scenario]
+    with Sandbox(scenario) as sandbox:
+        use_env(sandbox)
+        result = run_notebook(notebook, {}, incident_id="INC-9", outputs=tmp_path)
+        summary = read_summary(result.folder)
+        assert summary["status"] == "ok"
+        assert checks <= checks_at_or_above(summary, "WARNING")
+        blob = every_byte(result.folder)
+        assert sandbox.redis.password.encode() not in blob
+        assert sandbox.postgres.password.encode() not in blob
+
+
+@pytest.mark.parametrize("notebook", ["health_check", "redis_cache", "api_timeout", "certificate_expiry"])
+def test_healthy_shows_nothing(notebook, healthy_sandbox, use_env, tmp_path):
+    use_env(healthy_sandbox)
+    result = run_notebook(notebook, {}, incident_id="INC-OK", outputs=tmp_path)
+    summary = read_summary(result.folder)
+    assert summary["status"] == "ok" and summary["severity"] == "OK", summary["findings"]
+    assert result.exit_code == 0
+
+
+def test_api_timeout_names_the_slow_endpoint_and_advises(use_env, tmp_path):
+    with Sandbox("api-degraded") as sandbox:
+        use_env(sandbox)
+        result = run_notebook("api_timeout", {"samples": "2"}, incident_id="INC-T", outputs=tmp_path)
+        summary = read_summary(result.folder)
+        assert finding(summary, "api.response_time")["severity"] == "ERROR"
+        assert "profile the endpoint" in (result.folder / "report.html").read_text()
+
+
+def test_closed_redis_port_is_critical_and_quick(healthy_sandbox, use_env, monkeypatch, tmp_path):
+    use_env(healthy_sandbox)
+    monkeypatch.setenv("REDIS_PORT", "1")
+    started = time.monotonic()
+    result = run_notebook("redis_cache", {}, incident_id="INC-R", outputs=tmp_path)
+    summary = read_summary(result.folder)
+    assert summary["status"] == "ok" and result.exit_code == 1
+    reach = finding(summary, "cache.reachable")
+    assert reach["severity"] == "CRITICAL" and "refused" in reach["message"].lower()
+    assert [f["check"] for f in summary["findings"]] == ["cache.reachable"], "later sections are skipped, not failed"
+    assert time.monotonic() - started < 30
+
+
+def test_hung_redis_mid_run_is_critical_within_seconds(use_env, tmp_path):
+    with Sandbox("healthy") as sandbox:
+        use_env(sandbox)
+        os.kill(sandbox.redis.process.pid, signal.SIGSTOP)
+        try:
+            result = run_notebook("health_check", {}, incident_id="INC-H", outputs=tmp_path)
+        finally:
+            os.kill(sandbox.redis.process.pid, signal.SIGCONT)
+        summary = read_summary(result.folder)
+        reach = finding(summary, "cache.reachable")
+        assert reach["severity"] == "CRITICAL" and "timeout" in reach["message"].lower()
+        assert finding(summary, "postgres.connections_used")["severity"] == "OK", "the other sections still ran"
+        assert summary["duration_s"] < 15
