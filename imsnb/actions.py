@@ -124,3 +124,67 @@ def flush_plan(cache: Any = None, *, db: int = 0) -> pd.DataFrame:
             }
         ]
     )
+
+
+RDS_CLASS_LADDER = ["db.t3.micro", "db.t3.small", "db.t3.medium", "db.t3.large", "db.t3.xlarge", "db.t3.2xlarge"]
+
+
+def next_rds_class(current: str) -> str | None:
+    """One size up on the runbook's ladder (db.t3.micro → small → medium ...); None at the top or off the ladder."""
+    if current in RDS_CLASS_LADDER and current != RDS_CLASS_LADDER[-1]:
+        return RDS_CLASS_LADDER[RDS_CLASS_LADDER.index(current) + 1]
+    return None
+
+
+def scaling_plan(
+    services: pd.DataFrame,
+    instances: pd.DataFrame,
+    *,
+    cluster: str,
+    target_count: int | None = None,
+    rds_cpu_peak: float | None = None,
+) -> pd.DataFrame:
+    """The runbook's horizontal (ECS desired count) and vertical (RDS class) scaling, as commands to review.
+
+    Desired count: `target_count`, else one more than now, capped at twice the current count. The RDS step is
+    proposed only when its CPU peaked at or above 80%. Nothing is executed here.
+    """
+    rows = []
+    for s in services.itertuples():
+        current = int(s.desired)
+        wanted = target_count if target_count is not None else current + 1
+        wanted = max(1, min(wanted, max(2 * current, 1)))
+        stuck = s.running < s.desired
+        rows.append(
+            {
+                "action": "ecs update-service --desired-count",
+                "target": f"{cluster}/{s.service}",
+                "from": current,
+                "to": wanted,
+                "why": f"{s.running} running of {s.desired} desired, {s.pending} pending: find why tasks do not start "
+                "before adding more"
+                if stuck
+                else "more capacity for the API",
+                "command": f"aws ecs update-service --cluster {cluster} --service {s.service} --desired-count {wanted}",
+                "undo": f"--desired-count {current}",
+            }
+        )
+    for i in instances.itertuples():
+        bigger = next_rds_class(instances.loc[i.Index, "class"])
+        if bigger is None or rds_cpu_peak is None or rds_cpu_peak < 80:
+            continue
+        rows.append(
+            {
+                "action": "rds modify-db-instance --db-instance-class",
+                "target": i.instance,
+                "from": instances.loc[i.Index, "class"],
+                "to": bigger,
+                "why": f"CPU peaked at {rds_cpu_peak:.0f}% (runbook: < 80%); brief downtime unless Multi-AZ",
+                "command": f"aws rds modify-db-instance --db-instance-identifier {i.instance} "
+                f"--db-instance-class {bigger} --apply-immediately",
+                "undo": f"--db-instance-class {instances.loc[i.Index, 'class']}",
+            }
+        )
+    frame = pd.DataFrame(rows, columns=["action", "target", "from", "to", "why", "command", "undo"])
+    frame["status"] = "planned, not executed"
+    return frame

@@ -52,6 +52,9 @@ class Cache:
         except NotConfigured as exc:
             self._failure = Unreachable("cache", str(exc))
             raise self._failure from None
+        except ValueError as exc:  # REDIS_PORT=abc and the like
+            self._failure = Unreachable("cache", f"bad Redis settings: {exc}")
+            raise self._failure from None
         common = {
             "socket_timeout": self.socket_timeout_s,
             "socket_connect_timeout": CONNECT_TIMEOUT_S,
@@ -61,7 +64,11 @@ class Cache:
             "decode_responses": False,
         }
         url = settings.pop("url", None)
-        client = redis.Redis.from_url(str(url), **common) if url else redis.Redis(**settings, **common)
+        try:
+            client = redis.Redis.from_url(str(url), **common) if url else redis.Redis(**settings, **common)
+        except ValueError as exc:  # REDIS_URL=http://... : not a Redis URL
+            self._failure = Unreachable(f"cache {self.label}", f"bad REDIS_URL: {exc}")
+            raise self._failure from None
         try:
             client.ping()
         except _UNREACHABLE as exc:
@@ -252,7 +259,7 @@ def big_keys(
         return pd.DataFrame(columns=["key", "type", "bytes", "ttl_s"])
     pipe = client.pipeline(transaction=False)
     for key in keys:
-        pipe.memory_usage(key, samples=0)
+        pipe.memory_usage(key)  # Redis's default 5 samples: SAMPLES 0 walks every element, blocking the server
         pipe.type(key)
         pipe.ttl(key)
     try:

@@ -115,3 +115,48 @@ def response_times_chart(times: pd.DataFrame) -> Figure:
     ax.set_title(f"Response times: {times['url'].iloc[0]}" if len(times) else "Response times")
     ax.legend(fontsize=7)
     return fig
+
+
+def timeseries_chart(
+    frame: pd.DataFrame,
+    metric: str,
+    *,
+    threshold_value: float | None = None,
+    title: str | None = None,
+    unit: str = "",
+    fit: bool = False,
+) -> Figure:
+    """One CloudWatch metric over the window (a tidy frame from imsnb.aws.cloudwatch), with its threshold line
+    and, with `fit`, the least-squares trend (the memory-leak projection)."""
+    rows = frame[frame["metric"] == metric]
+    fig = Figure(figsize=(9, 2.8), layout="constrained")
+    ax = fig.add_subplot()
+    ax.set_title(title or metric)
+    if rows.empty:
+        ax.text(0.5, 0.5, f"no {metric} datapoints in the window", ha="center", va="center", transform=ax.transAxes)
+        return fig
+    times = pd.to_datetime(rows["timestamp"])
+    ax.plot(times, rows["value"], color="#4878a8", linewidth=1.2, label=metric)
+    if threshold_value is not None:
+        ax.axhline(
+            threshold_value,
+            color=SEVERITY_COLOURS["warning"],
+            linestyle="--",
+            label=f"threshold {threshold_value:g}{unit}",
+        )
+    if fit and len(rows) >= 3:
+        import numpy as np
+
+        hours = (times - times.iloc[0]).dt.total_seconds().to_numpy() / 3600
+        slope, intercept = np.polyfit(hours, rows["value"].to_numpy(dtype=float), 1)
+        ax.plot(
+            times,
+            slope * hours + intercept,
+            color=SEVERITY_COLOURS["error"],
+            linestyle=":",
+            label=f"trend {slope:+.2f}{unit}/h",
+        )
+    ax.set_ylabel(unit)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.autofmt_xdate()
+    return fig

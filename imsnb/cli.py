@@ -46,18 +46,21 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--incident", help="incident or ticket id the run is filed under (default: adhoc)")
     run.add_argument("--fail-on", default="ERROR", help="exit 1 when the worst finding is at or above (default ERROR)")
     run.add_argument("--outputs", default="outputs", help="archive folder (default: ./outputs)")
-    run.add_argument("--timeout", type=float, default=600, help="seconds a single cell may run (default 600)")
+    run.add_argument("--timeout", type=float, default=600, help="seconds a single cell may run (default 600, > 0)")
 
     demo = sub.add_parser("demo", help="start the sandbox, run every notebook against it, print the findings")
     demo.add_argument("--scenario", default="db-degradation", help="one of: " + ", ".join(SCENARIOS))
     demo.add_argument("--outputs", default="outputs", help="archive folder (default: ./outputs)")
+
+    sub.add_parser("iam-policy", help="print the least-privilege read-only IAM policy for the AWS diagnostics")
 
     box = sub.add_parser("sandbox", help="start local stand-ins for production and print their exports")
     box.add_argument("--scenario", default="healthy", help="one of: " + ", ".join(SCENARIOS))
 
     args = parser.parse_args(argv)
     try:
-        return {"list": cmd_list, "run": cmd_run, "demo": cmd_demo, "sandbox": cmd_sandbox}[args.command](args)
+        commands = {"list": cmd_list, "run": cmd_run, "demo": cmd_demo, "sandbox": cmd_sandbox, "iam-policy": cmd_iam}
+        return commands[args.command](args)
     except ImsnbError as exc:
         print(f"imsnb: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -76,6 +79,13 @@ def cmd_list(args: argparse.Namespace) -> int:
             default = "None" if p.default is None else repr(p.default)
             print(f"    -p {p.name:<22} {p.type + ('?' if p.optional else ''):<6} default {default:<12} {p.help}")
         print()
+    return 0
+
+
+def cmd_iam(args: argparse.Namespace) -> int:
+    from imsnb.aws import iam_policy_json
+
+    print(iam_policy_json())
     return 0
 
 

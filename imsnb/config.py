@@ -59,8 +59,11 @@ def redis_settings() -> dict[str, object]:
     host = os.environ.get("REDIS_HOST")
     if not host:
         raise NotConfigured("no Redis target: set REDIS_URL, or REDIS_HOST (and REDIS_PORT, REDIS_PASSWORD)")
-    settings: dict[str, object] = {"host": host, "port": int(os.environ.get("REDIS_PORT") or 6379)}
-    settings["db"] = int(os.environ.get("REDIS_DB") or 0)
+    try:
+        settings: dict[str, object] = {"host": host, "port": int(os.environ.get("REDIS_PORT") or 6379)}
+        settings["db"] = int(os.environ.get("REDIS_DB") or 0)
+    except ValueError:
+        raise NotConfigured("REDIS_PORT and REDIS_DB must be numbers") from None
     for name, key in (("REDIS_USERNAME", "username"), ("REDIS_PASSWORD", "password")):
         if os.environ.get(name):
             settings[key] = os.environ[name]
@@ -74,8 +77,11 @@ def redis_label() -> str:
     except NotConfigured:
         return "redis (not configured)"
     if "url" in settings:
-        parts = urlsplit(str(settings["url"]))
-        return f"{parts.hostname}:{parts.port or 6379}{parts.path or '/0'}"
+        try:
+            parts = urlsplit(str(settings["url"]))
+            return f"{parts.hostname}:{parts.port or 6379}{parts.path or '/0'}"
+        except ValueError:
+            return "redis (bad REDIS_URL)"
     return f"{settings['host']}:{settings['port']}/{settings['db']}"
 
 
@@ -88,6 +94,23 @@ def api_url() -> str:
     if not host:
         raise NotConfigured("no API target: set IMSNB_API_URL (e.g. https://api.ims-2.0.com) or API_HOST")
     return f"http://{host}:{os.environ.get('API_PORT') or 8000}"
+
+
+# AWS resource names, defaulting to the runbook's own.
+AWS_NAMES = {
+    "rds_instance": ("IMSNB_RDS_INSTANCE", "ims-postgres-db"),
+    "ecs_cluster": ("IMSNB_ECS_CLUSTER", "ims-production"),
+    "ecs_service": ("IMSNB_ECS_SERVICE", "ims-backend"),
+    "log_group": ("IMSNB_LOG_GROUP", "/ims/application"),
+    "backup_bucket": ("IMSNB_BACKUP_BUCKET", "ims-backups"),
+    "cache_cluster": ("IMSNB_CACHE_CLUSTER", "ims-redis"),
+}
+
+
+def aws_name(kind: str, given: str | None = None) -> str:
+    """A notebook parameter if given, else its IMSNB_* variable, else the runbook's name (e.g. ims-postgres-db)."""
+    variable, default = AWS_NAMES[kind]
+    return given or os.environ.get(variable) or default
 
 
 def tls_endpoints() -> list[str]:
@@ -124,14 +147,18 @@ def _pgpass_passwords() -> list[str]:
 
 
 def url_password(value: str) -> str | None:
-    """The password inside a URL such as redis://:pw@host or postgresql://user:pw@host/db, if any."""
+    """The password inside a URL such as redis://:pw@host or postgresql://user:pw@host/db, if any (decoded)."""
+    raw = _raw_url_password(value)
+    return unquote(raw) if raw else None
+
+
+def _raw_url_password(value: str) -> str | None:
     if not _URL_WITH_PASSWORD.match(value):
         return None
     try:
-        password = urlsplit(value).password
+        return urlsplit(value).password or None
     except ValueError:
         return None
-    return unquote(password) if password else None
 
 
 def secret_values() -> list[str]:
@@ -142,9 +169,9 @@ def secret_values() -> list[str]:
             continue
         if SECRET_ENV_NAME.search(name):
             found.add(value)
-        password = url_password(value)
-        if password:
-            found.add(password)
+        raw = _raw_url_password(value)
+        if raw:
+            found.update({raw, unquote(raw)})  # as written in the URL (percent-encoded) and as sent
     found.update(_pgpass_passwords())
     return sorted((s for s in found if len(s) >= MIN_SCRUB_LENGTH), key=len, reverse=True)
 
@@ -160,28 +187,33 @@ def config_file() -> Path | None:
     return None
 
 
-def use_environment(name: str) -> dict[str, str]:
-    """Apply a named environment from imsnb.toml (`[environments.NAME]`, env-var names as keys) to os.environ.
+def environment_settings(name: str) -> dict[str, str]:
+    """The `[environments.NAME]` table of imsnb.toml (env-var names as keys), or NotConfigured saying why not.
 
-    "default" (or empty) uses the process environment as it is. Secret-looking keys are refused: secrets belong in
-    the environment or a secrets store, never in a file that travels with the notebooks.
+    Secret-looking keys are refused: secrets belong in the environment or a secrets store, never in a file that
+    travels with the notebooks.
     """
-    if not name or name == "default":
-        return {}
     path = config_file()
     if path is None:
         raise NotConfigured(f"environment {name!r} needs an imsnb.toml (set IMSNB_CONFIG) with [environments.{name}]")
     try:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise NotConfigured(f"cannot read {path}: {exc}") from None
+        raise NotConfigured(f"cannot read {path}: {' '.join(str(exc).split())}") from None
     section = data.get("environments", {}).get(name)
     if not isinstance(section, dict):
         known = ", ".join(sorted(data.get("environments", {}))) or "none"
         raise NotConfigured(f"environment {name!r} is not in {path} (known: {known})")
-    applied = {}
     for key, value in section.items():
         if SECRET_ENV_NAME.search(key) or url_password(str(value)):
             raise NotConfigured(f"{path}: [environments.{name}] {key} looks like a secret: set it in the environment")
-        applied[key] = os.environ[key] = str(value)
+    return {key: str(value) for key, value in section.items()}
+
+
+def use_environment(name: str) -> dict[str, str]:
+    """Apply a named environment of imsnb.toml to os.environ; "default" (or empty) changes nothing."""
+    if not name or name == "default":
+        return {}
+    applied = environment_settings(name)
+    os.environ.update(applied)
     return applied

@@ -17,16 +17,21 @@ class BadParameter(ImsnbError):
 
 
 class NotConfigured(ImsnbError):
-    """A target has no configuration."""
+    """A target has no configuration; `check` names the finding a notebook section reports it as."""
+
+    def __init__(self, message: str, *, check: str | None = None):
+        super().__init__(message)
+        self.check = check
 
 
 class Unreachable(ImsnbError):
     """A target could not be reached; `target` says which, the message says why."""
 
-    def __init__(self, target: str, reason: str):
+    def __init__(self, target: str, reason: str, *, check: str | None = None):
         super().__init__(f"{target} unreachable: {reason}")
         self.target = target
         self.reason = reason
+        self.check = check  # the finding to report it as, when not `<source>.reachable`
 
 
 class NotAvailable(ImsnbError):

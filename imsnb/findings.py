@@ -16,7 +16,7 @@ from datetime import UTC, datetime, time
 from enum import IntEnum
 from typing import Any
 
-from imsnb.errors import ImsnbError, NotAvailable, Unreachable
+from imsnb.errors import ImsnbError, NotAvailable, NotConfigured, Unreachable
 
 COMPONENTS = ("api", "database", "cache", "aws", "host", "tls")
 EVIDENCE_ROWS = 20
@@ -69,6 +69,7 @@ CATALOGUE: dict[str, Threshold] = {
     "postgres.cache_hit_ratio": Threshold(0.99, 0.90, 0.80, above=False, unit="ratio", source="PgHero: > 99%"),
     "postgres.xid_age": Threshold(0.50, 0.75, 0.90, unit="ratio", source="imsnb: of 2^31 transaction IDs"),
     "aws.rds.cpu": Threshold(80.0, 90.0, 98.0, unit="%", source="CPU: < 80%"),
+    "host.disk_used": Threshold(0.85, 0.90, 0.95, unit="ratio", source="Disk usage > 85%"),
     "host.disk_free": Threshold(0.20, 0.10, 0.05, above=False, unit="ratio", source="Disk space: > 20% free"),
     "cache.hit_rate": Threshold(0.80, 0.60, 0.40, above=False, unit="ratio", source="Hit rate: > 80%"),
     "cache.memory_used": Threshold(0.90, 0.95, 0.99, unit="ratio", source="Memory: < 90% used"),
@@ -189,11 +190,17 @@ class Findings(list):
         try:
             yield
         except Unreachable as exc:
-            reach = f"{check.split('.')[0]}.reachable"
+            reach = exc.check or f"{check.split('.')[0]}.reachable"
             if any(f.check == reach for f in self):
                 print(f"skipped {check}: {exc}")
             else:
                 self.add(Finding(reach, component, Severity.CRITICAL, message=str(exc)))
+        except NotConfigured as exc:
+            configured = exc.check or f"{check.split('.')[0]}.configured"
+            if any(f.check == configured for f in self):
+                print(f"skipped {check}: {exc}")
+            else:
+                self.add(Finding(configured, component, Severity.INFO, message=f"{exc}: skipped"))
         except NotAvailable as exc:
             self.add(Finding(check, component, Severity.INFO, message=f"{exc}. {exc.hint}".strip()))
         except Exception as exc:  # noqa: BLE001 - a diagnostic must never crash the notebook

@@ -24,7 +24,7 @@ _FALSE = {"false", "no", "off", "0"}
 # Parameter names refused outright; `key` only as the last word (api_key, key) so `key_pattern` stays usable.
 _SECRET_NAME = re.compile(r"(^|_)(pass(word|wd)?|pwd|secret|token|credentials?|dsn)(_|$)|(^|_)(api)?key$", re.I)
 _SECRET_VALUE = [
-    (re.compile(r"^[a-z][a-z0-9+.-]*://[^/@\s]*:[^/@\s]+@", re.I), "a URL with a password"),
+    (re.compile(r"[a-z][a-z0-9+.-]*://[^/@\s]*:[^/@\s]+@", re.I), "a URL with a password"),
     (re.compile(r"(^|\s)password\s*=", re.I), "a connection string with a password"),
     (re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"), "an AWS access key id"),
     (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key"),
@@ -44,6 +44,15 @@ def check_not_secret(name: str, value: Any) -> None:
         raise BadParameter(
             f"parameter {name!r} looks like a secret: set secrets in the environment (e.g. PGPASSWORD), never with -p"
         )
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            check_not_secret(name, item)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            check_not_secret(name, key)
+            check_not_secret(name, item)
+        return
     if not isinstance(value, str):
         return
     for pattern, what in _SECRET_VALUE:

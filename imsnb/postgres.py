@@ -7,7 +7,10 @@ Query text shown anywhere has its literals replaced by `?` (`mask_literals`).
 from __future__ import annotations
 
 import re
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from decimal import Decimal
 from typing import Any
 
@@ -21,6 +24,7 @@ from imsnb.findings import Finding, Severity, judge, threshold
 STATEMENT_TIMEOUT_MS = 5000
 LOCK_TIMEOUT_MS = 1000
 CONNECT_TIMEOUT_S = 5
+CLIENT_GRACE_S = 5  # how long past statement_timeout the client waits before giving the server up
 XID_LIMIT = 2**31
 
 # --- SQL -------------------------------------------------------------------------------------------------------
@@ -180,11 +184,14 @@ LIMIT %(limit)s
 
 DATABASE_SIZES = """
 SELECT
-    datname AS database,
-    pg_database_size(datname)::bigint AS size_bytes,
-    pg_size_pretty(pg_database_size(datname)) AS size
-FROM pg_database
-WHERE datallowconn
+    database,
+    size_bytes,
+    pg_size_pretty(size_bytes) AS size
+FROM (
+    SELECT datname AS database, pg_database_size(datname)::bigint AS size_bytes
+    FROM pg_database
+    WHERE datallowconn
+) AS sizes
 ORDER BY size_bytes DESC
 LIMIT %(limit)s
 """
@@ -228,22 +235,83 @@ SELECT
 
 # --- literals ---------------------------------------------------------------------------------------------------
 
-_LITERAL = re.compile(
-    r"""
-    (?P<dollar>\$(?P<tag>[A-Za-z_]\w*)?\$.*?\$(?P=tag)?\$)     # $$...$$ or $tag$...$tag$
-    | (?P<escaped>(?<![\w$])[Ee]'(?:[^'\\]|\\.|'')*'?)                  # E'...' with backslash escapes
-    | (?P<string>(?:(?<![\w$])(?:[BbXxNn]|[Uu]&))?'(?:[^']|'')*'?)          # '...', B'...', X'...', with '' escapes
-    | (?P<number>(?<![\w$.])\d+(?:\.\d*)?(?:[eE][-+]?\d+)?(?![\w]))   # 42, 3.14, 1e5 (not t1, $1)
-    """,
-    re.VERBOSE | re.DOTALL,
-)
+_DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
+_NUMBER = re.compile(r"\d+(?:\.\d*)?(?:[eE][-+]?\d+)?(?![A-Za-z0-9_$])")
+_STRING_PREFIX = re.compile(r"(?:(?<![A-Za-z0-9_$])(?:[EeBbXxNn]|[Uu]&))$")
 
 
 def mask_literals(sql: str | None) -> str | None:
-    """Query text with string, dollar-quoted and numeric literals replaced by `?` (placeholders like $1 kept)."""
+    """Query text with string, dollar-quoted and numeric literals and comments replaced by `?`.
+
+    A small scanner, not a regex: quoted identifiers ("o'brien") are kept and skipped, comments are masked
+    (they can quote anything), and an unterminated literal masks everything after it (text cut off at
+    track_activity_query_size must not show the rest of a password). Placeholders like $1 are kept.
+    """
     if sql is None:
         return None
-    return _LITERAL.sub("?", sql)
+    out: list[str] = []
+    i, n = 0, len(sql)
+    while i < n:
+        c = sql[i]
+        if sql.startswith("--", i):
+            end = sql.find("\n", i)
+            out.append("-- ?")
+            i = n if end < 0 else end
+        elif sql.startswith("/*", i):
+            end = sql.find("*/", i + 2)
+            out.append("/* ? */")
+            i = n if end < 0 else end + 2
+        elif c == '"':
+            end = i + 1
+            while True:
+                end = sql.find('"', end)
+                if end < 0 or not sql.startswith('""', end):
+                    break
+                end += 2
+            if end < 0:
+                out.append("?")
+                i = n
+            else:
+                out.append(sql[i : end + 1])
+                i = end + 1
+        elif c == "'":
+            prefix = _STRING_PREFIX.search("".join(out[-2:]))
+            backslashes = bool(prefix) and prefix.group(0)[-1] in "Ee"
+            if prefix:  # E'...', B'...', X'...', N'...', U&'...': drop the prefix with the literal
+                joined = "".join(out)
+                out = [joined[: len(joined) - len(prefix.group(0))]]
+            j = i + 1
+            while j < n:
+                if backslashes and sql[j] == "\\" or sql[j] == "'" and sql.startswith("''", j):
+                    j += 2
+                elif sql[j] == "'":
+                    break
+                else:
+                    j += 1
+            out.append("?")
+            i = n if j >= n else j + 1
+        elif c == "$":
+            tag = _DOLLAR_TAG.match(sql, i)
+            if tag and not (i and (sql[i - 1].isalnum() or sql[i - 1] == "_")):
+                end = sql.find(tag.group(0), tag.end())
+                out.append("?")
+                i = n if end < 0 else end + len(tag.group(0))
+            else:
+                placeholder = re.match(r"\$\d+", sql[i:])
+                out.append(placeholder.group(0) if placeholder else c)
+                i += len(placeholder.group(0)) if placeholder else 1
+        elif c.isdigit() and not (i and (sql[i - 1].isalnum() or sql[i - 1] in "_$.")):
+            number = _NUMBER.match(sql, i)
+            if number:
+                out.append("?")
+                i = number.end()
+            else:
+                out.append(c)
+                i += 1
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
 
 
 # --- the session --------------------------------------------------------------------------------------------------
@@ -271,6 +339,7 @@ class Database:
         self.connect_timeout_s = connect_timeout_s
         self._settings = settings
         self._conn: psycopg.Connection | None = None
+        self._worker: ThreadPoolExecutor | None = None
         self._failure: Unreachable | None = None
         self.label = config.postgres_label()
 
@@ -292,6 +361,10 @@ class Database:
                 application_name=self.application,
                 options=options,
                 autocommit=True,
+                keepalives=1,
+                keepalives_idle=10,
+                keepalives_interval=5,
+                keepalives_count=3,
             )
         except psycopg.Error as exc:
             self._failure = Unreachable(f"database {self.label}", _one_line(exc))
@@ -301,13 +374,29 @@ class Database:
         return self._conn
 
     def frame(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        """Run one catalogue query; a DataFrame built from the cursor (numerics as float, never Decimal)."""
+        """Run one catalogue query; a DataFrame built from the cursor (numerics as float, never Decimal).
+
+        statement_timeout is enforced by the server; a server that stops answering (frozen, link gone quiet)
+        would block the client forever, so the query runs in a worker thread and is abandoned, and the session
+        declared unreachable, `CLIENT_GRACE_S` after the statement timeout.
+        """
         conn = self.connection()
-        try:
+
+        def fetch() -> tuple[list[str], list[tuple]]:
             with conn.cursor() as cur:
                 cur.execute(sql, params or {})
-                columns = [c.name for c in cur.description]
-                rows = cur.fetchall()
+                return [c.name for c in cur.description], cur.fetchall()
+
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imsnb-postgres")
+        future = self._worker.submit(fetch)
+        limit = self.statement_timeout_ms / 1000 + CLIENT_GRACE_S
+        try:
+            columns, rows = future.result(timeout=limit)
+        except FutureTimeout:
+            self._abandon()
+            self._failure = Unreachable(f"database {self.label}", f"no answer within {limit:g} s")
+            raise self._failure from None
         except psycopg.OperationalError as exc:
             if conn.closed or conn.broken:
                 self._conn = None
@@ -321,16 +410,36 @@ class Database:
         frame = self.frame(sql, params)
         return None if frame.empty else frame.iat[0, 0]
 
+    def _abandon(self) -> None:
+        """Leave a hung query behind: its thread may stay blocked, this session is done with it."""
+        conn, self._conn = self._conn, None
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.shutdown(wait=False, cancel_futures=True)
+        if conn is not None:
+            threading.Thread(target=_close_quietly, args=(conn,), daemon=True).start()
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        if self._worker is not None:
+            self._worker.shutdown(wait=False)
+            self._worker = None
 
     def __enter__(self) -> Database:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _close_quietly(conn: psycopg.Connection) -> None:
+    try:
+        conn.cancel_safe(timeout=2)
+        conn.close()
+    except Exception:  # noqa: BLE001 - best effort on a connection already given up
+        pass
 
 
 def _one_line(exc: BaseException) -> str:

@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from imsnb import __version__, config
-from imsnb.errors import BadParameter
+from imsnb.errors import BadParameter, NotConfigured
 from imsnb.findings import Severity
 from imsnb.notebooks import find_notebook, load_info
 from imsnb.parameters import check_incident_id, validate
@@ -34,6 +35,8 @@ from imsnb.report import MIME_TYPE
 DEFAULT_TIMEOUT_S = 600
 EXIT_OK, EXIT_SEVERITY, EXIT_BAD_INPUT, EXIT_NOTEBOOK_FAILED = 0, 1, 2, 3
 REDACTED = "********"
+# Identifiers in summary.json, never scrubbed (a password equal to "postgres" must not rename checks).
+SUMMARY_KEYS_KEPT = frozenset({"check", "component", "severity", "notebook", "status", "unit"})
 
 
 @dataclass
@@ -47,7 +50,9 @@ class RunResult:
         return self.summary["status"]
 
 
-def prepare(notebook: str, raw_parameters: dict[str, Any], incident_id: str | None) -> tuple[Path, dict, str]:
+def prepare(
+    notebook: str, raw_parameters: dict[str, Any], incident_id: str | None, outputs: Path | str = "outputs"
+) -> tuple[Path, dict, str]:
     """Everything that can be refused, refused before anything is written or a kernel starts."""
     path = find_notebook(notebook)
     info = load_info(path)
@@ -55,7 +60,25 @@ def prepare(notebook: str, raw_parameters: dict[str, Any], incident_id: str | No
     incident = check_incident_id(incident_id or str(parameters.get("incident_id") or "adhoc"))
     if "incident_id" in info.parameters:
         parameters["incident_id"] = incident
+    environment = parameters.get("environment")
+    if environment and environment != "default":
+        try:
+            config.environment_settings(environment)
+        except NotConfigured as exc:
+            raise BadParameter(str(exc)) from None
+    check_writable(Path(outputs))
     return path, parameters, incident
+
+
+def check_writable(folder: Path) -> None:
+    """The outputs folder can be created and written (checked before the run, so no work is lost after it)."""
+    probe = folder.resolve()
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise BadParameter(f"outputs folder {folder} cannot be created: {probe} is a file")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise BadParameter(f"outputs folder {folder} is not writable (no write permission on {probe})")
 
 
 def run_notebook(
@@ -72,7 +95,9 @@ def run_notebook(
         threshold = Severity.parse(fail_on)
     except ValueError as exc:
         raise BadParameter(str(exc)) from None
-    path, params, incident = prepare(notebook, parameters or {}, incident_id)
+    if not timeout_s or timeout_s <= 0 or timeout_s != timeout_s:
+        raise BadParameter(f"timeout must be a positive number of seconds, not {timeout_s!r}")
+    path, params, incident = prepare(notebook, parameters or {}, incident_id, outputs)
     started = datetime.now(UTC)
     clock = time.monotonic()
     scratch = Path(tempfile.mkdtemp(prefix="imsnb-run-"))
@@ -85,7 +110,10 @@ def run_notebook(
             summary["status"] = status
         if error:
             summary["error"] = error
-        folder = _write_run_folder(Path(outputs) / incident, started, path.stem, executed, summary)
+        source_text = path.read_text(encoding="utf-8")
+        folder, summary = _write_run_folder(
+            Path(outputs) / incident, started, path.stem, executed, summary, source_text
+        )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     if summary["status"] != "ok":
@@ -103,6 +131,10 @@ def _execute(path: Path, output: Path, params: dict[str, Any], timeout_s: float)
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     status, error = "ok", None
+    found = config.config_file()  # the kernel runs in notebooks/: tell it which imsnb.toml the caller meant
+    restore = "IMSNB_CONFIG" not in os.environ and found is not None
+    if restore:
+        os.environ["IMSNB_CONFIG"] = str(found.resolve())
     try:
         papermill.execute_notebook(
             str(path),
@@ -126,6 +158,9 @@ def _execute(path: Path, output: Path, params: dict[str, Any], timeout_s: float)
     except Exception as exc:  # noqa: BLE001 - the run folder must still be written
         status = "failed"
         error = {"ename": type(exc).__name__, "evalue": " ".join(str(exc).split())}
+    finally:
+        if restore:
+            del os.environ["IMSNB_CONFIG"]
     try:
         executed = json.loads(output.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -136,20 +171,25 @@ def _execute(path: Path, output: Path, params: dict[str, Any], timeout_s: float)
 
 
 def _mark_interrupted(nb: dict, error: dict) -> None:
-    """A timeout or dead kernel leaves no banner: say at the top where and why the run stopped."""
-    started = [c for c in nb["cells"] if c.get("metadata", {}).get("papermill", {}).get("start_time")]
-    where = f" in cell {nb['cells'].index(started[-1])}" if started else ""
-    if started:
-        started[-1].setdefault("outputs", []).append(
+    """A timeout or dead kernel leaves no banner: say at the top where and why the run stopped, and mark the
+    cells after that one as not run (papermill leaves them marked completed)."""
+    cells = nb["cells"]
+    started = [i for i, c in enumerate(cells) if c.get("metadata", {}).get("papermill", {}).get("start_time")]
+    stopped = started[-1] if started else None
+    if stopped is not None:
+        cells[stopped].setdefault("outputs", []).append(
             {"output_type": "error", "ename": error["ename"], "evalue": error["evalue"], "traceback": []}
         )
+        for cell in cells[stopped + 1 :]:
+            cell.setdefault("metadata", {}).setdefault("papermill", {})["status"] = "not run"
+    where = f" in cell {stopped + 1}" if stopped is not None else ""  # +1: the banner goes first
     banner = {
         "cell_type": "markdown",
         "id": "imsnb-interrupted",
         "metadata": {"tags": ["imsnb-interrupted"]},
         "source": f"**This run did not finish{where}: {error['ename']}: {error['evalue']}.** Later cells did not run.",
     }
-    nb["cells"].insert(0, banner)
+    cells.insert(0, banner)
 
 
 def summarize(nb: dict, *, notebook: str | None = None, incident_id: str | None = None) -> dict[str, Any]:
@@ -196,12 +236,48 @@ def redact_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
     return clean
 
 
-def scrub(text: str, secret_values: list[str] | None = None) -> str:
-    """Replace every known secret (raw, JSON-escaped and HTML-escaped) by ********."""
-    for secret in config.secret_values() if secret_values is None else secret_values:
-        for form in {secret, json.dumps(secret)[1:-1], html.escape(secret), html.escape(json.dumps(secret)[1:-1])}:
+def secret_forms(secret: str) -> set[str]:
+    """The ways a secret can be spelled inside an artifact: raw, JSON-, HTML- (with and without quotes),
+    JSON-of-HTML-, Python-repr- and percent-encoded."""
+    forms = {
+        secret,
+        json.dumps(secret)[1:-1],
+        html.escape(secret),
+        html.escape(secret, quote=False),
+        repr(secret)[1:-1],
+        quote(secret, safe=""),
+        quote(secret),
+    }
+    forms |= {json.dumps(f)[1:-1] for f in list(forms)}
+    return {f for f in forms if f}
+
+
+def _all_forms(secret_values: list[str]) -> list[str]:
+    return sorted({f for s in secret_values for f in secret_forms(s)}, key=len, reverse=True)
+
+
+def scrub(text: str, secret_values: list[str] | None = None, *, forms: list[str] | None = None) -> str:
+    """Replace every known secret, in every spelling, by ********."""
+    if forms is None:
+        forms = _all_forms(config.secret_values() if secret_values is None else secret_values)
+    for form in forms:
+        if form in text:
             text = text.replace(form, REDACTED)
     return text
+
+
+def scrub_tree(
+    value: Any, secret_values: list[str], keep: frozenset[str] = frozenset(), *, forms: list[str] | None = None
+) -> Any:
+    """`scrub` applied to every string in a JSON-like tree; values under the keys in `keep` are left alone."""
+    forms = _all_forms(secret_values) if forms is None else forms
+    if isinstance(value, str):
+        return scrub(value, forms=forms)
+    if isinstance(value, list):
+        return [scrub_tree(v, secret_values, keep, forms=forms) for v in value]
+    if isinstance(value, dict):
+        return {k: v if k in keep else scrub_tree(v, secret_values, keep, forms=forms) for k, v in value.items()}
+    return value
 
 
 def export_html(notebook_json: str) -> str:
@@ -218,15 +294,39 @@ def export_html(notebook_json: str) -> str:
     return body
 
 
-def _write_run_folder(incident_dir: Path, started: datetime, notebook: str, nb: dict, summary: dict) -> Path:
+def _write_run_folder(
+    incident_dir: Path, started: datetime, notebook: str, nb: dict, summary: dict, source_text: str = ""
+) -> tuple[Path, dict]:
+    """Scrub, export and write the three files atomically; returns the folder and the summary as written.
+
+    A secret that also occurs in the notebook's own code (a password that is an ordinary word, like `postgres`)
+    is scrubbed from outputs, metadata and the summary's values but not from code, where it would break the
+    artifact; the summary then carries a warning saying so.
+    """
     known = config.secret_values()
-    notebook_text = scrub(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", known)
+    common = [s for s in known if s in source_text]
+    rare = [s for s in known if s not in common]
+    if common:
+        summary.setdefault("warnings", []).append(
+            f"{len(common)} secret value(s) also occur in the notebook's code (an ordinary word as a password): "
+            "scrubbed from outputs but not from code; change those passwords"
+        )
+    clean = scrub_tree({k: v for k, v in nb.items() if k != "cells"}, known)
+    clean["cells"] = [
+        {
+            **scrub_tree({k: v for k, v in cell.items() if k != "source"}, known),
+            "source": scrub_tree(cell.get("source", ""), rare),
+        }
+        for cell in nb.get("cells", [])
+    ]
+    notebook_text = json.dumps(clean, indent=1, ensure_ascii=False) + "\n"
     try:
-        html_text = scrub(export_html(notebook_text), known)
+        html_text = scrub(export_html(notebook_text), rare)
     except Exception as exc:  # noqa: BLE001 - the run folder is written whatever the exporter does
         html_text = f"<html><body><p>HTML export failed: {html.escape(type(exc).__name__)}: {html.escape(str(exc))}"
         html_text = scrub(html_text + "</p><p>Open notebook.ipynb instead.</p></body></html>", known)
-    summary_text = scrub(json.dumps(summary, indent=2, ensure_ascii=False, default=str) + "\n", known)
+    summary = scrub_tree(summary, known, keep=SUMMARY_KEYS_KEPT)
+    summary_text = json.dumps(summary, indent=2, ensure_ascii=False, default=str) + "\n"
     incident_dir.mkdir(parents=True, exist_ok=True)
     partial = incident_dir / f".partial-{started:%Y%m%dT%H%M%SZ}-{notebook}-{os.getpid()}-{secrets.token_hex(4)}"
     partial.mkdir()
@@ -240,7 +340,7 @@ def _write_run_folder(incident_dir: Path, started: datetime, notebook: str, nb: 
         target = incident_dir / (base if attempt == 1 else f"{base}-{attempt}")
         try:
             os.rename(partial, target)  # atomic; fails if target exists and is not empty
-            return target
+            return target, summary
         except OSError:
             if not target.exists():
                 raise

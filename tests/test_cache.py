@@ -91,3 +91,11 @@ def test_a_hung_redis_costs_seconds_not_minutes():
             assert time.monotonic() - started < 10  # the bound: a hang is seconds (2 s timeout), not minutes
         finally:
             os.kill(sandbox.redis.process.pid, signal.SIGCONT)
+
+
+@pytest.mark.parametrize(("name", "value"), [("REDIS_PORT", "abc"), ("REDIS_URL", "http://cache:1")])
+def test_bad_redis_settings_are_a_finding_not_a_crash(monkeypatch, name, value):
+    monkeypatch.setenv("REDIS_HOST", "127.0.0.1")
+    monkeypatch.setenv(name, value)
+    finding = cache.reachable_finding(cache.Cache("tests"))
+    assert finding.severity == Severity.CRITICAL and ("REDIS" in finding.message or "Redis" in finding.message)

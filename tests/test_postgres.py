@@ -187,8 +187,36 @@ def test_unreachable_is_fast_remembered_and_a_finding():
         ("SELECT * FROM users WHERE email = 'a@b.com' AND id = 42", "SELECT * FROM users WHERE email = ? AND id = ?"),
         ("SELECT 'it''s', E'x\\'y', $$body$$, $t$x$t$ FROM t1", "SELECT ?, ?, ?, ? FROM t1"),
         ("SELECT col2 FROM t WHERE x = $1 AND y > 3.5e2", "SELECT col2 FROM t WHERE x = $1 AND y > ?"),
+        ("""SELECT "o'brien" FROM t WHERE pw = 'hunter2secret'""", """SELECT "o'brien" FROM t WHERE pw = ?"""),
+        ("SELECT 1 -- don't 'leak'\nFROM t /* it's */", "SELECT ? -- ?\nFROM t /* ? */"),
+        ("ALTER ROLE x PASSWORD $$hunter2secret", "ALTER ROLE x PASSWORD ?"),
+        ("SELECT $a$ x $$ y $a$, 'z'", "SELECT ?, ?"),
+        ("UPDATE t SET note = 'cut off at the track_activity_query_size lim", "UPDATE t SET note = ?"),
+        ("SELECT x'1F', e'a\\'b', n'c'", "SELECT ?, ?, ?"),
         (None, None),
     ],
 )
 def test_mask_literals(sql, masked):
     assert postgres.mask_literals(sql) == masked
+
+
+def test_a_frozen_server_costs_the_statement_timeout_plus_grace_not_forever():
+    import os
+    import signal
+
+    from imsnb.sandbox import Sandbox
+
+    with Sandbox("healthy") as sandbox:
+        database = postgres.Database("tests", settings=_settings(sandbox), statement_timeout_ms=1000)
+        postgres.connections_by_state(database)
+        backend = database.connection().info.backend_pid
+        os.kill(backend, signal.SIGSTOP)  # this session's server process stops answering
+        try:
+            started = time.monotonic()
+            with pytest.raises(Unreachable, match="no answer within 6 s"):
+                postgres.connections_by_state(database)
+            with pytest.raises(Unreachable):
+                postgres.max_connections(database)
+            assert time.monotonic() - started < 15
+        finally:
+            os.kill(backend, signal.SIGCONT)

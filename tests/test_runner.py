@@ -66,14 +66,14 @@ def test_executed_notebook_is_the_artifact(degraded_run):
     tags = [c["metadata"].get("tags", []) for c in nb["cells"]]
     assert ["injected-parameters"] in tags
     images = [o for c in nb["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
-    assert len(images) == 2, "the connections chart and the top statements chart"
+    assert len(images) == 5, "RDS CPU, connections and IOPS, the connections chart and the top statements chart"
     assert summarize(nb)["findings"] == read_summary(degraded_run.folder)["findings"]
 
 
 def test_report_html_is_self_contained(degraded_run):
     html = (degraded_run.folder / "report.html").read_text()
     assert 'src="http' not in html and 'href="http' not in html and "cdnjs" not in html
-    assert html.count('src="data:image/png;base64,') == 2
+    assert html.count('src="data:image/png;base64,') == 5
     assert "postgres.idle_in_transaction" in html
 
 
@@ -165,7 +165,33 @@ def test_same_second_runs_get_distinct_folders(tmp_path, monkeypatch):
     for _ in range(2):
         nb = {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
         stamp = runner.datetime(2026, 2, 8, 15, 30, tzinfo=runner.UTC)
-        folders.append(runner._write_run_folder(tmp_path / "INC", stamp, "x", nb, {"status": "ok"}))
+        folders.append(runner._write_run_folder(tmp_path / "INC", stamp, "x", nb, {"status": "ok"})[0])
     assert folders[0] != folders[1] and folders[1].name == "20260208T153000Z-x-2"
     assert not [p for p in (tmp_path / "INC").iterdir() if p.name.startswith(".partial")]
     shutil.rmtree(tmp_path / "INC")
+
+
+@pytest.mark.parametrize("timeout", [0, -5, float("nan")])
+def test_non_positive_timeout_is_refused(tmp_path, timeout):
+    with pytest.raises(BadParameter, match="timeout must be a positive"):
+        run_notebook("db_performance", {}, outputs=tmp_path, timeout_s=timeout)
+
+
+def test_unknown_environment_and_unwritable_outputs_are_bad_input(tmp_path, monkeypatch):
+    (tmp_path / "imsnb.toml").write_text('[environments.staging]\nDB_HOST = "staging-db"\n')
+    monkeypatch.setenv("IMSNB_CONFIG", str(tmp_path / "imsnb.toml"))
+    with pytest.raises(BadParameter, match="environment 'nosuch' is not in .*known: staging"):
+        run_notebook("db_performance", {"environment": "nosuch"}, outputs=tmp_path / "out")
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(BadParameter, match="is a file"):
+        run_notebook("db_performance", {}, outputs=tmp_path / "afile" / "x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "imsnb.toml"]
+
+
+def test_named_environment_from_the_callers_imsnb_toml(tmp_path, monkeypatch):
+    """The kernel runs in notebooks/, yet reads the imsnb.toml of the directory imsnb was started from."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("IMSNB_CONFIG", raising=False)
+    (tmp_path / "imsnb.toml").write_text('[environments.broken]\nDB_PORT = "1"\n')
+    result = run_notebook("db_performance", {"environment": "broken"}, outputs=tmp_path / "out")
+    assert finding(read_summary(result.folder), "postgres.reachable")["severity"] == "CRITICAL"

@@ -15,6 +15,7 @@ from typing import Any
 
 from imsnb.errors import BadParameter
 from imsnb.sandbox.api import ApiServer
+from imsnb.sandbox.aws import AwsServer
 from imsnb.sandbox.postgres import PostgresServer
 from imsnb.sandbox.redis import RedisServer
 from imsnb.sandbox.scenarios import SCENARIOS
@@ -30,14 +31,17 @@ class Sandbox:
         self.postgres = PostgresServer(max_connections=max_connections)
         self.redis = RedisServer()
         self.api = ApiServer()
+        self.aws = AwsServer()
         self.held: list[Any] = []  # connections a scenario keeps open
         self.threads: list[threading.Thread] = []
 
     def start(self) -> Sandbox:
         try:
+            self.aws.launch()  # its own process: starts while the others do
             self.postgres.start()
             self.redis.start()
             self.api.start()
+            self.aws.wait()
             self.api.state.checks = {"database": self._database_answers, "cache": self._cache_answers}
             SCENARIOS[self.scenario](self)
         except BaseException:
@@ -62,7 +66,7 @@ class Sandbox:
 
     def env(self) -> dict[str, str]:
         """Every target's variables, as a user would export them."""
-        return self.postgres.env() | self.redis.env() | self.api.env()
+        return self.postgres.env() | self.redis.env() | self.api.env() | self.aws.env()
 
     def exports(self) -> str:
         return "\n".join(f"export {k}={shlex.quote(v)}" for k, v in self.env().items())
@@ -82,6 +86,7 @@ class Sandbox:
     def stop(self) -> None:
         self.release()
         self.api.stop()
+        self.aws.stop()
         self.redis.stop()
         self.postgres.stop()
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING
+
+from imsnb.sandbox.aws import seed as seed_aws
 
 if TYPE_CHECKING:
     from imsnb.sandbox import Sandbox
@@ -68,18 +71,18 @@ def _cache_traffic(sandbox: Sandbox, keys: int = 200, reads: int = 1000) -> None
     pipe.execute()
 
 
-def healthy(sandbox: Sandbox) -> None:
+def healthy(sandbox: Sandbox, **aws) -> None:
     """Fast queries only, a handful of connections, no lock waits; a warm cache; a healthy API; a fresh cert."""
     _seed(sandbox)
     _normal_traffic(sandbox)
     _cache_traffic(sandbox)
+    seed_aws(sandbox.aws, **aws)
 
 
 def db_degradation(sandbox: Sandbox) -> None:
-    """The runbook's "Database Performance Degradation": slow statements, a lock pile-up, connections > 80%."""
-    _seed(sandbox)
-    _normal_traffic(sandbox)
-    _cache_traffic(sandbox)
+    """The runbook's "Database Performance Degradation": slow statements, a lock pile-up, connections > 80%,
+    and RDS CPU over 80% for the last 20 minutes."""
+    healthy(sandbox, cpu_spike=True)
     with sandbox.postgres.connect("ims-reports", autocommit=True) as conn:
         for _ in range(3):
             conn.execute(SLOW_QUERY, {"pattern": "%@example.org"})
@@ -126,6 +129,7 @@ def cache_pressure(sandbox: Sandbox) -> None:
     Lua script in the slow log."""
     _seed(sandbox)
     _normal_traffic(sandbox)
+    seed_aws(sandbox.aws)
     client = sandbox.redis.client()
     value = "v" * 10_000
     pipe = client.pipeline(transaction=False)
@@ -162,10 +166,41 @@ def cert_expiring(sandbox: Sandbox) -> None:
     sandbox.api.set_certificate(days=10)
 
 
+def error_spike(sandbox: Sandbox) -> None:
+    """The runbook's "High Error Rate": a burst of 5xx ERROR lines in /ims/application over the last 10 minutes."""
+    healthy(sandbox, error_burst=True)
+    sandbox.api.state.unhealthy = {"database"}
+
+
+def scaling(sandbox: Sandbox) -> None:
+    """A scale-up of ims-backend to 5 tasks that has not come through: 0 running, 5 pending."""
+    healthy(sandbox, scale_up_stuck=True)
+
+
+def memory_leak(sandbox: Sandbox) -> None:
+    """The runbook's "Memory Leak / OOM Killer": ims-backend's memory climbs from ~40% to ~85% over 24 h."""
+    healthy(sandbox, memory_leak=True)
+
+
+def stale_backup(sandbox: Sandbox) -> None:
+    """The newest RDS snapshot and S3 backup are 3 days old (the nightly backup stopped)."""
+    healthy(sandbox, newest_snapshot_age=timedelta(days=3))
+
+
+def disk_pressure(sandbox: Sandbox) -> None:
+    """RDS free storage down to ~12%, and a log group kept forever (no retention policy)."""
+    healthy(sandbox, free_storage_ratio=0.12, retention_gap=True)
+
+
 SCENARIOS: dict[str, Callable[[Sandbox], None]] = {
     "healthy": healthy,
     "db-degradation": db_degradation,
     "cache-pressure": cache_pressure,
     "api-degraded": api_degraded,
     "cert-expiring": cert_expiring,
+    "error-spike": error_spike,
+    "scaling": scaling,
+    "memory-leak": memory_leak,
+    "stale-backup": stale_backup,
+    "disk-pressure": disk_pressure,
 }

@@ -1,0 +1,162 @@
+"""AWS sources (boto3): one module per service, every call bounded and listed in ACTIONS.
+
+Region, profile, credentials and `AWS_ENDPOINT_URL` come from boto3's standard chain. Retries use botocore's
+standard mode with a small cap; connect/read timeouts are short, so a dead endpoint costs seconds. An unreachable
+endpoint or missing credentials raise `Unreachable` (check `aws.reachable` / `aws.credentials`), which a notebook
+section turns into a finding.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from imsnb.errors import NotConfigured, Unreachable
+
+# Every AWS API action imsnb calls (service prefix as in IAM). `imsnb iam-policy` prints the read-only policy
+# made of the read actions; a test checks every call the library makes is listed here.
+READ_ACTIONS = (
+    "cloudwatch:GetMetricData",
+    "logs:DescribeLogGroups",
+    "logs:FilterLogEvents",
+    "logs:GetQueryResults",
+    "logs:StartQuery",
+    "logs:StopQuery",
+    "rds:DescribeDBInstances",
+    "rds:DescribeDBSnapshots",
+    "rds:DescribeEvents",
+    "ecs:DescribeServices",
+    "ecs:ListServices",
+    "ecs:ListTaskDefinitions",
+    "s3:ListBucket",
+    "elasticache:DescribeCacheClusters",
+)
+ACTIONS = READ_ACTIONS
+CONNECT_TIMEOUT_S = 3
+READ_TIMEOUT_S = 10
+MAX_ATTEMPTS = 3
+
+
+def iam_policy() -> dict[str, Any]:
+    """The least-privilege, read-only IAM policy for imsnb's diagnostics."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "ImsnbReadOnlyDiagnostics", "Effect": "Allow", "Action": sorted(READ_ACTIONS), "Resource": "*"}
+        ],
+    }
+
+
+def iam_policy_json() -> str:
+    return json.dumps(iam_policy(), indent=2)
+
+
+class Aws:
+    """boto3 clients for one run, created on first use, with bounded retries and timeouts.
+
+    `on_call` (if given) is called with "service:Operation" before every API call: tests count calls with it.
+    """
+
+    def __init__(self, application: str = "imsnb", *, on_call: Callable[[str], None] | None = None):
+        self.application = application
+        self.on_call = on_call
+        self._session = None
+        self._clients: dict[str, Any] = {}
+        self._failure: Unreachable | NotConfigured | None = None
+
+    def client(self, service: str) -> Any:
+        if self._failure is not None:
+            raise self._failure
+        if service not in self._clients:
+            import boto3
+            from botocore.config import Config
+
+            if self._session is None:
+                self._session = boto3.session.Session()
+            config = Config(
+                retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+                connect_timeout=CONNECT_TIMEOUT_S,
+                read_timeout=READ_TIMEOUT_S,
+                user_agent_extra=f"imsnb/{self.application}",
+            )
+            client = self._session.client(service, config=config)
+            client.meta.events.register("before-call", lambda model, **_: self._record(iam_action(service, model.name)))
+            self._clients[service] = client
+        return self._clients[service]
+
+    def _record(self, action: str) -> None:
+        if self.on_call is not None:
+            self.on_call(action)
+
+    def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
+        """One API call; connection and credential failures become Unreachable (remembered for the run)."""
+        from botocore.exceptions import (
+            ConnectTimeoutError,
+            EndpointConnectionError,
+            NoCredentialsError,
+            NoRegionError,
+            PartialCredentialsError,
+            ReadTimeoutError,
+        )
+
+        client = self.client(service)
+        try:
+            return getattr(client, operation)(**kwargs)
+        except NoCredentialsError:
+            self._failure = NotConfigured(
+                "AWS has no credentials (set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)",
+                check="aws.credentials",
+            )
+        except NoRegionError:
+            self._failure = NotConfigured("AWS has no region (set AWS_REGION)", check="aws.credentials")
+        except PartialCredentialsError as exc:
+            self._failure = Unreachable("aws", f"incomplete credentials: {exc}", check="aws.credentials")
+        except (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError) as exc:
+            self._failure = Unreachable(f"aws {service}", " ".join(str(exc).split()), check="aws.reachable")
+        raise self._failure
+
+    def paginate(self, service: str, operation: str, key: str, *, limit: int = 10_000, **kwargs: Any) -> list[Any]:
+        """Items under `key` across pages (NextToken/Marker), at most `limit`."""
+        items: list[Any] = []
+        token_in, token_out = _TOKENS.get((service, operation), ("NextToken", "NextToken"))
+        while True:
+            page = self.call(service, operation, **kwargs)
+            items.extend(page.get(key, []))
+            token = page.get(token_out)
+            if not token or len(items) >= limit:
+                return items[:limit]
+            kwargs[token_in] = token
+
+
+# API operations whose IAM action has another name.
+_IAM_NAMES = {("s3", "ListObjectsV2"): "ListBucket"}
+
+
+def iam_action(service: str, operation: str) -> str:
+    """The IAM action an API call needs: ("s3", "ListObjectsV2") -> "s3:ListBucket"."""
+    return f"{service}:{_IAM_NAMES.get((service, operation), operation)}"
+
+
+_TOKENS = {
+    ("rds", "describe_db_snapshots"): ("Marker", "Marker"),
+    ("rds", "describe_db_instances"): ("Marker", "Marker"),
+    ("rds", "describe_events"): ("Marker", "Marker"),
+    ("elasticache", "describe_cache_clusters"): ("Marker", "Marker"),
+    ("s3", "list_objects_v2"): ("ContinuationToken", "NextContinuationToken"),
+    ("logs", "filter_log_events"): ("nextToken", "nextToken"),
+    ("logs", "describe_log_groups"): ("nextToken", "nextToken"),
+}
+
+_default: Aws | None = None
+
+
+def default_aws() -> Aws:
+    global _default
+    if _default is None:
+        _default = Aws("interactive")
+    return _default
+
+
+def _aws(aws: Aws | None) -> Aws:
+    return aws if aws is not None else default_aws()

@@ -1,0 +1,138 @@
+"""ECS: services with running vs desired vs pending, deployments and their rollout, events, task definitions."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from imsnb.aws import Aws, _aws
+from imsnb.findings import Finding, Severity
+
+
+def services(cluster: str, names: list[str] | None = None, *, aws: Aws | None = None) -> pd.DataFrame:
+    """The runbook's `aws ecs describe-services ... [runningCount, desiredCount]`, for all or named services."""
+    aws = _aws(aws)
+    if not names:
+        arns = aws.paginate("ecs", "list_services", "serviceArns", limit=1000, cluster=cluster)
+        names = [arn.rsplit("/", 1)[-1] for arn in arns]
+    rows = []
+    for offset in range(0, len(names), 10):  # DescribeServices takes at most 10
+        reply = aws.call("ecs", "describe_services", cluster=cluster, services=names[offset : offset + 10])
+        for s in reply.get("services", []):
+            primary = next((d for d in s.get("deployments", []) if d.get("status") == "PRIMARY"), {})
+            rows.append(
+                {
+                    "service": s["serviceName"],
+                    "status": s.get("status"),
+                    "desired": s.get("desiredCount", 0),
+                    "running": s.get("runningCount", 0),
+                    "pending": s.get("pendingCount", 0),
+                    "task_definition": s.get("taskDefinition", "").rsplit("/", 1)[-1],
+                    "deployments": len(s.get("deployments", [])),
+                    "rollout": primary.get("rolloutState"),
+                }
+            )
+    return pd.DataFrame(
+        rows,
+        columns=["service", "status", "desired", "running", "pending", "task_definition", "deployments", "rollout"],
+    )
+
+
+def _describe(aws: Aws, cluster: str, service: str) -> dict:
+    reply = aws.call("ecs", "describe_services", cluster=cluster, services=[service])
+    found = reply.get("services", [])
+    if not found:
+        raise LookupError(f"ECS service {service} not found in cluster {cluster}")
+    return found[0]
+
+
+def deployments(cluster: str, service: str, *, aws: Aws | None = None) -> pd.DataFrame:
+    """A service's deployments (PRIMARY first) with their task definition, counts and rollout state."""
+    s = _describe(_aws(aws), cluster, service)
+    rows = [
+        {
+            "id": d.get("id"),
+            "status": d.get("status"),
+            "task_definition": d.get("taskDefinition", "").rsplit("/", 1)[-1],
+            "desired": d.get("desiredCount"),
+            "running": d.get("runningCount"),
+            "pending": d.get("pendingCount"),
+            "rollout": d.get("rolloutState"),
+            "created": d.get("createdAt"),
+            "updated": d.get("updatedAt"),
+        }
+        for d in s.get("deployments", [])
+    ]
+    return pd.DataFrame(
+        rows,
+        columns=["id", "status", "task_definition", "desired", "running", "pending", "rollout", "created", "updated"],
+    )
+
+
+def service_events(cluster: str, service: str, *, aws: Aws | None = None, limit: int = 20) -> pd.DataFrame:
+    s = _describe(_aws(aws), cluster, service)
+    rows = [{"at": e.get("createdAt"), "message": e.get("message")} for e in s.get("events", [])[:limit]]
+    return pd.DataFrame(rows, columns=["at", "message"])
+
+
+def task_definition_revisions(family: str, *, aws: Aws | None = None, limit: int = 10) -> pd.DataFrame:
+    """The newest revisions of a task definition family: what a rollback could go back to."""
+    arns = _aws(aws).paginate(
+        "ecs", "list_task_definitions", "taskDefinitionArns", limit=1000, familyPrefix=family, sort="DESC"
+    )
+    rows = []
+    for arn in arns[:limit]:
+        name = arn.rsplit("/", 1)[-1]
+        rows.append({"task_definition": name, "revision": int(name.rsplit(":", 1)[-1]), "arn": arn})
+    frame = pd.DataFrame(rows, columns=["task_definition", "revision", "arn"])
+    return frame.sort_values("revision", ascending=False).reset_index(drop=True)
+
+
+def running_vs_desired_findings(table: pd.DataFrame, cluster: str) -> list[Finding]:
+    """Running under desired is a WARNING, half or less an ERROR, none running while some are desired CRITICAL."""
+    findings = []
+    for row in table.itertuples():
+        if row.desired == 0 or row.running >= row.desired:
+            severity = Severity.OK
+        elif row.running == 0:
+            severity = Severity.CRITICAL
+        elif row.running <= row.desired / 2:
+            severity = Severity.ERROR
+        else:
+            severity = Severity.WARNING
+        findings.append(
+            Finding(
+                "aws.ecs.running_vs_desired",
+                "aws",
+                severity,
+                int(row.running),
+                int(row.desired),
+                "tasks",
+                f"{cluster}/{row.service}: {row.running} running of {row.desired} desired, "
+                f"{row.pending} pending ({row.rollout or 'no rollout state'})",
+            )
+        )
+    return findings
+
+
+def rollback_finding(revisions: pd.DataFrame, service: str) -> Finding:
+    """INFO naming the revision a rollback would return to; WARNING when there is none to go back to."""
+    if len(revisions) < 2:
+        return Finding(
+            "aws.ecs.rollback_candidate",
+            "aws",
+            Severity.WARNING,
+            len(revisions),
+            2,
+            "revisions",
+            f"{service}: no earlier task definition revision to roll back to",
+        )
+    current, previous = revisions.iloc[0], revisions.iloc[1]
+    return Finding(
+        "aws.ecs.rollback_candidate",
+        "aws",
+        Severity.INFO,
+        previous["task_definition"],
+        None,
+        "",
+        f"{service}: a rollback would go from {current['task_definition']} to {previous['task_definition']}",
+    )

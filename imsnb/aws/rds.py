@@ -1,0 +1,139 @@
+"""RDS: instances, snapshots (automated and manual) with their age, recent events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from imsnb.aws import Aws, _aws
+from imsnb.findings import Finding, Severity
+from imsnb.window import Window
+
+SNAPSHOT_MAX_AGE_H = 24.0
+
+
+def instances(instance_id: str | None = None, *, aws: Aws | None = None) -> pd.DataFrame:
+    """Status, class, engine, Multi-AZ and storage of one instance (or all)."""
+    kwargs = {"DBInstanceIdentifier": instance_id} if instance_id else {}
+    found = _aws(aws).paginate("rds", "describe_db_instances", "DBInstances", limit=500, **kwargs)
+    rows = [
+        {
+            "instance": d["DBInstanceIdentifier"],
+            "status": d.get("DBInstanceStatus"),
+            "class": d.get("DBInstanceClass"),
+            "engine": f"{d.get('Engine')} {d.get('EngineVersion', '')}".strip(),
+            "multi_az": d.get("MultiAZ"),
+            "allocated_gib": d.get("AllocatedStorage"),
+            "storage_type": d.get("StorageType"),
+            "cluster": d.get("DBClusterIdentifier"),
+            "endpoint": (d.get("Endpoint") or {}).get("Address"),
+        }
+        for d in found
+    ]
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "instance",
+            "status",
+            "class",
+            "engine",
+            "multi_az",
+            "allocated_gib",
+            "storage_type",
+            "cluster",
+            "endpoint",
+        ],
+    )
+
+
+def snapshots(instance_id: str, *, aws: Aws | None = None, now: datetime | None = None) -> pd.DataFrame:
+    """The runbook's `aws rds describe-db-snapshots`: automated and manual, newest first, with age in hours."""
+    now = now or datetime.now(UTC)
+    found = _aws(aws).paginate(
+        "rds", "describe_db_snapshots", "DBSnapshots", limit=1000, DBInstanceIdentifier=instance_id
+    )
+    rows = []
+    for s in found:
+        created = s.get("SnapshotCreateTime")
+        rows.append(
+            {
+                "snapshot": s["DBSnapshotIdentifier"],
+                "type": s.get("SnapshotType"),
+                "status": s.get("Status"),
+                "created": created,
+                "age_h": round((now - created).total_seconds() / 3600, 1) if created else None,
+                "size_gib": s.get("AllocatedStorage"),
+            }
+        )
+    frame = pd.DataFrame(rows, columns=["snapshot", "type", "status", "created", "age_h", "size_gib"])
+    return frame.sort_values("created", ascending=False, na_position="last").reset_index(drop=True)
+
+
+def snapshot_findings(snaps: pd.DataFrame, instance_id: str, *, max_age_h: float = SNAPSHOT_MAX_AGE_H) -> list[Finding]:
+    """Newest available snapshot older than `max_age_h` (the runbook's daily backup): WARNING, twice that: ERROR;
+    none at all: CRITICAL; a failed snapshot: ERROR."""
+    findings = []
+    available = snaps[snaps["status"] == "available"]
+    if available.empty:
+        findings.append(
+            Finding(
+                "aws.rds.snapshot_age",
+                "aws",
+                Severity.CRITICAL,
+                None,
+                max_age_h,
+                "h",
+                f"{instance_id}: no available snapshot",
+            )
+        )
+    else:
+        newest = available.iloc[0]
+        age = float(newest["age_h"])
+        severity = Severity.OK if age <= max_age_h else Severity.WARNING if age <= 2 * max_age_h else Severity.ERROR
+        findings.append(
+            Finding(
+                "aws.rds.snapshot_age",
+                "aws",
+                severity,
+                age,
+                max_age_h,
+                "h",
+                f"{instance_id}: newest snapshot {newest['snapshot']} ({newest['type']}) is "
+                f"{age:.0f} h old (expected under {max_age_h:g} h)",
+            )
+        )
+    failed = snaps[snaps["status"].isin(["failed", "incompatible-restore", "incompatible-parameters"])]
+    if not failed.empty:
+        findings.append(
+            Finding(
+                "aws.rds.snapshot_failed",
+                "aws",
+                Severity.ERROR,
+                len(failed),
+                0,
+                "snapshots",
+                f"{len(failed)} snapshot(s) failed: {', '.join(failed['snapshot'][:5])}",
+            )
+        )
+    return findings
+
+
+def events(instance_id: str, window: Window, *, aws: Aws | None = None) -> pd.DataFrame:
+    """RDS events for the instance in the window (failovers, reboots, backups, storage changes)."""
+    found = _aws(aws).paginate(
+        "rds",
+        "describe_events",
+        "Events",
+        limit=500,
+        SourceIdentifier=instance_id,
+        SourceType="db-instance",
+        StartTime=window.start,
+        EndTime=window.end,
+    )
+    rows = [
+        {"at": e.get("Date"), "message": e.get("Message"), "categories": ", ".join(e.get("EventCategories", []))}
+        for e in found
+        if e.get("Date") is None or window.start <= e["Date"] <= window.end  # in case the API ignores the range
+    ]
+    return pd.DataFrame(rows, columns=["at", "message", "categories"])

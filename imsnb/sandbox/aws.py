@@ -1,0 +1,266 @@
+"""A moto server (in its own process) seeded the way production looks in the runbook.
+
+RDS `ims-postgres-db` with snapshots, 24 h of CloudWatch history at 1-minute resolution, the log group
+`/ims/application`, ECS cluster `ims-production` with service `ims-backend`, bucket `ims-backups` with dated
+objects, ElastiCache cluster `ims-redis`. boto3 reaches it over HTTP through AWS_ENDPOINT_URL.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from imsnb.sandbox.postgres import free_port
+
+REGION = "us-east-1"
+RDS_INSTANCE = "ims-postgres-db"
+RDS_STORAGE_GIB = 100
+ECS_CLUSTER = "ims-production"
+ECS_SERVICE = "ims-backend"
+LOG_GROUP = "/ims/application"
+BACKUP_BUCKET = "ims-backups"
+CACHE_CLUSTER = "ims-redis"
+HISTORY = timedelta(hours=24)
+
+
+class AwsServer:
+    def __init__(self) -> None:
+        self.port = 0
+        self.dir: Path | None = None
+        self.process: subprocess.Popen | None = None
+        self.secret_key = secrets.token_urlsafe(30)
+        self._clients: dict[str, Any] = {}
+
+    def launch(self) -> None:
+        """Start the server process; `wait()` blocks until it answers (so other servers start meanwhile)."""
+        self.dir = Path(tempfile.mkdtemp(prefix="imsnb-aws-"))
+        (self.dir / "clock").write_text("0")
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "imsnb.sandbox.motoserver", str(self.port), str(self.dir / "clock")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+
+    def wait(self, timeout_s: float = 60) -> AwsServer:
+        assert self.process is not None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("the moto server exited: is the `sandbox` extra (moto[server]) installed?")
+            try:
+                urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"the moto server did not answer on port {self.port}")
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": "AKIAIMSNBSANDBOX0000",
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "IMSNB_RDS_INSTANCE": RDS_INSTANCE,
+            "IMSNB_ECS_CLUSTER": ECS_CLUSTER,
+            "IMSNB_ECS_SERVICE": ECS_SERVICE,
+            "IMSNB_LOG_GROUP": LOG_GROUP,
+            "IMSNB_BACKUP_BUCKET": BACKUP_BUCKET,
+            "IMSNB_CACHE_CLUSTER": CACHE_CLUSTER,
+        }
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            import boto3
+
+            self._clients[service] = boto3.client(
+                service,
+                endpoint_url=self.endpoint,
+                region_name=REGION,
+                aws_access_key_id="AKIAIMSNBSANDBOX0000",
+                aws_secret_access_key=self.secret_key,
+            )
+        return self._clients[service]
+
+    def backdate(self, age: timedelta) -> None:
+        """Resources moto creates from now on are stamped `age` ago (see motoserver.py)."""
+        assert self.dir is not None
+        (self.dir / "clock").write_text(str(age.total_seconds()))
+
+    def stop(self) -> None:
+        if self.process is not None:
+            try:
+                self.process.stdin.close()
+                self.process.wait(timeout=5)
+            except (subprocess.TimeoutExpired, OSError):
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
+
+
+# --- seeding -----------------------------------------------------------------------------------------------------
+
+
+def seed(
+    server: AwsServer,
+    *,
+    cpu_spike: bool = False,
+    newest_snapshot_age: timedelta = timedelta(hours=3),
+    error_burst: bool = False,
+    scale_up_stuck: bool = False,
+    memory_leak: bool = False,
+    free_storage_ratio: float = 0.6,
+    retention_gap: bool = False,
+) -> None:
+    """Production as the runbook describes it; each keyword is one scenario's departure from normal."""
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    _seed_rds(server, newest_snapshot_age)
+    _seed_metrics(server, now, cpu_spike=cpu_spike, memory_leak=memory_leak, free_storage_ratio=free_storage_ratio)
+    _seed_logs(server, now, error_burst=error_burst, retention_gap=retention_gap)
+    _seed_ecs(server, running=0 if scale_up_stuck else 3, desired=5 if scale_up_stuck else 3)
+    _seed_s3(server, newest_snapshot_age)
+    server.client("elasticache").create_cache_cluster(
+        CacheClusterId=CACHE_CLUSTER, Engine="redis", CacheNodeType="cache.t3.micro", NumCacheNodes=1
+    )
+
+
+def _seed_rds(server: AwsServer, newest_age: timedelta) -> None:
+    rds = server.client("rds")
+    server.backdate(timedelta(days=30))
+    rds.create_db_instance(
+        DBInstanceIdentifier=RDS_INSTANCE,
+        DBInstanceClass="db.t3.micro",
+        Engine="postgres",
+        EngineVersion="15.4",
+        AllocatedStorage=RDS_STORAGE_GIB,
+        MasterUsername="ims",
+        MasterUserPassword=secrets.token_urlsafe(12),
+        BackupRetentionPeriod=7,
+        MultiAZ=False,
+    )
+    ages = sorted({newest_age + timedelta(days=d) for d in range(3)}, reverse=True)  # three nightly backups
+    for age in ages:
+        server.backdate(age)
+        stamp = (datetime.now(UTC) - age).strftime("%Y-%m-%d-%H-%M")
+        rds.create_db_snapshot(DBInstanceIdentifier=RDS_INSTANCE, DBSnapshotIdentifier=f"ims-nightly-{stamp}")
+    server.backdate(timedelta(0))
+
+
+def _seed_metrics(
+    server: AwsServer, now: datetime, *, cpu_spike: bool, memory_leak: bool, free_storage_ratio: float
+) -> None:
+    minutes = int(HISTORY.total_seconds() // 60)
+    rds_dims = [{"Name": "DBInstanceIdentifier", "Value": RDS_INSTANCE}]
+    ecs_dims = [{"Name": "ClusterName", "Value": ECS_CLUSTER}, {"Name": "ServiceName", "Value": ECS_SERVICE}]
+    cache_dims = [{"Name": "CacheClusterId", "Value": CACHE_CLUSTER}]
+    by_namespace: dict[str, list[dict]] = {"AWS/RDS": [], "AWS/ECS": [], "AWS/ElastiCache": []}
+    for i in range(minutes):
+        at = now - timedelta(minutes=minutes - 1 - i)
+        daily = 10 * math.sin(i / minutes * 2 * math.pi)  # a gentle daily cycle
+        cpu = 35 + daily + (i % 7)
+        if cpu_spike and i >= minutes - 20:  # the last 20 minutes: the degradation
+            cpu = 91 + (i % 5)
+        memory = 40 + (i % 5) + (45 * i / minutes if memory_leak else 0)
+        values = {
+            "AWS/RDS": [
+                ("CPUUtilization", cpu, "Percent", rds_dims),
+                ("DatabaseConnections", 40 + (i % 10), "Count", rds_dims),
+                ("FreeStorageSpace", RDS_STORAGE_GIB * 2**30 * (free_storage_ratio - i * 1e-6), "Bytes", rds_dims),
+                ("ReplicaLag", 0.5 + (i % 3) * 0.2, "Seconds", rds_dims),
+                ("ReadIOPS", 120 + (i % 30), "Count/Second", rds_dims),
+                ("WriteIOPS", 60 + (i % 20), "Count/Second", rds_dims),
+            ],
+            "AWS/ECS": [
+                ("CPUUtilization", 30 + daily, "Percent", ecs_dims),
+                ("MemoryUtilization", memory, "Percent", ecs_dims),
+            ],
+            "AWS/ElastiCache": [
+                ("CPUUtilization", 8 + (i % 4), "Percent", cache_dims),
+                ("DatabaseMemoryUsagePercentage", 45 + (i % 3), "Percent", cache_dims),
+                ("CacheHitRate", 95 - (i % 3), "Percent", cache_dims),
+                ("Evictions", 0, "Count", cache_dims),
+            ],
+        }
+        for namespace, datums in values.items():
+            by_namespace[namespace].extend(
+                {"MetricName": name, "Value": float(value), "Unit": unit, "Dimensions": dims, "Timestamp": at}
+                for name, value, unit, dims in datums
+            )
+    cloudwatch = server.client("cloudwatch")
+    for namespace, data in by_namespace.items():
+        for offset in range(0, len(data), 1000):
+            cloudwatch.put_metric_data(Namespace=namespace, MetricData=data[offset : offset + 1000])
+
+
+def _seed_logs(server: AwsServer, now: datetime, *, error_burst: bool, retention_gap: bool) -> None:
+    logs = server.client("logs")
+    for group, retention in ((LOG_GROUP, 30), ("/ims/database", 30), ("/ims/nginx", None if retention_gap else 30)):
+        logs.create_log_group(logGroupName=group)
+        if retention:
+            logs.put_retention_policy(logGroupName=group, retentionInDays=retention)
+    logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName="ims-backend/1")
+    start = now - timedelta(hours=2)
+    events = []
+    for i in range(2 * 60 * 10):  # ten requests a minute for two hours
+        at = start + timedelta(seconds=6 * i)
+        events.append((at, f"INFO GET /api/v1/orders 200 {20 + i % 40}ms request_id={i:08x}"))
+    if error_burst:  # the last 10 minutes: 5xx errors, two patterns
+        for i in range(300):
+            at = now - timedelta(minutes=10) + timedelta(seconds=2 * i)
+            if i % 3:
+                events.append((at, f"ERROR POST /api/v1/orders 500 database timeout after 30000ms order_id={1000 + i}"))
+            else:
+                events.append((at, f"ERROR GET /api/v1/inventory 502 upstream connect error request_id={i:08x}"))
+    events.sort()
+    batch = [{"timestamp": int(at.timestamp() * 1000), "message": message} for at, message in events]
+    for offset in range(0, len(batch), 5000):
+        logs.put_log_events(
+            logGroupName=LOG_GROUP, logStreamName="ims-backend/1", logEvents=batch[offset : offset + 5000]
+        )
+
+
+def _seed_ecs(server: AwsServer, *, running: int, desired: int) -> None:
+    ecs = server.client("ecs")
+    ecs.create_cluster(clusterName=ECS_CLUSTER)
+    for revision in range(1, 4):  # three releases: a rollback has somewhere to go
+        ecs.register_task_definition(
+            family=ECS_SERVICE,
+            containerDefinitions=[{"name": "backend", "image": f"ims/backend:1.{revision}", "memory": 512}],
+        )
+    # moto: a new service shows running 0 / pending N; update_service makes running = desired at once.
+    ecs.create_service(
+        cluster=ECS_CLUSTER, serviceName=ECS_SERVICE, taskDefinition=f"{ECS_SERVICE}:3", desiredCount=desired
+    )
+    if running == desired:
+        ecs.update_service(cluster=ECS_CLUSTER, service=ECS_SERVICE, desiredCount=desired)
+
+
+def _seed_s3(server: AwsServer, newest_age: timedelta) -> None:
+    s3 = server.client("s3")
+    s3.create_bucket(Bucket=BACKUP_BUCKET)
+    for days in range(6, -1, -1):
+        age = newest_age + timedelta(days=days)
+        server.backdate(age)
+        day = (datetime.now(UTC) - age).strftime("%Y%m%d")
+        s3.put_object(Bucket=BACKUP_BUCKET, Key=f"logs/logs-{day}.tar.gz", Body=b"x" * (1024 * (10 + days)))
+        s3.put_object(Bucket=BACKUP_BUCKET, Key=f"metrics/metrics-{day}.json", Body=b"{}")
+    server.backdate(timedelta(0))
