@@ -50,7 +50,7 @@ def main(rounds: int = 5) -> None:
         commands = {
             "plain": [sys.executable, str(script)],
             "imsnb": [str(BIN / "imsnb"), "run", "db_performance", "--incident", "BENCH", "--outputs", str(work_dir)],
-            "papermill": [str(BIN / "papermill"), "-q", str(NOTEBOOK), str(work_dir / "out.ipynb")],
+            "papermill": [str(BIN / "papermill"), "--log-level", "ERROR", str(NOTEBOOK), str(work_dir / "out.ipynb")],
         }
         for command in commands.values():  # warm the page cache and the sandbox's statistics once
             timed(command, env, ROOT / "notebooks")
