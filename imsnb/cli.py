@@ -47,12 +47,18 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--fail-on", default="ERROR", help="exit 1 when the worst finding is at or above (default ERROR)")
     run.add_argument("--outputs", default="outputs", help="archive folder (default: ./outputs)")
     run.add_argument("--timeout", type=float, default=600, help="seconds a single cell may run (default 600, > 0)")
+    run.add_argument(
+        "--allow-actions",
+        action="store_true",
+        help="the run's key for remediation: actions apply only with this AND -p apply_actions True -p approver NAME",
+    )
 
     demo = sub.add_parser("demo", help="start the sandbox, run every notebook against it, print the findings")
     demo.add_argument("--scenario", default="db-degradation", help="one of: " + ", ".join(SCENARIOS))
     demo.add_argument("--outputs", default="outputs", help="archive folder (default: ./outputs)")
 
-    sub.add_parser("iam-policy", help="print the least-privilege read-only IAM policy for the AWS diagnostics")
+    iam = sub.add_parser("iam-policy", help="print the least-privilege read-only IAM policy for the AWS diagnostics")
+    iam.add_argument("--actions", action="store_true", help="add the statement the two-key remediation actions need")
 
     box = sub.add_parser("sandbox", help="start local stand-ins for production and print their exports")
     box.add_argument("--scenario", default="healthy", help="one of: " + ", ".join(SCENARIOS))
@@ -85,7 +91,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_iam(args: argparse.Namespace) -> int:
     from imsnb.aws import iam_policy_json
 
-    print(iam_policy_json())
+    print(iam_policy_json(remediation=args.actions))
     return 0
 
 
@@ -102,6 +108,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         outputs=args.outputs,
         fail_on=args.fail_on,
         timeout_s=args.timeout,
+        allow_actions=args.allow_actions,
     )
     _print_result(result)
     return result.exit_code
@@ -115,6 +122,8 @@ def _print_result(result) -> None:
     print(f"{summary['notebook']}: status {summary['status']}, worst {worst}, {summary['duration_s']} s")
     if summary.get("error"):
         print(f"  error: {summary['error']['ename']}: {summary['error']['evalue']}")
+    for a in summary.get("actions") or []:
+        print(f"  action {a['status']:<8} {a['action']} {a['target']}: {a['detail'] or a['reason']}")
     if summary.get("escalation"):
         esc = summary["escalation"]
         print(f"  escalation: {esc['escalation']}; notify {esc['notification']}; on call: {esc['on_call']}")

@@ -38,6 +38,27 @@ def postgres_settings() -> dict[str, str]:
     return {key: os.environ[name] for name, key in mapping.items() if os.environ.get(name)}
 
 
+def postgres_settings_for(conninfo: str = "", *, host: str | None = None, port: int | None = None) -> dict[str, str]:
+    """Connection keywords for another server, e.g. an instance restored from a snapshot: a libpq conninfo without
+    a password ("host=... port=... dbname=... user=...") and/or a host and port, the rest (user, database,
+    password) as for the usual target — a restore keeps the master credentials."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    from imsnb.errors import BadParameter
+
+    try:
+        settings = {k: str(v) for k, v in conninfo_to_dict(conninfo).items()}
+    except Exception as exc:  # noqa: BLE001 - psycopg's ProgrammingError names the bad part
+        raise BadParameter(f"cannot read the connection info {conninfo!r}: {' '.join(str(exc).split())}") from None
+    if "password" in settings:
+        raise BadParameter("the connection info holds a password: pass it through DB_PASSWORD or PGPASSWORD instead")
+    if host:
+        settings["host"] = host
+    if port:
+        settings["port"] = str(port)
+    return {k: v for k, v in postgres_settings().items() if k not in ("host", "port")} | settings
+
+
 def postgres_label() -> str:
     """Where the diagnostics will connect, for messages: host:port/dbname as user (never the password)."""
     settings = postgres_settings()
