@@ -86,14 +86,18 @@ def test_history_reaches_back_hours_and_the_live_scrape_continues_it(prom, degra
         time.sleep(1)
 
 
-def test_a_healthy_history_has_no_spike():
+def test_a_healthy_history_has_no_spike_and_stop_cleans_up():
     with PrometheusServer(Traffic()) as server:
+        data_dir, process = server.dir, server.process
         prom = prometheus.Prometheus(server.url)
         last_hours = Window(datetime.now(UTC) - timedelta(hours=6), datetime.now(UTC))
         errors = prometheus.error_rate(last_hours, prom=prom)
         assert errors["value"].max() < 0.001
         assert prometheus.p95_latency_finding(prometheus.p95_latency(last_hours, prom=prom)).severity == Severity.OK
         assert server.spike_start is None
+    assert process.returncode is not None and not data_dir.exists()
+    with pytest.raises(Unreachable):
+        prometheus.Prometheus(server.url, timeout_s=2).get("query", {"query": "up"})  # the server is gone
 
 
 def test_a_closed_port_is_unreachable_and_remembered():
