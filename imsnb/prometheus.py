@@ -129,6 +129,7 @@ def query_range(
             "start": f"{window.start.timestamp():.3f}",
             "end": f"{window.end.timestamp():.3f}",
             "step": str(step_s or step_for(window)),
+            "timeout": f"{_prom(prom).timeout_s:g}s",  # the server gives up evaluating too
         },
     )
     rows = []
