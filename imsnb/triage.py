@@ -19,7 +19,7 @@ import pandas as pd
 from imsnb import cache, config, postgres, prometheus
 from imsnb.aws import Aws, cloudwatch, rds
 from imsnb.findings import CATALOGUE, Finding, Findings, Severity, escalation_for, on_call
-from imsnb.window import Window
+from imsnb.window import Window, parse_duration
 
 
 @dataclass(frozen=True)
@@ -121,6 +121,11 @@ def key_findings(
     finally:
         redis.close()
     return findings
+
+
+def context_window(window: Window, at_least: str = "3h") -> Window:
+    """`window`, reaching back at least `at_least` before its end: charts that show when a spike began."""
+    return Window(min(window.start, window.end - parse_duration(at_least)), window.end)
 
 
 def key_metrics(findings: list[Finding]) -> pd.DataFrame:

@@ -149,3 +149,15 @@ def test_cli_triage_bad_input_writes_nothing(tmp_path):
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "window 'soon'" in result.stderr
     assert not (tmp_path / "outputs").exists()
     assert (ROOT / "notebooks" / "triage.ipynb").is_file()
+
+
+def test_charts_look_back_far_enough_to_show_the_onset():
+    from datetime import UTC, datetime, timedelta
+
+    from imsnb.window import Window
+
+    end = datetime(2026, 2, 8, 15, 30, tzinfo=UTC)
+    short = Window(end - timedelta(minutes=30), end)
+    assert triage.context_window(short, "3h") == Window(end - timedelta(hours=3), end)
+    long = Window(end - timedelta(hours=6), end)
+    assert triage.context_window(long, "3h") == long
