@@ -5,10 +5,10 @@ by `promtool tsdb create-blocks-from openmetrics` and placed in the server's fre
 server scrapes a small exporter (a thread here) that continues the same counters live, so a sandbox left running
 for hours still shows the scenario's rates at "now".
 
-Checked by hand (prometheus 2.42 from Debian 12): promtool wants `# EOF` last and each family's samples together;
-blocks must be in the data dir before the server starts (it does not pick them up later); they must end before
-the first scraped sample, so the history stops at start time and the backfilled series carry the same labels the
-scrapes get (honor_labels), making one continuous counter rather than a reset. Start-up: ~0.4 s.
+With prometheus 2.42 (Debian 12): the OpenMetrics text ends with `# EOF` and keeps each family's samples together;
+the blocks are in the data dir before the server starts, so the history answers from the first query; the history
+stops at start time, before any scraped sample, and its series carry the labels the scrapes get (honor_labels),
+so each counter is one continuous series rather than a reset. promtool and start-up take ~0.4 s together.
 
 The series are the usual instrumentation names: `http_requests_total{status=...}` and the histogram
 `http_request_duration_seconds` (`_bucket{le=...}`, `_count`, `_sum`), labelled job="ims-api".
