@@ -117,6 +117,31 @@ def api_url() -> str:
     return f"http://{host}:{os.environ.get('API_PORT') or 8000}"
 
 
+def prometheus_url() -> str:
+    """Base URL of the Prometheus server holding the API's request metrics (PROMETHEUS_URL)."""
+    url = os.environ.get("PROMETHEUS_URL")
+    if not url:
+        raise NotConfigured(
+            "no Prometheus target: set PROMETHEUS_URL (e.g. http://prometheus:9090)", check="prometheus.configured"
+        )
+    return url.rstrip("/")
+
+
+# The API's metric names in Prometheus, defaulting to the usual instrumentation libraries' names.
+PROMETHEUS_NAMES = {
+    "requests_metric": ("IMSNB_PROM_REQUESTS_METRIC", "http_requests_total"),
+    "status_label": ("IMSNB_PROM_STATUS_LABEL", "status"),
+    "duration_metric": ("IMSNB_PROM_DURATION_METRIC", "http_request_duration_seconds_bucket"),
+    "selector": ("IMSNB_PROM_SELECTOR", ""),  # extra label matchers for every series, e.g. job="ims-api"
+}
+
+
+def prometheus_name(kind: str) -> str:
+    """A metric name, label or selector for the API's series: its IMSNB_PROM_* variable, else the default."""
+    variable, default = PROMETHEUS_NAMES[kind]
+    return os.environ.get(variable, default)
+
+
 # AWS resource names, defaulting to the runbook's own.
 AWS_NAMES = {
     "rds_instance": ("IMSNB_RDS_INSTANCE", "ims-postgres-db"),

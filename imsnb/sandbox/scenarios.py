@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from imsnb.sandbox.aws import seed as seed_aws
 from imsnb.sandbox.postgres import APP_DATABASE
+from imsnb.sandbox.prometheus import SLOW_LATENCY, Traffic
 
 if TYPE_CHECKING:
     from imsnb.sandbox import Sandbox
@@ -206,4 +207,16 @@ SCENARIOS: dict[str, Callable[[Sandbox], None]] = {
     "memory-leak": memory_leak,
     "stale-backup": stale_backup,
     "disk-pressure": disk_pressure,
+}
+
+# The API's request history in Prometheus, written before the server starts (scenarios not listed: normal traffic,
+# 0.02% 5xx, p95 ~225 ms). Spikes cover the last 45 minutes and are still going on.
+SPIKE = timedelta(minutes=45)
+TRAFFIC: dict[str, Traffic] = {
+    # requests wait on the slow, locked database: p95 ~2.3 s, and 2% time out as 5xx
+    "db-degradation": Traffic(spike=SPIKE, spike_error_ratio=0.02, spike_latency=SLOW_LATENCY),
+    # the runbook's "High Error Rate": 8% of requests fail
+    "error-spike": Traffic(spike=SPIKE, spike_error_ratio=0.08),
+    # /api/v1/orders takes 1.5 s: the p95 follows; a few requests fail
+    "api-degraded": Traffic(spike=SPIKE, spike_error_ratio=0.005, spike_latency=SLOW_LATENCY),
 }
