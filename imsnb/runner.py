@@ -330,11 +330,19 @@ def _write_run_folder(
     incident_dir.mkdir(parents=True, exist_ok=True)
     partial = incident_dir / f".partial-{started:%Y%m%dT%H%M%SZ}-{notebook}-{os.getpid()}-{secrets.token_hex(4)}"
     partial.mkdir()
-    for name, text in (("notebook.ipynb", notebook_text), ("report.html", html_text), ("summary.json", summary_text)):
-        with open(partial / name, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
+    try:
+        for name, text in (
+            ("notebook.ipynb", notebook_text),
+            ("report.html", html_text),
+            ("summary.json", summary_text),
+        ):
+            with open(partial / name, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+    except BaseException:  # disk full, interrupted: leave no half-written folder behind, hidden or not
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     base = f"{started:%Y%m%dT%H%M%SZ}-{notebook}"
     for attempt in range(1, 1000):
         target = incident_dir / (base if attempt == 1 else f"{base}-{attempt}")
