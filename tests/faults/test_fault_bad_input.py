@@ -142,9 +142,12 @@ def test_sql_reaches_postgres_only_through_bind_parameters(degraded, monkeypatch
     for knob in ("slow_query_ms", "long_running_s", "idle_in_transaction_s", "top_n"):
         code, stderr, _ = cli(["run", "db_performance", "-p", knob, f"1{INJECTION}", "--outputs", str(tmp_path)])
         assert code == 2 and knob in stderr
-    # the library's own SQL with the injection as the bound value: the server sees a bad number, not SQL
-    with postgres.Database("fault-tests") as db, pytest.raises(Exception, match="invalid input syntax"):
-        postgres.slow_queries(db, min_mean_ms=INJECTION)
+    with postgres.Database("fault-tests") as db:
+        with pytest.raises(ValueError):  # the library's functions make numbers of their knobs first
+            postgres.slow_queries(db, min_mean_ms=INJECTION)
+        # and its SQL constants take values only as bind parameters: the server sees a bad number, not SQL
+        with pytest.raises(Exception, match="invalid input syntax"):
+            db.frame(postgres.RUNNING_QUERIES, {"min_duration_s": INJECTION, "limit": 5})
     result = runner.run_notebook(
         "db_performance", {"window": "30m", "rds_instance": INJECTION}, incident_id="INC-SQLI", outputs=tmp_path
     )

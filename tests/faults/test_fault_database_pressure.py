@@ -7,8 +7,8 @@ import threading
 
 import psycopg
 import pytest
-from faults import timed_run
 from helpers import checks_at_or_above, finding, read_summary
+from injectors import timed_run
 
 from imsnb.sandbox import Sandbox
 

@@ -8,8 +8,8 @@ to the issue's bound: within 15 s of the normal one.
 from __future__ import annotations
 
 import pytest
-from faults import HangingServer, closed_port, timed_run
 from helpers import finding, read_summary
+from injectors import HangingServer, closed_port, timed_run
 
 BOUND_S = 15  # stated by issue 7: "within 15 s of its normal time"
 
