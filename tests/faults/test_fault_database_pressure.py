@@ -88,24 +88,30 @@ def test_a_lock_on_a_catalogue_view_is_reported_after_lock_timeout(small_sandbox
     assert finding(summary, "postgres.reachable")["severity"] == "OK"
 
 
+def fill(connect, held: list[psycopg.Connection]) -> None:
+    while True:
+        try:
+            held.append(connect())
+        except psycopg.OperationalError:
+            return
+
+
 @pytest.fixture
-def exhausted(small_sandbox):
-    """Every connection slot taken: the app role's, then the superuser-reserved ones."""
+def held_connections():
     held: list[psycopg.Connection] = []
-    for connect in (small_sandbox.postgres.connect, lambda: small_sandbox.postgres.admin("ims")):
-        while True:
-            try:
-                held.append(connect())
-            except psycopg.OperationalError:
-                break
     yield held
     for conn in held:
         conn.close()
 
 
-def test_exhausted_max_connections_is_reported_not_hung(small_sandbox, on, tmp_path, exhausted):
+@pytest.mark.parametrize("slots", ["ordinary", "all"])
+def test_exhausted_max_connections_is_reported_not_hung(small_sandbox, on, tmp_path, held_connections, slots):
+    """The app fills every ordinary slot (and then, for `all`, a superuser the reserved ones too)."""
     on(small_sandbox)
-    assert len(exhausted) == small_sandbox.postgres.max_connections
+    fill(small_sandbox.postgres.connect, held_connections)
+    if slots == "all":
+        fill(lambda: small_sandbox.postgres.admin("ims"), held_connections)
+        assert len(held_connections) == small_sandbox.postgres.max_connections
     result, _ = timed_run("db_performance", tmp_path, "INC-FULL")
     summary = read_summary(result.folder)
     assert summary["status"] == "ok", summary.get("error")
