@@ -7,6 +7,7 @@ uses; both are dropped afterwards), so the run also proves pg_monitor sees the o
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -15,6 +16,8 @@ from helpers import checks_at_or_above, read_summary
 from psycopg import sql
 
 from imsnb.runner import run_notebook
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 MONITOR_ROLE = "imsnb_monitor"
 # The README's role: login, pg_monitor, nothing else (no ownership, no write grant, no CREATE on any schema).
@@ -118,3 +121,9 @@ def test_redis_cache_works_under_the_read_only_acl_user(degraded, acl_user, monk
     assert next(f for f in summary["findings"] if f["check"] == "cache.reachable")["severity"] == "OK"
     text = (result.folder / "notebook.ipynb").read_text()
     assert "FLUSHDB ASYNC" in text and "NOPERM" not in text
+
+
+def test_the_readme_documents_this_role_and_this_acl_line():
+    readme = README.read_text()
+    assert f"CREATE ROLE {MONITOR_ROLE} LOGIN PASSWORD '...' IN ROLE pg_monitor;" in readme
+    assert f"ACL SETUSER {ACL_USER} on >... {' '.join(ACL_RULES[1:])}\n" in readme
