@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import os
 import secrets
 import shutil
@@ -95,7 +96,7 @@ def run_notebook(
         threshold = Severity.parse(fail_on)
     except ValueError as exc:
         raise BadParameter(str(exc)) from None
-    if not timeout_s or timeout_s <= 0 or timeout_s != timeout_s:
+    if not timeout_s or timeout_s <= 0 or not math.isfinite(timeout_s):  # nan and inf: no bound at all
         raise BadParameter(f"timeout must be a positive number of seconds, not {timeout_s!r}")
     path, params, incident = prepare(notebook, parameters or {}, incident_id, outputs)
     started = datetime.now(UTC)

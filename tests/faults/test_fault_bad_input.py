@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from helpers import read_summary
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from imsnb import postgres, runner
@@ -33,12 +33,13 @@ EXAMPLES = settings(max_examples=150, deadline=None, suppress_health_check=[Heal
 
 
 class WouldExecute(Exception):  # noqa: N818 - a signal, not an error
-    def __init__(self, params: dict):
+    def __init__(self, params: dict, timeout_s: float):
         self.params = params
+        self.timeout_s = timeout_s
 
 
 def _stop_before_kernel(path, output, params, timeout_s):
-    raise WouldExecute(params)
+    raise WouldExecute(params, timeout_s)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -55,6 +56,7 @@ def cli(argv: list[str]) -> tuple[int | None, str, dict | None]:
         try:
             return main(argv), err.getvalue(), None
         except WouldExecute as accepted:
+            assert math.isfinite(accepted.timeout_s) and accepted.timeout_s > 0, accepted.timeout_s
             return None, err.getvalue(), accepted.params
         except SystemExit as exc:
             return exc.code, err.getvalue(), None
@@ -108,7 +110,8 @@ def test_any_window_and_incident_is_accepted_or_refused(tmp_path_factory, window
 
 
 @EXAMPLES
-@given(timeout=texts, fail_on=texts)
+@example(timeout="inf", fail_on="OK")  # an unbounded run is not a well-typed timeout
+@given(timeout=texts | st.floats().map(str), fail_on=st.sampled_from(["OK", "info", "WARNING", "error"]) | texts)
 def test_any_timeout_and_fail_on_is_accepted_or_refused(tmp_path_factory, timeout, fail_on):
     outputs = tmp_path_factory.mktemp("out") / "outputs"
     code, stderr, params = cli(
