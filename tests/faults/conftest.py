@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -25,3 +26,10 @@ def on(monkeypatch):
             monkeypatch.setenv(key, value)
 
     return apply
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    """Fault tests run last: they take minutes, and the session sandbox's scenario (whose lock wait and idle
+    transaction age with the clock) must be as young for the other tests as it is without this suite."""
+    here = Path(__file__).parent
+    items.sort(key=lambda item: Path(str(item.path)).is_relative_to(here))
