@@ -35,6 +35,18 @@ def test_aws_endpoint_on_a_closed_port(own_sandbox, on, tmp_path):
     assert faulted_s <= normal_s + BOUND_S, (normal_s, faulted_s)
 
 
+def test_aws_endpoint_that_accepts_and_never_answers(own_sandbox, on, tmp_path):
+    """botocore retries a read timeout (3 attempts of 10 s); imsnb gives a hanging endpoint up after the first."""
+    on(own_sandbox)
+    normal, normal_s = timed_run("backup_verification", tmp_path, "INC-AWS-HANG")
+    with HangingServer() as hanging:
+        on(own_sandbox, AWS_ENDPOINT_URL=f"http://127.0.0.1:{hanging.port}")
+        faulted, faulted_s = timed_run("backup_verification", tmp_path, "INC-AWS-HANG")
+        assert len(hanging.held) == 1, "one request, no retries"
+    assert_completed_with(faulted, "aws.reachable", "Read timeout")
+    assert faulted_s <= normal_s + BOUND_S, (normal_s, faulted_s)
+
+
 @pytest.mark.parametrize("notebook", ["health_check", "api_timeout"])
 def test_api_that_accepts_and_never_answers(own_sandbox, on, tmp_path, notebook):
     on(own_sandbox)
