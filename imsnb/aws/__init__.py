@@ -10,6 +10,7 @@ section turns into a finding.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -91,7 +92,15 @@ class Aws:
                 read_timeout=READ_TIMEOUT_S,
                 user_agent_extra=f"imsnb/{self.application}",
             )
-            client = self._session.client(service, config=config)
+            from botocore.exceptions import NoRegionError
+
+            # botocore reads AWS_DEFAULT_REGION but not AWS_REGION (the runbook's and the README's name).
+            region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
+            try:
+                client = self._session.client(service, config=config, region_name=region)
+            except NoRegionError:
+                self._failure = NotConfigured("AWS has no region (set AWS_REGION)", check="aws.credentials")
+                raise self._failure from None
             client.meta.events.register("before-call", lambda model, **_: self._record(iam_action(service, model.name)))
             client.meta.events.register_first("needs-retry", _no_retry_after_timeout)
             self._clients[service] = client
