@@ -63,13 +63,19 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, args, need
 
 
 def test_sandbox_prints_exports_and_cleans_up_on_ctrl_c(tmp_path):
-    before = _sandbox_dirs()
+    import tempfile
+
+    # A temp dir of its own (traversable by the postgres user), so other sandboxes on the machine do not count.
+    own_tmp = Path(tempfile.mkdtemp(prefix="imsnb-cli-test-"))
+    own_tmp.chmod(0o755)
+    before = _sandbox_dirs(own_tmp)
     proc = subprocess.Popen(
         [*IMSNB, "sandbox", "--scenario", "db-degradation"],
         cwd=tmp_path,
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        env={**os.environ, "TMPDIR": str(own_tmp)},
     )
     try:
         exports = {}
@@ -92,19 +98,18 @@ def test_sandbox_prints_exports_and_cleans_up_on_ctrl_c(tmp_path):
         ) as conn:
             waiting = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'").fetchone()
         assert waiting[0] == 1
-        datadirs = _sandbox_dirs() - before
+        datadirs = _sandbox_dirs(own_tmp) - before
         assert len(datadirs) == 1
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
     assert proc.returncode == 0
-    assert not (datadirs & _sandbox_dirs()), "the sandbox removed its temp dirs"
+    assert not (datadirs & _sandbox_dirs(own_tmp)), "the sandbox removed its temp dirs"
+    own_tmp.rmdir()  # fails if the sandbox left anything behind
 
 
-def _sandbox_dirs() -> set[str]:
-    import tempfile
-
-    return {p.name for p in Path(tempfile.gettempdir()).glob("imsnb-pg-*")}
+def _sandbox_dirs(folder: Path) -> set[str]:
+    return {p.name for p in folder.glob("imsnb-pg-*")}
 
 
 def test_readme_commands_exist():
