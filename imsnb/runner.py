@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -116,6 +117,7 @@ def run_notebook(
         )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    _refresh_index(folder.parent)
     if summary["status"] != "ok":
         code = EXIT_NOTEBOOK_FAILED
     elif Severity.parse(summary["severity"] or "OK") >= threshold:
@@ -125,16 +127,26 @@ def run_notebook(
     return RunResult(folder, summary, code)
 
 
+def _refresh_index(incident_dir: Path) -> None:
+    """Rewrite the incident's index.html; a failure there never costs the run (the index can be rebuilt)."""
+    from imsnb import archive
+
+    try:
+        archive.write_index(incident_dir)
+    except OSError as exc:
+        logging.getLogger(__name__).warning("index.html of %s not rewritten: %s", incident_dir, exc)
+
+
 def _execute(path: Path, output: Path, params: dict[str, Any], timeout_s: float) -> tuple[dict, str, dict | None]:
     """papermill in this process; returns the executed notebook (as a dict), the status and the error, if any."""
     import papermill
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     status, error = "ok", None
-    found = config.config_file()  # the kernel runs in notebooks/: tell it which imsnb.toml the caller meant
-    restore = "IMSNB_CONFIG" not in os.environ and found is not None
-    if restore:
-        os.environ["IMSNB_CONFIG"] = str(found.resolve())
+    # The kernel runs in notebooks/: tell it which imsnb.toml the caller meant, through the kernel's own
+    # environment (never os.environ, which parallel runs in other threads share).
+    found = config.config_file()
+    extra_env = {"IMSNB_CONFIG": str(found.resolve())} if "IMSNB_CONFIG" not in os.environ and found else {}
     try:
         papermill.execute_notebook(
             str(path),
@@ -145,6 +157,7 @@ def _execute(path: Path, output: Path, params: dict[str, Any], timeout_s: float)
             log_output=False,
             execution_timeout=timeout_s,
             start_timeout=60,
+            kernel_manager_class=kernel_manager_with_env(extra_env),
         )
     except papermill.PapermillExecutionError as exc:
         status = "failed"
@@ -158,9 +171,6 @@ def _execute(path: Path, output: Path, params: dict[str, Any], timeout_s: float)
     except Exception as exc:  # noqa: BLE001 - the run folder must still be written
         status = "failed"
         error = {"ename": type(exc).__name__, "evalue": " ".join(str(exc).split())}
-    finally:
-        if restore:
-            del os.environ["IMSNB_CONFIG"]
     try:
         executed = json.loads(output.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -168,6 +178,24 @@ def _execute(path: Path, output: Path, params: dict[str, Any], timeout_s: float)
     if error and "cell_index" not in error:  # papermill marks a raising cell itself; not a timeout or death
         _mark_interrupted(executed, error)
     return executed, status, error
+
+
+def kernel_manager_with_env(extra_env: dict[str, str]) -> type:
+    """A kernel manager class whose kernels get the current environment plus `extra_env` (thread-safe: nothing
+    is written to os.environ)."""
+    from jupyter_client import AsyncKernelManager
+
+    if not extra_env:
+        return AsyncKernelManager
+
+    class _KernelManager(AsyncKernelManager):
+        async def _async_start_kernel(self, **kw: Any) -> None:
+            kw["env"] = {**(kw.get("env") or os.environ), **extra_env}
+            await super()._async_start_kernel(**kw)
+
+        start_kernel = _async_start_kernel
+
+    return _KernelManager
 
 
 def _mark_interrupted(nb: dict, error: dict) -> None:
