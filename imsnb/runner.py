@@ -143,8 +143,8 @@ def _execute(path: Path, output: Path, params: dict[str, Any], timeout_s: float)
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     status, error = "ok", None
-    # The kernel runs in notebooks/: tell it which imsnb.toml the caller meant, through the kernel's own
-    # environment (never os.environ, which parallel runs in other threads share).
+    # The kernel runs in the notebook's folder: tell it which imsnb.toml the caller meant, through the kernel's
+    # own environment (never os.environ, which parallel runs in other threads share).
     found = config.config_file()
     extra_env = {"IMSNB_CONFIG": str(found.resolve())} if "IMSNB_CONFIG" not in os.environ and found else {}
     try:
@@ -152,12 +152,12 @@ def _execute(path: Path, output: Path, params: dict[str, Any], timeout_s: float)
             str(path),
             str(output),
             parameters=params,
-            cwd=str(path.parent),
+            # not papermill's cwd=, which os.chdir()s the whole process (parallel runs would write elsewhere)
             progress_bar=False,
             log_output=False,
             execution_timeout=timeout_s,
             start_timeout=60,
-            kernel_manager_class=kernel_manager_with_env(extra_env),
+            kernel_manager_class=kernel_manager_for(cwd=path.parent.resolve(), extra_env=extra_env),
         )
     except papermill.PapermillExecutionError as exc:
         status = "failed"
@@ -180,16 +180,16 @@ def _execute(path: Path, output: Path, params: dict[str, Any], timeout_s: float)
     return executed, status, error
 
 
-def kernel_manager_with_env(extra_env: dict[str, str]) -> type:
-    """A kernel manager class whose kernels get the current environment plus `extra_env` (thread-safe: nothing
-    is written to os.environ)."""
-    from jupyter_client import AsyncKernelManager
+def kernel_manager_for(*, cwd: Path, extra_env: dict[str, str]) -> type:
+    """A kernel manager class whose kernels start in `cwd` with the current environment plus `extra_env`.
 
-    if not extra_env:
-        return AsyncKernelManager
+    Thread-safe, unlike papermill's `cwd=` (a process-wide os.chdir) or setting os.environ around the run.
+    """
+    from jupyter_client import AsyncKernelManager
 
     class _KernelManager(AsyncKernelManager):
         async def _async_start_kernel(self, **kw: Any) -> None:
+            kw["cwd"] = str(cwd)
             kw["env"] = {**(kw.get("env") or os.environ), **extra_env}
             await super()._async_start_kernel(**kw)
 
