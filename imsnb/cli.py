@@ -336,7 +336,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
 
 
 def lab_command(notebooks: Path, port: int) -> list[str]:
-    return [
+    command = [
         sys.executable,
         "-m",
         "jupyterlab",
@@ -345,6 +345,9 @@ def lab_command(notebooks: Path, port: int) -> list[str]:
         f"--ServerApp.port={port}",
         "--ServerApp.port_retries=0",
     ]
+    if os.geteuid() == 0:  # JupyterLab refuses root without it (containers, CI)
+        command.append("--allow-root")
+    return command
 
 
 def lab_env(targets: dict[str, str]) -> dict[str, str]:
