@@ -12,6 +12,7 @@ Everything shown comes from the runs' summary.json files, so the index can be re
 from __future__ import annotations
 
 import fcntl
+import functools
 import html
 import json
 import os
@@ -74,7 +75,8 @@ def worst(severities: list[str | None]) -> str | None:
 
 
 def incident_window(runs: list[dict[str, Any]]) -> tuple[str, str] | None:
-    """The span the runs looked at: each run's `start`/`end` or `window` (ending at its start), merged."""
+    """The span the runs looked at: each run's `start`/`end` or `window` (ending at its start; the notebook's
+    default window when none was passed), merged."""
     from imsnb.window import parse_instant, resolve_window
 
     starts, ends = [], []
@@ -82,9 +84,8 @@ def incident_window(runs: list[dict[str, Any]]) -> tuple[str, str] | None:
         params = run.get("parameters") or {}
         try:
             at = parse_instant(run["started_at"], "started_at") if run.get("started_at") else None
-            window = resolve_window(
-                params.get("window") or "1h", params.get("start") or None, params.get("end") or None, now=at
-            )
+            span = params.get("window") or _default_window(str(run.get("notebook") or "")) or "1h"
+            window = resolve_window(span, params.get("start") or None, params.get("end") or None, now=at)
         except (ImsnbError, TypeError, ValueError):
             continue
         starts.append(window.start)
@@ -92,6 +93,18 @@ def incident_window(runs: list[dict[str, Any]]) -> tuple[str, str] | None:
     if not starts:
         return None
     return _iso(min(starts)), _iso(max(ends))
+
+
+@functools.lru_cache(maxsize=64)
+def _default_window(notebook: str) -> str | None:
+    """The `window` a notebook uses when none is passed (papermill records only the parameters given)."""
+    from imsnb.notebooks import find_notebook, load_info
+
+    try:
+        declared = load_info(find_notebook(notebook)).parameters.get("window")
+    except ImsnbError:
+        return None
+    return declared.default if declared is not None and isinstance(declared.default, str) else None
 
 
 def timeline(runs: list[dict[str, Any]]) -> list[dict[str, str]]:

@@ -80,8 +80,9 @@ def test_index_escapes_everything_and_shows_actions_and_postmortem_notes(tmp_pat
 def test_index_without_actions_key_and_with_explicit_start_end(tmp_path):
     incident = tmp_path / "INC-10"
     fake_run(incident, "a", "2026-02-08T16:00:00Z", "OK", parameters={"start": "2026-02-08T12:00:00Z", "end": ""})
+    fake_run(incident, "performance_baseline", "2026-02-08T16:30:00Z", "OK", parameters={})  # its default: 24h
     text = archive.write_index(incident).read_text()
-    assert "Time window: 2026-02-08T12:00:00Z – 2026-02-08T16:00:00Z" in text
+    assert "Time window: 2026-02-07T16:30:00Z – 2026-02-08T16:30:00Z" in text
     assert "no findings above OK and no actions" in text
     assert 'placeholder="Root cause: to be filled in"' in text
 
