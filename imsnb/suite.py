@@ -122,15 +122,20 @@ def run_suite(
             ): index
             for index, (name, own) in enumerate(plan)
         }
-        for future in as_completed(futures):
-            try:
-                result = future.result()
-            except Exception as exc:  # noqa: BLE001 - let the other runs finish, raise afterwards
-                errors.append(exc)
-                continue
-            results[futures[future]] = result
-            if on_result is not None:
-                on_result(result)
+        try:
+            for future in as_completed(futures):
+                try:
+                    result = future.result()
+                except Exception as exc:  # noqa: BLE001 - let the other runs finish, raise afterwards
+                    errors.append(exc)
+                    continue
+                results[futures[future]] = result
+                if on_result is not None:
+                    on_result(result)
+        except KeyboardInterrupt:  # Ctrl-C: start nothing new; running kernels got the SIGINT too
+            for future in futures:
+                future.cancel()
+            raise
     archive.write_index(Path(outputs) / incident)
     if errors:
         raise errors[0]
