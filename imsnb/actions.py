@@ -1,12 +1,28 @@
-"""Remediation, the only module meant to change anything. For now it only plans: nothing here executes.
+"""Remediation: the only module in imsnb that changes anything, and only with two keys.
 
-`terminate_backends_plan` replaces the runbook's `pg_terminate_backend(pid) WHERE query LIKE '%pattern%'`
-(which can hit the wrong sessions, including the one running it) with a list of exactly which backends a
-termination or cancellation would target and why, built from the diagnostics' results.
+Every action starts as a `Plan` built from what a diagnostic found: what, on which target, why, the expected
+effect, how to undo it, and the equivalent command. `execute(plans, apply_actions=..., approver=...)` shows the
+plans as a table and applies them only when both keys are turned:
+
+- the notebook key: the parameter `apply_actions=True`, with `approver` naming who approved;
+- the run key: `imsnb run --allow-actions` (which sets IMSNB_ALLOW_ACTIONS=1 for the kernel; headless runs
+  without the flag never see the variable), or `IMSNB_ALLOW_ACTIONS=1` in the environment of an interactive kernel.
+
+With one key, nothing happens and a line says which key is missing. With both, each plan re-checks its precondition
+right before acting (the backend is still the same session, the instance is `available`, the service exists and the
+count is within bounds, the Redis database is the one named); a changed world means skipped, with the reason.
+Every outcome is shown in the notebook and emitted as `application/vnd.imsnb.actions+json`, which the runner
+collects into `summary.json` under `actions`.
 """
 
 from __future__ import annotations
 
+import html
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -14,7 +30,165 @@ import pandas as pd
 from imsnb import postgres
 from imsnb.findings import threshold
 
-MAX_BACKENDS = 5  # blast-radius cap: at most this many backends in one plan
+ACTIONS_MIME = "application/vnd.imsnb.actions+json"
+ALLOW_ENV = "IMSNB_ALLOW_ACTIONS"
+MAX_BACKENDS = 5  # blast-radius cap: at most this many backends cancelled or terminated per run
+RESTORE_WAIT_S = 1800.0
+RESTORE_POLL_S = 15.0
+RECORD_KEYS = [
+    "action",
+    "target",
+    "reason",
+    "expected_effect",
+    "undo",
+    "command",
+    "status",
+    "detail",
+    "approver",
+    "planned_at",
+    "finished_at",
+]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}".rstrip(": ")
+
+
+class Changed(Exception):
+    """Raised by an apply step that finds, at the last moment, that the world is no longer as planned."""
+
+
+@dataclass
+class Plan:
+    """One action, planned from a diagnostic's result; `recheck` returns None when the world is still as planned
+    (else why not), `apply` acts and returns what it did."""
+
+    action: str
+    target: str
+    reason: str
+    expected_effect: str
+    undo: str
+    command: str
+    recheck: Callable[[], str | None] = field(repr=False, compare=False)
+    apply: Callable[[], str] = field(repr=False, compare=False)
+    within_cap: bool = True
+    cap_note: str = ""
+    planned_at: str = field(default_factory=_now)
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "target": self.target,
+            "reason": self.reason,
+            "expected_effect": self.expected_effect,
+            "undo": self.undo,
+            "command": self.command,
+            "status": "planned",
+            "detail": "" if self.within_cap else self.cap_note,
+            "approver": None,
+            "planned_at": self.planned_at,
+            "finished_at": None,
+        }
+
+
+@dataclass(frozen=True)
+class Keys:
+    notebook: bool
+    run: bool
+    approver: str
+
+    @property
+    def missing(self) -> str | None:
+        """Which key is missing, as a line for the notebook; None when both are turned and an approver is named."""
+        notebook_hint = "set the parameter apply_actions=True (`-p apply_actions True`) and name the approver"
+        run_hint = "run with `imsnb run --allow-actions` (or IMSNB_ALLOW_ACTIONS=1 for an interactive kernel)"
+        if not self.notebook and not self.run:
+            return f"both keys are missing: {notebook_hint}, and {run_hint}"
+        if not self.notebook:
+            return f"the notebook key is missing: {notebook_hint}"
+        if not self.run:
+            return f"the run key is missing: {run_hint}"
+        if not self.approver:
+            return "no approver is named: set the parameter approver (`-p approver NAME`)"
+        return None
+
+
+def keys(apply_actions: bool = False, approver: str = "") -> Keys:
+    """The two keys as they stand now: the notebook's parameter and the run's flag (IMSNB_ALLOW_ACTIONS=1)."""
+    return Keys(
+        notebook=apply_actions is True,
+        run=os.environ.get(ALLOW_ENV, "").strip() == "1",
+        approver=" ".join(str(approver or "").split()),
+    )
+
+
+def execute(
+    plans: list[Plan], *, apply_actions: bool = False, approver: str = "", title: str = "Actions"
+) -> pd.DataFrame:
+    """Show the plans and, with both keys, re-check and apply each; every outcome is displayed and recorded."""
+    turned = keys(apply_actions, approver)
+    records = []
+    for plan in plans:
+        record = plan.record()
+        if turned.missing is None:
+            record.update(_outcome(plan), approver=turned.approver, finished_at=_now())
+        else:
+            record["detail"] = f"not applied: {turned.missing}"
+        records.append(record)
+    frame = pd.DataFrame(records, columns=RECORD_KEYS)
+    _display_outcome(frame, turned, title)
+    return frame
+
+
+def _outcome(plan: Plan) -> dict[str, str]:
+    if not plan.within_cap:
+        return {"status": "skipped", "detail": plan.cap_note}
+    try:
+        changed = plan.recheck()
+    except Exception as exc:  # noqa: BLE001 - a failed re-check must skip, never act blind
+        changed = f"the re-check failed ({_one_line(exc)})"
+    if changed:
+        return {"status": "skipped", "detail": changed}
+    try:
+        return {"status": "applied", "detail": plan.apply()}
+    except Changed as exc:
+        return {"status": "skipped", "detail": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - the failure is the outcome, recorded with its error
+        return {"status": "failed", "detail": _one_line(exc)}
+
+
+def _display_outcome(frame: pd.DataFrame, turned: Keys, title: str) -> None:
+    from imsnb.report import _display
+
+    if turned.missing is None:
+        line = f"Both keys turned; approved by {turned.approver}. Each action re-checked its precondition first."
+    else:
+        line = f"Plan only, nothing was changed: {turned.missing}."
+    shown = frame.drop(columns=["planned_at", "finished_at"])
+    table = "<p><i>(nothing to do)</i></p>" if frame.empty else shown.to_html(index=False)
+    _display(
+        {
+            "text/html": f"<p><b>{html.escape(title)}.</b> {html.escape(line)}</p>{table}",
+            "text/plain": f"{title}. {line}\n" + ("(nothing to do)" if frame.empty else shown.to_string(index=False)),
+            ACTIONS_MIME: {"title": title, "keys": _keys_dict(turned), "actions": _records(frame)},
+        }
+    )
+
+
+def _keys_dict(turned: Keys) -> dict[str, Any]:
+    return {"notebook": turned.notebook, "run": turned.run, "approver": turned.approver or None}
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{k: (None if pd.isna(v) else v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+
+
+# --- PostgreSQL: cancel and terminate backends, by what the diagnostics found ------------------------------------
+
 PLAN_COLUMNS = [
     "pid",
     "user",
@@ -30,6 +204,33 @@ PLAN_COLUMNS = [
     "query",
 ]
 
+BACKEND_NOW = """
+SELECT a.pid, a.backend_start, a.query_start, a.state, a.backend_type,
+       a.application_name AS application, a.pid = pg_backend_pid() AS own,
+       coalesce(r.rolsuper, false) AS superuser, coalesce(r.rolreplication, false) AS replication
+FROM pg_stat_activity a
+LEFT JOIN pg_roles r ON r.oid = a.usesysid
+WHERE a.pid = %(pid)s
+"""
+
+# The guard is repeated in the statement itself: nothing is signalled unless the session is still the planned one.
+CANCEL_BACKEND = """
+SELECT pg_cancel_backend(a.pid) AS signalled
+FROM pg_stat_activity a
+WHERE a.pid = %(pid)s AND a.backend_start = %(backend_start)s
+  AND a.query_start IS NOT DISTINCT FROM %(query_start)s AND a.pid <> pg_backend_pid()
+"""
+
+TERMINATE_BACKEND = """
+SELECT pg_terminate_backend(a.pid, %(wait_ms)s) AS signalled
+FROM pg_stat_activity a
+WHERE a.pid = %(pid)s AND a.backend_start = %(backend_start)s
+  AND a.query_start IS NOT DISTINCT FROM %(query_start)s AND a.pid <> pg_backend_pid()
+"""
+TERMINATE_WAIT_MS = 3000
+SIGNAL_SQL = {"pg_cancel_backend": CANCEL_BACKEND, "pg_terminate_backend": TERMINATE_BACKEND}
+EXPECTED_STATE = {"pg_cancel_backend": ("active",), "pg_terminate_backend": ("idle in transaction", "active")}
+
 
 def terminate_backends_plan(
     db: postgres.Database | None = None,
@@ -38,15 +239,15 @@ def terminate_backends_plan(
     idle_in_transaction_s: float | None = None,
     max_backends: int = MAX_BACKENDS,
 ) -> pd.DataFrame:
-    """Which backends a mitigation would cancel or terminate, and why. Read-only: nothing is sent.
+    """Which backends a mitigation would cancel or terminate, and why, as a table. Read-only.
 
     - idle in transaction and blocking others: terminate (a cancel does nothing to an idle session); its open
       transaction rolls back and its locks are released;
     - idle in transaction for longer than `idle_in_transaction_s`: terminate;
-    - active for longer than `long_running_s`: cancel the statement first (`pg_cancel_backend`), the gentler step.
+    - active for longer than `long_running_s`: cancel the statement (`pg_cancel_backend`), the gentler step.
 
     imsnb's own sessions are never candidates. At most `max_backends` rows are `within_cap`; `backend_start` and
-    `query_start` identify the exact session so a later apply can check it is still the same one.
+    `query_start` identify the exact session so that applying can check it is still the same one.
     """
     long_running_s = threshold("postgres.long_running").warning if long_running_s is None else long_running_s
     if idle_in_transaction_s is None:
@@ -91,16 +292,107 @@ def _row(r, action: str, reason: str, blocks: int, age_s: float, query: str) -> 
     }
 
 
+def backend_actions(
+    db: postgres.Database | None = None,
+    *,
+    long_running_s: float | None = None,
+    idle_in_transaction_s: float | None = None,
+    max_backends: int = MAX_BACKENDS,
+) -> list[Plan]:
+    """`terminate_backends_plan`'s rows as plans: blockers and stuck sessions first, at most `max_backends`."""
+    if max_backends < 0:
+        raise ValueError(f"max_backends must be 0 or more, not {max_backends}")
+    table = terminate_backends_plan(
+        db, long_running_s=long_running_s, idle_in_transaction_s=idle_in_transaction_s, max_backends=max_backends
+    )
+    return [backend_action(db, row, max_backends=max_backends) for row in table.to_dict(orient="records")]
+
+
+def backend_action(db: postgres.Database | None, row: dict[str, Any], *, max_backends: int = MAX_BACKENDS) -> Plan:
+    """One cancel or terminate for the session in `row` (pid, backend_start, query_start as the plan saw them)."""
+    function = row["action"]
+    if function not in SIGNAL_SQL:
+        raise ValueError(f"unknown backend action {function!r}: use pg_cancel_backend or pg_terminate_backend")
+    session = {
+        "pid": int(row["pid"]),
+        "backend_start": _timestamp(row["backend_start"]),
+        "query_start": _timestamp(row.get("query_start")),
+    }
+    target = f"pid {session['pid']} ({row.get('user') or '?'}, {row.get('application') or 'no application_name'})"
+    if function == "pg_terminate_backend":
+        effect = "the session ends; its open transaction rolls back and the locks it holds are released"
+        undo = "none: the client reconnects; rolled-back work must be redone by it"
+    else:
+        effect = "the running statement is cancelled (the client gets an error); the session stays"
+        undo = "none: the client may re-run the statement"
+
+    def recheck() -> str | None:
+        return _backend_changed(postgres._db(db), session, function)
+
+    def apply() -> str:
+        params = {**session, "wait_ms": TERMINATE_WAIT_MS}
+        frame = postgres._db(db).frame(SIGNAL_SQL[function], params)
+        if frame.empty:
+            raise Changed("the session changed between the re-check and the signal; nothing was sent")
+        if not bool(frame.iat[0, 0]):
+            raise RuntimeError(f"{function} returned false: the backend did not end within {TERMINATE_WAIT_MS} ms")
+        return f"{function}({session['pid']}) sent and confirmed"
+
+    return Plan(
+        action=function.removeprefix("pg_"),
+        target=target,
+        reason=row["reason"],
+        expected_effect=effect,
+        undo=undo,
+        command=f"SELECT {function}({session['pid']})  -- only if backend_start = {session['backend_start']}",
+        recheck=recheck,
+        apply=apply,
+        within_cap=bool(row.get("within_cap", True)),
+        cap_note=f"over the cap of {max_backends} backends per run: not touched",
+    )
+
+
+def _timestamp(value: Any) -> datetime | None:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return pd.Timestamp(value).to_pydatetime()
+
+
+def _backend_changed(db: postgres.Database, session: dict[str, Any], function: str) -> str | None:
+    now = db.frame(BACKEND_NOW, {"pid": session["pid"]})
+    if now.empty:
+        return f"pid {session['pid']} has ended since the plan"
+    row = now.iloc[0]
+    if _timestamp(row["backend_start"]) != session["backend_start"]:
+        return f"pid {session['pid']} is now a different session (backend_start changed): the pid was reused"
+    if bool(row["own"]) or str(row["application"] or "").startswith("imsnb"):
+        return "this is imsnb's own session: never touched"
+    if row["backend_type"] != "client backend":
+        return f"a {row['backend_type']} backend: never touched"
+    if bool(row["superuser"]) and bool(row["replication"]):
+        return "a superuser replication session: never touched"
+    if _timestamp(row["query_start"]) != session["query_start"]:
+        return f"pid {session['pid']} has moved on to another statement since the plan"
+    if row["state"] not in EXPECTED_STATE[function]:
+        return f"pid {session['pid']} is now {row['state']!r}, no longer as planned"
+    return None
+
+
+# --- Redis ---------------------------------------------------------------------------------------------------------
+
+CLIENT_DB_FIELD = "db"
+
+
 def flush_plan(cache: Any = None, *, db: int = 0) -> pd.DataFrame:
-    """What the runbook's `FLUSHDB ASYNC` would do to database `db`, and its cost. Read-only: nothing is sent.
+    """What the runbook's `FLUSHDB ASYNC` would do to database `db`, and its cost, as a one-row table. Read-only.
 
     The expected impact is taken from the cache as it is now: keys lost, memory freed, and the read load that
     falls through to PostgreSQL until the cache is warm again (hits per second before the flush).
     """
     from imsnb import cache as redis_cache
 
-    keys = redis_cache.keyspace(cache)
-    row = keys[keys["db"] == db]
+    keys_by_db = redis_cache.keyspace(cache)
+    row = keys_by_db[keys_by_db["db"] == db]
     count = int(row["keys"].iloc[0]) if not row.empty else 0
     memory = redis_cache.memory_usage(cache)
     stats = redis_cache.stats(cache)
@@ -120,11 +412,46 @@ def flush_plan(cache: Any = None, *, db: int = 0) -> pd.DataFrame:
                 "why": "runbook › Redis Cache Flush: cache corrupted",
                 "expected_impact": impact,
                 "undo": "none: cached values are lost and recomputed by the application",
-                "status": "planned, not executed",
             }
         ]
     )
 
+
+def flush_action(cache: Any = None, *, db: int = 0) -> Plan:
+    """The runbook's `redis-cli FLUSHDB ASYNC` on database `db` of the configured server."""
+    from imsnb import cache as redis_cache
+
+    planned = flush_plan(cache, db=db).iloc[0]
+    server = redis_cache._cache(cache)
+
+    def recheck() -> str | None:
+        info = server.call("client_info")
+        connected = int(info.get(CLIENT_DB_FIELD, -1))
+        if connected != db:
+            return f"connected to db {connected}, the plan names db {db}: set REDIS_DB={db} (or the URL's /{db})"
+        label = server.label.split("/")[0]
+        if f"{label}/{db}" != planned["target"]:
+            return f"the server changed since the plan ({planned['target']} → {label}/{db})"
+        return None
+
+    def apply() -> str:
+        before = server.call("dbsize")
+        server.call("flushdb", asynchronous=True)
+        return f"FLUSHDB ASYNC sent to {planned['target']} ({before:,} keys at the time)"
+
+    return Plan(
+        action="redis_flushdb",
+        target=str(planned["target"]),
+        reason=str(planned["why"]),
+        expected_effect=str(planned["expected_impact"]),
+        undo=str(planned["undo"]),
+        command=f"redis-cli -n {db} FLUSHDB ASYNC",
+        recheck=recheck,
+        apply=apply,
+    )
+
+
+# --- AWS: RDS and ECS ----------------------------------------------------------------------------------------------
 
 RDS_CLASS_LADDER = ["db.t3.micro", "db.t3.small", "db.t3.medium", "db.t3.large", "db.t3.xlarge", "db.t3.2xlarge"]
 
@@ -136,55 +463,332 @@ def next_rds_class(current: str) -> str | None:
     return None
 
 
-def scaling_plan(
+def _instance(aws: Any, instance_id: str) -> dict[str, Any]:
+    from imsnb.aws import _aws
+
+    found = _aws(aws).call("rds", "describe_db_instances", DBInstanceIdentifier=instance_id)["DBInstances"]
+    if not found:
+        raise LookupError(f"RDS instance {instance_id} not found")
+    return found[0]
+
+
+def rds_resize_action(instance_id: str, to_class: str, *, reason: str = "", aws: Any = None) -> Plan:
+    """Option B of the runbook: `aws rds modify-db-instance --db-instance-class ... --apply-immediately`."""
+    from imsnb.aws import _aws
+
+    current = _instance(aws, instance_id)
+    from_class = current["DBInstanceClass"]
+    multi_az = bool(current.get("MultiAZ"))
+
+    def recheck() -> str | None:
+        now = _instance(aws, instance_id)
+        if now.get("DBInstanceStatus") != "available":
+            return f"{instance_id} is {now.get('DBInstanceStatus')!r}, not 'available'"
+        if now["DBInstanceClass"] != from_class:
+            return f"{instance_id} is already {now['DBInstanceClass']} (planned from {from_class})"
+        return None
+
+    def apply() -> str:
+        _aws(aws).call(
+            "rds",
+            "modify_db_instance",
+            DBInstanceIdentifier=instance_id,
+            DBInstanceClass=to_class,
+            ApplyImmediately=True,
+        )
+        now = _instance(aws, instance_id)
+        pending = (now.get("PendingModifiedValues") or {}).get("DBInstanceClass")
+        return f"{instance_id}: class {now['DBInstanceClass']}" + (f" (pending {pending})" if pending else "")
+
+    return Plan(
+        action="rds_resize",
+        target=instance_id,
+        reason=reason or f"scale up from {from_class}",
+        expected_effect=f"{from_class} → {to_class}; "
+        + ("a Multi-AZ failover of a few seconds" if multi_az else "a restart: minutes of downtime (not Multi-AZ)"),
+        undo=f"modify-db-instance --db-instance-class {from_class} --apply-immediately",
+        command=f"aws rds modify-db-instance --db-instance-identifier {instance_id} "
+        f"--db-instance-class {to_class} --apply-immediately",
+        recheck=recheck,
+        apply=apply,
+    )
+
+
+def _cluster(aws: Any, cluster_id: str) -> dict[str, Any]:
+    from imsnb.aws import _aws
+
+    found = _aws(aws).call("rds", "describe_db_clusters", DBClusterIdentifier=cluster_id)["DBClusters"]
+    if not found:
+        raise LookupError(f"RDS cluster {cluster_id} not found")
+    return found[0]
+
+
+def _writer(cluster: dict[str, Any]) -> str | None:
+    members = cluster.get("DBClusterMembers", [])
+    return next((m["DBInstanceIdentifier"] for m in members if m.get("IsClusterWriter")), None)
+
+
+def rds_failover_action(cluster_id: str, *, reason: str = "", aws: Any = None) -> Plan:
+    """Option C of the runbook: `aws rds failover-db-cluster` to a replica, if the cluster has one."""
+    from imsnb.aws import _aws
+
+    planned = _cluster(aws, cluster_id)
+    members = planned.get("DBClusterMembers", [])
+    writer = _writer(planned)
+    readers = [m["DBInstanceIdentifier"] for m in members if not m.get("IsClusterWriter")]
+
+    def recheck() -> str | None:
+        now = _cluster(aws, cluster_id)
+        if now.get("Status") != "available":
+            return f"cluster {cluster_id} is {now.get('Status')!r}, not 'available'"
+        now_writer = _writer(now)
+        if now_writer != writer:
+            return f"the writer changed since the plan ({writer} → {now_writer})"
+        if not readers:
+            return "no replica to fail over to"
+        return None
+
+    def apply() -> str:
+        _aws(aws).call("rds", "failover_db_cluster", DBClusterIdentifier=cluster_id)
+        now = _cluster(aws, cluster_id)
+        return f"failover requested: writer {writer} → {_writer(now)}"
+
+    return Plan(
+        action="rds_failover",
+        target=cluster_id,
+        reason=reason or "the writer is degraded",
+        expected_effect=f"a replica ({', '.join(readers) or 'none available'}) becomes the writer; "
+        "connections drop for about a minute",
+        undo="fail over again to the old writer once it is healthy",
+        command=f"aws rds failover-db-cluster --db-cluster-identifier {cluster_id}",
+        recheck=recheck,
+        apply=apply,
+    )
+
+
+def rds_restore_action(
+    snapshot: dict[str, Any],
+    new_instance_id: str,
+    *,
+    instance_class: str = "",
+    wait_s: float = RESTORE_WAIT_S,
+    poll_s: float = RESTORE_POLL_S,
+    aws: Any = None,
+) -> Plan:
+    """Restore `snapshot` (a row of `rds.snapshots`) to a new instance and wait until it is available."""
+    from imsnb.aws import _aws
+
+    snapshot_id = snapshot["snapshot"]
+
+    def recheck() -> str | None:
+        found = _aws(aws).call("rds", "describe_db_snapshots", DBSnapshotIdentifier=snapshot_id)["DBSnapshots"]
+        if not found or found[0].get("Status") != "available":
+            return f"snapshot {snapshot_id} is no longer available"
+        existing = _aws(aws).call("rds", "describe_db_instances")["DBInstances"]
+        if any(d["DBInstanceIdentifier"] == new_instance_id for d in existing):
+            return f"an instance named {new_instance_id} already exists: choose another new_instance_id"
+        return None
+
+    def apply() -> str:
+        extra = {"DBInstanceClass": instance_class} if instance_class else {}
+        _aws(aws).call(
+            "rds",
+            "restore_db_instance_from_db_snapshot",
+            DBInstanceIdentifier=new_instance_id,
+            DBSnapshotIdentifier=snapshot_id,
+            **extra,
+        )
+        started = time.monotonic()
+        while True:
+            now = _instance(aws, new_instance_id)
+            status = now.get("DBInstanceStatus")
+            if status == "available":
+                endpoint = now.get("Endpoint") or {}
+                return (
+                    f"{new_instance_id} available after {time.monotonic() - started:.0f} s at "
+                    f"{endpoint.get('Address')}:{endpoint.get('Port')}"
+                )
+            if status in ("failed", "incompatible-restore", "incompatible-parameters", "deleting"):
+                raise RuntimeError(f"{new_instance_id} is {status}")
+            if time.monotonic() - started > wait_s:
+                raise TimeoutError(f"{new_instance_id} still {status!r} after {wait_s:g} s; keep waiting by hand")
+            time.sleep(poll_s)
+
+    created = snapshot.get("created")
+    return Plan(
+        action="rds_restore",
+        target=new_instance_id,
+        reason=f"restore snapshot {snapshot_id} (created {created})",
+        expected_effect=f"a new instance {new_instance_id} with the data as of {created}; the old one is untouched",
+        undo=f"aws rds delete-db-instance --db-instance-identifier {new_instance_id}",
+        command=f"aws rds restore-db-instance-from-db-snapshot --db-instance-identifier {new_instance_id} "
+        f"--db-snapshot-identifier {snapshot_id} && aws rds wait db-instance-available "
+        f"--db-instance-identifier {new_instance_id}",
+        recheck=recheck,
+        apply=apply,
+    )
+
+
+def _service(aws: Any, cluster: str, service: str) -> dict[str, Any]:
+    from imsnb.aws import _aws
+    from imsnb.aws.ecs import _describe
+
+    return _describe(_aws(aws), cluster, service)
+
+
+def desired_count_bounds(current: int, max_count: int = 0) -> tuple[int, int]:
+    """[1, 2x current] (at least 1), or [1, max_count] when widened explicitly."""
+    return 1, max_count if max_count > 0 else max(2 * current, 1)
+
+
+def ecs_desired_count_action(
+    cluster: str, service: str, to: int, *, max_count: int = 0, reason: str = "", aws: Any = None
+) -> Plan:
+    """The runbook's `aws ecs update-service --desired-count`, within [1, 2x current] unless widened."""
+    from imsnb.aws import _aws
+
+    current = int(_service(aws, cluster, service).get("desiredCount", 0))
+    low, high = desired_count_bounds(current, max_count)
+    within = low <= to <= high
+
+    def recheck() -> str | None:
+        now = _service(aws, cluster, service)
+        if now.get("status") != "ACTIVE":
+            return f"service {cluster}/{service} is {now.get('status')!r}, not ACTIVE"
+        if int(now.get("desiredCount", 0)) != current:
+            return f"the desired count changed since the plan ({current} → {now.get('desiredCount')})"
+        return None
+
+    def apply() -> str:
+        _aws(aws).call("ecs", "update_service", cluster=cluster, service=service, desiredCount=int(to))
+        return f"{cluster}/{service}: desired count {current} → {_service(aws, cluster, service)['desiredCount']}"
+
+    return Plan(
+        action="ecs_desired_count",
+        target=f"{cluster}/{service}",
+        reason=reason or "more capacity for the API",
+        expected_effect=f"desired tasks {current} → {to}",
+        undo=f"aws ecs update-service --cluster {cluster} --service {service} --desired-count {current}",
+        command=f"aws ecs update-service --cluster {cluster} --service {service} --desired-count {to}",
+        recheck=recheck,
+        apply=apply,
+        within_cap=within,
+        cap_note=f"{to} is outside [{low}, {high}] (at most twice the current {current}): widen with max_count",
+    )
+
+
+def ecs_rollback_action(
+    cluster: str, service: str, revisions: pd.DataFrame, *, reason: str = "", aws: Any = None
+) -> Plan | None:
+    """Roll the service back to the task definition revision before the one it runs; None when there is none."""
+    from imsnb.aws import _aws
+
+    current = _service(aws, cluster, service).get("taskDefinition", "")
+    current_name = current.rsplit("/", 1)[-1]
+    revision = int(current_name.rsplit(":", 1)[-1]) if ":" in current_name else None
+    older = revisions[revisions["revision"] < revision] if revision is not None else revisions.iloc[0:0]
+    if older.empty:
+        return None
+    previous = older.sort_values("revision", ascending=False).iloc[0]
+
+    def recheck() -> str | None:
+        now = _service(aws, cluster, service)
+        if now.get("status") != "ACTIVE":
+            return f"service {cluster}/{service} is {now.get('status')!r}, not ACTIVE"
+        if now.get("taskDefinition") != current:
+            return f"the service moved to {now.get('taskDefinition', '').rsplit('/', 1)[-1]} since the plan"
+        return None
+
+    def apply() -> str:
+        _aws(aws).call("ecs", "update_service", cluster=cluster, service=service, taskDefinition=previous["arn"])
+        now = _service(aws, cluster, service)["taskDefinition"].rsplit("/", 1)[-1]
+        return f"{cluster}/{service} now deploys {now}"
+
+    return Plan(
+        action="ecs_rollback",
+        target=f"{cluster}/{service}",
+        reason=reason or f"roll back the latest release ({current_name})",
+        expected_effect=f"a new deployment of {previous['task_definition']} replaces {current_name}",
+        undo=f"aws ecs update-service --cluster {cluster} --service {service} --task-definition {current_name}",
+        command=f"aws ecs update-service --cluster {cluster} --service {service} "
+        f"--task-definition {previous['task_definition']}",
+        recheck=recheck,
+        apply=apply,
+    )
+
+
+def scaling_actions(
     services: pd.DataFrame,
     instances: pd.DataFrame,
     *,
     cluster: str,
     target_count: int | None = None,
+    max_count: int = 0,
+    rds_class: str = "",
     rds_cpu_peak: float | None = None,
-) -> pd.DataFrame:
-    """The runbook's horizontal (ECS desired count) and vertical (RDS class) scaling, as commands to review.
+    aws: Any = None,
+) -> list[Plan]:
+    """The runbook's horizontal (ECS desired count) and vertical (RDS class) scaling, sized from what was found.
 
-    Desired count: `target_count`, else one more than now, capped at twice the current count. The RDS step is
-    proposed only when its CPU peaked at or above 80%. Nothing is executed here.
+    Desired count: `target_count`, else one more than now. The RDS step: to `rds_class` when given, else one size
+    up the ladder when CPU peaked at or above 80%.
     """
-    rows = []
+    plans = []
     for s in services.itertuples():
-        current = int(s.desired)
-        wanted = target_count if target_count is not None else current + 1
-        wanted = max(1, min(wanted, max(2 * current, 1)))
+        wanted = target_count if target_count else int(s.desired) + 1
         stuck = s.running < s.desired
-        rows.append(
-            {
-                "action": "ecs update-service --desired-count",
-                "target": f"{cluster}/{s.service}",
-                "from": current,
-                "to": wanted,
-                "why": f"{s.running} running of {s.desired} desired, {s.pending} pending: find why tasks do not start "
-                "before adding more"
-                if stuck
-                else "more capacity for the API",
-                "command": f"aws ecs update-service --cluster {cluster} --service {s.service} --desired-count {wanted}",
-                "undo": f"--desired-count {current}",
-            }
+        why = (
+            f"{s.running} running of {s.desired} desired, {s.pending} pending: find why tasks do not start first"
+            if stuck
+            else "more capacity for the API"
         )
+        plans.append(ecs_desired_count_action(cluster, s.service, wanted, max_count=max_count, reason=why, aws=aws))
     for i in instances.itertuples():
-        bigger = next_rds_class(instances.loc[i.Index, "class"])
-        if bigger is None or rds_cpu_peak is None or rds_cpu_peak < 80:
+        current = instances.loc[i.Index, "class"]
+        if rds_class:
+            to, why = rds_class, f"resize to {rds_class} as asked"
+        elif rds_cpu_peak is not None and rds_cpu_peak >= 80 and next_rds_class(current):
+            to, why = next_rds_class(current), f"CPU peaked at {rds_cpu_peak:.0f}% (runbook: < 80%)"
+        else:
             continue
-        rows.append(
-            {
-                "action": "rds modify-db-instance --db-instance-class",
-                "target": i.instance,
-                "from": instances.loc[i.Index, "class"],
-                "to": bigger,
-                "why": f"CPU peaked at {rds_cpu_peak:.0f}% (runbook: < 80%); brief downtime unless Multi-AZ",
-                "command": f"aws rds modify-db-instance --db-instance-identifier {i.instance} "
-                f"--db-instance-class {bigger} --apply-immediately",
-                "undo": f"--db-instance-class {instances.loc[i.Index, 'class']}",
-            }
-        )
-    frame = pd.DataFrame(rows, columns=["action", "target", "from", "to", "why", "command", "undo"])
-    frame["status"] = "planned, not executed"
-    return frame
+        if to != current:
+            plans.append(rds_resize_action(i.instance, to, reason=why, aws=aws))
+    return plans
+
+
+def promotion_checklist(
+    chosen: dict[str, Any] | None,
+    restore: pd.DataFrame | None,
+    verified: list[Any],
+    *,
+    new_instance_id: str,
+) -> pd.DataFrame:
+    """The runbook's "Promote to primary" steps, each box ticked only from what this run verified; the traffic
+    switch-over stays for a person to do and tick."""
+    restored = restore is not None and not restore.empty and (restore["status"] == "applied").any()
+    counted = [f for f in verified if getattr(f, "check", "") == "postgres.row_count"]
+    matching = [f for f in counted if f.severity.name == "OK"]
+    rows = [
+        (
+            "Snapshot chosen",
+            chosen is not None,
+            f"{chosen['snapshot']} created {chosen['created']}" if chosen is not None else "no snapshot found",
+        ),
+        (
+            f"Recovery instance {new_instance_id} restored and available",
+            bool(restored),
+            restore["detail"].iloc[0] if restore is not None and not restore.empty else "not restored in this run",
+        ),
+        (
+            "Data verified (row counts as expected)",
+            bool(counted) and len(matching) == len(counted),
+            f"{len(matching)} of {len(counted)} table(s) as expected" if counted else "no table counted",
+        ),
+        ("Stop traffic to the old instance", False, "by hand: scale the API down or put it in maintenance"),
+        ("Update the connection string to the new instance", False, "by hand: DB_HOST / the secret the API reads"),
+        ("Update DNS / load balancer", False, "by hand"),
+        ("Keep the old instance until the incident is closed", False, "by hand: do not delete it yet"),
+    ]
+    return pd.DataFrame(
+        [{"step": step, "done": "[x]" if done else "[ ]", "evidence": evidence} for step, done, evidence in rows]
+    )

@@ -1,8 +1,8 @@
 """The `imsnb` command: thin commands over the library; library errors become one-line messages.
 
-Exit status: 0 below --fail-on, 1 at or above it, 2 bad input, 3 the notebook failed or timed out (for a suite:
-3 if any notebook failed, else 1 if any reached --fail-on). A failed archive upload prints one line on stderr and
-leaves the exit status as it was (the local run folders are complete either way).
+Exit status: 0 below --fail-on, 1 at or above it, 2 bad input, 3 the notebook failed or timed out; a command that
+runs several notebooks (suite, triage --run-suggested) exits with the worst of them (3 over 1 over 0). A failed
+archive upload prints one line on stderr and leaves the exit status as it was (the local run folders are complete).
 """
 
 from __future__ import annotations
@@ -49,7 +49,29 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--fail-on", default="ERROR", help="exit 1 when the worst finding is at or above (default ERROR)")
     run.add_argument("--outputs", default="outputs", help="archive folder (default: ./outputs)")
     run.add_argument("--timeout", type=float, default=600, help="seconds a single cell may run (default 600, > 0)")
+    run.add_argument(
+        "--allow-actions",
+        action="store_true",
+        help="the run's key for remediation: actions apply only with this AND -p apply_actions True -p approver NAME",
+    )
     _add_archive_option(run)
+
+    tri = sub.add_parser("triage", help="key metrics vs thresholds, then (--run-suggested) the notebooks they point to")
+    tri.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="set a triage parameter (repeatable); window/start/end/environment also go to suggested notebooks",
+    )
+    tri.add_argument("--run-suggested", action="store_true", help="then run each suggested notebook, same incident")
+    tri.add_argument("--incident", help="incident or ticket id every run is filed under (default: adhoc)")
+    tri.add_argument("--fail-on", default="ERROR", help="exit 1 when the worst finding is at or above (default ERROR)")
+    tri.add_argument("--outputs", default="outputs", help="archive folder (default: ./outputs)")
+    tri.add_argument("--timeout", type=float, default=600, help="seconds a single cell may run (default 600, > 0)")
+    _add_archive_option(tri)
 
     suite = sub.add_parser("suite", help="run several notebooks under one incident id, in parallel kernels")
     suite.add_argument("notebooks", nargs="*", metavar="NAME", help="notebook names (see `imsnb list`)")
@@ -91,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--scenario", default="db-degradation", help="one of: " + ", ".join(SCENARIOS))
     demo.add_argument("--outputs", default="outputs", help="archive folder (default: ./outputs)")
 
-    sub.add_parser("iam-policy", help="print the least-privilege read-only IAM policy for the AWS diagnostics")
+    iam = sub.add_parser("iam-policy", help="print the least-privilege read-only IAM policy for the AWS diagnostics")
+    iam.add_argument("--actions", action="store_true", help="add the statement the two-key remediation actions need")
 
     box = sub.add_parser("sandbox", help="start local stand-ins for production and print their exports")
     box.add_argument("--scenario", default="healthy", help="one of: " + ", ".join(SCENARIOS))
@@ -105,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             "archive": cmd_archive,
             "summarize": cmd_summarize,
             "lab": cmd_lab,
+            "triage": cmd_triage,
             "demo": cmd_demo,
             "sandbox": cmd_sandbox,
             "iam-policy": cmd_iam,
@@ -134,7 +158,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_iam(args: argparse.Namespace) -> int:
     from imsnb.aws import iam_policy_json
 
-    print(iam_policy_json())
+    print(iam_policy_json(remediation=args.actions))
     return 0
 
 
@@ -182,6 +206,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         outputs=args.outputs,
         fail_on=args.fail_on,
         timeout_s=args.timeout,
+        allow_actions=args.allow_actions,
     )
     _print_result(result)
     _upload(args.archive, [result.folder])
@@ -362,6 +387,76 @@ def lab_env(targets: dict[str, str]) -> dict[str, str]:
     return added
 
 
+# Triage parameters that mean the same in every notebook, so the follow-ups look at the same time and place.
+SHARED_PARAMETERS = ("window", "start", "end", "environment")
+TRIAGE_ROWS_SHOWN = 6
+
+
+def cmd_triage(args: argparse.Namespace) -> int:
+    from imsnb.archive import parse_archive_url
+    from imsnb.findings import Finding
+    from imsnb.runner import run_notebook
+    from imsnb.triage import key_metrics, suggested_notebooks
+
+    params = dict(args.parameter)
+    if len(params) != len(args.parameter):
+        raise ImsnbError("a parameter is given twice: pass each -p NAME once")
+    if args.archive:
+        parse_archive_url(args.archive)
+    result = run_notebook(
+        "triage", params, incident_id=args.incident, outputs=args.outputs, fail_on=args.fail_on, timeout_s=args.timeout
+    )
+    findings = [Finding.from_dict(f) for f in result.summary["findings"]]
+    table = key_metrics(findings)
+    summary = result.summary
+    print(f"triage: status {result.status}, worst {summary['severity'] or 'none'}, {summary['duration_s']} s")
+    for row in table.head(TRIAGE_ROWS_SHOWN).itertuples():
+        print(f"  {row.severity:<8} {row.area + ' ' + row.metric:<28} {row.message}")
+    if result.summary.get("error"):
+        print(f"  error: {result.summary['error']['ename']}: {result.summary['error']['evalue']}")
+    if result.summary.get("escalation"):
+        esc = result.summary["escalation"]
+        print(f"  escalation: {esc['escalation']}; notify {esc['notification']}; on call: {esc['on_call']}")
+    suggested = suggested_notebooks(findings)
+    print(f"suggested notebooks: {', '.join(suggested) or 'none'}")
+    print(f"run folder: {result.folder}")
+    results = [result]
+    if args.run_suggested and suggested:
+        shared = {k: v for k, v in params.items() if k in SHARED_PARAMETERS}
+        incident = result.summary["incident_id"]
+        results += run_suggested(suggested, shared, incident_id=incident, outputs=args.outputs, args=args)
+    _upload(args.archive, [r.folder for r in results])
+    return worst_exit_code([r.exit_code for r in results])
+
+
+def run_suggested(names: list[str], parameters: dict, *, incident_id: str, outputs: str, args: argparse.Namespace):
+    """Each suggested notebook under the triage's incident id, one after the other (the one place to parallelise).
+
+    Only the shared parameters a notebook declares are passed to it."""
+    from imsnb.notebooks import find_notebook, load_info
+    from imsnb.runner import run_notebook
+
+    results = []
+    for name in names:
+        print(f"\n== {name}", flush=True)
+        declared = load_info(find_notebook(name)).parameters
+        given = {k: v for k, v in parameters.items() if k in declared}
+        result = run_notebook(
+            name, given, incident_id=incident_id, outputs=outputs, fail_on=args.fail_on, timeout_s=args.timeout
+        )
+        _print_result(result)
+        results.append(result)
+    return results
+
+
+def worst_exit_code(codes: list[int]) -> int:
+    """Several runs' exit codes as one: a failed notebook (3) over a severity at --fail-on (1) over 0."""
+    for code in (3, 1):
+        if code in codes:
+            return code
+    return max(codes, default=0)
+
+
 def _print_result(result) -> None:
     summary = result.summary
     for f in sorted(summary["findings"], key=lambda f: -Severity.parse(f["severity"])):
@@ -370,6 +465,8 @@ def _print_result(result) -> None:
     print(f"{summary['notebook']}: status {summary['status']}, worst {worst}, {summary['duration_s']} s")
     if summary.get("error"):
         print(f"  error: {summary['error']['ename']}: {summary['error']['evalue']}")
+    for a in summary.get("actions") or []:
+        print(f"  action {a['status']:<8} {a['action']} {a['target']}: {a['detail'] or a['reason']}")
     if summary.get("escalation"):
         esc = summary["escalation"]
         print(f"  escalation: {esc['escalation']}; notify {esc['notification']}; on call: {esc['on_call']}")

@@ -38,6 +38,27 @@ def postgres_settings() -> dict[str, str]:
     return {key: os.environ[name] for name, key in mapping.items() if os.environ.get(name)}
 
 
+def postgres_settings_for(conninfo: str = "", *, host: str | None = None, port: int | None = None) -> dict[str, str]:
+    """Connection keywords for another server, e.g. an instance restored from a snapshot: a libpq conninfo without
+    a password ("host=... port=... dbname=... user=...") and/or a host and port, the rest (user, database,
+    password) as for the usual target — a restore keeps the master credentials."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    from imsnb.errors import BadParameter
+
+    try:
+        settings = {k: str(v) for k, v in conninfo_to_dict(conninfo).items()}
+    except Exception as exc:  # noqa: BLE001 - psycopg's ProgrammingError names the bad part
+        raise BadParameter(f"cannot read the connection info {conninfo!r}: {' '.join(str(exc).split())}") from None
+    if "password" in settings:
+        raise BadParameter("the connection info holds a password: pass it through DB_PASSWORD or PGPASSWORD instead")
+    if host:
+        settings["host"] = host
+    if port:
+        settings["port"] = str(port)
+    return {k: v for k, v in postgres_settings().items() if k not in ("host", "port")} | settings
+
+
 def postgres_label() -> str:
     """Where the diagnostics will connect, for messages: host:port/dbname as user (never the password)."""
     settings = postgres_settings()
@@ -94,6 +115,31 @@ def api_url() -> str:
     if not host:
         raise NotConfigured("no API target: set IMSNB_API_URL (e.g. https://api.ims-2.0.com) or API_HOST")
     return f"http://{host}:{os.environ.get('API_PORT') or 8000}"
+
+
+def prometheus_url() -> str:
+    """Base URL of the Prometheus server holding the API's request metrics (PROMETHEUS_URL)."""
+    url = os.environ.get("PROMETHEUS_URL")
+    if not url:
+        raise NotConfigured(
+            "no Prometheus target: set PROMETHEUS_URL (e.g. http://prometheus:9090)", check="prometheus.configured"
+        )
+    return url.rstrip("/")
+
+
+# The API's metric names in Prometheus, defaulting to the usual instrumentation libraries' names.
+PROMETHEUS_NAMES = {
+    "requests_metric": ("IMSNB_PROM_REQUESTS_METRIC", "http_requests_total"),
+    "status_label": ("IMSNB_PROM_STATUS_LABEL", "status"),
+    "duration_metric": ("IMSNB_PROM_DURATION_METRIC", "http_request_duration_seconds_bucket"),
+    "selector": ("IMSNB_PROM_SELECTOR", ""),  # extra label matchers for every series, e.g. job="ims-api"
+}
+
+
+def prometheus_name(kind: str) -> str:
+    """A metric name, label or selector for the API's series: its IMSNB_PROM_* variable, else the default."""
+    variable, default = PROMETHEUS_NAMES[kind]
+    return os.environ.get(variable, default)
 
 
 # AWS resource names, defaulting to the runbook's own.

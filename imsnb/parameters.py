@@ -88,7 +88,7 @@ def coerce(param: Parameter, raw: Any) -> Any:
         raise BadParameter(f"parameter {name!r} must be a {kind} (default {param.default!r}), not {raw!r}") from None
     if name == "window":
         parse_duration(value)
-    elif name in ("start", "end") and value is not None:
+    elif name in ("start", "end", "before") and value is not None:
         parse_instant(value, name)
     return value
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 import psycopg
+from psycopg import sql as pgsql
 
 from imsnb import config
 from imsnb.errors import NotAvailable, Unreachable
@@ -314,6 +315,10 @@ def mask_literals(sql: str | None) -> str | None:
     return "".join(out)
 
 
+# Row counts for verification: the table name is an identifier, never text pasted into SQL.
+ROW_COUNT = pgsql.SQL("SELECT count(*) AS row_count FROM {table}")
+
+
 # --- the session --------------------------------------------------------------------------------------------------
 
 
@@ -341,7 +346,7 @@ class Database:
         self._conn: psycopg.Connection | None = None
         self._worker: ThreadPoolExecutor | None = None
         self._failure: Unreachable | None = None
-        self.label = config.postgres_label()
+        self.label = config.postgres_label() if settings is None else _settings_label(settings)
 
     def connection(self) -> psycopg.Connection:
         if self._conn is not None and not self._conn.closed:
@@ -373,7 +378,7 @@ class Database:
         self.label = f"{info.host}:{info.port}/{info.dbname} as {info.user}"
         return self._conn
 
-    def frame(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    def frame(self, sql: str | pgsql.Composable, params: dict[str, Any] | None = None) -> pd.DataFrame:
         """Run one catalogue query; a DataFrame built from the cursor (numerics as float, never Decimal).
 
         statement_timeout is enforced by the server; a server that stops answering (frozen, link gone quiet)
@@ -406,7 +411,7 @@ class Database:
         data = [[float(v) if isinstance(v, Decimal) else v for v in row] for row in rows]
         return pd.DataFrame(data, columns=columns)
 
-    def scalar(self, sql: str, params: dict[str, Any] | None = None) -> Any:
+    def scalar(self, sql: str | pgsql.Composable, params: dict[str, Any] | None = None) -> Any:
         frame = self.frame(sql, params)
         return None if frame.empty else frame.iat[0, 0]
 
@@ -432,6 +437,13 @@ class Database:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _settings_label(settings: dict[str, str]) -> str:
+    return (
+        f"{settings.get('host', 'localhost')}:{settings.get('port', '5432')}/{settings.get('dbname', '?')}"
+        f" as {settings.get('user', '?')}"
+    )
 
 
 def _close_quietly(conn: psycopg.Connection) -> None:
@@ -777,3 +789,57 @@ def xid_age_finding(ages: pd.DataFrame) -> Finding:
 def _excerpt(text: Any, width: int = 120) -> str:
     one_line = " ".join(str(text or "").split())
     return one_line if len(one_line) <= width else one_line[: width - 1] + "…"
+
+
+def table_row_counts(db: Database | None, tables: list[str]) -> pd.DataFrame:
+    """Exact row counts of the named tables (`schema.table` or `table`); a table that cannot be counted (missing,
+    no permission, over the statement timeout) gets its error instead of a count."""
+    rows = []
+    for name in tables:
+        parts = [p for p in str(name).split(".") if p]
+        if not parts or len(parts) > 2:
+            rows.append({"table": name, "rows": None, "error": "not a table name: use table or schema.table"})
+            continue
+        try:
+            count = _db(db).scalar(ROW_COUNT.format(table=pgsql.Identifier(*parts)))
+            rows.append({"table": name, "rows": int(count), "error": None})
+        except Unreachable:
+            raise
+        except psycopg.Error as exc:
+            rows.append({"table": name, "rows": None, "error": _one_line(exc)})
+    return pd.DataFrame(rows, columns=["table", "rows", "error"])
+
+
+def row_count_findings(counts: pd.DataFrame, expected: dict[str, int], *, tolerance: float = 0.0) -> list[Finding]:
+    """One finding per table: OK when its count is within `tolerance` (a fraction) of the expected count, ERROR when
+    it differs or could not be counted."""
+    found = []
+    for row in counts.itertuples():
+        want = expected.get(row.table)
+        if row.rows is None or pd.isna(row.rows):
+            message = f"{row.table}: {row.error}"
+            found.append(Finding("postgres.row_count", "database", Severity.ERROR, None, want, "rows", message))
+            continue
+        if want is None:
+            message, severity = f"{row.table}: {int(row.rows):,} rows (no expectation given)", Severity.INFO
+        elif abs(row.rows - want) <= tolerance * want:
+            message, severity = f"{row.table}: {int(row.rows):,} rows as expected", Severity.OK
+        else:
+            message = f"{row.table}: {int(row.rows):,} rows, expected {int(want):,}"
+            severity = Severity.ERROR
+        found.append(Finding("postgres.row_count", "database", severity, int(row.rows), want, "rows", message))
+    return found
+
+
+def expected_row_counts(entries: list[str]) -> dict[str, int | None]:
+    """["orders=20000", "customers"] -> {"orders": 20000, "customers": None} (None: count only)."""
+    expected: dict[str, int | None] = {}
+    for entry in entries:
+        table, _, count = str(entry).partition("=")
+        if not table.strip():
+            raise ValueError(f"{entry!r} names no table: use table=rows or table")
+        try:
+            expected[table.strip()] = int(count) if count.strip() else None
+        except ValueError:
+            raise ValueError(f"{entry!r}: the expected row count must be a whole number") from None
+    return expected

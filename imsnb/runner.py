@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import quote
 
 from imsnb import __version__, config
+from imsnb.actions import ACTIONS_MIME
 from imsnb.errors import BadParameter, NotConfigured
 from imsnb.findings import Severity
 from imsnb.notebooks import find_notebook, load_info
@@ -38,7 +39,7 @@ DEFAULT_TIMEOUT_S = 600
 EXIT_OK, EXIT_SEVERITY, EXIT_BAD_INPUT, EXIT_NOTEBOOK_FAILED = 0, 1, 2, 3
 REDACTED = "********"
 # Identifiers in summary.json, never scrubbed (a password equal to "postgres" must not rename checks).
-SUMMARY_KEYS_KEPT = frozenset({"check", "component", "severity", "notebook", "status", "unit"})
+SUMMARY_KEYS_KEPT = frozenset({"check", "component", "severity", "notebook", "status", "unit", "action"})
 
 
 @dataclass
@@ -68,6 +69,8 @@ def prepare(
             config.environment_settings(environment)
         except NotConfigured as exc:
             raise BadParameter(str(exc)) from None
+    if parameters.get("apply_actions") is True and not str(parameters.get("approver") or "").strip():
+        raise BadParameter("apply_actions is True but no approver is named: add -p approver NAME (who approved)")
     check_writable(Path(outputs))
     return path, parameters, incident
 
@@ -91,8 +94,13 @@ def run_notebook(
     outputs: Path | str = "outputs",
     fail_on: str | Severity = Severity.ERROR,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    allow_actions: bool = False,
 ) -> RunResult:
-    """Execute one notebook into a new run folder; raises BadParameter (nothing written) for bad input."""
+    """Execute one notebook into a new run folder; raises BadParameter (nothing written) for bad input.
+
+    `allow_actions` is the run's key for `imsnb.actions` (the CLI's --allow-actions); without it the notebook's
+    actions are planned and shown, never applied.
+    """
     try:
         threshold = Severity.parse(fail_on)
     except ValueError as exc:
@@ -104,7 +112,7 @@ def run_notebook(
     clock = time.monotonic()
     scratch = Path(tempfile.mkdtemp(prefix="imsnb-run-"))
     try:
-        executed, status, error = _execute(path, scratch / "notebook.ipynb", params, timeout_s)
+        executed, status, error = _execute(path, scratch / "notebook.ipynb", params, timeout_s, allow_actions)
         duration = time.monotonic() - clock
         summary = summarize(executed, notebook=path.stem, incident_id=incident)
         summary.update(started_at=_iso(started), finished_at=_iso(datetime.now(UTC)), duration_s=round(duration, 2))
@@ -138,16 +146,14 @@ def _refresh_index(incident_dir: Path) -> None:
         logging.getLogger(__name__).warning("index.html of %s not rewritten: %s", incident_dir, exc)
 
 
-def _execute(path: Path, output: Path, params: dict[str, Any], timeout_s: float) -> tuple[dict, str, dict | None]:
+def _execute(
+    path: Path, output: Path, params: dict[str, Any], timeout_s: float, allow_actions: bool = False
+) -> tuple[dict, str, dict | None]:
     """papermill in this process; returns the executed notebook (as a dict), the status and the error, if any."""
     import papermill
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     status, error = "ok", None
-    # The kernel runs in the notebook's folder: tell it which imsnb.toml the caller meant, through the kernel's
-    # own environment (never os.environ, which parallel runs in other threads share).
-    found = config.config_file()
-    extra_env = {"IMSNB_CONFIG": str(found.resolve())} if "IMSNB_CONFIG" not in os.environ and found else {}
     try:
         papermill.execute_notebook(
             str(path),
@@ -158,7 +164,7 @@ def _execute(path: Path, output: Path, params: dict[str, Any], timeout_s: float)
             log_output=False,
             execution_timeout=timeout_s,
             start_timeout=60,
-            kernel_manager_class=kernel_manager_for(cwd=path.parent.resolve(), extra_env=extra_env),
+            kernel_manager_class=_kernel_manager_class(kernel_environment(allow_actions), cwd=path.parent.resolve()),
         )
     except papermill.PapermillExecutionError as exc:
         status = "failed"
@@ -181,22 +187,40 @@ def _execute(path: Path, output: Path, params: dict[str, Any], timeout_s: float)
     return executed, status, error
 
 
-def kernel_manager_for(*, cwd: Path, extra_env: dict[str, str]) -> type:
-    """A kernel manager class whose kernels start in `cwd` with the current environment plus `extra_env`.
+def kernel_environment(allow_actions: bool = False) -> dict[str, str | None]:
+    """What the kernel's environment differs by from this process's (None: removed).
 
-    Thread-safe, unlike papermill's `cwd=` (a process-wide os.chdir) or setting os.environ around the run.
+    IMSNB_CONFIG: the kernel runs in notebooks/, so it is told which imsnb.toml the caller meant.
+    IMSNB_ALLOW_ACTIONS: the run key of `imsnb.actions`; a headless run has it only with --allow-actions, never
+    inherited from an exported variable.
     """
+    from imsnb.actions import ALLOW_ENV
+
+    changes: dict[str, str | None] = {ALLOW_ENV: "1" if allow_actions else None}
+    found = config.config_file()
+    if "IMSNB_CONFIG" not in os.environ and found is not None:
+        changes["IMSNB_CONFIG"] = str(found.resolve())
+    return changes
+
+
+def _kernel_manager_class(changes: dict[str, str | None], *, cwd: Path) -> type:
+    """A kernel manager that starts the kernel in `cwd` with `changes` applied to its environment (never to this
+    process's environment or working directory: papermill's own `cwd=` is a process-wide os.chdir, so concurrent
+    runs in threads would write each other's files in the wrong place or see each other's keys)."""
     from jupyter_client import AsyncKernelManager
 
-    class _KernelManager(AsyncKernelManager):
-        async def _async_start_kernel(self, **kw: Any) -> None:
+    class RunKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw: Any) -> None:
+            env = dict(kw.pop("env", None) or os.environ)
+            for name, value in changes.items():
+                if value is None:
+                    env.pop(name, None)
+                else:
+                    env[name] = value
             kw["cwd"] = str(cwd)
-            kw["env"] = {**(kw.get("env") or os.environ), **extra_env}
-            await super()._async_start_kernel(**kw)
+            return await super().start_kernel(env=env, **kw)
 
-        start_kernel = _async_start_kernel
-
-    return _KernelManager
+    return RunKernelManager
 
 
 def _mark_interrupted(nb: dict, error: dict) -> None:
@@ -224,7 +248,7 @@ def _mark_interrupted(nb: dict, error: dict) -> None:
 def summarize(nb: dict, *, notebook: str | None = None, incident_id: str | None = None) -> dict[str, Any]:
     """summary.json's content, derived from an executed notebook alone (works for plain papermill runs too)."""
     meta = nb.get("metadata", {}).get("papermill", {})
-    bundle, error = None, None
+    bundle, error, actions = None, None, []
     for index, cell in enumerate(nb.get("cells", [])):
         for out in cell.get("outputs", []) or []:
             if out.get("output_type") == "error" and error is None:
@@ -232,6 +256,8 @@ def summarize(nb: dict, *, notebook: str | None = None, incident_id: str | None 
             data = out.get("data", {})
             if MIME_TYPE in data:
                 bundle = data[MIME_TYPE]
+            if ACTIONS_MIME in data:
+                actions.extend(data[ACTIONS_MIME].get("actions", []))
     parameters = dict(meta.get("parameters") or {})
     bundle = bundle or {}
     summary = {
@@ -245,6 +271,7 @@ def summarize(nb: dict, *, notebook: str | None = None, incident_id: str | None 
         "severity": bundle.get("severity"),
         "escalation": bundle.get("escalation"),
         "findings": bundle.get("findings", []),
+        "actions": actions,
         "imsnb_version": __version__,
     }
     if error:

@@ -5,7 +5,7 @@ goes to the notebooks that declare it; a name no notebook in the suite declares 
 
 Workers are threads by default: each run's kernel is its own process, and the work left in this process
 (papermill's bookkeeping, scrubbing, the HTML export) is small; `bench/suite.py` measures threads against
-processes. Kernels get their cwd and environment explicitly (`runner.kernel_manager_for`), so nothing here touches
+processes. Kernels get their cwd and environment explicitly (`runner._kernel_manager_class`), so nothing here touches
 os.environ or the process cwd.
 """
 

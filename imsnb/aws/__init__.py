@@ -23,6 +23,7 @@ READ_ACTIONS = (
     "logs:GetQueryResults",
     "logs:StartQuery",
     "logs:StopQuery",
+    "rds:DescribeDBClusters",
     "rds:DescribeDBInstances",
     "rds:DescribeDBSnapshots",
     "rds:DescribeEvents",
@@ -32,24 +33,33 @@ READ_ACTIONS = (
     "s3:ListBucket",
     "elasticache:DescribeCacheClusters",
 )
-ACTIONS = READ_ACTIONS
+# What `imsnb.actions` calls, only with both keys turned: a separate policy statement (`iam-policy --actions`).
+WRITE_ACTIONS = (
+    "ecs:UpdateService",
+    "rds:FailoverDBCluster",
+    "rds:ModifyDBInstance",
+    "rds:RestoreDBInstanceFromDBSnapshot",
+)
+ACTIONS = READ_ACTIONS + WRITE_ACTIONS
 CONNECT_TIMEOUT_S = 3
 READ_TIMEOUT_S = 10
 MAX_ATTEMPTS = 3
 
 
-def iam_policy() -> dict[str, Any]:
-    """The least-privilege, read-only IAM policy for imsnb's diagnostics."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Sid": "ImsnbReadOnlyDiagnostics", "Effect": "Allow", "Action": sorted(READ_ACTIONS), "Resource": "*"}
-        ],
-    }
+def iam_policy(*, remediation: bool = False) -> dict[str, Any]:
+    """The least-privilege IAM policy: read-only for the diagnostics, plus the remediation actions if asked."""
+    statements = [
+        {"Sid": "ImsnbReadOnlyDiagnostics", "Effect": "Allow", "Action": sorted(READ_ACTIONS), "Resource": "*"}
+    ]
+    if remediation:
+        statements.append(
+            {"Sid": "ImsnbRemediation", "Effect": "Allow", "Action": sorted(WRITE_ACTIONS), "Resource": "*"}
+        )
+    return {"Version": "2012-10-17", "Statement": statements}
 
 
-def iam_policy_json() -> str:
-    return json.dumps(iam_policy(), indent=2)
+def iam_policy_json(*, remediation: bool = False) -> str:
+    return json.dumps(iam_policy(remediation=remediation), indent=2)
 
 
 class Aws:
@@ -89,7 +99,7 @@ class Aws:
         if self.on_call is not None:
             self.on_call(action)
 
-    def call(self, service: str, operation: str, **kwargs: Any) -> dict[str, Any]:
+    def call(self, service: str, operation: str, /, **kwargs: Any) -> dict[str, Any]:
         """One API call; connection and credential failures become Unreachable (remembered for the run)."""
         from botocore.exceptions import (
             ConnectTimeoutError,
@@ -116,7 +126,7 @@ class Aws:
             self._failure = Unreachable(f"aws {service}", " ".join(str(exc).split()), check="aws.reachable")
         raise self._failure
 
-    def paginate(self, service: str, operation: str, key: str, *, limit: int = 10_000, **kwargs: Any) -> list[Any]:
+    def paginate(self, service: str, operation: str, key: str, /, *, limit: int = 10_000, **kwargs: Any) -> list[Any]:
         """Items under `key` across pages (NextToken/Marker), at most `limit`."""
         items: list[Any] = []
         token_in, token_out = _TOKENS.get((service, operation), ("NextToken", "NextToken"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 
@@ -137,3 +138,37 @@ def events(instance_id: str, window: Window, *, aws: Aws | None = None) -> pd.Da
         if e.get("Date") is None or window.start <= e["Date"] <= window.end  # in case the API ignores the range
     ]
     return pd.DataFrame(rows, columns=["at", "message", "categories"])
+
+
+def pick_snapshot(snaps: pd.DataFrame, *, before: Any = None, snapshot_id: str = "") -> dict[str, Any] | None:
+    """The snapshot to restore: by id, else the newest `available` one created before `before` (default: any)."""
+    if snapshot_id:
+        chosen = snaps[snaps["snapshot"] == snapshot_id]
+        return chosen.iloc[0].to_dict() if not chosen.empty else None
+    usable = snaps[snaps["status"] == "available"]
+    if before is not None:
+        limit = pd.Timestamp(before)
+        limit = limit.tz_localize("UTC") if limit.tzinfo is None else limit.tz_convert("UTC")
+        usable = usable[pd.to_datetime(usable["created"], utc=True) < limit]
+    if usable.empty:
+        return None
+    return usable.sort_values("created", ascending=False).iloc[0].to_dict()
+
+
+def snapshot_choice_finding(chosen: dict[str, Any] | None, *, before: Any = None, snapshot_id: str = "") -> Finding:
+    """OK naming the snapshot a restore would use, or ERROR when there is none to use."""
+    if chosen is None:
+        wanted = (
+            f"snapshot {snapshot_id}"
+            if snapshot_id
+            else "an available snapshot" + (f" created before {before}" if before else "")
+        )
+        return Finding("aws.rds.snapshot_choice", "aws", Severity.ERROR, message=f"no {wanted}: nothing to restore")
+    return Finding(
+        "aws.rds.snapshot_choice",
+        "aws",
+        Severity.OK,
+        chosen.get("age_h"),
+        unit="h",
+        message=f"restore from {chosen['snapshot']} ({chosen.get('type')}, created {chosen['created']})",
+    )

@@ -1,7 +1,7 @@
 """A real local stand-in for production: private servers started from this machine's binaries, seeded per scenario.
 
     with Sandbox("db-degradation") as sandbox:
-        os.environ.update(sandbox.env())   # PG*/DB_* for every target
+        os.environ.update(sandbox.env())   # PG*/DB_*, REDIS_*, PROMETHEUS_URL, ... for every target
         ...                                # run notebooks against it
 
 Used by `imsnb demo`, `imsnb sandbox` (to practise in JupyterLab) and the tests.
@@ -17,8 +17,9 @@ from imsnb.errors import BadParameter
 from imsnb.sandbox.api import ApiServer
 from imsnb.sandbox.aws import AwsServer
 from imsnb.sandbox.postgres import PostgresServer
+from imsnb.sandbox.prometheus import PrometheusServer
 from imsnb.sandbox.redis import RedisServer
-from imsnb.sandbox.scenarios import SCENARIOS
+from imsnb.sandbox.scenarios import SCENARIOS, TRAFFIC
 
 __all__ = ["SCENARIOS", "Sandbox"]
 
@@ -32,6 +33,7 @@ class Sandbox:
         self.redis = RedisServer()
         self.api = ApiServer()
         self.aws = AwsServer()
+        self.prometheus = PrometheusServer(TRAFFIC.get(scenario))  # history is written before it starts
         self.held: list[Any] = []  # connections a scenario keeps open
         self.threads: list[threading.Thread] = []
 
@@ -41,6 +43,7 @@ class Sandbox:
             self.postgres.start()
             self.redis.start()
             self.api.start()
+            self.prometheus.start()
             self.aws.wait()
             self.api.state.checks = {"database": self._database_answers, "cache": self._cache_answers}
             SCENARIOS[self.scenario](self)
@@ -66,7 +69,7 @@ class Sandbox:
 
     def env(self) -> dict[str, str]:
         """Every target's variables, as a user would export them."""
-        return self.postgres.env() | self.redis.env() | self.api.env() | self.aws.env()
+        return self.postgres.env() | self.redis.env() | self.api.env() | self.aws.env() | self.prometheus.env()
 
     def exports(self) -> str:
         return "\n".join(f"export {k}={shlex.quote(v)}" for k, v in self.env().items())
@@ -86,6 +89,7 @@ class Sandbox:
     def stop(self) -> None:
         self.release()
         self.api.stop()
+        self.prometheus.stop()
         self.aws.stop()
         self.redis.stop()
         self.postgres.stop()

@@ -1,0 +1,264 @@
+"""The API's request rate, error rate and p95 latency from Prometheus's HTTP API (PromQL range queries).
+
+One `Prometheus` session per run (PROMETHEUS_URL), standard library HTTP with a timeout on every request, GET
+only: nothing here writes. A server that does not answer is remembered, so later sections fail at once with the
+same `prometheus.reachable` finding instead of waiting out the timeout again.
+
+Metric names follow the common instrumentation libraries and are configurable (imsnb.config.PROMETHEUS_NAMES):
+`http_requests_total{status="..."}` and the histogram `http_request_duration_seconds_bucket{le="..."}`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+import pandas as pd
+
+from imsnb import config
+from imsnb.errors import NotAvailable, NotConfigured, Unreachable
+from imsnb.findings import Finding, Severity, judge, threshold
+from imsnb.window import Window
+
+TIMEOUT_S = 10.0
+MAX_POINTS = 300  # per series: a readable chart, far under Prometheus's 11,000-point limit
+MIN_STEP_S = 60
+RATE_WINDOW = "5m"
+COLUMNS = ["timestamp", "metric", "value"]
+
+# {requests}, {duration}: metric names; {match}: the selector's label matchers, with a trailing comma if any.
+REQUEST_RATE = "sum(rate({requests}{{{match}}}[{rate_window}]))"
+ERROR_RATE = (
+    'sum(rate({requests}{{{match}{status}=~"5.."}}[{rate_window}]))\n/\nsum(rate({requests}{{{match}}}[{rate_window}]))'
+)
+P95_LATENCY = "histogram_quantile(0.95, sum by (le) (rate({duration}{{{match}}}[{rate_window}])))"
+BUILD_INFO = "prometheus_build_info"
+
+
+class Prometheus:
+    """One Prometheus server for a run; a failure to reach it is remembered and raised again at once."""
+
+    def __init__(self, url: str | None = None, *, timeout_s: float = TIMEOUT_S):
+        self._url = url
+        self.timeout_s = timeout_s
+        self._failure: Unreachable | NotConfigured | None = None
+
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            self._url = config.prometheus_url()
+        return self._url
+
+    def get(self, path: str, params: dict[str, Any]) -> Any:
+        """GET /api/v1/<path> and return its `data`; network failures raise Unreachable, a refused query
+        NotAvailable (with Prometheus's own error message)."""
+        if self._failure is not None:
+            raise self._failure
+        try:
+            url = f"{self.url}/api/v1/{path}?{urllib.parse.urlencode(params)}"
+        except NotConfigured as exc:
+            self._failure = exc
+            raise
+        request = urllib.request.Request(url, headers={"User-Agent": "imsnb", "Accept": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as reply:
+                body = reply.read()
+        except urllib.error.HTTPError as exc:
+            body = exc.read() if exc.fp else b""
+            error = _error_text(body) or f"HTTP {exc.code}"
+            if exc.code in (400, 422):  # a bad query: the server is fine
+                raise NotAvailable(f"Prometheus refused the query: {error}", "check the IMSNB_PROM_* names") from None
+            raise self._remember(error) from None
+        except (urllib.error.URLError, TimeoutError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            if isinstance(reason, (TimeoutError, socket.timeout)) or "timed out" in str(reason):
+                reason = f"timeout after {self.timeout_s:g} s"
+            raise self._remember(" ".join(str(reason).split())) from None
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            raise self._remember("the reply is not JSON: is PROMETHEUS_URL a Prometheus server?") from None
+        if payload.get("status") != "success":
+            raise NotAvailable(f"Prometheus refused the query: {payload.get('error')}", "check the query")
+        return payload.get("data")
+
+    def _remember(self, reason: str) -> Unreachable:
+        self._failure = Unreachable(f"prometheus {self._url}", reason, check="prometheus.reachable")
+        return self._failure
+
+
+def _error_text(body: bytes) -> str:
+    try:
+        return str(json.loads(body).get("error") or "")
+    except (ValueError, AttributeError):
+        return body[:200].decode("utf-8", "replace")
+
+
+_default: Prometheus | None = None
+
+
+def default_prometheus() -> Prometheus:
+    global _default
+    if _default is None:
+        _default = Prometheus()
+    return _default
+
+
+def _prom(prom: Prometheus | None) -> Prometheus:
+    return prom if prom is not None else default_prometheus()
+
+
+def step_for(window: Window, points: int = MAX_POINTS) -> int:
+    """Seconds between points: at least a minute, at most `points` per series over the window."""
+    return max(MIN_STEP_S, math.ceil(window.seconds / points))
+
+
+def query_range(
+    promql: str, window: Window, *, step_s: int | None = None, name: str | None = None, prom: Prometheus | None = None
+) -> pd.DataFrame:
+    """A PromQL range query over `window`: columns timestamp (UTC), metric (`name`, or the series' labels), value."""
+    data = _prom(prom).get(
+        "query_range",
+        {
+            "query": promql,
+            "start": f"{window.start.timestamp():.3f}",
+            "end": f"{window.end.timestamp():.3f}",
+            "step": str(step_s or step_for(window)),
+            "timeout": f"{_prom(prom).timeout_s:g}s",  # the server gives up evaluating too
+        },
+    )
+    rows = []
+    for result in (data or {}).get("result", []):
+        labels = result.get("metric", {})
+        label = name or ",".join(f"{k}={v}" for k, v in sorted(labels.items())) or "value"
+        for stamp, value in result.get("values", []):
+            rows.append((pd.Timestamp(float(stamp), unit="s", tz="UTC"), label, float(value)))
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame["value"] = frame["value"].astype(float)
+    return frame.sort_values(["metric", "timestamp"]).reset_index(drop=True)
+
+
+def promql(template: str, rate_window: str = RATE_WINDOW) -> str:
+    """A query constant with the configured metric names and selector filled in."""
+    selector = config.prometheus_name("selector").strip().strip(",")
+    return template.format(
+        requests=config.prometheus_name("requests_metric"),
+        duration=config.prometheus_name("duration_metric"),
+        status=config.prometheus_name("status_label"),
+        match=f"{selector}," if selector else "",
+        rate_window=rate_window,
+    )
+
+
+def request_rate(window: Window, *, prom: Prometheus | None = None, rate_window: str = RATE_WINDOW) -> pd.DataFrame:
+    """Requests per second to the API over the window (metric `request_rate`)."""
+    return query_range(promql(REQUEST_RATE, rate_window), window, name="request_rate", prom=prom)
+
+
+def error_rate(window: Window, *, prom: Prometheus | None = None, rate_window: str = RATE_WINDOW) -> pd.DataFrame:
+    """Share of requests answered 5xx over the window, as a ratio (metric `error_rate`)."""
+    return query_range(promql(ERROR_RATE, rate_window), window, name="error_rate", prom=prom)
+
+
+def p95_latency(window: Window, *, prom: Prometheus | None = None, rate_window: str = RATE_WINDOW) -> pd.DataFrame:
+    """95th percentile response time in ms over the window, from the duration histogram (metric `p95_latency`)."""
+    frame = query_range(promql(P95_LATENCY, rate_window), window, name="p95_latency", prom=prom)
+    frame["value"] = frame["value"] * 1000
+    return frame
+
+
+def reachable_finding(prom: Prometheus | None = None) -> Finding:
+    """OK with the server's version, or CRITICAL (unreachable) / INFO (not configured); never raises."""
+    prom = _prom(prom)
+    try:
+        data = prom.get("query", {"query": BUILD_INFO})
+    except Unreachable as exc:
+        return Finding("prometheus.reachable", "api", Severity.CRITICAL, message=str(exc))
+    except NotConfigured as exc:
+        return Finding("prometheus.configured", "api", Severity.INFO, message=f"{exc}: skipped")
+    except NotAvailable as exc:
+        return Finding("prometheus.reachable", "api", Severity.WARNING, message=str(exc))
+    versions = {r.get("metric", {}).get("version") for r in (data or {}).get("result", [])} - {None}
+    return Finding(
+        "prometheus.reachable",
+        "api",
+        Severity.OK,
+        message=f"connected to Prometheus at {prom.url}" + (f" ({', '.join(sorted(versions))})" if versions else ""),
+    )
+
+
+# --- findings ---------------------------------------------------------------------------------------------------
+
+
+def _no_data(check: str, metric: str, unit: str) -> Finding:
+    return Finding(
+        check,
+        "api",
+        Severity.INFO,
+        None,
+        threshold(check).warning if check in ("api.error_rate", "api.p95_latency") else None,
+        unit,
+        f"no {metric} samples in the window: is the API scraped, and are the IMSNB_PROM_* names right?",
+    )
+
+
+def _clean(frame: pd.DataFrame) -> pd.Series:
+    values = frame.set_index("timestamp")["value"]
+    return values[values.notna() & ~values.isin([math.inf, -math.inf])]
+
+
+def error_rate_finding(frame: pd.DataFrame) -> Finding:
+    """The window's worst 5-minute error rate against the runbook's 0.1%, with when it peaked and the latest."""
+    values = _clean(frame)
+    if values.empty:
+        return _no_data("api.error_rate", "error rate", "ratio")
+    peak, latest = float(values.max()), float(values.iloc[-1])
+    limit = threshold("api.error_rate").warning
+    above = int((values >= limit).sum())
+    return judge(
+        "api.error_rate",
+        "api",
+        round(peak, 5),
+        f"5xx error rate peaked at {peak:.2%} ({values.idxmax():%H:%M} UTC), now {latest:.2%}, mean "
+        f"{values.mean():.2%}; {above} of {len(values)} points at or above {limit:.1%}",
+    )
+
+
+def p95_latency_finding(frame: pd.DataFrame) -> Finding:
+    """The window's worst p95 response time against the runbook's 500 ms."""
+    values = _clean(frame)
+    if values.empty:
+        return _no_data("api.p95_latency", "request duration", "ms")
+    peak, latest = float(values.max()), float(values.iloc[-1])
+    return judge(
+        "api.p95_latency",
+        "api",
+        round(peak, 1),
+        f"p95 response time peaked at {peak:.0f} ms ({values.idxmax():%H:%M} UTC), now {latest:.0f} ms, "
+        f"median {values.median():.0f} ms",
+    )
+
+
+def request_rate_finding(frame: pd.DataFrame, *, steady_ratio: float = 0.5) -> Finding:
+    """The runbook only says "steady": OK when the rate stays within `steady_ratio` of its median, else INFO
+    (no threshold to judge against, so never more)."""
+    values = _clean(frame)
+    if values.empty:
+        return _no_data("api.request_rate", "request", "req/s")
+    median, low, high = float(values.median()), float(values.min()), float(values.max())
+    steady = median > 0 and low >= median * (1 - steady_ratio) and high <= median * (1 + steady_ratio)
+    return Finding(
+        "api.request_rate",
+        "api",
+        Severity.OK if steady else Severity.INFO,
+        round(median, 2),
+        "steady",
+        "req/s",
+        f"{median:.1f} req/s median, between {low:.1f} and {high:.1f}"
+        + ("" if steady else f": not steady (beyond ±{steady_ratio:.0%} of the median)"),
+    )

@@ -1,0 +1,236 @@
+"""Triage: every key metric of the runbook's Monitoring section against its threshold, in one table, and the
+incident notebooks the findings point to.
+
+    findings = triage.key_findings(span)        # one finding per key metric (a source that is down: its finding)
+    table = triage.key_metrics(findings)        # one row per key metric, worst first
+    triage.suggested_notebooks(findings)        # ["db_performance", "high_error_rate", ...]
+
+Every source is read in its own `Findings.section`, so a dependency that is down (or not configured) becomes a
+finding and fills its metrics' rows; nothing here raises for a sick target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+
+from imsnb import cache, config, postgres, prometheus
+from imsnb.aws import Aws, cloudwatch, rds
+from imsnb.findings import CATALOGUE, Finding, Findings, Severity, escalation_for, on_call
+from imsnb.window import Window, parse_duration
+
+
+@dataclass(frozen=True)
+class KeyMetric:
+    area: str
+    metric: str
+    check: str  # the finding that judges it
+    runbook: str  # the runbook's own words for the target
+    sources: tuple[str, ...]  # findings that stand in for it when its source is down or not configured
+
+
+_PROMETHEUS = ("prometheus.reachable", "prometheus.configured")
+_AWS = ("aws.reachable", "aws.credentials")
+_POSTGRES = ("postgres.reachable", "postgres.configured")
+_CACHE = ("cache.reachable", "cache.configured")
+
+# The runbook's "Monitoring / Key Metrics to Track", in its order.
+KEY_METRICS = (
+    KeyMetric("API", "Request rate", "api.request_rate", "steady", _PROMETHEUS),
+    KeyMetric("API", "Error rate", "api.error_rate", "< 0.1%", _PROMETHEUS),
+    KeyMetric("API", "Response time P95", "api.p95_latency", "< 500ms", _PROMETHEUS),
+    KeyMetric("Database", "CPU", "aws.rds.cpu", "< 80%", _AWS),
+    KeyMetric("Database", "Connections", "postgres.connections_used", "< 80% of max", _POSTGRES),
+    KeyMetric("Database", "Disk space", "aws.rds.free_storage", "> 20% free", _AWS),
+    KeyMetric("Database", "Replication lag", "postgres.replication_lag", "< 10s", _POSTGRES),
+    KeyMetric("Cache", "Hit rate", "cache.hit_rate", "> 80%", _CACHE),
+    KeyMetric("Cache", "Memory", "cache.memory_used", "< 90% used", _CACHE),
+    KeyMetric("Cache", "Evictions", "cache.evictions", "= 0", _CACHE),
+    KeyMetric("Cache", "Latency", "cache.latency", "< 1ms", _CACHE),
+)
+
+# Which incident notebook follows up a check found at WARNING or worse (first matching prefix wins).
+NOTEBOOK_FOR_CHECK = (
+    ("api.error_rate", "high_error_rate"),
+    ("api.p95_latency", "api_timeout"),
+    ("api.request_rate", "scaling"),
+    ("aws.rds.free_storage", "disk_usage"),
+    ("aws.rds.cpu", "db_performance"),
+    ("postgres.", "db_performance"),
+    ("cache.", "redis_cache"),
+    ("prometheus.reachable", "health_check"),
+    ("aws.reachable", "health_check"),
+)
+TABLE_COLUMNS = ["area", "metric", "value", "threshold", "unit", "runbook", "severity", "check", "message"]
+
+
+def key_findings(
+    window: Window,
+    *,
+    application: str = "triage",
+    rds_instance: str | None = None,
+    prom: prometheus.Prometheus | None = None,
+    cache_latency_samples: int = 50,
+) -> Findings:
+    """One finding per key metric over `window` (plus each source's reachability); never raises for a source."""
+    findings = Findings()
+    prom = prom or prometheus.Prometheus()
+    for check, fetch, judge in (
+        ("api.request_rate", prometheus.request_rate, prometheus.request_rate_finding),
+        ("api.error_rate", prometheus.error_rate, prometheus.error_rate_finding),
+        ("api.p95_latency", prometheus.p95_latency, prometheus.p95_latency_finding),
+    ):
+        with findings.section(check, "api"):
+            findings.add(judge(fetch(window, prom=prom)))
+
+    aws = Aws(application)
+    instance = config.aws_name("rds_instance", rds_instance)
+    load = None
+    with findings.section("aws.rds.cpu", "aws"):
+        load = cloudwatch.rds_metrics(instance, window, aws=aws)
+        findings.add(cloudwatch.rds_cpu_finding(load, instance))
+    with findings.section("aws.rds.free_storage", "aws"):
+        if load is None:
+            load = cloudwatch.rds_metrics(instance, window, aws=aws)
+        described = rds.instances(instance, aws=aws)
+        allocated = float(described["allocated_gib"].iloc[0]) if not described.empty else None
+        findings.add(cloudwatch.rds_free_storage_finding(load, instance, allocated))
+
+    db = postgres.Database(application)
+    try:
+        findings.add(postgres.reachable_finding(db))
+        with findings.section("postgres.connections_used", "database"):
+            findings.add(postgres.connections_finding(postgres.connections_by_state(db), postgres.max_connections(db)))
+        with findings.section("postgres.replication_lag", "database"):
+            findings.add(postgres.replication_lag_finding(postgres.replication_lag(db)))
+    finally:
+        db.close()
+
+    redis = cache.Cache(application)
+    try:
+        findings.add(cache.reachable_finding(redis))
+        with findings.section("cache.hit_rate", "cache"):
+            stats = cache.stats(redis)
+            findings.add(cache.hit_rate_finding(stats), cache.evictions_finding(stats))
+        with findings.section("cache.memory_used", "cache"):
+            findings.add(cache.memory_finding(cache.memory_usage(redis)))
+        with findings.section("cache.latency", "cache"):
+            findings.add(cache.latency_finding(cache.latency(redis, samples=cache_latency_samples)))
+    finally:
+        redis.close()
+    return findings
+
+
+def context_window(window: Window, at_least: str = "3h") -> Window:
+    """`window`, reaching back at least `at_least` before its end: charts that show when a spike began."""
+    return Window(min(window.start, window.end - parse_duration(at_least)), window.end)
+
+
+def key_metrics(findings: list[Finding]) -> pd.DataFrame:
+    """One row per key metric: its value and threshold, the runbook's words, the severity; worst first.
+
+    A metric whose source was down or not configured takes that finding's severity and message, so the table's
+    worst severity is always the findings' worst.
+    """
+    by_check: dict[str, Finding] = {}
+    for finding in findings:
+        seen = by_check.get(finding.check)
+        if seen is None or finding.severity > seen.severity:
+            by_check[finding.check] = finding
+    rows = []
+    for key in KEY_METRICS:
+        found = by_check.get(key.check)
+        stand_ins = [by_check[c] for c in key.sources if c in by_check and by_check[c].severity > Severity.OK]
+        if found is None or (stand_ins and max(f.severity for f in stand_ins) > found.severity):
+            found = max(stand_ins, key=lambda f: f.severity, default=None)
+        if found is None:
+            rows.append(_row(key, None, None, "", Severity.INFO, key.check, "not checked in this run"))
+        else:
+            rows.append(_row(key, found.value, found.threshold, found.unit, found.severity, found.check, found.message))
+    covered = {key.check for key in KEY_METRICS} | {c for key in KEY_METRICS for c in key.sources}
+    for finding in findings:  # anything else the run found still counts toward the table's worst severity
+        if finding.check not in covered and finding.severity > Severity.OK:
+            rows.append(
+                {
+                    "area": finding.component.capitalize(),
+                    "metric": finding.check,
+                    "value": finding.value,
+                    "threshold": finding.threshold,
+                    "unit": finding.unit,
+                    "runbook": "",
+                    "severity": finding.severity.name,
+                    "check": finding.check,
+                    "message": finding.message,
+                }
+            )
+    table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    order = table["severity"].map(lambda s: -Severity.parse(s))
+    return table.assign(_order=order).sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
+
+
+def _row(
+    key: KeyMetric, value: object, limit: object, unit: str, severity: Severity, check: str, message: str
+) -> dict[str, object]:
+    if limit is None and key.check in CATALOGUE and check == key.check:
+        limit = CATALOGUE[key.check].warning
+    return {
+        "area": key.area,
+        "metric": key.metric,
+        "value": value,
+        "threshold": limit,
+        "unit": unit,
+        "runbook": key.runbook,
+        "severity": severity.name,
+        "check": check,
+        "message": message,
+    }
+
+
+def worst_severity(table: pd.DataFrame) -> Severity:
+    """The worst severity in a key-metrics table (OK for an empty one)."""
+    return max((Severity.parse(s) for s in table["severity"]), default=Severity.OK)
+
+
+def suggested_notebooks(findings: list[Finding], *, at_least: Severity | str = Severity.WARNING) -> list[str]:
+    """The incident notebooks the findings at `at_least` or worse point to, worst finding first, each once."""
+    floor = Severity.parse(at_least)
+    suggested: list[str] = []
+    for finding in sorted(findings, key=lambda f: -f.severity):
+        if finding.severity < floor:
+            continue
+        for prefix, notebook in NOTEBOOK_FOR_CHECK:
+            if finding.check.startswith(prefix):
+                if notebook not in suggested:
+                    suggested.append(notebook)
+                break
+    return suggested
+
+
+def escalation_summary(severity: Severity | str, *, at: datetime | None = None) -> dict[str, object]:
+    """What the runbook's escalation matrix asks for at `severity`, and who is on call at `at` (default now)."""
+    level = Severity.parse(severity)
+    esc = escalation_for(level)
+    return {
+        "severity": level.name,
+        "response_time": esc.response_time,
+        "notify": esc.notification,
+        "escalation": esc.escalation,
+        "page": esc.page,
+        "on_call": on_call(at),
+    }
+
+
+def escalation_table(severity: Severity | str, *, at: datetime | None = None) -> pd.DataFrame:
+    """`escalation_summary` as a two-column table for a notebook."""
+    return pd.DataFrame(list(escalation_summary(severity, at=at).items()), columns=["", "value"])
+
+
+def suggested_commands(notebooks: list[str], incident_id: str, window: str | None = None) -> pd.DataFrame:
+    """The command that runs each suggested notebook under the same incident id."""
+    extra = f" -p window {window}" if window else ""
+    return pd.DataFrame(
+        [(name, f"imsnb run {name} --incident {incident_id}{extra}") for name in notebooks],
+        columns=["notebook", "command"],
+    )

@@ -1,0 +1,163 @@
+"""Triage: the key-metrics table, its suggestions, the notebook on the db-degradation sandbox and `imsnb triage`."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+from helpers import ORDER, ROOT, finding, read_summary
+
+from imsnb import triage
+from imsnb.findings import Finding, Severity
+from imsnb.notebooks import list_notebooks
+from imsnb.runner import run_notebook
+from imsnb.sandbox.postgres import free_port
+
+RUNBOOK_METRICS = {
+    ("API", "Request rate"),
+    ("API", "Error rate"),
+    ("API", "Response time P95"),
+    ("Database", "CPU"),
+    ("Database", "Connections"),
+    ("Database", "Disk space"),
+    ("Database", "Replication lag"),
+    ("Cache", "Hit rate"),
+    ("Cache", "Memory"),
+    ("Cache", "Evictions"),
+    ("Cache", "Latency"),
+}
+
+
+def _worst(severities) -> str:
+    return max(severities, key=ORDER.index)
+
+
+def test_a_source_that_is_down_fills_its_rows():
+    findings = [
+        Finding("prometheus.reachable", "api", Severity.CRITICAL, message="prometheus unreachable: refused"),
+        Finding("cache.hit_rate", "cache", Severity.WARNING, 0.7, 0.8, "ratio", "hit rate 70%"),
+        Finding("postgres.connections_used", "database", Severity.OK, 0.1, 0.8, "ratio", "3 of 30"),
+    ]
+    table = triage.key_metrics(findings)
+    assert set(zip(table["area"], table["metric"], strict=True)) == RUNBOOK_METRICS
+    api = table[table["area"] == "API"]
+    assert set(api["severity"]) == {"CRITICAL"} and set(api["check"]) == {"prometheus.reachable"}
+    assert table.iloc[0]["severity"] == "CRITICAL"  # worst first
+    assert table.loc[table["metric"] == "Hit rate", "threshold"].item() == 0.8
+    not_run = table[table["metric"] == "CPU"].iloc[0]
+    assert not_run["severity"] == "INFO" and not_run["message"] == "not checked in this run"
+    assert triage.worst_severity(table) == Severity.CRITICAL
+    assert triage.suggested_notebooks(findings) == ["health_check", "redis_cache"]
+
+
+def test_suggestions_name_real_notebooks_worst_first():
+    names = {info.name for info in list_notebooks()}
+    assert {notebook for _, notebook in triage.NOTEBOOK_FOR_CHECK} <= names
+    findings = [
+        Finding("postgres.connections_used", "database", Severity.WARNING),
+        Finding("api.error_rate", "api", Severity.CRITICAL),
+        Finding("aws.rds.cpu", "aws", Severity.ERROR),
+        Finding("cache.latency", "cache", Severity.INFO),
+        Finding("aws.rds.free_storage", "aws", Severity.ERROR),
+    ]
+    assert triage.suggested_notebooks(findings) == ["high_error_rate", "db_performance", "disk_usage"]
+    assert triage.suggested_notebooks(findings, at_least="CRITICAL") == ["high_error_rate"]
+    esc = triage.escalation_summary("ERROR")
+    assert (esc["response_time"], esc["escalation"], esc["page"]) == ("5 min", "Page on-call", True)
+
+
+def _table_severities(notebook: dict) -> list[str]:
+    """The severities in the executed notebook's key-metrics table (its HTML output)."""
+    for cell in notebook["cells"]:
+        for out in cell.get("outputs", []):
+            html = "".join(out.get("data", {}).get("text/html", ""))
+            if "Request rate" in html and "Replication lag" in html:
+                return re.findall(r"<td>(OK|INFO|WARNING|ERROR|CRITICAL)</td>", html)
+    raise AssertionError("no key-metrics table in the notebook")
+
+
+def test_the_notebook_on_db_degradation(tmp_path, degraded):
+    result = run_notebook("triage", {"window": "30m"}, incident_id="INC-6", outputs=tmp_path)
+    summary = result.summary
+    assert summary["status"] == "ok", summary.get("error")
+    severities = _table_severities(json.loads((result.folder / "notebook.ipynb").read_text()))
+    assert len(severities) >= len(RUNBOOK_METRICS)
+    worst_finding = _worst(f["severity"] for f in summary["findings"])
+    assert _worst(severities) == worst_finding == summary["severity"]
+    assert finding(summary, "api.error_rate")["severity"] == "ERROR"  # 2% 5xx
+    assert finding(summary, "api.error_rate")["value"] == pytest.approx(0.02, rel=0.05)
+    assert finding(summary, "api.p95_latency")["value"] == pytest.approx(2323.5, abs=2)
+    assert ORDER.index(finding(summary, "aws.rds.cpu")["severity"]) >= ORDER.index("WARNING")
+    assert finding(summary, "postgres.connections_used")["severity"] == "WARNING"
+    assert finding(summary, "cache.hit_rate")["severity"] == "OK"
+    suggested = triage.suggested_notebooks([Finding.from_dict(f) for f in summary["findings"]])
+    assert suggested[:3] and set(suggested) == {"db_performance", "high_error_rate", "api_timeout"}
+    html = (result.folder / "report.html").read_text()
+    assert "imsnb run db_performance --incident INC-6 -p window 30m" in html
+    assert summary["escalation"]["escalation"] == "Page on-call"
+
+
+def test_the_notebook_with_every_dependency_down(tmp_path, monkeypatch):
+    closed = str(free_port())
+    for name, value in {
+        "PROMETHEUS_URL": f"http://127.0.0.1:{closed}",
+        "DB_PORT": closed,
+        "REDIS_PORT": closed,
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{closed}",
+    }.items():
+        monkeypatch.setenv(name, value)
+    result = run_notebook("triage", {}, incident_id="INC-DOWN", outputs=tmp_path)
+    summary = result.summary
+    assert summary["status"] == "ok", summary.get("error")
+    checks = {f["check"]: f["severity"] for f in summary["findings"]}
+    for reach in ("prometheus.reachable", "postgres.reachable", "cache.reachable", "aws.reachable"):
+        assert checks[reach] == "CRITICAL", reach
+    severities = _table_severities(json.loads((result.folder / "notebook.ipynb").read_text()))
+    assert severities.count("CRITICAL") == len(RUNBOOK_METRICS) and summary["severity"] == "CRITICAL"
+    assert summary["escalation"]["escalation"] == "Page VP"
+
+
+def test_cli_triage_runs_the_suggested_notebooks_under_one_incident(tmp_path, degraded):
+    args = ["triage", "--run-suggested", "--incident", "INC-77", "-p", "window", "30m", "--outputs", "out"]
+    result = subprocess.run(
+        [sys.executable, "-m", "imsnb.cli", *args], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 1, result.stderr  # ERROR findings, --fail-on ERROR; no notebook failed
+    suggested = re.search(r"suggested notebooks: (.+)", result.stdout)[1].split(", ")
+    assert set(suggested) == {"db_performance", "high_error_rate", "api_timeout"}
+    assert re.search(r"ERROR +API Error rate +5xx error rate", result.stdout)
+    folders = sorted((tmp_path / "out").iterdir())
+    assert [f.name for f in folders] == ["INC-77"]
+    runs = {read_summary(run)["notebook"]: read_summary(run) for run in folders[0].iterdir()}
+    assert set(runs) == {"triage", *suggested}
+    assert {s["incident_id"] for s in runs.values()} == {"INC-77"}
+    assert {s["status"] for s in runs.values()} == {"ok"}
+    assert {s["parameters"]["window"] for s in runs.values()} == {"30m"}
+
+
+def test_cli_triage_bad_input_writes_nothing(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "imsnb.cli", "triage", "-p", "window", "soon", "--run-suggested"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "window 'soon'" in result.stderr
+    assert not (tmp_path / "outputs").exists()
+    assert (ROOT / "notebooks" / "triage.ipynb").is_file()
+
+
+def test_charts_look_back_far_enough_to_show_the_onset():
+    from datetime import UTC, datetime, timedelta
+
+    from imsnb.window import Window
+
+    end = datetime(2026, 2, 8, 15, 30, tzinfo=UTC)
+    short = Window(end - timedelta(minutes=30), end)
+    assert triage.context_window(short, "3h") == Window(end - timedelta(hours=3), end)
+    long = Window(end - timedelta(hours=6), end)
+    assert triage.context_window(long, "3h") == long
