@@ -118,13 +118,18 @@ def health(*, base: str | None = None, path: str = "/health", timeout_s: float =
 def response_times(
     path: str = "/api/v1/health", *, base: str | None = None, samples: int = 5, timeout_s: float = TIMEOUT_S
 ) -> pd.DataFrame:
-    """`samples` sequential GETs of one path: status and elapsed ms each (errors included, never raised)."""
+    """`samples` sequential GETs of one path: status and elapsed ms each (errors included, never raised).
+
+    Sampling stops at the first request that times out: a hanging API would otherwise cost `samples` timeouts.
+    """
     rows = []
     for _ in range(max(1, samples)):
         reply = fetch(path, base=base, timeout_s=timeout_s)
         rows.append(
             {"url": reply.url, "status": reply.status_code, "elapsed_ms": reply.elapsed_ms, "error": reply.error}
         )
+        if reply.error and reply.error.startswith("timeout"):
+            break
     return pd.DataFrame(rows, columns=["url", "status", "elapsed_ms", "error"])
 
 

@@ -372,7 +372,7 @@ class Database:
                 keepalives_count=3,
             )
         except psycopg.Error as exc:
-            self._failure = Unreachable(f"database {self.label}", _one_line(exc))
+            self._failure = Unreachable(f"database {self.label}", _connect_error(exc))
             raise self._failure from None
         info = self._conn.info
         self.label = f"{info.host}:{info.port}/{info.dbname} as {info.user}"
@@ -452,6 +452,14 @@ def _close_quietly(conn: psycopg.Connection) -> None:
         conn.close()
     except Exception:  # noqa: BLE001 - best effort on a connection already given up
         pass
+
+
+def _connect_error(exc: BaseException) -> str:
+    """Why a connection was refused; saturation says so in the same words whichever role hit it."""
+    text = _one_line(exc)
+    if "remaining connection slots are reserved" in text:
+        text += " (too many clients: max_connections is exhausted for roles that are not superusers)"
+    return text
 
 
 def _one_line(exc: BaseException) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import math
 import os
 import secrets
 import shutil
@@ -105,7 +106,7 @@ def run_notebook(
         threshold = Severity.parse(fail_on)
     except ValueError as exc:
         raise BadParameter(str(exc)) from None
-    if not timeout_s or timeout_s <= 0 or timeout_s != timeout_s:
+    if not timeout_s or timeout_s <= 0 or not math.isfinite(timeout_s):  # nan and inf: no bound at all
         raise BadParameter(f"timeout must be a positive number of seconds, not {timeout_s!r}")
     path, params, incident = prepare(notebook, parameters or {}, incident_id, outputs)
     started = datetime.now(UTC)
@@ -398,11 +399,19 @@ def _write_run_folder(
     incident_dir.mkdir(parents=True, exist_ok=True)
     partial = incident_dir / f".partial-{started:%Y%m%dT%H%M%SZ}-{notebook}-{os.getpid()}-{secrets.token_hex(4)}"
     partial.mkdir()
-    for name, text in (("notebook.ipynb", notebook_text), ("report.html", html_text), ("summary.json", summary_text)):
-        with open(partial / name, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
+    try:
+        for name, text in (
+            ("notebook.ipynb", notebook_text),
+            ("report.html", html_text),
+            ("summary.json", summary_text),
+        ):
+            with open(partial / name, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+    except BaseException:  # disk full, interrupted: leave no half-written folder behind, hidden or not
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     base = f"{started:%Y%m%dT%H%M%SZ}-{notebook}"
     for attempt in range(1, 1000):
         target = incident_dir / (base if attempt == 1 else f"{base}-{attempt}")

@@ -229,3 +229,18 @@ def test_db_performance_metrics_section_makes_one_call(degraded, use_env, tmp_pa
     executed = json.loads((result.folder / "notebook.ipynb").read_text())
     printed = [o for c in executed["cells"] for o in c.get("outputs", []) if "AWS CALLS" in "".join(o.get("text", ""))]
     assert "".join(printed[0]["text"]).strip() == "AWS CALLS ['cloudwatch:GetMetricData']"
+
+
+def test_aws_region_alone_is_enough_and_no_region_is_an_info_finding(monkeypatch):
+    from imsnb.aws import Aws
+    from imsnb.findings import Findings
+
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    found = Findings()
+    with found.section("aws.rds.cpu", "aws"):
+        Aws("test").call("rds", "describe_db_instances")
+    assert [(f.check, f.severity.name) for f in found] == [("aws.credentials", "INFO")]
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    assert Aws("test").client("rds").meta.region_name == "eu-west-1"

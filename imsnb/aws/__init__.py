@@ -1,7 +1,8 @@
 """AWS sources (boto3): one module per service, every call bounded and listed in ACTIONS.
 
 Region, profile, credentials and `AWS_ENDPOINT_URL` come from boto3's standard chain. Retries use botocore's
-standard mode with a small cap; connect/read timeouts are short, so a dead endpoint costs seconds. An unreachable
+standard mode with a small cap, but never after a timeout; connect/read timeouts are short, so a dead or hanging
+endpoint costs seconds. An unreachable
 endpoint or missing credentials raise `Unreachable` (check `aws.reachable` / `aws.credentials`), which a notebook
 section turns into a finding.
 """
@@ -9,6 +10,7 @@ section turns into a finding.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -90,8 +92,17 @@ class Aws:
                 read_timeout=READ_TIMEOUT_S,
                 user_agent_extra=f"imsnb/{self.application}",
             )
-            client = self._session.client(service, config=config)
+            from botocore.exceptions import NoRegionError
+
+            # botocore reads AWS_DEFAULT_REGION but not AWS_REGION (the runbook's and the README's name).
+            region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
+            try:
+                client = self._session.client(service, config=config, region_name=region)
+            except NoRegionError:
+                self._failure = NotConfigured("AWS has no region (set AWS_REGION)", check="aws.credentials")
+                raise self._failure from None
             client.meta.events.register("before-call", lambda model, **_: self._record(iam_action(service, model.name)))
+            client.meta.events.register_first("needs-retry", _no_retry_after_timeout)
             self._clients[service] = client
         return self._clients[service]
 
@@ -137,6 +148,16 @@ class Aws:
             if not token or len(items) >= limit:
                 return items[:limit]
             kwargs[token_in] = token
+
+
+def _no_retry_after_timeout(caught_exception: BaseException | None = None, **_: Any) -> None:
+    """An endpoint that accepted and did not answer in READ_TIMEOUT_S will not answer the next attempt either:
+    give it up at once (botocore would retry it MAX_ATTEMPTS times, 30 s and more); throttling and 5xx are still
+    retried."""
+    from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
+
+    if isinstance(caught_exception, (ReadTimeoutError, ConnectTimeoutError)):
+        raise caught_exception
 
 
 # API operations whose IAM action has another name.
