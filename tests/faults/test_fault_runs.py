@@ -43,7 +43,7 @@ def write_notebook(folder: Path, name: str, body: str) -> Path:
 
 
 def only_run_folder(outputs: Path, incident: str) -> Path:
-    folders = [p for p in (outputs / incident).iterdir() if not p.name.startswith(".")]
+    folders = [p for p in (outputs / incident).iterdir() if p.is_dir() and not p.name.startswith(".")]
     assert len(folders) == 1, folders
     assert not [p for p in (outputs / incident).iterdir() if p.name.startswith(".partial")]
     return folders[0]
