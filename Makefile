@@ -1,12 +1,13 @@
 # make demo   set up .venv, start the sandbox, run db_performance against it, print the findings
 # make test   set up .venv with the test extras, run every test and every notebook (what CI runs)
 # make lint   ruff check + ruff format --check
+# make lab    JupyterLab in notebooks/ (SCENARIO=db-degradation to practise against a sandbox)
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint system-deps clean
+.PHONY: demo test lint lab system-deps test-system-deps clean
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -20,14 +21,25 @@ $(VENV)/.test-installed: pyproject.toml | $(VENV)/bin/python
 	$(PIP) install -e '.[test,sandbox]'
 	touch $@
 
+$(VENV)/.lab-installed: pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -e '.[lab,sandbox]'
+	touch $@
+
 system-deps:
 	@scripts/system-deps
+
+test-system-deps:
+	@scripts/system-deps --test
 
 demo: system-deps $(VENV)/.demo-installed
 	$(VENV)/bin/imsnb demo
 
-test: system-deps $(VENV)/.test-installed
+test: test-system-deps $(VENV)/.test-installed
 	$(VENV)/bin/pytest
+
+SCENARIO ?=
+lab: system-deps $(VENV)/.lab-installed
+	$(VENV)/bin/imsnb lab $(if $(SCENARIO),--sandbox $(SCENARIO))
 
 lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check .

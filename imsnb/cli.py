@@ -1,7 +1,8 @@
 """The `imsnb` command: thin commands over the library; library errors become one-line messages.
 
 Exit status: 0 below --fail-on, 1 at or above it, 2 bad input, 3 the notebook failed or timed out; a command that
-runs several notebooks (triage --run-suggested) exits with the worst of them (3 over 1 over 0).
+runs several notebooks (suite, triage --run-suggested) exits with the worst of them (3 over 1 over 0). A failed
+archive upload prints one line on stderr and leaves the exit status as it was (the local run folders are complete).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="the run's key for remediation: actions apply only with this AND -p apply_actions True -p approver NAME",
     )
+    _add_archive_option(run)
 
     tri = sub.add_parser("triage", help="key metrics vs thresholds, then (--run-suggested) the notebooks they point to")
     tri.add_argument(
@@ -69,6 +71,43 @@ def main(argv: list[str] | None = None) -> int:
     tri.add_argument("--fail-on", default="ERROR", help="exit 1 when the worst finding is at or above (default ERROR)")
     tri.add_argument("--outputs", default="outputs", help="archive folder (default: ./outputs)")
     tri.add_argument("--timeout", type=float, default=600, help="seconds a single cell may run (default 600, > 0)")
+    _add_archive_option(tri)
+
+    suite = sub.add_parser("suite", help="run several notebooks under one incident id, in parallel kernels")
+    suite.add_argument("notebooks", nargs="*", metavar="NAME", help="notebook names (see `imsnb list`)")
+    suite.add_argument("--all", action="store_true", help="every notebook")
+    suite.add_argument("--jobs", "-j", type=int, default=None, help="notebooks run at once (default: CPU count)")
+    suite.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="a parameter for every notebook that declares it (repeatable)",
+    )
+    suite.add_argument("--incident", help="incident or ticket id for every run (default: adhoc-<UTC time>)")
+    suite.add_argument("--fail-on", default="ERROR", help="exit 1 when a worst finding is at or above (default ERROR)")
+    suite.add_argument("--outputs", default="outputs", help="archive folder (default: ./outputs)")
+    suite.add_argument("--timeout", type=float, default=600, help="seconds a single cell may run (default 600, > 0)")
+    _add_archive_option(suite)
+
+    arch = sub.add_parser("archive", help="the incident archive: list incidents, show one")
+    arch_sub = arch.add_subparsers(dest="archive_command", required=True, parser_class=_Parser)
+    arch_list = arch_sub.add_parser("list", help="incidents, newest first, with worst severity and run count")
+    arch_list.add_argument("--outputs", default="outputs", help="archive folder (default: ./outputs)")
+    arch_show = arch_sub.add_parser("show", help="an incident's runs, findings and actions")
+    arch_show.add_argument("incident", help="incident id (see `imsnb archive list`)")
+    arch_show.add_argument("--outputs", default="outputs", help="archive folder (default: ./outputs)")
+
+    summ = sub.add_parser("summarize", help="rebuild summary.json from an executed notebook (plain papermill too)")
+    summ.add_argument("notebook", help="path to an executed .ipynb")
+    summ.add_argument("--output", "-o", help="write here (default: print to stdout)")
+
+    lab = sub.add_parser("lab", help="start JupyterLab in notebooks/ with the targets exported")
+    lab.add_argument("--sandbox", metavar="SCENARIO", help="start a sandbox and export it: " + ", ".join(SCENARIOS))
+    lab.add_argument("--port", type=int, default=8888, help="port for JupyterLab (default 8888)")
+    lab.add_argument("--dry-run", action="store_true", help="print the command and the variables it adds, then exit")
 
     demo = sub.add_parser("demo", help="start the sandbox, run every notebook against it, print the findings")
     demo.add_argument("--scenario", default="db-degradation", help="one of: " + ", ".join(SCENARIOS))
@@ -85,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
         commands = {
             "list": cmd_list,
             "run": cmd_run,
+            "suite": cmd_suite,
+            "archive": cmd_archive,
+            "summarize": cmd_summarize,
+            "lab": cmd_lab,
             "triage": cmd_triage,
             "demo": cmd_demo,
             "sandbox": cmd_sandbox,
@@ -119,12 +162,43 @@ def cmd_iam(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from imsnb.runner import run_notebook
+def _add_archive_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--archive",
+        default=os.environ.get("IMSNB_ARCHIVE") or None,
+        metavar="s3://BUCKET/PREFIX",
+        help="also upload the run folders and index.html there (default: $IMSNB_ARCHIVE)",
+    )
 
+
+def _parameters(args: argparse.Namespace) -> dict[str, str]:
     params = dict(args.parameter)
     if len(params) != len(args.parameter):
         raise ImsnbError("a parameter is given twice: pass each -p NAME once")
+    return params
+
+
+def _upload(url: str | None, folders: list[Path]) -> None:
+    """Upload after the local runs are complete; a failure is one line on stderr, the runs stay as they are."""
+    from imsnb import archive
+
+    if not url or not folders:
+        return
+    try:
+        keys = archive.upload(url, folders, folders[0].parent)
+    except archive.UploadFailed as exc:
+        print(f"imsnb: warning: {exc} (the local run folders are complete)", file=sys.stderr)
+        return
+    print(f"archived {len(keys)} file(s) to {url.rstrip('/')}/{folders[0].parent.name}/")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from imsnb.archive import parse_archive_url
+    from imsnb.runner import run_notebook
+
+    params = _parameters(args)
+    if args.archive:
+        parse_archive_url(args.archive)
     result = run_notebook(
         args.notebook,
         params,
@@ -135,7 +209,182 @@ def cmd_run(args: argparse.Namespace) -> int:
         allow_actions=args.allow_actions,
     )
     _print_result(result)
+    _upload(args.archive, [result.folder])
     return result.exit_code
+
+
+def cmd_suite(args: argparse.Namespace) -> int:
+    import time
+
+    from imsnb.archive import INDEX, parse_archive_url
+    from imsnb.suite import all_notebook_names, default_jobs, run_suite, suite_exit_code, worst_severity
+
+    if args.all == bool(args.notebooks):
+        raise ImsnbError("name the notebooks to run, or pass --all (not both)")
+    names = all_notebook_names() if args.all else args.notebooks
+    if args.archive:
+        parse_archive_url(args.archive)
+    jobs = args.jobs if args.jobs is not None else default_jobs()
+    done: list = []
+    width = max(len(n) for n in names)
+
+    def progress(result) -> None:
+        done.append(result)
+        s = result.summary
+        print(
+            f"[{len(done):>{len(str(len(names)))}}/{len(names)}] {s['notebook']:<{width}}  "
+            f"{s['severity'] or 'none':<8} {s['duration_s']:>7.1f} s  {s['status']}",
+            flush=True,
+        )
+
+    started = time.monotonic()
+    print(f"running {len(names)} notebook(s), {jobs} at a time ...", flush=True)
+    results = run_suite(
+        names,
+        _parameters(args),
+        incident_id=args.incident,
+        outputs=args.outputs,
+        jobs=jobs,
+        fail_on=args.fail_on,
+        timeout_s=args.timeout,
+        on_result=progress,
+    )
+    elapsed = time.monotonic() - started
+    incident_dir = results[0].folder.parent
+    failed = [r.summary["notebook"] for r in results if r.status != "ok"]
+    total = sum(r.summary["duration_s"] or 0 for r in results)
+    print(
+        f"\nincident {incident_dir.name}: {len(results)} run(s) in {elapsed:.1f} s "
+        f"(sum of run times {total:.1f} s), worst {worst_severity(results) or 'none'}"
+        + (f", failed: {', '.join(failed)}" if failed else "")
+    )
+    for r in sorted(results, key=lambda r: -Severity.parse(r.summary["severity"] or "OK")):
+        for f in r.summary["findings"]:
+            if Severity.parse(f["severity"]) >= Severity.WARNING:
+                print(f"  {f['severity']:<8} {r.summary['notebook']:<{width}}  {f['check']}: {f['message']}")
+    print(f"index: {incident_dir / INDEX}")
+    _upload(args.archive, [r.folder for r in results])
+    return suite_exit_code(results)
+
+
+def cmd_archive(args: argparse.Namespace) -> int:
+    from imsnb import archive
+
+    if args.archive_command == "list":
+        incidents = archive.list_incidents(args.outputs)
+        if not incidents:
+            print(f"no incidents in {args.outputs}")
+        for inc in incidents:
+            failed = f", {inc.failed} failed" if inc.failed else ""
+            print(f"{inc.id:<30} {inc.last_started:<21} {inc.worst or 'none':<9} {len(inc.runs)} run(s){failed}")
+        return 0
+    for line in archive.describe_incident(archive.load_incident(args.incident, args.outputs)):
+        print(line)
+    return 0
+
+
+def cmd_summarize(args: argparse.Namespace) -> int:
+    import json
+
+    from imsnb import config
+    from imsnb.runner import SUMMARY_KEYS_KEPT, scrub_tree, summarize
+
+    path = Path(args.notebook)
+    try:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+            raise ValueError("no cells")
+    except (OSError, ValueError) as exc:
+        raise ImsnbError(f"{path} is not a readable notebook ({' '.join(str(exc).split())}): give an .ipynb") from None
+    summary = scrub_tree(summarize(nb), config.secret_values(), keep=SUMMARY_KEYS_KEPT)
+    text = json.dumps(summary, indent=2, ensure_ascii=False, default=str) + "\n"
+    if not args.output:
+        sys.stdout.write(text)
+        return 0
+    out = Path(args.output)
+    if not out.parent.is_dir():
+        raise ImsnbError(f"cannot write {out}: folder {out.parent} does not exist")
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, out)
+    print(f"wrote {out}: {summary['notebook']}, status {summary['status']}, worst {summary['severity'] or 'none'}")
+    return 0
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    import importlib.util
+    import subprocess
+
+    from imsnb.notebooks import notebooks_dir
+
+    if args.sandbox and args.sandbox not in SCENARIOS:
+        raise ImsnbError(f"unknown scenario {args.sandbox!r}: choose one of {', '.join(SCENARIOS)}")
+    if not 0 < args.port < 65536:
+        raise ImsnbError(f"port {args.port} is out of range: use 1-65535")
+    command = lab_command(notebooks_dir(), args.port)
+    if not args.dry_run and importlib.util.find_spec("jupyterlab") is None:
+        raise ImsnbError("JupyterLab is not installed: pip install -e '.[lab]'")
+    sandbox = None
+    if args.sandbox:  # a dry run starts it too, to show the real variables, and stops it at once
+        from imsnb.sandbox import Sandbox
+
+        print(f"starting the sandbox ({args.sandbox}) ...", file=sys.stderr, flush=True)
+        sandbox = Sandbox(args.sandbox).start()
+    try:
+        added = lab_env(sandbox.env() if sandbox else {})
+        if args.dry_run:
+            from imsnb.config import SECRET_ENV_NAME
+
+            print(" ".join(command))
+            for key, value in sorted(added.items()):
+                print(f"{key}={'********' if SECRET_ENV_NAME.search(key) else value}")
+            return 0
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        proc = subprocess.Popen(command, env={**os.environ, **added})
+        try:
+            while proc.poll() is None and not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        return 0
+    finally:
+        if sandbox is not None:
+            sandbox.stop()
+            print("sandbox stopped", file=sys.stderr)
+
+
+def lab_command(notebooks: Path, port: int) -> list[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        f"--ServerApp.root_dir={notebooks}",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+    ]
+    if os.geteuid() == 0:  # JupyterLab refuses root without it (containers, CI)
+        command.append("--allow-root")
+    return command
+
+
+def lab_env(targets: dict[str, str]) -> dict[str, str]:
+    """What the lab process gets on top of this environment: the targets (a sandbox's) and the caller's
+    imsnb.toml (the kernels run in notebooks/)."""
+    from imsnb import config
+
+    added = dict(targets)
+    found = config.config_file()
+    if found is not None and "IMSNB_CONFIG" not in os.environ:
+        added["IMSNB_CONFIG"] = str(found.resolve())
+    return added
 
 
 # Triage parameters that mean the same in every notebook, so the follow-ups look at the same time and place.
@@ -144,6 +393,7 @@ TRIAGE_ROWS_SHOWN = 6
 
 
 def cmd_triage(args: argparse.Namespace) -> int:
+    from imsnb.archive import parse_archive_url
     from imsnb.findings import Finding
     from imsnb.runner import run_notebook
     from imsnb.triage import key_metrics, suggested_notebooks
@@ -151,6 +401,8 @@ def cmd_triage(args: argparse.Namespace) -> int:
     params = dict(args.parameter)
     if len(params) != len(args.parameter):
         raise ImsnbError("a parameter is given twice: pass each -p NAME once")
+    if args.archive:
+        parse_archive_url(args.archive)
     result = run_notebook(
         "triage", params, incident_id=args.incident, outputs=args.outputs, fail_on=args.fail_on, timeout_s=args.timeout
     )
@@ -173,6 +425,7 @@ def cmd_triage(args: argparse.Namespace) -> int:
         shared = {k: v for k, v in params.items() if k in SHARED_PARAMETERS}
         incident = result.summary["incident_id"]
         results += run_suggested(suggested, shared, incident_id=incident, outputs=args.outputs, args=args)
+    _upload(args.archive, [r.folder for r in results])
     return worst_exit_code([r.exit_code for r in results])
 
 

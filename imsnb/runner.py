@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import math
 import os
 import secrets
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -125,6 +127,7 @@ def run_notebook(
         )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    _refresh_index(folder.parent)
     if summary["status"] != "ok":
         code = EXIT_NOTEBOOK_FAILED
     elif Severity.parse(summary["severity"] or "OK") >= threshold:
@@ -132,6 +135,16 @@ def run_notebook(
     else:
         code = EXIT_OK
     return RunResult(folder, summary, code)
+
+
+def _refresh_index(incident_dir: Path) -> None:
+    """Rewrite the incident's index.html; a failure there never costs the run (the index can be rebuilt)."""
+    from imsnb import archive
+
+    try:
+        archive.write_index(incident_dir)
+    except OSError as exc:
+        logging.getLogger(__name__).warning("index.html of %s not rewritten: %s", incident_dir, exc)
 
 
 def _execute(
@@ -147,12 +160,12 @@ def _execute(
             str(path),
             str(output),
             parameters=params,
-            cwd=str(path.parent),
+            # not papermill's cwd=, which os.chdir()s the whole process (parallel runs would write elsewhere)
             progress_bar=False,
             log_output=False,
             execution_timeout=timeout_s,
             start_timeout=60,
-            kernel_manager_class=_kernel_manager_class(kernel_environment(allow_actions)),
+            kernel_manager_class=_kernel_manager_class(kernel_environment(allow_actions), cwd=path.parent.resolve()),
         )
     except papermill.PapermillExecutionError as exc:
         status = "failed"
@@ -191,9 +204,10 @@ def kernel_environment(allow_actions: bool = False) -> dict[str, str | None]:
     return changes
 
 
-def _kernel_manager_class(changes: dict[str, str | None]) -> type:
-    """A kernel manager that starts the kernel with `changes` applied to its environment (never to this process's,
-    so concurrent runs in threads cannot see each other's keys)."""
+def _kernel_manager_class(changes: dict[str, str | None], *, cwd: Path) -> type:
+    """A kernel manager that starts the kernel in `cwd` with `changes` applied to its environment (never to this
+    process's environment or working directory: papermill's own `cwd=` is a process-wide os.chdir, so concurrent
+    runs in threads would write each other's files in the wrong place or see each other's keys)."""
     from jupyter_client import AsyncKernelManager
 
     class RunKernelManager(AsyncKernelManager):
@@ -204,6 +218,7 @@ def _kernel_manager_class(changes: dict[str, str | None]) -> type:
                     env.pop(name, None)
                 else:
                     env[name] = value
+            kw["cwd"] = str(cwd)
             return await super().start_kernel(env=env, **kw)
 
     return RunKernelManager
@@ -325,15 +340,27 @@ def scrub_tree(
 def export_html(notebook_json: str) -> str:
     """A self-contained HTML report: charts embedded as PNG, no script or style fetched from the network."""
     import nbformat
-    from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(
-        template_name="lab",
-        extra_template_paths=[str(Path(__file__).parent / "templates")],
-        template_file="offline.html.j2",
-    )
-    body, _ = exporter.from_notebook_node(nbformat.reads(notebook_json, as_version=4))
+    body, _ = _html_exporter().from_notebook_node(nbformat.reads(notebook_json, as_version=4))
     return body
+
+
+_EXPORTERS = threading.local()
+
+
+def _html_exporter() -> Any:
+    """One exporter per thread, kept: building one compiles its Jinja templates again (~0.6 s a run)."""
+    exporter = getattr(_EXPORTERS, "html", None)
+    if exporter is None:
+        from nbconvert import HTMLExporter
+
+        exporter = HTMLExporter(
+            template_name="lab",
+            extra_template_paths=[str(Path(__file__).parent / "templates")],
+            template_file="offline.html.j2",
+        )
+        _EXPORTERS.html = exporter
+    return exporter
 
 
 def _write_run_folder(

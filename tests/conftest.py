@@ -26,3 +26,18 @@ def use_env(monkeypatch):
             monkeypatch.setenv(key, value)
 
     return apply
+
+
+@pytest.fixture(scope="session")
+def degraded_suite(degraded, tmp_path_factory):
+    """Every notebook run as one suite (2 jobs) on the session's db-degradation sandbox, under INC-SUITE.
+
+    Returns (outputs folder, results in notebook order, the results in the order on_result saw them)."""
+    from imsnb.suite import all_notebook_names, run_suite
+
+    outputs = tmp_path_factory.mktemp("suite-outputs")
+    seen = []
+    results = run_suite(
+        all_notebook_names(), {"window": "30m"}, incident_id="INC-SUITE", outputs=outputs, jobs=2, on_result=seen.append
+    )
+    return outputs, results, seen

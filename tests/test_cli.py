@@ -34,7 +34,7 @@ def test_run_writes_the_run_folder_and_prints_findings(tmp_path, degraded):
     args = ("run", "db_performance", "-p", "window", "30m", "--incident", "INC-1234", "--fail-on", "CRITICAL")
     result = run(*args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    folders = list((tmp_path / "outputs" / "INC-1234").iterdir())
+    folders = [p for p in (tmp_path / "outputs" / "INC-1234").iterdir() if p.is_dir()]
     assert len(folders) == 1 and f"run folder: outputs/INC-1234/{folders[0].name}" in result.stdout
     assert re.search(r"(WARNING|ERROR) +postgres.blocked_queries", result.stdout)
     assert read_summary(folders[0])["parameters"]["window"] == "30m"

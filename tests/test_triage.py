@@ -131,8 +131,10 @@ def test_cli_triage_runs_the_suggested_notebooks_under_one_incident(tmp_path, de
     assert re.search(r"ERROR +API Error rate +5xx error rate", result.stdout)
     folders = sorted((tmp_path / "out").iterdir())
     assert [f.name for f in folders] == ["INC-77"]
-    runs = {read_summary(run)["notebook"]: read_summary(run) for run in folders[0].iterdir()}
+    runs = {read_summary(run)["notebook"]: read_summary(run) for run in folders[0].iterdir() if run.is_dir()}
     assert set(runs) == {"triage", *suggested}
+    index = (folders[0] / "index.html").read_text()  # the incident's index links the triage and every follow-up
+    assert all(f'href="{run.name}/report.html"' in index for run in folders[0].iterdir() if run.is_dir())
     assert {s["incident_id"] for s in runs.values()} == {"INC-77"}
     assert {s["status"] for s in runs.values()} == {"ok"}
     assert {s["parameters"]["window"] for s in runs.values()} == {"30m"}

@@ -43,7 +43,7 @@ def write_notebook(folder: Path, name: str, body: str) -> Path:
 
 
 def only_run_folder(outputs: Path, incident: str) -> Path:
-    folders = [p for p in (outputs / incident).iterdir() if not p.name.startswith(".")]
+    folders = [p for p in (outputs / incident).iterdir() if p.is_dir() and not p.name.startswith(".")]
     assert len(folders) == 1, folders
     assert not [p for p in (outputs / incident).iterdir() if p.name.startswith(".partial")]
     return folders[0]
@@ -86,7 +86,7 @@ def test_two_runs_at_the_same_second_get_two_complete_folders(tmp_path):
     command = [sys.executable, "-m", "imsnb.cli", "run", str(notebook), "--incident", "INC-TWICE"]
     procs = [subprocess.Popen([*command, "--outputs", str(outputs)], stdout=subprocess.PIPE) for _ in range(2)]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
-    folders = sorted(p for p in (outputs / "INC-TWICE").iterdir())
+    folders = sorted(p for p in (outputs / "INC-TWICE").iterdir() if p.is_dir())  # and index.html
     assert len(folders) == 2 and not [p for p in folders if p.name.startswith(".")], folders
     for folder in folders:
         assert sorted(p.name for p in folder.iterdir()) == ["notebook.ipynb", "report.html", "summary.json"]

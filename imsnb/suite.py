@@ -1,0 +1,161 @@
+"""Run several notebooks under one incident id, in parallel kernels.
+
+Every notebook and parameter is validated (`imsnb.runner.prepare`) before any kernel starts. A `-p` parameter
+goes to the notebooks that declare it; a name no notebook in the suite declares is bad input.
+
+Workers are threads by default: each run's kernel is its own process, and the work left in this process
+(papermill's bookkeeping, scrubbing, the HTML export) is small; `bench/suite.py` measures threads against
+processes. Kernels get their cwd and environment explicitly (`runner._kernel_manager_class`), so nothing here touches
+os.environ or the process cwd.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from datetime import UTC, datetime
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from imsnb.errors import BadParameter
+from imsnb.findings import Severity
+from imsnb.notebooks import find_notebook, list_notebooks, load_info
+from imsnb.parameters import check_incident_id
+from imsnb.runner import (
+    DEFAULT_TIMEOUT_S,
+    EXIT_NOTEBOOK_FAILED,
+    EXIT_OK,
+    EXIT_SEVERITY,
+    RunResult,
+    prepare,
+    run_notebook,
+)
+
+WORKER_KINDS = ("thread", "process")
+
+
+def all_notebook_names() -> list[str]:
+    return [info.name for info in list_notebooks()]
+
+
+def default_jobs() -> int:
+    return os.cpu_count() or 1
+
+
+def suite_incident_id(incident_id: str | None, parameters: dict[str, Any]) -> str:
+    """The suite's one incident id: given, else `-p incident_id`, else adhoc-<UTC time>."""
+    chosen = incident_id or parameters.get("incident_id") or f"adhoc-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    return check_incident_id(str(chosen))
+
+
+def plan_suite(
+    names: Iterable[str], parameters: dict[str, Any], *, incident_id: str, outputs: Path | str = "outputs"
+) -> list[tuple[str, dict[str, Any]]]:
+    """Each notebook with the parameters it declares, all validated; raises BadParameter before anything runs."""
+    names = list(dict.fromkeys(names))
+    if not names:
+        raise BadParameter("no notebooks given: name some (see `imsnb list`) or pass --all")
+    plan, declared = [], set()
+    for name in names:
+        info = load_info(find_notebook(name))
+        declared |= set(info.parameters)
+        own = {k: v for k, v in parameters.items() if k in info.parameters}
+        prepare(name, own, incident_id, outputs)  # refuses bad values, secrets, unwritable outputs
+        plan.append((name, own))
+    unknown = sorted(set(parameters) - declared)
+    if unknown:
+        raise BadParameter(
+            f"parameter {unknown[0]!r} is declared by none of these notebooks: check the name (see `imsnb list`)"
+        )
+    return plan
+
+
+def run_suite(
+    names: Iterable[str],
+    parameters: dict[str, Any] | None = None,
+    *,
+    incident_id: str | None = None,
+    outputs: Path | str = "outputs",
+    jobs: int | None = None,
+    fail_on: str | Severity = Severity.ERROR,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    on_result: Callable[[RunResult], None] | None = None,
+    workers: str = "thread",
+) -> list[RunResult]:
+    """Run the notebooks under one incident id, `jobs` at a time; results in the order of `names`.
+
+    `on_result` is called (in the caller's thread) as each run finishes. The incident's index.html is rewritten
+    after each run and once more at the end.
+    """
+    from imsnb import archive
+
+    parameters = dict(parameters or {})
+    jobs = default_jobs() if jobs is None else jobs
+    if not isinstance(jobs, int) or jobs < 1:
+        raise BadParameter(f"jobs must be a whole number of at least 1, not {jobs!r}")
+    if workers not in WORKER_KINDS:
+        raise BadParameter(f"workers must be one of {', '.join(WORKER_KINDS)}, not {workers!r}")
+    try:
+        Severity.parse(fail_on)
+    except ValueError as exc:
+        raise BadParameter(str(exc)) from None
+    if not timeout_s or timeout_s <= 0 or timeout_s != timeout_s:
+        raise BadParameter(f"timeout must be a positive number of seconds, not {timeout_s!r}")
+    incident = suite_incident_id(incident_id, parameters)
+    parameters.pop("incident_id", None)
+    plan = plan_suite(names, parameters, incident_id=incident, outputs=outputs)
+
+    results: dict[int, RunResult] = {}
+    errors: list[BaseException] = []
+    with _executor(workers, min(jobs, len(plan))) as pool:
+        futures = {
+            pool.submit(
+                run_notebook,
+                name,
+                own,
+                incident_id=incident,
+                outputs=outputs,
+                fail_on=fail_on,
+                timeout_s=timeout_s,
+            ): index
+            for index, (name, own) in enumerate(plan)
+        }
+        try:
+            for future in as_completed(futures):
+                try:
+                    result = future.result()
+                except Exception as exc:  # noqa: BLE001 - let the other runs finish, raise afterwards
+                    errors.append(exc)
+                    continue
+                results[futures[future]] = result
+                if on_result is not None:
+                    on_result(result)
+        except KeyboardInterrupt:  # Ctrl-C: start nothing new; running kernels got the SIGINT too
+            for future in futures:
+                future.cancel()
+            raise
+    archive.write_index(Path(outputs) / incident)
+    if errors:
+        raise errors[0]
+    return [results[i] for i in sorted(results)]
+
+
+def _executor(workers: str, jobs: int) -> Executor:
+    if workers == "process":  # spawn: forking a process that runs threads (zmq, asyncio) is unsafe
+        return ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"))
+    return ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="imsnb-suite")
+
+
+def suite_exit_code(results: list[RunResult]) -> int:
+    """3 if any notebook failed or timed out, else 1 if any reached --fail-on, else 0."""
+    codes = {r.exit_code for r in results}
+    if EXIT_NOTEBOOK_FAILED in codes:
+        return EXIT_NOTEBOOK_FAILED
+    return EXIT_SEVERITY if EXIT_SEVERITY in codes else EXIT_OK
+
+
+def worst_severity(results: list[RunResult]) -> str | None:
+    levels = [Severity.parse(r.summary["severity"]) for r in results if r.summary.get("severity")]
+    return max(levels).name if levels else None
