@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
     iam = sub.add_parser("iam-policy", help="print the least-privilege read-only IAM policy for the AWS diagnostics")
     iam.add_argument("--actions", action="store_true", help="add the statement the two-key remediation actions need")
+    iam.add_argument("--archive", metavar="S3_URL", help="add s3:PutObject under s3://bucket/prefix for --archive")
 
     box = sub.add_parser("sandbox", help="start local stand-ins for production and print their exports")
     box.add_argument("--scenario", default="healthy", help="one of: " + ", ".join(SCENARIOS))
@@ -156,9 +157,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_iam(args: argparse.Namespace) -> int:
+    from imsnb.archive import parse_archive_url
     from imsnb.aws import iam_policy_json
 
-    print(iam_policy_json(remediation=args.actions))
+    archive = parse_archive_url(args.archive) if args.archive else None
+    print(iam_policy_json(remediation=args.actions, archive=archive))
     return 0
 
 
@@ -225,18 +228,8 @@ def cmd_suite(args: argparse.Namespace) -> int:
     if args.archive:
         parse_archive_url(args.archive)
     jobs = args.jobs if args.jobs is not None else default_jobs()
-    done: list = []
+    progress = _progress_printer(names)
     width = max(len(n) for n in names)
-
-    def progress(result) -> None:
-        done.append(result)
-        s = result.summary
-        print(
-            f"[{len(done):>{len(str(len(names)))}}/{len(names)}] {s['notebook']:<{width}}  "
-            f"{s['severity'] or 'none':<8} {s['duration_s']:>7.1f} s  {s['status']}",
-            flush=True,
-        )
-
     started = time.monotonic()
     print(f"running {len(names)} notebook(s), {jobs} at a time ...", flush=True)
     results = run_suite(
@@ -430,23 +423,42 @@ def cmd_triage(args: argparse.Namespace) -> int:
 
 
 def run_suggested(names: list[str], parameters: dict, *, incident_id: str, outputs: str, args: argparse.Namespace):
-    """Each suggested notebook under the triage's incident id, one after the other (the one place to parallelise).
+    """The suggested notebooks under the triage's incident id, as a suite in parallel kernels; each gets only the
+    shared parameters it declares. Actions are never applied here: they are planned in each run's report."""
+    from imsnb.suite import default_jobs, run_suite
 
-    Only the shared parameters a notebook declares are passed to it."""
-    from imsnb.notebooks import find_notebook, load_info
-    from imsnb.runner import run_notebook
-
-    results = []
-    for name in names:
-        print(f"\n== {name}", flush=True)
-        declared = load_info(find_notebook(name)).parameters
-        given = {k: v for k, v in parameters.items() if k in declared}
-        result = run_notebook(
-            name, given, incident_id=incident_id, outputs=outputs, fail_on=args.fail_on, timeout_s=args.timeout
-        )
-        _print_result(result)
-        results.append(result)
+    jobs = default_jobs()
+    print(f"\nrunning the {len(names)} suggested notebook(s), {jobs} at a time ...", flush=True)
+    results = run_suite(
+        names,
+        parameters,
+        incident_id=incident_id,
+        outputs=outputs,
+        jobs=jobs,
+        fail_on=args.fail_on,
+        timeout_s=args.timeout,
+        on_result=_progress_printer(names),
+    )
+    for result in results:
+        print(f"run folder: {result.folder}")
     return results
+
+
+def _progress_printer(names: list[str]):
+    """A suite's progress display: one line per notebook as it finishes (severity, duration, status)."""
+    done: list = []
+    width = max((len(n) for n in names), default=8)
+
+    def progress(result) -> None:
+        done.append(result)
+        s = result.summary
+        print(
+            f"[{len(done):>{len(str(len(names)))}}/{len(names)}] {s['notebook']:<{width}}  "
+            f"{s['severity'] or 'none':<8} {s['duration_s']:>7.1f} s  {s['status']}",
+            flush=True,
+        )
+
+    return progress
 
 
 def worst_exit_code(codes: list[int]) -> int:

@@ -325,3 +325,11 @@ def test_failover_moves_the_writer_to_a_replica(env, monkeypatch):
     assert [m["DBInstanceIdentifier"] for m in members if m["IsClusterWriter"]] == ["ims-aurora-2"]
     again = actions.execute([plan], apply_actions=True, approver="jane")  # the plan's writer is no longer the writer
     assert again["status"].tolist() == ["skipped"] and "the writer changed" in again["detail"].iloc[0]
+
+
+def test_the_archive_policy_allows_put_object_under_the_prefix_only(capsys):
+    import json
+
+    assert main(["iam-policy", "--archive", "s3://ims-postmortems/runs"]) == 0
+    statement = json.loads(capsys.readouterr().out)["Statement"][-1]
+    assert statement["Action"] == ["s3:PutObject"] and statement["Resource"] == "arn:aws:s3:::ims-postmortems/runs/*"

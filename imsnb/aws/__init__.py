@@ -48,8 +48,9 @@ READ_TIMEOUT_S = 10
 MAX_ATTEMPTS = 3
 
 
-def iam_policy(*, remediation: bool = False) -> dict[str, Any]:
-    """The least-privilege IAM policy: read-only for the diagnostics, plus the remediation actions if asked."""
+def iam_policy(*, remediation: bool = False, archive: tuple[str, str] | None = None) -> dict[str, Any]:
+    """The least-privilege IAM policy: read-only for the diagnostics, plus, if asked, the remediation actions and
+    `s3:PutObject` under the archive's (bucket, prefix)."""
     statements = [
         {"Sid": "ImsnbReadOnlyDiagnostics", "Effect": "Allow", "Action": sorted(READ_ACTIONS), "Resource": "*"}
     ]
@@ -57,11 +58,17 @@ def iam_policy(*, remediation: bool = False) -> dict[str, Any]:
         statements.append(
             {"Sid": "ImsnbRemediation", "Effect": "Allow", "Action": sorted(WRITE_ACTIONS), "Resource": "*"}
         )
+    if archive is not None:
+        bucket, prefix = archive
+        resource = f"arn:aws:s3:::{bucket}/{prefix.strip('/') + '/' if prefix.strip('/') else ''}*"
+        statements.append(
+            {"Sid": "ImsnbArchiveUpload", "Effect": "Allow", "Action": ["s3:PutObject"], "Resource": resource}
+        )
     return {"Version": "2012-10-17", "Statement": statements}
 
 
-def iam_policy_json(*, remediation: bool = False) -> str:
-    return json.dumps(iam_policy(remediation=remediation), indent=2)
+def iam_policy_json(*, remediation: bool = False, archive: tuple[str, str] | None = None) -> str:
+    return json.dumps(iam_policy(remediation=remediation, archive=archive), indent=2)
 
 
 class Aws:

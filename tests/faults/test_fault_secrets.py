@@ -78,3 +78,13 @@ def test_no_secret_in_any_run_folder_of_any_notebook(degraded, literal_in_flight
     every = b"".join(p.read_bytes() for p in db_run.iterdir())
     assert EMAIL.encode() not in b"".join(p.read_bytes() for f in folders for p in f.iterdir())
     assert b"WHERE email = ?" in every  # the statement is shown, its literal replaced by a placeholder
+
+    # The same runs, archived to S3 (the moto server): every byte of every uploaded object is scanned too.
+    from imsnb import archive
+
+    s3 = degraded.aws.client("s3")
+    s3.create_bucket(Bucket="ims-secret-scan")
+    keys = archive.upload("s3://ims-secret-scan/runs", folders, tmp_path / "INC-SECRETS")
+    objects = [s3.get_object(Bucket="ims-secret-scan", Key=key)["Body"].read() for key in keys]
+    assert len(objects) == len(keys) >= 3 * len(folders)
+    assert assert_no_secrets(objects, secrets) == sum(len(o) for o in objects)
