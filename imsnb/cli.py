@@ -27,6 +27,25 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"imsnb: error: {message} (see `{self.prog} --help`)\n")
 
 
+def _add_run_options(command: argparse.ArgumentParser, parameter_help: str, incident_help: str) -> None:
+    """The options every command that runs notebooks shares: -p, --incident, --fail-on, --outputs, --timeout."""
+    command.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help=parameter_help,
+    )
+    command.add_argument("--incident", help=f"incident or ticket id {incident_help}")
+    command.add_argument(
+        "--fail-on", default="ERROR", help="exit 1 when a worst finding is at or above (default ERROR)"
+    )
+    command.add_argument("--outputs", default="outputs", help="archive folder (default: ./outputs)")
+    command.add_argument("--timeout", type=float, default=600, help="seconds a single cell may run (default 600, > 0)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _Parser(prog="imsnb", description="Executable incident-response notebooks for the IMS 2.0 runbook.")
     parser.add_argument("--version", action="version", version=f"imsnb {__version__}")
@@ -36,19 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
     run = sub.add_parser("run", help="run a notebook headlessly into outputs/<incident>/<time>-<notebook>/")
     run.add_argument("notebook", help="notebook name (see `imsnb list`) or path to an .ipynb")
-    run.add_argument(
-        "-p",
-        "--parameter",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("NAME", "VALUE"),
-        help="set a notebook parameter (repeatable)",
-    )
-    run.add_argument("--incident", help="incident or ticket id the run is filed under (default: adhoc)")
-    run.add_argument("--fail-on", default="ERROR", help="exit 1 when the worst finding is at or above (default ERROR)")
-    run.add_argument("--outputs", default="outputs", help="archive folder (default: ./outputs)")
-    run.add_argument("--timeout", type=float, default=600, help="seconds a single cell may run (default 600, > 0)")
+    _add_run_options(run, "set a notebook parameter (repeatable)", "the run is filed under (default: adhoc)")
     run.add_argument(
         "--allow-actions",
         action="store_true",
@@ -57,39 +64,23 @@ def main(argv: list[str] | None = None) -> int:
     _add_archive_option(run)
 
     tri = sub.add_parser("triage", help="key metrics vs thresholds, then (--run-suggested) the notebooks they point to")
-    tri.add_argument(
-        "-p",
-        "--parameter",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("NAME", "VALUE"),
-        help="set a triage parameter (repeatable); window/start/end/environment also go to suggested notebooks",
+    _add_run_options(
+        tri,
+        "set a triage parameter (repeatable); window/start/end/environment also go to suggested notebooks",
+        "every run is filed under (default: adhoc)",
     )
     tri.add_argument("--run-suggested", action="store_true", help="then run each suggested notebook, same incident")
-    tri.add_argument("--incident", help="incident or ticket id every run is filed under (default: adhoc)")
-    tri.add_argument("--fail-on", default="ERROR", help="exit 1 when the worst finding is at or above (default ERROR)")
-    tri.add_argument("--outputs", default="outputs", help="archive folder (default: ./outputs)")
-    tri.add_argument("--timeout", type=float, default=600, help="seconds a single cell may run (default 600, > 0)")
     _add_archive_option(tri)
 
     suite = sub.add_parser("suite", help="run several notebooks under one incident id, in parallel kernels")
     suite.add_argument("notebooks", nargs="*", metavar="NAME", help="notebook names (see `imsnb list`)")
     suite.add_argument("--all", action="store_true", help="every notebook")
     suite.add_argument("--jobs", "-j", type=int, default=None, help="notebooks run at once (default: CPU count)")
-    suite.add_argument(
-        "-p",
-        "--parameter",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("NAME", "VALUE"),
-        help="a parameter for every notebook that declares it (repeatable)",
+    _add_run_options(
+        suite,
+        "a parameter for every notebook that declares it (repeatable)",
+        "every run is filed under (default: adhoc-<UTC time>)",
     )
-    suite.add_argument("--incident", help="incident or ticket id for every run (default: adhoc-<UTC time>)")
-    suite.add_argument("--fail-on", default="ERROR", help="exit 1 when a worst finding is at or above (default ERROR)")
-    suite.add_argument("--outputs", default="outputs", help="archive folder (default: ./outputs)")
-    suite.add_argument("--timeout", type=float, default=600, help="seconds a single cell may run (default 600, > 0)")
     _add_archive_option(suite)
 
     arch = sub.add_parser("archive", help="the incident archive: list incidents, show one")
