@@ -1,4 +1,4 @@
-# make demo   set up .venv, start the sandbox, run db_performance against it, print the findings
+# make demo   set up .venv, start the sandbox, run every notebook against it, print the findings
 # make test   set up .venv with the test extras, run every test and every notebook (what CI runs)
 # make lint   ruff check + ruff format --check
 # make lab    JupyterLab in notebooks/ (SCENARIO=db-degradation to practise against a sandbox)

@@ -131,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `imsnb archive show ID | head`: the reader left, nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -211,7 +214,15 @@ def cmd_suite(args: argparse.Namespace) -> int:
     import time
 
     from imsnb.archive import INDEX, parse_archive_url
-    from imsnb.suite import all_notebook_names, default_jobs, run_suite, suite_exit_code, worst_severity
+    from imsnb.suite import (
+        all_notebook_names,
+        default_jobs,
+        plan_suite,
+        run_suite,
+        suite_exit_code,
+        suite_incident_id,
+        worst_severity,
+    )
 
     if args.all == bool(args.notebooks):
         raise ImsnbError("name the notebooks to run, or pass --all (not both)")
@@ -219,6 +230,10 @@ def cmd_suite(args: argparse.Namespace) -> int:
     if args.archive:
         parse_archive_url(args.archive)
     jobs = args.jobs if args.jobs is not None else default_jobs()
+    if jobs < 1:
+        raise ImsnbError(f"--jobs must be at least 1, not {jobs}")
+    params = _parameters(args)  # all bad input refused (exit 2) before the progress display starts
+    plan_suite(names, params, incident_id=suite_incident_id(args.incident, params), outputs=args.outputs)
     progress = _progress_printer(names)
     width = max(len(n) for n in names)
     started = time.monotonic()

@@ -163,7 +163,7 @@ def _execute(
             # not papermill's cwd=, which os.chdir()s the whole process (parallel runs would write elsewhere)
             progress_bar=False,
             log_output=False,
-            execution_timeout=timeout_s,
+            execution_timeout=math.ceil(timeout_s),  # nbclient takes whole seconds only
             start_timeout=60,
             kernel_manager_class=_kernel_manager_class(kernel_environment(allow_actions), cwd=path.parent.resolve()),
         )

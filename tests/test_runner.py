@@ -197,3 +197,22 @@ def test_named_environment_from_the_callers_imsnb_toml(tmp_path, monkeypatch):
     (tmp_path / "imsnb.toml").write_text('[environments.broken]\nDB_PORT = "1"\n')
     result = run_notebook("db_performance", {"environment": "broken"}, outputs=tmp_path / "out")
     assert finding(read_summary(result.folder), "postgres.reachable")["severity"] == "CRITICAL"
+
+
+def test_a_fractional_timeout_is_honoured_not_a_failure(tmp_path):
+    """--timeout takes seconds as a float; nbclient takes whole seconds, so it gets the next one up."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+    path = tmp_path / "quick.ipynb"
+    nb = new_notebook(
+        cells=[
+            new_markdown_cell("# Quick\n\n**When to use:** tests."),
+            new_code_cell("window = '1h'", metadata={"tags": ["parameters"]}),
+            new_code_cell("print('done')"),
+        ]
+    )
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    result = run_notebook(str(path), {}, incident_id="INC-FRAC", outputs=tmp_path / "out", timeout_s=2.5)
+    assert result.summary["status"] == "ok", result.summary.get("error")

@@ -178,3 +178,13 @@ def test_runs_in_threads_keep_the_process_cwd_and_env_and_kernels_start_beside_t
     executed = (results[0].folder / "notebook.ipynb").read_text()
     assert f"cwd={folder}" in executed
     assert results[0].folder.parent == Path("out") / "adhoc" and (tmp_path / "out" / "adhoc").is_dir()
+
+
+@pytest.mark.parametrize("argv", [["nosuch"], ["--jobs", "0", "health_check"], ["--all", "-p", "window", "abc"]])
+def test_suite_bad_input_is_one_line_before_any_progress(argv, tmp_path, capsys):
+    from imsnb.cli import main
+
+    assert main(["suite", *argv, "--outputs", str(tmp_path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
