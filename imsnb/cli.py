@@ -216,6 +216,7 @@ def cmd_suite(args: argparse.Namespace) -> int:
     from imsnb.archive import INDEX, parse_archive_url
     from imsnb.suite import (
         all_notebook_names,
+        check_jobs,
         default_jobs,
         plan_suite,
         run_suite,
@@ -230,8 +231,7 @@ def cmd_suite(args: argparse.Namespace) -> int:
     if args.archive:
         parse_archive_url(args.archive)
     jobs = args.jobs if args.jobs is not None else default_jobs()
-    if jobs < 1:
-        raise ImsnbError(f"--jobs must be at least 1, not {jobs}")
+    check_jobs(jobs)
     params = _parameters(args)  # all bad input refused (exit 2) before the progress display starts
     plan_suite(names, params, incident_id=suite_incident_id(args.incident, params), outputs=args.outputs)
     progress = _progress_printer(names)

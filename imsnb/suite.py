@@ -72,6 +72,13 @@ def plan_suite(
     return plan
 
 
+def check_jobs(jobs: object) -> int:
+    """How many notebooks run at once: a whole number of at least 1, else bad input."""
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise BadParameter(f"jobs must be a whole number of at least 1, not {jobs!r}")
+    return jobs
+
+
 def run_suite(
     names: Iterable[str],
     parameters: dict[str, Any] | None = None,
@@ -93,8 +100,7 @@ def run_suite(
 
     parameters = dict(parameters or {})
     jobs = default_jobs() if jobs is None else jobs
-    if not isinstance(jobs, int) or jobs < 1:
-        raise BadParameter(f"jobs must be a whole number of at least 1, not {jobs!r}")
+    check_jobs(jobs)
     if workers not in WORKER_KINDS:
         raise BadParameter(f"workers must be one of {', '.join(WORKER_KINDS)}, not {workers!r}")
     try:
