@@ -28,6 +28,8 @@ from typing import Any
 import pandas as pd
 
 from imsnb import postgres
+from imsnb.aws import _aws
+from imsnb.aws.ecs import _describe
 from imsnb.findings import threshold
 
 ACTIONS_MIME = "application/vnd.imsnb.actions+json"
@@ -464,8 +466,6 @@ def next_rds_class(current: str) -> str | None:
 
 
 def _instance(aws: Any, instance_id: str) -> dict[str, Any]:
-    from imsnb.aws import _aws
-
     found = _aws(aws).call("rds", "describe_db_instances", DBInstanceIdentifier=instance_id)["DBInstances"]
     if not found:
         raise LookupError(f"RDS instance {instance_id} not found")
@@ -474,8 +474,6 @@ def _instance(aws: Any, instance_id: str) -> dict[str, Any]:
 
 def rds_resize_action(instance_id: str, to_class: str, *, reason: str = "", aws: Any = None) -> Plan:
     """Option B of the runbook: `aws rds modify-db-instance --db-instance-class ... --apply-immediately`."""
-    from imsnb.aws import _aws
-
     current = _instance(aws, instance_id)
     from_class = current["DBInstanceClass"]
     multi_az = bool(current.get("MultiAZ"))
@@ -515,8 +513,6 @@ def rds_resize_action(instance_id: str, to_class: str, *, reason: str = "", aws:
 
 
 def _cluster(aws: Any, cluster_id: str) -> dict[str, Any]:
-    from imsnb.aws import _aws
-
     found = _aws(aws).call("rds", "describe_db_clusters", DBClusterIdentifier=cluster_id)["DBClusters"]
     if not found:
         raise LookupError(f"RDS cluster {cluster_id} not found")
@@ -530,8 +526,6 @@ def _writer(cluster: dict[str, Any]) -> str | None:
 
 def rds_failover_action(cluster_id: str, *, reason: str = "", aws: Any = None) -> Plan:
     """Option C of the runbook: `aws rds failover-db-cluster` to a replica, if the cluster has one."""
-    from imsnb.aws import _aws
-
     planned = _cluster(aws, cluster_id)
     members = planned.get("DBClusterMembers", [])
     writer = _writer(planned)
@@ -576,8 +570,6 @@ def rds_restore_action(
     aws: Any = None,
 ) -> Plan:
     """Restore `snapshot` (a row of `rds.snapshots`) to a new instance and wait until it is available."""
-    from imsnb.aws import _aws
-
     snapshot_id = snapshot["snapshot"]
 
     def recheck() -> str | None:
@@ -630,9 +622,6 @@ def rds_restore_action(
 
 
 def _service(aws: Any, cluster: str, service: str) -> dict[str, Any]:
-    from imsnb.aws import _aws
-    from imsnb.aws.ecs import _describe
-
     return _describe(_aws(aws), cluster, service)
 
 
@@ -645,8 +634,6 @@ def ecs_desired_count_action(
     cluster: str, service: str, to: int, *, max_count: int = 0, reason: str = "", aws: Any = None
 ) -> Plan:
     """The runbook's `aws ecs update-service --desired-count`, within [1, 2x current] unless widened."""
-    from imsnb.aws import _aws
-
     current = int(_service(aws, cluster, service).get("desiredCount", 0))
     low, high = desired_count_bounds(current, max_count)
     within = low <= to <= high
@@ -681,8 +668,6 @@ def ecs_rollback_action(
     cluster: str, service: str, revisions: pd.DataFrame, *, reason: str = "", aws: Any = None
 ) -> Plan | None:
     """Roll the service back to the task definition revision before the one it runs; None when there is none."""
-    from imsnb.aws import _aws
-
     current = _service(aws, cluster, service).get("taskDefinition", "")
     current_name = current.rsplit("/", 1)[-1]
     revision = int(current_name.rsplit(":", 1)[-1]) if ":" in current_name else None
