@@ -6,7 +6,6 @@ Query text shown anywhere has its literals replaced by `?` (`mask_literals`).
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 import psycopg
+from pglast.parser import ParseError, scan
 from psycopg import sql as pgsql
 
 from imsnb import config
@@ -236,83 +236,56 @@ SELECT
 
 # --- literals ---------------------------------------------------------------------------------------------------
 
-_DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
-_NUMBER = re.compile(r"\d+(?:\.\d*)?(?:[eE][-+]?\d+)?(?![A-Za-z0-9_$])")
-_STRING_PREFIX = re.compile(r"(?:(?<![A-Za-z0-9_$])(?:[EeBbXxNn]|[Uu]&))$")
+# PostgreSQL's own lexer (libpg_query, through pglast) names every token; these are the ones whose text is data.
+_LITERAL_TOKENS = frozenset({"SCONST", "USCONST", "BCONST", "XCONST", "ICONST", "FCONST"})
+_NUMERIC_TOKENS = frozenset({"ICONST", "FCONST"})
+_COMMENT_MASKS = {"C_COMMENT": "/* ? */", "SQL_COMMENT": "-- ?"}
 
 
 def mask_literals(sql: str | None) -> str | None:
-    """Query text with string, dollar-quoted and numeric literals and comments replaced by `?`.
+    """Query text with every literal (string, bit, hex, numeric, dollar-quoted) and comment replaced by `?`.
 
-    A small scanner, not a regex: quoted identifiers ("o'brien") are kept and skipped, comments are masked
-    (they can quote anything), and an unterminated literal masks everything after it (text cut off at
-    track_activity_query_size must not show the rest of a password). Placeholders like $1 are kept.
+    Tokens come from PostgreSQL's own lexer (libpg_query via pglast, PostgreSQL 18's grammar), so quoted
+    identifiers ("o'brien") are kept, nested comments and `4_000`, `0xFF`, `.5` are literals as the server sees
+    them, and `$1` placeholders stay. Text the lexer refuses from some point on (cut off at
+    track_activity_query_size, junk after a number) is masked from that point; a word glued to a number (a lexer
+    older than PostgreSQL 16 reads `0xFF` as `0` and `xFF`) is masked with it; a plain string holding a backslash
+    masks everything after it (with standard_conforming_strings off it would end elsewhere); anything else the
+    lexer skips masks the whole statement.
     """
     if sql is None:
         return None
+    try:
+        tokens, stop = scan(sql), len(sql)
+    except ParseError as exc:
+        stop = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else 0
+        try:
+            tokens = scan(sql[:stop]) if 0 < stop < len(sql) else []
+        except ParseError:
+            return "?"
     out: list[str] = []
-    i, n = 0, len(sql)
-    while i < n:
-        c = sql[i]
-        if sql.startswith("--", i):
-            end = sql.find("\n", i)
-            out.append("-- ?")
-            i = n if end < 0 else end
-        elif sql.startswith("/*", i):
-            end = sql.find("*/", i + 2)
-            out.append("/* ? */")
-            i = n if end < 0 else end + 2
-        elif c == '"':
-            end = i + 1
-            while True:
-                end = sql.find('"', end)
-                if end < 0 or not sql.startswith('""', end):
-                    break
-                end += 2
-            if end < 0:
-                out.append("?")
-                i = n
-            else:
-                out.append(sql[i : end + 1])
-                i = end + 1
-        elif c == "'":
-            prefix = _STRING_PREFIX.search("".join(out[-2:]))
-            backslashes = bool(prefix) and prefix.group(0)[-1] in "Ee"
-            if prefix:  # E'...', B'...', X'...', N'...', U&'...': drop the prefix with the literal
-                joined = "".join(out)
-                out = [joined[: len(joined) - len(prefix.group(0))]]
-            j = i + 1
-            while j < n:
-                if backslashes and sql[j] == "\\" or sql[j] == "'" and sql.startswith("''", j):
-                    j += 2
-                elif sql[j] == "'":
-                    break
-                else:
-                    j += 1
-            out.append("?")
-            i = n if j >= n else j + 1
-        elif c == "$":
-            tag = _DOLLAR_TAG.match(sql, i)
-            if tag and not (i and (sql[i - 1].isalnum() or sql[i - 1] == "_")):
-                end = sql.find(tag.group(0), tag.end())
-                out.append("?")
-                i = n if end < 0 else end + len(tag.group(0))
-            else:
-                placeholder = re.match(r"\$\d+", sql[i:])
-                out.append(placeholder.group(0) if placeholder else c)
-                i += len(placeholder.group(0)) if placeholder else 1
-        elif c.isdigit() and not (i and (sql[i - 1].isalnum() or sql[i - 1] in "_$.")):
-            number = _NUMBER.match(sql, i)
-            if number:
-                out.append("?")
-                i = number.end()
-            else:
-                out.append(c)
-                i += 1
-        else:
-            out.append(c)
-            i += 1
-    return "".join(out)
+    position, after_number = 0, False
+    for index, token in enumerate(tokens):
+        gap = sql[position : token.start]
+        if gap.strip():  # the lexer skipped something that is not white space: show nothing
+            return "?"
+        text = sql[token.start : token.end + 1]
+        position = token.end + 1
+        if after_number and not gap and (text[:1].isalnum() or text[:1] == "_"):
+            continue  # glued to the number before it: part of the same masked literal
+        following = tokens[index + 1] if index + 1 < len(tokens) else None
+        if token.name == "NCHAR" and len(text) == 1 and following is not None and following.start == position:
+            out.append(gap)  # N'...': the prefix goes with the literal
+            continue
+        out.append(gap)
+        if token.name == "SCONST" and text[:1] == "'" and "\\" in text:
+            return "".join(out) + "?"
+        out.append(_COMMENT_MASKS.get(token.name) or ("?" if token.name in _LITERAL_TOKENS else text))
+        after_number = token.name in _NUMERIC_TOKENS
+    rest = sql[position:]
+    if stop == len(sql):
+        return "".join(out) + rest if not rest.strip() else "?"
+    return "".join(out) + rest[: len(rest) - len(rest.lstrip())] + "?"
 
 
 # Row counts for verification: the table name is an identifier, never text pasted into SQL.

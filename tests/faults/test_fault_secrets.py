@@ -4,12 +4,15 @@ of any file of any run folder of any notebook; query text in artifacts has its l
 from __future__ import annotations
 
 import base64
+import re
 import threading
 import time
 
 import psycopg
 import pytest
 from helpers import read_summary
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from secret_scan import assert_no_secrets, find_secrets
 
 from imsnb import config
@@ -88,3 +91,83 @@ def test_no_secret_in_any_run_folder_of_any_notebook(degraded, literal_in_flight
     objects = [s3.get_object(Bucket="ims-secret-scan", Key=key)["Body"].read() for key in keys]
     assert len(objects) == len(keys) >= 3 * len(folders)
     assert assert_no_secrets(objects, secrets) == sum(len(o) for o in objects)
+
+
+# ---------------------------------------------------------------- query text: every literal masked (issue 11.6)
+
+MARK = "zqj"  # in every planted literal; in no keyword or identifier below
+WORDS = ["SELECT", "FROM", "WHERE", "AND", "OR", "t", "col", "orders", "=", "<", "(", ")", ",", "+", "$1", '"o\'br"']
+
+
+@pytest.mark.parametrize(
+    ("sql", "masked"),
+    [
+        ("SELECT * FROM cards WHERE pan = 4111_1111_1111_1111", "SELECT * FROM cards WHERE pan = ?"),
+        ("SELECT 0xDEADBEEF, 0o17, 0b101, .5, 5., 1.5e-3", "SELECT ?, ?, ?, ?, ?, ?"),
+        ("SELECT 1 /* a /* b */ hunter2 */ FROM t", "SELECT ? /* ? */ FROM t"),
+        ("SELECT 1 /* a /* b */ hunter2 cut off", "SELECT ? ?"),
+        ("SELECT n'x', U&'d\\0061t', B'101', X'1F'", "SELECT ?, ?, ?, ?"),
+        ("SELECT 1abc, 'hunter2'", "SELECT ?"),  # junk after a number: the lexer stops, the rest is masked
+        ("SELECT 'a\\' hunter2 '", "SELECT ?"),  # a backslash in a plain string: masked to the end
+        ("SELECT $1, $tag$ hunter2 $tag$", "SELECT $1, ?"),
+    ],
+)
+def test_query_text_has_every_literal_and_comment_masked(sql, masked):
+    from imsnb.postgres import mask_literals
+
+    assert mask_literals(sql) == masked
+
+
+def _quoted(body: str) -> str:
+    return "'" + body.replace("'", "''") + "'"
+
+
+_BODY = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12).map(
+    lambda text: MARK + text
+)
+_PLAIN = st.text(st.sampled_from("abcdefgh xyz019-_.,;:!?()#@%^&{}[]<>|~`\"'\n\t"), max_size=12).map(
+    lambda text: MARK + text
+)
+_DIGITS = st.text(st.sampled_from("0123456789"), min_size=1, max_size=6)
+LITERALS = st.one_of(
+    _BODY.map(_quoted),
+    _BODY.map(lambda b: "E'" + b.replace("\\", "\\\\").replace("'", "\\'") + "'"),
+    _BODY.filter(lambda b: "\\" not in b).map(lambda b: "U&" + _quoted(b)),
+    st.tuples(st.sampled_from(["", "q", "tag_1"]), _PLAIN.filter(lambda b: "$" not in b)).map(
+        lambda tb: f"${tb[0]}${tb[1]}${tb[0]}$"
+    ),
+    st.lists(_DIGITS, min_size=1, max_size=4).map("_".join),  # 4111_1111_1111_1111
+    st.integers(0, 2**70).map(lambda n: f"0x{n:X}" if n % 2 else f"0X{n:x}"),
+    st.integers(0, 2**40).map(oct),
+    st.integers(0, 2**40).map(bin),
+    st.tuples(_DIGITS, _DIGITS).map(lambda ab: f"{ab[0]}.{ab[1]}"),
+    _DIGITS.map(lambda d: f".{d}"),
+    st.tuples(_DIGITS, st.sampled_from(["e", "E-", "e+"]), _DIGITS).map("".join),
+    st.text(st.sampled_from("01"), max_size=16).map(lambda b: f"B'{b}'"),
+    st.text(st.sampled_from("0123456789abcdefABCDEF"), max_size=16).map(lambda x: f"X'{x}'"),
+    _BODY.map(lambda b: "N" + _quoted(b)),
+    _PLAIN.filter(lambda b: "*" not in b and "/" not in b).map(lambda b: f"/* a /* {b} */ {b} */"),
+    _PLAIN.map(lambda b: "-- " + b.replace("\n", " ") + "\n"),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    parts=st.lists(st.one_of(st.sampled_from(WORDS), LITERALS), min_size=1, max_size=12),
+    separators=st.lists(st.sampled_from([" ", "\n", "  ", "\t"]), min_size=12, max_size=12),
+    cut=st.none() | st.integers(1, 400),
+)
+def test_no_planted_literal_survives_masking(parts, separators, cut):
+    """Random statements with planted literals of every kind PostgreSQL has, whole or cut off (as
+    track_activity_query_size cuts them): no planted text, and no digit outside a $n placeholder, survives."""
+    from imsnb.postgres import mask_literals
+
+    sql = "".join(part + sep for part, sep in zip(parts, separators, strict=False))
+    if cut is not None:
+        sql = sql[:cut]
+    masked = mask_literals(sql)
+    visible = re.sub(r"\$\d+", "", masked)
+    assert MARK not in masked.lower() and not re.search(r"\d", visible), (sql, masked)
+    if cut is None:  # whole statements: what is left is the words, placeholders and masks
+        leftovers = set(masked.replace("/* ? */", " ").replace("-- ?", " ").split()) - set(WORDS) - {"?"}
+        assert not leftovers, (sql, masked)
