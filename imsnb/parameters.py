@@ -11,6 +11,7 @@ import json
 import math
 import re
 from typing import Any
+from urllib.parse import unquote
 
 from imsnb import config
 from imsnb.errors import BadParameter
@@ -25,10 +26,17 @@ _FALSE = {"false", "no", "off", "0"}
 _SECRET_NAME = re.compile(r"(^|_)(pass(word|wd)?|pwd|secret|token|credentials?|dsn)(_|$)|(^|_)(api)?key$", re.I)
 _SECRET_VALUE = [
     (re.compile(r"[a-z][a-z0-9+.-]*://[^/@\s]*:[^/@\s]+@", re.I), "a URL with a password"),
-    (re.compile(r"(^|\s)password\s*=", re.I), "a connection string with a password"),
+    (re.compile(r"(^|[\s'\"])(ssl)?password\s*=", re.I), "a connection string with a password"),
+    (re.compile(r"(^|[\s'\"])passfile\s*=", re.I), "a connection string naming a password file"),
     (re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"), "an AWS access key id"),
     (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key"),
 ]
+
+# A URL query key named like a secret (?password=, ?sslpassword=, ?passfile=, ?token=, ?X-Amz-Signature=, ...).
+_QUERY_KEY = re.compile(r"[?&;]([^=&;?#\s]+)=")
+_SECRET_QUERY_KEY = re.compile(
+    r"pass|pwd|secret|token|credential|signature|(api|access|private|secret)[_-]?key|^(key|sig)$", re.I
+)
 
 
 def check_incident_id(incident_id: str) -> str:
@@ -58,6 +66,13 @@ def check_not_secret(name: str, value: Any) -> None:
     for pattern, what in _SECRET_VALUE:
         if pattern.search(value):
             raise BadParameter(f"the value of {name!r} looks like {what}: pass secrets through the environment")
+    for match in _QUERY_KEY.finditer(value):
+        key = unquote(match[1])
+        if _SECRET_QUERY_KEY.search(key):
+            raise BadParameter(
+                f"the value of {name!r} looks like a URL with a secret in its query ({key[:40]!r}=...): "
+                "pass secrets through the environment or ~/.pgpass"
+            )
     if any(secret in value for secret in config.secret_values()):
         raise BadParameter(f"the value of {name!r} contains a secret known from the environment: remove it")
 

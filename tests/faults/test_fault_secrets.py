@@ -171,3 +171,59 @@ def test_no_planted_literal_survives_masking(parts, separators, cut):
     if cut is None:  # whole statements: what is left is the words, placeholders and masks
         leftovers = set(masked.replace("/* ? */", " ").replace("-- ?", " ").split()) - set(WORDS) - {"?"}
         assert not leftovers, (sql, masked)
+
+
+# ---------------------------------------------------------------- secrets in parameters (issue 11.3)
+
+SECRET_KEYS = ["password", "PASSWORD", "sslpassword", "passfile", "pass%77ord", "token", "api_key", "client_secret"]
+SECRET_KEYS += ["X-Amz-Security-Token", "X-Amz-Signature", "access_key", "auth_token"]
+BENIGN_KEYS = ["sslmode", "application_name", "connect_timeout", "target_session_attrs", "db", "options", "user"]
+_VALUE = st.text(st.sampled_from("abcXYZ019-_.%~!*"), min_size=1, max_size=12)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "postgresql://admin@db/ims?password=hunter2secret",
+        "postgresql://admin@db/ims?sslmode=require&sslpassword=hunter2secret",
+        "postgres://db/ims?passfile=/home/x/.pgpass",
+        "host=db dbname=ims user=admin sslpassword=hunter2secret",
+        "host=db dbname=ims passfile=/home/x/.pgpass",
+        "host=db dbname=ims user=admin password = 'hunter2secret'",
+    ],
+)
+def test_a_password_in_verify_conninfo_is_refused_before_a_kernel_starts(value, tmp_path, capsys):
+    from imsnb.cli import main
+
+    outputs = tmp_path / "outputs"
+    code = main(["run", "point_in_time_recovery", "-p", "verify_conninfo", value, "--outputs", str(outputs)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "verify_conninfo" in err, err
+    assert "hunter2secret" not in err
+    assert not outputs.exists()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    scheme=st.sampled_from(["postgresql", "postgres", "redis", "rediss", "https", "s3"]),
+    host=st.sampled_from(["db", "10.0.0.5:5432", "admin@db", "[::1]:6379", "db1,db2"]),
+    path=st.sampled_from(["", "/", "/ims", "/0"]),
+    benign=st.lists(st.tuples(st.sampled_from(BENIGN_KEYS), _VALUE), max_size=4),
+    secret=st.tuples(st.sampled_from(SECRET_KEYS), _VALUE.map(lambda v: "Zk9" + v)),
+    at=st.integers(0, 4),
+    separator=st.sampled_from(["&", ";"]),
+)
+def test_any_url_with_a_secret_query_key_is_refused(scheme, host, path, benign, secret, at, separator):
+    from imsnb.errors import BadParameter
+    from imsnb.notebooks import find_notebook, load_info
+    from imsnb.parameters import validate
+
+    pairs = list(benign)
+    pairs.insert(min(at, len(pairs)), secret)
+    url = f"{scheme}://{host}{path}?" + separator.join(f"{k}={v}" for k, v in pairs)
+    info = load_info(find_notebook("point_in_time_recovery"))
+    with pytest.raises(BadParameter) as refused:
+        validate(info, {"verify_conninfo": url})
+    assert "\n" not in str(refused.value) and secret[1] not in str(refused.value)
+    clean = f"{scheme}://{host}{path}?" + separator.join(f"{k}={v}" for k, v in benign)
+    assert validate(info, {"verify_conninfo": clean}) == {"verify_conninfo": clean}  # no secret: accepted
