@@ -40,8 +40,14 @@ def postgres_settings() -> dict[str, str]:
 
 def postgres_settings_for(conninfo: str = "", *, host: str | None = None, port: int | None = None) -> dict[str, str]:
     """Connection keywords for another server, e.g. an instance restored from a snapshot: a libpq conninfo without
-    a password ("host=... port=... dbname=... user=...") and/or a host and port, the rest (user, database,
-    password) as for the usual target — a restore keeps the master credentials."""
+    a password ("host=... port=... dbname=... user=...") and/or a host and port, the rest (user, database) as for
+    the usual target — a restore keeps the master credentials.
+
+    The configured password (DB_PASSWORD, PGPASSWORD, a PGSERVICE entry's) goes only to the configured server
+    (same host, hostaddr and port) or to `host`/`port`, which the caller resolved itself (the endpoint of the
+    instance a notebook restored, from AWS; never a parameter). A conninfo naming any other server gets
+    `password=''`: libpq then sends only that server's own ~/.pgpass (PGPASSFILE) entry, or nothing.
+    """
     from psycopg.conninfo import conninfo_to_dict
 
     from imsnb.errors import BadParameter
@@ -50,13 +56,46 @@ def postgres_settings_for(conninfo: str = "", *, host: str | None = None, port: 
         settings = {k: str(v) for k, v in conninfo_to_dict(conninfo).items()}
     except Exception as exc:  # noqa: BLE001 - psycopg's ProgrammingError names the bad part
         raise BadParameter(f"cannot read the connection info {conninfo!r}: {' '.join(str(exc).split())}") from None
-    if "password" in settings:
+    if "password" in settings or "sslpassword" in settings:
         raise BadParameter("the connection info holds a password: pass it through DB_PASSWORD or PGPASSWORD instead")
+    refused = sorted({"passfile", "service"} & set(settings))
+    if refused:
+        raise BadParameter(f"the connection info names {', '.join(refused)}: give host, port, dbname and user only")
+    base = postgres_settings()
+    configured = _configured_endpoint(base)
+    if not ({"host", "hostaddr"} & set(settings)):
+        settings |= {k: v for k, v in zip(("host", "hostaddr"), configured[:2], strict=True) if v}
+    settings.setdefault("port", configured[2])
+    trusted = bool(host)
     if host:
-        settings["host"] = host
+        settings = {k: v for k, v in settings.items() if k != "hostaddr"} | {"host": host}
     if port:
         settings["port"] = str(port)
-    return {k: v for k, v in postgres_settings().items() if k not in ("host", "port")} | settings
+    target = (settings.get("host", ""), settings.get("hostaddr", ""), settings["port"])
+    if trusted or _same_endpoint(target, configured):
+        return {k: v for k, v in base.items() if k not in ("host", "port")} | settings
+    # Another server: never the configured password (nor PGPASSWORD, which libpq would add): its own .pgpass line.
+    return {k: v for k, v in base.items() if k not in ("host", "port", "password")} | settings | {"password": ""}
+
+
+def _configured_endpoint(base: dict[str, str]) -> tuple[str, str, str]:
+    """(host, hostaddr, port) the usual target connects to: DB_* first, else libpq's defaults (PG*, PGSERVICE)."""
+    from psycopg import pq
+
+    defaults = {o.keyword.decode(): (o.val or b"").decode() for o in pq.Conninfo.get_defaults()}
+    if base.get("host"):
+        host, hostaddr = base["host"], ""
+    else:
+        host, hostaddr = defaults.get("host", ""), defaults.get("hostaddr", "")
+    return host, hostaddr, base.get("port") or defaults.get("port") or "5432"
+
+
+def _same_endpoint(a: tuple[str, str, str], b: tuple[str, str, str]) -> bool:
+    def norm(endpoint: tuple[str, str, str]) -> tuple[str, ...]:
+        host, hostaddr, port = (part.strip().lower() for part in endpoint)
+        return host, hostaddr, port or "5432"
+
+    return norm(a) == norm(b)
 
 
 def postgres_label() -> str:

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from secret_scan import assert_no_secrets, find_secrets
 
 from imsnb import config
+from imsnb.errors import BadParameter
 from imsnb.notebooks import list_notebooks
 from imsnb.runner import run_notebook
 
@@ -227,3 +228,74 @@ def test_any_url_with_a_secret_query_key_is_refused(scheme, host, path, benign, 
     assert "\n" not in str(refused.value) and secret[1] not in str(refused.value)
     clean = f"{scheme}://{host}{path}?" + separator.join(f"{k}={v}" for k, v in benign)
     assert validate(info, {"verify_conninfo": clean}) == {"verify_conninfo": clean}  # no secret: accepted
+
+
+# ---------------------------------------------------------------- the production password stays home (issue 11.4)
+
+
+@pytest.fixture
+def pgpass(monkeypatch, tmp_path):
+    """A private PGPASSFILE (so the machine's ~/.pgpass plays no part); returns a function adding lines to it."""
+    path = tmp_path / "pgpass"
+    path.write_text("")
+    path.chmod(0o600)
+    monkeypatch.setenv("PGPASSFILE", str(path))
+    monkeypatch.delenv("PGSERVICE", raising=False)
+    return lambda line: path.write_text(path.read_text() + line + "\n")
+
+
+def _login(settings: dict[str, str]) -> str:
+    from imsnb import postgres
+    from imsnb.errors import Unreachable
+
+    database = postgres.Database("secret-scan", settings=settings, connect_timeout_s=5)
+    try:
+        return str(database.scalar("SELECT current_user"))
+    except Unreachable as exc:
+        return f"refused: {exc}"
+    finally:
+        database.close()
+
+
+def test_verify_conninfo_naming_another_server_never_gets_the_production_password(degraded, pgpass):
+    from password_listener import PasswordListener
+
+    production = degraded.postgres.password
+    assert config.postgres_settings()["password"] == production  # DB_PASSWORD and PGPASSWORD are both set
+    with PasswordListener() as listener:
+        for conninfo in (
+            f"host=127.0.0.1 port={listener.port} dbname=ims user=ims",
+            f"postgresql://ims@127.0.0.1:{listener.port}/ims",
+            f"host=localhost port={listener.port} dbname=ims",
+        ):
+            assert "no password supplied" in _login(config.postgres_settings_for(conninfo)), conninfo
+        pgpass(f"127.0.0.1:{listener.port}:*:*:listener-own-secret")
+        assert "authentication failed" in _login(config.postgres_settings_for(f"host=127.0.0.1 port={listener.port}"))
+        time.sleep(0.2)
+    assert listener.passwords == [None, None, None, "listener-own-secret"], listener.received
+    # The configured server (named in the conninfo, or implied) and a caller-resolved endpoint still get it.
+    assert _login(config.postgres_settings_for(f"host=127.0.0.1 port={degraded.postgres.port} dbname=ims")) == "ims"
+    assert _login(config.postgres_settings_for("dbname=ims")) == "ims"
+    assert _login(config.postgres_settings_for("", host="127.0.0.1", port=degraded.postgres.port)) == "ims"
+    for refused in ("service=prod", f"host=127.0.0.1 port={listener.port} passfile=/tmp/x", "sslpassword=x"):
+        with pytest.raises(BadParameter):
+            config.postgres_settings_for(refused)
+
+
+def test_point_in_time_recovery_sends_another_server_only_its_own_pgpass_entry(degraded, pgpass, tmp_path):
+    """End to end: `-p verify_conninfo` naming a server of the caller's choosing; the kernel's libpq sends it the
+    .pgpass line for that server, never DB_PASSWORD / PGPASSWORD."""
+    from password_listener import PasswordListener
+
+    with PasswordListener() as listener:
+        pgpass(f"127.0.0.1:{listener.port}:ims:ims:listener-own-secret")
+        parameters = {"verify_conninfo": f"host=127.0.0.1 port={listener.port} dbname=ims user=ims"}
+        parameters["verify_tables"] = "orders=1"
+        result = run_notebook("point_in_time_recovery", parameters, incident_id="INC-PGPASS", outputs=tmp_path)
+        time.sleep(0.2)
+    assert listener.received, "the notebook never tried the named server"
+    assert set(listener.passwords) == {"listener-own-secret"}, listener.received
+    assert degraded.postgres.password not in str(listener.received)
+    summary = read_summary(result.folder)
+    (finding,) = [f for f in summary["findings"] if f["check"] == "postgres.reachable"]
+    assert finding["severity"] == "CRITICAL" and "authentication failed" in finding["message"]
