@@ -152,6 +152,11 @@ def timeline(runs: list[dict[str, Any]]) -> list[dict[str, str]]:
 
 
 def read_postmortem(incident_dir: Path) -> dict[str, str]:
+    """The post-mortem fields people wrote in postmortem.json, scrubbed of every known secret (a pasted password or
+    connection string must not reach index.html, nor the S3 upload that copies it)."""
+    from imsnb import config
+    from imsnb.runner import scrub_tree
+
     try:
         data = json.loads((incident_dir / POSTMORTEM).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -165,7 +170,7 @@ def read_postmortem(incident_dir: Path) -> dict[str, str]:
             value = "\n".join(f"- {item}" for item in value)
         if value:
             out[key] = str(value)
-    return out
+    return scrub_tree(out, config.secret_values())
 
 
 # ---------------------------------------------------------------- index.html

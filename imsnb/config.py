@@ -246,18 +246,88 @@ def _raw_url_password(value: str) -> str | None:
         return None
 
 
+def _service_passwords() -> list[str]:
+    """Passwords in libpq's connection service files (PGSERVICEFILE or ~/.pg_service.conf, and the system one)."""
+    paths = [Path(os.environ.get("PGSERVICEFILE") or Path.home() / ".pg_service.conf")]
+    if os.environ.get("PGSYSCONFDIR"):
+        paths.append(Path(os.environ["PGSYSCONFDIR"]) / "pg_service.conf")
+    found = []
+    for path in paths:
+        try:
+            lines = path.read_text().splitlines()
+        except (OSError, UnicodeDecodeError):
+            continue
+        for line in lines:
+            key, sep, value = line.strip().partition("=")
+            if sep and key.strip().lower() in ("password", "sslpassword") and value:
+                found += [value, value.strip()]
+    return found
+
+
+# Keys of ~/.aws/credentials and ~/.aws/config profiles that hold secrets (the key id too, as for AWS_ACCESS_KEY_ID).
+_AWS_SECRET_KEYS = ("aws_secret_access_key", "aws_session_token", "aws_security_token", "aws_access_key_id")
+
+
+def _aws_profile_secrets() -> list[str]:
+    """Keys and tokens of every profile in the shared AWS credentials and config files."""
+    import configparser
+
+    found = []
+    for variable, default in (("AWS_SHARED_CREDENTIALS_FILE", "credentials"), ("AWS_CONFIG_FILE", "config")):
+        parser = configparser.RawConfigParser(strict=False)
+        try:
+            parser.read(os.environ.get(variable) or Path.home() / ".aws" / default, encoding="utf-8")
+        except (configparser.Error, UnicodeDecodeError):
+            continue
+        for section in parser.sections():
+            found += [parser.get(section, key) for key in _AWS_SECRET_KEYS if parser.get(section, key, fallback="")]
+    return found
+
+
+# A URL query key or conninfo keyword named like a secret (?password=, sslpassword=, ?token=, X-Amz-Signature=).
+SECRET_QUERY_KEY = re.compile(
+    r"pass|pwd|secret|token|credential|signature|(api|access|private|secret)[_-]?key|^(key|sig)$", re.IGNORECASE
+)
+_CONNINFO_PASSWORD = re.compile(r"(?:^|\s)(?:ssl)?password\s*=\s*('(?:[^'\\]|\\.)*'|[^\s']+)", re.IGNORECASE)
+
+
+def _embedded_secrets(value: str) -> list[str]:
+    """Secrets inside one value: a URL's password and query secrets (?password=), a conninfo's password=."""
+    from urllib.parse import parse_qsl
+
+    found = []
+    raw = _raw_url_password(value)
+    if raw:
+        found += [raw, unquote(raw)]  # as written in the URL (percent-encoded) and as sent
+    if "=" not in value:
+        return found
+    if "?" in value:
+        query = value.split("?", 1)[1].split("#", 1)[0]
+        for part in re.split(r"[&;]", query):
+            key, sep, written = part.partition("=")
+            if sep and written and SECRET_QUERY_KEY.search(unquote(key)):
+                found += [written, unquote(written), unquote(written.replace("+", " "))]
+        found += [v for k, v in parse_qsl(query) if v and SECRET_QUERY_KEY.search(k)]
+    for match in _CONNINFO_PASSWORD.finditer(value):
+        written = match[1]
+        found += [written, written[1:-1].replace("\\'", "'").replace("\\\\", "\\")] if written[:1] == "'" else [written]
+    return found
+
+
 def secret_values() -> list[str]:
-    """Every secret value imsnb can know of, longest first: secret-named env vars, URL passwords, ~/.pgpass."""
+    """Every secret value imsnb can know of, longest first: secret-named env vars, passwords and query secrets
+    inside URLs and conninfo strings (REDIS_URL's ?password=), ~/.pgpass, PGSERVICEFILE services, and the keys of
+    every ~/.aws/credentials (and config) profile."""
     found: set[str] = set()
     for name, value in os.environ.items():
         if not value:
             continue
         if SECRET_ENV_NAME.search(name):
             found.add(value)
-        raw = _raw_url_password(value)
-        if raw:
-            found.update({raw, unquote(raw)})  # as written in the URL (percent-encoded) and as sent
+        found.update(_embedded_secrets(value))
     found.update(_pgpass_passwords())
+    found.update(_service_passwords())
+    found.update(_aws_profile_secrets())
     return sorted((s for s in found if len(s) >= MIN_SCRUB_LENGTH), key=len, reverse=True)
 
 

@@ -4,9 +4,11 @@ of any file of any run folder of any notebook; query text in artifacts has its l
 from __future__ import annotations
 
 import base64
+import json
 import re
 import threading
 import time
+from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -299,3 +301,86 @@ def test_point_in_time_recovery_sends_another_server_only_its_own_pgpass_entry(d
     summary = read_summary(result.folder)
     (finding,) = [f for f in summary["findings"] if f["check"] == "postgres.reachable"]
     assert finding["severity"] == "CRITICAL" and "authentication failed" in finding["message"]
+
+
+# ---------------------------------------------------------------- every secret source is scrubbed (issue 11.5)
+
+SERVICE_SECRET = "svc-Pw_8f3kQ2"
+AWS_SECRET_KEY = "aws/Sk+9TqL2mV7xR4nB8cW1zY6pD3fH5jK0gA"
+AWS_SESSION_TOKEN = "IQoJb3JpZ2luX2VjEtok+en/Zz9Q=="
+
+
+@pytest.fixture
+def secret_sources(degraded, monkeypatch, tmp_path):
+    """Secrets imsnb can only know from where they live: a PGSERVICEFILE service, REDIS_URL's ?password= (the
+    real Redis password, with REDIS_PASSWORD unset), and an ~/.aws/credentials profile (not the one in use)."""
+    service = tmp_path / "pg_service.conf"
+    service.write_text(f"[ims-replica]\nhost=replica.internal\ndbname=ims\nuser=ims\npassword={SERVICE_SECRET}\n")
+    credentials = tmp_path / "aws-credentials"
+    credentials.write_text(
+        "[incident-responder]\naws_access_key_id = ASIAIMSNBSCANTEST000\n"
+        f"aws_secret_access_key = {AWS_SECRET_KEY}\naws_session_token = {AWS_SESSION_TOKEN}\n"
+    )
+    redis = degraded.redis
+    monkeypatch.setenv("PGSERVICEFILE", str(service))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    for name in ("REDIS_PASSWORD", "REDIS_HOST", "REDIS_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{redis.port}/0?password={quote(redis.password, safe='')}")
+    return [SERVICE_SECRET, redis.password, AWS_SECRET_KEY, AWS_SESSION_TOKEN]
+
+
+@pytest.fixture
+def identifiers_in_flight(degraded, secret_sources):
+    """A running statement whose column aliases are those secrets: quoted identifiers are not literals, so the
+    query text shown by db_performance carries them and only the scrubber stands between them and the artifacts."""
+    aliases = ", ".join(f'{i} AS "{s.replace(chr(34), chr(34) * 2)}"' for i, s in enumerate(secret_sources))
+    marker = "imsnb_scan_marker"
+    query = f"SELECT {aliases}, pg_sleep(120) AS {marker}"
+    conn = degraded.postgres.connect("ims-report", autocommit=True)
+    worker = threading.Thread(target=lambda: _quietly(conn, query), daemon=True)
+    worker.start()
+    with degraded.postgres.admin("ims") as admin:
+        for _ in range(100):
+            if admin.execute("SELECT 1 FROM pg_stat_activity WHERE query LIKE %s", (f"%{marker}%",)).fetchone():
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the statement never started")
+    yield secret_sources
+    conn.cancel_safe(timeout=5)
+    worker.join(timeout=10)
+    conn.close()
+
+
+def test_service_file_redis_url_query_and_aws_profile_secrets_are_scrubbed(degraded, identifiers_in_flight, tmp_path):
+    from imsnb import archive
+
+    secrets = identifiers_in_flight
+    result = run_notebook("db_performance", {"window": "30m"}, incident_id="INC-SOURCES", outputs=tmp_path)
+    assert read_summary(result.folder)["status"] == "ok"
+    assert_no_secrets([result.folder], secrets)
+    notebook = (result.folder / "notebook.ipynb").read_bytes()
+    assert b'AS \\"********\\"' in notebook  # the statement is shown: the secrets reached the output, scrubbed
+
+    incident = tmp_path / "INC-SOURCES"  # people paste things into the post-mortem
+    (incident / archive.POSTMORTEM).write_text(
+        json.dumps(
+            {
+                "root_cause": f"replica password {SERVICE_SECRET} was rotated; redis {secrets[1]}",
+                "action_items": [f"rotate {AWS_SECRET_KEY}", f"revoke {AWS_SESSION_TOKEN}"],
+                "ticket": "OPS-1",
+            }
+        )
+    )
+    archive.write_index(incident)
+    index = (incident / archive.INDEX).read_text()
+    assert "replica password ******** was rotated" in index and "OPS-1" in index
+
+    s3 = degraded.aws.client("s3")
+    s3.create_bucket(Bucket="ims-secret-sources")
+    keys = archive.upload("s3://ims-secret-sources/runs", [result.folder], incident)
+    objects = [s3.get_object(Bucket="ims-secret-sources", Key=key)["Body"].read() for key in keys]
+    assert any(key.endswith("/index.html") for key in keys)
+    assert_no_secrets([result.folder, incident / archive.INDEX, *objects], secrets)
+    assert set(secrets) <= set(config.secret_values())
