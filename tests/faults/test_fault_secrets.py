@@ -1,5 +1,9 @@
 """Guarantee 6: with passwords on PostgreSQL and Redis and AWS keys in the environment, no secret reaches any byte
-of any file of any run folder of any notebook; query text in artifacts has its literals masked."""
+of any file of any run folder of any notebook; query text in artifacts has its literals masked.
+
+Also (issue 11): secrets from service files, URL queries and AWS profiles are scrubbed, post-mortem text too (6a);
+secret-looking parameters are refused (6b); the production password is sent only to the production server (6c);
+every literal and comment is masked by PostgreSQL's own lexer (6d)."""
 
 from __future__ import annotations
 
