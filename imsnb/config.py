@@ -277,6 +277,10 @@ def _aws_profile_secrets() -> list[str]:
         parser = configparser.RawConfigParser(strict=False)
         try:
             parser.read(os.environ.get(variable) or Path.home() / ".aws" / default, encoding="utf-8")
+        except configparser.MissingSectionHeaderError:
+            continue
+        except configparser.ParsingError:
+            pass  # a line it cannot read: the profiles around it are read all the same
         except (configparser.Error, UnicodeDecodeError):
             continue
         for section in parser.sections():
