@@ -31,6 +31,19 @@ def airflow_bin() -> Path:
     return AIRFLOW_VENV / "bin"
 
 
+DAG_SHAPE = """
+import json
+from imsnb.integrations.airflow import dags
+d = dags()["imsnb_health_check"]
+t = d.timetable
+print(json.dumps({
+    "max_active_runs": d.max_active_runs, "catchup": d.catchup, "timetable": type(t).__name__,
+    "cron": t.expression, "timezone": str(t.timezone), "tasks": [x.task_id for x in d.tasks],
+    "retries": d.tasks[0].retries,
+}))
+"""
+
+
 def readme_dag_file() -> str:
     """The DAG file exactly as the README shows it."""
     blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
@@ -98,9 +111,22 @@ archive = "s3://{BUCKET}/scheduled"
 
         migrated = airflow("db", "migrate")
         assert migrated.returncode == 0, migrated.stderr[-3000:]
-        listed = airflow("dags", "list", "-o", "json")
+        listed = airflow("dags", "list", "--local", "-o", "json")  # as parsed from the DAG file
         assert listed.returncode == 0, listed.stderr[-3000:]
-        assert {"imsnb_health_check", "imsnb_broken"} <= {d["dag_id"] for d in json.loads(listed.stdout)}
+        [dag_list] = [line for line in listed.stdout.splitlines() if line.startswith("[")]
+        assert {d["dag_id"] for d in json.loads(dag_list)} == {"imsnb_health_check", "imsnb_broken"}
+        shape = subprocess.run(
+            [str(airflow_bin / "python"), "-c", DAG_SHAPE], env=env, capture_output=True, text=True, timeout=300
+        )
+        assert json.loads(shape.stdout.splitlines()[-1]) == {
+            "max_active_runs": 1,
+            "catchup": False,
+            "timetable": "CronTriggerTimetable",
+            "cron": "0 */4 * * *",
+            "timezone": "UTC",
+            "tasks": ["run_notebook"],
+            "retries": 2,
+        }, shape.stderr[-3000:]
 
         ran = airflow("dags", "test", "imsnb_health_check", LOGICAL_DATE)
         assert ran.returncode == 0, (ran.stdout + ran.stderr)[-5000:]

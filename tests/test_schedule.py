@@ -212,7 +212,7 @@ def test_crontab_lines_run_under_sh_with_flock_and_a_log(tmp_path, monkeypatch):
         log_dir=logs,
         config_path=config,
         env_file=env_file,
-        command=["/bin/sh", "-c", "env", "imsnb"],  # prints what a scheduled run would see, instead of running a notebook
+        command=["/bin/sh", "-c", "env", "imsnb"],  # prints what a scheduled run would see, runs no notebook
     )
     assert "CRON_TZ=UTC" in lines
     [entry] = [ln for ln in lines if ln and not ln.startswith("#") and "=" not in ln.split()[0]]
