@@ -442,8 +442,8 @@ def crontab_lines(
     header = [
         f"# imsnb schedules from {config_path or 'the runbook default timetable (no imsnb.toml)'}",
         "# install: imsnb schedule crontab | crontab -    (replaces this user's crontab; merge by hand otherwise)",
-        "# Times are UTC: CRON_TZ is honoured by cronie and busybox crond; Debian's cron ignores it, so keep the",
-        "# host's clock in UTC there. flock -n skips a run while the previous one of the same schedule still runs.",
+        "# Times are UTC: cronie honours CRON_TZ; a cron that ignores it (Debian's may) needs the host clock in UTC.",
+        "# flock -n skips a run while the previous one of the same schedule still runs; output goes to NAME.log.",
         "CRON_TZ=UTC",
         "SHELL=/bin/sh",
     ]
