@@ -16,12 +16,14 @@ Cron, crontab lines and Airflow DAGs all make a run through `run_schedule`: one 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
 import string
 import sys
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -390,15 +392,16 @@ def run_schedule(schedule: Schedule, *, outputs: Path | str = "outputs", at: dat
     if url:
         archive_mod.parse_archive_url(url)  # a bad IMSNB_ARCHIVE is bad input, before the run
     at = at or datetime.now(UTC)
-    result = run_notebook(
-        schedule.notebook,
-        schedule.run_parameters(),
-        incident_id=incident_for(schedule, at),
-        outputs=outputs,
-        timeout_s=schedule.timeout_s,
-        allow_actions=False,  # a scheduled run plans actions in its report, never applies them
-        # notify="changes",  # scheduled runs notify on changes: pass it here when run_notebook takes `notify`
-    )
+    with _config_of(schedule):
+        result = run_notebook(
+            schedule.notebook,
+            schedule.run_parameters(),
+            incident_id=incident_for(schedule, at),
+            outputs=outputs,
+            timeout_s=schedule.timeout_s,
+            allow_actions=False,  # a scheduled run plans actions in its report, never applies them
+            # notify="changes",  # scheduled runs notify on changes: pass it here when run_notebook takes `notify`
+        )
     keys, error = [], None
     if url:
         try:
@@ -406,6 +409,26 @@ def run_schedule(schedule: Schedule, *, outputs: Path | str = "outputs", at: dat
         except archive_mod.UploadFailed as exc:
             error = str(exc)
     return ScheduledRun(result, url, keys, error)
+
+
+@contextlib.contextmanager
+def _config_of(schedule: Schedule) -> Iterator[None]:
+    """The run (and its kernel) reads [environments] from the file the schedule came from, even when that is not
+    the one IMSNB_CONFIG names (`dags(config=...)`)."""
+    source = Path(schedule.source)
+    current = config.config_file()
+    if not source.is_file() or (current is not None and current.resolve() == source.resolve()):
+        yield
+        return
+    saved = os.environ.get("IMSNB_CONFIG")
+    os.environ["IMSNB_CONFIG"] = str(source.resolve())
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("IMSNB_CONFIG", None)
+        else:
+            os.environ["IMSNB_CONFIG"] = saved
 
 
 # ---------------------------------------------------------------- crontab

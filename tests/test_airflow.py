@@ -1,7 +1,8 @@
 """imsnb.integrations.airflow on the real engine: Apache Airflow in its own venv (.venv-airflow, built and cached
 by the Makefile like .venv), `airflow dags test` of the README's DAG file against a sandbox. The health-check DAG's
 run folder lands in the archive bucket (moto) with the scenario's findings and its severity is the task's XCom;
-a notebook that fails fails its task at once (no retry), although the DAG has retries."""
+a notebook that fails fails its task at once (no retry), although the DAG has retries; an unreachable target is
+retried, and its last try reports the finding."""
 
 from __future__ import annotations
 
@@ -80,6 +81,25 @@ cron = "30 * * * *"
 archive = "s3://{BUCKET}/scheduled"
 """
     )
+    # a second DAG file, with its own imsnb.toml and quick retries: Redis on a closed port is an unreachable target
+    retry_config = tmp_path / "retry.toml"
+    retry_config.write_text(
+        f"""
+[environments.redis_down]
+REDIS_PORT = "1"
+
+[schedules.redis_down]
+notebook = "health_check"
+cron = "0 * * * *"
+environment = "redis_down"
+incident = "sched-{{schedule}}-{{date}}"
+archive = "s3://{BUCKET}/scheduled"
+"""
+    )
+    (dags_folder / "imsnb_retry_dags.py").write_text(
+        "from datetime import timedelta\n\nfrom imsnb.integrations.airflow import dags\n\n"
+        f"globals().update(dags(config={str(retry_config)!r}, retries=1, retry_delay=timedelta(seconds=1)))\n"
+    )
     with Sandbox("api-degraded") as sandbox:
         targets = sandbox.env()
         env = {
@@ -114,7 +134,7 @@ archive = "s3://{BUCKET}/scheduled"
         listed = airflow("dags", "list", "--local", "-o", "json")  # as parsed from the DAG file
         assert listed.returncode == 0, listed.stderr[-3000:]
         [dag_list] = [line for line in listed.stdout.splitlines() if line.startswith("[")]
-        assert {d["dag_id"] for d in json.loads(dag_list)} == {"imsnb_health_check", "imsnb_broken"}
+        assert {d["dag_id"] for d in json.loads(dag_list)} == {"imsnb_health_check", "imsnb_broken", "imsnb_redis_down"}
         shape = subprocess.run(
             [str(airflow_bin / "python"), "-c", DAG_SHAPE], env=env, capture_output=True, text=True, timeout=300
         )
@@ -142,6 +162,15 @@ archive = "s3://{BUCKET}/scheduled"
         archived = s3.get_object(Bucket=BUCKET, Key=f"{run_folder}/notebook.ipynb")["Body"].read()
         assert sandbox.postgres.password.encode() not in archived
 
+        down = airflow("dags", "test", "imsnb_redis_down", LOGICAL_DATE)
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+        down_keys = [k for k in keys if k.startswith("scheduled/sched-redis_down-") and k.endswith("/summary.json")]
+        assert len(down_keys) == 2, (down.stdout + down.stderr)[-5000:]  # the first try and its retry
+        for key in down_keys:
+            tried = json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+            assert tried["parameters"]["environment"] == "redis_down"
+            assert {"cache.reachable"} <= checks_at_or_above(tried, "CRITICAL"), tried["findings"]
+
         broke = airflow("dags", "test", "imsnb_broken", LOGICAL_DATE)
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
         [broken_key] = [k for k in keys if k.endswith("-broken/summary.json")]
@@ -161,3 +190,12 @@ archive = "s3://{BUCKET}/scheduled"
         "SELECT try_number, max_tries FROM task_instance WHERE dag_id = 'imsnb_broken'"
     ).fetchall()
     assert try_number == 1 and max_tries >= 2
+    # the unreachable target was retried once; on the last try the run is reported (success, severity CRITICAL)
+    [(state, try_number)] = db.execute(
+        "SELECT state, try_number FROM task_instance WHERE dag_id = 'imsnb_redis_down'"
+    ).fetchall()
+    assert (state, try_number) == ("success", 2)
+    [(severity,)] = db.execute(
+        "SELECT value FROM xcom WHERE dag_id = 'imsnb_redis_down' AND key = 'severity'"
+    ).fetchall()
+    assert json.loads(severity) == "CRITICAL"

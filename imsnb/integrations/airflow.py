@@ -74,14 +74,21 @@ def default_outputs() -> Path:
     return Path(os.environ.get("IMSNB_OUTPUTS") or Path(tempfile.gettempdir()) / "imsnb-outputs")
 
 
-def run_task(name: str, *, try_number: int = 1, retries: int = 0, outputs: Path | str | None = None) -> dict[str, Any]:
+def run_task(
+    name: str,
+    *,
+    try_number: int = 1,
+    retries: int = 0,
+    outputs: Path | str | None = None,
+    config: Path | str | None = None,
+) -> dict[str, Any]:
     """The task's body, without Airflow: run schedule `name` and decide. Raises `Retry` or `Fail` (mapped to
     Airflow's exceptions by the task), else returns what the task pushes."""
     from imsnb.errors import ImsnbError
     from imsnb.schedule import get_schedule, run_schedule
 
     try:
-        schedule = get_schedule(name)
+        schedule = get_schedule(name, Path(config) if config else "auto")
         scheduled = run_schedule(schedule, outputs=outputs or default_outputs())
     except ImsnbError as exc:
         raise Fail(f"bad input (exit 2): {exc}") from None
@@ -128,10 +135,13 @@ def dags(
     from imsnb.schedule import load_schedules
 
     schedules = load_schedules(Path(config) if config else "auto")
-    return {f"{DAG_PREFIX}{name}": _dag(s, retries, retry_delay, outputs) for name, s in schedules.items()}
+    built = {}
+    for name, schedule in schedules.items():
+        built[f"{DAG_PREFIX}{name}"] = _dag(schedule, retries, retry_delay, outputs, config)
+    return built
 
 
-def _dag(schedule, retries: int, retry_delay: timedelta, outputs) -> Any:
+def _dag(schedule, retries: int, retry_delay: timedelta, outputs, config) -> Any:
     from airflow.sdk import DAG, task
 
     try:
@@ -155,13 +165,13 @@ def _dag(schedule, retries: int, retry_delay: timedelta, outputs) -> Any:
 
         @task(task_id=TASK_ID)
         def run_notebook() -> dict[str, Any]:
-            return _airflow_task(name, outputs)
+            return _airflow_task(name, outputs, config)
 
         run_notebook()
     return dag
 
 
-def _airflow_task(name: str, outputs) -> dict[str, Any]:
+def _airflow_task(name: str, outputs, config) -> dict[str, Any]:
     """Inside a running Airflow task: run, then map our outcome to Airflow's exceptions and push the severity."""
     from airflow.sdk import get_current_context
 
@@ -174,7 +184,7 @@ def _airflow_task(name: str, outputs) -> dict[str, Any]:
     ti = context["ti"]
     retries = int(getattr(context.get("task"), "retries", 0) or 0)
     try:
-        pushed = run_task(name, try_number=int(ti.try_number or 1), retries=retries, outputs=outputs)
+        pushed = run_task(name, try_number=int(ti.try_number or 1), retries=retries, outputs=outputs, config=config)
     except Retry as exc:
         raise AirflowException(str(exc)) from None
     except Fail as exc:
