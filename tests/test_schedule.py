@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -260,3 +261,14 @@ def test_check_cron_accepts_what_cron_and_airflow_read():
         assert schedule.check_cron(good) == " ".join(good.split())
     with pytest.raises(BadParameter, match="has 1 field"):
         schedule.check_cron("@hourly")
+
+
+def test_a_run_reads_environments_from_the_file_its_schedule_came_from(tmp_path, monkeypatch):
+    other = write_config(tmp_path, '[schedules.hc]\nnotebook = "health_check"\ncron = "0 * * * *"\n')
+    monkeypatch.setenv("IMSNB_CONFIG", str(tmp_path / "main.toml"))
+    s = schedule.load_schedules(other)["hc"]
+    with schedule._config_of(s):
+        assert os.environ["IMSNB_CONFIG"] == str(other.resolve())
+    assert os.environ["IMSNB_CONFIG"] == str(tmp_path / "main.toml")
+    with schedule._config_of(schedule.default_schedules()["triage"]):  # the default timetable changes nothing
+        assert os.environ["IMSNB_CONFIG"] == str(tmp_path / "main.toml")
