@@ -11,7 +11,6 @@ import os
 import re
 import sqlite3
 import subprocess
-from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
@@ -151,13 +150,15 @@ archive = "s3://{BUCKET}/scheduled"
         ran = airflow("dags", "test", "imsnb_health_check", LOGICAL_DATE)
         assert ran.returncode == 0, (ran.stdout + ran.stderr)[-5000:]
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
-        incident = f"sched-health_check-{datetime.now(UTC):%Y%m%d}"
-        summaries = [k for k in keys if re.fullmatch(rf"scheduled/{incident}/[^/]+-health_check/summary.json", k)]
+        summaries = [
+            k for k in keys if re.fullmatch(r"scheduled/sched-health_check-\d{8}/[^/]+-health_check/summary.json", k)
+        ]
         assert len(summaries) == 1, keys
         run_folder = summaries[0].rsplit("/", 1)[0]
         assert {f"{run_folder}/{n}" for n in ("notebook.ipynb", "report.html", "summary.json")} <= set(keys)
         summary = json.loads(s3.get_object(Bucket=BUCKET, Key=summaries[0])["Body"].read())
-        assert summary["status"] == "ok" and summary["incident_id"] == incident
+        incident = f"sched-health_check-{summary['started_at'][:10].replace('-', '')}"  # the pattern's {date}, UTC
+        assert summary["status"] == "ok" and summary["incident_id"] == incident == summaries[0].split("/")[1]
         assert "api.health" in checks_at_or_above(summary, "WARNING"), summary["findings"]
         archived = s3.get_object(Bucket=BUCKET, Key=f"{run_folder}/notebook.ipynb")["Body"].read()
         assert sandbox.postgres.password.encode() not in archived

@@ -185,9 +185,10 @@ archive = "s3://imsnb-sched-test/scheduled"
     outputs = tmp_path / "outputs"
     code = main(["schedule", "run", "hc", "--outputs", str(outputs)])
     out = capsys.readouterr().out
-    incident = f"sched-health_check-{datetime.now(UTC):%Y%m%d}"
-    [folder] = list((outputs / incident).glob("*-health_check"))
+    [folder] = list(outputs.glob("sched-health_check-*/*-health_check"))
     summary = read_summary(folder)
+    incident = folder.parent.name
+    assert incident == f"sched-health_check-{summary['started_at'][:10].replace('-', '')}" == summary["incident_id"]
     assert summary["status"] == "ok" and summary["parameters"]["window"] == "30m"
     assert code == (1 if summary["severity"] in ("ERROR", "CRITICAL") else 0)
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="imsnb-sched-test")["Contents"]}
