@@ -1,11 +1,13 @@
 # make demo   set up .venv, start the sandbox, run every notebook against it, print the findings
-# make test   set up .venv with the test extras, run every test and every notebook (what CI runs)
+# make test   set up .venv with the test extras (and .venv-airflow), run every test and notebook (what CI runs)
 # make lint   ruff check + ruff format --check
 # make lab    JupyterLab in notebooks/ (SCENARIO=db-degradation to practise against a sandbox)
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
+AIRFLOW_VENV ?= .venv-airflow
+AIRFLOW_VERSION ?= 3.3.2
 
 .PHONY: demo test lint lab system-deps test-system-deps clean
 
@@ -25,6 +27,15 @@ $(VENV)/.lab-installed: pyproject.toml | $(VENV)/bin/python
 	$(PIP) install -e '.[lab,sandbox]'
 	touch $@
 
+# Apache Airflow in a venv of its own (its pins never move .venv's), with imsnb installed into it as a worker
+# would have it (`-e '.[airflow]'`): the DAG file imports imsnb, and the notebook kernels start from this
+# interpreter, so imsnb's own dependencies must be there too. tests/test_airflow.py runs `airflow dags test` in it.
+$(AIRFLOW_VENV)/.installed: pyproject.toml
+	python3 -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/python -m pip --disable-pip-version-check -q install \
+		'apache-airflow==$(AIRFLOW_VERSION)' -e '.[airflow]'
+	touch $@
+
 system-deps:
 	@scripts/system-deps
 
@@ -34,7 +45,7 @@ test-system-deps:
 demo: system-deps $(VENV)/.demo-installed
 	$(VENV)/bin/imsnb demo
 
-test: test-system-deps $(VENV)/.test-installed
+test: test-system-deps $(VENV)/.test-installed $(AIRFLOW_VENV)/.installed
 	$(VENV)/bin/pytest
 
 SCENARIO ?=
@@ -46,4 +57,4 @@ lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff format --check .
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(AIRFLOW_VENV) .pytest_cache

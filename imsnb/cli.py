@@ -111,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     box = sub.add_parser("sandbox", help="start local stand-ins for production and print their exports")
     box.add_argument("--scenario", default="healthy", help="one of: " + ", ".join(SCENARIOS))
 
+    _add_schedule_commands(sub)
+
     args = parser.parse_args(argv)
     try:
         commands = {
@@ -124,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             "demo": cmd_demo,
             "sandbox": cmd_sandbox,
             "iam-policy": cmd_iam,
+            "schedule": cmd_schedule,
         }
         return commands[args.command](args)
     except ImsnbError as exc:
@@ -531,6 +534,57 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             pass
     print("sandbox stopped", file=sys.stderr)
+    return 0
+
+
+# ---------------------------------------------------------------- imsnb schedule (list, run, crontab)
+
+
+def _add_schedule_commands(sub) -> None:
+    sched = sub.add_parser("schedule", help="the runbook's routine: [schedules.NAME] of imsnb.toml (times in UTC)")
+    sched_sub = sched.add_subparsers(dest="schedule_command", required=True, parser_class=_Parser)
+    sched_list = sched_sub.add_parser("list", help="each schedule, its next three runs (UTC) and its last run")
+    sched_list.add_argument("--outputs", default="outputs", help="archive folder (default: ./outputs)")
+    sched_run = sched_sub.add_parser("run", help="one run of a schedule, exactly as cron or Airflow makes it")
+    sched_run.add_argument("name", help="schedule name (see `imsnb schedule list`)")
+    sched_run.add_argument("--outputs", default="outputs", help="archive folder (default: ./outputs)")
+    cron = sched_sub.add_parser("crontab", help="crontab lines for one host (CRON_TZ=UTC, flock, a log per schedule)")
+    cron.add_argument("--outputs", default="outputs", help="archive folder the runs write to (default: ./outputs)")
+    cron.add_argument("--log-dir", help="where NAME.log and NAME.lock go (default /var/log/imsnb as root)")
+    cron.add_argument("--env-file", help="a file of VAR=value lines each run sources first (targets, secrets)")
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    from imsnb import config
+    from imsnb.schedule import crontab_lines, default_log_dir, describe_schedules, get_schedule, load_schedules
+
+    if args.schedule_command == "list":
+        for line in describe_schedules(load_schedules(), args.outputs):
+            print(line)
+        return 0
+    if args.schedule_command == "run":
+        from imsnb.schedule import run_schedule
+
+        scheduled = run_schedule(get_schedule(args.name), outputs=args.outputs)
+        _print_result(scheduled.result)
+        if scheduled.archive_error:
+            print(f"imsnb: warning: {scheduled.archive_error} (the local run folder is complete)", file=sys.stderr)
+        elif scheduled.archive:
+            print(f"archived {len(scheduled.archived_keys)} file(s) to {scheduled.archive}")
+        return scheduled.result.exit_code
+    env_file = Path(args.env_file).resolve() if args.env_file else None
+    if env_file is not None and not env_file.is_file():
+        raise ImsnbError(f"--env-file {args.env_file} does not exist: give a file of VAR=value lines")
+    found = config.config_file()
+    lines = crontab_lines(
+        load_schedules(found),
+        workdir=Path.cwd(),
+        outputs=Path(args.outputs).resolve(),
+        log_dir=Path(args.log_dir).resolve() if args.log_dir else default_log_dir(),
+        config_path=found.resolve() if found else None,
+        env_file=env_file,
+    )
+    print("\n".join(lines))
     return 0
 
 
