@@ -55,7 +55,7 @@ def build(notice: Notice, settings: dict[str, Any], attachments: list[tuple[str,
     for name, path in attachments:
         data = path.read_bytes()
         if name.endswith(".html"):
-            msg.add_attachment(data, maintype="text", subtype="html", filename=name)
+            msg.add_attachment(data, maintype="text", subtype="html", filename=name, params={"charset": "utf-8"})
         else:
             msg.add_attachment(data, maintype="application", subtype="json", filename=name)
     return msg

@@ -39,7 +39,7 @@ class Notice:
     @property
     def title(self) -> str:
         names = ", ".join(self.notebooks)
-        if self.severity == "OK" and self.resolved:
+        if Severity.parse(self.severity) < SHOWN_MIN and self.resolved:
             return f"[RESOLVED] incident {self.incident_id}: {names}"
         return f"[{self.severity}] incident {self.incident_id}: {names}"
 
