@@ -215,6 +215,8 @@ def secret_values() -> list[str]:
             continue
         if SECRET_ENV_NAME.search(name):
             found.add(value)
+            if "WEBHOOK" in name.upper() and "://" in value:  # the token a webhook URL ends with, on its own too
+                found.add(urlsplit(value).path.rstrip("/").rsplit("/", 1)[-1])
         raw = _raw_url_password(value)
         if raw:
             found.update({raw, unquote(raw)})  # as written in the URL (percent-encoded) and as sent

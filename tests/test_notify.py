@@ -429,13 +429,14 @@ def test_pagerduty_limits_hold_for_long_targets_and_messages(servers):
         (["--notify", "changes"], '[notify.slack]\n[oncall]\nprimary = "x"\n[oncall.people.y]\n', "who is not in"),
     ],
 )
-def test_bad_delivery_input_is_one_line_and_writes_nothing(tmp_path, args, config, needle):
+@pytest.mark.parametrize("command", [["run", "health_check"], ["suite", "health_check"], ["triage"]])
+def test_bad_delivery_input_is_one_line_and_writes_nothing(tmp_path, command, args, config, needle):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JIRA_", "IMSNB_CONFIG"))}
     if config is not None:
         (tmp_path / "imsnb.toml").write_text(config)
         env["IMSNB_CONFIG"] = str(tmp_path / "imsnb.toml")
     proc = subprocess.run(
-        [sys.executable, "-m", "imsnb.cli", "run", "health_check", "--outputs", str(tmp_path / "out"), *args],
+        [sys.executable, "-m", "imsnb.cli", *command, "--outputs", str(tmp_path / "out"), *args],
         cwd=tmp_path,
         env=env,
         capture_output=True,
