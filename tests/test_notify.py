@@ -445,3 +445,16 @@ def test_bad_delivery_input_is_one_line_and_writes_nothing(tmp_path, command, ar
     assert proc.returncode == 2, proc.stderr
     assert needle in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_the_report_and_triage_name_the_person_and_a_bad_roster_never_breaks_them(tmp_path, monkeypatch):
+    from imsnb import report, triage
+
+    config = tmp_path / "imsnb.toml"
+    config.write_text('[oncall]\nprimary = ["lee"]\nsecondary = ["lee"]\n[oncall.people.lee]\nname = "Lee Sample"\n')
+    monkeypatch.setenv("IMSNB_CONFIG", str(config))
+    assert report.bundle([])["escalation"]["on_call_name"] == "Lee Sample"
+    assert triage.escalation_summary("ERROR")["on_call_name"] == "Lee Sample"
+    config.write_text('[oncall]\nprimary = ["nobody"]\n[oncall.people.lee]\nname = "Lee Sample"\n')
+    esc = report.bundle([])["escalation"]
+    assert esc["on_call_name"] == esc["on_call"] in ("primary", "secondary")  # the role, never a crash

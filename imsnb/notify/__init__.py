@@ -46,9 +46,9 @@ def check_ready(mode: str, ticket: str | None = None) -> None:
     if mode not in MODES:
         raise BadParameter(f"notify mode {mode!r}: use one of {', '.join(MODES)}")
     try:
-        if mode != "never":
+        if mode != "never":  # a broken roster only matters to a message: a plain run never fails over it
             load_routes()
-        load_roster()
+            load_roster()
     except NotConfigured as exc:
         raise BadParameter(str(exc)) from None
     if ticket:
