@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -458,3 +459,83 @@ def test_the_report_and_triage_name_the_person_and_a_bad_roster_never_breaks_the
     config.write_text('[oncall]\nprimary = ["nobody"]\n[oncall.people.lee]\nname = "Lee Sample"\n')
     esc = report.bundle([])["escalation"]
     assert esc["on_call_name"] == esc["on_call"] in ("primary", "secondary")  # the role, never a crash
+
+
+def test_a_suite_is_one_message_with_every_report_attached(flow, world, servers, monkeypatch, tmp_path):
+    for key in ("IMSNB_CONFIG", "IMSNB_SLACK_WEBHOOK_URL", "IMSNB_PAGERDUTY_ROUTING_KEY", "IMSNB_SMTP_PASSWORD"):
+        monkeypatch.setenv(key, world["env"][key])
+    results = []
+    for step, notebook in (("warning", "health_check"), ("error", "db_performance")):
+        folder = tmp_path / "outputs" / "INC-SUITE" / f"{flow[step]['folder'].name}-{notebook}"
+        shutil.copytree(flow[step]["folder"], folder)
+        summary = {**summary_of(folder), "notebook": notebook, "incident_id": "INC-SUITE"}
+        summary.pop("notifications")
+        (folder / "summary.json").write_text(json.dumps(summary))
+        results.append(RunResult(folder, summary, 0))
+    before = counts(servers)
+    records = notify.deliver(results, mode="changes")
+    sent = new_since(servers, before)
+    assert len(sent["slack"]) == 1 and len(sent["smtp"]) == 1  # one message for the suite, not one per run
+    assert sent["slack"][0]["blocks"][0]["text"]["text"] == "[ERROR] incident INC-SUITE: health_check, db_performance"
+    assert len(sent["pagerduty"]) == 1  # one check on one target: one alert
+    msg = servers["smtp"].parsed(servers["smtp"].messages.index(sent["smtp"][0]))
+    names = sorted(part.get_filename() for part in msg.iter_attachments())
+    assert names == sorted(f"{r.folder.name}-{n}" for r in results for n in ("report.html", "summary.json"))
+    assert all(summary_of(r.folder)["notifications"] == records for r in results)
+
+
+def _fake_run(outputs: Path, name: str, findings: list[tuple[str, str]], status: str = "ok") -> RunResult:
+    folder = outputs / "SCHED-2" / f"20261129T{len(list(outputs.rglob('summary.json'))):06d}Z-{name}"
+    folder.mkdir(parents=True)
+    summary = {
+        "notebook": name,
+        "incident_id": "SCHED-2",
+        "status": status,
+        "parameters": {"environment": "prod"},
+        "severity": max((s for _, s in findings), key=Severity.parse, default="OK"),
+        "findings": [{"check": c, "component": "cache", "severity": s, "message": f"{c} {s}"} for c, s in findings],
+    }
+    (folder / "summary.json").write_text(json.dumps(summary))
+    return RunResult(folder, summary, 0)
+
+
+def test_pagerduty_down_is_retried_on_the_next_run_and_clears_by_absence(servers, monkeypatch, tmp_path, capsys):
+    config = tmp_path / "imsnb.toml"
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    config.write_text(f'[notify.pagerduty]\nurl = "http://127.0.0.1:{closed}/v2/enqueue"\n')
+    monkeypatch.setenv("IMSNB_CONFIG", str(config))
+    monkeypatch.setenv("IMSNB_PAGERDUTY_ROUTING_KEY", ROUTING_KEY)
+    outputs = tmp_path / "outputs"
+    both = [("cache.hit_rate", "ERROR"), ("cache.evictions", "CRITICAL")]
+
+    records = notify.deliver([_fake_run(outputs, "redis_cache", both)], mode="changes")
+    assert [r["status"] for r in records] == ["failed", "failed"]
+    assert "unreachable" in records[0]["error"] and records[1]["error"].startswith("not sent: ")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith("(and 1 more) (the run is complete)")
+
+    monkeypatch.setenv("IMSNB_PAGERDUTY_URL", servers["pagerduty"].events_url)
+    before = counts(servers)
+    notify.deliver([_fake_run(outputs, "redis_cache", both)], mode="changes")  # nothing changed, but never paged
+    events = new_since(servers, before)["pagerduty"]
+    keys = ["imsnb/prod/cache/cache.evictions", "imsnb/prod/cache/cache.hit_rate"]
+    assert sorted(e["dedup_key"] for e in events) == keys
+    assert {e["payload"]["severity"] for e in events} == {"error", "critical"}
+
+    before = counts(servers)
+    [record] = notify.deliver([_fake_run(outputs, "redis_cache", both)], mode="changes")
+    assert record["status"] == "skipped" and new_since(servers, before)["pagerduty"] == []
+
+    before = counts(servers)  # a failed run clears nothing it did not report
+    notify.deliver([_fake_run(outputs, "redis_cache", [("cache.hit_rate", "OK")], status="failed")], mode="changes")
+    events = new_since(servers, before)["pagerduty"]
+    assert [(e["event_action"], e["dedup_key"]) for e in events] == [("resolve", "imsnb/prod/cache/cache.hit_rate")]
+
+    before = counts(servers)  # the notebook completes without the other check: cleared too
+    notify.deliver([_fake_run(outputs, "redis_cache", [("cache.memory_used", "OK")])], mode="changes")
+    events = new_since(servers, before)["pagerduty"]
+    assert [(e["event_action"], e["dedup_key"]) for e in events] == [("resolve", "imsnb/prod/cache/cache.evictions")]
+    assert json.loads((outputs / ".notify-state.json").read_text())["checks"] == {}
+    assert servers["pagerduty"].problems == []

@@ -80,9 +80,13 @@ def deliver(
         records += _notify(notice, summaries, folders[0].parent.parent, mode, files)
     if ticket:
         records += _ticket(ticket, notice, files, folders[0].parent)
+    failed: dict[str, list[dict[str, Any]]] = {}
     for record in records:
         if record["status"] == "failed":
-            warn(f"imsnb: warning: {record['channel']} notification failed: {record['error']} (the run is complete)")
+            failed.setdefault(record["channel"], []).append(record)
+    for channel, bad in failed.items():  # one line per channel, however many events it refused
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        warn(f"imsnb: warning: {channel} notification failed: {bad[0]['error']}{more} (the run is complete)")
     _record(folders, records)
     return records
 
@@ -173,29 +177,33 @@ def _page(notice: Notice, diff: state.Diff, st: dict, routes: Routes, mode: str)
             set(),
             {r["key"] for r in diff.to_resolve},
         )
-    for k, f in triggers:
-        finding = _scrub(dict(f))
-        event = _scrub(pagerduty.trigger_event(finding, notice, "", at=_now()))
+    events = [(k, _scrub(pagerduty.trigger_event(_scrub(dict(f)), notice, "", at=_now()))) for k, f in triggers]
+    events += [(r["key"], _scrub(pagerduty.resolve_event(r["target"], r["check"], ""))) for r in diff.to_resolve]
+    first_error = None
+    for k, event in events:
         event["routing_key"] = key
-        records.append(_event_record(event, url, mode))
-        if records[-1]["status"] == "sent":
+        if first_error is None:  # once PagerDuty fails, the rest is not tried: no 10 s timeout per check
+            record = _event_record(event, url, mode)
+            first_error = record["error"]
+        else:
+            record = {**_failed("pagerduty", f"not sent: {first_error}", mode), "detail": _event_detail(event)}
+        records.append(record)
+        if event["event_action"] == "trigger" and record["status"] == "sent":
             paged.add(k)
-    for item in diff.to_resolve:
-        event = _scrub(pagerduty.resolve_event(item["target"], item["check"], ""))
-        event["routing_key"] = key
-        records.append(_event_record(event, url, mode))
-        if records[-1]["status"] != "sent":
-            unresolved.add(item["key"])
+        elif event["event_action"] == "resolve" and record["status"] != "sent":
+            unresolved.add(k)
     return records, paged, unresolved
+
+
+def _event_detail(event: dict[str, Any]) -> str:
+    return f"{event['event_action']} {event['dedup_key']}"
 
 
 def _event_record(event: dict[str, Any], url: str, mode: str) -> dict[str, Any]:
     try:
         detail = pagerduty.send(event, url)
     except DeliveryFailed as exc:
-        record = _failed("pagerduty", str(exc), mode)
-        record["detail"] = f"{event['event_action']} {event['dedup_key']}"
-        return record
+        return {**_failed("pagerduty", str(exc), mode), "detail": _event_detail(event)}
     return {"channel": "pagerduty", "status": "sent", "error": None, "detail": detail, "mode": mode, "at": _now()}
 
 

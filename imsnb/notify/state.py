@@ -157,7 +157,11 @@ def update(
         else:
             checks.pop(key, None)
     for item in diff.resolved:
-        if item["key"] not in diff.current and item["key"] not in unresolved:
+        if item["key"] in diff.current:
+            continue
+        if item["key"] in unresolved and item["key"] in checks:  # told as resolved; only the page is left open
+            checks[item["key"]].update(severity=Severity.OK.name, updated=at)
+        else:
             checks.pop(item["key"], None)
     for item in diff.to_resolve:
         if item["key"] in checks and item["key"] not in unresolved:
