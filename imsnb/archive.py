@@ -29,6 +29,7 @@ from imsnb.findings import Severity
 
 INDEX = "index.html"
 POSTMORTEM = "postmortem.json"
+TICKET = "ticket.json"
 RUN_FILES = ("notebook.ipynb", "report.html", "summary.json")
 POSTMORTEM_FIELDS = (
     ("root_cause", "Root cause"),
@@ -173,6 +174,17 @@ def read_postmortem(incident_dir: Path) -> dict[str, str]:
     return scrub_tree(out, config.secret_values())
 
 
+def read_ticket(incident_dir: Path) -> dict[str, str]:
+    """ticket.json, written when a run's artifacts were attached to a Jira issue (`--ticket`): key and URL."""
+    try:
+        data = json.loads((incident_dir / TICKET).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or not str(data.get("url") or "").startswith(("https://", "http://")):
+        return {}
+    return {"key": str(data.get("key") or data["url"]), "url": str(data["url"])}
+
+
 # ---------------------------------------------------------------- index.html
 
 _CSS = """
@@ -188,9 +200,15 @@ textarea{width:100%;min-height:4em;font:inherit} label{font-weight:bold;display:
 """
 
 
-def render_index(incident_id: str, runs: list[dict[str, Any]], postmortem: dict[str, str] | None = None) -> str:
+def render_index(
+    incident_id: str,
+    runs: list[dict[str, Any]],
+    postmortem: dict[str, str] | None = None,
+    ticket: dict[str, str] | None = None,
+) -> str:
     """The incident's index page (every value escaped, nothing fetched)."""
     e = html.escape
+    ticket_line = f'<p>Ticket: <a class=ticket href="{e(ticket["url"])}">{e(ticket["key"])}</a></p>\n' if ticket else ""
     window = incident_window(runs)
     worst_seen = worst([r.get("severity") for r in runs]) or "none"
     rows = []
@@ -227,7 +245,7 @@ def render_index(incident_id: str, runs: list[dict[str, Any]], postmortem: dict[
 <h1>Incident {e(incident_id)}</h1>
 <p>Time window: {window_text} · runs: {len(runs)} · worst severity: <span class="{e(worst_seen)}">{e(worst_seen)}</span>
 · index written {e(_iso(datetime.now(UTC)))}</p>
-<h2>Runs</h2>
+{ticket_line}<h2>Runs</h2>
 <table><thead><tr><th>started (UTC)</th><th>notebook (report)</th><th>status</th><th>severity</th>
 <th>duration (s)</th><th>files</th></tr></thead><tbody>{"".join(rows) or no_runs}</tbody></table>
 <h2>Post-mortem</h2>
@@ -251,7 +269,9 @@ def write_index(incident_dir: Path | str) -> Path:
     lock = os.open(incident_dir, os.O_RDONLY | os.O_DIRECTORY)  # flock on the folder itself: no lock file left
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        text = render_index(incident_dir.name, read_runs(incident_dir), read_postmortem(incident_dir))
+        text = render_index(
+            incident_dir.name, read_runs(incident_dir), read_postmortem(incident_dir), read_ticket(incident_dir)
+        )
         fd, tmp = tempfile.mkstemp(prefix=".index-", suffix=".html", dir=incident_dir)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:

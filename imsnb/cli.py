@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         help="the run's key for remediation: actions apply only with this AND -p apply_actions True -p approver NAME",
     )
     _add_archive_option(run)
+    _add_delivery_options(run)
 
     tri = sub.add_parser("triage", help="key metrics vs thresholds, then (--run-suggested) the notebooks they point to")
     _add_run_options(
@@ -71,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     tri.add_argument("--run-suggested", action="store_true", help="then run each suggested notebook, same incident")
     _add_archive_option(tri)
+    _add_delivery_options(tri)
 
     suite = sub.add_parser("suite", help="run several notebooks under one incident id, in parallel kernels")
     suite.add_argument("notebooks", nargs="*", metavar="NAME", help="notebook names (see `imsnb list`)")
@@ -82,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         "every run is filed under (default: adhoc-<UTC time>)",
     )
     _add_archive_option(suite)
+    _add_delivery_options(suite)
 
     arch = sub.add_parser("archive", help="the incident archive: list incidents, show one")
     arch_sub = arch.add_subparsers(dest="archive_command", required=True, parser_class=_Parser)
@@ -171,6 +174,37 @@ def _add_archive_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_delivery_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--notify",
+        choices=("always", "changes", "never"),
+        default="never",
+        help="send the findings to the [notify] routes of imsnb.toml: always, on changes only, or never (default)",
+    )
+    parser.add_argument(
+        "--ticket",
+        default=os.environ.get("IMSNB_TICKET") or None,
+        metavar="KEY",
+        help="attach report.html and summary.json to this Jira issue and comment the findings (default: $IMSNB_TICKET)",
+    )
+
+
+def _check_delivery(args: argparse.Namespace) -> None:
+    from imsnb import notify
+
+    notify.check_ready(args.notify, args.ticket)
+
+
+def _deliver(args: argparse.Namespace, results: list) -> None:
+    """After the runs (and the upload): notifications and the ticket; a failed channel is a stderr line only."""
+    from imsnb import notify
+
+    records = notify.deliver(results, mode=args.notify, ticket=args.ticket, archive=args.archive)
+    for r in records:
+        if r["status"] != "failed":
+            print(f"notify {r['channel']}: {r['status']}" + (f" ({r['detail']})" if r.get("detail") else ""))
+
+
 def _parameters(args: argparse.Namespace) -> dict[str, str]:
     params = dict(args.parameter)
     if len(params) != len(args.parameter):
@@ -199,6 +233,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     params = _parameters(args)
     if args.archive:
         parse_archive_url(args.archive)
+    _check_delivery(args)
     result = run_notebook(
         args.notebook,
         params,
@@ -210,6 +245,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     _print_result(result)
     _upload(args.archive, [result.folder])
+    _deliver(args, [result])
     return result.exit_code
 
 
@@ -235,6 +271,7 @@ def cmd_suite(args: argparse.Namespace) -> int:
         parse_archive_url(args.archive)
     jobs = args.jobs if args.jobs is not None else default_jobs()
     check_jobs(jobs)
+    _check_delivery(args)
     params = _parameters(args)  # all bad input refused (exit 2) before the progress display starts
     plan_suite(names, params, incident_id=suite_incident_id(args.incident, params), outputs=args.outputs)
     progress = _progress_printer(names)
@@ -266,6 +303,7 @@ def cmd_suite(args: argparse.Namespace) -> int:
                 print(f"  {f['severity']:<8} {r.summary['notebook']:<{width}}  {f['check']}: {f['message']}")
     print(f"index: {incident_dir / INDEX}")
     _upload(args.archive, [r.folder for r in results])
+    _deliver(args, results)
     return suite_exit_code(results)
 
 
@@ -405,6 +443,7 @@ def cmd_triage(args: argparse.Namespace) -> int:
         raise ImsnbError("a parameter is given twice: pass each -p NAME once")
     if args.archive:
         parse_archive_url(args.archive)
+    _check_delivery(args)
     result = run_notebook(
         "triage", params, incident_id=args.incident, outputs=args.outputs, fail_on=args.fail_on, timeout_s=args.timeout
     )
@@ -418,7 +457,8 @@ def cmd_triage(args: argparse.Namespace) -> int:
         print(f"  error: {result.summary['error']['ename']}: {result.summary['error']['evalue']}")
     if result.summary.get("escalation"):
         esc = result.summary["escalation"]
-        print(f"  escalation: {esc['escalation']}; notify {esc['notification']}; on call: {esc['on_call']}")
+        who = esc.get("on_call_name") or esc["on_call"]
+        print(f"  escalation: {esc['escalation']}; notify {esc['notification']}; on call: {who}")
     suggested = suggested_notebooks(findings)
     print(f"suggested notebooks: {', '.join(suggested) or 'none'}")
     print(f"run folder: {result.folder}")
@@ -428,6 +468,7 @@ def cmd_triage(args: argparse.Namespace) -> int:
         incident = result.summary["incident_id"]
         results += run_suggested(suggested, shared, incident_id=incident, outputs=args.outputs, args=args)
     _upload(args.archive, [r.folder for r in results])
+    _deliver(args, results)
     return worst_exit_code([r.exit_code for r in results])
 
 
@@ -490,7 +531,8 @@ def _print_result(result) -> None:
         print(f"  action {a['status']:<8} {a['action']} {a['target']}: {a['detail'] or a['reason']}")
     if summary.get("escalation"):
         esc = summary["escalation"]
-        print(f"  escalation: {esc['escalation']}; notify {esc['notification']}; on call: {esc['on_call']}")
+        who = esc.get("on_call_name") or esc["on_call"]
+        print(f"  escalation: {esc['escalation']}; notify {esc['notification']}; on call: {who}")
     print(f"run folder: {result.folder}")
 
 

@@ -16,7 +16,7 @@ from imsnb.errors import NotConfigured
 
 # An environment variable whose name matches holds a secret: its value is scrubbed from artifacts.
 SECRET_ENV_NAME = re.compile(
-    r"PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIAL",
+    r"PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIAL|WEBHOOK|ROUTING_?KEY",
     re.IGNORECASE,
 )
 # Secrets shorter than this are not scrubbed (they would shred the artifact); the README says so.
@@ -328,6 +328,8 @@ def secret_values() -> list[str]:
             continue
         if SECRET_ENV_NAME.search(name):
             found.add(value)
+            if "WEBHOOK" in name.upper() and "://" in value:  # the token a webhook URL ends with, on its own too
+                found.add(urlsplit(value).path.rstrip("/").rsplit("/", 1)[-1])
         found.update(_embedded_secrets(value))
     found.update(_pgpass_passwords())
     found.update(_service_passwords())
@@ -344,6 +346,21 @@ def config_file() -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+def toml_section(name: str) -> dict | None:
+    """A top-level table of imsnb.toml (`[notify]`, `[oncall]`), or None when there is no file or no such table."""
+    path = config_file()
+    if path is None:
+        return None
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise NotConfigured(f"cannot read {path}: {' '.join(str(exc).split())}") from None
+    section = data.get(name)
+    if section is not None and not isinstance(section, dict):
+        raise NotConfigured(f"{path}: {name} must be a table ([{name}])")
+    return section
 
 
 def environment_settings(name: str) -> dict[str, str]:

@@ -36,7 +36,10 @@ def findings_table(findings: list[Finding]) -> pd.DataFrame:
 
 def bundle(findings: list[Finding], *, at: datetime | None = None) -> dict[str, Any]:
     """The machine-readable report: findings, the worst severity, its escalation and who is on call."""
+    from imsnb.oncall import on_call_now
+
     at = at or datetime.now(UTC)
+    person = on_call_now(at)
     worst = max((f.severity for f in findings), default=Severity.OK)
     escalation = escalation_for(worst)
     return {
@@ -47,6 +50,7 @@ def bundle(findings: list[Finding], *, at: datetime | None = None) -> dict[str, 
             "escalation": escalation.escalation,
             "page": escalation.page,
             "on_call": on_call(at),
+            "on_call_name": person["name"],
         },
         "findings": [f.to_dict() for f in findings],
         "generated_at": at.isoformat(timespec="seconds"),
@@ -70,10 +74,16 @@ def render_html(findings: list[Finding], data: dict[str, Any]) -> str:
         f"<div class='imsnb-report'><h3>Findings: <span style='{SEVERITY_STYLE[worst]};padding:2px 8px'>"
         f"{worst}</span></h3>"
         f"<p>Escalation: respond within <b>{esc['response_time']}</b>; notify {html.escape(esc['notification'])}; "
-        f"{html.escape(esc['escalation'])}. On call now: <b>{esc['on_call']}</b>.</p>"
+        f"{html.escape(esc['escalation'])}. On call now: <b>{html.escape(_on_call_text(esc))}</b>.</p>"
         f"<table style='border-collapse:collapse'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
         "</div>"
     )
+
+
+def _on_call_text(esc: dict[str, Any]) -> str:
+    """ "Ana Example (primary)", or just "primary" when no roster names anyone."""
+    name = esc.get("on_call_name")
+    return f"{name} ({esc['on_call']})" if name and name != esc["on_call"] else str(esc["on_call"])
 
 
 def render_text(findings: list[Finding], data: dict[str, Any]) -> str:

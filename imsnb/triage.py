@@ -19,6 +19,7 @@ import pandas as pd
 from imsnb import cache, config, postgres, prometheus
 from imsnb.aws import Aws, cloudwatch, rds
 from imsnb.findings import CATALOGUE, Finding, Findings, Severity, escalation_for, on_call
+from imsnb.oncall import on_call_now
 from imsnb.window import Window, parse_duration
 
 
@@ -219,6 +220,7 @@ def escalation_summary(severity: Severity | str, *, at: datetime | None = None) 
         "escalation": esc.escalation,
         "page": esc.page,
         "on_call": on_call(at),
+        "on_call_name": on_call_now(at)["name"],  # the person, when [oncall] names a roster
     }
 
 

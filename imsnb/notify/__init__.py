@@ -1,0 +1,314 @@
+"""Findings that reach people: the escalation matrix delivered to Slack, Email and PagerDuty, the artifacts to Jira.
+
+    from imsnb import notify
+    notify.check_ready(mode, ticket)                 # before running: bad config is bad input (exit 2)
+    records = notify.deliver(results, mode="changes", ticket="OPS-123", archive="s3://bucket/prefix")
+
+One message per run (or per suite / triage), sent to the destinations `[notify]` routes the worst severity's
+channels to. `mode`: `always` sends every time; `changes` only when a check is new, escalated, de-escalated or
+cleared since the last notification (state in outputs/.notify-state.json); `never` sends nothing. PagerDuty gets
+one `trigger` per target and check at a paging level (dedup key imsnb/<target>/<check>), and `resolve` when that
+check is found OK again. A channel that fails is one line on stderr and a record in each run's summary.json
+(`notifications`: channel, status, error); the other channels still go out and the run's exit status is unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from imsnb import config
+from imsnb.errors import BadParameter, ImsnbError, NotConfigured
+from imsnb.findings import Severity
+from imsnb.notify import jira, mail, pagerduty, slack, state
+from imsnb.notify.http import DeliveryFailed
+from imsnb.notify.message import Notice, build_notice
+from imsnb.notify.routes import Routes, load_routes, secret
+
+MODES = ("always", "changes", "never")
+TICKET_FILE = "ticket.json"
+
+__all__ = ["MODES", "check_ready", "deliver"]
+
+
+def check_ready(mode: str, ticket: str | None = None) -> None:
+    """Refuse, before anything runs, what would make delivery impossible: an unknown mode, a missing or wrong
+    `[notify]` / `[oncall]` table, a malformed ticket key or missing Jira variables."""
+    from imsnb.oncall import load_roster
+
+    if mode not in MODES:
+        raise BadParameter(f"notify mode {mode!r}: use one of {', '.join(MODES)}")
+    try:
+        if mode != "never":  # a broken roster only matters to a message: a plain run never fails over it
+            load_routes()
+            load_roster()
+    except NotConfigured as exc:
+        raise BadParameter(str(exc)) from None
+    if ticket:
+        jira.check_ticket(ticket)
+
+
+def deliver(
+    results: Iterable[Any],
+    *,
+    mode: str = "changes",
+    ticket: str | None = None,
+    archive: str | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Notify about these runs (RunResults of one run, suite or triage) and attach them to `ticket`; the records
+    written to each run's summary.json under `notifications`. Never raises for a channel that fails."""
+    warn = warn or _stderr
+    if mode not in MODES:
+        raise BadParameter(f"notify mode {mode!r}: use one of {', '.join(MODES)}")
+    results = list(results)
+    if not results or (mode == "never" and not ticket):
+        return []
+    folders = [Path(r.folder) for r in results]
+    summaries = [r.summary for r in results]
+    notice = _scrubbed(build_notice(summaries, folders, archive=archive))
+    files = _attachments(folders)
+    records: list[dict[str, Any]] = []
+    if mode != "never":
+        records += _notify(notice, summaries, folders[0].parent.parent, mode, files)
+    if ticket:
+        records += _ticket(ticket, notice, files, folders[0].parent)
+    failed: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        if record["status"] == "failed":
+            failed.setdefault(record["channel"], []).append(record)
+    for channel, bad in failed.items():  # one line per channel, however many events it refused
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        warn(f"imsnb: warning: {channel} notification failed: {bad[0]['error']}{more} (the run is complete)")
+    _record(folders, records)
+    return records
+
+
+# ---------------------------------------------------------------- notification
+
+
+def _notify(notice: Notice, summaries: list[dict], outputs: Path, mode: str, files: list) -> list[dict[str, Any]]:
+    try:
+        routes = load_routes()
+    except NotConfigured as exc:
+        return [_failed("notify", str(exc), mode)]
+    ok_notebooks = {str(s.get("notebook")) for s in summaries if s.get("status") == "ok"}
+    everything = [
+        {**f, "notebook": s.get("notebook"), "target": _target(f, s)}
+        for s in summaries
+        for f in s.get("findings") or []
+    ]
+    at = _now()
+    records = []
+    with state.locked(outputs) as st:
+        diff = state.compare(st, everything, ok_notebooks, routes.min_severity)
+        notice.changes, notice.resolved = (
+            diff.changes,
+            [{k: r[k] for k in ("target", "check", "was")} for r in diff.resolved],
+        )
+        worst = Severity.parse(notice.severity)
+        level = max([worst] + [Severity.parse(r["was"]) for r in diff.resolved])
+        wanted = worst >= routes.min_severity or bool(diff.resolved)
+        if mode == "changes":
+            message_to = routes.destinations(level) if diff.changed else []
+            if not diff.changed and worst >= routes.min_severity:  # last time's failures, tried again
+                message_to = [d for d in routes.destinations(level) if d in st["failed"] and d != "pagerduty"]
+        else:
+            message_to = routes.destinations(level) if wanted else []
+        failed: list[str] = []
+        for destination in (d for d in message_to if d in ("slack", "email")):
+            record = _send_message(destination, notice, routes, files, mode)
+            records.append(record)
+            if record["status"] == "failed":
+                failed.append(destination)
+        paged, unresolved = set(), set()
+        if "pagerduty" in routes.settings:
+            page_records, paged, unresolved = _page(notice, diff, st, routes, mode)
+            records += page_records
+        st["failed"] = failed if message_to else [d for d in st["failed"] if d not in message_to]
+        state.update(st, diff, routes.min_severity, paged=paged, unresolved=unresolved, at=at)
+    if not records:
+        reason = "no change since the last notification" if mode == "changes" else "nothing at or above min_severity"
+        records.append(
+            {"channel": "notify", "status": "skipped", "error": None, "detail": reason, "mode": mode, "at": at}
+        )
+    return records
+
+
+def _send_message(destination: str, notice: Notice, routes: Routes, files: list, mode: str) -> dict[str, Any]:
+    settings = routes.settings[destination]
+    try:
+        if destination == "slack":
+            url = secret("slack")
+            if not url:
+                raise DeliveryFailed("IMSNB_SLACK_WEBHOOK_URL is not set")
+            detail = slack.send(_scrub(slack.payload(notice)), url)
+        else:
+            msg = mail.build(notice, settings, files)
+            detail = mail.send(msg, settings, secret("email"))
+    except (DeliveryFailed, ImsnbError, OSError) as exc:
+        return _failed(destination, str(exc), mode)
+    return {"channel": destination, "status": "sent", "error": None, "detail": detail, "mode": mode, "at": _now()}
+
+
+def _page(notice: Notice, diff: state.Diff, st: dict, routes: Routes, mode: str):
+    """PagerDuty: trigger each check at a paging level (new or changed, or every time in `always`, or not paged
+    yet because last time failed), resolve each paged check now below it. Returns (records, paged, unresolved)."""
+    records, paged, unresolved = [], set(), set()
+    key = secret("pagerduty")
+    url = pagerduty.events_url(routes.settings["pagerduty"])
+    triggers = []
+    for k, f in diff.current.items():
+        if not state.pages(f["severity"]) or "pagerduty" not in routes.destinations(f["severity"]):
+            continue
+        old = st["checks"].get(k) or {}
+        if mode == "always" or k in diff.changed_keys or not old.get("paged"):
+            triggers.append((k, f))
+    if (triggers or diff.to_resolve) and not key:
+        return (
+            [_failed("pagerduty", "IMSNB_PAGERDUTY_ROUTING_KEY is not set", mode)],
+            set(),
+            {r["key"] for r in diff.to_resolve},
+        )
+    events = [(k, _scrub(pagerduty.trigger_event(_scrub(dict(f)), notice, "", at=_now()))) for k, f in triggers]
+    events += [(r["key"], _scrub(pagerduty.resolve_event(r["target"], r["check"], ""))) for r in diff.to_resolve]
+    first_error = None
+    for k, event in events:
+        event["routing_key"] = key
+        if first_error is None:  # once PagerDuty fails, the rest is not tried: no 10 s timeout per check
+            record = _event_record(event, url, mode)
+            first_error = record["error"]
+        else:
+            record = {**_failed("pagerduty", f"not sent: {first_error}", mode), "detail": _event_detail(event)}
+        records.append(record)
+        if event["event_action"] == "trigger" and record["status"] == "sent":
+            paged.add(k)
+        elif event["event_action"] == "resolve" and record["status"] != "sent":
+            unresolved.add(k)
+    return records, paged, unresolved
+
+
+def _event_detail(event: dict[str, Any]) -> str:
+    return f"{event['event_action']} {event['dedup_key']}"
+
+
+def _event_record(event: dict[str, Any], url: str, mode: str) -> dict[str, Any]:
+    try:
+        detail = pagerduty.send(event, url)
+    except DeliveryFailed as exc:
+        return {**_failed("pagerduty", str(exc), mode), "detail": _event_detail(event)}
+    return {"channel": "pagerduty", "status": "sent", "error": None, "detail": detail, "mode": mode, "at": _now()}
+
+
+# ---------------------------------------------------------------- ticket
+
+
+def _ticket(key: str, notice: Notice, files: list, incident_dir: Path) -> list[dict[str, Any]]:
+    from imsnb import archive
+
+    try:
+        jira.check_ticket(key)
+    except BadParameter as exc:
+        return [_failed("jira", str(exc), "ticket")]
+    records = []
+    for what, call in (
+        ("attach", lambda: jira.attach(key, files)),
+        ("comment", lambda: jira.comment(key, _scrub(jira.comment_document(notice)))),
+    ):
+        try:
+            detail = call()
+        except (DeliveryFailed, OSError) as exc:
+            records.append({**_failed("jira", str(exc), "ticket"), "detail": f"{what} {key}"})
+            continue
+        records.append(
+            {
+                "channel": "jira",
+                "status": "sent",
+                "error": None,
+                "detail": f"{key}: {detail}",
+                "mode": "ticket",
+                "at": _now(),
+            }
+        )
+    _write_json(incident_dir / TICKET_FILE, {"key": key, "url": jira.issue_url(key), "updated": _now()})
+    try:
+        archive.write_index(incident_dir)
+    except OSError as exc:
+        records.append(_failed("index", f"index.html not rewritten with the ticket link: {exc}", "ticket"))
+    return records
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _attachments(folders: list[Path]) -> list[tuple[str, Path]]:
+    """report.html and summary.json of each run (prefixed with the run folder's name when there are several)."""
+    files = []
+    for folder in folders:
+        prefix = f"{folder.name}-" if len(folders) > 1 else ""
+        files += [
+            (f"{prefix}{name}", folder / name) for name in ("report.html", "summary.json") if (folder / name).is_file()
+        ]
+    return files
+
+
+def _record(folders: list[Path], records: list[dict[str, Any]]) -> None:
+    """Append the records to each run's summary.json (atomically; a failure here is a warning, never an error)."""
+    if not records:
+        return
+    records = _scrub(records)
+    for folder in folders:
+        path = folder / "summary.json"
+        try:
+            summary = json.loads(path.read_text(encoding="utf-8"))
+            summary["notifications"] = list(summary.get("notifications") or []) + records
+            _write_json(path, summary)
+        except (OSError, ValueError) as exc:
+            _stderr(f"imsnb: warning: notifications not recorded in {path}: {exc}")
+
+
+def _write_json(path: Path, data: Any) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _target(finding: dict[str, Any], summary: dict[str, Any]) -> str:
+    from imsnb.notify.message import target_of
+
+    return target_of(finding, summary)
+
+
+def _scrub(value: Any) -> Any:
+    from imsnb.runner import SUMMARY_KEYS_KEPT, scrub_tree
+
+    return scrub_tree(value, config.secret_values(), keep=SUMMARY_KEYS_KEPT)
+
+
+def _scrubbed(notice: Notice) -> Notice:
+    return Notice(**{f.name: _scrub(getattr(notice, f.name)) for f in dataclasses.fields(notice)})
+
+
+def _failed(channel: str, error: str, mode: str) -> dict[str, Any]:
+    return {"channel": channel, "status": "failed", "error": _scrub(error), "detail": None, "mode": mode, "at": _now()}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)

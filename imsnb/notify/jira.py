@@ -1,0 +1,114 @@
+"""Jira Cloud REST v3: attach report.html and summary.json to an issue, and comment the findings table (ADF).
+
+    POST {JIRA_URL}/rest/api/3/issue/{key}/attachments   multipart/form-data, field `file`, X-Atlassian-Token: no-check
+    POST {JIRA_URL}/rest/api/3/issue/{key}/comment       {"body": <Atlassian Document Format>}
+
+Basic auth with JIRA_USER and JIRA_API_TOKEN (an API token), all from the environment.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import mimetypes
+import os
+import re
+import secrets
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from imsnb.errors import BadParameter
+from imsnb.notify.http import DeliveryFailed, post
+from imsnb.notify.message import TABLE_COLUMNS, Notice
+
+ISSUE_KEY = re.compile(r"^[A-Z][A-Z0-9_]*-[1-9][0-9]*$")
+ENV = ("JIRA_URL", "JIRA_USER", "JIRA_API_TOKEN")
+
+
+def check_ticket(key: str) -> str:
+    """A Jira issue key (PROJ-123) with JIRA_URL, JIRA_USER and JIRA_API_TOKEN set; BadParameter otherwise."""
+    if not ISSUE_KEY.match(key or ""):
+        raise BadParameter(f"ticket {key!r} is not a Jira issue key: use PROJECT-123")
+    missing = [name for name in ENV if not os.environ.get(name)]
+    if missing:
+        raise BadParameter(
+            f"--ticket needs {', '.join(missing)} in the environment (JIRA_URL, JIRA_USER, JIRA_API_TOKEN)"
+        )
+    return key
+
+
+def issue_url(key: str) -> str:
+    return f"{os.environ['JIRA_URL'].rstrip('/')}/browse/{quote(key)}"
+
+
+def _headers() -> dict[str, str]:
+    token = base64.b64encode(f"{os.environ['JIRA_USER']}:{os.environ['JIRA_API_TOKEN']}".encode()).decode()
+    return {"Authorization": f"Basic {token}", "Accept": "application/json"}
+
+
+def multipart(files: list[tuple[str, Path]]) -> tuple[bytes, str]:
+    """A multipart/form-data body with one `file` part per file; returns (body, content type)."""
+    boundary = "imsnb-" + secrets.token_hex(12)
+    parts = []
+    for name, path in files:
+        kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        safe = name.replace('"', "_")
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{safe}"\r\n'
+            f"Content-Type: {kind}\r\n\r\n".encode()
+            + path.read_bytes()
+            + b"\r\n"
+        )
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def attach(key: str, files: list[tuple[str, Path]]) -> str:
+    body, content_type = multipart(files)
+    url = f"{os.environ['JIRA_URL'].rstrip('/')}/rest/api/3/issue/{quote(key)}/attachments"
+    headers = {**_headers(), "X-Atlassian-Token": "no-check", "Content-Type": content_type}
+    _, answer = post(url, body, headers, what=f"Jira attachments of {key}", timeout_s=30)
+    try:
+        count = len(json.loads(answer))
+    except (ValueError, TypeError):
+        count = len(files)
+    return f"{count} attachment(s)"
+
+
+def _text(text: str, strong: bool = False) -> dict[str, Any]:
+    node: dict[str, Any] = {"type": "text", "text": text or "-"}
+    if strong:
+        node["marks"] = [{"type": "strong"}]
+    return node
+
+
+def _cell(kind: str, text: str, strong: bool = False) -> dict[str, Any]:
+    return {"type": kind, "attrs": {}, "content": [{"type": "paragraph", "content": [_text(text, strong)]}]}
+
+
+def comment_document(notice: Notice) -> dict[str, Any]:
+    """The comment in Atlassian Document Format: the lead lines, then the findings table."""
+    content: list[dict[str, Any]] = [
+        {"type": "paragraph", "content": [_text(line)]}
+        for line in notice.lines()[:3] + [f"changed: {c}" for c in notice.changes]
+    ]
+    if notice.findings:
+        rows = [{"type": "tableRow", "content": [_cell("tableHeader", c, strong=True) for c in TABLE_COLUMNS]}]
+        rows += [{"type": "tableRow", "content": [_cell("tableCell", v) for v in row]} for row in notice.rows()]
+        content.append(
+            {"type": "table", "attrs": {"isNumberColumnEnabled": False, "layout": "default"}, "content": rows}
+        )
+    else:
+        content.append({"type": "paragraph", "content": [_text("No findings at WARNING or above.")]})
+    reports = ", ".join(f"{a['notebook']}: {a['report']}" for a in notice.artifacts)
+    content.append({"type": "paragraph", "content": [_text(f"Attached: report.html and summary.json ({reports})")]})
+    return {"type": "doc", "version": 1, "content": content}
+
+
+def comment(key: str, document: dict[str, Any]) -> str:
+    url = f"{os.environ['JIRA_URL'].rstrip('/')}/rest/api/3/issue/{quote(key)}/comment"
+    body = json.dumps({"body": document}, ensure_ascii=False).encode()
+    status, _ = post(url, body, {**_headers(), "Content-Type": "application/json"}, what=f"Jira comment on {key}")
+    if status not in (200, 201):
+        raise DeliveryFailed(f"Jira comment on {key} answered {status}")
+    return "comment added"

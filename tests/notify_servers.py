@@ -1,0 +1,329 @@
+"""Local stand-ins for Slack's incoming webhook, PagerDuty's Events API v2, Jira Cloud's REST API and an SMTP server,
+each checking every request against the documented contract and answering as the real service does.
+
+Each HTTP stand-in keeps `requests` (method, path, headers, body) and `problems` (contract violations, as lines);
+a test asserts `problems == []` and reads the requests. `down()` makes it answer 503 until `up()`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import threading
+import warnings
+from datetime import datetime
+from email import message_from_bytes, policy
+from email.parser import BytesParser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+SLACK_BLOCK_TYPES = {"header", "section", "context", "divider", "actions", "image", "rich_text"}
+PD_SEVERITIES = {"critical", "error", "warning", "info"}
+ADF_CHILDREN = {
+    "doc": {"paragraph", "table", "heading", "bulletList", "orderedList", "codeBlock", "rule", "panel"},
+    "paragraph": {"text", "hardBreak", "mention", "emoji", "inlineCard"},
+    "table": {"tableRow"},
+    "tableRow": {"tableHeader", "tableCell"},
+    "tableHeader": {"paragraph"},
+    "tableCell": {"paragraph"},
+}
+
+
+class StandIn:
+    """A threaded HTTP server on 127.0.0.1 whose `check(request)` returns (status, body, problems)."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.problems: list[str] = []
+        self.is_down = False
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                length = int(self.headers.get("Content-Length") or 0)
+                request = {
+                    "method": "POST",
+                    "path": self.path,
+                    "headers": {k.lower(): v for k, v in self.headers.items()},
+                    "body": self.rfile.read(length),
+                }
+                if owner.is_down:
+                    status, body = 503, b"service unavailable"
+                else:
+                    owner.requests.append(request)
+                    status, body, problems = owner.check(request)
+                    owner.problems += [f"{owner.__class__.__name__} {self.path}: {p}" for p in problems]
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def check(self, request: dict[str, Any]) -> tuple[int, bytes, list[str]]:
+        raise NotImplementedError
+
+    def down(self) -> None:
+        self.is_down = True
+
+    def up(self) -> None:
+        self.is_down = False
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def json_bodies(self) -> list[Any]:
+        return [json.loads(r["body"]) for r in self.requests]
+
+
+class Slack(StandIn):
+    """An incoming webhook at /services/T…/B…/<secret>: JSON with `text` (fallback) and Block Kit `blocks`."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        super().__init__()
+        self.webhook_url = f"{self.url}/services/T0IMSNB/B0IMSNB/{token}"
+
+    def check(self, request: dict[str, Any]) -> tuple[int, bytes, list[str]]:
+        problems = []
+        if request["path"] != f"/services/T0IMSNB/B0IMSNB/{self.token}":
+            return 404, b"no_service", ["wrong webhook path"]
+        if not request["headers"].get("content-type", "").startswith("application/json"):
+            problems.append("Content-Type is not application/json")
+        try:
+            body = json.loads(request["body"])
+        except ValueError:
+            return 400, b"invalid_payload", ["body is not JSON"]
+        if not isinstance(body.get("text"), str) or not body["text"].strip():
+            problems.append("no text fallback")
+        blocks = body.get("blocks")
+        if not isinstance(blocks, list) or not 1 <= len(blocks) <= 50:
+            problems.append("blocks must be a list of 1-50")
+            blocks = []
+        for i, block in enumerate(blocks):
+            kind = block.get("type")
+            if kind not in SLACK_BLOCK_TYPES:
+                problems.append(f"block {i}: unknown type {kind!r}")
+            if kind == "header":
+                text = block.get("text") or {}
+                if text.get("type") != "plain_text" or not 0 < len(text.get("text") or "") <= 150:
+                    problems.append(f"block {i}: header needs plain_text of 1-150 chars")
+            if kind == "section":
+                if "text" not in block and "fields" not in block:
+                    problems.append(f"block {i}: section needs text or fields")
+                if "text" in block:
+                    text = block["text"]
+                    if text.get("type") not in ("mrkdwn", "plain_text") or not 0 < len(text.get("text") or "") <= 3000:
+                        problems.append(f"block {i}: section text must be 1-3000 chars of mrkdwn/plain_text")
+                fields = block.get("fields") or []
+                if len(fields) > 10 or any(not 0 < len(f.get("text") or "") <= 2000 for f in fields):
+                    problems.append(f"block {i}: at most 10 fields of 1-2000 chars")
+            if kind == "context":
+                elements = block.get("elements") or []
+                if not 1 <= len(elements) <= 10:
+                    problems.append(f"block {i}: context needs 1-10 elements")
+        if problems:
+            return 400, b"invalid_blocks", problems
+        return 200, b"ok", []
+
+
+class PagerDuty(StandIn):
+    """POST /v2/enqueue (Events API v2): answers 202 {"status": "success", ...} or 400 "invalid event"."""
+
+    def __init__(self, routing_key: str) -> None:
+        self.routing_key = routing_key
+        super().__init__()
+        self.events_url = f"{self.url}/v2/enqueue"
+
+    def check(self, request: dict[str, Any]) -> tuple[int, bytes, list[str]]:
+        problems = []
+        if request["path"] != "/v2/enqueue":
+            problems.append("path is not /v2/enqueue")
+        try:
+            event = json.loads(request["body"])
+        except ValueError:
+            return 400, b'{"status":"invalid event","message":"Event object is invalid"}', ["body is not JSON"]
+        if event.get("routing_key") != self.routing_key:
+            problems.append("routing_key is not the one configured")
+        action = event.get("event_action")
+        if action not in ("trigger", "acknowledge", "resolve"):
+            problems.append(f"event_action {action!r}")
+        dedup = event.get("dedup_key")
+        if action != "trigger" and not dedup:
+            problems.append("resolve/acknowledge needs a dedup_key")
+        if dedup is not None and (not isinstance(dedup, str) or not 0 < len(dedup) <= 255):
+            problems.append("dedup_key must be a string of 1-255 characters")
+        if action == "trigger":
+            payload = event.get("payload") or {}
+            summary = payload.get("summary")
+            if not isinstance(summary, str) or not 0 < len(summary) <= 1024:
+                problems.append("payload.summary must be 1-1024 characters")
+            if not payload.get("source"):
+                problems.append("payload.source is required")
+            if payload.get("severity") not in PD_SEVERITIES:
+                problems.append(f"payload.severity {payload.get('severity')!r}")
+            if "timestamp" in payload:
+                try:
+                    datetime.fromisoformat(payload["timestamp"].replace("Z", "+00:00"))
+                except (AttributeError, ValueError):
+                    problems.append("payload.timestamp is not ISO 8601")
+            if "custom_details" in payload and not isinstance(payload["custom_details"], dict):
+                problems.append("payload.custom_details must be an object")
+            for link in event.get("links") or []:
+                if not isinstance(link, dict) or not str(link.get("href", "")).startswith(("http", "file:")):
+                    problems.append(f"link {link!r} needs an href")
+        if problems:
+            body = {"status": "invalid event", "message": "Event object is invalid", "errors": problems}
+            return 400, json.dumps(body).encode(), problems
+        body = {"status": "success", "message": "Event processed", "dedup_key": dedup or "generated"}
+        return 202, json.dumps(body).encode(), []
+
+    def events(self) -> list[dict[str, Any]]:
+        return self.json_bodies()
+
+
+class Jira(StandIn):
+    """Jira Cloud REST v3: POST /rest/api/3/issue/{key}/attachments (multipart, field `file`, X-Atlassian-Token:
+    no-check) and POST /rest/api/3/issue/{key}/comment (ADF body), with basic auth user:token."""
+
+    def __init__(self, user: str, token: str, key: str) -> None:
+        self.auth = "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode()
+        self.key = key
+        self.attachments: list[tuple[str, str, bytes]] = []  # (field name, filename, content)
+        self.comments: list[dict[str, Any]] = []
+        super().__init__()
+
+    def check(self, request: dict[str, Any]) -> tuple[int, bytes, list[str]]:
+        headers = request["headers"]
+        if headers.get("authorization") != self.auth:
+            return 401, b'{"errorMessages":["not authenticated"]}', ["wrong or missing basic auth"]
+        base = f"/rest/api/3/issue/{self.key}"
+        if request["path"] == f"{base}/attachments":
+            return self._attachments(request)
+        if request["path"] == f"{base}/comment":
+            return self._comment(request)
+        return 404, b'{"errorMessages":["Issue does not exist"]}', [f"unexpected path {request['path']}"]
+
+    def _attachments(self, request: dict[str, Any]) -> tuple[int, bytes, list[str]]:
+        headers = request["headers"]
+        problems = []
+        if headers.get("x-atlassian-token") != "no-check":
+            problems.append("X-Atlassian-Token: no-check is missing")
+        content_type = headers.get("content-type", "")
+        if not content_type.startswith("multipart/form-data") or "boundary=" not in content_type:
+            return 415, b"{}", problems + ["not multipart/form-data with a boundary"]
+        message = BytesParser(policy=policy.HTTP).parsebytes(
+            f"Content-Type: {content_type}\r\n\r\n".encode() + request["body"]
+        )
+        parts = list(message.iter_parts())
+        if not parts:
+            problems.append("no parts")
+        answer = []
+        for part in parts:
+            name = part.get_param("name", header="content-disposition")
+            filename = part.get_filename()
+            if name != "file":
+                problems.append(f"multipart field {name!r}, not 'file'")
+            if not filename:
+                problems.append("a part without filename")
+            content = part.get_payload(decode=True) or b""
+            self.attachments.append((name, filename, content))
+            answer.append({"filename": filename, "size": len(content)})
+        if problems:
+            return 400, b"{}", problems
+        return 200, json.dumps(answer).encode(), []
+
+    def _comment(self, request: dict[str, Any]) -> tuple[int, bytes, list[str]]:
+        try:
+            body = json.loads(request["body"])
+        except ValueError:
+            return 400, b"{}", ["comment body is not JSON"]
+        document = body.get("body") or {}
+        problems = []
+        if document.get("type") != "doc" or document.get("version") != 1:
+            problems.append("body must be an ADF doc, version 1")
+        problems += adf_problems(document)
+        if problems:
+            return 400, b"{}", problems
+        self.comments.append(document)
+        return 201, b'{"id":"10000"}', []
+
+
+def adf_problems(node: dict[str, Any], where: str = "doc") -> list[str]:
+    """The Atlassian Document Format rules these comments use: allowed children, non-empty text nodes."""
+    kind = node.get("type")
+    problems = []
+    if kind == "text":
+        if not isinstance(node.get("text"), str) or not node["text"]:
+            problems.append(f"{where}: empty text node")
+        return problems
+    allowed = ADF_CHILDREN.get(kind)
+    for i, child in enumerate(node.get("content") or []):
+        if allowed is not None and child.get("type") not in allowed:
+            problems.append(f"{where}: {child.get('type')!r} inside {kind!r}")
+        problems += adf_problems(child, f"{where}/{child.get('type')}[{i}]")
+    return problems
+
+
+def adf_text(node: dict[str, Any]) -> str:
+    if node.get("type") == "text":
+        return node["text"]
+    return " ".join(adf_text(c) for c in node.get("content") or [])
+
+
+class Smtp:
+    """aiosmtpd on a free port, requiring AUTH LOGIN/PLAIN with this user and password (no TLS: local test)."""
+
+    def __init__(self, user: str, password: str) -> None:
+        from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import AuthResult
+
+        self.messages: list[dict[str, Any]] = []
+        self.logins: list[tuple[str, bool]] = []
+        owner = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
+                owner.messages.append(
+                    {
+                        "from": envelope.mail_from,
+                        "to": list(envelope.rcpt_tos),
+                        "raw": envelope.original_content or envelope.content,
+                        "authenticated": bool(session.authenticated),
+                    }
+                )
+                return "250 Message accepted for delivery"
+
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            ok = auth_data.login.decode() == user and auth_data.password.decode() == password
+            owner.logins.append((auth_data.login.decode(), ok))
+            return AuthResult(success=ok)
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        with warnings.catch_warnings():  # "AUTH without TLS": deliberate, on 127.0.0.1 only
+            warnings.simplefilter("ignore", UserWarning)
+            self.controller = Controller(
+                Handler(),
+                hostname="127.0.0.1",
+                port=self.port,
+                authenticator=authenticator,
+                auth_require_tls=False,
+                auth_required=True,
+            )
+            self.controller.start()
+
+    def parsed(self, index: int = -1):
+        return message_from_bytes(self.messages[index]["raw"], policy=policy.default)
+
+    def close(self) -> None:
+        self.controller.stop()
