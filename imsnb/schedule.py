@@ -386,6 +386,7 @@ def run_schedule(schedule: Schedule, *, outputs: Path | str = "outputs", at: dat
     environment, the incident from its pattern, fail-on ERROR, never actions (no run key), then the run folder
     uploaded to its archive. An upload failure is returned, not raised (the local run folder is complete)."""
     from imsnb import archive as archive_mod
+    from imsnb import notify
     from imsnb.runner import run_notebook
 
     url = schedule.archive_url()
@@ -400,14 +401,18 @@ def run_schedule(schedule: Schedule, *, outputs: Path | str = "outputs", at: dat
             outputs=outputs,
             timeout_s=schedule.timeout_s,
             allow_actions=False,  # a scheduled run plans actions in its report, never applies them
-            # notify="changes",  # scheduled runs notify on changes: pass it here when run_notebook takes `notify`
         )
-    keys, error = [], None
-    if url:
-        try:
-            keys = archive_mod.upload(url, [result.folder], result.folder.parent)
-        except archive_mod.UploadFailed as exc:
-            error = str(exc)
+        keys, error = [], None
+        if url:
+            try:
+                keys = archive_mod.upload(url, [result.folder], result.folder.parent)
+            except archive_mod.UploadFailed as exc:
+                error = str(exc)
+        # A scheduled run tells people when the state changes (a new finding at a level, an escalation, a
+        # resolution), not every time, through the [notify] routes of the schedule's imsnb.toml (state kept in the
+        # archive). A channel that fails is a line on stderr and a record in summary.json, never a failed run.
+        if config.toml_section("notify") is not None:
+            notify.deliver([result], mode="changes", archive=url if keys else None)
     return ScheduledRun(result, url, keys, error)
 
 

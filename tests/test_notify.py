@@ -539,3 +539,29 @@ def test_pagerduty_down_is_retried_on_the_next_run_and_clears_by_absence(servers
     assert [(e["event_action"], e["dedup_key"]) for e in events] == [("resolve", "imsnb/prod/cache/cache.evictions")]
     assert json.loads((outputs / ".notify-state.json").read_text())["checks"] == {}
     assert servers["pagerduty"].problems == []
+
+
+def test_a_scheduled_run_notifies_on_changes_only(world, servers, tmp_path):
+    """`imsnb schedule run` (what cron and Airflow run) notifies by default, but only when the state changes."""
+    config = tmp_path / "imsnb.toml"
+    config.write_text(
+        imsnb_toml(servers["pagerduty"].events_url, servers["smtp"].port)
+        + '\n[schedules.hc]\nnotebook = "health_check"\ncron = "0 */4 * * *"\n'
+    )
+    env = {**world["env"], "IMSNB_CONFIG": str(config)}
+    sent = []
+    for _ in range(2):
+        before = counts(servers)
+        proc = subprocess.run(
+            [sys.executable, "-m", "imsnb.cli", "schedule", "run", "hc", "--outputs", str(tmp_path / "outputs")],
+            cwd=tmp_path,
+            env={**env, **WARNING_LEVELS},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode in (0, 1), proc.stderr[-2000:]
+        sent.append(new_since(servers, before))
+    assert len(sent[0]["slack"]) == 1 and len(sent[0]["smtp"]) == 1, "the first scheduled WARNING is news"
+    assert sent[1] == {"slack": [], "pagerduty": [], "jira": [], "smtp": []}, "the same WARNING again is not"
+    assert servers["slack"].problems == []
