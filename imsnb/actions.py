@@ -120,7 +120,7 @@ class Keys:
     def missing(self) -> str | None:
         """Which key is missing, as a line for the notebook; None when both are turned and an approver is named."""
         notebook_hint = "set the parameter apply_actions=True (`-p apply_actions True`) and name the approver"
-        run_hint = "run with `imsnb run --allow-actions` (or IMSNB_ALLOW_ACTIONS=1 for an interactive kernel)"
+        run_hint = "run with `imsnb run --allow-actions` (or start the interactive kernel with IMSNB_ALLOW_ACTIONS=1)"
         if not self.notebook and not self.run:
             return f"both keys are missing: {notebook_hint}, and {run_hint}"
         if not self.notebook:

@@ -121,8 +121,7 @@ def run_notebook(
         duration = time.monotonic() - clock
         summary = summarize(executed, notebook=path.stem, incident_id=incident)
         summary["actions"] = merge_journal(summary["actions"], read_journal(journal))
-        if status != "ok":
-            _note_unfinished_actions(executed, summary["actions"])
+        _note_unfinished_actions(executed, summary["actions"])
         summary.update(started_at=_iso(started), finished_at=_iso(datetime.now(UTC)), duration_s=round(duration, 2))
         if status != "ok":
             summary["status"] = status

@@ -74,6 +74,7 @@ def test_an_environment_table_that_sets_the_run_key_is_refused_and_nothing_is_fl
         ("IMSNB_CELL_TIMEOUT_S", "not a target setting"),
         ("PATH", "not a target setting"),
         ("PYTHONSTARTUP", "not a target setting"),
+        ("AWS_ENDPOINT_URL", "not a target setting"),  # signed requests and session tokens would go there
     ],
 )
 def test_environment_tables_take_only_target_settings(tmp_path, monkeypatch, capsys, key, said):
