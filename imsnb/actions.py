@@ -6,19 +6,25 @@ plans as a table and applies them only when both keys are turned:
 
 - the notebook key: the parameter `apply_actions=True`, with `approver` naming who approved;
 - the run key: `imsnb run --allow-actions` (which sets IMSNB_ALLOW_ACTIONS=1 for the kernel; headless runs
-  without the flag never see the variable), or `IMSNB_ALLOW_ACTIONS=1` in the environment of an interactive kernel.
+  without the flag never see the variable), or `IMSNB_ALLOW_ACTIONS=1` in the environment of an interactive kernel
+  when it starts. It is read once, when imsnb is imported (`imsnb._started`); a later os.environ change (a named
+  environment, a cell) does not turn it.
 
 With one key, nothing happens and a line says which key is missing. With both, each plan re-checks its precondition
 right before acting (the backend is still the same session, the instance is `available`, the service exists and the
 count is within bounds, the Redis database is the one named); a changed world means skipped, with the reason.
-Every outcome is shown in the notebook and emitted as `application/vnd.imsnb.actions+json`, which the runner
-collects into `summary.json` under `actions`.
+Write-ahead: with both keys, each plan is recorded as `applying` (with `applying_at`) before it acts — in the
+notebook's actions output, updated in place, and in the runner's journal file — and again with its outcome, so a
+run killed mid-action still shows what was being applied. Every outcome is shown in the notebook and emitted as
+`application/vnd.imsnb.actions+json`, which the runner collects into `summary.json` under `actions`.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import os
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,17 +33,21 @@ from typing import Any
 
 import pandas as pd
 
-from imsnb import postgres
+from imsnb import _started, postgres
 from imsnb.aws import _aws
 from imsnb.aws.ecs import _describe
 from imsnb.findings import threshold
 
 ACTIONS_MIME = "application/vnd.imsnb.actions+json"
-ALLOW_ENV = "IMSNB_ALLOW_ACTIONS"
+ALLOW_ENV = _started.ALLOW_ENV
 MAX_BACKENDS = 5  # blast-radius cap: at most this many backends cancelled or terminated per run
+MAX_BACKENDS_LIMIT = 50  # hard upper bound: max_backends above this is refused
+MAX_COUNT_LIMIT = 100  # hard upper bound on an ECS desired count, whatever max_count says
+WAIT_MARGIN_S = 30.0  # long waits stop this long (or a fifth of the timeout, at least 5 s) before the cell timeout
 RESTORE_WAIT_S = 1800.0
 RESTORE_POLL_S = 15.0
 RECORD_KEYS = [
+    "id",
     "action",
     "target",
     "reason",
@@ -48,6 +58,7 @@ RECORD_KEYS = [
     "detail",
     "approver",
     "planned_at",
+    "applying_at",
     "finished_at",
 ]
 
@@ -83,6 +94,7 @@ class Plan:
 
     def record(self) -> dict[str, Any]:
         return {
+            "id": secrets.token_hex(6),
             "action": self.action,
             "target": self.target,
             "reason": self.reason,
@@ -93,6 +105,7 @@ class Plan:
             "detail": "" if self.within_cap else self.cap_note,
             "approver": None,
             "planned_at": self.planned_at,
+            "applying_at": None,
             "finished_at": None,
         }
 
@@ -107,7 +120,7 @@ class Keys:
     def missing(self) -> str | None:
         """Which key is missing, as a line for the notebook; None when both are turned and an approver is named."""
         notebook_hint = "set the parameter apply_actions=True (`-p apply_actions True`) and name the approver"
-        run_hint = "run with `imsnb run --allow-actions` (or IMSNB_ALLOW_ACTIONS=1 for an interactive kernel)"
+        run_hint = "run with `imsnb run --allow-actions` (or start the interactive kernel with IMSNB_ALLOW_ACTIONS=1)"
         if not self.notebook and not self.run:
             return f"both keys are missing: {notebook_hint}, and {run_hint}"
         if not self.notebook:
@@ -120,10 +133,10 @@ class Keys:
 
 
 def keys(apply_actions: bool = False, approver: str = "") -> Keys:
-    """The two keys as they stand now: the notebook's parameter and the run's flag (IMSNB_ALLOW_ACTIONS=1)."""
+    """The two keys: the notebook's parameter and the run's key, as the process was started (never os.environ now)."""
     return Keys(
         notebook=apply_actions is True,
-        run=os.environ.get(ALLOW_ENV, "").strip() == "1",
+        run=_started.run_key(),
         approver=" ".join(str(approver or "").split()),
     )
 
@@ -131,19 +144,58 @@ def keys(apply_actions: bool = False, approver: str = "") -> Keys:
 def execute(
     plans: list[Plan], *, apply_actions: bool = False, approver: str = "", title: str = "Actions"
 ) -> pd.DataFrame:
-    """Show the plans and, with both keys, re-check and apply each; every outcome is displayed and recorded."""
+    """Show the plans and, with both keys, re-check and apply each; every outcome is displayed and recorded.
+
+    Write-ahead: each plan is recorded as `applying` (the notebook output, updated in place, and the runner's
+    journal) before it acts, and again with its outcome."""
     turned = keys(apply_actions, approver)
-    records = []
-    for plan in plans:
-        record = plan.record()
-        if turned.missing is None:
-            record.update(_outcome(plan), approver=turned.approver, finished_at=_now())
-        else:
+    records = [plan.record() for plan in plans]
+    if turned.missing is not None:
+        for record in records:
             record["detail"] = f"not applied: {turned.missing}"
-        records.append(record)
-    frame = pd.DataFrame(records, columns=RECORD_KEYS)
-    _display_outcome(frame, turned, title)
+    display_id = f"imsnb-actions-{secrets.token_hex(6)}"
+    _display_outcome(_frame(records), turned, title, display_id=display_id, stage="start")
+    if turned.missing is None:
+        for plan, record in zip(plans, records, strict=True):
+            if plan.within_cap:
+                record.update(status="applying", approver=turned.approver, applying_at=_now())
+                record["detail"] = "applying: started, outcome not yet known"
+                _journal(record)
+                _display_outcome(_frame(records), turned, title, display_id=display_id, stage="progress")
+            record.update(_outcome(plan), approver=turned.approver, finished_at=_now())
+            _journal(record)
+            _display_outcome(_frame(records), turned, title, display_id=display_id, stage="progress")
+    frame = _frame(records)
+    _display_outcome(frame, turned, title, display_id=display_id, stage="final")
     return frame
+
+
+def _frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame(records, columns=RECORD_KEYS)
+
+
+def _journal(record: dict[str, Any]) -> None:
+    """Append the record to the runner's journal, on disk before anything else happens (no journal: nothing)."""
+    path = _started.journal_path()
+    if path is None:
+        return
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record, default=str) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def wait_deadline(wait_s: float) -> tuple[float, str]:
+    """time.monotonic() until which a long wait may go, and a note when the runner's cell timeout shortens it."""
+    asked = time.monotonic() + wait_s
+    cell_end = _started.cell_deadline()
+    if cell_end is None:
+        return asked, ""
+    timeout = _started.cell_timeout_s() or 0.0
+    bound = cell_end - min(WAIT_MARGIN_S, max(5.0, timeout / 5))
+    if bound >= asked:
+        return asked, ""
+    return bound, f"the wait stops short of the run's cell timeout of {timeout:g} s (--timeout)"
 
 
 def _outcome(plan: Plan) -> dict[str, str]:
@@ -163,22 +215,30 @@ def _outcome(plan: Plan) -> dict[str, str]:
         return {"status": "failed", "detail": _one_line(exc)}
 
 
-def _display_outcome(frame: pd.DataFrame, turned: Keys, title: str) -> None:
-    from imsnb.report import _display
+def _display_outcome(frame: pd.DataFrame, turned: Keys, title: str, *, display_id: str, stage: str = "final") -> None:
+    """One output per `execute`, shown at the start and updated in place as each plan is applied."""
 
     if turned.missing is None:
         line = f"Both keys turned; approved by {turned.approver}. Each action re-checked its precondition first."
     else:
         line = f"Plan only, nothing was changed: {turned.missing}."
-    shown = frame.drop(columns=["planned_at", "finished_at"])
+    shown = frame.drop(columns=["id", "planned_at", "applying_at", "finished_at"])
     table = "<p><i>(nothing to do)</i></p>" if frame.empty else shown.to_html(index=False)
-    _display(
-        {
-            "text/html": f"<p><b>{html.escape(title)}.</b> {html.escape(line)}</p>{table}",
-            "text/plain": f"{title}. {line}\n" + ("(nothing to do)" if frame.empty else shown.to_string(index=False)),
-            ACTIONS_MIME: {"title": title, "keys": _keys_dict(turned), "actions": _records(frame)},
-        }
-    )
+    data = {
+        "text/html": f"<p><b>{html.escape(title)}.</b> {html.escape(line)}</p>{table}",
+        "text/plain": f"{title}. {line}\n" + ("(nothing to do)" if frame.empty else shown.to_string(index=False)),
+        ACTIONS_MIME: {"title": title, "keys": _keys_dict(turned), "actions": _records(frame)},
+    }
+    try:
+        from IPython.display import display, update_display
+    except ImportError:  # plain Python: print the text form once, at the end
+        if stage == "final":
+            print(data["text/plain"])
+        return
+    if stage == "start":
+        display(data, raw=True, display_id=display_id)
+    else:
+        update_display(data, raw=True, display_id=display_id)
 
 
 def _keys_dict(turned: Keys) -> dict[str, Any]:
@@ -294,6 +354,36 @@ def _row(r, action: str, reason: str, blocks: int, age_s: float, query: str) -> 
     }
 
 
+def check_max_backends(max_backends: int) -> None:
+    """max_backends within [0, MAX_BACKENDS_LIMIT], else BadParameter naming the limit."""
+    from imsnb.errors import BadParameter
+
+    if not 0 <= max_backends <= MAX_BACKENDS_LIMIT:
+        raise BadParameter(
+            f"max_backends must be between 0 and {MAX_BACKENDS_LIMIT} (the hard limit per run), not {max_backends}: "
+            "terminate more in several reviewed runs"
+        )
+
+
+def check_max_count(max_count: int) -> None:
+    """max_count within [0, MAX_COUNT_LIMIT], else BadParameter naming the limit."""
+    from imsnb.errors import BadParameter
+
+    if not 0 <= max_count <= MAX_COUNT_LIMIT:
+        raise BadParameter(
+            f"max_count must be between 0 and {MAX_COUNT_LIMIT} (the hard limit on an ECS desired count), "
+            f"not {max_count}"
+        )
+
+
+def check_bounds(parameters: dict[str, Any]) -> None:
+    """The actions' hard limits on a run's parameters (max_backends, max_count), checked before a kernel starts."""
+    if isinstance(parameters.get("max_backends"), int):
+        check_max_backends(parameters["max_backends"])
+    if isinstance(parameters.get("max_count"), int):
+        check_max_count(parameters["max_count"])
+
+
 def backend_actions(
     db: postgres.Database | None = None,
     *,
@@ -301,9 +391,9 @@ def backend_actions(
     idle_in_transaction_s: float | None = None,
     max_backends: int = MAX_BACKENDS,
 ) -> list[Plan]:
-    """`terminate_backends_plan`'s rows as plans: blockers and stuck sessions first, at most `max_backends`."""
-    if max_backends < 0:
-        raise ValueError(f"max_backends must be 0 or more, not {max_backends}")
+    """`terminate_backends_plan`'s rows as plans: blockers and stuck sessions first, at most `max_backends`
+    (0 to MAX_BACKENDS_LIMIT; anything else is refused)."""
+    check_max_backends(max_backends)
     table = terminate_backends_plan(
         db, long_running_s=long_running_s, idle_in_transaction_s=idle_in_transaction_s, max_backends=max_backends
     )
@@ -312,6 +402,7 @@ def backend_actions(
 
 def backend_action(db: postgres.Database | None, row: dict[str, Any], *, max_backends: int = MAX_BACKENDS) -> Plan:
     """One cancel or terminate for the session in `row` (pid, backend_start, query_start as the plan saw them)."""
+    check_max_backends(max_backends)
     function = row["action"]
     if function not in SIGNAL_SQL:
         raise ValueError(f"unknown backend action {function!r}: use pg_cancel_backend or pg_terminate_backend")
@@ -425,15 +516,19 @@ def flush_action(cache: Any = None, *, db: int = 0) -> Plan:
 
     planned = flush_plan(cache, db=db).iloc[0]
     server = redis_cache._cache(cache)
+    planned_run_id = _run_id(server)
 
     def recheck() -> str | None:
         info = server.call("client_info")
         connected = int(info.get(CLIENT_DB_FIELD, -1))
         if connected != db:
             return f"connected to db {connected}, the plan names db {db}: set REDIS_DB={db} (or the URL's /{db})"
-        label = server.label.split("/")[0]
-        if f"{label}/{db}" != planned["target"]:
-            return f"the server changed since the plan ({planned['target']} → {label}/{db})"
+        now_run_id = _run_id(server)
+        if now_run_id != planned_run_id:
+            return (
+                f"the server behind {planned['target']} changed since the plan (run_id {planned_run_id[:8]}… → "
+                f"{now_run_id[:8]}…: restarted or failed over): plan again"
+            )
         return None
 
     def apply() -> str:
@@ -451,6 +546,14 @@ def flush_action(cache: Any = None, *, db: int = 0) -> Plan:
         recheck=recheck,
         apply=apply,
     )
+
+
+def _run_id(server: Any) -> str:
+    """The Redis server's run_id: random at each start, so a restarted or failed-over server has another one."""
+    run_id = server.call("info", "server").get("run_id")
+    if not run_id:
+        raise LookupError("the server reports no run_id: cannot tell it is the one planned against")
+    return run_id.decode() if isinstance(run_id, bytes) else str(run_id)
 
 
 # --- AWS: RDS and ECS ----------------------------------------------------------------------------------------------
@@ -591,6 +694,7 @@ def rds_restore_action(
             **extra,
         )
         started = time.monotonic()
+        deadline, bounded = wait_deadline(wait_s)
         while True:
             now = _instance(aws, new_instance_id)
             status = now.get("DBInstanceStatus")
@@ -602,9 +706,13 @@ def rds_restore_action(
                 )
             if status in ("failed", "incompatible-restore", "incompatible-parameters", "deleting"):
                 raise RuntimeError(f"{new_instance_id} is {status}")
-            if time.monotonic() - started > wait_s:
-                raise TimeoutError(f"{new_instance_id} still {status!r} after {wait_s:g} s; keep waiting by hand")
-            time.sleep(poll_s)
+            if time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"the restore was started but {new_instance_id} is still {status!r} after "
+                    f"{time.monotonic() - started:.0f} s ({bounded or f'wait_s is {wait_s:g} s'}); keep waiting by "
+                    f"hand: aws rds wait db-instance-available --db-instance-identifier {new_instance_id}"
+                )
+            time.sleep(max(0.0, min(poll_s, deadline - time.monotonic())))
 
     created = snapshot.get("created")
     return Plan(
@@ -626,8 +734,9 @@ def _service(aws: Any, cluster: str, service: str) -> dict[str, Any]:
 
 
 def desired_count_bounds(current: int, max_count: int = 0) -> tuple[int, int]:
-    """[1, 2x current] (at least 1), or [1, max_count] when widened explicitly."""
-    return 1, max_count if max_count > 0 else max(2 * current, 1)
+    """[1, 2x current] (at least 1), or [1, max_count] when widened explicitly; never above MAX_COUNT_LIMIT."""
+    high = max_count if max_count > 0 else max(2 * current, 1)
+    return 1, min(high, MAX_COUNT_LIMIT)
 
 
 def ecs_desired_count_action(
@@ -637,6 +746,12 @@ def ecs_desired_count_action(
     current = int(_service(aws, cluster, service).get("desiredCount", 0))
     low, high = desired_count_bounds(current, max_count)
     within = low <= to <= high
+    if max(to, max_count) > MAX_COUNT_LIMIT:
+        cap_note = (
+            f"{to} is outside [{low}, {high}]: the hard limit is {MAX_COUNT_LIMIT} tasks, whatever max_count says"
+        )
+    else:
+        cap_note = f"{to} is outside [{low}, {high}] (at most twice the current {current}): widen with max_count"
 
     def recheck() -> str | None:
         now = _service(aws, cluster, service)
@@ -660,18 +775,29 @@ def ecs_desired_count_action(
         recheck=recheck,
         apply=apply,
         within_cap=within,
-        cap_note=f"{to} is outside [{low}, {high}] (at most twice the current {current}): widen with max_count",
+        cap_note=cap_note,
     )
 
 
 def ecs_rollback_action(
-    cluster: str, service: str, revisions: pd.DataFrame, *, reason: str = "", aws: Any = None
+    cluster: str, service: str, revisions: pd.DataFrame | None = None, *, reason: str = "", aws: Any = None
 ) -> Plan | None:
-    """Roll the service back to the task definition revision before the one it runs; None when there is none."""
+    """Roll the service back to the task definition revision before the one it runs, within the family it runs
+    (taken from the service's current `taskDefinition`, never from the service's name); None when there is none.
+
+    `revisions` (rows of `ecs.task_definition_revisions`) are used only where they belong to that family; when none
+    do, the family's revisions are listed here."""
+    from imsnb.aws import ecs
+
     current = _service(aws, cluster, service).get("taskDefinition", "")
     current_name = current.rsplit("/", 1)[-1]
-    revision = int(current_name.rsplit(":", 1)[-1]) if ":" in current_name else None
-    older = revisions[revisions["revision"] < revision] if revision is not None else revisions.iloc[0:0]
+    if ":" not in current_name:
+        return None
+    family, revision = current_name.rsplit(":", 1)[0], int(current_name.rsplit(":", 1)[-1])
+    candidates = _family_rows(revisions, family)
+    if candidates.empty:
+        candidates = _family_rows(ecs.task_definition_revisions(family, aws=_aws(aws)), family)
+    older = candidates[candidates["revision"] < revision]
     if older.empty:
         return None
     previous = older.sort_values("revision", ascending=False).iloc[0]
@@ -700,6 +826,14 @@ def ecs_rollback_action(
         recheck=recheck,
         apply=apply,
     )
+
+
+def _family_rows(revisions: pd.DataFrame | None, family: str) -> pd.DataFrame:
+    """The rows of `revisions` whose task definition is `family:N` exactly (not a family that starts alike)."""
+    if revisions is None or revisions.empty:
+        return pd.DataFrame(columns=["task_definition", "revision", "arn"])
+    names = revisions["task_definition"].astype(str).str.rsplit(":", n=1).str[0]
+    return revisions[names == family]
 
 
 def scaling_actions(

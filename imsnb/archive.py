@@ -134,6 +134,7 @@ def timeline(runs: list[dict[str, Any]]) -> list[dict[str, str]]:
                     a.get("reason"),
                     a.get("detail"),
                     f"approved by {a['approver']}" if a.get("approver") else None,
+                    _applying_note(a),
                     f"finished {a['finished_at']}" if a.get("finished_at") else None,
                 )
                 if part
@@ -150,6 +151,14 @@ def timeline(runs: list[dict[str, Any]]) -> list[dict[str, str]]:
                 }
             )
     return sorted(events, key=lambda e: e["at"])
+
+
+def _applying_note(action: dict[str, Any]) -> str | None:
+    """When the action began to act; for one still `applying` (the run died mid-action), that its outcome is unknown."""
+    since = action.get("applying_at")
+    if action.get("status") == "applying":
+        return f"applying since {since or '?'}, outcome unknown: the run stopped mid-action; check the target"
+    return f"started {since}" if since else None
 
 
 def read_postmortem(incident_dir: Path) -> dict[str, str]:
@@ -194,7 +203,7 @@ th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top
 th{background:#f3f3f3} td.n{text-align:right;white-space:nowrap} .t{white-space:nowrap}
 .OK{background:#e6f4e6}.INFO{background:#e8f0fb}.WARNING{background:#fff3cd}
 .ERROR{background:#f8d7da}.CRITICAL{background:#f1aeb5;font-weight:bold}
-.failed,.timeout{background:#f8d7da}
+.failed,.timeout{background:#f8d7da} .applying{background:#f1aeb5;font-weight:bold}
 textarea{width:100%;min-height:4em;font:inherit} label{font-weight:bold;display:block;margin-top:.8em}
 .note{color:#666;font-size:.9em}
 """

@@ -363,11 +363,25 @@ def toml_section(name: str) -> dict | None:
     return section
 
 
+# What a named environment may set: where the targets are, never a key, a journal or a bound of imsnb itself.
+TARGET_SETTINGS = frozenset(
+    {"DB_HOST", "DB_PORT", "DB_USER", "DB_NAME", "DB_SSLMODE"}
+    | {"PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSSLMODE", "PGSSLROOTCERT", "PGSSLCERT"}
+    | {"PGSSLKEY", "PGSERVICE", "PGSERVICEFILE", "PGPASSFILE", "PGCONNECT_TIMEOUT", "PGTARGETSESSIONATTRS"}
+    | {"REDIS_URL", "REDIS_HOST", "REDIS_PORT", "REDIS_DB", "REDIS_USERNAME"}
+    | {"IMSNB_API_URL", "API_HOST", "API_PORT", "PROMETHEUS_URL", "IMSNB_TLS_ENDPOINTS", "IMSNB_TLS_CA_FILE"}
+    | {"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"}  # not AWS_ENDPOINT_URL: it would get signed requests
+    | {variable for variable, _ in PROMETHEUS_NAMES.values()}
+    | {variable for variable, _ in AWS_NAMES.values()}
+)
+
+
 def environment_settings(name: str) -> dict[str, str]:
     """The `[environments.NAME]` table of imsnb.toml (env-var names as keys), or NotConfigured saying why not.
 
     Secret-looking keys are refused: secrets belong in the environment or a secrets store, never in a file that
-    travels with the notebooks.
+    travels with the notebooks. So is every key that is not a target setting (`TARGET_SETTINGS`): above all
+    IMSNB_ALLOW_ACTIONS, the run key, which only `imsnb run --allow-actions` gives.
     """
     path = config_file()
     if path is None:
@@ -381,8 +395,18 @@ def environment_settings(name: str) -> dict[str, str]:
         known = ", ".join(sorted(data.get("environments", {}))) or "none"
         raise NotConfigured(f"environment {name!r} is not in {path} (known: {known})")
     for key, value in section.items():
+        if key.upper().startswith("IMSNB_ALLOW"):
+            raise NotConfigured(
+                f"{path}: [environments.{name}] {key} is refused: the run key comes only from "
+                "`imsnb run --allow-actions` (or the environment an interactive kernel starts with)"
+            )
         if SECRET_ENV_NAME.search(key) or url_password(str(value)):
             raise NotConfigured(f"{path}: [environments.{name}] {key} looks like a secret: set it in the environment")
+        if key not in TARGET_SETTINGS:
+            raise NotConfigured(
+                f"{path}: [environments.{name}] {key} is not a target setting: an environment may set only "
+                "where the targets are (DB_*, PG*, REDIS_*, IMSNB_API_URL, PROMETHEUS_URL, AWS_REGION, ...)"
+            )
     return {key: str(value) for key, value in section.items()}
 
 

@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import quote
 
 from imsnb import __version__, config
-from imsnb.actions import ACTIONS_MIME
+from imsnb.actions import ACTIONS_MIME, check_bounds
 from imsnb.errors import BadParameter, NotConfigured
 from imsnb.findings import Severity
 from imsnb.notebooks import find_notebook, load_info
@@ -72,6 +72,7 @@ def prepare(
             raise BadParameter(str(exc)) from None
     if parameters.get("apply_actions") is True and not str(parameters.get("approver") or "").strip():
         raise BadParameter("apply_actions is True but no approver is named: add -p approver NAME (who approved)")
+    check_bounds(parameters)
     check_writable(Path(outputs))
     return path, parameters, incident
 
@@ -113,9 +114,14 @@ def run_notebook(
     clock = time.monotonic()
     scratch = Path(tempfile.mkdtemp(prefix="imsnb-run-"))
     try:
-        executed, status, error = _execute(path, scratch / "notebook.ipynb", params, timeout_s, allow_actions)
+        journal = scratch / "actions.jsonl"
+        executed, status, error = _execute(
+            path, scratch / "notebook.ipynb", params, timeout_s, allow_actions, journal=journal
+        )
         duration = time.monotonic() - clock
         summary = summarize(executed, notebook=path.stem, incident_id=incident)
+        summary["actions"] = merge_journal(summary["actions"], read_journal(journal))
+        _note_unfinished_actions(executed, summary["actions"])
         summary.update(started_at=_iso(started), finished_at=_iso(datetime.now(UTC)), duration_s=round(duration, 2))
         if status != "ok":
             summary["status"] = status
@@ -147,8 +153,57 @@ def _refresh_index(incident_dir: Path) -> None:
         logging.getLogger(__name__).warning("index.html of %s not rewritten: %s", incident_dir, exc)
 
 
+def read_journal(path: Path) -> list[dict[str, Any]]:
+    """The action journal the kernel wrote (one JSON record a line, write-ahead); a torn last line is ignored."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    records = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("id"):
+            records.append(record)
+    return records
+
+
+def merge_journal(actions: list[dict[str, Any]], journal: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The notebook's action records with the journal's later state of each laid over them (by `id`); records only
+    in the journal (the notebook output was lost with the kernel) are added."""
+    latest = {record["id"]: record for record in journal}
+    merged = [{**a, **latest.pop(a.get("id"), {})} if a.get("id") else a for a in actions]
+    return merged + list(latest.values())
+
+
+def _note_unfinished_actions(nb: dict, actions: list[dict[str, Any]]) -> None:
+    """A run that stopped mid-action says so at the top of the notebook (and so of report.html)."""
+    unfinished = [a for a in actions if a.get("status") == "applying"]
+    if not unfinished:
+        return
+    listed = "; ".join(f"{a.get('action')} on {a.get('target')} since {a.get('applying_at')}" for a in unfinished)
+    listed = "".join(f"\\{c}" if c in "\\`*_[]<>#|" else c for c in html.escape(listed, quote=False))
+    nb["cells"].insert(
+        0,
+        {
+            "cell_type": "markdown",
+            "id": "imsnb-applying",
+            "metadata": {"tags": ["imsnb-applying"]},
+            "source": f"**Actions still `applying` when the run stopped (outcome unknown: check):** {listed}",
+        },
+    )
+
+
 def _execute(
-    path: Path, output: Path, params: dict[str, Any], timeout_s: float, allow_actions: bool = False
+    path: Path,
+    output: Path,
+    params: dict[str, Any],
+    timeout_s: float,
+    allow_actions: bool = False,
+    *,
+    journal: Path | None = None,
 ) -> tuple[dict, str, dict | None]:
     """papermill in this process; returns the executed notebook (as a dict), the status and the error, if any."""
     import papermill
@@ -165,7 +220,9 @@ def _execute(
             log_output=False,
             execution_timeout=math.ceil(timeout_s),  # nbclient takes whole seconds only
             start_timeout=60,
-            kernel_manager_class=_kernel_manager_class(kernel_environment(allow_actions), cwd=path.parent.resolve()),
+            kernel_manager_class=_kernel_manager_class(
+                kernel_environment(allow_actions, journal=journal, timeout_s=timeout_s), cwd=path.parent.resolve()
+            ),
         )
     except papermill.PapermillExecutionError as exc:
         status = "failed"
@@ -188,16 +245,24 @@ def _execute(
     return executed, status, error
 
 
-def kernel_environment(allow_actions: bool = False) -> dict[str, str | None]:
+def kernel_environment(
+    allow_actions: bool = False, *, journal: Path | None = None, timeout_s: float | None = None
+) -> dict[str, str | None]:
     """What the kernel's environment differs by from this process's (None: removed).
 
     IMSNB_CONFIG: the kernel runs in notebooks/, so it is told which imsnb.toml the caller meant.
     IMSNB_ALLOW_ACTIONS: the run key of `imsnb.actions`; a headless run has it only with --allow-actions, never
-    inherited from an exported variable.
+    inherited from an exported variable. The kernel reads it once, when imsnb is imported (`imsnb._started`).
+    IMSNB_ACTIONS_JOURNAL: where the kernel writes each action as `applying` before it acts (write-ahead).
+    IMSNB_CELL_TIMEOUT_S: the cell timeout, so that long waits (a restore) stop short of it.
     """
-    from imsnb.actions import ALLOW_ENV
+    from imsnb._started import ALLOW_ENV, CELL_TIMEOUT_ENV, JOURNAL_ENV
 
-    changes: dict[str, str | None] = {ALLOW_ENV: "1" if allow_actions else None}
+    changes: dict[str, str | None] = {
+        ALLOW_ENV: "1" if allow_actions else None,
+        JOURNAL_ENV: str(journal) if journal is not None else None,
+        CELL_TIMEOUT_ENV: f"{math.ceil(timeout_s)}" if timeout_s else None,
+    }
     found = config.config_file()
     if "IMSNB_CONFIG" not in os.environ and found is not None:
         changes["IMSNB_CONFIG"] = str(found.resolve())

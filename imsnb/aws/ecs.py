@@ -74,15 +74,26 @@ def service_events(cluster: str, service: str, *, aws: Aws | None = None, limit:
     return pd.DataFrame(rows, columns=["at", "message"])
 
 
+def service_family(cluster: str, service: str, *, aws: Aws | None = None) -> str:
+    """The task definition family the service runs now (from its `taskDefinition`; not its own name)."""
+    current = _describe(_aws(aws), cluster, service).get("taskDefinition", "")
+    return current.rsplit("/", 1)[-1].rsplit(":", 1)[0]
+
+
 def task_definition_revisions(family: str, *, aws: Aws | None = None, limit: int = 10) -> pd.DataFrame:
-    """The newest revisions of a task definition family: what a rollback could go back to."""
+    """The newest revisions of a task definition family: what a rollback could go back to. Only `family` itself:
+    ECS's familyPrefix also lists families that merely start alike (ims-backend-canary for ims-backend)."""
     arns = _aws(aws).paginate(
         "ecs", "list_task_definitions", "taskDefinitionArns", limit=1000, familyPrefix=family, sort="DESC"
     )
     rows = []
-    for arn in arns[:limit]:
+    for arn in arns:
         name = arn.rsplit("/", 1)[-1]
+        if name.rsplit(":", 1)[0] != family:
+            continue
         rows.append({"task_definition": name, "revision": int(name.rsplit(":", 1)[-1]), "arn": arn})
+        if len(rows) >= limit:
+            break
     frame = pd.DataFrame(rows, columns=["task_definition", "revision", "arn"])
     return frame.sort_values("revision", ascending=False).reset_index(drop=True)
 
