@@ -209,7 +209,7 @@ def provisioner_class(server: ForkServer) -> type:
 
 def _serve(fd: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the caller decides when runs stop
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # kernels are reaped by the kernel (Linux), never zombies
+    signal.signal(signal.SIGCHLD, _reap)  # no zombies; their CPU time counts as the server's children's
     for name in WARM_MODULES:
         try:
             __import__(name)
@@ -241,6 +241,16 @@ def _serve(fd: int) -> None:
             continue
         socket.send_fds(sock, [json.dumps({"pid": pid}).encode()], [pidfd])
         os.close(pidfd)
+
+
+def _reap(_signum: int, _frame: object) -> None:
+    while True:
+        try:
+            pid, _status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
 
 
 def _become_kernel(request: dict[str, Any]) -> None:
