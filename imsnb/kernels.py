@@ -21,6 +21,8 @@ The runner starts the server as soon as a run's input is validated, so its impor
 
 from __future__ import annotations
 
+import ast
+import importlib
 import json
 import logging
 import os
@@ -31,43 +33,26 @@ import subprocess
 import sys
 import threading
 import traceback
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
-# What every catalogue notebook imports (the server imports them once). Not imsnb.actions: it reads the run key.
-WARM_MODULES = (
-    "ipykernel.kernelapp",
-    "ipykernel.ipkernel",
-    "IPython.core.interactiveshell",
-    "matplotlib_inline.backend_inline",
-    "numpy",
-    "pandas",
-    "matplotlib",
-    "matplotlib.figure",
-    "matplotlib.backends.backend_agg",
-    "boto3",
-    "botocore.session",
-    "psycopg",
-    "redis",
-    "imsnb.config",
-    "imsnb.findings",
-    "imsnb.window",
-    "imsnb.report",
-    "imsnb.charts",
-    "imsnb.postgres",
-    "imsnb.cache",
-    "imsnb.api",
-    "imsnb.host",
-    "imsnb.prometheus",
-    "imsnb.aws",
-    "imsnb.aws.cloudwatch",
-    "imsnb.aws.rds",
-    "imsnb.aws.ecs",
-    "imsnb.aws.logs",
-    "imsnb.aws.s3",
-    "imsnb.aws.elasticache",
-)
+# What every kernel imports before the first cell; the notebooks' own imports are added (`notebook_imports`).
+KERNEL_MODULES = ("ipykernel.kernelapp", "ipykernel.ipkernel")
+# What a module imports only when first used: warm it too when the module is warmed.
+LAZY_DEPENDENCIES = {
+    "imsnb.aws": ("boto3", "botocore.config", "botocore.exceptions"),
+    "imsnb.report": ("IPython.display",),
+    "imsnb.charts": ("numpy",),
+}
+# Never imported by the server: modules that read the environment (the run key) when imported.
+NEVER_WARM = ("imsnb.actions",)
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 KERNEL_MODULE = "ipykernel_launcher"
+
+
+# In a forked kernel: the pid of the server it was forked from (None in any other process).
+FORKED_FROM: int | None = None
 
 
 class ForkServerError(RuntimeError):
@@ -77,7 +62,8 @@ class ForkServerError(RuntimeError):
 class ForkServer:
     """A warm parent process that forks kernels on request. Thread-safe; close() (or the caller's exit) ends it."""
 
-    def __init__(self) -> None:
+    def __init__(self, modules: Iterable[str] = ()) -> None:
+        """Start the server; it imports ipykernel and `modules` (see `notebook_imports`) before its first fork."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._sock = ours
         self._lock = threading.Lock()
@@ -85,7 +71,7 @@ class ForkServer:
         env = dict(os.environ)
         env.setdefault("MPLBACKEND", INLINE_BACKEND)  # as ipykernel sets it, before matplotlib is imported
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "imsnb.kernels", str(theirs.fileno())],
+            [sys.executable, "-m", "imsnb.kernels", str(theirs.fileno()), *warm_set(modules)],
             pass_fds=[theirs.fileno()],
             env=env,
             stdin=subprocess.DEVNULL,
@@ -181,6 +167,43 @@ class ForkedKernel:
         self.send_signal(signal.SIGKILL)
 
 
+def notebook_imports(paths: Iterable[Path]) -> list[str]:
+    """The modules the code cells of these notebooks import (`from imsnb import postgres` → `imsnb.postgres`);
+    cells that do not parse are skipped (the kernel will say why)."""
+    found: dict[str, None] = {}
+    for path in paths:
+        try:
+            cells = json.loads(Path(path).read_text(encoding="utf-8")).get("cells", [])
+        except (OSError, ValueError, AttributeError):
+            continue
+        for cell in cells if isinstance(cells, list) else []:
+            if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+                continue
+            source = cell.get("source", "")
+            try:
+                tree = ast.parse("".join(source) if isinstance(source, list) else str(source))
+            except (SyntaxError, ValueError):
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    found.update(dict.fromkeys(alias.name for alias in node.names))
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    found[node.module] = None
+                    found.update(dict.fromkeys(f"{node.module}.{alias.name}" for alias in node.names))
+    return list(found)
+
+
+def warm_set(modules: Iterable[str]) -> list[str]:
+    """What the server imports: the kernel's own modules, `modules` and what they import lazily, never NEVER_WARM."""
+    chosen = dict.fromkeys(KERNEL_MODULES)
+    for name in modules:
+        chosen[name] = None
+        for prefix, extra in LAZY_DEPENDENCIES.items():
+            if name == prefix or name.startswith(prefix + "."):
+                chosen.update(dict.fromkeys(extra))
+    return [m for m in chosen if not any(m == n or m.startswith(n + ".") for n in NEVER_WARM)]
+
+
 def provisioner_class(server: ForkServer) -> type:
     """A LocalProvisioner that asks `server` for the kernel instead of starting an interpreter (and starts a plain
     one, with a warning in the log, when the server cannot give one)."""
@@ -207,13 +230,13 @@ def provisioner_class(server: ForkServer) -> type:
 # --- the server process -------------------------------------------------------------------------------------
 
 
-def _serve(fd: int) -> None:
+def _serve(fd: int, modules: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the caller decides when runs stop
     signal.signal(signal.SIGCHLD, _reap)  # no zombies; their CPU time counts as the server's children's
-    for name in WARM_MODULES:
+    for name in modules:
         try:
-            __import__(name)
-        except Exception:  # noqa: BLE001 - a module that fails here fails in the kernel too, with its own error
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - `from x import name` of a non-module; or it fails in the kernel too
             pass
     sock = socket.socket(fileno=fd)
     reader = sock.makefile("rb")
@@ -254,8 +277,10 @@ def _reap(_signum: int, _frame: object) -> None:
 
 
 def _become_kernel(request: dict[str, Any]) -> None:
+    global FORKED_FROM
     code = 1
     try:
+        FORKED_FROM = os.getppid()
         os.setpgid(0, 0)
         for signum in (signal.SIGCHLD, signal.SIGTERM):
             signal.signal(signum, signal.SIG_DFL)
@@ -289,4 +314,6 @@ def _become_kernel(request: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    _serve(int(sys.argv[1]))
+    from imsnb import kernels  # run as imsnb.kernels, not __main__, so a kernel can see FORKED_FROM
+
+    kernels._serve(int(sys.argv[1]), sys.argv[2:])

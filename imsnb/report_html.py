@@ -16,9 +16,9 @@ import html
 import re
 from typing import Any
 
+from imsnb.bundles import ACTIONS_MIME, FINDINGS_MIME
+
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
-FINDINGS_MIME = "application/vnd.imsnb.findings+json"
-ACTIONS_MIME = "application/vnd.imsnb.actions+json"
 # nbconvert's order for HTML, restricted to what a report can show without a script.
 PRIORITY = ("text/html", "image/svg+xml", "image/png", "image/jpeg", "text/markdown", "text/plain")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]")

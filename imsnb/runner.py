@@ -28,13 +28,12 @@ from typing import Any
 from urllib.parse import quote
 
 from imsnb import __version__, config
-from imsnb.actions import ACTIONS_MIME
+from imsnb.bundles import ACTIONS_MIME, FINDINGS_MIME
 from imsnb.errors import BadParameter, NotConfigured
 from imsnb.findings import Severity
-from imsnb.kernels import ForkServer
+from imsnb.kernels import ForkServer, notebook_imports
 from imsnb.notebooks import find_notebook, load_info
 from imsnb.parameters import check_incident_id, validate
-from imsnb.report import MIME_TYPE
 
 DEFAULT_TIMEOUT_S = 600
 EXIT_OK, EXIT_SEVERITY, EXIT_BAD_INPUT, EXIT_NOTEBOOK_FAILED = 0, 1, 2, 3
@@ -113,7 +112,7 @@ def run_notebook(
     path, params, incident = prepare(notebook, parameters or {}, incident_id, outputs)
     own_kernels = kernels is None and warm_kernels_enabled()
     if own_kernels:
-        kernels = ForkServer()  # its imports overlap ours (papermill) from here on
+        kernels = ForkServer(notebook_imports([path]))  # its imports overlap ours (papermill) from here on
     started = datetime.now(UTC)
     clock = time.monotonic()
     scratch = Path(tempfile.mkdtemp(prefix="imsnb-run-"))
@@ -185,6 +184,7 @@ def _execute(
             log_output=False,
             execution_timeout=math.ceil(timeout_s),  # nbclient takes whole seconds only
             start_timeout=60,
+            shutdown_kernel="immediate",  # every output is in by then; a graceful stop only costs time
             kernel_manager_class=_kernel_manager_class(
                 kernel_environment(allow_actions), cwd=path.parent.resolve(), ipc=output.parent, kernels=kernels
             ),
@@ -293,8 +293,8 @@ def summarize(nb: dict, *, notebook: str | None = None, incident_id: str | None 
             if out.get("output_type") == "error" and error is None:
                 error = {"ename": out.get("ename"), "evalue": out.get("evalue"), "cell_index": index}
             data = out.get("data", {})
-            if MIME_TYPE in data:
-                bundle = data[MIME_TYPE]
+            if FINDINGS_MIME in data:
+                bundle = data[FINDINGS_MIME]
             if ACTIONS_MIME in data:
                 actions.extend(data[ACTIONS_MIME].get("actions", []))
     parameters = dict(meta.get("parameters") or {})

@@ -23,7 +23,7 @@ from typing import Any
 
 from imsnb.errors import BadParameter
 from imsnb.findings import Severity
-from imsnb.kernels import ForkServer
+from imsnb.kernels import ForkServer, notebook_imports
 from imsnb.notebooks import find_notebook, list_notebooks, load_info
 from imsnb.parameters import check_incident_id
 from imsnb.runner import (
@@ -120,7 +120,8 @@ def run_suite(
     results: dict[int, RunResult] = {}
     errors: list[BaseException] = []
     # One warm parent forks every run's kernel (threads only: a spawned worker starts its own per run).
-    shared = {"kernels": ForkServer()} if workers == "thread" and warm_kernels_enabled() else {}
+    warm = workers == "thread" and warm_kernels_enabled()
+    shared = {"kernels": ForkServer(notebook_imports(find_notebook(name) for name, _ in plan))} if warm else {}
     with contextlib.ExitStack() as stack, _executor(workers, min(jobs, len(plan))) as pool:
         for server in shared.values():  # closed after the pool has finished every run
             stack.callback(server.close)

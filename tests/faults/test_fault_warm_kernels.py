@@ -22,7 +22,8 @@ import numpy, matplotlib
 print("FACTS " + json.dumps({
     "pid": os.getpid(), "ppid": os.getppid(), "pgid": os.getpgid(0), "leak": leaked,
     "key": os.environ.get("IMSNB_ALLOW_ACTIONS"), "mark": os.environ.get("IMSNB_TEST_MARK"),
-    "warm": "pandas" in sys.modules, "rand": numpy.random.rand(), "cwd": os.getcwd(),
+    "warm": getattr(sys.modules.get("imsnb.kernels"), "FORKED_FROM", None) is not None,
+    "rand": numpy.random.rand(), "cwd": os.getcwd(),
     "backend": matplotlib.get_backend().lower(),
 }))
 """
