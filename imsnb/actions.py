@@ -30,10 +30,9 @@ import pandas as pd
 from imsnb import postgres
 from imsnb.aws import _aws
 from imsnb.aws.ecs import _describe
-from imsnb.bundles import ACTIONS_MIME
+from imsnb.bundles import ACTIONS_MIME, ALLOW_ENV
 from imsnb.findings import threshold
 
-ALLOW_ENV = "IMSNB_ALLOW_ACTIONS"
 MAX_BACKENDS = 5  # blast-radius cap: at most this many backends cancelled or terminated per run
 RESTORE_WAIT_S = 1800.0
 RESTORE_POLL_S = 15.0

@@ -6,3 +6,5 @@ modules that produce them (and, through those, pandas and psycopg) into every CL
 
 FINDINGS_MIME = "application/vnd.imsnb.findings+json"
 ACTIONS_MIME = "application/vnd.imsnb.actions+json"
+# The run key's variable in a kernel's environment (set only by the runner, from --allow-actions).
+ALLOW_ENV = "IMSNB_ALLOW_ACTIONS"

@@ -22,6 +22,7 @@ The runner starts the server as soon as a run's input is validated, so its impor
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib
 import json
 import logging
@@ -67,7 +68,6 @@ class ForkServer:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._sock = ours
         self._lock = threading.Lock()
-        self._reader = ours.makefile("rb")
         env = dict(os.environ)
         env.setdefault("MPLBACKEND", INLINE_BACKEND)  # as ipykernel sets it, before matplotlib is imported
         self.process = subprocess.Popen(
@@ -112,6 +112,8 @@ class ForkServer:
     def close(self) -> None:
         """End the server (its kernels notice and exit: their parent poller watches it)."""
         try:
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)  # the server reads end-of-file and exits
             self._sock.close()
         finally:
             try:

@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import quote
 
 from imsnb import __version__, config
-from imsnb.bundles import ACTIONS_MIME, FINDINGS_MIME
+from imsnb.bundles import ACTIONS_MIME, ALLOW_ENV, FINDINGS_MIME
 from imsnb.errors import BadParameter, NotConfigured
 from imsnb.findings import Severity
 from imsnb.kernels import ForkServer, notebook_imports
@@ -217,8 +217,6 @@ def kernel_environment(allow_actions: bool = False) -> dict[str, str | None]:
     IMSNB_ALLOW_ACTIONS: the run key of `imsnb.actions`; a headless run has it only with --allow-actions, never
     inherited from an exported variable.
     """
-    from imsnb.actions import ALLOW_ENV
-
     changes: dict[str, str | None] = {ALLOW_ENV: "1" if allow_actions else None}
     found = config.config_file()
     if "IMSNB_CONFIG" not in os.environ and found is not None:
