@@ -1,11 +1,13 @@
 """How much does running a diagnosis as an archived notebook cost, against the same work in a plain process?
 
 Starts the db-degradation sandbox, then times, alternating, N times each:
-  plain     python running the notebook's code cells as a script (same library calls, no kernel, no artifact)
-  imsnb     `imsnb run db_performance` (kernel, papermill, scrubbing, HTML export, summary.json)
-  papermill the `papermill` CLI on the same notebook (kernel + executed notebook only, no HTML or summary)
+  plain         python running the notebook's code cells as a script (same library calls, no kernel, no artifact)
+  imsnb         `imsnb run db_performance` (kernel forked from a warm parent, scrubbing, HTML, summary.json)
+  imsnb-plain   the same with IMSNB_WARM_KERNELS=0 (a plain kernel, as before the warm parent)
+  papermill     the `papermill` CLI on the same notebook (kernel + executed notebook only, no HTML or summary)
 
-Prints medians and the ratios imsnb/plain and imsnb/papermill (the machine is shared: compare ratios, not seconds).
+Prints medians of wall time and of CPU time (the command and all its children: under load, CPU is the steadier
+measure), and the ratios imsnb/plain and imsnb/papermill (the machine is shared: compare ratios, not seconds).
 Usage: .venv/bin/python bench/run_overhead.py [N]
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -32,13 +35,16 @@ def notebook_as_script(path: Path) -> str:
     return "\n\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
 
 
-def timed(command: list[str], env: dict, cwd: Path) -> float:
+def timed(command: list[str], env: dict, cwd: Path) -> tuple[float, float]:
+    """Wall time and CPU time (user + system of the command and every process under it)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     result = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True)
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode not in (0, 1):
         raise SystemExit(f"{command[0]} failed ({result.returncode}):\n{result.stderr[-2000:]}")
-    return elapsed
+    return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main(rounds: int = 5) -> None:
@@ -47,23 +53,36 @@ def main(rounds: int = 5) -> None:
         env = {**os.environ, **sandbox.env(), "MPLBACKEND": "Agg"}
         script = work_dir / "db_performance.py"
         script.write_text(notebook_as_script(NOTEBOOK))
+        imsnb_run = [str(BIN / "imsnb"), "run", "db_performance", "--incident", "BENCH", "--outputs", str(work_dir)]
         commands = {
-            "plain": [sys.executable, str(script)],
-            "imsnb": [str(BIN / "imsnb"), "run", "db_performance", "--incident", "BENCH", "--outputs", str(work_dir)],
-            "papermill": [str(BIN / "papermill"), "--log-level", "ERROR", str(NOTEBOOK), str(work_dir / "out.ipynb")],
+            "plain": ([sys.executable, str(script)], env),
+            "imsnb": (imsnb_run, env),
+            "imsnb-plain": (imsnb_run, {**env, "IMSNB_WARM_KERNELS": "0"}),
+            "papermill": (
+                [str(BIN / "papermill"), "--log-level", "ERROR", str(NOTEBOOK), str(work_dir / "out.ipynb")],
+                env,
+            ),
         }
-        for command in commands.values():  # warm the page cache and the sandbox's statistics once
-            timed(command, env, ROOT / "notebooks")
-        times: dict[str, list[float]] = {name: [] for name in commands}
+        print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        for command, command_env in commands.values():  # warm the page cache and the sandbox's statistics once
+            timed(command, command_env, ROOT / "notebooks")
+        times: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
         for _ in range(rounds):
-            for name, command in commands.items():
-                times[name].append(timed(command, env, ROOT / "notebooks"))
-    median = {name: statistics.median(values) for name, values in times.items()}
-    for name, value in median.items():
-        spread = f"{min(times[name]):.2f}–{max(times[name]):.2f}"
-        print(f"{name:<10} median {value:6.2f} s  (range {spread} s over {rounds} runs)")
-    print(f"imsnb / plain      {median['imsnb'] / median['plain']:.2f}x   (aim: within 1.5x)")
-    print(f"imsnb / papermill  {median['imsnb'] / median['papermill']:.2f}x   (aim: under 1.0x)")
+            for name, (command, command_env) in commands.items():
+                times[name].append(timed(command, command_env, ROOT / "notebooks"))
+        print(f"load average after:  {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    wall = {name: statistics.median(w for w, _ in values) for name, values in times.items()}
+    cpu = {name: statistics.median(c for _, c in values) for name, values in times.items()}
+    for name in commands:
+        walls = [w for w, _ in times[name]]
+        spread = f"{min(walls):.2f}–{max(walls):.2f}"
+        print(f"{name:<12} wall {wall[name]:6.2f} s (range {spread} s over {rounds})   cpu {cpu[name]:6.2f} s")
+    for label, measure in (("wall", wall), ("cpu", cpu)):
+        print(
+            f"{label}: imsnb / plain {measure['imsnb'] / measure['plain']:.2f}x (aim: within 1.5x)   "
+            f"imsnb / papermill {measure['imsnb'] / measure['papermill']:.2f}x (aim: under 1.0x)   "
+            f"imsnb / imsnb-plain {measure['imsnb'] / measure['imsnb-plain']:.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -36,13 +36,20 @@ import pandas as pd
 from imsnb import _started, postgres
 from imsnb.aws import _aws
 from imsnb.aws.ecs import _describe
+from imsnb.bundles import ACTIONS_MIME
 from imsnb.findings import threshold
 
-ACTIONS_MIME = "application/vnd.imsnb.actions+json"
+# The hard limits live with the parameters (checked there before a kernel starts); re-exported for callers.
+from imsnb.parameters import (  # noqa: F401
+    MAX_BACKENDS_LIMIT,
+    MAX_COUNT_LIMIT,
+    check_bounds,
+    check_max_backends,
+    check_max_count,
+)
+
 ALLOW_ENV = _started.ALLOW_ENV
 MAX_BACKENDS = 5  # blast-radius cap: at most this many backends cancelled or terminated per run
-MAX_BACKENDS_LIMIT = 50  # hard upper bound: max_backends above this is refused
-MAX_COUNT_LIMIT = 100  # hard upper bound on an ECS desired count, whatever max_count says
 WAIT_MARGIN_S = 30.0  # long waits stop this long (or a fifth of the timeout, at least 5 s) before the cell timeout
 RESTORE_WAIT_S = 1800.0
 RESTORE_POLL_S = 15.0
@@ -352,36 +359,6 @@ def _row(r, action: str, reason: str, blocks: int, age_s: float, query: str) -> 
         "query_start": r.query_start,
         "query": query,
     }
-
-
-def check_max_backends(max_backends: int) -> None:
-    """max_backends within [0, MAX_BACKENDS_LIMIT], else BadParameter naming the limit."""
-    from imsnb.errors import BadParameter
-
-    if not 0 <= max_backends <= MAX_BACKENDS_LIMIT:
-        raise BadParameter(
-            f"max_backends must be between 0 and {MAX_BACKENDS_LIMIT} (the hard limit per run), not {max_backends}: "
-            "terminate more in several reviewed runs"
-        )
-
-
-def check_max_count(max_count: int) -> None:
-    """max_count within [0, MAX_COUNT_LIMIT], else BadParameter naming the limit."""
-    from imsnb.errors import BadParameter
-
-    if not 0 <= max_count <= MAX_COUNT_LIMIT:
-        raise BadParameter(
-            f"max_count must be between 0 and {MAX_COUNT_LIMIT} (the hard limit on an ECS desired count), "
-            f"not {max_count}"
-        )
-
-
-def check_bounds(parameters: dict[str, Any]) -> None:
-    """The actions' hard limits on a run's parameters (max_backends, max_count), checked before a kernel starts."""
-    if isinstance(parameters.get("max_backends"), int):
-        check_max_backends(parameters["max_backends"])
-    if isinstance(parameters.get("max_count"), int):
-        check_max_count(parameters["max_count"])
 
 
 def backend_actions(

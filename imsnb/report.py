@@ -15,9 +15,10 @@ from typing import Any
 import pandas as pd
 
 from imsnb import __version__
+from imsnb.bundles import FINDINGS_MIME
 from imsnb.findings import Finding, Findings, Severity, escalation_for, on_call
 
-MIME_TYPE = "application/vnd.imsnb.findings+json"
+MIME_TYPE = FINDINGS_MIME
 SEVERITY_STYLE = {
     "OK": "background:#e3f4e8;color:#1e6b3a",
     "INFO": "background:#e6eef8;color:#234e85",

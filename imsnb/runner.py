@@ -20,7 +20,6 @@ import os
 import secrets
 import shutil
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,12 +28,12 @@ from typing import Any
 from urllib.parse import quote
 
 from imsnb import __version__, config
-from imsnb.actions import ACTIONS_MIME, check_bounds
+from imsnb.bundles import ACTIONS_MIME, FINDINGS_MIME
 from imsnb.errors import BadParameter, NotConfigured
 from imsnb.findings import Severity
+from imsnb.kernels import ForkServer, notebook_imports
 from imsnb.notebooks import find_notebook, load_info
-from imsnb.parameters import check_incident_id, validate
-from imsnb.report import MIME_TYPE
+from imsnb.parameters import check_bounds, check_incident_id, validate
 
 DEFAULT_TIMEOUT_S = 600
 EXIT_OK, EXIT_SEVERITY, EXIT_BAD_INPUT, EXIT_NOTEBOOK_FAILED = 0, 1, 2, 3
@@ -97,11 +96,13 @@ def run_notebook(
     fail_on: str | Severity = Severity.ERROR,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     allow_actions: bool = False,
+    kernels: ForkServer | None = None,
 ) -> RunResult:
     """Execute one notebook into a new run folder; raises BadParameter (nothing written) for bad input.
 
     `allow_actions` is the run's key for `imsnb.actions` (the CLI's --allow-actions); without it the notebook's
-    actions are planned and shown, never applied.
+    actions are planned and shown, never applied. `kernels`: a warm parent to fork the kernel from (a suite shares
+    one); without it the run starts its own as soon as the input is valid, unless IMSNB_WARM_KERNELS=0.
     """
     try:
         threshold = Severity.parse(fail_on)
@@ -110,13 +111,16 @@ def run_notebook(
     if not timeout_s or timeout_s <= 0 or not math.isfinite(timeout_s):  # nan and inf: no bound at all
         raise BadParameter(f"timeout must be a positive number of seconds, not {timeout_s!r}")
     path, params, incident = prepare(notebook, parameters or {}, incident_id, outputs)
+    own_kernels = kernels is None and warm_kernels_enabled()
+    if own_kernels:
+        kernels = ForkServer(notebook_imports([path]))  # its imports overlap ours (papermill) from here on
     started = datetime.now(UTC)
     clock = time.monotonic()
     scratch = Path(tempfile.mkdtemp(prefix="imsnb-run-"))
     try:
         journal = scratch / "actions.jsonl"
         executed, status, error = _execute(
-            path, scratch / "notebook.ipynb", params, timeout_s, allow_actions, journal=journal
+            path, scratch / "notebook.ipynb", params, timeout_s, allow_actions, journal=journal, kernels=kernels
         )
         duration = time.monotonic() - clock
         summary = summarize(executed, notebook=path.stem, incident_id=incident)
@@ -133,6 +137,8 @@ def run_notebook(
         )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        if own_kernels:
+            kernels.close()
     _refresh_index(folder.parent)
     if summary["status"] != "ok":
         code = EXIT_NOTEBOOK_FAILED
@@ -196,6 +202,11 @@ def _note_unfinished_actions(nb: dict, actions: list[dict[str, Any]]) -> None:
     )
 
 
+def warm_kernels_enabled() -> bool:
+    """Kernels forked from a warm parent (imsnb.kernels), unless IMSNB_WARM_KERNELS=0 asks for plain ones."""
+    return os.environ.get("IMSNB_WARM_KERNELS", "1").strip() != "0"
+
+
 def _execute(
     path: Path,
     output: Path,
@@ -204,6 +215,7 @@ def _execute(
     allow_actions: bool = False,
     *,
     journal: Path | None = None,
+    kernels: ForkServer | None = None,
 ) -> tuple[dict, str, dict | None]:
     """papermill in this process; returns the executed notebook (as a dict), the status and the error, if any."""
     import papermill
@@ -220,8 +232,12 @@ def _execute(
             log_output=False,
             execution_timeout=math.ceil(timeout_s),  # nbclient takes whole seconds only
             start_timeout=60,
+            shutdown_kernel="immediate",  # every output is in by then; a graceful stop only costs time
             kernel_manager_class=_kernel_manager_class(
-                kernel_environment(allow_actions, journal=journal, timeout_s=timeout_s), cwd=path.parent.resolve()
+                kernel_environment(allow_actions, journal=journal, timeout_s=timeout_s),
+                cwd=path.parent.resolve(),
+                ipc=output.parent,
+                kernels=kernels,
             ),
         )
     except papermill.PapermillExecutionError as exc:
@@ -269,14 +285,30 @@ def kernel_environment(
     return changes
 
 
-def _kernel_manager_class(changes: dict[str, str | None], *, cwd: Path) -> type:
+def _kernel_manager_class(
+    changes: dict[str, str | None], *, cwd: Path, ipc: Path | None = None, kernels: ForkServer | None = None
+) -> type:
     """A kernel manager that starts the kernel in `cwd` with `changes` applied to its environment (never to this
     process's environment or working directory: papermill's own `cwd=` is a process-wide os.chdir, so concurrent
-    runs in threads would write each other's files in the wrong place or see each other's keys)."""
+    runs in threads would write each other's files in the wrong place or see each other's keys).
+
+    `ipc`: a private folder for the kernel's sockets (IPC, not TCP: no ports, nothing reachable from the network,
+    and no "running over TCP without encryption" warning). `kernels`: fork the kernel from this warm parent."""
     from jupyter_client import AsyncKernelManager
 
+    from imsnb.kernels import provisioner_class
+
+    provisioner = None if kernels is None else provisioner_class(kernels)
+
     class RunKernelManager(AsyncKernelManager):
+        if ipc is not None:
+            transport = "ipc"
+            ip = str(ipc / "kernel")
+
         async def start_kernel(self, **kw: Any) -> None:
+            if provisioner is not None and self.provisioner is None:
+                self.kernel_id = self.kernel_id or secrets.token_hex(16)
+                self.provisioner = provisioner(kernel_id=self.kernel_id, kernel_spec=self.kernel_spec, parent=self)
             env = dict(kw.pop("env", None) or os.environ)
             for name, value in changes.items():
                 if value is None:
@@ -320,8 +352,8 @@ def summarize(nb: dict, *, notebook: str | None = None, incident_id: str | None 
             if out.get("output_type") == "error" and error is None:
                 error = {"ename": out.get("ename"), "evalue": out.get("evalue"), "cell_index": index}
             data = out.get("data", {})
-            if MIME_TYPE in data:
-                bundle = data[MIME_TYPE]
+            if FINDINGS_MIME in data:
+                bundle = data[FINDINGS_MIME]
             if ACTIONS_MIME in data:
                 actions.extend(data[ACTIONS_MIME].get("actions", []))
     parameters = dict(meta.get("parameters") or {})
@@ -403,29 +435,10 @@ def scrub_tree(
 
 
 def export_html(notebook_json: str) -> str:
-    """A self-contained HTML report: charts embedded as PNG, no script or style fetched from the network."""
-    import nbformat
+    """A self-contained HTML report: the verdict first, charts embedded as PNG, nothing fetched, no script."""
+    from imsnb.report_html import render_report
 
-    body, _ = _html_exporter().from_notebook_node(nbformat.reads(notebook_json, as_version=4))
-    return body
-
-
-_EXPORTERS = threading.local()
-
-
-def _html_exporter() -> Any:
-    """One exporter per thread, kept: building one compiles its Jinja templates again (~0.6 s a run)."""
-    exporter = getattr(_EXPORTERS, "html", None)
-    if exporter is None:
-        from nbconvert import HTMLExporter
-
-        exporter = HTMLExporter(
-            template_name="lab",
-            extra_template_paths=[str(Path(__file__).parent / "templates")],
-            template_file="offline.html.j2",
-        )
-        _EXPORTERS.html = exporter
-    return exporter
+    return render_report(json.loads(notebook_json))
 
 
 def _write_run_folder(

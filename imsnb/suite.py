@@ -6,11 +6,13 @@ goes to the notebooks that declare it; a name no notebook in the suite declares 
 Workers are threads by default: each run's kernel is its own process, and the work left in this process
 (papermill's bookkeeping, scrubbing, the HTML export) is small; `bench/suite.py` measures threads against
 processes. Kernels get their cwd and environment explicitly (`runner._kernel_manager_class`), so nothing here touches
-os.environ or the process cwd.
+os.environ or the process cwd. With thread workers, one warm parent (`imsnb.kernels.ForkServer`) forks every
+run's kernel, so the imports every notebook makes are paid once per suite.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
@@ -21,6 +23,7 @@ from typing import Any
 
 from imsnb.errors import BadParameter
 from imsnb.findings import Severity
+from imsnb.kernels import ForkServer, notebook_imports
 from imsnb.notebooks import find_notebook, list_notebooks, load_info
 from imsnb.parameters import check_incident_id
 from imsnb.runner import (
@@ -31,6 +34,7 @@ from imsnb.runner import (
     RunResult,
     prepare,
     run_notebook,
+    warm_kernels_enabled,
 )
 
 WORKER_KINDS = ("thread", "process")
@@ -115,7 +119,12 @@ def run_suite(
 
     results: dict[int, RunResult] = {}
     errors: list[BaseException] = []
-    with _executor(workers, min(jobs, len(plan))) as pool:
+    # One warm parent forks every run's kernel (threads only: a spawned worker starts its own per run).
+    warm = workers == "thread" and warm_kernels_enabled()
+    shared = {"kernels": ForkServer(notebook_imports(find_notebook(name) for name, _ in plan))} if warm else {}
+    with contextlib.ExitStack() as stack, _executor(workers, min(jobs, len(plan))) as pool:
+        for server in shared.values():  # closed after the pool has finished every run
+            stack.callback(server.close)
         futures = {
             pool.submit(
                 run_notebook,
@@ -125,6 +134,7 @@ def run_suite(
                 outputs=outputs,
                 fail_on=fail_on,
                 timeout_s=timeout_s,
+                **shared,
             ): index
             for index, (name, own) in enumerate(plan)
         }

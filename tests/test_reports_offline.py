@@ -99,8 +99,10 @@ def test_report_charts_render_offline_and_nothing_is_fetched(degraded_suite, tmp
     assert asked == [], f"the report asked the network for {asked}"
     assert_screenshot_shows_something(shot)
 
-    probed = tmp_path / "probed.html"
-    probed.write_text(html.replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    csp = re.compile(r'<meta http-equiv="Content-Security-Policy"[^>]*>')
+    assert "default-src 'none'" in csp.search(html)[0], "report.html must forbid every script and fetch"
+    probed = tmp_path / "probed.html"  # the probe is a script: this copy alone goes without the policy
+    probed.write_text(csp.sub("", html).replace("</body>", PROBE + "</body>"), encoding="utf-8")
     dom, asked = open_offline(probed, tmp_path / "chromium-dom")
     decoded = json.loads(re.search(r'data-imsnb-images="([^"]*)"', dom)[1].replace("&quot;", '"'))
     assert len(decoded) == images
