@@ -46,6 +46,8 @@ ACTIONS = READ_ACTIONS + WRITE_ACTIONS
 CONNECT_TIMEOUT_S = 3
 READ_TIMEOUT_S = 10
 MAX_ATTEMPTS = 3
+MAX_PAGES = 200  # pages one paginate() call reads at most
+MAX_EMPTY_PAGES = 10  # empty pages in a row (with a token) that end paging: Logs may send a few, never endless
 
 
 def iam_policy(*, remediation: bool = False, archive: tuple[str, str] | None = None) -> dict[str, Any]:
@@ -83,6 +85,7 @@ class Aws:
         self._session = None
         self._clients: dict[str, Any] = {}
         self._failure: Unreachable | NotConfigured | None = None
+        self.notes: list[str] = []  # what was cut short (paging stopped), for the notebook to show
 
     def client(self, service: str) -> Any:
         if self._failure is not None:
@@ -144,17 +147,47 @@ class Aws:
             self._failure = Unreachable(f"aws {service}", " ".join(str(exc).split()), check="aws.reachable")
         raise self._failure
 
-    def paginate(self, service: str, operation: str, key: str, /, *, limit: int = 10_000, **kwargs: Any) -> list[Any]:
-        """Items under `key` across pages (NextToken/Marker), at most `limit`."""
+    def paginate(
+        self,
+        service: str,
+        operation: str,
+        key: str,
+        /,
+        *,
+        limit: int = 10_000,
+        max_pages: int = MAX_PAGES,
+        **kwargs: Any,
+    ) -> list[Any]:
+        """Items under `key` across pages (NextToken/Marker), at most `limit` items and `max_pages` pages.
+
+        A token that keeps coming back with nothing (MAX_EMPTY_PAGES empty pages in a row, or the same token
+        twice) ends it early: what was found is returned and a note says so (printed, and kept in `notes`).
+        """
         items: list[Any] = []
         token_in, token_out = _TOKENS.get((service, operation), ("NextToken", "NextToken"))
-        while True:
+        empty, seen = 0, set()
+        for _ in range(max(1, max_pages)):
             page = self.call(service, operation, **kwargs)
-            items.extend(page.get(key, []))
+            found = page.get(key) or []
+            items.extend(found)
             token = page.get(token_out)
             if not token or len(items) >= limit:
                 return items[:limit]
+            empty = 0 if found else empty + 1
+            if empty >= MAX_EMPTY_PAGES or token in seen:
+                why = "the same page token came back" if token in seen else f"{empty} empty pages in a row"
+                return self._note(f"{service} {operation}: stopped paging, {why} ({len(items)} items found)", items)
+            seen.add(token)
             kwargs[token_in] = token
+        return self._note(
+            f"{service} {operation}: stopped after {max(1, max_pages)} pages ({len(items)} items found, more remain)",
+            items,
+        )
+
+    def _note(self, note: str, items: list[Any]) -> list[Any]:
+        self.notes.append(note)
+        print(f"note: {note}")
+        return items
 
 
 def _no_retry_after_timeout(caught_exception: BaseException | None = None, **_: Any) -> None:
