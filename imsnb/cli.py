@@ -233,7 +233,14 @@ def cmd_suite(args: argparse.Namespace) -> int:
     jobs = args.jobs if args.jobs is not None else default_jobs()
     check_jobs(jobs)
     params = _parameters(args)  # all bad input refused (exit 2) before the progress display starts
-    plan_suite(names, params, incident_id=suite_incident_id(args.incident, params), outputs=args.outputs)
+    plan_suite(
+        names,
+        params,
+        incident_id=suite_incident_id(args.incident, params),
+        outputs=args.outputs,
+        fail_on=args.fail_on,
+        timeout_s=args.timeout,
+    )
     progress = _progress_printer(names)
     width = max(len(n) for n in names)
     started = time.monotonic()
