@@ -22,11 +22,15 @@ from types import TracebackType
 from urllib.parse import urljoin, urlsplit
 
 MAX_REDIRECTS = 3
+# The watchdog fires this long after the deadline, so a server that is merely silent trips the socket timeout
+# first ("timeout after N s") and only one that keeps sending is cut off as "deadline exceeded".
+GRACE_S = 0.25
 REDIRECTS = (301, 302, 303, 307, 308)
 
 
 class Watchdog:
-    """Shuts `sock`'s connection down after `seconds` unless left before: a read blocked on it returns at once.
+    """Shuts `sock`'s connection down `seconds` (+ GRACE_S) from now unless left before: a read blocked on it
+    returns at once.
 
     It acts on a duplicate of the socket's descriptor, so it still works after `sock` is wrapped in TLS (which
     detaches the original object) and never touches the TLS object from another thread.
@@ -34,7 +38,7 @@ class Watchdog:
 
     def __init__(self, sock: socket.socket, seconds: float):
         self._watch = socket.socket(fileno=os.dup(sock.fileno()))
-        self._timer = threading.Timer(max(0.0, seconds), self._fire)
+        self._timer = threading.Timer(max(0.0, seconds) + GRACE_S, self._fire)
         self._timer.daemon = True
         self.fired = threading.Event()
 
