@@ -30,6 +30,7 @@ from imsnb.runner import (
     EXIT_SEVERITY,
     RunResult,
     check_run_settings,
+    check_targets,
     prepare,
     run_notebook,
 )
@@ -39,6 +40,18 @@ WORKER_KINDS = ("thread", "process")
 
 def all_notebook_names() -> list[str]:
     return [info.name for info in list_notebooks()]
+
+
+def without_targets(names: Iterable[str], environment: str | None = None) -> list[str]:
+    """The notebooks none of whose declared targets is configured (`--all` leaves them out, with a note; named
+    explicitly, each is bad input)."""
+    left_out = []
+    for name in names:
+        try:
+            check_targets(load_info(find_notebook(name)), environment)
+        except BadParameter:
+            left_out.append(name)
+    return left_out
 
 
 def default_jobs() -> int:

@@ -99,3 +99,13 @@ def test_a_configured_redis_that_does_not_answer_is_still_critical(postgres_only
     summary = only_run_folder(outputs)
     assert finding(summary, "cache.reachable")["severity"] == "CRITICAL"
     assert summary["escalation"]["escalation"] == "Page VP" and code == 1
+
+
+def test_suite_names_it_bad_input_and_all_leaves_it_out(postgres_only, tmp_path):
+    from imsnb.suite import all_notebook_names, without_targets
+
+    outputs = tmp_path / "outputs"
+    code, out, err = run("suite", "health_check", "redis_cache", "--outputs", str(outputs))
+    assert code == 2 and "REDIS_URL" in err and out == "", (out, err)
+    assert not outputs.exists()
+    assert without_targets(all_notebook_names()) == ["redis_cache"]  # --all runs the rest, with a note
