@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Callable
 from typing import Any
 
+from imsnb.deadline import deadline_message
 from imsnb.errors import NotConfigured, Unreachable
 
 # Every AWS API action imsnb calls (service prefix as in IAM). `imsnb iam-policy` prints the read-only policy
@@ -46,6 +48,7 @@ ACTIONS = READ_ACTIONS + WRITE_ACTIONS
 CONNECT_TIMEOUT_S = 3
 READ_TIMEOUT_S = 10
 MAX_ATTEMPTS = 3
+CALL_DEADLINE_S = 45  # one API call, retries included (connect 3 s + read 10 s a read, 3 attempts)
 MAX_PAGES = 200  # pages one paginate() call reads at most
 MAX_EMPTY_PAGES = 10  # empty pages in a row (with a token) that end paging: Logs may send a few, never endless
 
@@ -79,8 +82,15 @@ class Aws:
     `on_call` (if given) is called with "service:Operation" before every API call: tests count calls with it.
     """
 
-    def __init__(self, application: str = "imsnb", *, on_call: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        application: str = "imsnb",
+        *,
+        on_call: Callable[[str], None] | None = None,
+        deadline_s: float = CALL_DEADLINE_S,
+    ):
         self.application = application
+        self.deadline_s = deadline_s
         self.on_call = on_call
         self._session = None
         self._clients: dict[str, Any] = {}
@@ -133,7 +143,11 @@ class Aws:
 
         client = self.client(service)
         try:
-            return getattr(client, operation)(**kwargs)
+            return _within(self.deadline_s, getattr(client, operation), kwargs)
+        except _DeadlineExceeded:
+            self._failure = Unreachable(
+                f"aws {service}", deadline_message(self.deadline_s, f"{operation} answer"), check="aws.reachable"
+            )
         except NoCredentialsError:
             self._failure = NotConfigured(
                 "AWS has no credentials (set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)",
@@ -188,6 +202,32 @@ class Aws:
         self.notes.append(note)
         print(f"note: {note}")
         return items
+
+
+class _DeadlineExceeded(Exception):
+    pass
+
+
+def _within(seconds: float, operation: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    """`operation(**kwargs)` if it finishes within `seconds`; else _DeadlineExceeded, the call left behind in its
+    daemon thread (botocore's read timeout bounds each read only: an endpoint trickling its answer would keep it
+    forever). The session is then remembered as unreachable, so nothing else waits on it."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = operation(**kwargs)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=run, name="imsnb-aws-call", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise _DeadlineExceeded
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def _no_retry_after_timeout(caught_exception: BaseException | None = None, **_: Any) -> None:

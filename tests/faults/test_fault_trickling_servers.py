@@ -244,3 +244,21 @@ def test_paging_stops_at_its_page_cap(endless_logs):
     found = _paginate(aws, max_pages=25)
     assert len(found) == 25 and endless_logs.requests == 25, (len(found), endless_logs.requests)
     assert aws.notes == ["logs filter_log_events: stopped after 25 pages (25 items found, more remain)"]
+
+
+def test_an_aws_call_returns_at_its_deadline_from_a_trickling_endpoint(monkeypatch):
+    """botocore's read timeout (10 s) bounds each read; the endpoint sends a byte a second, so only the call's
+    deadline ends it. The call is left behind in its thread; the session remembers the endpoint as unreachable."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: 1000\r\n\r\n{"
+    with TricklingServer(head, b" ") as server:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{server.port}")
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        monkeypatch.setenv("AWS_REGION", "us-east-1")
+        aws = Aws("test", deadline_s=DEADLINE_S)
+        with pytest.raises(Unreachable, match="deadline exceeded: no complete describe_log_groups answer within 2 s"):
+            aws.call("logs", "describe_log_groups")
+        assert server.sent and server.sent[0] < TOTAL_BYTES // 2, server.sent  # it had far more to send
+        with pytest.raises(Unreachable, match="deadline exceeded"):  # remembered: no second wait
+            aws.call("logs", "describe_log_groups")
+        assert len(server.sent) == 1
