@@ -85,15 +85,33 @@ def get(
     started = time.monotonic()
     deadline = started + timeout_s
     for _ in range(MAX_REDIRECTS + 1):
-        reply, location = _get_once(url, deadline, timeout_s, max_bytes, context, headers or {}, started)
+        reply, location = _once("GET", url, None, deadline, timeout_s, max_bytes, context, headers or {}, started)
         if location is None:
             return reply
         url = urljoin(url, location)
     return Reply(url, reply.status, b"", _ms(started), error=f"more than {MAX_REDIRECTS} redirects")
 
 
-def _get_once(
+def post(
     url: str,
+    body: bytes,
+    *,
+    timeout_s: float,
+    max_bytes: int,
+    context: ssl.SSLContext | None = None,
+    headers: dict[str, str] | None = None,
+) -> Reply:
+    """POST `body` to `url` within `timeout_s` in all, reading at most `max_bytes` of the answer (redirects are
+    not followed: the reply says where to); never raises for network or HTTP errors."""
+    started = time.monotonic()
+    reply, _ = _once("POST", url, body, started + timeout_s, timeout_s, max_bytes, context, headers or {}, started)
+    return reply
+
+
+def _once(
+    method: str,
+    url: str,
+    payload: bytes | None,
     deadline: float,
     timeout_s: float,
     max_bytes: int,
@@ -129,9 +147,12 @@ def _get_once(
             else:
                 conn = http.client.HTTPConnection(host, port, timeout=remaining)
                 conn.sock = raw
-            conn.request("GET", target, headers={"User-Agent": "imsnb", "Connection": "close", **headers})
+            conn.request(
+                method, target, body=payload, headers={"User-Agent": "imsnb", "Connection": "close", **headers}
+            )
             response = conn.getresponse()
-            location = response.getheader("Location") if response.status in REDIRECTS else None
+            redirect = method == "GET" and response.status in REDIRECTS
+            location = response.getheader("Location") if redirect else None
             body = b"" if location else response.read(max_bytes + 1)
             if dog.fired.is_set():  # the shutdown can look like a clean end of the body
                 raise TimeoutError

@@ -262,3 +262,13 @@ def test_an_aws_call_returns_at_its_deadline_from_a_trickling_endpoint(monkeypat
         with pytest.raises(Unreachable, match="deadline exceeded"):  # remembered: no second wait
             aws.call("logs", "describe_log_groups")
         assert len(server.sent) == 1
+
+
+def test_a_post_returns_at_its_deadline_from_a_trickling_server():
+    """`deadline.post` is for webhooks (notifications): the same whole-call deadline as a GET."""
+    from imsnb import deadline
+
+    with TricklingServer(HEADERS_THEN_BODY, b" ") as server:
+        reply = deadline.post(f"http://127.0.0.1:{server.port}/hook", b"{}", timeout_s=DEADLINE_S, max_bytes=1024)
+        assert_left_early(server)
+    assert reply.status is None and reply.error.startswith("deadline exceeded"), reply
