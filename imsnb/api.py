@@ -1,6 +1,7 @@
 """The API and the network: the runbook's /health check, response times, TCP reachability, TLS certificates.
 
-Standard library HTTP (urllib) with explicit timeouts; certificates parsed with `cryptography`.
+Standard library HTTP with a deadline for each whole call and a cap on what is read (`imsnb.deadline`);
+certificates parsed with `cryptography`.
 """
 
 from __future__ import annotations
@@ -9,19 +10,18 @@ import json
 import socket
 import ssl
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 
-from imsnb import config
+from imsnb import config, deadline
 from imsnb.errors import NotConfigured
 from imsnb.findings import Finding, Severity, judge, threshold
 
 TIMEOUT_S = 5.0
+MAX_BODY_BYTES = 64 * 1024  # a /health answer is a few hundred bytes
 BODY_EXCERPT = 300
 EXPECTED_SERVICES = ("database", "cache", "api")
 
@@ -44,6 +44,7 @@ class Response:
     elapsed_ms: float
     body: str
     error: str | None = None
+    truncated: bool = False  # the body was longer than the cap and was cut
 
 
 def _url(path: str, base: str | None) -> str:
@@ -52,23 +53,18 @@ def _url(path: str, base: str | None) -> str:
     return (base or config.api_url()).rstrip("/") + "/" + path.lstrip("/")
 
 
-def fetch(path: str, *, base: str | None = None, timeout_s: float = TIMEOUT_S) -> Response:
-    """GET one URL; never raises for HTTP or network errors (they are in `error`/`status_code`)."""
+def fetch(
+    path: str, *, base: str | None = None, timeout_s: float = TIMEOUT_S, max_bytes: int = MAX_BODY_BYTES
+) -> Response:
+    """GET one URL within `timeout_s` for the whole call (a server trickling its answer byte by byte is cut off at
+    the deadline), reading at most `max_bytes`; never raises for HTTP or network errors (they are in
+    `error`/`status_code`)."""
     url = _url(path, base)
-    request = urllib.request.Request(url, headers={"User-Agent": "imsnb", "Accept": "application/json"})
-    started = time.perf_counter()
-    try:
-        with urllib.request.urlopen(request, timeout=timeout_s, context=_ssl_context()) as reply:
-            body = reply.read(64 * 1024).decode("utf-8", "replace")
-            return Response(url, reply.status, _ms(started), body)
-    except urllib.error.HTTPError as exc:
-        body = exc.read(64 * 1024).decode("utf-8", "replace") if exc.fp else ""
-        return Response(url, exc.code, _ms(started), body)
-    except (urllib.error.URLError, TimeoutError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        if isinstance(reason, (TimeoutError, socket.timeout)) or "timed out" in str(reason):
-            reason = f"timeout after {timeout_s:g} s"
-        return Response(url, None, _ms(started), "", " ".join(str(reason).split()))
+    reply = deadline.get(
+        url, timeout_s=timeout_s, max_bytes=max_bytes, context=_ssl_context(), headers={"Accept": "application/json"}
+    )
+    body = reply.body.decode("utf-8", "replace")
+    return Response(reply.url, reply.status, reply.elapsed_ms, body, reply.error, reply.truncated)
 
 
 def _ms(started: float) -> float:
@@ -91,6 +87,8 @@ def health(*, base: str | None = None, path: str = "/health", timeout_s: float =
         return HealthCheck(reply.url, None, reply.elapsed_ms, "", None, [reply.error], reply.error)
     problems = []
     data = None
+    if reply.truncated:
+        problems.append(f"body larger than {MAX_BODY_BYTES // 1024} KiB (cut there)")
     if reply.status_code != 200:
         problems.append(f"HTTP {reply.status_code}")
     try:
@@ -191,14 +189,11 @@ def certificate(
     insecure = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     insecure.check_hostname = False
     insecure.verify_mode = ssl.CERT_NONE
+    ends = time.monotonic() + timeout_s  # one deadline for both handshakes: a trickling server is cut off
     try:
-        with (
-            socket.create_connection((host, port), timeout=timeout_s) as raw,
-            insecure.wrap_socket(raw, server_hostname=host) as tls,
-        ):
-            der = tls.getpeercert(binary_form=True)
+        der = _handshake(host, port, insecure, ends)
     except (OSError, ssl.SSLError) as exc:
-        result.error = f"timeout after {timeout_s:g} s" if isinstance(exc, TimeoutError) else _one_line(exc)
+        result.error = _handshake_error(exc, timeout_s)
         return result
     cert = x509.load_der_x509_certificate(der)
     now = now or datetime.now(UTC)
@@ -216,16 +211,40 @@ def certificate(
     if ca:
         verifying.load_verify_locations(ca)
     try:
-        with (
-            socket.create_connection((host, port), timeout=timeout_s) as raw,
-            verifying.wrap_socket(raw, server_hostname=host),
-        ):
-            result.chain_valid = True
+        _handshake(host, port, verifying, ends)
+        result.chain_valid = True
     except ssl.SSLCertVerificationError as exc:
         result.chain_valid, result.verify_error = False, exc.verify_message or _one_line(exc)
     except (OSError, ssl.SSLError) as exc:
-        result.chain_valid, result.verify_error = False, _one_line(exc)
+        result.chain_valid, result.verify_error = False, _handshake_error(exc, timeout_s)
     return result
+
+
+class _DeadlineExceeded(TimeoutError):
+    pass
+
+
+def _handshake(host: str, port: int, context: ssl.SSLContext, ends: float) -> bytes:
+    """The certificate (DER) of a TLS handshake finished before the monotonic time `ends`; _DeadlineExceeded
+    when the server trickles it past that."""
+    remaining = ends - time.monotonic()
+    if remaining <= 0:
+        raise _DeadlineExceeded
+    with socket.create_connection((host, port), timeout=remaining) as raw, deadline.Watchdog(raw, remaining) as dog:
+        try:
+            tls = context.wrap_socket(raw, server_hostname=host)
+        except (OSError, ssl.SSLError):
+            if dog.fired.is_set():
+                raise _DeadlineExceeded from None
+            raise
+        with tls:
+            return tls.getpeercert(binary_form=True)
+
+
+def _handshake_error(exc: BaseException, timeout_s: float) -> str:
+    if isinstance(exc, _DeadlineExceeded):
+        return deadline.deadline_message(timeout_s, "TLS handshake")
+    return f"timeout after {timeout_s:g} s" if isinstance(exc, TimeoutError) else _one_line(exc)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -39,7 +39,7 @@ class Cache:
         self._settings = settings
         self.socket_timeout_s = socket_timeout_s
         self._client: redis.Redis | None = None
-        self._failure: Unreachable | None = None
+        self._failure: Unreachable | NotConfigured | None = None
         self.label = config.redis_label()
 
     def client(self) -> redis.Redis:
@@ -50,7 +50,10 @@ class Cache:
         try:
             settings = dict(self._settings if self._settings is not None else config.redis_settings())
         except NotConfigured as exc:
-            self._failure = Unreachable("cache", str(exc))
+            if exc.check == "cache.configured":  # no Redis at all: INFO "...: skipped", never a page
+                self._failure = exc
+            else:  # configured, but unusable (REDIS_PORT=abc)
+                self._failure = Unreachable("cache", str(exc))
             raise self._failure from None
         except ValueError as exc:  # REDIS_PORT=abc and the like
             self._failure = Unreachable("cache", f"bad Redis settings: {exc}")
@@ -319,6 +322,8 @@ def reachable_finding(cache: Cache | None = None) -> Finding:
         info = cache.call("info", "server")
     except Unreachable as exc:
         return Finding("cache.reachable", "cache", Severity.CRITICAL, message=str(exc))
+    except NotConfigured as exc:
+        return Finding("cache.configured", "cache", Severity.INFO, message=f"{exc}: skipped")
     elapsed = (time.monotonic() - started) * 1000
     return Finding(
         "cache.reachable",

@@ -261,22 +261,34 @@ def cmd_suite(args: argparse.Namespace) -> int:
         run_suite,
         suite_exit_code,
         suite_incident_id,
+        without_targets,
         worst_severity,
     )
 
     if args.all == bool(args.notebooks):
         raise ImsnbError("name the notebooks to run, or pass --all (not both)")
     names = all_notebook_names() if args.all else args.notebooks
+    left_out = without_targets(names, dict(args.parameter).get("environment")) if args.all else []
+    names = [n for n in names if n not in left_out]
     if args.archive:
         parse_archive_url(args.archive)
     jobs = args.jobs if args.jobs is not None else default_jobs()
     check_jobs(jobs)
     _check_delivery(args)
     params = _parameters(args)  # all bad input refused (exit 2) before the progress display starts
-    plan_suite(names, params, incident_id=suite_incident_id(args.incident, params), outputs=args.outputs)
+    plan_suite(
+        names,
+        params,
+        incident_id=suite_incident_id(args.incident, params),
+        outputs=args.outputs,
+        fail_on=args.fail_on,
+        timeout_s=args.timeout,
+    )
     progress = _progress_printer(names)
     width = max(len(n) for n in names)
     started = time.monotonic()
+    if left_out:
+        print(f"left out, no target configured: {', '.join(left_out)}", flush=True)
     print(f"running {len(names)} notebook(s), {jobs} at a time ...", flush=True)
     results = run_suite(
         names,

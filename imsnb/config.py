@@ -118,7 +118,7 @@ def redis_settings() -> dict[str, object]:
         return {"url": url}
     host = os.environ.get("REDIS_HOST")
     if not host:
-        raise NotConfigured("no Redis target: set REDIS_URL, or REDIS_HOST (and REDIS_PORT, REDIS_PASSWORD)")
+        raise NotConfigured(NOT_CONFIGURED["redis"], check="cache.configured")
     try:
         settings: dict[str, object] = {"host": host, "port": int(os.environ.get("REDIS_PORT") or 6379)}
         settings["db"] = int(os.environ.get("REDIS_DB") or 0)
@@ -152,7 +152,7 @@ def api_url() -> str:
         return url.rstrip("/")
     host = os.environ.get("API_HOST")
     if not host:
-        raise NotConfigured("no API target: set IMSNB_API_URL (e.g. https://api.ims-2.0.com) or API_HOST")
+        raise NotConfigured(NOT_CONFIGURED["api"], check="api.configured")
     return f"http://{host}:{os.environ.get('API_PORT') or 8000}"
 
 
@@ -160,9 +160,7 @@ def prometheus_url() -> str:
     """Base URL of the Prometheus server holding the API's request metrics (PROMETHEUS_URL)."""
     url = os.environ.get("PROMETHEUS_URL")
     if not url:
-        raise NotConfigured(
-            "no Prometheus target: set PROMETHEUS_URL (e.g. http://prometheus:9090)", check="prometheus.configured"
-        )
+        raise NotConfigured(NOT_CONFIGURED["prometheus"], check="prometheus.configured")
     return url.rstrip("/")
 
 
@@ -214,6 +212,49 @@ def tls_endpoints() -> list[str]:
 def tls_ca_file() -> str | None:
     """Extra CA bundle for certificate checks (a private CA): IMSNB_TLS_CA_FILE; else the system's store."""
     return os.environ.get("IMSNB_TLS_CA_FILE") or None
+
+
+# --- which targets are configured --------------------------------------------------------------------------------
+# A target none of whose variables is set is not configured: its checks are one INFO "<target>.configured ... :
+# skipped" finding, out of the escalation. CRITICAL is kept for a configured target that does not answer. AWS is
+# not listed: its credential chain (instance roles, SSO) cannot be known without asking it.
+TARGET_VARIABLES = {
+    "postgres": (
+        "PGHOST",
+        "PGHOSTADDR",
+        "PGPORT",
+        "PGDATABASE",
+        "PGUSER",
+        "PGSERVICE",
+        "DB_HOST",
+        "DB_PORT",
+        "DB_NAME",
+        "DB_USER",
+    ),
+    "redis": ("REDIS_URL", "REDIS_HOST"),
+    "api": ("IMSNB_API_URL", "API_HOST"),
+    "prometheus": ("PROMETHEUS_URL",),
+}
+NOT_CONFIGURED = {
+    "postgres": "no PostgreSQL target: set PGHOST (and PGPORT, PGDATABASE, PGUSER), or DB_HOST, DB_NAME, DB_USER",
+    "redis": "no Redis target: set REDIS_URL, or REDIS_HOST (and REDIS_PORT, REDIS_PASSWORD)",
+    "api": "no API target: set IMSNB_API_URL (e.g. https://api.ims-2.0.com) or API_HOST",
+    "prometheus": "no Prometheus target: set PROMETHEUS_URL (e.g. http://prometheus:9090)",
+}
+
+
+def target_configured(target: str, environ: dict[str, str] | None = None) -> bool:
+    """Whether a target (postgres, redis, api, prometheus) has any of its variables set; other targets (aws, tls,
+    host) count as configured, as their configuration cannot be known beforehand."""
+    environ = os.environ if environ is None else environ
+    names = TARGET_VARIABLES.get(target)
+    return names is None or any(environ.get(name) for name in names)
+
+
+def postgres_configured() -> None:
+    """Raises NotConfigured (check `postgres.configured`) when no PG* or DB_* variable names a server."""
+    if not target_configured("postgres"):
+        raise NotConfigured(NOT_CONFIGURED["postgres"], check="postgres.configured")
 
 
 def _pgpass_passwords() -> list[str]:

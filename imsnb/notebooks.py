@@ -16,6 +16,7 @@ from typing import Any
 
 from imsnb.errors import BadParameter
 
+MAX_NOTEBOOK_BYTES = 20 * 2**20  # a runbook notebook without outputs is ~20 KB
 TYPE_NAMES = {bool: "bool", int: "int", float: "float", str: "str", list: "list"}
 
 
@@ -43,15 +44,29 @@ class NotebookInfo:
     title: str
     purpose: str
     parameters: dict[str, Parameter] = field(default_factory=dict)
+    targets: tuple[str, ...] = ()  # metadata `imsnb.targets`: what it diagnoses (postgres, redis, api, ...)
 
 
 def find_notebook(name: str) -> Path:
-    """A notebook by name (`db_performance`) or by path to an .ipynb file."""
+    """A notebook by name (`db_performance`, or `db_performance.ipynb`) or by path to an .ipynb file.
+
+    A name with a `/` or ending in `.ipynb` is a path first; `NAME.ipynb` that is not a file here is the
+    catalogue's NAME. A bare name is always the catalogue's, even if a file of that name is in the current folder.
+    """
     if not isinstance(name, str) or not name.strip():
         raise BadParameter("no notebook named: give one of those `imsnb list` shows")
     candidate = Path(name)
-    if candidate.suffix == ".ipynb" and candidate.is_file():
-        return candidate
+    if candidate.suffix == ".ipynb" or "/" in name or os.sep in name:
+        if candidate.is_file() and candidate.suffix == ".ipynb":
+            return candidate
+        in_catalogue = notebooks_dir() / candidate.name
+        if candidate.name == name and re.fullmatch(r"[A-Za-z0-9_-]+\.ipynb", name) and in_catalogue.is_file():
+            return in_catalogue
+        if candidate.is_dir():
+            raise BadParameter(f"notebook {name!r} is a folder: give an .ipynb file or a name from `imsnb list`")
+        if candidate.is_file():
+            raise BadParameter(f"notebook {name!r} is not an .ipynb file: give one, or a name from `imsnb list`")
+        raise BadParameter(f"no notebook file {name!r}: check the path, or give a name from `imsnb list`")
     if re.fullmatch(r"[A-Za-z0-9_-]+", name):
         path = notebooks_dir() / f"{name}.ipynb"
         if path.is_file():
@@ -60,12 +75,57 @@ def find_notebook(name: str) -> Path:
     raise BadParameter(f"unknown notebook {name!r}: choose one of {known} (see `imsnb list`)")
 
 
-def load_info(path: Path) -> NotebookInfo:
+def read_notebook(path: Path) -> dict[str, Any]:
+    """The notebook's JSON, checked to be a notebook papermill can run; BadParameter naming the first problem."""
     try:
-        nb = json.loads(path.read_text(encoding="utf-8"))
-        cells = nb["cells"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise BadParameter(f"{path} is not a readable notebook: {exc}") from None
+        if path.stat().st_size > MAX_NOTEBOOK_BYTES:
+            raise BadParameter(f"{path} is larger than {MAX_NOTEBOOK_BYTES // 2**20} MB: not a runbook notebook")
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadParameter(f"{path} cannot be read: {_one_line(exc)}") from None
+    try:
+        nb = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise BadParameter(f"{path} is not a notebook: not JSON ({_one_line(exc)})") from None
+    if not isinstance(nb, dict):
+        raise BadParameter(f"{path} is not a notebook: its JSON is a {type(nb).__name__}, not an object with cells")
+    if nb.get("nbformat") != 4:
+        raise BadParameter(f"{path} is not a version 4 notebook (nbformat {nb.get('nbformat')!r}): save it in Jupyter")
+    cells = nb.get("cells")
+    if not isinstance(cells, list):
+        raise BadParameter(f"{path} is not a notebook: it has no list of cells")
+    for index, cell in enumerate(cells):
+        problem = _cell_problem(cell)
+        if problem:
+            raise BadParameter(f"{path} is not a runnable notebook: cell {index} {problem}")
+    if not isinstance(nb.get("metadata", {}), dict):
+        raise BadParameter(f"{path} is not a notebook: its metadata is not an object")
+    return nb
+
+
+def _cell_problem(cell: Any) -> str | None:
+    if not isinstance(cell, dict):
+        return "is not an object"
+    if cell.get("cell_type") not in ("code", "markdown", "raw"):
+        return f"has cell_type {_short(cell.get('cell_type'))} (code, markdown or raw)"
+    source = cell.get("source")
+    if not (isinstance(source, str) or (isinstance(source, list) and all(isinstance(s, str) for s in source))):
+        return "has no source text"
+    metadata = cell.get("metadata", {})
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("tags", []), list):
+        return "has malformed metadata"
+    return None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def load_info(path: Path) -> NotebookInfo:
+    """Title, purpose, parameters and targets of a notebook; BadParameter (one line) when it is not usable."""
+    nb = read_notebook(path)
+    cells = nb["cells"]
     title, purpose = "", ""
     for cell in cells:
         if cell.get("cell_type") == "markdown":
@@ -75,8 +135,20 @@ def load_info(path: Path) -> NotebookInfo:
             purpose = re.sub(r"\*\*When to use:\*\*\s*", "", " ".join(body)).split(" — ")[0]
             break
     params_cell = next((c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])), None)
-    parameters = parse_parameters(_source(params_cell)) if params_cell else {}
-    return NotebookInfo(path.stem, path, title, purpose.split(". ")[0].rstrip("."), parameters)
+    try:
+        parameters = parse_parameters(_source(params_cell)) if params_cell else {}
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        where = f" (line {exc.lineno})" if getattr(exc, "lineno", None) else ""
+        reason = getattr(exc, "msg", None) or _one_line(exc)
+        raise BadParameter(f"the parameters cell of {path} does not parse{where}: {_one_line(reason)}") from None
+    meta = nb.get("metadata", {}).get("imsnb")
+    targets = meta.get("targets") if isinstance(meta, dict) else None
+    targets = tuple(t for t in targets if isinstance(t, str)) if isinstance(targets, list) else ()
+    return NotebookInfo(path.stem, path, title, purpose.split(". ")[0].rstrip("."), parameters, targets)
+
+
+def _one_line(exc: BaseException | str) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def list_notebooks() -> list[NotebookInfo]:
@@ -92,7 +164,7 @@ def parse_parameters(source: str) -> dict[str, Parameter]:
             continue
         try:
             default = ast.literal_eval(node.value)
-        except ValueError:
+        except (ValueError, TypeError, RecursionError):  # not a literal: not a parameter
             continue
         rest = lines[node.end_lineno - 1][node.value.end_col_offset :]
         help_text = rest.split("#", 1)[1].strip() if "#" in rest else ""

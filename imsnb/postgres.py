@@ -19,7 +19,7 @@ from pglast.parser import ParseError, scan
 from psycopg import sql as pgsql
 
 from imsnb import config
-from imsnb.errors import NotAvailable, Unreachable
+from imsnb.errors import NotAvailable, NotConfigured, Unreachable
 from imsnb.findings import Finding, Severity, judge, threshold
 
 STATEMENT_TIMEOUT_MS = 5000
@@ -318,7 +318,7 @@ class Database:
         self._settings = settings
         self._conn: psycopg.Connection | None = None
         self._worker: ThreadPoolExecutor | None = None
-        self._failure: Unreachable | None = None
+        self._failure: Unreachable | NotConfigured | None = None
         self.label = config.postgres_label() if settings is None else _settings_label(settings)
 
     def connection(self) -> psycopg.Connection:
@@ -326,6 +326,12 @@ class Database:
             return self._conn
         if self._failure is not None:
             raise self._failure
+        if self._settings is None:
+            try:
+                config.postgres_configured()  # no PG*/DB_* at all: INFO "postgres.configured", never a page
+            except NotConfigured as exc:
+                self._failure = exc
+                raise
         settings = self._settings if self._settings is not None else config.postgres_settings()
         options = (
             "-c default_transaction_read_only=on"
@@ -571,6 +577,8 @@ def reachable_finding(db: Database | None = None) -> Finding:
         info = server_info(db)
     except Unreachable as exc:
         return Finding("postgres.reachable", "database", Severity.CRITICAL, message=str(exc))
+    except NotConfigured as exc:
+        return Finding("postgres.configured", "database", Severity.INFO, message=f"{exc}: skipped")
     elapsed_ms = (time.monotonic() - started) * 1000
     role = "replica" if info["in_recovery"] else "primary"
     return Finding(

@@ -1,8 +1,8 @@
 """The API's request rate, error rate and p95 latency from Prometheus's HTTP API (PromQL range queries).
 
-One `Prometheus` session per run (PROMETHEUS_URL), standard library HTTP with a timeout on every request, GET
-only: nothing here writes. A server that does not answer is remembered, so later sections fail at once with the
-same `prometheus.reachable` finding instead of waiting out the timeout again.
+One `Prometheus` session per run (PROMETHEUS_URL), standard library HTTP with a deadline and a size cap on every
+request, GET only: nothing here writes. A server that does not answer is remembered, so later sections fail at
+once with the same `prometheus.reachable` finding instead of waiting out the timeout again.
 
 Metric names follow the common instrumentation libraries and are configurable (imsnb.config.PROMETHEUS_NAMES):
 `http_requests_total{status="..."}` and the histogram `http_request_duration_seconds_bucket{le="..."}`.
@@ -12,20 +12,18 @@ from __future__ import annotations
 
 import json
 import math
-import socket
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Any
 
 import pandas as pd
 
-from imsnb import config
+from imsnb import config, deadline
 from imsnb.errors import NotAvailable, NotConfigured, Unreachable
 from imsnb.findings import Finding, Severity, judge, threshold
 from imsnb.window import Window
 
-TIMEOUT_S = 10.0
+TIMEOUT_S = 10.0  # for each whole request (a server trickling its answer is cut off at it)
+MAX_REPLY_BYTES = 16 * 2**20  # 300 points a series: far more than any query here returns
 MAX_POINTS = 300  # per series: a readable chart, far under Prometheus's 11,000-point limit
 MIN_STEP_S = 60
 RATE_WINDOW = "5m"
@@ -64,21 +62,22 @@ class Prometheus:
         except NotConfigured as exc:
             self._failure = exc
             raise
-        request = urllib.request.Request(url, headers={"User-Agent": "imsnb", "Accept": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as reply:
-                body = reply.read()
-        except urllib.error.HTTPError as exc:
-            body = exc.read() if exc.fp else b""
-            error = _error_text(body) or f"HTTP {exc.code}"
-            if exc.code in (400, 422):  # a bad query: the server is fine
-                raise NotAvailable(f"Prometheus refused the query: {error}", "check the IMSNB_PROM_* names") from None
-            raise self._remember(error) from None
-        except (urllib.error.URLError, TimeoutError, OSError, ValueError) as exc:
-            reason = getattr(exc, "reason", exc)
-            if isinstance(reason, (TimeoutError, socket.timeout)) or "timed out" in str(reason):
-                reason = f"timeout after {self.timeout_s:g} s"
-            raise self._remember(" ".join(str(reason).split())) from None
+        reply = deadline.get(
+            url, timeout_s=self.timeout_s, max_bytes=MAX_REPLY_BYTES, headers={"Accept": "application/json"}
+        )
+        if reply.error:
+            raise self._remember(reply.error)
+        body = reply.body
+        if reply.status is not None and reply.status >= 300:
+            error = _error_text(body) or f"HTTP {reply.status}"
+            if reply.status in (400, 422):  # a bad query: the server is fine
+                raise NotAvailable(f"Prometheus refused the query: {error}", "check the IMSNB_PROM_* names")
+            raise self._remember(error)
+        if reply.truncated:  # not remembered: a narrower query still works
+            raise NotAvailable(
+                f"Prometheus's answer is larger than {MAX_REPLY_BYTES // 2**20} MB: not read",
+                "narrow the window or add label matchers (IMSNB_PROM_SELECTOR)",
+            )
         try:
             payload = json.loads(body)
         except ValueError:

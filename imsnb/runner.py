@@ -32,7 +32,7 @@ from imsnb.bundles import ACTIONS_MIME, FINDINGS_MIME
 from imsnb.errors import BadParameter, NotConfigured
 from imsnb.findings import Severity
 from imsnb.kernels import ForkServer, notebook_imports
-from imsnb.notebooks import find_notebook, load_info
+from imsnb.notebooks import NotebookInfo, find_notebook, load_info
 from imsnb.parameters import check_bounds, check_incident_id, validate
 
 DEFAULT_TIMEOUT_S = 600
@@ -53,6 +53,23 @@ class RunResult:
         return self.summary["status"]
 
 
+def check_run_settings(fail_on: str | Severity, timeout_s: float) -> Severity:
+    """The options every run shares (`imsnb run`, `suite`, `triage`), checked in one place: the --fail-on
+    severity, and a cell timeout that is a positive, finite number of seconds (nan and inf bound nothing)."""
+    try:
+        threshold = Severity.parse(fail_on)
+    except ValueError as exc:
+        raise BadParameter(str(exc)) from None
+    if (
+        isinstance(timeout_s, bool)
+        or not isinstance(timeout_s, (int, float))
+        or not math.isfinite(timeout_s)
+        or timeout_s <= 0
+    ):
+        raise BadParameter(f"timeout must be a positive number of seconds, not {timeout_s!r}")
+    return threshold
+
+
 def prepare(
     notebook: str, raw_parameters: dict[str, Any], incident_id: str | None, outputs: Path | str = "outputs"
 ) -> tuple[Path, dict, str]:
@@ -69,11 +86,27 @@ def prepare(
             config.environment_settings(environment)
         except NotConfigured as exc:
             raise BadParameter(str(exc)) from None
+    check_targets(info, environment)
     if parameters.get("apply_actions") is True and not str(parameters.get("approver") or "").strip():
         raise BadParameter("apply_actions is True but no approver is named: add -p approver NAME (who approved)")
     check_bounds(parameters)
     check_writable(Path(outputs))
     return path, parameters, incident
+
+
+def check_targets(info: NotebookInfo, environment: str | None = None) -> None:
+    """Bad input when none of the targets a notebook declares (metadata `imsnb.targets`) is configured, in the
+    process environment or the named environment: a run would only say "not configured" (e.g. `redis_cache` with
+    no Redis). A notebook with at least one configured target runs; the others become INFO findings."""
+    if not info.targets:
+        return
+    environ = dict(os.environ)
+    if environment and environment != "default":
+        environ |= config.environment_settings(environment)
+    missing = [t for t in info.targets if not config.target_configured(t, environ)]
+    if len(missing) == len(info.targets):
+        hints = "; ".join(config.NOT_CONFIGURED[t] for t in missing)
+        raise BadParameter(f"notebook {info.name!r} has nothing to check: {hints}")
 
 
 def check_writable(folder: Path) -> None:
@@ -104,12 +137,7 @@ def run_notebook(
     actions are planned and shown, never applied. `kernels`: a warm parent to fork the kernel from (a suite shares
     one); without it the run starts its own as soon as the input is valid, unless IMSNB_WARM_KERNELS=0.
     """
-    try:
-        threshold = Severity.parse(fail_on)
-    except ValueError as exc:
-        raise BadParameter(str(exc)) from None
-    if not timeout_s or timeout_s <= 0 or not math.isfinite(timeout_s):  # nan and inf: no bound at all
-        raise BadParameter(f"timeout must be a positive number of seconds, not {timeout_s!r}")
+    threshold = check_run_settings(fail_on, timeout_s)
     path, params, incident = prepare(notebook, parameters or {}, incident_id, outputs)
     own_kernels = kernels is None and warm_kernels_enabled()
     if own_kernels:

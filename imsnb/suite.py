@@ -32,6 +32,8 @@ from imsnb.runner import (
     EXIT_OK,
     EXIT_SEVERITY,
     RunResult,
+    check_run_settings,
+    check_targets,
     prepare,
     run_notebook,
     warm_kernels_enabled,
@@ -42,6 +44,18 @@ WORKER_KINDS = ("thread", "process")
 
 def all_notebook_names() -> list[str]:
     return [info.name for info in list_notebooks()]
+
+
+def without_targets(names: Iterable[str], environment: str | None = None) -> list[str]:
+    """The notebooks none of whose declared targets is configured (`--all` leaves them out, with a note; named
+    explicitly, each is bad input)."""
+    left_out = []
+    for name in names:
+        try:
+            check_targets(load_info(find_notebook(name)), environment)
+        except BadParameter:
+            left_out.append(name)
+    return left_out
 
 
 def default_jobs() -> int:
@@ -55,9 +69,17 @@ def suite_incident_id(incident_id: str | None, parameters: dict[str, Any]) -> st
 
 
 def plan_suite(
-    names: Iterable[str], parameters: dict[str, Any], *, incident_id: str, outputs: Path | str = "outputs"
+    names: Iterable[str],
+    parameters: dict[str, Any],
+    *,
+    incident_id: str,
+    outputs: Path | str = "outputs",
+    fail_on: str | Severity = Severity.ERROR,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> list[tuple[str, dict[str, Any]]]:
-    """Each notebook with the parameters it declares, all validated; raises BadParameter before anything runs."""
+    """Each notebook with the parameters it declares, all validated with the run options (the same checks as
+    `imsnb run`); raises BadParameter before anything runs or is written."""
+    check_run_settings(fail_on, timeout_s)
     names = list(dict.fromkeys(names))
     if not names:
         raise BadParameter("no notebooks given: name some (see `imsnb list`) or pass --all")
@@ -107,15 +129,9 @@ def run_suite(
     check_jobs(jobs)
     if workers not in WORKER_KINDS:
         raise BadParameter(f"workers must be one of {', '.join(WORKER_KINDS)}, not {workers!r}")
-    try:
-        Severity.parse(fail_on)
-    except ValueError as exc:
-        raise BadParameter(str(exc)) from None
-    if not timeout_s or timeout_s <= 0 or timeout_s != timeout_s:
-        raise BadParameter(f"timeout must be a positive number of seconds, not {timeout_s!r}")
     incident = suite_incident_id(incident_id, parameters)
     parameters.pop("incident_id", None)
-    plan = plan_suite(names, parameters, incident_id=incident, outputs=outputs)
+    plan = plan_suite(names, parameters, incident_id=incident, outputs=outputs, fail_on=fail_on, timeout_s=timeout_s)
 
     results: dict[int, RunResult] = {}
     errors: list[BaseException] = []

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Callable
 from typing import Any
 
+from imsnb.deadline import deadline_message
 from imsnb.errors import NotConfigured, Unreachable
 
 # Every AWS API action imsnb calls (service prefix as in IAM). `imsnb iam-policy` prints the read-only policy
@@ -46,6 +48,9 @@ ACTIONS = READ_ACTIONS + WRITE_ACTIONS
 CONNECT_TIMEOUT_S = 3
 READ_TIMEOUT_S = 10
 MAX_ATTEMPTS = 3
+CALL_DEADLINE_S = 45  # one API call, retries included (connect 3 s + read 10 s a read, 3 attempts)
+MAX_PAGES = 200  # pages one paginate() call reads at most
+MAX_EMPTY_PAGES = 10  # empty pages in a row (with a token) that end paging: Logs may send a few, never endless
 
 
 def iam_policy(*, remediation: bool = False, archive: tuple[str, str] | None = None) -> dict[str, Any]:
@@ -77,12 +82,20 @@ class Aws:
     `on_call` (if given) is called with "service:Operation" before every API call: tests count calls with it.
     """
 
-    def __init__(self, application: str = "imsnb", *, on_call: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        application: str = "imsnb",
+        *,
+        on_call: Callable[[str], None] | None = None,
+        deadline_s: float = CALL_DEADLINE_S,
+    ):
         self.application = application
+        self.deadline_s = deadline_s
         self.on_call = on_call
         self._session = None
         self._clients: dict[str, Any] = {}
         self._failure: Unreachable | NotConfigured | None = None
+        self.notes: list[str] = []  # what was cut short (paging stopped), for the notebook to show
 
     def client(self, service: str) -> Any:
         if self._failure is not None:
@@ -130,7 +143,11 @@ class Aws:
 
         client = self.client(service)
         try:
-            return getattr(client, operation)(**kwargs)
+            return _within(self.deadline_s, getattr(client, operation), kwargs)
+        except _DeadlineExceeded:
+            self._failure = Unreachable(
+                f"aws {service}", deadline_message(self.deadline_s, f"{operation} answer"), check="aws.reachable"
+            )
         except NoCredentialsError:
             self._failure = NotConfigured(
                 "AWS has no credentials (set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)",
@@ -144,17 +161,73 @@ class Aws:
             self._failure = Unreachable(f"aws {service}", " ".join(str(exc).split()), check="aws.reachable")
         raise self._failure
 
-    def paginate(self, service: str, operation: str, key: str, /, *, limit: int = 10_000, **kwargs: Any) -> list[Any]:
-        """Items under `key` across pages (NextToken/Marker), at most `limit`."""
+    def paginate(
+        self,
+        service: str,
+        operation: str,
+        key: str,
+        /,
+        *,
+        limit: int = 10_000,
+        max_pages: int = MAX_PAGES,
+        **kwargs: Any,
+    ) -> list[Any]:
+        """Items under `key` across pages (NextToken/Marker), at most `limit` items and `max_pages` pages.
+
+        A token that keeps coming back with nothing (MAX_EMPTY_PAGES empty pages in a row, or the same token
+        twice) ends it early: what was found is returned and a note says so (printed, and kept in `notes`).
+        """
         items: list[Any] = []
         token_in, token_out = _TOKENS.get((service, operation), ("NextToken", "NextToken"))
-        while True:
+        empty, seen = 0, set()
+        for _ in range(max(1, max_pages)):
             page = self.call(service, operation, **kwargs)
-            items.extend(page.get(key, []))
+            found = page.get(key) or []
+            items.extend(found)
             token = page.get(token_out)
             if not token or len(items) >= limit:
                 return items[:limit]
+            empty = 0 if found else empty + 1
+            if empty >= MAX_EMPTY_PAGES or token in seen:
+                why = "the same page token came back" if token in seen else f"{empty} empty pages in a row"
+                return self._note(f"{service} {operation}: stopped paging, {why} ({len(items)} items found)", items)
+            seen.add(token)
             kwargs[token_in] = token
+        return self._note(
+            f"{service} {operation}: stopped after {max(1, max_pages)} pages ({len(items)} items found, more remain)",
+            items,
+        )
+
+    def _note(self, note: str, items: list[Any]) -> list[Any]:
+        self.notes.append(note)
+        print(f"note: {note}")
+        return items
+
+
+class _DeadlineExceeded(Exception):
+    pass
+
+
+def _within(seconds: float, operation: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    """`operation(**kwargs)` if it finishes within `seconds`; else _DeadlineExceeded, the call left behind in its
+    daemon thread (botocore's read timeout bounds each read only: an endpoint trickling its answer would keep it
+    forever). The session is then remembered as unreachable, so nothing else waits on it."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = operation(**kwargs)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=run, name="imsnb-aws-call", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise _DeadlineExceeded
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def _no_retry_after_timeout(caught_exception: BaseException | None = None, **_: Any) -> None:

@@ -158,3 +158,118 @@ def test_sql_reaches_postgres_only_through_bind_parameters(degraded, monkeypatch
     assert summary["status"] == "ok" and summary["parameters"]["rds_instance"] == INJECTION
     with degraded.postgres.admin("ims") as admin:
         assert admin.execute("SELECT count(*) FROM orders").fetchone()[0] > 0
+
+
+# --- notebook files: `imsnb run PATH` and `imsnb suite PATH` read them before any kernel starts -------------------
+
+TEMPLATE = (NOTEBOOKS["health_check"].path).read_text(encoding="utf-8")
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+source_texts = st.text(max_size=60) | st.sampled_from(
+    ['window = "1h', "x = (", "window = '1h'\n\x00", "def f(:", "window = {[]: 1}", "if True:\nwindow = 1", "((((" * 60]
+)
+
+
+def _mutated(kind: str, value, text: str) -> str:
+    """The template notebook broken one way: a random JSON value put where the structure expects something."""
+    import json
+
+    nb = json.loads(TEMPLATE)
+    params = next(c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", []))
+    if kind == "document":
+        return json.dumps(value)
+    if kind == "cells":
+        nb["cells"] = value
+    elif kind == "no cells":
+        del nb["cells"]
+    elif kind == "a cell":
+        nb["cells"][len(nb["cells"]) // 2] = value
+    elif kind == "cell source":
+        nb["cells"][0]["source"] = value
+    elif kind == "parameters source":
+        params["source"] = text
+    elif kind == "tags":
+        params["metadata"]["tags"] = value
+    elif kind == "nbformat":
+        nb["nbformat"] = value
+    elif kind == "metadata":
+        nb["metadata"] = value
+    return json.dumps(nb)
+
+
+def run_file(command: str, content: bytes | str, tmp: Path) -> tuple[int | None, str, Path]:
+    path = tmp / "candidate.ipynb"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8", "surrogatepass"))
+    outputs = tmp / "outputs"
+    code, stderr, _ = cli([command, str(path), "--outputs", str(outputs)])
+    return code, stderr, outputs
+
+
+def check_file_outcome(code, stderr: str, outputs: Path, accepted_writes: bool = False) -> None:
+    assert "Traceback" not in stderr, stderr
+    if code is None:  # accepted: the kernel would have started
+        return
+    assert code == 2, (code, stderr)
+    assert stderr.startswith("imsnb: error: ") and stderr.count("\n") == 1, stderr
+    assert not outputs.exists() or not any(outputs.rglob("*")), "bad input wrote something under outputs/"
+
+
+@EXAMPLES
+@example(command="run", kind="document", value=[], text="")  # `[]`: was a TypeError traceback, exit 1
+@example(command="run", kind="parameters source", value=None, text='window = "1h')  # was a SyntaxError traceback
+@example(command="suite", kind="parameters source", value=None, text="x = (")
+@given(
+    command=st.sampled_from(["run", "suite"]),
+    kind=st.sampled_from(
+        ["document", "cells", "no cells", "a cell", "cell source", "parameters source", "tags", "nbformat", "metadata"]
+    ),
+    value=json_values,
+    text=source_texts,
+)
+def test_any_notebook_file_is_accepted_or_refused_in_one_line(tmp_path_factory, command, kind, value, text):
+    tmp = tmp_path_factory.mktemp("nb")
+    code, stderr, outputs = run_file(command, _mutated(kind, value, text), tmp)
+    check_file_outcome(code, stderr, outputs)
+
+
+@EXAMPLES
+@example(content=b"")
+@example(content=b"\xff\xfe{")
+@example(content=b'{"cells": [], "nbformat": 4')
+@given(content=st.binary(max_size=80) | st.text(max_size=80).map(str.encode))
+def test_any_bytes_as_a_notebook_file_are_refused_in_one_line(tmp_path_factory, content):
+    tmp = tmp_path_factory.mktemp("nb")
+    code, stderr, outputs = run_file("run", content, tmp)
+    assert code == 2, (code, stderr)
+    check_file_outcome(code, stderr, outputs)
+
+
+@pytest.mark.parametrize("given_as", ["missing.ipynb", "folder.ipynb", "notes.txt", "sub/missing"])
+def test_a_notebook_path_that_is_not_a_notebook_file_is_named_in_one_line(tmp_path, monkeypatch, given_as):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folder.ipynb").mkdir()
+    (tmp_path / "notes.txt").write_text("{}")
+    code, stderr, _ = cli(["run", given_as, "--outputs", str(tmp_path / "outputs")])
+    assert code == 2 and stderr.count("\n") == 1 and repr(given_as) in stderr, stderr
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_a_catalogue_name_with_its_suffix_runs_that_notebook(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no such file here: the catalogue's health_check
+    code, stderr, params = cli(["run", "health_check.ipynb", "--outputs", str(tmp_path / "outputs")])
+    assert code is None and params is not None, stderr
+
+
+@pytest.mark.parametrize("timeout", ["inf", "nan", "0", "-5"])
+def test_suite_refuses_a_bad_timeout_before_any_progress_or_file(tmp_path, timeout):
+    """`imsnb suite health_check --timeout inf` printed progress and wrote index.html, then exited 2."""
+    out, err = io.StringIO(), io.StringIO()
+    outputs = tmp_path / "outputs"
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        code = main(["suite", "health_check", "--timeout", timeout, "--outputs", str(outputs)])
+    assert code == 2 and err.getvalue().count("\n") == 1 and "timeout" in err.getvalue(), err.getvalue()
+    assert out.getvalue() == "", out.getvalue()
+    assert not outputs.exists()
