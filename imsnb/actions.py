@@ -777,3 +777,45 @@ def promotion_checklist(
     return pd.DataFrame(
         [{"step": step, "done": "[x]" if done else "[ ]", "evidence": evidence} for step, done, evidence in rows]
     )
+
+
+# --- ECS: restart the service (Memory Leak / OOM Killer) ---------------------------------------------------------
+
+
+def _primary_deployment(service: dict[str, Any]) -> str | None:
+    return next((d.get("id") for d in service.get("deployments", []) if d.get("status") == "PRIMARY"), None)
+
+
+def ecs_force_new_deployment_action(cluster: str, service: str, *, reason: str = "", aws: Any = None) -> Plan:
+    """The runbook's immediate action for a leak (`docker-compose restart backend`) on ECS: `aws ecs update-service
+    --force-new-deployment` replaces every task with a fresh one of the same task definition."""
+    planned = _service(aws, cluster, service)
+    task_definition = planned.get("taskDefinition", "")
+    deployment = _primary_deployment(planned)
+
+    def recheck() -> str | None:
+        now = _service(aws, cluster, service)
+        if now.get("status") != "ACTIVE":
+            return f"service {cluster}/{service} is {now.get('status')!r}, not ACTIVE"
+        if now.get("taskDefinition") != task_definition:
+            return f"the service moved to {now.get('taskDefinition', '').rsplit('/', 1)[-1]} since the plan"
+        if _primary_deployment(now) != deployment:
+            return "a new deployment started since the plan: the tasks are already being replaced"
+        return None
+
+    def apply() -> str:
+        reply = _aws(aws).call("ecs", "update_service", cluster=cluster, service=service, forceNewDeployment=True)
+        now = _primary_deployment(reply.get("service", {}))
+        return f"{cluster}/{service}: new deployment {now} of {task_definition.rsplit('/', 1)[-1]} started"
+
+    return Plan(
+        action="ecs_force_new_deployment",
+        target=f"{cluster}/{service}",
+        reason=reason or "restart the leaking service",
+        expected_effect=f"every task of {service} is replaced by a fresh one ({task_definition.rsplit('/', 1)[-1]}); "
+        "memory starts from zero again, the leak is not fixed",
+        undo="none needed: same task definition; the old tasks are drained",
+        command=f"aws ecs update-service --cluster {cluster} --service {service} --force-new-deployment",
+        recheck=recheck,
+        apply=apply,
+    )

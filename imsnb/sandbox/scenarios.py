@@ -6,6 +6,8 @@ released by `Sandbox.stop`).
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -182,8 +184,61 @@ def scaling(sandbox: Sandbox) -> None:
 
 
 def memory_leak(sandbox: Sandbox) -> None:
-    """The runbook's "Memory Leak / OOM Killer": ims-backend's memory climbs from ~40% to ~85% over 24 h."""
+    """The runbook's "Memory Leak / OOM Killer": ims-backend's memory climbs from ~40% to ~85% over 24 h, and on
+    this host a real process named `ims-backend` grows its resident memory by ~4 MiB a second."""
     healthy(sandbox, memory_leak=True)
+    sandbox.held.append(LeakingProcess().start())
+
+
+# A process that leaks: it names itself (/proc/self/comm), then keeps ~4 MiB a second of touched memory until the
+# cap (512 MiB, ~2 min), where it lets go of it all (as a restarted service would) and starts again.
+LEAK_SCRIPT = """
+import sys, time
+open("/proc/self/comm", "w").write(sys.argv[1])
+step, cap, pause = int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+kept = []
+while True:
+    kept.append(bytearray(b"x" * step))
+    if len(kept) * step >= cap:
+        kept.clear()
+    time.sleep(pause)
+"""
+
+
+class LeakingProcess:
+    """A real process whose resident memory grows (the memory-leak scenario's host part, and the tests' leaker).
+    `close()` ends it; it is kept on `sandbox.held`, which closes it when the sandbox stops."""
+
+    def __init__(self, name: str = "ims-backend", *, mib_per_s: float = 4.0, cap_mib: int = 512):
+        self.name = name
+        self.step = 256 * 1024
+        self.pause = self.step / (mib_per_s * 2**20)
+        self.cap = cap_mib * 2**20
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> LeakingProcess:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", LEAK_SCRIPT, self.name, str(self.step), str(self.cap), str(self.pause)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def close(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
 
 
 def stale_backup(sandbox: Sandbox) -> None:
