@@ -41,6 +41,8 @@ WRITE_ACTIONS = (
     "rds:FailoverDBCluster",
     "rds:ModifyDBInstance",
     "rds:RestoreDBInstanceFromDBSnapshot",
+    "rds:AddTagsToResource",  # the restore test tags its temporary instance (Tags= on the restore call)
+    "rds:DeleteDBInstance",  # only the restore test's own temporary instance, re-checked by tag and resource id
 )
 ACTIONS = READ_ACTIONS + WRITE_ACTIONS
 CONNECT_TIMEOUT_S = 3
