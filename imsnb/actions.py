@@ -981,3 +981,72 @@ def run_token() -> str:
     import secrets
 
     return secrets.token_hex(6)
+
+
+# --- RDS: vertical scaling sized from the bottleneck (Vertical Scaling › Identify bottleneck) --------------------
+
+
+def rds_storage_increase_action(
+    instance_id: str, *, to_gib: int | None = None, to_iops: int | None = None, reason: str = "", aws: Any = None
+) -> Plan:
+    """`aws rds modify-db-instance --allocated-storage` (or `--iops`): a storage step of its own, never bundled with
+    a class change. RDS storage only grows; the re-check makes sure it is still the size planned from."""
+    current = _instance(aws, instance_id)
+    from_gib, from_iops = int(current.get("AllocatedStorage") or 0), current.get("Iops")
+    change = {"AllocatedStorage": int(to_gib)} if to_gib else {"Iops": int(to_iops or 0)}
+    what = f"{from_gib} → {to_gib} GiB" if to_gib else f"{from_iops or 'baseline'} → {to_iops} provisioned IOPS"
+    flag = f"--allocated-storage {to_gib}" if to_gib else f"--iops {to_iops}"
+
+    def recheck() -> str | None:
+        now = _instance(aws, instance_id)
+        if now.get("DBInstanceStatus") != "available":
+            return f"{instance_id} is {now.get('DBInstanceStatus')!r}, not 'available'"
+        if int(now.get("AllocatedStorage") or 0) != from_gib or now.get("Iops") != from_iops:
+            return f"{instance_id}'s storage changed since the plan ({now.get('AllocatedStorage')} GiB)"
+        return None
+
+    def apply() -> str:
+        _aws(aws).call("rds", "modify_db_instance", DBInstanceIdentifier=instance_id, ApplyImmediately=True, **change)
+        now = _instance(aws, instance_id)
+        pending = now.get("PendingModifiedValues") or {}
+        return f"{instance_id}: {now.get('AllocatedStorage')} GiB" + (f" (pending {pending})" if pending else "")
+
+    return Plan(
+        action="rds_storage_increase",
+        target=instance_id,
+        reason=reason or "storage is the bottleneck",
+        expected_effect=f"{what}, online (no restart); the volume optimizes for hours after, and another storage "
+        "change is refused for 6 hours",
+        undo="none: RDS storage cannot shrink (a smaller instance needs a dump and restore)",
+        command=f"aws rds modify-db-instance --db-instance-identifier {instance_id} {flag} --apply-immediately",
+        recheck=recheck,
+        apply=apply,
+    )
+
+
+def bottleneck_actions(table: pd.DataFrame, cap: dict[str, Any], *, aws: Any = None) -> list[Plan]:
+    """The runbook's "CPU: increase vCPU / Memory: increase RAM / Disk: add storage", for the bottleneck found:
+    a class with more vCPU or more RAM (one resize), or a storage increase as its own action."""
+    from imsnb.aws import bottleneck as bn
+
+    found = bn.bottleneck(table)
+    if found is None:
+        return []
+    row = table[table["resource"] == found].iloc[0]
+    instance, klass = cap["instance"], cap["class"]
+    why = f"{found} is the bottleneck: {row['used_ratio']:.0%} used against a limit of {row['limit']:.0%}"
+    if found in ("cpu", "memory"):
+        to = bn.bigger_class(klass, found)
+        if to is None:
+            return []
+        vcpu, ram = bn.CLASS_SPECS[to]
+        more = f"{vcpu} vCPU" if found == "cpu" else f"{ram} GiB RAM"
+        return [rds_resize_action(instance, to, reason=f"{why}; {to} has {more}", aws=aws)]
+    step = bn.storage_step(table, cap, found)
+    if step is None:
+        return []
+    return [
+        rds_storage_increase_action(
+            instance, to_gib=step.get("allocated_gib"), to_iops=step.get("iops"), reason=why, aws=aws
+        )
+    ]

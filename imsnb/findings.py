@@ -83,6 +83,9 @@ CATALOGUE: dict[str, Threshold] = {
     "host.swap_used": Threshold(0.50, 0.80, 0.95, unit="ratio", source="imsnb: swapping means memory pressure"),
     "host.oom_kills": Threshold(1.0, 1.0, 5.0, unit="kills", source="imsnb: any OOM kill in the window"),
     "host.process_growth": Threshold(10.0, 50.0, 500.0, unit="MiB/min", source="imsnb: RSS growth over the sample"),
+    # Vertical Scaling › Identify bottleneck: the RDS instance's memory and IOPS beside CPU and storage
+    "aws.rds.memory_used": Threshold(0.90, 0.95, 0.98, unit="ratio", source="Memory: < 90% used (of class RAM)"),
+    "aws.rds.iops_used": Threshold(0.80, 0.90, 1.0, unit="ratio", source="imsnb: p95 IOPS of the volume baseline"),
 }
 
 
