@@ -86,6 +86,10 @@ CATALOGUE: dict[str, Threshold] = {
     # Vertical Scaling › Identify bottleneck: the RDS instance's memory and IOPS beside CPU and storage
     "aws.rds.memory_used": Threshold(0.90, 0.95, 0.98, unit="ratio", source="Memory: < 90% used (of class RAM)"),
     "aws.rds.iops_used": Threshold(0.80, 0.90, 1.0, unit="ratio", source="imsnb: p95 IOPS of the volume baseline"),
+    # Cache Cluster Upgrade: the current cluster from CloudWatch, and the new node's keys against the old one's
+    "aws.elasticache.memory_used": Threshold(0.90, 0.95, 0.99, unit="ratio", source="Memory: < 90% used"),
+    "aws.elasticache.evictions": Threshold(1.0, 1000.0, None, unit="keys", source="Evictions: = 0"),
+    "cache.key_counts": Threshold(0.01, 0.05, 0.50, unit="ratio", source="imsnb: new node lacks < 1% of the keys"),
 }
 
 

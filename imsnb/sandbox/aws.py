@@ -144,6 +144,8 @@ def seed(
     server.client("elasticache").create_cache_cluster(
         CacheClusterId=CACHE_CLUSTER, Engine="redis", CacheNodeType="cache.t3.micro", NumCacheNodes=1
     )
+    if cache_pressure:
+        _seed_cache_pressure(server, now)
 
 
 def _seed_rds(server: AwsServer, newest_age: timedelta) -> None:
@@ -289,3 +291,19 @@ def _seed_rds_memory(server: AwsServer, now: datetime, ratio: float) -> None:
     cloudwatch = server.client("cloudwatch")
     for offset in range(0, len(data), 1000):
         cloudwatch.put_metric_data(Namespace="AWS/RDS", MetricData=data[offset : offset + 1000])
+
+
+def _seed_cache_pressure(server: AwsServer, now: datetime, hours: int = 6) -> None:
+    """The last `hours` of ims-redis: memory at ~93-96% of the node and keys evicted every minute (datapoints
+    beside the normal ones: Maximum and Sum see them), the case for a bigger node."""
+    dims = [{"Name": "CacheClusterId", "Value": CACHE_CLUSTER}]
+    data = []
+    for i in range(hours * 60):
+        at = now - timedelta(minutes=i)
+        data.append({"MetricName": "DatabaseMemoryUsagePercentage", "Value": 93.0 + (i % 4), "Unit": "Percent"})
+        data.append({"MetricName": "Evictions", "Value": float(20 + i % 15), "Unit": "Count"})
+        data[-2].update(Dimensions=dims, Timestamp=at)
+        data[-1].update(Dimensions=dims, Timestamp=at)
+    cloudwatch = server.client("cloudwatch")
+    for offset in range(0, len(data), 1000):
+        cloudwatch.put_metric_data(Namespace="AWS/ElastiCache", MetricData=data[offset : offset + 1000])

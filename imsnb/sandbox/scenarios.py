@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from imsnb.sandbox.aws import seed as seed_aws
 from imsnb.sandbox.postgres import APP_DATABASE
 from imsnb.sandbox.prometheus import SLOW_LATENCY, Traffic
+from imsnb.sandbox.redis import RedisServer
 
 if TYPE_CHECKING:
     from imsnb.sandbox import Sandbox
@@ -252,6 +253,34 @@ def disk_pressure(sandbox: Sandbox) -> None:
     healthy(sandbox, free_storage_ratio=0.12, retention_gap=True)
 
 
+UPGRADE_KEYS = {0: 300, 1: 200}  # keys per db on the old node
+UPGRADE_LATE_WRITES = 20  # db1 keys written on the old node after the snapshot: missing on the new one
+
+
+def cache_upgrade(sandbox: Sandbox) -> None:
+    """The runbook's "Cache Cluster Upgrade": ims-redis (cache.t3.micro) at ~95% memory and evicting for the last
+    6 h; the sandbox's Redis is its node (300 keys in db0, 200 in db1), and a second real redis-server stands in
+    for the new cluster's node, holding what a snapshot taken a little earlier would: db0 complete, db1 without
+    the 20 keys written since. Its address is IMSNB_SANDBOX_NEW_REDIS (pass it as `-p new_redis`)."""
+    _seed(sandbox)
+    _normal_traffic(sandbox)
+    seed_aws(sandbox.aws, cache_pressure=True)
+    new = RedisServer(maxmemory="32mb", password=sandbox.redis.password).start()
+    sandbox.held.append(new)
+    sandbox.new_redis = new
+    sandbox.extra_env["IMSNB_SANDBOX_NEW_REDIS"] = f"127.0.0.1:{new.port}"
+    for db, count in UPGRADE_KEYS.items():
+        old_pipe = sandbox.redis.client(db).pipeline(transaction=False)
+        new_pipe = new.client(db).pipeline(transaction=False)
+        for i in range(count):
+            key, value = f"session:{db}:{i}", "s" * 100
+            old_pipe.set(key, value)
+            if db != 1 or i < count - UPGRADE_LATE_WRITES:
+                new_pipe.set(key, value)
+        old_pipe.execute()
+        new_pipe.execute()
+
+
 SCENARIOS: dict[str, Callable[[Sandbox], None]] = {
     "healthy": healthy,
     "db-degradation": db_degradation,
@@ -263,6 +292,7 @@ SCENARIOS: dict[str, Callable[[Sandbox], None]] = {
     "memory-leak": memory_leak,
     "stale-backup": stale_backup,
     "disk-pressure": disk_pressure,
+    "cache-upgrade": cache_upgrade,
 }
 
 # The API's request history in Prometheus, written before the server starts (scenarios not listed: normal traffic,
