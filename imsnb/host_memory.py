@@ -33,6 +33,7 @@ OOM_LINE = re.compile(r"Out of memory|oom-kill|Killed process|Memory cgroup out 
 OOM_VICTIM = re.compile(r"Killed process (?P<pid>\d+) \((?P<name>[^)]*)\)")
 CONTAINER_CGROUP = re.compile(r"docker|containerd|libpod|crio|kubepods|lxc", re.IGNORECASE)
 _SECRET_ARG = re.compile(r"(?i)((?:pass(?:word)?|secret|token|api[_-]?key)[=:\s]+)\S+")
+_URL_PASSWORD = re.compile(r"(://[^/:@\s]*:)[^/@\s]+@")
 PROCESS_COLUMNS = ["pid", "name", "command", "rss_bytes", "started"]
 GROWTH_COLUMNS = ["pid", "name", "command", "rss_before", "rss_after", "growth_bytes", "growth_mib_per_min"]
 
@@ -99,7 +100,7 @@ def memory_table(mem: HostMemory) -> pd.DataFrame:
 
 
 def _masked(command: str, width: int = 120) -> str:
-    text = _SECRET_ARG.sub(r"\1********", command)
+    text = _URL_PASSWORD.sub(r"\1********@", _SECRET_ARG.sub(r"\1********", command))
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
