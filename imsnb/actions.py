@@ -888,3 +888,392 @@ def promotion_checklist(
     return pd.DataFrame(
         [{"step": step, "done": "[x]" if done else "[ ]", "evidence": evidence} for step, done, evidence in rows]
     )
+
+
+# --- ECS: restart the service (Memory Leak / OOM Killer) ---------------------------------------------------------
+
+
+def _primary_deployment(service: dict[str, Any]) -> str | None:
+    return next((d.get("id") for d in service.get("deployments", []) if d.get("status") == "PRIMARY"), None)
+
+
+def ecs_force_new_deployment_action(cluster: str, service: str, *, reason: str = "", aws: Any = None) -> Plan:
+    """The runbook's immediate action for a leak (`docker-compose restart backend`) on ECS: `aws ecs update-service
+    --force-new-deployment` replaces every task with a fresh one of the same task definition."""
+    planned = _service(aws, cluster, service)
+    task_definition = planned.get("taskDefinition", "")
+    deployment = _primary_deployment(planned)
+
+    def recheck() -> str | None:
+        now = _service(aws, cluster, service)
+        if now.get("status") != "ACTIVE":
+            return f"service {cluster}/{service} is {now.get('status')!r}, not ACTIVE"
+        if now.get("taskDefinition") != task_definition:
+            return f"the service moved to {now.get('taskDefinition', '').rsplit('/', 1)[-1]} since the plan"
+        if _primary_deployment(now) != deployment:
+            return "a new deployment started since the plan: the tasks are already being replaced"
+        return None
+
+    def apply() -> str:
+        reply = _aws(aws).call("ecs", "update_service", cluster=cluster, service=service, forceNewDeployment=True)
+        now = _primary_deployment(reply.get("service", {}))
+        return f"{cluster}/{service}: new deployment {now} of {task_definition.rsplit('/', 1)[-1]} started"
+
+    return Plan(
+        action="ecs_force_new_deployment",
+        target=f"{cluster}/{service}",
+        reason=reason or "restart the leaking service",
+        expected_effect=f"every task of {service} is replaced by a fresh one ({task_definition.rsplit('/', 1)[-1]}); "
+        "memory starts from zero again, the leak is not fixed",
+        undo="none needed: same task definition; the old tasks are drained",
+        command=f"aws ecs update-service --cluster {cluster} --service {service} --force-new-deployment",
+        recheck=recheck,
+        apply=apply,
+    )
+
+
+# --- waiting inside a notebook cell ------------------------------------------------------------------------------
+
+CELL_TIMEOUT_ENV = "IMSNB_CELL_TIMEOUT_S"
+CELL_MARGIN_S = 60.0
+
+
+def wait_budget_s(wanted_s: float) -> float:
+    """How long an action may wait for AWS inside one cell: what was asked, but always a minute under the cell
+    timeout (the runner's default, or IMSNB_CELL_TIMEOUT_S when a longer --timeout is used), so a slow restore
+    ends as a recorded `failed` outcome with its reason instead of a killed cell."""
+    from imsnb.runner import DEFAULT_TIMEOUT_S
+
+    try:
+        cell = float(os.environ.get(CELL_TIMEOUT_ENV) or DEFAULT_TIMEOUT_S)
+    except ValueError:
+        cell = float(DEFAULT_TIMEOUT_S)
+    return max(1.0, min(float(wanted_s), cell - CELL_MARGIN_S))
+
+
+def _wait_for(describe: Callable[[], str], done: str, *, wait_s: float, poll_s: float, what: str) -> float:
+    """Poll `describe()` (a status) until it is `done`; seconds waited. Raises TimeoutError past the budget."""
+    budget = wait_budget_s(wait_s)
+    started = time.monotonic()
+    while True:
+        status = describe()
+        if status == done:
+            return time.monotonic() - started
+        if status in ("failed", "incompatible-restore", "incompatible-parameters", "deleting", "deleted"):
+            raise RuntimeError(f"{what} is {status}")
+        if time.monotonic() - started > budget:
+            raise TimeoutError(f"{what} still {status!r} after {budget:g} s; keep waiting by hand")
+        time.sleep(poll_s)
+
+
+# --- RDS: the monthly restore test (Daily Backup Verification › Verify backup integrity) --------------------------
+
+RESTORE_TEST_TAG = "imsnb-restore-test"
+
+
+def restore_test_instance_id(instance_id: str, at: datetime | None = None) -> str:
+    """A name for the temporary instance no person would reuse: <instance>-verify-<UTC yyyymmddhhmm>."""
+    stamp = (at or datetime.now(UTC)).strftime("%Y%m%d%H%M")
+    return f"{instance_id[: 63 - 20]}-verify-{stamp}"
+
+
+def rds_restore_test_action(
+    snapshot: dict[str, Any],
+    temp_instance_id: str,
+    *,
+    created: dict[str, Any],
+    run_token: str,
+    wait_s: float = 480.0,
+    poll_s: float = RESTORE_POLL_S,
+    aws: Any = None,
+) -> Plan:
+    """Restore `snapshot` to a temporary instance, tagged with this run's token, and wait until it is available.
+    What was created (identifier, DbiResourceId, ARN, token) is written into `created`, which the delete that
+    follows re-checks, so it can only ever touch the instance this run made."""
+    snapshot_id = snapshot["snapshot"]
+
+    def recheck() -> str | None:
+        found = _aws(aws).call("rds", "describe_db_snapshots", DBSnapshotIdentifier=snapshot_id)["DBSnapshots"]
+        if not found or found[0].get("Status") != "available":
+            return f"snapshot {snapshot_id} is no longer available"
+        existing = _aws(aws).call("rds", "describe_db_instances")["DBInstances"]
+        if any(d["DBInstanceIdentifier"] == temp_instance_id for d in existing):
+            return f"an instance named {temp_instance_id} already exists: this run will not create (or delete) it"
+        return None
+
+    def apply() -> str:
+        reply = _aws(aws).call(
+            "rds",
+            "restore_db_instance_from_db_snapshot",
+            DBInstanceIdentifier=temp_instance_id,
+            DBSnapshotIdentifier=snapshot_id,
+            PubliclyAccessible=False,
+            Tags=[{"Key": RESTORE_TEST_TAG, "Value": run_token}],
+        )["DBInstance"]
+        created.update(
+            instance=temp_instance_id,
+            resource_id=reply.get("DbiResourceId"),
+            arn=reply.get("DBInstanceArn"),
+            token=run_token,
+        )
+        waited = _wait_for(
+            lambda: _instance(aws, temp_instance_id).get("DBInstanceStatus"),
+            "available",
+            wait_s=wait_s,
+            poll_s=poll_s,
+            what=temp_instance_id,
+        )
+        endpoint = _instance(aws, temp_instance_id).get("Endpoint") or {}
+        return f"{temp_instance_id} available after {waited:.0f} s at {endpoint.get('Address')}:{endpoint.get('Port')}"
+
+    return Plan(
+        action="rds_restore_test",
+        target=temp_instance_id,
+        reason=f"monthly integrity test of the newest snapshot {snapshot_id} (created {snapshot.get('created')})",
+        expected_effect=f"a temporary, private instance {temp_instance_id} (deleted again below); "
+        "the source instance is untouched",
+        undo=f"aws rds delete-db-instance --db-instance-identifier {temp_instance_id} --skip-final-snapshot",
+        command=f"aws rds restore-db-instance-from-db-snapshot --db-instance-identifier {temp_instance_id} "
+        f"--db-snapshot-identifier {snapshot_id} --no-publicly-accessible "
+        f"--tags Key={RESTORE_TEST_TAG},Value={run_token} && aws rds wait db-instance-available "
+        f"--db-instance-identifier {temp_instance_id}",
+        recheck=recheck,
+        apply=apply,
+    )
+
+
+def rds_delete_restore_test_action(
+    temp_instance_id: str, *, created: dict[str, Any], source_instance: str, aws: Any = None
+) -> Plan:
+    """Delete the temporary instance of the restore test, and only it: right before deleting it re-checks that
+    this run created it (same DbiResourceId, this run's tag) and that it is not the source instance."""
+
+    def recheck() -> str | None:
+        if not created or created.get("instance") != temp_instance_id:
+            return f"this run created no instance {temp_instance_id}: nothing of ours to delete"
+        if temp_instance_id == source_instance:
+            return f"{temp_instance_id} is the source instance: never deleted"
+        try:
+            now = _instance(aws, temp_instance_id)
+        except Exception as exc:  # noqa: BLE001 - DBInstanceNotFound and the like
+            return f"{temp_instance_id} is gone already ({_one_line(exc)})"
+        if now.get("DbiResourceId") != created.get("resource_id"):
+            return f"{temp_instance_id} is another instance than the one this run created (resource id differs)"
+        tags = {t["Key"]: t["Value"] for t in now.get("TagList", [])}
+        if tags.get(RESTORE_TEST_TAG) != created.get("token"):
+            return f"{temp_instance_id} does not carry this run's {RESTORE_TEST_TAG} tag"
+        return None
+
+    def apply() -> str:
+        reply = _aws(aws).call(
+            "rds",
+            "delete_db_instance",
+            DBInstanceIdentifier=temp_instance_id,
+            SkipFinalSnapshot=True,
+            DeleteAutomatedBackups=True,
+        )["DBInstance"]
+        return f"{temp_instance_id}: {reply.get('DBInstanceStatus')}"
+
+    return Plan(
+        action="rds_delete_restore_test",
+        target=temp_instance_id,
+        reason="the restore test is done: the temporary instance costs money and holds a copy of the data",
+        expected_effect=f"{temp_instance_id} is deleted (no final snapshot); nothing else is touched",
+        undo="none needed: it was a copy; restore the snapshot again to repeat the test",
+        command=f"aws rds delete-db-instance --db-instance-identifier {temp_instance_id} --skip-final-snapshot "
+        "--delete-automated-backups",
+        recheck=recheck,
+        apply=apply,
+    )
+
+
+def run_token() -> str:
+    """A fresh token naming what one run creates (tagged on it, re-checked before deleting it)."""
+    import secrets
+
+    return secrets.token_hex(6)
+
+
+# --- RDS: vertical scaling sized from the bottleneck (Vertical Scaling › Identify bottleneck) --------------------
+
+
+def rds_storage_increase_action(
+    instance_id: str, *, to_gib: int | None = None, to_iops: int | None = None, reason: str = "", aws: Any = None
+) -> Plan:
+    """`aws rds modify-db-instance --allocated-storage` (or `--iops`): a storage step of its own, never bundled with
+    a class change. RDS storage only grows; the re-check makes sure it is still the size planned from."""
+    current = _instance(aws, instance_id)
+    from_gib, from_iops = int(current.get("AllocatedStorage") or 0), current.get("Iops")
+    change = {"AllocatedStorage": int(to_gib)} if to_gib else {"Iops": int(to_iops or 0)}
+    what = f"{from_gib} → {to_gib} GiB" if to_gib else f"{from_iops or 'baseline'} → {to_iops} provisioned IOPS"
+    flag = f"--allocated-storage {to_gib}" if to_gib else f"--iops {to_iops}"
+
+    def recheck() -> str | None:
+        now = _instance(aws, instance_id)
+        if now.get("DBInstanceStatus") != "available":
+            return f"{instance_id} is {now.get('DBInstanceStatus')!r}, not 'available'"
+        if int(now.get("AllocatedStorage") or 0) != from_gib or now.get("Iops") != from_iops:
+            return f"{instance_id}'s storage changed since the plan ({now.get('AllocatedStorage')} GiB)"
+        return None
+
+    def apply() -> str:
+        _aws(aws).call("rds", "modify_db_instance", DBInstanceIdentifier=instance_id, ApplyImmediately=True, **change)
+        now = _instance(aws, instance_id)
+        pending = now.get("PendingModifiedValues") or {}
+        return f"{instance_id}: {now.get('AllocatedStorage')} GiB" + (f" (pending {pending})" if pending else "")
+
+    return Plan(
+        action="rds_storage_increase",
+        target=instance_id,
+        reason=reason or "storage is the bottleneck",
+        expected_effect=f"{what}, online (no restart); the volume optimizes for hours after, and another storage "
+        "change is refused for 6 hours",
+        undo="none: RDS storage cannot shrink (a smaller instance needs a dump and restore)",
+        command=f"aws rds modify-db-instance --db-instance-identifier {instance_id} {flag} --apply-immediately",
+        recheck=recheck,
+        apply=apply,
+    )
+
+
+def bottleneck_actions(table: pd.DataFrame, cap: dict[str, Any], *, aws: Any = None) -> list[Plan]:
+    """The runbook's "CPU: increase vCPU / Memory: increase RAM / Disk: add storage", for the bottleneck found:
+    a class with more vCPU or more RAM (one resize), or a storage increase as its own action."""
+    from imsnb.aws import bottleneck as bn
+
+    found = bn.bottleneck(table)
+    if found is None:
+        return []
+    row = table[table["resource"] == found].iloc[0]
+    instance, klass = cap["instance"], cap["class"]
+    why = f"{found} is the bottleneck: {row['used_ratio']:.0%} used against a limit of {row['limit']:.0%}"
+    if found in ("cpu", "memory"):
+        to = bn.bigger_class(klass, found)
+        if to is None:
+            return []
+        vcpu, ram = bn.CLASS_SPECS[to]
+        more = f"{vcpu} vCPU" if found == "cpu" else f"{ram} GiB RAM"
+        return [rds_resize_action(instance, to, reason=f"{why}; {to} has {more}", aws=aws)]
+    step = bn.storage_step(table, cap, found)
+    if step is None:
+        return []
+    return [
+        rds_storage_increase_action(
+            instance, to_gib=step.get("allocated_gib"), to_iops=step.get("iops"), reason=why, aws=aws
+        )
+    ]
+
+
+# --- ElastiCache: the cache cluster upgrade (Scaling Operations › Cache Cluster Upgrade) --------------------------
+
+
+def _cache_cluster(aws: Any, cluster_id: str) -> dict[str, Any] | None:
+    try:
+        found = _aws(aws).call("elasticache", "describe_cache_clusters", CacheClusterId=cluster_id)["CacheClusters"]
+    except Exception as exc:  # noqa: BLE001 - CacheClusterNotFound is the answer "none", other errors are not
+        if "NotFound" in type(exc).__name__ or "not found" in str(exc).lower():
+            return None
+        raise
+    return found[0] if found else None
+
+
+def _cache_snapshot(aws: Any, name: str) -> dict[str, Any] | None:
+    try:
+        found = _aws(aws).call("elasticache", "describe_snapshots", SnapshotName=name)["Snapshots"]
+    except Exception as exc:  # noqa: BLE001 - SnapshotNotFound is "none"
+        if "NotFound" in type(exc).__name__ or "not found" in str(exc).lower():
+            return None
+        raise
+    return found[0] if found else None
+
+
+def elasticache_snapshot_action(
+    cluster_id: str, snapshot_name: str, *, wait_s: float = 480.0, poll_s: float = 10.0, aws: Any = None
+) -> Plan:
+    """`aws elasticache create-snapshot` of the old cluster, waited for (the runbook's `BGSAVE`): the new cluster
+    is then created from it, already warm."""
+
+    def recheck() -> str | None:
+        now = _cache_cluster(aws, cluster_id)
+        if now is None:
+            return f"cache cluster {cluster_id} not found"
+        if now.get("CacheClusterStatus") != "available":
+            return f"cache cluster {cluster_id} is {now.get('CacheClusterStatus')!r}, not 'available'"
+        if _cache_snapshot(aws, snapshot_name) is not None:
+            return f"a snapshot named {snapshot_name} already exists: choose another snapshot_name"
+        return None
+
+    def apply() -> str:
+        _aws(aws).call("elasticache", "create_snapshot", CacheClusterId=cluster_id, SnapshotName=snapshot_name)
+        waited = _wait_for(
+            lambda: (_cache_snapshot(aws, snapshot_name) or {}).get("SnapshotStatus"),
+            "available",
+            wait_s=wait_s,
+            poll_s=poll_s,
+            what=f"snapshot {snapshot_name}",
+        )
+        return f"snapshot {snapshot_name} of {cluster_id} available after {waited:.0f} s"
+
+    return Plan(
+        action="elasticache_snapshot",
+        target=cluster_id,
+        reason="warm the new cluster with the old one's data",
+        expected_effect=f"a snapshot {snapshot_name}; the node forks to write it (brief extra memory and latency)",
+        undo=f"aws elasticache delete-snapshot --snapshot-name {snapshot_name}",
+        command=f"aws elasticache create-snapshot --cache-cluster-id {cluster_id} --snapshot-name {snapshot_name}",
+        recheck=recheck,
+        apply=apply,
+    )
+
+
+def elasticache_create_from_snapshot_action(
+    new_cluster_id: str,
+    snapshot_name: str,
+    *,
+    node_type: str,
+    num_nodes: int = 1,
+    wait_s: float = 480.0,
+    poll_s: float = 10.0,
+    aws: Any = None,
+) -> Plan:
+    """The runbook's `aws elasticache create-cache-cluster` with the target config, from the snapshot, waited for
+    until available (a minute under the cell timeout at most). The old cluster is not touched."""
+
+    def recheck() -> str | None:
+        if _cache_cluster(aws, new_cluster_id) is not None:
+            return f"a cache cluster named {new_cluster_id} already exists: choose another new_cluster_id"
+        snap = _cache_snapshot(aws, snapshot_name)
+        if snap is None or snap.get("SnapshotStatus") != "available":
+            return f"snapshot {snapshot_name} is not available (was the snapshot step applied?)"
+        return None
+
+    def apply() -> str:
+        _aws(aws).call(
+            "elasticache",
+            "create_cache_cluster",
+            CacheClusterId=new_cluster_id,
+            SnapshotName=snapshot_name,
+            Engine="redis",
+            CacheNodeType=node_type,
+            NumCacheNodes=int(num_nodes),
+        )
+        waited = _wait_for(
+            lambda: (_cache_cluster(aws, new_cluster_id) or {}).get("CacheClusterStatus"),
+            "available",
+            wait_s=wait_s,
+            poll_s=poll_s,
+            what=f"cache cluster {new_cluster_id}",
+        )
+        return f"{new_cluster_id} ({num_nodes} x {node_type}) available after {waited:.0f} s"
+
+    return Plan(
+        action="elasticache_create_cluster",
+        target=new_cluster_id,
+        reason=f"the target config: {num_nodes} x {node_type}, warmed from {snapshot_name}",
+        expected_effect=f"a new cluster {new_cluster_id} with the snapshot's data; the old one keeps serving",
+        undo=f"aws elasticache delete-cache-cluster --cache-cluster-id {new_cluster_id}",
+        command=f"aws elasticache create-cache-cluster --cache-cluster-id {new_cluster_id} --engine redis "
+        f"--cache-node-type {node_type} --num-cache-nodes {num_nodes} --snapshot-name {snapshot_name} && "
+        f"aws elasticache wait cache-cluster-available --cache-cluster-id {new_cluster_id}",
+        recheck=recheck,
+        apply=apply,
+    )

@@ -78,6 +78,18 @@ CATALOGUE: dict[str, Threshold] = {
     "tls.days_to_expiry": Threshold(30.0, 7.0, 0.0, above=False, unit="days", source="cert expires in 30 days"),
     "api.error_rate": Threshold(0.001, 0.01, 0.05, unit="ratio", source="Error rate: < 0.1%"),
     "api.p95_latency": Threshold(500.0, 1000.0, 30000.0, unit="ms", source="Response time P95: < 500ms"),
+    # Memory Leak / OOM Killer, on the host itself
+    "host.memory_used": Threshold(0.90, 0.95, 0.98, unit="ratio", source="Memory: < 90% used"),
+    "host.swap_used": Threshold(0.50, 0.80, 0.95, unit="ratio", source="imsnb: swapping means memory pressure"),
+    "host.oom_kills": Threshold(1.0, 1.0, 5.0, unit="kills", source="imsnb: any OOM kill in the window"),
+    "host.process_growth": Threshold(10.0, 50.0, 500.0, unit="MiB/min", source="imsnb: RSS growth over the sample"),
+    # Vertical Scaling › Identify bottleneck: the RDS instance's memory and IOPS beside CPU and storage
+    "aws.rds.memory_used": Threshold(0.90, 0.95, 0.98, unit="ratio", source="Memory: < 90% used (of class RAM)"),
+    "aws.rds.iops_used": Threshold(0.80, 0.90, 1.0, unit="ratio", source="imsnb: p95 IOPS of the volume baseline"),
+    # Cache Cluster Upgrade: the current cluster from CloudWatch, and the new node's keys against the old one's
+    "aws.elasticache.memory_used": Threshold(0.90, 0.95, 0.99, unit="ratio", source="Memory: < 90% used"),
+    "aws.elasticache.evictions": Threshold(1.0, 1000.0, None, unit="keys", source="Evictions: = 0"),
+    "cache.key_counts": Threshold(0.01, 0.05, 0.50, unit="ratio", source="imsnb: new node lacks < 1% of the keys"),
 }
 
 

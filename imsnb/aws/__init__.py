@@ -36,6 +36,7 @@ READ_ACTIONS = (
     "ecs:ListTaskDefinitions",
     "s3:ListBucket",
     "elasticache:DescribeCacheClusters",
+    "elasticache:DescribeSnapshots",
 )
 # What `imsnb.actions` calls, only with both keys turned: a separate policy statement (`iam-policy --actions`).
 WRITE_ACTIONS = (
@@ -43,6 +44,10 @@ WRITE_ACTIONS = (
     "rds:FailoverDBCluster",
     "rds:ModifyDBInstance",
     "rds:RestoreDBInstanceFromDBSnapshot",
+    "rds:AddTagsToResource",  # the restore test tags its temporary instance (Tags= on the restore call)
+    "rds:DeleteDBInstance",  # only the restore test's own temporary instance, re-checked by tag and resource id
+    "elasticache:CreateSnapshot",  # the cache cluster upgrade: a snapshot of the old cluster ...
+    "elasticache:CreateCacheCluster",  # ... and the new cluster created from it
 )
 ACTIONS = READ_ACTIONS + WRITE_ACTIONS
 CONNECT_TIMEOUT_S = 3
@@ -254,6 +259,7 @@ _TOKENS = {
     ("rds", "describe_db_instances"): ("Marker", "Marker"),
     ("rds", "describe_events"): ("Marker", "Marker"),
     ("elasticache", "describe_cache_clusters"): ("Marker", "Marker"),
+    ("elasticache", "describe_snapshots"): ("Marker", "Marker"),
     ("s3", "list_objects_v2"): ("ContinuationToken", "NextContinuationToken"),
     ("logs", "filter_log_events"): ("nextToken", "nextToken"),
     ("logs", "describe_log_groups"): ("nextToken", "nextToken"),

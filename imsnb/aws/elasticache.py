@@ -37,3 +37,93 @@ def status_findings(table: pd.DataFrame) -> list[Finding]:
         )
         for row in table.itertuples()
     ]
+
+
+def nodes(cluster_id: str, *, aws: Aws | None = None) -> pd.DataFrame:
+    """The cluster's nodes with their status and endpoint (`describe-cache-clusters --show-cache-node-info`)."""
+    found = _aws(aws).call("elasticache", "describe_cache_clusters", CacheClusterId=cluster_id, ShowCacheNodeInfo=True)
+    rows = [
+        {
+            "cluster": c["CacheClusterId"],
+            "node": n.get("CacheNodeId"),
+            "status": n.get("CacheNodeStatus"),
+            "address": (n.get("Endpoint") or {}).get("Address"),
+            "port": (n.get("Endpoint") or {}).get("Port"),
+        }
+        for c in found.get("CacheClusters", [])
+        for n in c.get("CacheNodes", [])
+    ]
+    return pd.DataFrame(rows, columns=["cluster", "node", "status", "address", "port"])
+
+
+def snapshots(cluster_id: str | None = None, *, aws: Aws | None = None) -> pd.DataFrame:
+    """ElastiCache snapshots (of one cluster or all): name, status, source, node type."""
+    kwargs = {"CacheClusterId": cluster_id} if cluster_id else {}
+    found = _aws(aws).paginate("elasticache", "describe_snapshots", "Snapshots", limit=500, **kwargs)
+    rows = [
+        {
+            "snapshot": s["SnapshotName"],
+            "cluster": s.get("CacheClusterId"),
+            "status": s.get("SnapshotStatus"),
+            "source": s.get("SnapshotSource"),
+            "node_type": s.get("CacheNodeType"),
+        }
+        for s in found
+    ]
+    return pd.DataFrame(rows, columns=["snapshot", "cluster", "status", "source", "node_type"])
+
+
+def usage_findings(frame: pd.DataFrame, cluster_id: str) -> list[Finding]:
+    """The window's peak DatabaseMemoryUsagePercentage against the runbook's "Memory: < 90% used", and the
+    evictions summed over the window against "Evictions: = 0" (CloudWatch: the window, not the node's lifetime)."""
+    from imsnb.aws.cloudwatch import series
+    from imsnb.findings import judge
+
+    found = []
+    memory = series(frame, "DatabaseMemoryUsagePercentage")
+    if memory.empty:
+        found.append(
+            Finding("aws.elasticache.memory_used", "aws", Severity.INFO, None, 0.9, "ratio", f"{cluster_id}: no data")
+        )
+    else:
+        peak = float(memory.max()) / 100
+        found.append(
+            judge(
+                "aws.elasticache.memory_used",
+                "aws",
+                round(peak, 4),
+                f"{cluster_id}: memory peaked at {peak:.0%} of the node ({memory.idxmax():%H:%M} UTC)",
+            )
+        )
+    evictions = series(frame, "Evictions")
+    total = float(evictions.sum()) if not evictions.empty else 0.0
+    found.append(
+        judge(
+            "aws.elasticache.evictions",
+            "aws",
+            int(total),
+            f"{cluster_id}: {int(total)} key(s) evicted in the window",
+        )
+    )
+    return found
+
+
+def nodes_if_exists(cluster_id: str, *, aws: Aws | None = None) -> pd.DataFrame | None:
+    """`nodes(cluster_id)`, or None when there is no such cluster (yet)."""
+    try:
+        return nodes(cluster_id, aws=aws)
+    except Exception as exc:
+        if "NotFound" in type(exc).__name__ or "not found" in str(exc).lower():
+            return None
+        raise
+
+
+def endpoint(node_table: pd.DataFrame | None) -> str | None:
+    """host:port of the first node with an endpoint."""
+    if node_table is None:
+        return None
+    with_address = node_table.dropna(subset=["address"])
+    if with_address.empty:
+        return None
+    first = with_address.iloc[0]
+    return f"{first['address']}:{int(first['port'])}"

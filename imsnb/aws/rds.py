@@ -172,3 +172,74 @@ def snapshot_choice_finding(chosen: dict[str, Any] | None, *, before: Any = None
         unit="h",
         message=f"restore from {chosen['snapshot']} ({chosen.get('type')}, created {chosen['created']})",
     )
+
+
+def restore_test_finding(
+    restore: pd.DataFrame | None,
+    verified: list[Finding],
+    delete: pd.DataFrame | None,
+    *,
+    temp_instance_id: str,
+    snapshot_id: str | None,
+) -> Finding:
+    """The monthly backup integrity test's result, recorded as one finding: restored, row counts as expected,
+    temporary instance deleted (OK); any step that failed says which (ERROR), a leftover instance is a WARNING."""
+
+    def outcome(frame: pd.DataFrame | None) -> tuple[str, str]:
+        if frame is None or frame.empty:
+            return "not planned", ""
+        return str(frame["status"].iloc[0]), str(frame["detail"].iloc[0] or "")
+
+    check = "aws.rds.restore_test"
+    restored, restore_detail = outcome(restore)
+    deleted, delete_detail = outcome(delete)
+    if snapshot_id is None:
+        return Finding(
+            check, "aws", Severity.ERROR, message="no available snapshot to test: the backups are not usable"
+        )
+    if restored in ("planned", "not planned"):
+        return Finding(
+            check,
+            "aws",
+            Severity.INFO,
+            message=f"restore test of {snapshot_id} not run ({restore_detail or 'nothing planned'})",
+        )
+    if restored != "applied":
+        return Finding(check, "aws", Severity.ERROR, message=f"restore of {snapshot_id} {restored}: {restore_detail}")
+    counts = [f for f in verified if f.check == "postgres.row_count"]
+    bad = [f for f in counts if f.severity != Severity.OK]
+    left = "" if deleted == "applied" else f"; the temporary instance {temp_instance_id} was NOT deleted ({deleted}: "
+    left += "" if deleted == "applied" else f"{delete_detail}): delete it by hand"
+    if bad:
+        return Finding(
+            check,
+            "aws",
+            Severity.ERROR,
+            len(bad),
+            0,
+            "tables",
+            f"snapshot {snapshot_id} restored, but {len(bad)} of {len(counts)} table(s) differ from what was expected: "
+            + "; ".join(f.message for f in bad[:3])
+            + left,
+        )
+    if not counts:
+        return Finding(
+            check,
+            "aws",
+            Severity.WARNING,
+            0,
+            None,
+            "tables",
+            f"snapshot {snapshot_id} restored to {temp_instance_id}, but no table was verified (name verify_tables)"
+            + left,
+        )
+    return Finding(
+        check,
+        "aws",
+        Severity.OK if deleted == "applied" else Severity.WARNING,
+        len(counts),
+        None,
+        "tables",
+        f"snapshot {snapshot_id} restored to {temp_instance_id}, {len(counts)} table(s) verified as expected"
+        + ("; the temporary instance was deleted" if deleted == "applied" else left),
+    )

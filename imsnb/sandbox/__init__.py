@@ -36,6 +36,7 @@ class Sandbox:
         self.prometheus = PrometheusServer(TRAFFIC.get(scenario))  # history is written before it starts
         self.held: list[Any] = []  # connections a scenario keeps open
         self.threads: list[threading.Thread] = []
+        self.extra_env: dict[str, str] = {}  # what a scenario adds (e.g. cache-upgrade's second Redis node)
 
     def start(self) -> Sandbox:
         try:
@@ -69,7 +70,8 @@ class Sandbox:
 
     def env(self) -> dict[str, str]:
         """Every target's variables, as a user would export them."""
-        return self.postgres.env() | self.redis.env() | self.api.env() | self.aws.env() | self.prometheus.env()
+        servers = self.postgres.env() | self.redis.env() | self.api.env() | self.aws.env() | self.prometheus.env()
+        return servers | self.extra_env
 
     def exports(self) -> str:
         return "\n".join(f"export {k}={shlex.quote(v)}" for k, v in self.env().items())

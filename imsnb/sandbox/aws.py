@@ -130,17 +130,22 @@ def seed(
     memory_leak: bool = False,
     free_storage_ratio: float = 0.6,
     retention_gap: bool = False,
+    freeable_memory_ratio: float = 0.6,
+    cache_pressure: bool = False,
 ) -> None:
     """Production as the runbook describes it; each keyword is one scenario's departure from normal."""
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     _seed_rds(server, newest_snapshot_age)
     _seed_metrics(server, now, cpu_spike=cpu_spike, memory_leak=memory_leak, free_storage_ratio=free_storage_ratio)
+    _seed_rds_memory(server, now, freeable_memory_ratio)
     _seed_logs(server, now, error_burst=error_burst, retention_gap=retention_gap)
     _seed_ecs(server, running=0 if scale_up_stuck else 3, desired=5 if scale_up_stuck else 3)
     _seed_s3(server, newest_snapshot_age)
     server.client("elasticache").create_cache_cluster(
         CacheClusterId=CACHE_CLUSTER, Engine="redis", CacheNodeType="cache.t3.micro", NumCacheNodes=1
     )
+    if cache_pressure:
+        _seed_cache_pressure(server, now)
 
 
 def _seed_rds(server: AwsServer, newest_age: timedelta) -> None:
@@ -264,3 +269,41 @@ def _seed_s3(server: AwsServer, newest_age: timedelta) -> None:
         s3.put_object(Bucket=BACKUP_BUCKET, Key=f"logs/logs-{day}.tar.gz", Body=b"x" * (1024 * (10 + days)))
         s3.put_object(Bucket=BACKUP_BUCKET, Key=f"metrics/metrics-{day}.json", Body=b"{}")
     server.backdate(timedelta(0))
+
+
+RDS_RAM_GIB = 1  # db.t3.micro
+
+
+def _seed_rds_memory(server: AwsServer, now: datetime, ratio: float) -> None:
+    """FreeableMemory over the history: `ratio` of the class's RAM free, dipping a little every 10 minutes."""
+    minutes = int(HISTORY.total_seconds() // 60)
+    dims = [{"Name": "DBInstanceIdentifier", "Value": RDS_INSTANCE}]
+    data = [
+        {
+            "MetricName": "FreeableMemory",
+            "Value": float(RDS_RAM_GIB * 2**30 * max(0.01, ratio - (i % 10) * 0.002)),
+            "Unit": "Bytes",
+            "Dimensions": dims,
+            "Timestamp": now - timedelta(minutes=minutes - 1 - i),
+        }
+        for i in range(minutes)
+    ]
+    cloudwatch = server.client("cloudwatch")
+    for offset in range(0, len(data), 1000):
+        cloudwatch.put_metric_data(Namespace="AWS/RDS", MetricData=data[offset : offset + 1000])
+
+
+def _seed_cache_pressure(server: AwsServer, now: datetime, hours: int = 6) -> None:
+    """The last `hours` of ims-redis: memory at ~93-96% of the node and keys evicted every minute (datapoints
+    beside the normal ones: Maximum and Sum see them), the case for a bigger node."""
+    dims = [{"Name": "CacheClusterId", "Value": CACHE_CLUSTER}]
+    data = []
+    for i in range(hours * 60):
+        at = now - timedelta(minutes=i)
+        data.append({"MetricName": "DatabaseMemoryUsagePercentage", "Value": 93.0 + (i % 4), "Unit": "Percent"})
+        data.append({"MetricName": "Evictions", "Value": float(20 + i % 15), "Unit": "Count"})
+        data[-2].update(Dimensions=dims, Timestamp=at)
+        data[-1].update(Dimensions=dims, Timestamp=at)
+    cloudwatch = server.client("cloudwatch")
+    for offset in range(0, len(data), 1000):
+        cloudwatch.put_metric_data(Namespace="AWS/ElastiCache", MetricData=data[offset : offset + 1000])

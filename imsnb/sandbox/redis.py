@@ -91,3 +91,7 @@ class RedisServer:
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
+
+    def close(self) -> None:
+        """Stop it: a scenario's extra server is kept on `sandbox.held`, which is closed when the sandbox stops."""
+        self.stop()

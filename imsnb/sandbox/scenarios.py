@@ -6,6 +6,8 @@ released by `Sandbox.stop`).
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING
 from imsnb.sandbox.aws import seed as seed_aws
 from imsnb.sandbox.postgres import APP_DATABASE
 from imsnb.sandbox.prometheus import SLOW_LATENCY, Traffic
+from imsnb.sandbox.redis import RedisServer
 
 if TYPE_CHECKING:
     from imsnb.sandbox import Sandbox
@@ -177,13 +180,67 @@ def error_spike(sandbox: Sandbox) -> None:
 
 
 def scaling(sandbox: Sandbox) -> None:
-    """A scale-up of ims-backend to 5 tasks that has not come through: 0 running, 5 pending."""
-    healthy(sandbox, scale_up_stuck=True)
+    """A scale-up of ims-backend to 5 tasks that has not come through: 0 running, 5 pending; and the database is
+    short of memory (FreeableMemory ~4% of the db.t3.micro's 1 GiB): memory is its bottleneck."""
+    healthy(sandbox, scale_up_stuck=True, freeable_memory_ratio=0.04)
 
 
 def memory_leak(sandbox: Sandbox) -> None:
-    """The runbook's "Memory Leak / OOM Killer": ims-backend's memory climbs from ~40% to ~85% over 24 h."""
+    """The runbook's "Memory Leak / OOM Killer": ims-backend's memory climbs from ~40% to ~85% over 24 h, and on
+    this host a real process named `ims-backend` grows its resident memory by ~4 MiB a second."""
     healthy(sandbox, memory_leak=True)
+    sandbox.held.append(LeakingProcess().start())
+
+
+# A process that leaks: it names itself (/proc/self/comm), then keeps ~4 MiB a second of touched memory until the
+# cap (512 MiB, ~2 min), where it lets go of it all (as a restarted service would) and starts again.
+LEAK_SCRIPT = """
+import sys, time
+open("/proc/self/comm", "w").write(sys.argv[1])
+step, cap, pause = int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+kept = []
+while True:
+    kept.append(bytearray(b"x" * step))
+    if len(kept) * step >= cap:
+        kept.clear()
+    time.sleep(pause)
+"""
+
+
+class LeakingProcess:
+    """A real process whose resident memory grows (the memory-leak scenario's host part, and the tests' leaker).
+    `close()` ends it; it is kept on `sandbox.held`, which closes it when the sandbox stops."""
+
+    def __init__(self, name: str = "ims-backend", *, mib_per_s: float = 4.0, cap_mib: int = 512):
+        self.name = name
+        self.step = 256 * 1024
+        self.pause = self.step / (mib_per_s * 2**20)
+        self.cap = cap_mib * 2**20
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> LeakingProcess:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", LEAK_SCRIPT, self.name, str(self.step), str(self.cap), str(self.pause)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def close(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
 
 
 def stale_backup(sandbox: Sandbox) -> None:
@@ -194,6 +251,34 @@ def stale_backup(sandbox: Sandbox) -> None:
 def disk_pressure(sandbox: Sandbox) -> None:
     """RDS free storage down to ~12%, and a log group kept forever (no retention policy)."""
     healthy(sandbox, free_storage_ratio=0.12, retention_gap=True)
+
+
+UPGRADE_KEYS = {0: 300, 1: 200}  # keys per db on the old node
+UPGRADE_LATE_WRITES = 20  # db1 keys written on the old node after the snapshot: missing on the new one
+
+
+def cache_upgrade(sandbox: Sandbox) -> None:
+    """The runbook's "Cache Cluster Upgrade": ims-redis (cache.t3.micro) at ~95% memory and evicting for the last
+    6 h; the sandbox's Redis is its node (300 keys in db0, 200 in db1), and a second real redis-server stands in
+    for the new cluster's node, holding what a snapshot taken a little earlier would: db0 complete, db1 without
+    the 20 keys written since. Its address is IMSNB_SANDBOX_NEW_REDIS (pass it as `-p new_redis`)."""
+    _seed(sandbox)
+    _normal_traffic(sandbox)
+    seed_aws(sandbox.aws, cache_pressure=True)
+    new = RedisServer(maxmemory="32mb", password=sandbox.redis.password).start()
+    sandbox.held.append(new)
+    sandbox.new_redis = new
+    sandbox.extra_env["IMSNB_SANDBOX_NEW_REDIS"] = f"127.0.0.1:{new.port}"
+    for db, count in UPGRADE_KEYS.items():
+        old_pipe = sandbox.redis.client(db).pipeline(transaction=False)
+        new_pipe = new.client(db).pipeline(transaction=False)
+        for i in range(count):
+            key, value = f"session:{db}:{i}", "s" * 100
+            old_pipe.set(key, value)
+            if db != 1 or i < count - UPGRADE_LATE_WRITES:
+                new_pipe.set(key, value)
+        old_pipe.execute()
+        new_pipe.execute()
 
 
 SCENARIOS: dict[str, Callable[[Sandbox], None]] = {
@@ -207,6 +292,7 @@ SCENARIOS: dict[str, Callable[[Sandbox], None]] = {
     "memory-leak": memory_leak,
     "stale-backup": stale_backup,
     "disk-pressure": disk_pressure,
+    "cache-upgrade": cache_upgrade,
 }
 
 # The API's request history in Prometheus, written before the server starts (scenarios not listed: normal traffic,
