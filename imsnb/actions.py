@@ -934,21 +934,12 @@ def ecs_force_new_deployment_action(cluster: str, service: str, *, reason: str =
 
 # --- waiting inside a notebook cell ------------------------------------------------------------------------------
 
-CELL_TIMEOUT_ENV = "IMSNB_CELL_TIMEOUT_S"
-CELL_MARGIN_S = 60.0
-
 
 def wait_budget_s(wanted_s: float) -> float:
-    """How long an action may wait for AWS inside one cell: what was asked, but always a minute under the cell
-    timeout (the runner's default, or IMSNB_CELL_TIMEOUT_S when a longer --timeout is used), so a slow restore
-    ends as a recorded `failed` outcome with its reason instead of a killed cell."""
-    from imsnb.runner import DEFAULT_TIMEOUT_S
-
-    try:
-        cell = float(os.environ.get(CELL_TIMEOUT_ENV) or DEFAULT_TIMEOUT_S)
-    except ValueError:
-        cell = float(DEFAULT_TIMEOUT_S)
-    return max(1.0, min(float(wanted_s), cell - CELL_MARGIN_S))
+    """How long an action may wait for AWS inside one cell: what was asked, stopped short of the runner's cell
+    timeout (`wait_deadline`), so a slow restore ends as a recorded `failed` outcome instead of a killed cell."""
+    deadline, _ = wait_deadline(float(wanted_s))
+    return max(1.0, deadline - time.monotonic())
 
 
 def _wait_for(describe: Callable[[], str], done: str, *, wait_s: float, poll_s: float, what: str) -> float:
