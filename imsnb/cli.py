@@ -18,6 +18,7 @@ from imsnb import __version__
 from imsnb.errors import ImsnbError
 from imsnb.findings import Severity
 from imsnb.sandbox.scenarios import SCENARIOS
+from imsnb.terminal import SafeStream
 
 EXIT_BAD_INPUT = 2
 
@@ -112,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     box.add_argument("--scenario", default="healthy", help="one of: " + ", ".join(SCENARIOS))
 
     args = parser.parse_args(argv)
+    saved_streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = SafeStream(sys.stdout), SafeStream(sys.stderr)  # messages carry text from targets
     try:
         commands = {
             "list": cmd_list,
@@ -134,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `imsnb archive show ID | head`: the reader left, nothing more to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    finally:
+        sys.stdout, sys.stderr = saved_streams
 
 
 def cmd_list(args: argparse.Namespace) -> int:
