@@ -56,7 +56,7 @@ def find_notebook(name: str) -> Path:
         path = notebooks_dir() / f"{name}.ipynb"
         if path.is_file():
             return path
-    known = ", ".join(sorted(p.stem for p in notebooks_dir().glob("*.ipynb"))) or "none found"
+    known = ", ".join(p.stem for p in runbook_paths()) or "none found"
     raise BadParameter(f"unknown notebook {name!r}: choose one of {known} (see `imsnb list`)")
 
 
@@ -80,7 +80,23 @@ def load_info(path: Path) -> NotebookInfo:
 
 
 def list_notebooks() -> list[NotebookInfo]:
-    return [load_info(p) for p in sorted(notebooks_dir().glob("*.ipynb"))]
+    """The catalogue: the runbook notebooks in the folder (an `Untitled.ipynb` or a scratch notebook is not one)."""
+    return [load_info(p) for p in runbook_paths()]
+
+
+def runbook_paths(folder: Path | None = None) -> list[Path]:
+    """The runbook notebooks in `folder` (default: the catalogue's): a title cell first and a `parameters` cell."""
+    return [p for p in sorted((folder or notebooks_dir()).glob("*.ipynb")) if is_runbook(p)]
+
+
+def is_runbook(path: Path) -> bool:
+    try:
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        first = cells[0]
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return False
+    titled = first.get("cell_type") == "markdown" and _source(first).lstrip().startswith("# ")
+    return titled and any("parameters" in c.get("metadata", {}).get("tags", []) for c in cells)
 
 
 def parse_parameters(source: str) -> dict[str, Parameter]:
