@@ -54,7 +54,7 @@ def find_notebook(name: str) -> Path:
         return candidate
     if re.fullmatch(r"[A-Za-z0-9_-]+", name):
         path = notebooks_dir() / f"{name}.ipynb"
-        if path.is_file():
+        if path.is_file() and is_runbook(path):
             return path
     known = ", ".join(p.stem for p in runbook_paths()) or "none found"
     raise BadParameter(f"unknown notebook {name!r}: choose one of {known} (see `imsnb list`)")
