@@ -59,14 +59,20 @@ def assert_nothing_left(tmp: Path, env: dict[str, str]) -> None:
     for port in (env["DB_PORT"], env["REDIS_PORT"]):
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", int(port))) != 0, f"a server still listens on {port}"
-    mine = []
+    mine = processes_from(tmp)
+    assert mine == [], f"processes still running from {tmp}: {mine}"
+
+
+def processes_from(folder: Path) -> list[str]:
+    """Pids of the processes whose command line names `folder` (the sandbox's servers do)."""
+    found = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
-            if str(tmp).encode() in cmdline.read_bytes():
-                mine.append(cmdline.parent.name)
+            if str(folder).encode() in cmdline.read_bytes():
+                found.append(cmdline.parent.name)
         except OSError:
             pass
-    assert mine == [], f"processes still running from {tmp}: {mine}"
+    return found
 
 
 @pytest.fixture
@@ -76,6 +82,11 @@ def private_tmp():
     folder = Path(tempfile.mkdtemp(prefix="imsnb-test-shutdown-", dir="/tmp"))
     folder.chmod(0o755)
     yield folder
+    for pid in processes_from(folder):  # a failed test must not leave its servers running (a leaked postmaster)
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except OSError:
+            pass
     shutil.rmtree(folder, ignore_errors=True)
 
 
