@@ -344,6 +344,8 @@ def cmd_lab(args: argparse.Namespace) -> int:
     command = lab_command(folder, args.port)
     if not args.dry_run:
         require_jupyterlab()
+    if not args.dry_run and lab.listening(args.port):
+        raise ImsnbError(f"port {args.port} is already in use (another JupyterLab?): pass --port with a free one")
     token = secrets.token_urlsafe(24)  # ours, so the URL is known without reading Jupyter's log
     shutdown = Shutdown()
     if not args.dry_run:
@@ -384,7 +386,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
         finally:
             shutdown.begin()
             _stop_process(proc)
-        return 0
+        return 0 if shutdown.signal else (proc.returncode or 0)  # stopped by us, or JupyterLab's own exit status
     except KeyboardInterrupt:
         return 130
     finally:
@@ -426,6 +428,7 @@ def lab_command(notebooks: Path, port: int) -> list[str]:
         f"--ServerApp.port={port}",
         "--ServerApp.port_retries=0",
         "--ServerApp.log_level=WARN",
+        "--LabApp.log_level=WARN",
     ]
     if os.geteuid() == 0:  # JupyterLab refuses root without it (containers, CI)
         command.append("--allow-root")

@@ -9,10 +9,15 @@ alone). A control page proves the witness sees a script that does run. Every HTM
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 from helpers import read_summary
 from test_reports_offline import open_offline
@@ -139,3 +144,76 @@ def test_every_html_output_is_marked_for_math_rendering_to_skip(hostile_run):
         assert html.rstrip().endswith(f"</{outermost[1]}>")
     assert not [d for d in outputs if "text/markdown" in d]
     assert sum(QUERY in "".join(h) for h in html_outputs) == 2  # the table and the findings table, verbatim
+
+
+LAB_TARGET = Path(sys.prefix) / "jupyterlab"  # installed by `make .venv/.test-installed`, outside the test venv
+
+
+def test_query_text_shows_verbatim_in_jupyterlab(hostile_run, tmp_path):
+    """A real `imsnb lab` (JupyterLab 4, its MathJax) opens a notebook holding imsnb's outputs and, as a control,
+    the same table without the class; headless Chromium reads the rendered page: imsnb's outputs show `$1` as
+    text, the control is typeset as maths (so the witness sees what the class prevents)."""
+    if not (LAB_TARGET / "jupyterlab").is_dir():
+        pytest.fail(f"JupyterLab for this test is not in {LAB_TARGET}: run `make .venv/.test-installed`")
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(LAB_TARGET),
+        "JUPYTERLAB_DIR": str(LAB_TARGET / "share" / "jupyter" / "lab"),
+        "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "user-settings"),
+    }
+    port = free_port()
+    command = [sys.executable, "-m", "imsnb.cli", "lab", "--port", str(port), "--outputs", str(tmp_path / "out")]
+    lab = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+    )
+    try:
+        ready = lab.stdout.readline()
+        assert "lab ready" in ready, ready + (lab.stderr.read() if lab.poll() is not None else "")
+        folder = Path(re.search(r"copied to (\S+);", ready)[1])
+        url = re.search(r"open (\S+)", ready)[1]
+        probe = json.loads((hostile_run.folder / "notebook.ipynb").read_text())
+        control = pd.DataFrame({"query": [QUERY]}).to_html(index=False)
+        probe["cells"].append(
+            nbformat.v4.new_code_cell(
+                "control", outputs=[nbformat.v4.new_output("display_data", data={"text/html": control})]
+            )
+        )
+        (folder / "probe.ipynb").write_text(json.dumps(probe))
+        dom = rendered(url.replace("/lab?", "/lab/tree/probe.ipynb?"), tmp_path / "chromium")
+    finally:
+        os.killpg(lab.pid, signal.SIGINT)
+        lab.wait(timeout=60)
+    outputs = re.split(r'<div class="[^"]*jp-OutputArea-output"[^>]*data-mime-type="text/html">', dom)[1:]
+    verbatim = [o for o in outputs if "LIKE $1" in o.split("</table>")[0] and "mjx-" not in o.split("</table>")[0]]
+    typeset = [o for o in outputs if "mjx-" in o.split("</table>")[0]]
+    assert len(verbatim) == 2, f"{len(outputs)} HTML outputs rendered, {len(verbatim)} with the query verbatim"
+    assert len(typeset) == 1, "the control (no mathjax_ignore) was not typeset: the witness saw no MathJax"
+
+
+def rendered(url: str, work: Path) -> str:
+    """The DOM of a JupyterLab page after it has had time to open the notebook and typeset (virtual time)."""
+    import shutil as sh
+
+    command = [
+        sh.which("chromium") or "chromium",
+        "--headless",
+        "--disable-gpu",
+        "--no-first-run",
+        f"--user-data-dir={work}",
+        "--virtual-time-budget=40000",
+        "--dump-dom",
+        url,
+    ]
+    if os.geteuid() == 0:
+        command.insert(1, "--no-sandbox")
+    result = subprocess.run(command, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
