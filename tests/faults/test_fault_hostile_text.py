@@ -184,9 +184,11 @@ def test_query_text_shows_verbatim_in_jupyterlab(hostile_run, tmp_path):
         os.killpg(lab.pid, signal.SIGINT)
         lab.wait(timeout=60)
     outputs = re.split(r'<div class="[^"]*jp-OutputArea-output"[^>]*data-mime-type="text/html">', dom)[1:]
-    verbatim = [o for o in outputs if "LIKE $1" in o.split("</table>")[0] and "mjx-" not in o.split("</table>")[0]]
-    typeset = [o for o in outputs if "mjx-" in o.split("</table>")[0]]
-    assert len(verbatim) == 2, f"{len(outputs)} HTML outputs rendered, {len(verbatim)} with the query verbatim"
+    outputs = [re.split(r"jp-OutputArea-child|jp-Cell-inputWrapper|jp-InputArea", o)[0] for o in outputs]  # alone
+    verbatim = [o for o in outputs if "LIKE $1" in o and "mjx-" not in o]
+    typeset = [o for o in outputs if "mjx-" in o]
+    shown = [re.sub(r"<[^>]+>", " ", o).split()[:12] for o in outputs]
+    assert len(verbatim) == 2, f"{len(verbatim)} of {len(outputs)} HTML outputs with the query verbatim: {shown}"
     assert len(typeset) == 1, "the control (no mathjax_ignore) was not typeset: the witness saw no MathJax"
 
 
