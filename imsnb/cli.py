@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-import threading
 from pathlib import Path
 
 from imsnb import __version__
 from imsnb.errors import ImsnbError
 from imsnb.findings import Severity
 from imsnb.sandbox.scenarios import SCENARIOS
+from imsnb.terminal import SafeStream
 
 EXIT_BAD_INPUT = 2
+SANDBOX_STOPS = (
+    "Ctrl-C (SIGINT), SIGTERM or SIGHUP stops the sandbox within seconds and removes its files, also when it was "
+    "started in the background (&) from a script; a second signal during the clean-up is ignored"
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -98,10 +101,17 @@ def main(argv: list[str] | None = None) -> int:
     summ.add_argument("notebook", help="path to an executed .ipynb")
     summ.add_argument("--output", "-o", help="write here (default: print to stdout)")
 
-    lab = sub.add_parser("lab", help="start JupyterLab in notebooks/ with the targets exported")
+    lab = sub.add_parser(
+        "lab",
+        help="start JupyterLab on fresh copies of the notebooks (OUTPUTS/.lab/<time>/) with the targets exported",
+        description="Start JupyterLab on fresh copies of the catalogue's notebooks in OUTPUTS/.lab/<UTC time>/ "
+        "(the repository's notebooks/ stay untouched), with the targets exported, and print the one URL to open. "
+        "Ctrl-C stops JupyterLab and the sandbox; a second Ctrl-C during the clean-up is ignored.",
+    )
     lab.add_argument("--sandbox", metavar="SCENARIO", help="start a sandbox and export it: " + ", ".join(SCENARIOS))
     lab.add_argument("--port", type=int, default=8888, help="port for JupyterLab (default 8888)")
     lab.add_argument("--dry-run", action="store_true", help="print the command and the variables it adds, then exit")
+    lab.add_argument("--outputs", default="outputs", help="the session's folder goes under OUTPUTS/.lab/ (./outputs)")
 
     demo = sub.add_parser("demo", help="start the sandbox, run every notebook against it, print the findings")
     demo.add_argument("--scenario", default="db-degradation", help="one of: " + ", ".join(SCENARIOS))
@@ -111,12 +121,18 @@ def main(argv: list[str] | None = None) -> int:
     iam.add_argument("--actions", action="store_true", help="add the statement the two-key remediation actions need")
     iam.add_argument("--archive", metavar="S3_URL", help="add s3:PutObject under s3://bucket/prefix for --archive")
 
-    box = sub.add_parser("sandbox", help="start local stand-ins for production and print their exports")
+    box = sub.add_parser(
+        "sandbox",
+        help="start local stand-ins for production and print their exports",
+        description=f"Start local stand-ins for production and print their exports. {SANDBOX_STOPS}.",
+    )
     box.add_argument("--scenario", default="healthy", help="one of: " + ", ".join(SCENARIOS))
 
     _add_schedule_commands(sub)
 
     args = parser.parse_args(argv)
+    saved_streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = SafeStream(sys.stdout), SafeStream(sys.stderr)  # messages carry text from targets
     try:
         commands = {
             "list": cmd_list,
@@ -140,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `imsnb archive show ID | head`: the reader left, nothing more to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    finally:
+        sys.stdout, sys.stderr = saved_streams
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -364,26 +382,37 @@ def cmd_summarize(args: argparse.Namespace) -> int:
 
 
 def cmd_lab(args: argparse.Namespace) -> int:
-    import importlib.util
+    import secrets
     import subprocess
+    import time
 
-    from imsnb.notebooks import notebooks_dir
+    from imsnb import lab
+    from imsnb.shutdown import Shutdown
 
     if args.sandbox and args.sandbox not in SCENARIOS:
         raise ImsnbError(f"unknown scenario {args.sandbox!r}: choose one of {', '.join(SCENARIOS)}")
     if not 0 < args.port < 65536:
         raise ImsnbError(f"port {args.port} is out of range: use 1-65535")
-    command = lab_command(notebooks_dir(), args.port)
-    if not args.dry_run and importlib.util.find_spec("jupyterlab") is None:
-        raise ImsnbError("JupyterLab is not installed: pip install -e '.[lab]'")
+    folder = lab.session_folder(args.outputs)
+    command = lab_command(folder, args.port)
+    if not args.dry_run:
+        require_jupyterlab()
+    if not args.dry_run and lab.listening(args.port):
+        raise ImsnbError(f"port {args.port} is already in use (another JupyterLab?): pass --port with a free one")
+    token = secrets.token_urlsafe(24)  # ours, so the URL is known without reading Jupyter's log
+    shutdown = Shutdown()
+    if not args.dry_run:
+        shutdown.install()  # a second Ctrl-C during the clean-up is ignored: nothing is left running
     sandbox = None
-    if args.sandbox:  # a dry run starts it too, to show the real variables, and stops it at once
-        from imsnb.sandbox import Sandbox
-
-        print(f"starting the sandbox ({args.sandbox}) ...", file=sys.stderr, flush=True)
-        sandbox = Sandbox(args.sandbox).start()
     try:
+        if args.sandbox:  # a dry run starts it too, to show the real variables, and stops it at once
+            from imsnb.sandbox import Sandbox
+
+            print(f"starting the sandbox ({args.sandbox}) ...", file=sys.stderr, flush=True)
+            sandbox = Sandbox(args.sandbox)
+            sandbox.start()
         added = lab_env(sandbox.env() if sandbox else {})
+        added |= {"JUPYTER_TOKEN": token, "JUPYTERLAB_SETTINGS_DIR": str(lab.settings_folder(folder))}
         if args.dry_run:
             from imsnb.config import SECRET_ENV_NAME
 
@@ -391,36 +420,68 @@ def cmd_lab(args: argparse.Namespace) -> int:
             for key, value in sorted(added.items()):
                 print(f"{key}={'********' if SECRET_ENV_NAME.search(key) else value}")
             return 0
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        proc = subprocess.Popen(command, env={**os.environ, **added})
+        copied = lab.prepare_session(folder, lab.user_settings_dir())
+        proc = subprocess.Popen(command, env={**os.environ, **added}, stdin=subprocess.DEVNULL)
+        targets = f"sandbox ready ({args.sandbox}): its targets" if sandbox else "lab ready: this shell's targets"
         try:
-            while proc.poll() is None and not stop.wait(0.5):
-                pass
+            ready = False
+            while proc.poll() is None:
+                if not ready and lab.listening(args.port):
+                    ready = True
+                    print(
+                        f"{targets} exported; {len(copied)} notebooks copied to {folder}; "
+                        f"open {lab.lab_url(args.port, token)}  (Ctrl-C stops everything)",
+                        flush=True,
+                    )
+                time.sleep(0.5)
         except KeyboardInterrupt:
             pass
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        return 0
+        finally:
+            shutdown.begin()
+            _stop_process(proc)
+        return 0 if shutdown.signal else (proc.returncode or 0)  # stopped by us, or JupyterLab's own exit status
+    except KeyboardInterrupt:
+        return 130
     finally:
+        shutdown.begin()
         if sandbox is not None:
             sandbox.stop()
             print("sandbox stopped", file=sys.stderr)
 
 
+def _stop_process(proc) -> None:
+    import subprocess
+
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def require_jupyterlab() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("jupyterlab") is None:
+        raise ImsnbError("JupyterLab is not installed: pip install -e '.[lab]'")
+
+
 def lab_command(notebooks: Path, port: int) -> list[str]:
+    """JupyterLab on 127.0.0.1:PORT serving `notebooks` (the session's working folder), its own log quiet: the
+    token comes from JUPYTER_TOKEN and `imsnb lab` prints the one line to open."""
     command = [
         sys.executable,
         "-m",
         "jupyterlab",
         "--no-browser",
         f"--ServerApp.root_dir={notebooks}",
+        "--ServerApp.ip=127.0.0.1",
         f"--ServerApp.port={port}",
         "--ServerApp.port_retries=0",
+        "--ServerApp.log_level=WARN",
+        "--LabApp.log_level=WARN",
     ]
     if os.geteuid() == 0:  # JupyterLab refuses root without it (containers, CI)
         command.append("--allow-root")
@@ -574,20 +635,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    from imsnb.sandbox import Sandbox
+    import time
 
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with Sandbox(args.scenario) as sandbox:
+    from imsnb.sandbox import Sandbox
+    from imsnb.shutdown import Shutdown
+
+    sandbox = Sandbox(args.scenario)
+    shutdown = Shutdown().install()  # before start: a signal while starting stops what has started
+    try:
+        sandbox.start()
         print(f"# imsnb sandbox, scenario {args.scenario}: paste these exports, then run notebooks or JupyterLab")
         print(sandbox.exports(), flush=True)
-        print("# Ctrl-C stops the sandbox and removes its files", file=sys.stderr, flush=True)
-        try:
-            while not stop.wait(1):
-                pass
-        except KeyboardInterrupt:
-            pass
-    print("sandbox stopped", file=sys.stderr)
+        print(f"# {SANDBOX_STOPS}", file=sys.stderr, flush=True)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        shutdown.begin()
+        sandbox.stop()
+        print("sandbox stopped", file=sys.stderr)
     return 0
 
 

@@ -69,9 +69,9 @@ def find_notebook(name: str) -> Path:
         raise BadParameter(f"no notebook file {name!r}: check the path, or give a name from `imsnb list`")
     if re.fullmatch(r"[A-Za-z0-9_-]+", name):
         path = notebooks_dir() / f"{name}.ipynb"
-        if path.is_file():
+        if path.is_file() and is_runbook(path):
             return path
-    known = ", ".join(sorted(p.stem for p in notebooks_dir().glob("*.ipynb"))) or "none found"
+    known = ", ".join(p.stem for p in runbook_paths()) or "none found"
     raise BadParameter(f"unknown notebook {name!r}: choose one of {known} (see `imsnb list`)")
 
 
@@ -152,7 +152,23 @@ def _one_line(exc: BaseException | str) -> str:
 
 
 def list_notebooks() -> list[NotebookInfo]:
-    return [load_info(p) for p in sorted(notebooks_dir().glob("*.ipynb"))]
+    """The catalogue: the runbook notebooks in the folder (an `Untitled.ipynb` or a scratch notebook is not one)."""
+    return [load_info(p) for p in runbook_paths()]
+
+
+def runbook_paths(folder: Path | None = None) -> list[Path]:
+    """The runbook notebooks in `folder` (default: the catalogue's): a title cell first and a `parameters` cell."""
+    return [p for p in sorted((folder or notebooks_dir()).glob("*.ipynb")) if is_runbook(p)]
+
+
+def is_runbook(path: Path) -> bool:
+    try:
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        first = cells[0]
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return False
+    titled = first.get("cell_type") == "markdown" and _source(first).lstrip().startswith("# ")
+    return titled and any("parameters" in c.get("metadata", {}).get("tags", []) for c in cells)
 
 
 def parse_parameters(source: str) -> dict[str, Parameter]:

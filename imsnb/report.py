@@ -2,6 +2,11 @@
 
 `report(findings)` displays one output with three representations: an HTML table for people, plain text for
 terminals, and `application/vnd.imsnb.findings+json` for machines (the runner builds summary.json from it).
+
+Every text in an HTML output comes from parameters or data (titles, query text, log lines, key names, API bodies)
+and is escaped; no output is Markdown (nbconvert and JupyterLab pass HTML inside Markdown through). Every HTML
+output is wrapped in one element of class `mathjax_ignore` (MATH_IGNORE), so JupyterLab's MathJax leaves `$1`/`$2`
+placeholders in query text alone (JupyterLab 4 honours that class, not `tex2jax_ignore`).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from imsnb.bundles import FINDINGS_MIME
 from imsnb.findings import Finding, Findings, Severity, escalation_for, on_call
 
 MIME_TYPE = FINDINGS_MIME
+MATH_IGNORE = "mathjax_ignore"  # MathJax 3's ignoreHtmlClass default, which JupyterLab 4 keeps
 SEVERITY_STYLE = {
     "OK": "background:#e3f4e8;color:#1e6b3a",
     "INFO": "background:#e6eef8;color:#234e85",
@@ -60,22 +66,23 @@ def bundle(findings: list[Finding], *, at: datetime | None = None) -> dict[str, 
 
 
 def render_html(findings: list[Finding], data: dict[str, Any]) -> str:
+    e = html.escape
     esc = data["escalation"]
-    head = "".join(f"<th style='text-align:left;padding:4px 8px'>{c}</th>" for c in COLUMNS)
+    head = "".join(f"<th style='text-align:left;padding:4px 8px'>{e(c)}</th>" for c in COLUMNS)
     rows = []
     for row in findings_table(findings).itertuples(index=False):
         cells = []
         for column, value in zip(COLUMNS, row, strict=True):
-            style = SEVERITY_STYLE[value] + ";font-weight:600" if column == "severity" else ""
+            style = SEVERITY_STYLE.get(value, "") + ";font-weight:600" if column == "severity" else ""
             shown = "" if value is None or (isinstance(value, float) and pd.isna(value)) else value
-            cells.append(f"<td style='padding:4px 8px;{style}'>{html.escape(str(shown))}</td>")
+            cells.append(f"<td style='padding:4px 8px;{style}'>{e(str(shown))}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     worst = data["severity"]
     return (
-        f"<div class='imsnb-report'><h3>Findings: <span style='{SEVERITY_STYLE[worst]};padding:2px 8px'>"
-        f"{worst}</span></h3>"
-        f"<p>Escalation: respond within <b>{esc['response_time']}</b>; notify {html.escape(esc['notification'])}; "
-        f"{html.escape(esc['escalation'])}. On call now: <b>{html.escape(_on_call_text(esc))}</b>.</p>"
+        f"<div class='imsnb-report {MATH_IGNORE}'><h3>Findings: "
+        f"<span style='{SEVERITY_STYLE.get(worst, '')};padding:2px 8px'>{e(str(worst))}</span></h3>"
+        f"<p>Escalation: respond within <b>{e(str(esc['response_time']))}</b>; notify {e(str(esc['notification']))}; "
+        f"{e(str(esc['escalation']))}. On call now: <b>{e(_on_call_text(esc))}</b>.</p>"
         f"<table style='border-collapse:collapse'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
         "</div>"
     )
@@ -110,9 +117,11 @@ def report(findings: Findings | list[Finding]) -> None:
 
 
 def show(obj: Any, title: str | None = None) -> None:
-    """Display a Figure (as PNG, so it is embedded in every artifact) or a DataFrame (as an HTML table)."""
+    """Display a Figure (as PNG, so it is embedded in every artifact) or a DataFrame (as an HTML table).
+
+    The title is text, never markup: it often carries a parameter or a name read from a target."""
     if title:
-        _display({"text/markdown": f"**{title}**", "text/plain": title})
+        _display({"text/html": html_block(f"<p><b>{html.escape(str(title))}</b></p>"), "text/plain": str(title)})
     if hasattr(obj, "savefig"):
         buffer = io.BytesIO()
         obj.savefig(buffer, format="png", dpi=96)
@@ -121,11 +130,18 @@ def show(obj: Any, title: str | None = None) -> None:
         show(pd.DataFrame(list(dataclasses.asdict(obj).items()), columns=["metric", "value"]))
     elif isinstance(obj, pd.DataFrame):
         if obj.empty:
-            _display({"text/plain": "(none)", "text/html": "<p><i>(none)</i></p>"})
+            _display({"text/plain": "(none)", "text/html": html_block("<p><i>(none)</i></p>")})
         else:
-            _display({"text/html": obj.to_html(index=False, max_rows=50), "text/plain": obj.to_string(max_rows=50)})
+            table = obj.to_html(index=False, max_rows=50, escape=True)
+            _display({"text/html": html_block(table), "text/plain": obj.to_string(max_rows=50)})
     else:
         _display({"text/plain": str(obj)})
+
+
+def html_block(inner: str) -> str:
+    """`inner` (markup built here, every text in it escaped) in the one outermost element every imsnb HTML output
+    has: class `mathjax_ignore`, so math rendering leaves query placeholders like `$1` as they are."""
+    return f"<div class='imsnb-output {MATH_IGNORE}'>{inner}</div>"
 
 
 def _display(data: dict[str, Any]) -> None:

@@ -272,7 +272,7 @@ def test_lab_dry_run_shows_the_command_and_the_sandbox_targets(tmp_path):
     assert result.returncode == 0, result.stderr
     command, *env_lines = result.stdout.splitlines()
     assert command.split()[1:3] == ["-m", "jupyterlab"]
-    assert f"--ServerApp.root_dir={ROOT / 'notebooks'}" in command and "--ServerApp.port=8899" in command
+    assert f"--ServerApp.root_dir={tmp_path / 'outputs' / '.lab'}/" in command and "--ServerApp.port=8899" in command
     env = dict(line.split("=", 1) for line in env_lines)
     assert env["DB_HOST"] == "127.0.0.1" and int(env["DB_PORT"]) > 0 and env["AWS_ENDPOINT_URL"].startswith("http")
     assert env["DB_PASSWORD"] == env["REDIS_PASSWORD"] == "********"

@@ -89,12 +89,19 @@ class Sandbox:
         self.threads.clear()
 
     def stop(self) -> None:
-        self.release()
-        self.api.stop()
-        self.prometheus.stop()
-        self.aws.stop()
-        self.redis.stop()
-        self.postgres.stop()
+        """Stop every server and remove its files. Each part is stopped whatever happened to the others (an error
+        or an interrupt in one does not leave the rest running); the first such error is raised at the end."""
+        failure: BaseException | None = None
+        for stop in (self.release, self.api.stop, self.prometheus.stop, self.aws.stop, self.redis.stop):
+            try:
+                stop()
+            except BaseException as exc:  # noqa: BLE001 - the next part is stopped all the same
+                failure = failure or exc
+        try:
+            self.postgres.stop()
+        finally:
+            if failure is not None:
+                raise failure
 
     def __enter__(self) -> Sandbox:
         return self.start()
