@@ -1,0 +1,121 @@
+"""Remediation: the only module in imsnb that changes anything, and only with two keys.
+
+Every action starts as a `Plan` built from what a diagnostic found: what, on which target, why, the expected
+effect, how to undo it, and the equivalent command. `execute(plans, apply_actions=..., approver=...)` shows the
+plans as a table and applies them only when both keys are turned:
+
+- the notebook key: the parameter `apply_actions=True`, with `approver` naming who approved;
+- the run key: `imsnb run --allow-actions` (which sets IMSNB_ALLOW_ACTIONS=1 for the kernel; headless runs
+  without the flag never see the variable), or `IMSNB_ALLOW_ACTIONS=1` in the environment of an interactive kernel
+  when it starts. It is read once, when imsnb is imported (`imsnb._started`); a later os.environ change (a named
+  environment, a cell) does not turn it.
+
+With one key, nothing happens and a line says which key is missing. With both, each plan re-checks its precondition
+right before acting (the backend is still the same session, the instance is `available`, the service exists and the
+count is within bounds, the Redis database is the one named); a changed world means skipped, with the reason.
+Write-ahead: with both keys, each plan is recorded as `applying` (with `applying_at`) before it acts — in the
+notebook's actions output, updated in place, and in the runner's journal file — and again with its outcome, so a
+run killed mid-action still shows what was being applied. Every outcome is shown in the notebook and emitted as
+`application/vnd.imsnb.actions+json`, which the runner collects into `summary.json` under `actions`.
+
+Where things are (one home per target; a new action is a function returning a `Plan` in its target's module, plus
+a re-export below):
+
+    gate.py      Plan, Changed, Keys, keys(), execute(), wait_deadline(): the two keys, the re-check, the
+                 write-ahead journal and the plan table shown in the notebook. Target modules import it; it imports
+                 no target.
+    postgres.py  cancel / terminate backends (SQL beside its function), the blast-radius cap
+    redis.py     FLUSHDB ASYNC
+    rds.py       resize (the class ladder), failover, restore from snapshot, the promotion checklist
+    ecs.py       desired count, rollback to the previous task definition, scaling_actions
+"""
+
+# The hard limits live with the parameters (checked there before a kernel starts); re-exported for callers.
+from imsnb.actions.ecs import desired_count_bounds, ecs_desired_count_action, ecs_rollback_action, scaling_actions
+from imsnb.actions.gate import (
+    ALLOW_ENV,
+    RECORD_KEYS,
+    WAIT_MARGIN_S,
+    Changed,
+    Keys,
+    Plan,
+    execute,
+    keys,
+    wait_deadline,
+)
+from imsnb.actions.postgres import (
+    BACKEND_NOW,
+    CANCEL_BACKEND,
+    EXPECTED_STATE,
+    MAX_BACKENDS,
+    PLAN_COLUMNS,
+    SIGNAL_SQL,
+    TERMINATE_BACKEND,
+    TERMINATE_WAIT_MS,
+    backend_action,
+    backend_actions,
+    terminate_backends_plan,
+)
+from imsnb.actions.rds import (
+    RDS_CLASS_LADDER,
+    RESTORE_POLL_S,
+    RESTORE_WAIT_S,
+    next_rds_class,
+    promotion_checklist,
+    rds_failover_action,
+    rds_resize_action,
+    rds_restore_action,
+    resize_target_class,
+)
+from imsnb.actions.redis import CLIENT_DB_FIELD, flush_action, flush_plan
+from imsnb.parameters import (
+    MAX_BACKENDS_LIMIT,
+    MAX_COUNT_LIMIT,
+    check_bounds,
+    check_max_backends,
+    check_max_count,
+)
+
+__all__ = [
+    "ALLOW_ENV",
+    "BACKEND_NOW",
+    "CANCEL_BACKEND",
+    "CLIENT_DB_FIELD",
+    "EXPECTED_STATE",
+    "MAX_BACKENDS",
+    "MAX_BACKENDS_LIMIT",
+    "MAX_COUNT_LIMIT",
+    "PLAN_COLUMNS",
+    "RDS_CLASS_LADDER",
+    "RECORD_KEYS",
+    "RESTORE_POLL_S",
+    "RESTORE_WAIT_S",
+    "SIGNAL_SQL",
+    "TERMINATE_BACKEND",
+    "TERMINATE_WAIT_MS",
+    "WAIT_MARGIN_S",
+    "Changed",
+    "Keys",
+    "Plan",
+    "backend_action",
+    "backend_actions",
+    "check_bounds",
+    "check_max_backends",
+    "check_max_count",
+    "desired_count_bounds",
+    "ecs_desired_count_action",
+    "ecs_rollback_action",
+    "execute",
+    "flush_action",
+    "flush_plan",
+    "keys",
+    "next_rds_class",
+    "promotion_checklist",
+    "rds_failover_action",
+    "rds_resize_action",
+    "rds_restore_action",
+    "resize_target_class",
+    "scaling_actions",
+    "terminate_backends_plan",
+    "wait_deadline",
+]
