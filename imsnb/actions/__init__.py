@@ -1,25 +1,13 @@
 """Remediation: the only module in imsnb that changes anything, and only with two keys.
 
-Every action starts as a `Plan` built from what a diagnostic found: what, on which target, why, the expected
-effect, how to undo it, and the equivalent command. `execute(plans, apply_actions=..., approver=...)` shows the
-plans as a table and applies them only when both keys are turned:
-
-- the notebook key: the parameter `apply_actions=True`, with `approver` naming who approved;
-- the run key: `imsnb run --allow-actions` (which sets IMSNB_ALLOW_ACTIONS=1 for the kernel; headless runs
-  without the flag never see the variable), or `IMSNB_ALLOW_ACTIONS=1` in the environment of an interactive kernel
-  when it starts. It is read once, when imsnb is imported (`imsnb._started`); a later os.environ change (a named
-  environment, a cell) does not turn it.
-
-With one key, nothing happens and a line says which key is missing. With both, each plan re-checks its precondition
-right before acting (the backend is still the same session, the instance is `available`, the service exists and the
-count is within bounds, the Redis database is the one named); a changed world means skipped, with the reason.
-Write-ahead: with both keys, each plan is recorded as `applying` (with `applying_at`) before it acts — in the
-notebook's actions output, updated in place, and in the runner's journal file — and again with its outcome, so a
-run killed mid-action still shows what was being applied. Every outcome is shown in the notebook and emitted as
-`application/vnd.imsnb.actions+json`, which the runner collects into `summary.json` under `actions`.
+Every action starts as a `Plan` built from what a diagnostic found; `execute(plans, apply_actions=..., approver=...)`
+shows the plans and applies them only when both keys are turned (the notebook's `apply_actions` with an approver,
+and the run's `imsnb run --allow-actions`), each re-checked right before it acts and journalled write-ahead. The
+rules of the two keys and the audit are told in full in `imsnb.actions.gate`.
 
 Where things are (one home per target; a new action is a function returning a `Plan` in its target's module, plus
-a re-export below):
+a re-export below; e.g. an ElastiCache restore goes in a new `elasticache.py`, an RDS delete or storage increase in
+`rds.py`, an ECS force-new-deployment in `ecs.py`):
 
     gate.py      Plan, Changed, Keys, keys(), execute(), wait_deadline(): the two keys, the re-check, the
                  write-ahead journal and the plan table shown in the notebook. Target modules import it; it imports

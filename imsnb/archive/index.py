@@ -1,12 +1,8 @@
-"""The incident index: reading an incident's runs, its timeline, post-mortem and ticket, and index.html.
+"""The incident index: an incident's runs (from their summary.json), each run's window, the timeline of findings
+and actions, the post-mortem and ticket, and index.html (rewritten after every run, atomically, under a lock).
 
-    outputs/<incident>/
-        index.html          runs, time window, and a post-mortem section (rewritten after every run, atomically)
-        postmortem.json     optional, written by people: root cause, impact, action items, ticket (shown in index)
-        <time>-<notebook>/  one folder per run (see imsnb.runner)
-
-Everything shown comes from the runs' summary.json files, so the index can be rebuilt at any time
-(`write_index`). The HTML is self-contained (inline CSS, no script, no network) and every value is escaped.
+The folder layout is drawn in `imsnb.archive`. Everything shown is read from the run folders, so the index can be
+rebuilt at any time (`write_index`); the HTML is self-contained (no script, no network) and every value escaped.
 """
 
 from __future__ import annotations
