@@ -410,3 +410,8 @@ def clients_finding(cache_stats: CacheStats) -> Finding:
         "clients",
         f"{cache_stats.connected_clients} clients connected, {cache_stats.blocked_clients} blocked",
     )
+
+
+def cache_or_default(cache: Cache | None = None) -> Cache:
+    """`cache`, or the interactive default client when None: the public name for other modules (actions)."""
+    return _cache(cache)

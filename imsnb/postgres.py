@@ -832,3 +832,8 @@ def expected_row_counts(entries: list[str]) -> dict[str, int | None]:
         except ValueError:
             raise ValueError(f"{entry!r}: the expected row count must be a whole number") from None
     return expected
+
+
+def database_or_default(db: Database | None = None) -> Database:
+    """`db`, or the interactive default session when None: the public name for other modules (actions)."""
+    return _db(db)

@@ -333,3 +333,58 @@ def test_the_archive_policy_allows_put_object_under_the_prefix_only(capsys):
     assert main(["iam-policy", "--archive", "s3://ims-postmortems/runs"]) == 0
     statement = json.loads(capsys.readouterr().out)["Statement"][-1]
     assert statement["Action"] == ["s3:PutObject"] and statement["Resource"] == "arn:aws:s3:::ims-postmortems/runs/*"
+
+
+def test_next_resizes_one_size_up_the_ladder_and_the_top_is_refused_in_one_line(env, tmp_path):
+    from imsnb.aws import Aws
+
+    rds = env.aws.client("rds")
+    for name, size in (("ims-ladder-mid", "db.t3.medium"), ("ims-ladder-top", "db.t3.2xlarge")):
+        rds.create_db_instance(
+            DBInstanceIdentifier=name,
+            Engine="postgres",
+            DBInstanceClass=size,
+            AllocatedStorage=20,
+            MasterUsername="ims",
+            MasterUserPassword="not-a-real-secret-1",
+        )
+    result = run_notebook(
+        "db_performance",
+        {"rds_instance": "ims-ladder-mid", "rds_resize_to": "next", "max_backends": "0"},
+        incident_id="INC-LADDER",
+        outputs=tmp_path,
+    )
+    (resize,) = [a for a in read_summary(result.folder)["actions"] if a["action"] == "rds_resize"]
+    assert resize["status"] == "planned" and resize["expected_effect"].startswith("db.t3.medium → db.t3.large;")
+    with pytest.raises(ValueError, match="db.t3.2xlarge is the top of the runbook's ladder"):
+        actions.rds_resize_action("ims-ladder-top", "next", aws=Aws("test"))
+    assert actions.resize_target_class("db.r6g.large", "db.r6g.xlarge") == "db.r6g.xlarge"
+    with pytest.raises(ValueError, match="db.r6g.large is not on the runbook's ladder"):
+        actions.resize_target_class("db.r6g.large", "next")
+
+
+def test_target_modules_import_the_gate_and_the_gate_imports_no_target():
+    """One-way arrows inside imsnb.actions, and no private name of another module (postgres._db, cache._cache ...)."""
+    import ast
+    from pathlib import Path
+
+    folder = Path(actions.__file__).parent
+    for path in folder.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        names = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
+        reaches = {
+            f"{n.value.id}.{n.attr}"
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Attribute)
+            and isinstance(n.value, ast.Name)
+            and n.attr.startswith("_")
+            and n.value.id != "_started"
+            and not n.attr.startswith("__")
+        }
+        assert not reaches, f"{path.name} reaches into private names: {reaches}"
+        assert not {n for n in names if n.startswith("_") and n != "_started"}, path.name  # _started: the run key
+        if path.name == "gate.py":
+            assert not {m for m in imported if m.startswith("imsnb.actions")}, "the gate imports a target"
+        elif path.name != "__init__.py":
+            assert "imsnb.actions.gate" in imported, f"{path.name} does not build on the gate"

@@ -87,6 +87,20 @@ def test_index_without_actions_key_and_with_explicit_start_end(tmp_path):
     assert 'placeholder="Root cause: to be filled in"' in text
 
 
+def test_a_run_that_records_its_window_is_read_as_recorded_and_old_folders_fall_back(tmp_path):
+    incident = tmp_path / "INC-11"
+    recorded = {"start": "2026-02-08T09:00:00Z", "end": "2026-02-08T09:10:00Z"}
+    fake_run(incident, "db_performance", "2026-02-08T16:00:00Z", "OK", window=recorded)  # self-described
+    fake_run(incident, "performance_baseline", "2026-02-08T12:00:00Z", "OK", parameters={})  # old: default 24h
+    runs = archive.read_runs(incident)
+    assert [tuple(t.isoformat() for t in archive.run_window(r)) for r in runs] == [
+        ("2026-02-07T12:00:00+00:00", "2026-02-08T12:00:00+00:00"),
+        ("2026-02-08T09:00:00+00:00", "2026-02-08T09:10:00+00:00"),
+    ]
+    assert archive.incident_window(runs) == ("2026-02-07T12:00:00Z", "2026-02-08T12:00:00Z")
+    assert archive.run_window({"window": {"start": "soon"}, "started_at": "never"}) is None
+
+
 def test_concurrent_index_writes_never_lose_a_run(tmp_path):
     incident = tmp_path / "INC-11"
     incident.mkdir()

@@ -277,3 +277,8 @@ def default_aws() -> Aws:
 
 def _aws(aws: Aws | None) -> Aws:
     return aws if aws is not None else default_aws()
+
+
+def aws_or_default(aws: Aws | None = None) -> Aws:
+    """`aws`, or the interactive default session when None: the public name for other modules (actions)."""
+    return _aws(aws)

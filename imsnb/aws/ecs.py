@@ -147,3 +147,8 @@ def rollback_finding(revisions: pd.DataFrame, service: str) -> Finding:
         "",
         f"{service}: a rollback would go from {current['task_definition']} to {previous['task_definition']}",
     )
+
+
+def describe_service(cluster: str, service: str, *, aws: Aws | None = None) -> dict:
+    """The service as `ecs describe-services` returns it; LookupError when the cluster has no such service."""
+    return _describe(_aws(aws), cluster, service)

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import Any
 
 from imsnb import config
 from imsnb.errors import BadParameter, ImsnbError, NotConfigured
+from imsnb.files import write_atomic
 from imsnb.findings import Severity
 from imsnb.notify import jira, mail, pagerduty, slack, state
 from imsnb.notify.http import DeliveryFailed
@@ -275,15 +274,7 @@ def _record(folders: list[Path], records: list[dict[str, Any]]) -> None:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def _target(finding: dict[str, Any], summary: dict[str, Any]) -> str:

@@ -14,13 +14,13 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from imsnb.files import write_atomic
 from imsnb.findings import Severity, escalation_for
 
 STATE_FILE = ".notify-state.json"
@@ -51,16 +51,7 @@ def read(outputs: Path) -> dict[str, Any]:
 
 
 def write(outputs: Path, state: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".notify-state-", dir=outputs)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(state, handle, indent=1, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, outputs / STATE_FILE)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(outputs / STATE_FILE, json.dumps(state, indent=1, sort_keys=True), mode=0o600)
 
 
 def key_of(target: str, check: str) -> str:

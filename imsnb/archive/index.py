@@ -1,12 +1,8 @@
-"""The incident archive: one folder per incident, an index.html over its runs, listing, and upload to S3.
+"""The incident index: an incident's runs (from their summary.json), each run's window, the timeline of findings
+and actions, the post-mortem and ticket, and index.html (rewritten after every run, atomically, under a lock).
 
-    outputs/<incident>/
-        index.html          runs, time window, and a post-mortem section (rewritten after every run, atomically)
-        postmortem.json     optional, written by people: root cause, impact, action items, ticket (shown in index)
-        <time>-<notebook>/  one folder per run (see imsnb.runner)
-
-Everything shown comes from the runs' summary.json files, so the index can be rebuilt at any time
-(`write_index`). The HTML is self-contained (inline CSS, no script, no network) and every value is escaped.
+The folder layout is drawn in `imsnb.archive`. Everything shown is read from the run folders, so the index can be
+rebuilt at any time (`write_index`); the HTML is self-contained (no script, no network) and every value escaped.
 """
 
 from __future__ import annotations
@@ -16,33 +12,24 @@ import functools
 import html
 import json
 import os
-import re
-import tempfile
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from imsnb.errors import BadParameter, ImsnbError
+from imsnb.errors import ImsnbError
+from imsnb.files import write_atomic
 from imsnb.findings import Severity
 
 INDEX = "index.html"
 POSTMORTEM = "postmortem.json"
 TICKET = "ticket.json"
-RUN_FILES = ("notebook.ipynb", "report.html", "summary.json")
 POSTMORTEM_FIELDS = (
     ("root_cause", "Root cause"),
     ("impact", "Impact"),
     ("action_items", "Action items"),
     ("ticket", "Ticket"),
 )
-_S3_URL = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/.*)?$")
-_CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".json": "application/json", ".ipynb": "application/json"}
-
-
-class UploadFailed(ImsnbError):
-    """The archive upload did not complete; the local run folders are untouched."""
 
 
 # ---------------------------------------------------------------- reading runs
@@ -76,24 +63,36 @@ def worst(severities: list[str | None]) -> str | None:
 
 
 def incident_window(runs: list[dict[str, Any]]) -> tuple[str, str] | None:
-    """The span the runs looked at: each run's `start`/`end` or `window` (ending at its start; the notebook's
-    default window when none was passed), merged."""
+    """The span the runs looked at: each run's window (`run_window`), merged."""
+    spans = [span for span in map(run_window, runs) if span is not None]
+    if not spans:
+        return None
+    return iso(min(start for start, _ in spans)), iso(max(end for _, end in spans))
+
+
+def run_window(run: dict[str, Any]) -> tuple[datetime, datetime] | None:
+    """The window one run looked at: the `window` its summary.json records ({"start": ISO, "end": ISO}) when there
+    is one; else rebuilt from its `start`/`end` or `window` parameters (ending at its start), with the notebook's
+    default window when none was passed; None when neither can be read."""
     from imsnb.window import parse_instant, resolve_window
 
-    starts, ends = [], []
-    for run in runs:
-        params = run.get("parameters") or {}
+    recorded = run.get("window")
+    if isinstance(recorded, dict):
         try:
-            at = parse_instant(run["started_at"], "started_at") if run.get("started_at") else None
-            span = params.get("window") or _default_window(str(run.get("notebook") or "")) or "1h"
-            window = resolve_window(span, params.get("start") or None, params.get("end") or None, now=at)
-        except (ImsnbError, TypeError, ValueError):
-            continue
-        starts.append(window.start)
-        ends.append(window.end)
-    if not starts:
+            return parse_instant(recorded["start"], "window.start"), parse_instant(recorded["end"], "window.end")
+        except (ImsnbError, KeyError, TypeError, ValueError):
+            pass
+    # Fallback: today's runner does not record the resolved window in summary.json, so it is rebuilt here, and the
+    # notebook's default `window` is read back from the notebook file (`_default_window`). Once every run folder
+    # describes itself (the runner writes "window": {"start", "end"}), this branch only serves old folders.
+    params = run.get("parameters") or {}
+    try:
+        at = parse_instant(run["started_at"], "started_at") if run.get("started_at") else None
+        span = params.get("window") or _default_window(str(run.get("notebook") or "")) or "1h"
+        window = resolve_window(span, params.get("start") or None, params.get("end") or None, now=at)
+    except (ImsnbError, TypeError, ValueError):
         return None
-    return _iso(min(starts)), _iso(max(ends))
+    return window.start, window.end
 
 
 @functools.lru_cache(maxsize=64)
@@ -228,7 +227,7 @@ def render_index(
             f"<tr><td class=t>{e(str(run.get('started_at') or ''))}</td>"
             f'<td><a href="{e(link)}/report.html">{e(str(run.get("notebook") or run["folder"]))}</a></td>'
             f'<td class="{e(status)}">{e(status)}</td><td class="{e(severity)}">{e(severity)}</td>'
-            f"<td class=n>{e(_seconds(run.get('duration_s')))}</td>"
+            f"<td class=n>{e(seconds_text(run.get('duration_s')))}</td>"
             f'<td><a href="{e(link)}/notebook.ipynb">notebook</a> · <a href="{e(link)}/summary.json">summary</a></td>'
             "</tr>"
         )
@@ -253,7 +252,7 @@ def render_index(
 <body>
 <h1>Incident {e(incident_id)}</h1>
 <p>Time window: {window_text} · runs: {len(runs)} · worst severity: <span class="{e(worst_seen)}">{e(worst_seen)}</span>
-· index written {e(_iso(datetime.now(UTC)))}</p>
+· index written {e(iso(datetime.now(UTC)))}</p>
 {ticket_line}<h2>Runs</h2>
 <table><thead><tr><th>started (UTC)</th><th>notebook (report)</th><th>status</th><th>severity</th>
 <th>duration (s)</th><th>files</th></tr></thead><tbody>{"".join(rows) or no_runs}</tbody></table>
@@ -281,140 +280,15 @@ def write_index(incident_dir: Path | str) -> Path:
         text = render_index(
             incident_dir.name, read_runs(incident_dir), read_postmortem(incident_dir), read_ticket(incident_dir)
         )
-        fd, tmp = tempfile.mkstemp(prefix=".index-", suffix=".html", dir=incident_dir)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(target, text)
     finally:
         os.close(lock)  # releases the lock
     return target
 
 
-# ---------------------------------------------------------------- list / show
-
-
-@dataclass
-class Incident:
-    id: str
-    folder: Path
-    runs: list[dict[str, Any]]
-
-    @property
-    def worst(self) -> str | None:
-        return worst([r.get("severity") for r in self.runs])
-
-    @property
-    def last_started(self) -> str:
-        return max((str(r.get("started_at") or "") for r in self.runs), default="")
-
-    @property
-    def failed(self) -> int:
-        return sum(1 for r in self.runs if r.get("status") != "ok")
-
-
-def list_incidents(outputs: Path | str = "outputs") -> list[Incident]:
-    """Incidents with at least one finished run, newest (latest run start) first."""
-    outputs = Path(outputs)
-    if not outputs.is_dir():
-        raise BadParameter(f"no archive at {outputs}: run a notebook first, or pass --outputs DIR")
-    found = []
-    for folder in outputs.iterdir():
-        if folder.is_dir() and not folder.name.startswith("."):
-            runs = read_runs(folder)
-            if runs:
-                found.append(Incident(folder.name, folder, runs))
-    return sorted(found, key=lambda i: (i.last_started, i.id), reverse=True)
-
-
-def load_incident(incident_id: str, outputs: Path | str = "outputs") -> Incident:
-    from imsnb.parameters import check_incident_id
-
-    check_incident_id(incident_id)
-    folder = Path(outputs) / incident_id
-    runs = read_runs(folder)
-    if not runs:
-        known = ", ".join(i.id for i in list_incidents(outputs)[:10]) if Path(outputs).is_dir() else ""
-        raise BadParameter(f"no runs for incident {incident_id!r} in {outputs}: see `imsnb archive list` ({known})")
-    return Incident(incident_id, folder, runs)
-
-
-def describe_incident(incident: Incident) -> list[str]:
-    """Lines for `imsnb archive show`: window, runs, findings above OK, actions."""
-    window = incident_window(incident.runs)
-    lines = [
-        f"incident {incident.id}: {len(incident.runs)} run(s), worst {incident.worst or 'none'}",
-        f"window: {window[0]} – {window[1]}" if window else "window: unknown",
-        f"index: {incident.folder / INDEX}",
-        "",
-        "runs:",
-    ]
-    for run in incident.runs:
-        lines.append(
-            f"  {run.get('started_at') or '?':<21} {run.get('notebook') or '?':<22} {run.get('status') or '?':<8}"
-            f"{run.get('severity') or 'none':<9}{_seconds(run.get('duration_s')):>8} s  {run['folder']}"
-        )
-    events = timeline(incident.runs)
-    lines += ["", "findings and actions:" if events else "findings and actions: none above OK"]
-    for ev in events:
-        lines.append(f"  {ev['at']:<21} {ev['source']:<22} {ev['level']:<9}{ev['what']}: {ev['detail']}")
-    return lines
-
-
-# ---------------------------------------------------------------- upload
-
-
-def parse_archive_url(url: str) -> tuple[str, str]:
-    """'s3://bucket/some/prefix' -> ('bucket', 'some/prefix'); bad input otherwise."""
-    match = _S3_URL.match(url or "")
-    if not match:
-        raise BadParameter(f"archive {url!r} is not an S3 URL: use s3://bucket or s3://bucket/prefix")
-    return match[1], (match[2] or "").strip("/")
-
-
-def upload(url: str, run_folders: list[Path], incident_dir: Path) -> list[str]:
-    """Upload the run folders and the incident's index.html under s3://bucket/prefix/<incident>/; the keys written.
-
-    Uses the same boto3 client construction as the diagnostics (AWS_ENDPOINT_URL, bounded retries and timeouts).
-    Needs s3:PutObject on the bucket. Raises UploadFailed with one line on any failure.
-    """
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from imsnb.aws import Aws
-
-    bucket, prefix = parse_archive_url(url)
-    base = "/".join(p for p in (prefix, incident_dir.name) if p)
-    files = [(folder / name, f"{base}/{folder.name}/{name}") for folder in run_folders for name in RUN_FILES]
-    if (incident_dir / INDEX).is_file():
-        files.append((incident_dir / INDEX, f"{base}/{INDEX}"))
-    keys = []
-    try:
-        client = Aws("archive").client("s3")
-        for path, key in files:
-            if not path.is_file():
-                continue
-            client.put_object(
-                Bucket=bucket,
-                Key=key,
-                Body=path.read_bytes(),
-                ContentType=_CONTENT_TYPES.get(path.suffix, "application/octet-stream"),
-            )
-            keys.append(key)
-    except (BotoCoreError, ClientError, OSError, ImsnbError) as exc:
-        done = f" after {len(keys)} of {len(files)} file(s)" if keys else ""
-        raise UploadFailed(f"archive upload to {url} failed{done}: {' '.join(str(exc).split())}") from None
-    return keys
-
-
-def _seconds(value: Any) -> str:
+def seconds_text(value: Any) -> str:
     return f"{value:.1f}" if isinstance(value, (int, float)) else "?"
 
 
-def _iso(at: datetime) -> str:
+def iso(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -1,0 +1,58 @@
+"""The incident archive: one folder per incident, an index.html over its runs, listing, and upload to S3.
+
+    outputs/<incident>/
+        index.html          runs, time window, and a post-mortem section (rewritten after every run, atomically)
+        postmortem.json     optional, written by people: root cause, impact, action items, ticket (shown in index)
+        <time>-<notebook>/  one folder per run (see imsnb.runner)
+
+Everything shown comes from the runs' summary.json files, so the index can be rebuilt at any time
+(`write_index`). The HTML is self-contained (inline CSS, no script, no network) and every value is escaped.
+
+Where things are:
+
+    index.py      reading runs, each run's window, the timeline, post-mortem and ticket; render / write index.html
+    incidents.py  list, load and describe incidents (`imsnb archive list|show`)
+    upload.py     S3 URL parsing and the upload of run folders (UploadFailed)
+"""
+
+from imsnb.archive.incidents import Incident, describe_incident, list_incidents, load_incident
+from imsnb.archive.index import (
+    INDEX,
+    POSTMORTEM,
+    POSTMORTEM_FIELDS,
+    TICKET,
+    incident_window,
+    read_postmortem,
+    read_runs,
+    read_ticket,
+    render_index,
+    run_window,
+    timeline,
+    worst,
+    write_index,
+)
+from imsnb.archive.upload import RUN_FILES, UploadFailed, parse_archive_url, upload
+
+__all__ = [
+    "INDEX",
+    "POSTMORTEM",
+    "POSTMORTEM_FIELDS",
+    "RUN_FILES",
+    "TICKET",
+    "Incident",
+    "UploadFailed",
+    "describe_incident",
+    "incident_window",
+    "list_incidents",
+    "load_incident",
+    "parse_archive_url",
+    "read_postmortem",
+    "read_runs",
+    "read_ticket",
+    "render_index",
+    "run_window",
+    "timeline",
+    "upload",
+    "worst",
+    "write_index",
+]
