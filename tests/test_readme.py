@@ -127,6 +127,19 @@ def test_plain_papermill_sees_every_parameter_imsnb_sees():
         assert not differ, f"{info.name}: papermill and imsnb disagree on {differ}"
 
 
+def test_the_readme_configuration_examples_are_accepted_as_written(tmp_path, monkeypatch):
+    from imsnb import notify
+    from imsnb.schedule import load_schedules
+
+    schedules, notify_and_oncall = re.findall(r"```toml\n(.*?)```", README, re.S)
+    config = tmp_path / "imsnb.toml"
+    config.write_text(schedules + '\n[environments.prod]\nDB_HOST = "db.example.internal"\n')
+    monkeypatch.setenv("IMSNB_CONFIG", str(config))
+    assert list(load_schedules()) == ["prod_health"]
+    config.write_text(notify_and_oncall)
+    notify.check_ready("changes", ticket=None)
+
+
 def test_an_unknown_argument_names_the_command_whose_help_lists_the_options(capsys):
     for args, command in (
         (["run", "health_check", "--ticket", "bad", "key"], "imsnb run --help"),
