@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
 import shlex
+import subprocess
+import sys
 
 import papermill
 import pytest
@@ -172,3 +175,40 @@ def test_fail_on_shows_the_severities_it_takes():
     text = _help(["run"])
     assert "--fail-on SEVERITY" in text
     assert "OK, INFO, WARNING, ERROR or CRITICAL" in " ".join(text.split())
+
+
+@pytest.mark.parametrize(
+    "name, value, needle",
+    [
+        ("IMSNB_THRESHOLD_POSTGRES_CONNECTIONS_USED", "70%", "is not a number"),
+        ("IMSNB_THRESHOLD_POSTGRES_CONNECTIONS_USED_ERROR", "nan", "is not a number"),
+        ("IMSNB_THRESHOLD_POSTGRES_CONECTIONS_USED", "0.7", "names no check with a threshold"),
+    ],
+)
+def test_a_bad_threshold_variable_is_bad_input_before_a_kernel_starts(tmp_path, name, value, needle):
+    """The README's variables table: IMSNB_THRESHOLD_<CHECK>[_ERROR|_CRITICAL]. A typo or a unit in it was a
+    WARNING "check could not complete" in the middle of a run, or silently ignored."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "imsnb.cli", "run", "health_check", "--outputs", str(tmp_path / "out")],
+        cwd=tmp_path,
+        env={**os.environ, name: value},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and name in proc.stderr and needle in proc.stderr, proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_valid_threshold_variables_are_accepted():
+    from imsnb.findings import check_threshold_overrides, threshold
+
+    environ = {
+        "IMSNB_THRESHOLD_POSTGRES_CONNECTIONS_USED": "0.7",
+        "IMSNB_THRESHOLD_API_ERROR_RATE_ERROR": "0.05",
+        "IMSNB_THRESHOLD_POSTGRES_BLOCKED_QUERIES_CRITICAL": "86400",
+        "IMSNB_THRESHOLD_CACHE_KEY_COUNTS": "",  # empty: not set
+    }
+    check_threshold_overrides(environ)
+    assert threshold("api.error_rate").warning > 0
