@@ -212,3 +212,11 @@ def test_valid_threshold_variables_are_accepted():
     }
     check_threshold_overrides(environ)
     assert threshold("api.error_rate").warning > 0
+
+
+def test_crontab_is_installed_from_a_file_as_the_readme_says(capsys):
+    """`imsnb schedule crontab | crontab -` installs an empty crontab when the command is refused (exit 2)."""
+    assert "> imsnb.cron && crontab imsnb.cron" in _section("Schedules")
+    assert main(["schedule", "crontab", "--log-dir", "/tmp/imsnb-logs"]) == 0
+    header = capsys.readouterr().out.splitlines()[1]
+    assert header.startswith("# install:") and "crontab imsnb.cron" in header and "| crontab -`" in header
