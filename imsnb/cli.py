@@ -43,7 +43,10 @@ def _add_run_options(command: argparse.ArgumentParser, parameter_help: str, inci
     )
     command.add_argument("--incident", help=f"incident or ticket id {incident_help}")
     command.add_argument(
-        "--fail-on", default="ERROR", help="exit 1 when a worst finding is at or above (default ERROR)"
+        "--fail-on",
+        default="ERROR",
+        metavar="SEVERITY",
+        help="exit 1 when a worst finding is at or above: OK, INFO, WARNING, ERROR or CRITICAL (default ERROR)",
     )
     command.add_argument("--outputs", default="outputs", help="archive folder (default: ./outputs)")
     command.add_argument("--timeout", type=float, default=600, help="seconds a single cell may run (default 600, > 0)")
@@ -130,7 +133,11 @@ def main(argv: list[str] | None = None) -> int:
 
     _add_schedule_commands(sub)
 
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # name the command whose --help lists the options, not the top level's
+        command = " ".join(part for part in (args.command, getattr(args, f"{args.command}_command", None)) if part)
+        extra = " ".join(unknown)
+        parser.exit(EXIT_BAD_INPUT, f"imsnb: error: unrecognized arguments: {extra} (see `imsnb {command} --help`)\n")
     saved_streams = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = SafeStream(sys.stdout), SafeStream(sys.stderr)  # messages carry text from targets
     try:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, time
 from enum import IntEnum
 from typing import Any
 
-from imsnb.errors import ImsnbError, NotAvailable, NotConfigured, Unreachable
+from imsnb.errors import BadParameter, ImsnbError, NotAvailable, NotConfigured, Unreachable
 
 COMPONENTS = ("api", "database", "cache", "aws", "host", "tls")
 EVIDENCE_ROWS = 20
@@ -108,6 +108,29 @@ def threshold(check: str) -> Threshold:
     if not levels:
         return base
     return Threshold(**{**base.__dict__, **levels})
+
+
+def check_threshold_overrides(environ: dict[str, str] | None = None) -> None:
+    """Every IMSNB_THRESHOLD_* variable names a check of the catalogue and holds a finite number; BadParameter
+    otherwise, so a typo or a unit in the value is refused before a run rather than ignored or half-applied."""
+    environ = os.environ if environ is None else environ
+    known = {check.upper().replace(".", "_") for check in CATALOGUE}
+    for name, raw in sorted(environ.items()):
+        if not name.startswith("IMSNB_THRESHOLD_") or not raw:
+            continue
+        check = name.removeprefix("IMSNB_THRESHOLD_")
+        base = next((check.removesuffix(s) for s in ("_ERROR", "_CRITICAL") if check.removesuffix(s) in known), check)
+        if base not in known:
+            raise BadParameter(
+                f"{name} names no check with a threshold: use the check's name in capitals, dots as underscores, "
+                "e.g. IMSNB_THRESHOLD_POSTGRES_CONNECTIONS_USED (the checks: imsnb/findings.py CATALOGUE)"
+            )
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            raise BadParameter(f"{name}={raw!r} is not a number: give the level as a plain number, e.g. 0.7")
 
 
 @dataclass

@@ -30,7 +30,7 @@ from urllib.parse import quote
 from imsnb import __version__, config
 from imsnb.bundles import ACTIONS_MIME, FINDINGS_MIME
 from imsnb.errors import BadParameter, NotConfigured
-from imsnb.findings import Severity
+from imsnb.findings import Severity, check_threshold_overrides
 from imsnb.kernels import ForkServer, notebook_imports
 from imsnb.notebooks import NotebookInfo, find_notebook, load_info
 from imsnb.parameters import check_bounds, check_incident_id, validate
@@ -55,7 +55,8 @@ class RunResult:
 
 def check_run_settings(fail_on: str | Severity, timeout_s: float) -> Severity:
     """The options every run shares (`imsnb run`, `suite`, `triage`), checked in one place: the --fail-on
-    severity, and a cell timeout that is a positive, finite number of seconds (nan and inf bound nothing)."""
+    severity, a cell timeout that is a positive, finite number of seconds (nan and inf bound nothing), and the
+    IMSNB_THRESHOLD_* overrides in the environment."""
     try:
         threshold = Severity.parse(fail_on)
     except ValueError as exc:
@@ -67,6 +68,7 @@ def check_run_settings(fail_on: str | Severity, timeout_s: float) -> Severity:
         or timeout_s <= 0
     ):
         raise BadParameter(f"timeout must be a positive number of seconds, not {timeout_s!r}")
+    check_threshold_overrides()
     return threshold
 
 

@@ -469,7 +469,8 @@ def crontab_lines(
     q = shlex.quote
     header = [
         f"# imsnb schedules from {config_path or 'the runbook default timetable (no imsnb.toml)'}",
-        "# install: imsnb schedule crontab | crontab -    (replaces this user's crontab; merge by hand otherwise)",
+        "# install: imsnb schedule crontab ... > imsnb.cron && crontab imsnb.cron   (replaces this user's crontab;"
+        " merge by hand otherwise; `| crontab -` would install an empty one if this command is refused)",
         "# Times are UTC: cronie honours CRON_TZ; a cron that ignores it (Debian's may) needs the host clock in UTC.",
         "# flock -n skips a run while the previous one of the same schedule still runs; output goes to NAME.log.",
         "CRON_TZ=UTC",

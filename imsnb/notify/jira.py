@@ -33,7 +33,8 @@ def check_ticket(key: str) -> str:
     missing = [name for name in ENV if not os.environ.get(name)]
     if missing:
         raise BadParameter(
-            f"--ticket needs {', '.join(missing)} in the environment (JIRA_URL, JIRA_USER, JIRA_API_TOKEN)"
+            f"--ticket needs {', '.join(missing)} in the environment: "
+            "JIRA_URL is the Jira site, JIRA_USER and JIRA_API_TOKEN the account and API token to post as"
         )
     return key
 
