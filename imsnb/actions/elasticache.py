@@ -85,7 +85,7 @@ def elasticache_create_from_snapshot_action(
     aws: Any = None,
 ) -> Plan:
     """The runbook's `aws elasticache create-cache-cluster` with the target config, from the snapshot, waited for
-    until available (a minute under the cell timeout at most). The old cluster is not touched."""
+    until available (stopping short of the cell timeout: `wait_deadline`). The old cluster is not touched."""
 
     def recheck() -> str | None:
         if _cache_cluster(aws, new_cluster_id) is not None:
