@@ -38,7 +38,7 @@ class WouldExecute(Exception):  # noqa: N818 - a signal, not an error
         self.timeout_s = timeout_s
 
 
-def _stop_before_kernel(path, output, params, timeout_s, *_):  # *_: allow_actions
+def _stop_before_kernel(path, output, params, timeout_s, *_, **__):  # allow_actions, journal=, kernels=
     raise WouldExecute(params, timeout_s)
 
 
@@ -46,6 +46,7 @@ def _stop_before_kernel(path, output, params, timeout_s, *_):  # *_: allow_actio
 def no_kernel():
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(runner, "_execute", _stop_before_kernel)
+        patch.setenv("IMSNB_WARM_KERNELS", "0")  # no warm parent either: these runs never reach a kernel
         yield
 
 
