@@ -5,6 +5,7 @@ start their own (see tests/conftest.py)."""
 from __future__ import annotations
 
 import os
+import tempfile
 
 _SAVED_ENV: dict[str, str] = {}
 
@@ -14,6 +15,9 @@ def pytest_sessionstart(session) -> None:
 
     session.config.imsnb_sandbox = Sandbox("db-degradation").start()
     _SAVED_ENV.update(os.environ)
+    # Runs store counter snapshots in the history; the session keeps its own store, never the repository's outputs/.
+    history = tempfile.mkdtemp(prefix="imsnb-history-")
+    os.environ.setdefault("IMSNB_HISTORY", os.path.join(history, "history.sqlite"))
     os.environ.update(session.config.imsnb_sandbox.env())
     os.environ.setdefault("MPLBACKEND", "Agg")
     # The session's lock wait grows with the suite's age; keep it from reaching CRITICAL (300 s) on a slow run,
