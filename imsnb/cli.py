@@ -111,9 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     box = sub.add_parser("sandbox", help="start local stand-ins for production and print their exports")
     box.add_argument("--scenario", default="healthy", help="one of: " + ", ".join(SCENARIOS))
 
+    _add_record_command(sub)
+
     args = parser.parse_args(argv)
     try:
         commands = {
+            "record": cmd_record,
             "list": cmd_list,
             "run": cmd_run,
             "suite": cmd_suite,
@@ -531,6 +534,41 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             pass
     print("sandbox stopped", file=sys.stderr)
+    return 0
+
+
+def _add_record_command(sub) -> None:
+    rec = sub.add_parser("record", help="store counter snapshots of every configured target in the history")
+    rec.add_argument("--every", metavar="DURATION", help="one round every DURATION (e.g. 60s); without --for: forever")
+    rec.add_argument("--for", dest="duration", metavar="DURATION", help="stop after DURATION (e.g. 2h)")
+    rec.add_argument("--history", metavar="PATH", help="the SQLite store (default: IMSNB_HISTORY)")
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    """One round of snapshots (cron), or rounds --every for --for (a scheduler, a terminal)."""
+    from datetime import UTC, datetime
+
+    from imsnb.history import History, retention
+    from imsnb.record import record
+    from imsnb.window import parse_duration
+
+    every = parse_duration(args.every).total_seconds() if args.every else None
+    duration = parse_duration(args.duration).total_seconds() if args.duration else None
+    retention()  # a bad IMSNB_HISTORY_DAYS is bad input, said before any round
+    history = History(args.history) if args.history else History()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def printed(lines: list[str]) -> None:
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for line in lines:
+            print(f"{stamp} {line}", flush=True)
+
+    try:
+        rounds = record(every, duration, history=history, stop=stop, on_round=printed)
+    except KeyboardInterrupt:
+        return 0
+    print(f"{rounds} round(s) recorded into {history.path}", file=sys.stderr)
     return 0
 
 

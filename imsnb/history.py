@@ -144,8 +144,10 @@ class History:
         with self._connect() as conn:
             conn.executemany(INSERT_SNAPSHOT, [s.to_row() for s in snapshots])
             conn.execute(PRUNE_BY_AGE, {"oldest": (datetime.now(UTC) - keep_for).timestamp()})
-            while conn.execute(STORED_BYTES).fetchone()[0] > max_bytes and conn.execute(COUNT_ROWS).fetchone()[0]:
-                conn.execute(PRUNE_OLDEST, {"rows": 50})
+            rows = conn.execute(COUNT_ROWS).fetchone()[0]
+            while rows > 1 and conn.execute(STORED_BYTES).fetchone()[0] > max_bytes:  # the oldest tenth at a time
+                conn.execute(PRUNE_OLDEST, {"rows": max(1, rows // 10)})
+                rows = conn.execute(COUNT_ROWS).fetchone()[0]
         conn.close()
 
     def nearest(

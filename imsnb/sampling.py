@@ -231,6 +231,18 @@ def _epoch_reset_note(before: Snapshot, after: Snapshot) -> str:
     return f"{what}{at}, between the snapshots: numbers count from then"
 
 
+def _went_down_note(before: Snapshot, after: Snapshot) -> str:
+    """Counters lower than before without a new epoch: a partial reset (pg_stat_statements_reset of one statement,
+    Redis CONFIG RESETSTAT)."""
+    if after.source == PG_STATEMENTS:
+        return statement_delta(before, after)[1]
+    if after.source == REDIS_INFO:
+        down = [n for n in REDIS_COUNTERS if int(after.data.get(n, 0)) < int(before.data.get(n, 0))]
+        if down:
+            return f"Redis counters went down between the snapshots ({', '.join(down)}: CONFIG RESETSTAT?)"
+    return ""
+
+
 def statement_delta(before: Snapshot | None, after: Snapshot) -> tuple[pd.DataFrame, str]:
     """Per statement (queryid, database, user): calls, time and rows between the snapshots, and the mean before them.
 
@@ -406,6 +418,7 @@ class Sample:
                 except Exception as exc:  # noqa: BLE001 - retried (and reported) by the section
                     self.first_errors[source] = " ".join(str(exc).split()) or type(exc).__name__
             self._store(list(self.first.values()))
+            self.started = time.monotonic()  # the sample runs from the end of the first snapshots
 
     @property
     def sources(self) -> list[str]:
@@ -457,7 +470,9 @@ class Sample:
                     f"the stored snapshot of {stored.taken_at:%H:%M:%S} UTC predates a restart or reset "
                     f"({_epoch_reset_note(stored, after)}): this run's sample is used"
                 )
-        reset = _epoch_reset_note(before, after) if before is not None else ""
+        reset = ""
+        if before is not None:
+            reset = _epoch_reset_note(before, after) or _went_down_note(before, after)
         period = period_of(before, after, basis, "; ".join(p for p in (note, reset) if p))
         if before is not None and reset and (start := _epoch_start(after.epoch)) and start > before.taken_at:
             period = Period(start, after.taken_at, basis, period.note)
