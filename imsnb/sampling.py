@@ -810,7 +810,7 @@ def ops_finding(sampled: RedisDelta, period: Period, baseline: dict[str, Any] | 
     return Finding(
         "cache.ops_per_s",
         "cache",
-        Severity.INFO,
+        Severity.OK,  # throughput is context for the other findings, not a verdict
         round(sampled.ops_per_s, 1),
         None,
         "ops/s",
@@ -831,7 +831,7 @@ def database_hit_finding(databases: pd.DataFrame, period: Period, min_blocks: in
 
 
 def baseline_saved_finding(saved: pd.DataFrame, component: str) -> Finding:
-    """INFO: what was saved as the baseline, and the period it covers (a lifetime-only baseline says so)."""
+    """OK (a record, not an alert): what was saved as the baseline, and the period it covers (a lifetime-only baseline says so)."""
     row = saved.iloc[0]
     period = row["period"]
     what = "statements" if row["source"] == PG_STATEMENTS else "rates"
@@ -840,7 +840,7 @@ def baseline_saved_finding(saved: pd.DataFrame, component: str) -> Finding:
     return Finding(
         check,
         component,
-        Severity.INFO,
+        Severity.OK,
         int(row["items"]),
         None,
         what,
