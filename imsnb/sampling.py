@@ -831,7 +831,7 @@ def database_hit_finding(databases: pd.DataFrame, period: Period, min_blocks: in
 
 
 def baseline_saved_finding(saved: pd.DataFrame, component: str) -> Finding:
-    """OK (a record, not an alert): what was saved as the baseline, and the period it covers (a lifetime-only baseline says so)."""
+    """OK (a record, not an alert): what was saved as the baseline and the period it covers."""
     row = saved.iloc[0]
     period = row["period"]
     what = "statements" if row["source"] == PG_STATEMENTS else "rates"
