@@ -225,3 +225,43 @@ def test_snapshots_in_the_store_hold_no_query_text(degraded, tmp_path):
     text = json.dumps(stored.data)
     assert len(stored.data) >= 5 and "pg_sleep" not in text and "example.org" not in text
     assert degraded.postgres.password not in text + stored.target and "SELECT" not in text
+
+
+def test_db_performance_judges_the_sample_and_says_the_period(degraded, tmp_path):
+    from helpers import finding, read_summary
+
+    from imsnb.runner import run_notebook
+
+    result = run_notebook("db_performance", {"sample_s": "3"}, incident_id="INC-13", outputs=tmp_path)
+    summary = read_summary(result.folder)
+    assert summary["status"] == "ok", summary.get("error")
+    slow = finding(summary, "postgres.slow_queries")
+    assert slow["severity"] == "WARNING" and slow["period"]["basis"] in ("sample", "history")
+    assert "pg_sleep" in slow["message"] and "in the " in slow["message"]
+    regression = finding(summary, "postgres.statement_regression")
+    assert regression["severity"] in ("WARNING", "ERROR") and "items WHERE sku" in regression["message"]
+    assert "public.items:" in regression["message"] and "0 index scans" in regression["message"]
+    html = (result.folder / "report.html").read_text()
+    assert "period" in html and "UTC (" in html
+
+
+def test_record_stores_snapshots_of_every_configured_target(degraded, tmp_path):
+    from imsnb.cli import main
+
+    path = tmp_path / "h.sqlite"
+    assert main(["record", "--history", str(path)]) == 0
+    assert History(path).count() == 4, "three PostgreSQL sources and Redis"
+    assert main(["record", "--every", "1s", "--for", "2s", "--history", str(path)]) == 0
+    assert History(path).count() == 12, "two more rounds"
+    assert main(["record", "--every", "soon", "--history", str(path)]) == 2
+    assert History(path).count() == 12
+
+
+def test_sample_s_is_checked_before_a_run(tmp_path):
+    from imsnb.errors import BadParameter
+    from imsnb.runner import run_notebook
+
+    for bad in ("-1", "601", "ten"):
+        with pytest.raises(BadParameter, match="sample_s"):
+            run_notebook("redis_cache", {"sample_s": bad}, incident_id="INC-13", outputs=tmp_path)
+    assert not any(tmp_path.iterdir())
