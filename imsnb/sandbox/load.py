@@ -93,6 +93,27 @@ def regress_items(sandbox: Sandbox, rows: int = DEGRADED_ITEMS) -> None:
         conn.execute("ANALYZE items")
 
 
+def record_past(sandbox: Sandbox) -> None:
+    """Seeded history: snapshots of the past's counters in the history store (IMSNB_HISTORY), as `imsnb record`
+    would have taken them before the incident, so a run's `window` reaches back to before the present began."""
+    from imsnb import cache, postgres, sampling
+    from imsnb.history import History
+
+    env = sandbox.env()
+    settings = {"host": env["DB_HOST"], "port": env["DB_PORT"], "user": env["DB_USER"], "dbname": env["DB_NAME"]}
+    taken_by = f"the {sandbox.scenario} sandbox's past"
+    try:
+        with postgres.Database("imsnb/sandbox", settings={**settings, "password": env["DB_PASSWORD"]}) as db:
+            snapshots = [sampling.postgres_snapshot(db, source, taken_by) for source in sampling.PG_SOURCES]
+        server = {"host": "127.0.0.1", "port": sandbox.redis.port, "password": sandbox.redis.password}
+        with cache.Cache("imsnb/sandbox", settings=server) as redis:
+            redis.label = f"127.0.0.1:{sandbox.redis.port}/0"  # as config.redis_label() names it from env()
+            snapshots.append(sampling.redis_snapshot(redis, taken_by))
+        History().add(*snapshots)
+    except Exception as exc:  # noqa: BLE001 - a sandbox without seeded history still works
+        print(f"imsnb sandbox: no seeded history: {exc}")
+
+
 # --- the present ---------------------------------------------------------------------------------------------------
 
 
@@ -143,7 +164,11 @@ def start(sandbox: Sandbox, steps: list[Callable[[LiveLoad, int], None]], *, pos
 def healthy_postgres(load: LiveLoad, tick: int) -> None:
     conn = load.postgres()
     conn.execute("SELECT status, total FROM orders WHERE id = %(id)s", {"id": 1 + tick % 500})
-    conn.execute(ITEM_LOOKUP, {"sku": sku(1 + load.random.randrange(HEALTHY_ITEMS))})  # indexed: fast (or not)
+
+
+def healthy_lookups(load: LiveLoad, tick: int) -> None:
+    """The item lookup twice a second, on its index."""
+    load.postgres().execute(ITEM_LOOKUP, {"sku": sku(1 + load.random.randrange(HEALTHY_ITEMS))})
 
 
 def healthy_redis(load: LiveLoad, tick: int) -> None:
@@ -151,6 +176,12 @@ def healthy_redis(load: LiveLoad, tick: int) -> None:
     for i in range(10):
         pipe.get(f"session:{(tick * 10 + i) % 200}")
     pipe.execute()
+
+
+def slow_lookups(load: LiveLoad, tick: int) -> None:
+    """The item lookup about once a second (after the migration: a sequential scan each)."""
+    if tick % 2 == 0:
+        load.postgres().execute(ITEM_LOOKUP, {"sku": sku(1 + load.random.randrange(DEGRADED_ITEMS))})
 
 
 def slow_report(load: LiveLoad, tick: int) -> None:

@@ -76,9 +76,10 @@ def _cache_traffic(sandbox: Sandbox, keys: int = 200, reads: int = 1000) -> None
     pipe.execute()
 
 
-def healthy(sandbox: Sandbox, **aws) -> None:
+def healthy(sandbox: Sandbox, *, live: bool = True, **aws) -> None:
     """Fast queries only, a handful of connections, no lock waits; a warm cache; a healthy API; a fresh cert.
-    A past (thousands of indexed item lookups, months-style cache hits) and a present: live, healthy traffic."""
+    A past (thousands of indexed item lookups, months-style cache hits, a snapshot of them in the history store)
+    and a present: live, healthy traffic (`live=False`: the caller adds its own past, then starts the present)."""
     _seed(sandbox)
     load.seed_items(sandbox)
     _normal_traffic(sandbox)
@@ -86,19 +87,23 @@ def healthy(sandbox: Sandbox, **aws) -> None:
     load.past_postgres(sandbox)
     load.past_redis(sandbox)
     seed_aws(sandbox.aws, **aws)
-    load.start(sandbox, [load.healthy_postgres, load.healthy_redis])
+    if live:
+        load.record_past(sandbox)
+        load.start(sandbox, [load.healthy_postgres, load.healthy_lookups, load.healthy_redis])
 
 
 def db_degradation(sandbox: Sandbox) -> None:
     """The runbook's "Database Performance Degradation": slow statements, a lock pile-up, connections > 80%,
     and RDS CPU over 80% for the last 20 minutes."""
-    healthy(sandbox, cpu_spike=True)
+    healthy(sandbox, cpu_spike=True, live=False)
     load.past_nightly_report(sandbox)  # the past: a slow report that does not run now
     load.regress_items(sandbox)  # the migration that dropped the item lookup's index
     with sandbox.postgres.connect("ims-reports", autocommit=True) as conn:
         for _ in range(3):
             conn.execute(SLOW_QUERY, {"pattern": "%@example.org"})
-    sandbox.loads[0].steps.append(load.slow_report)  # the present: the slow report keeps running
+    load.record_past(sandbox)
+    # the present: the slow report keeps running, and every item lookup now scans the table
+    load.start(sandbox, [load.healthy_postgres, load.healthy_redis, load.slow_lookups, load.slow_report])
 
     blocker = sandbox.postgres.connect("ims-backend")  # not autocommit: the UPDATE opens a transaction
     blocker.execute(BLOCKER_UPDATE)
@@ -165,6 +170,7 @@ def cache_pressure(sandbox: Sandbox) -> None:
             client.set(f"product:refill:{i}", value)
             i += 1
         time.sleep(0.1)
+    load.record_past(sandbox)
     load.start(sandbox, [load.miss_storm], postgres=False)  # the present: live evictions and a miss storm
 
 
