@@ -485,7 +485,7 @@ class Sample:
             return None
         first = self.first[source]
         slack = min(timedelta(seconds=self.window.seconds / 4), timedelta(minutes=15))
-        latest = first.taken_at - timedelta(seconds=max(self.sample_s, 1.0))
+        latest = first.taken_at - timedelta(seconds=0.5)  # any stored snapshot older than this run's first
         earliest = self.window.start - slack
         if latest <= earliest:
             return None
