@@ -527,6 +527,10 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     with Sandbox(args.scenario) as sandbox:
         print(f"# imsnb sandbox, scenario {args.scenario}: paste these exports, then run notebooks or JupyterLab")
         print(sandbox.exports(), flush=True)
+        print(
+            "# its past is in the counters and the history store; its present (a live load) runs until Ctrl-C",
+            file=sys.stderr,
+        )
         print("# Ctrl-C stops the sandbox and removes its files", file=sys.stderr, flush=True)
         try:
             while not stop.wait(1):
