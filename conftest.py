@@ -5,15 +5,22 @@ start their own (see tests/conftest.py)."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 _SAVED_ENV: dict[str, str] = {}
+_HISTORY_DIR: list[str] = []
 
 
 def pytest_sessionstart(session) -> None:
     from imsnb.sandbox import Sandbox
 
-    session.config.imsnb_sandbox = Sandbox("db-degradation").start()
     _SAVED_ENV.update(os.environ)
+    # Sandboxes seed their past and runs store counter snapshots in the history: the session keeps its own store,
+    # never the repository's outputs/ (set before the sandbox starts, so its seeded history lands there too).
+    _HISTORY_DIR.append(tempfile.mkdtemp(prefix="imsnb-history-"))
+    os.environ.setdefault("IMSNB_HISTORY", os.path.join(_HISTORY_DIR[0], "history.sqlite"))
+    session.config.imsnb_sandbox = Sandbox("db-degradation").start()
     os.environ.update(session.config.imsnb_sandbox.env())
     os.environ.setdefault("MPLBACKEND", "Agg")
     # The session's lock wait grows with the suite's age; keep it from reaching CRITICAL (300 s) on a slow run,
@@ -27,3 +34,5 @@ def pytest_sessionfinish(session, exitstatus) -> None:
         sandbox.stop()
     os.environ.clear()
     os.environ.update(_SAVED_ENV)
+    for folder in _HISTORY_DIR:
+        shutil.rmtree(folder, ignore_errors=True)

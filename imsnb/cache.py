@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -19,6 +19,7 @@ from redis.retry import Retry
 from imsnb import config
 from imsnb.errors import NotConfigured, Unreachable
 from imsnb.findings import Finding, Severity, judge, threshold
+from imsnb.period import since
 
 SOCKET_TIMEOUT_S = 2.0
 CONNECT_TIMEOUT_S = 2.0
@@ -368,6 +369,7 @@ def hit_rate_finding(cache_stats: CacheStats, min_lookups: int = 100) -> Finding
             0.8,
             "ratio",
             f"too few lookups to judge ({lookups} since restart)",
+            period=_since_restart(cache_stats),
         )
     return judge(
         "cache.hit_rate",
@@ -375,6 +377,7 @@ def hit_rate_finding(cache_stats: CacheStats, min_lookups: int = 100) -> Finding
         round(cache_stats.hit_rate, 4),
         f"hit rate {cache_stats.hit_rate:.1%}: {cache_stats.keyspace_hits:,} hits, "
         f"{cache_stats.keyspace_misses:,} misses since restart",
+        period=_since_restart(cache_stats),
     )
 
 
@@ -385,7 +388,13 @@ def evictions_finding(cache_stats: CacheStats) -> Finding:
         cache_stats.evicted_keys,
         f"{cache_stats.evicted_keys:,} keys evicted in {cache_stats.uptime_s / 3600:.1f} h since restart "
         "(runbook: evictions = 0)",
+        period=_since_restart(cache_stats),
     )
+
+
+def _since_restart(cache_stats: CacheStats):
+    """Lifetime counters: sampled ones (imsnb.sampling) are what an incident is judged on."""
+    return since(datetime.now(UTC) - timedelta(seconds=cache_stats.uptime_s))
 
 
 def latency_finding(measured: Latency) -> Finding:

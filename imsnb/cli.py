@@ -132,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     box.add_argument("--scenario", default="healthy", help="one of: " + ", ".join(SCENARIOS))
 
     _add_schedule_commands(sub)
+    _add_record_command(sub)
 
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # name the command whose --help lists the options, not the top level's
@@ -142,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout, sys.stderr = SafeStream(sys.stdout), SafeStream(sys.stderr)  # messages carry text from targets
     try:
         commands = {
+            "record": cmd_record,
             "list": cmd_list,
             "run": cmd_run,
             "suite": cmd_suite,
@@ -653,6 +655,10 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         sandbox.start()
         print(f"# imsnb sandbox, scenario {args.scenario}: paste these exports, then run notebooks or JupyterLab")
         print(sandbox.exports(), flush=True)
+        print(
+            "# its past is in the counters and the history store; its present (a live load) runs until stopped",
+            file=sys.stderr,
+        )
         print(f"# {SANDBOX_STOPS}", file=sys.stderr, flush=True)
         while True:
             time.sleep(3600)
@@ -713,6 +719,41 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         env_file=env_file,
     )
     print("\n".join(lines))
+    return 0
+
+
+def _add_record_command(sub) -> None:
+    rec = sub.add_parser("record", help="store counter snapshots of every configured target in the history")
+    rec.add_argument("--every", metavar="DURATION", help="one round every DURATION (e.g. 60s); without --for: forever")
+    rec.add_argument("--for", dest="duration", metavar="DURATION", help="stop after DURATION (e.g. 2h)")
+    rec.add_argument("--history", metavar="PATH", help="the SQLite store (default: IMSNB_HISTORY)")
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    """One round of snapshots (cron), or rounds --every for --for (a scheduler, a terminal)."""
+    from datetime import UTC, datetime
+
+    from imsnb.history import History, retention
+    from imsnb.record import record
+    from imsnb.window import parse_duration
+
+    every = parse_duration(args.every).total_seconds() if args.every else None
+    duration = parse_duration(args.duration).total_seconds() if args.duration else None
+    retention()  # a bad IMSNB_HISTORY_DAYS is bad input, said before any round
+    history = History(args.history) if args.history else History()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def printed(lines: list[str]) -> None:
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for line in lines:
+            print(f"{stamp} {line}", flush=True)
+
+    try:
+        rounds = record(every, duration, history=history, stop=stop, on_round=printed)
+    except KeyboardInterrupt:
+        return 0
+    print(f"{rounds} round(s) recorded into {history.path}", file=sys.stderr)
     return 0
 
 

@@ -17,6 +17,7 @@ from enum import IntEnum
 from typing import Any
 
 from imsnb.errors import BadParameter, ImsnbError, NotAvailable, NotConfigured, Unreachable
+from imsnb.period import Period
 
 COMPONENTS = ("api", "database", "cache", "aws", "host", "tls")
 EVIDENCE_ROWS = 20
@@ -75,6 +76,9 @@ CATALOGUE: dict[str, Threshold] = {
     "cache.memory_used": Threshold(0.90, 0.95, 0.99, unit="ratio", source="Memory: < 90% used"),
     "cache.evictions": Threshold(1.0, 1000.0, None, unit="keys", source="Evictions: = 0"),
     "cache.latency": Threshold(1.0, 10.0, 100.0, unit="ms", source="Latency: < 1ms"),
+    "postgres.statement_regression": Threshold(
+        5.0, 20.0, None, unit="x", source="imsnb: mean in the window ≥ 5x its baseline mean"
+    ),
     "tls.days_to_expiry": Threshold(30.0, 7.0, 0.0, above=False, unit="days", source="cert expires in 30 days"),
     "api.error_rate": Threshold(0.001, 0.01, 0.05, unit="ratio", source="Error rate: < 0.1%"),
     "api.p95_latency": Threshold(500.0, 1000.0, 30000.0, unit="ms", source="Response time P95: < 500ms"),
@@ -143,6 +147,7 @@ class Finding:
     unit: str = ""
     message: str = ""
     evidence: list[dict[str, Any]] | None = field(default=None, repr=False)
+    period: Period | None = None  # the span the value covers (None: a reading taken now)
 
     def __post_init__(self) -> None:
         self.severity = Severity.parse(self.severity)
@@ -161,6 +166,7 @@ class Finding:
             "unit": self.unit,
             "message": self.message,
             "evidence": self.evidence,
+            "period": None if self.period is None else self.period.to_dict(),
         }
 
     @classmethod
@@ -169,6 +175,7 @@ class Finding:
             **{k: data.get(k) for k in ("check", "component", "severity", "value", "threshold", "message")},
             unit=data.get("unit") or "",
             evidence=data.get("evidence"),
+            period=Period.from_dict(data.get("period")),
         )
 
 

@@ -19,6 +19,7 @@ from imsnb.notebooks import NotebookInfo, Parameter
 from imsnb.window import parse_duration, parse_instant, resolve_window
 
 MAX_VALUE_LENGTH = 2000
+MAX_SAMPLE_S = 600.0  # the counter sample: a run waits at most this long for it
 INCIDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
@@ -100,6 +101,8 @@ def coerce(param: Parameter, raw: Any) -> Any:
         raise BadParameter(f"parameter {name!r} must be a {kind} (default {param.default!r}), not {raw!r}") from None
     if name == "window":
         parse_duration(value)
+    elif name == "sample_s" and not 0 <= value <= MAX_SAMPLE_S:
+        raise BadParameter(f"sample_s {value!r} is out of range: use 0 (off) to {MAX_SAMPLE_S:g} seconds")
     elif name in ("start", "end", "before") and value is not None:
         parse_instant(value, name)
     return value

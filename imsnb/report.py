@@ -32,12 +32,15 @@ SEVERITY_STYLE = {
     "ERROR": "background:#fde0dc;color:#9b1c12",
     "CRITICAL": "background:#9b1c12;color:#ffffff",
 }
-COLUMNS = ["severity", "check", "component", "value", "threshold", "unit", "message"]
+COLUMNS = ["severity", "check", "component", "value", "threshold", "unit", "period", "message"]
 
 
 def findings_table(findings: list[Finding]) -> pd.DataFrame:
     """One row per finding, worst first."""
-    rows = [f.to_dict() for f in sorted(findings, key=lambda f: -f.severity)]
+    rows = [
+        {**f.to_dict(), "period": f.period.label() if f.period else ""}
+        for f in sorted(findings, key=lambda f: -f.severity)
+    ]
     return pd.DataFrame(rows, columns=COLUMNS + ["evidence"])[COLUMNS]
 
 
@@ -100,7 +103,8 @@ def render_text(findings: list[Finding], data: dict[str, Any]) -> str:
         f"respond within {data['escalation']['response_time']}"
     ]
     for f in sorted(findings, key=lambda f: -f.severity):
-        lines.append(f"  {f.severity.name:<8} {f.check:<32} {f.message}")
+        covers = f" [{f.period.label()}]" if f.period else ""
+        lines.append(f"  {f.severity.name:<8} {f.check:<32} {f.message}{covers}")
     return "\n".join(lines)
 
 

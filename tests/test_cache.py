@@ -30,9 +30,10 @@ def test_pressure_shows_memory_evictions_and_misses(pressured):
         memory, stats = cache.memory_usage(c), cache.stats(c)
         assert memory.maxmemory_bytes == 8 * 2**20 and memory.policy == "allkeys-lru"
         assert memory.used_ratio >= 0.9
-        assert stats.evicted_keys > 1000 and stats.hit_rate < 0.5
+        # lifetime counters: months of ~99% hits, then the storm (judged on samples: tests/test_sampling.py)
+        assert stats.evicted_keys > 1000 and stats.hit_rate > 0.9
         assert cache.memory_finding(memory).severity >= Severity.WARNING
-        assert cache.hit_rate_finding(stats).severity >= Severity.WARNING
+        assert cache.hit_rate_finding(stats).period.basis == "since restart"
         assert cache.evictions_finding(stats).severity >= Severity.WARNING
 
 

@@ -55,6 +55,30 @@ def test_finding_is_json_safe():
         "unit": "",
         "message": "",
         "evidence": [{"a": None}],
+        "period": None,  # a reading taken now; counter-based findings say what span they cover
     }
     with pytest.raises(ValueError, match="component"):
         Finding("x", "toaster", "OK")
+
+
+def test_a_period_survives_the_summary_round_trip():
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    from imsnb.period import Period
+
+    end = datetime(2026, 11, 29, 20, 47, tzinfo=UTC)
+    period = Period(end - timedelta(minutes=30), end, "history", "from a snapshot taken by health_check")
+    f = Finding("cache.hit_rate", "cache", "WARNING", 0.1, 0.8, "ratio", "hit rate 10%", period=period)
+    data = json.loads(json.dumps(f.to_dict()))
+    assert data["period"] == {
+        "from": "2026-11-29T20:17:00+00:00",
+        "to": "2026-11-29T20:47:00+00:00",
+        "basis": "history",
+        "seconds": 1800.0,
+        "note": "from a snapshot taken by health_check",
+    }
+    assert Finding.from_dict(data).period == period
+    assert period.label() == "history 20:17:00–20:47:00 UTC (30 min), from a snapshot taken by health_check"
+    with pytest.raises(ValueError, match="basis"):
+        Period(None, end, "lifetime")

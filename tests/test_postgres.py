@@ -107,9 +107,9 @@ def test_slow_queries_use_pg13_columns_and_mask_literals(db):
         "hit_ratio",
         "query",
     ]
-    assert len(slow) == 1
-    row = slow.iloc[0]
-    assert row["calls"] == 3 and row["mean_ms"] >= 290
+    # lifetime totals: the live report (3 seeded calls, then about one a second) and the scenario's past
+    row = slow[slow["query"].str.contains("LIKE", regex=False)].iloc[0]
+    assert row["calls"] >= 3 and row["mean_ms"] >= 290
     assert "pg_sleep" in row["query"] and "example.org" not in row["query"]
     assert postgres.slow_queries_finding(slow).severity == Severity.WARNING
     everything = postgres.statements(db, limit=50)

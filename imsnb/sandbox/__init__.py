@@ -37,6 +37,8 @@ class Sandbox:
         self.held: list[Any] = []  # connections a scenario keeps open
         self.threads: list[threading.Thread] = []
         self.extra_env: dict[str, str] = {}  # what a scenario adds (e.g. cache-upgrade's second Redis node)
+        self.stopping = threading.Event()  # ends the scenario's live load (imsnb.sandbox.load)
+        self.loads: list[threading.Thread] = []
 
     def start(self) -> Sandbox:
         try:
@@ -76,8 +78,16 @@ class Sandbox:
     def exports(self) -> str:
         return "\n".join(f"export {k}={shlex.quote(v)}" for k, v in self.env().items())
 
+    def stop_load(self) -> None:
+        """End the scenario's live load (the incident's present); its past stays in the counters."""
+        self.stopping.set()
+        for load in self.loads:
+            load.join(timeout=5)
+        self.loads.clear()
+
     def release(self) -> None:
         """Close what the scenario holds open (its blocker rolls back, its waiter completes)."""
+        self.stop_load()
         for conn in reversed(self.held):
             try:
                 conn.close()

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from imsnb.sandbox import load
 from imsnb.sandbox.aws import seed as seed_aws
 from imsnb.sandbox.postgres import APP_DATABASE
 from imsnb.sandbox.prometheus import SLOW_LATENCY, Traffic
@@ -78,21 +79,34 @@ def _cache_traffic(sandbox: Sandbox, keys: int = 200, reads: int = 1000) -> None
     pipe.execute()
 
 
-def healthy(sandbox: Sandbox, **aws) -> None:
-    """Fast queries only, a handful of connections, no lock waits; a warm cache; a healthy API; a fresh cert."""
+def healthy(sandbox: Sandbox, *, live: bool = True, **aws) -> None:
+    """Fast queries only, a handful of connections, no lock waits; a warm cache; a healthy API; a fresh cert.
+    A past (thousands of indexed item lookups, months-style cache hits, a snapshot of them in the history store)
+    and a present: live, healthy traffic (`live=False`: the caller adds its own past, then starts the present)."""
     _seed(sandbox)
+    load.seed_items(sandbox)
     _normal_traffic(sandbox)
     _cache_traffic(sandbox)
+    load.past_postgres(sandbox)
+    load.past_redis(sandbox)
     seed_aws(sandbox.aws, **aws)
+    if live:
+        load.record_past(sandbox)
+        load.start(sandbox, [load.healthy_postgres, load.healthy_lookups, load.healthy_redis])
 
 
 def db_degradation(sandbox: Sandbox) -> None:
     """The runbook's "Database Performance Degradation": slow statements, a lock pile-up, connections > 80%,
     and RDS CPU over 80% for the last 20 minutes."""
-    healthy(sandbox, cpu_spike=True)
+    healthy(sandbox, cpu_spike=True, live=False)
+    load.past_nightly_report(sandbox)  # the past: a slow report that does not run now
+    load.regress_items(sandbox)  # the migration that dropped the item lookup's index
     with sandbox.postgres.connect("ims-reports", autocommit=True) as conn:
         for _ in range(3):
             conn.execute(SLOW_QUERY, {"pattern": "%@example.org"})
+    load.record_past(sandbox)
+    # the present: the slow report keeps running, and every item lookup now scans the table
+    load.start(sandbox, [load.healthy_postgres, load.healthy_redis, load.slow_lookups, load.slow_report])
 
     blocker = sandbox.postgres.connect("ims-backend")  # not autocommit: the UPDATE opens a transaction
     blocker.execute(BLOCKER_UPDATE)
@@ -137,6 +151,7 @@ def cache_pressure(sandbox: Sandbox) -> None:
     _seed(sandbox)
     _normal_traffic(sandbox)
     seed_aws(sandbox.aws)
+    load.past_redis(sandbox)  # months of ~99% hits before the storm
     client = sandbox.redis.client()
     value = "v" * 10_000
     pipe = client.pipeline(transaction=False)
@@ -158,6 +173,8 @@ def cache_pressure(sandbox: Sandbox) -> None:
             client.set(f"product:refill:{i}", value)
             i += 1
         time.sleep(0.1)
+    load.record_past(sandbox)
+    load.start(sandbox, [load.miss_storm], postgres=False)  # the present: live evictions and a miss storm
 
 
 def api_degraded(sandbox: Sandbox) -> None:

@@ -1,0 +1,85 @@
+"""What span a number covers: `Period(start, end, basis)`, carried by every counter-based finding.
+
+The basis says how the span was measured:
+- `sample`: two snapshots taken by this run (the setup cell, then the section), `sample_s` apart;
+- `history`: a snapshot from the history store (taken by an earlier run or `imsnb record`) and one taken now;
+- `window`: a time series over the incident window (CloudWatch, Prometheus);
+- `since restart`: a counter's lifetime total, since the server started or its statistics were reset. Context, not
+  the basis of an alert.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+BASES = ("sample", "history", "window", "since restart")
+
+
+@dataclass(frozen=True)
+class Period:
+    start: datetime | None
+    end: datetime
+    basis: str
+    note: str = ""  # e.g. "from a snapshot taken by health_check", "a restart between the snapshots"
+
+    def __post_init__(self) -> None:
+        if self.basis not in BASES:
+            raise ValueError(f"period basis {self.basis!r} is not one of {BASES}")
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self.start is None else (self.end - self.start).total_seconds()
+
+    @property
+    def lifetime(self) -> bool:
+        return self.basis == "since restart"
+
+    def label(self) -> str:
+        """'sample 20:17:03–20:17:13 UTC (10 s)', 'since restart 2026-10-20 03:00 UTC (40.1 d)'."""
+        if self.start is None:
+            text = f"{self.basis} (start unknown) to {self.end:%H:%M:%S} UTC"
+        elif self.lifetime:
+            text = f"since restart/reset {self.start:%Y-%m-%d %H:%M} UTC ({_span(self.seconds)})"
+        elif self.start.date() == self.end.date():
+            text = f"{self.basis} {self.start:%H:%M:%S}–{self.end:%H:%M:%S} UTC ({_span(self.seconds)})"
+        else:
+            text = f"{self.basis} {self.start:%Y-%m-%d %H:%M}–{self.end:%Y-%m-%d %H:%M} UTC ({_span(self.seconds)})"
+        return f"{text}, {self.note}" if self.note else text
+
+    def __str__(self) -> str:
+        return self.label()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "from": None if self.start is None else self.start.isoformat(timespec="seconds"),
+            "to": self.end.isoformat(timespec="seconds"),
+            "basis": self.basis,
+            "seconds": None if self.seconds is None else round(self.seconds, 1),
+            "note": self.note,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Period | None:
+        if not data:
+            return None
+        start = datetime.fromisoformat(data["from"]) if data.get("from") else None
+        return cls(start, datetime.fromisoformat(data["to"]), data["basis"], data.get("note") or "")
+
+
+def since(start: datetime | None, end: datetime | None = None, note: str = "") -> Period:
+    """A lifetime counter's period: since `start` (the restart or stats reset) until now."""
+    return Period(start, end or datetime.now(UTC), "since restart", note)
+
+
+def _span(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"

@@ -1,0 +1,271 @@
+"""Counters sampled over the run, on real servers that have a past (seeded history) and a present (live load)."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from imsnb import cache, postgres, sampling
+from imsnb.findings import Severity
+from imsnb.history import History
+from imsnb.sandbox import Sandbox
+from imsnb.window import Window
+
+SAMPLE_S = 10.0  # realistic: the notebooks' default
+
+
+def _db(sandbox) -> postgres.Database:
+    env = sandbox.env()
+    settings = {
+        "host": env["DB_HOST"],
+        "port": env["DB_PORT"],
+        "user": env["DB_USER"],
+        "dbname": env["DB_NAME"],
+        "password": env["DB_PASSWORD"],
+    }
+    return postgres.Database("tests", settings=settings)
+
+
+def _cache(sandbox) -> cache.Cache:
+    server = sandbox.redis
+    return cache.Cache("tests", settings={"host": "127.0.0.1", "port": server.port, "password": server.password})
+
+
+@pytest.fixture(scope="module")
+def degraded_sample(degraded):
+    """One realistic run's counters on the session's db-degradation sandbox over the last hour: the sandbox seeded
+    the history store with a snapshot of its past, so the numbers reach back to before the present began."""
+    now = datetime.now(UTC)
+    with _db(degraded) as db:
+        span = Window(now - timedelta(hours=1), now)
+        sample = sampling.Sample(SAMPLE_S, db=db, window=span, taken_by="tests", history=History())
+        statements = sample.statements(limit=100)
+        lifetime = postgres.slow_queries(db, limit=50)
+        tables = sample.tables()
+        yield sample, statements, lifetime, tables
+
+
+def test_regressed_statement_with_a_fast_past_is_flagged(degraded_sample):
+    sample, statements, _, _ = degraded_sample
+    period = sample.period(sampling.PG_STATEMENTS)
+    assert period.basis == "history" and "sandbox's past" in period.note
+    assert period.seconds >= SAMPLE_S, "from the seeded snapshot, not just this run's sample"
+    lookup = statements[statements["query"].str.contains("FROM items WHERE sku")].iloc[0]
+    assert lookup["before_calls"] >= 2000, "thousands of historic fast calls"
+    assert lookup["mean_ms"] > 5 * lookup["before_mean_ms"] and lookup["calls"] >= 3
+    regressed = sampling.regressions(statements)
+    finding = sampling.statement_regression_finding(regressed, period)
+    assert finding.severity >= Severity.WARNING
+    assert "items WHERE sku" in finding.message and "earlier calls" in finding.message
+    assert finding.period == period and "in the history" in finding.message
+    assert finding.to_dict()["period"]["basis"] == "history"
+    assert lookup["mean_ms"] < 100, "under the absolute slow-query line: only the regression check names it"
+
+
+def test_slow_statement_running_now_is_flagged_and_old_slow_batch_is_not(degraded_sample):
+    sample, statements, lifetime, _ = degraded_sample
+    period = sample.period(sampling.PG_STATEMENTS)
+    slow = statements[statements["mean_ms"] >= 100]
+    finding = sampling.slow_queries_finding(slow, period)
+    assert finding.severity == Severity.WARNING and "pg_sleep" in finding.message
+    assert "GROUP BY status" not in " ".join(slow["query"]), "the nightly report did not run in the sample"
+    assert "GROUP BY status" in " ".join(lifetime["query"]), "…but its lifetime mean is still over 100 ms"
+    assert not any("GROUP BY status" in str(row.get("query")) for row in finding.evidence)
+
+
+def test_tables_read_by_the_regressed_statement_show_the_scans(degraded_sample):
+    sample, statements, _, tables = degraded_sample
+    regressed = sampling.regressions(statements)
+    trail = sampling.table_trail(regressed, tables)
+    items = trail[trail["table"] == "public.items"].iloc[0]
+    assert items["seq_scan"] >= 3 and items["idx_scan"] == 0
+    assert items["seq_tup_read"] >= items["seq_scan"] * 50_000, "every lookup reads the whole table"
+    finding = sampling.statement_regression_finding(regressed, sample.period(sampling.PG_STATEMENTS), trail)
+    assert "public.items:" in finding.message and "sequential scans reading" in finding.message
+    assert "0 index scans" in finding.message
+
+
+def test_sampling_off_reads_lifetime_totals_and_says_so(degraded, tmp_path):
+    with _db(degraded) as db:
+        sample = sampling.Sample(0, db=db, history=History(tmp_path / "h.sqlite"))
+        started = time.monotonic()
+        statements = sample.statements(limit=100)
+        assert time.monotonic() - started < SAMPLE_S, "no wait with sampling off"
+        period = sample.period(sampling.PG_STATEMENTS)
+    assert period.basis == "since restart" and "sample_s=0" in period.note
+    finding = sampling.slow_queries_finding(statements[statements["mean_ms"] >= 100], period)
+    assert finding.severity >= Severity.WARNING and "lifetime totals" in finding.message
+
+
+@pytest.fixture(scope="module")
+def pressured():
+    with Sandbox("cache-pressure") as sandbox:
+        yield sandbox
+
+
+def test_live_miss_storm_is_flagged_despite_a_high_historic_hit_rate(pressured, tmp_path):
+    with _cache(pressured) as c:
+        sample = sampling.Sample(5.0, cache=c, history=History(tmp_path / "h.sqlite"))
+        sampled, period = sample.redis(), sample.period(sampling.REDIS_INFO)
+    assert sampled.lifetime_hit_rate > 0.9, "months of hits in the past"
+    hit = sampling.hit_rate_finding(sampled, period)
+    assert hit.severity >= Severity.WARNING and sampled.hit_rate < 0.5
+    assert "in the sample" in hit.message and "since restart" in hit.message
+    evictions = sampling.evictions_finding(sampled, period)
+    assert evictions.severity >= Severity.WARNING and sampled.evicted > 0
+    assert sampling.ops_finding(sampled, period).value > 0
+
+
+def test_past_evictions_with_none_in_the_sample_are_ok(pressured, tmp_path):
+    pressured.stop_load()  # the storm is over; its evictions stay in the lifetime counters
+    with _cache(pressured) as c:
+        sample = sampling.Sample(3.0, cache=c, history=History(tmp_path / "h.sqlite"))
+        sampled, period = sample.redis(), sample.period(sampling.REDIS_INFO)
+    assert sampled.lifetime_evicted > 1000 and sampled.evicted == 0
+    finding = sampling.evictions_finding(sampled, period)
+    assert finding.severity == Severity.OK and f"{sampled.lifetime_evicted:,} since restart" in finding.message
+    legacy = cache.evictions_finding(cache.stats(_cache(pressured)))
+    assert legacy.period.basis == "since restart", "the lifetime reading says what it covers"
+
+
+def test_a_redis_counter_reset_between_snapshots_is_said(healthy_sandbox, tmp_path):
+    with _cache(healthy_sandbox) as c:
+        sample = sampling.Sample(1.0, cache=c, history=History(tmp_path / "h.sqlite"))
+        healthy_sandbox.redis.client().config_resetstat()
+        delta = sample.delta(sampling.REDIS_INFO)
+    assert "went down" in delta.period.note and "RESETSTAT" in delta.reset
+
+
+def test_window_uses_the_stored_snapshot_near_its_start(healthy_sandbox, tmp_path):
+    """Two stored snapshots 30 minutes apart: a window=30m run covers that span, not just its sample."""
+    history = History(tmp_path / "h.sqlite")
+    with _db(healthy_sandbox) as db:
+        old = sampling.postgres_snapshot(db, sampling.PG_STATEMENTS, "health_check")
+        old.taken_at -= timedelta(minutes=30)
+        history.add(old)
+        with healthy_sandbox.postgres.connect("ims-backend", autocommit=True) as app:
+            for i in range(50):
+                app.execute("SELECT id FROM orders WHERE customer_id = %(c)s AND id > 0", {"c": i})
+        now = datetime.now(UTC)
+        span = Window(now - timedelta(minutes=30), now)
+        sample = sampling.Sample(1.0, db=db, window=span, history=history, taken_by="tests")
+        statements = sample.statements(limit=200)
+        period = sample.period(sampling.PG_STATEMENTS)
+    assert period.basis == "history" and "taken by health_check" in period.note
+    assert 29 * 60 <= period.seconds <= 31 * 60
+    assert abs((period.start - old.taken_at).total_seconds()) < 1
+    marked = statements[statements["query"].str.contains("AND id >", regex=False)]
+    assert marked["calls"].sum() == 50, "the calls made between the stored snapshot and the run are counted"
+    assert "history" in sampling.slow_queries_finding(statements.head(0), period).message
+
+
+def test_a_reset_since_the_stored_snapshot_is_detected_and_said(healthy_sandbox, tmp_path):
+    history = History(tmp_path / "h.sqlite")
+    with _db(healthy_sandbox) as db:
+        old = sampling.postgres_snapshot(db, sampling.PG_STATEMENTS, "imsnb record")
+        old.taken_at -= timedelta(minutes=30)
+        history.add(old)
+        time.sleep(0.01)
+        with healthy_sandbox.postgres.admin("ims") as admin:
+            admin.execute("SELECT pg_stat_statements_reset()")
+        now = datetime.now(UTC)
+        sample = sampling.Sample(1.0, db=db, window=Window(now - timedelta(minutes=30), now), history=history)
+        period = sample.period(sampling.PG_STATEMENTS)
+    assert period.basis == "sample", "a snapshot from before a reset cannot be subtracted"
+    assert "predates a restart or reset" in period.note and "statistics were reset" in period.note
+
+
+def test_baseline_flags_a_tenfold_regression_of_a_3_ms_statement(healthy_sandbox, tmp_path):
+    history = History(tmp_path / "h.sqlite")
+    query = "SELECT pg_sleep(%(s)s), count(*) FROM orders WHERE id = 7"
+    with _db(healthy_sandbox) as db, healthy_sandbox.postgres.connect("ims-backend", autocommit=True) as app:
+        normal = sampling.Sample(1.0, db=db, history=history, taken_by="performance_baseline")
+        for _ in range(20):
+            app.execute(query, {"s": 0.003})
+        saved = normal.save_baseline(sampling.PG_STATEMENTS)
+        assert saved.iloc[0]["items"] >= 1
+        assert sampling.baseline_saved_finding(saved, "database").period.basis == "sample"
+
+        incident = sampling.Sample(1.0, db=db, history=history, taken_by="db_performance")
+        for _ in range(10):
+            app.execute(query, {"s": 0.03})
+        statements = incident.statements(limit=100)
+        regressed = sampling.regressions(statements, incident.baseline_statements())
+        period = incident.period(sampling.PG_STATEMENTS)
+    row = regressed[regressed["query"].str.contains("pg_sleep", regex=False)].iloc[0]
+    assert row["reference"] == "baseline" and 3 <= row["reference_ms"] < 6 and 5 <= row["ratio"] <= 12
+    assert row["mean_ms"] < 100, "under the absolute slow-query line"
+    finding = sampling.statement_regression_finding(regressed, period)
+    assert finding.severity >= Severity.WARNING and "baseline" in finding.message
+    assert any("pg_sleep" in row["query"] for row in finding.evidence)
+    shown = statements[statements["query"].str.contains("pg_sleep", regex=False)].iloc[0]
+    assert 3 <= shown["baseline_mean_ms"] < 6, "now vs baseline, next to the numbers"
+
+
+def test_history_retention_is_bounded(tmp_path, monkeypatch, healthy_sandbox):
+    history = History(tmp_path / "h.sqlite")
+    with _cache(healthy_sandbox) as c:
+        old = sampling.redis_snapshot(c, "tests")
+        old.taken_at -= timedelta(days=20)
+        history.add(old)
+        assert history.count() == 0, "older than the 14 days kept"
+        monkeypatch.setenv("IMSNB_HISTORY_MAX_MB", "0.0002")  # ~200 bytes: about one snapshot
+        for _ in range(5):
+            history.add(sampling.redis_snapshot(c, "tests"))
+    stored = history.path.stat().st_size
+    assert 1 <= history.count() < 3 and stored < 200_000
+
+
+def test_snapshots_in_the_store_hold_no_query_text(degraded, tmp_path):
+    history = History(tmp_path / "h.sqlite")
+    with _db(degraded) as db:
+        history.add(sampling.postgres_snapshot(db, sampling.PG_STATEMENTS, "tests"))
+        target = sampling.postgres_target(db)
+    now = datetime.now(UTC)
+    stored = history.nearest(target, sampling.PG_STATEMENTS, now, earliest=now - timedelta(1), latest=now)
+    text = json.dumps(stored.data)
+    assert len(stored.data) >= 5 and "pg_sleep" not in text and "example.org" not in text
+    assert degraded.postgres.password not in text + stored.target and "SELECT" not in text
+
+
+def test_db_performance_judges_the_sample_and_says_the_period(degraded, tmp_path):
+    from helpers import finding, read_summary
+
+    from imsnb.runner import run_notebook
+
+    result = run_notebook("db_performance", {"sample_s": "3"}, incident_id="INC-13", outputs=tmp_path)
+    summary = read_summary(result.folder)
+    assert summary["status"] == "ok", summary.get("error")
+    slow = finding(summary, "postgres.slow_queries")
+    assert slow["severity"] == "WARNING" and slow["period"]["basis"] in ("sample", "history")
+    assert "pg_sleep" in slow["message"] and "in the " in slow["message"]
+    regression = finding(summary, "postgres.statement_regression")
+    assert regression["severity"] in ("WARNING", "ERROR") and "items WHERE sku" in regression["message"]
+    assert "public.items:" in regression["message"] and "0 index scans" in regression["message"]
+    html = (result.folder / "report.html").read_text()
+    assert "period" in html and "UTC (" in html
+
+
+def test_record_stores_snapshots_of_every_configured_target(degraded, tmp_path):
+    from imsnb.cli import main
+
+    path = tmp_path / "h.sqlite"
+    assert main(["record", "--history", str(path)]) == 0
+    assert History(path).count() == 4, "three PostgreSQL sources and Redis"
+    assert main(["record", "--every", "1s", "--for", "2s", "--history", str(path)]) == 0
+    assert History(path).count() == 12, "two more rounds"
+    assert main(["record", "--every", "soon", "--history", str(path)]) == 2
+    assert History(path).count() == 12
+
+
+def test_sample_s_is_checked_before_a_run(tmp_path):
+    from imsnb.errors import BadParameter
+    from imsnb.runner import run_notebook
+
+    for bad in ("-1", "601", "ten"):
+        with pytest.raises(BadParameter, match="sample_s"):
+            run_notebook("redis_cache", {"sample_s": bad}, incident_id="INC-13", outputs=tmp_path)
+    assert not any(tmp_path.iterdir())
