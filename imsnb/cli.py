@@ -731,6 +731,8 @@ def _add_record_command(sub) -> None:
 
 def cmd_record(args: argparse.Namespace) -> int:
     """One round of snapshots (cron), or rounds --every for --for (a scheduler, a terminal)."""
+    import signal
+    import threading
     from datetime import UTC, datetime
 
     from imsnb.history import History, retention
