@@ -15,7 +15,7 @@ from pathlib import Path
 from imsnb import __version__
 from imsnb.errors import ImsnbError
 from imsnb.findings import Severity
-from imsnb.sandbox.scenarios import SCENARIOS
+from imsnb.sandbox import SCENARIO_NAMES as SCENARIOS
 from imsnb.terminal import SafeStream
 
 EXIT_BAD_INPUT = 2
