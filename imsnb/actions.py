@@ -40,7 +40,7 @@ from imsnb.bundles import ACTIONS_MIME
 from imsnb.findings import threshold
 
 # The hard limits live with the parameters (checked there before a kernel starts); re-exported for callers.
-from imsnb.parameters import (  # noqa: F401
+from imsnb.runs.parameters import (  # noqa: F401
     MAX_BACKENDS_LIMIT,
     MAX_COUNT_LIMIT,
     check_bounds,

@@ -99,7 +99,7 @@ def incident_window(runs: list[dict[str, Any]]) -> tuple[str, str] | None:
 @functools.lru_cache(maxsize=64)
 def _default_window(notebook: str) -> str | None:
     """The `window` a notebook uses when none is passed (papermill records only the parameters given)."""
-    from imsnb.notebooks import find_notebook, load_info
+    from imsnb.runs.catalogue import find_notebook, load_info
 
     try:
         declared = load_info(find_notebook(notebook)).parameters.get("window")
@@ -334,7 +334,7 @@ def list_incidents(outputs: Path | str = "outputs") -> list[Incident]:
 
 
 def load_incident(incident_id: str, outputs: Path | str = "outputs") -> Incident:
-    from imsnb.parameters import check_incident_id
+    from imsnb.runs.parameters import check_incident_id
 
     check_incident_id(incident_id)
     folder = Path(outputs) / incident_id

@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from imsnb.notebooks import list_notebooks
+    from imsnb.runs.catalogue import list_notebooks
 
     for info in list_notebooks():
         print(f"{info.name}: {info.title}")
@@ -271,7 +271,7 @@ def cmd_suite(args: argparse.Namespace) -> int:
     import time
 
     from imsnb.archive import INDEX, parse_archive_url
-    from imsnb.suite import (
+    from imsnb.runs.suite import (
         all_notebook_names,
         check_jobs,
         default_jobs,
@@ -548,7 +548,7 @@ def cmd_triage(args: argparse.Namespace) -> int:
 def run_suggested(names: list[str], parameters: dict, *, incident_id: str, outputs: str, args: argparse.Namespace):
     """The suggested notebooks under the triage's incident id, as a suite in parallel kernels; each gets only the
     shared parameters it declares. Actions are never applied here: they are planned in each run's report."""
-    from imsnb.suite import default_jobs, run_suite
+    from imsnb.runs.suite import default_jobs, run_suite
 
     jobs = default_jobs()
     print(f"\nrunning the {len(names)} suggested notebook(s), {jobs} at a time ...", flush=True)
@@ -611,8 +611,8 @@ def _print_result(result) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Every notebook against the sandbox, db_performance first; the findings of each, then where they are."""
-    from imsnb.notebooks import list_notebooks
     from imsnb.runner import run_notebook
+    from imsnb.runs.catalogue import list_notebooks
     from imsnb.sandbox import Sandbox
 
     names = sorted((info.name for info in list_notebooks()), key=lambda n: (n != "db_performance", n))
@@ -677,14 +677,14 @@ def _add_schedule_commands(sub) -> None:
 
 def cmd_schedule(args: argparse.Namespace) -> int:
     from imsnb import config
-    from imsnb.schedule import crontab_lines, default_log_dir, describe_schedules, get_schedule, load_schedules
+    from imsnb.runs.schedule import crontab_lines, default_log_dir, describe_schedules, get_schedule, load_schedules
 
     if args.schedule_command == "list":
         for line in describe_schedules(load_schedules(), args.outputs):
             print(line)
         return 0
     if args.schedule_command == "run":
-        from imsnb.schedule import run_schedule
+        from imsnb.runs.schedule import run_schedule
 
         scheduled = run_schedule(get_schedule(args.name), outputs=args.outputs)
         _print_result(scheduled.result)

@@ -31,9 +31,9 @@ from imsnb import __version__, config
 from imsnb.bundles import ACTIONS_MIME, FINDINGS_MIME
 from imsnb.errors import BadParameter, NotConfigured
 from imsnb.findings import Severity
-from imsnb.kernels import ForkServer, notebook_imports
-from imsnb.notebooks import NotebookInfo, find_notebook, load_info
-from imsnb.parameters import check_bounds, check_incident_id, validate
+from imsnb.runs.catalogue import NotebookInfo, find_notebook, load_info
+from imsnb.runs.kernels import ForkServer, notebook_imports
+from imsnb.runs.parameters import check_bounds, check_incident_id, validate
 
 DEFAULT_TIMEOUT_S = 600
 EXIT_OK, EXIT_SEVERITY, EXIT_BAD_INPUT, EXIT_NOTEBOOK_FAILED = 0, 1, 2, 3
@@ -231,7 +231,7 @@ def _note_unfinished_actions(nb: dict, actions: list[dict[str, Any]]) -> None:
 
 
 def warm_kernels_enabled() -> bool:
-    """Kernels forked from a warm parent (imsnb.kernels), unless IMSNB_WARM_KERNELS=0 asks for plain ones."""
+    """Kernels forked from a warm parent (imsnb.runs.kernels), unless IMSNB_WARM_KERNELS=0 asks for plain ones."""
     return os.environ.get("IMSNB_WARM_KERNELS", "1").strip() != "0"
 
 
@@ -324,7 +324,7 @@ def _kernel_manager_class(
     and no "running over TCP without encryption" warning). `kernels`: fork the kernel from this warm parent."""
     from jupyter_client import AsyncKernelManager
 
-    from imsnb.kernels import provisioner_class
+    from imsnb.runs.kernels import provisioner_class
 
     provisioner = None if kernels is None else provisioner_class(kernels)
 
@@ -406,7 +406,7 @@ def summarize(nb: dict, *, notebook: str | None = None, incident_id: str | None 
 
 
 def redact_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
-    from imsnb.parameters import check_not_secret
+    from imsnb.runs.parameters import check_not_secret
 
     clean = {}
     for name, value in parameters.items():
@@ -464,7 +464,7 @@ def scrub_tree(
 
 def export_html(notebook_json: str) -> str:
     """A self-contained HTML report: the verdict first, charts embedded as PNG, nothing fetched, no script."""
-    from imsnb.report_html import render_report
+    from imsnb.runs.html import render_report
 
     return render_report(json.loads(notebook_json))
 

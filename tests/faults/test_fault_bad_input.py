@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 from imsnb import postgres, runner
 from imsnb.cli import main
-from imsnb.notebooks import list_notebooks
-from imsnb.parameters import coerce
+from imsnb.runs.catalogue import list_notebooks
+from imsnb.runs.parameters import coerce
 from imsnb.window import parse_duration, parse_instant, resolve_window
 
 NOTEBOOKS = {info.name: info for info in list_notebooks()}

@@ -143,7 +143,7 @@ def _schedule_from_table(path: Path, name: str, table: Any, environments: dict) 
     notebook = table.get("notebook", name)
     if not isinstance(notebook, str) or not notebook:
         raise bad("notebook", "must be a notebook name (see `imsnb list`)")
-    from imsnb.notebooks import find_notebook, load_info
+    from imsnb.runs.catalogue import find_notebook, load_info
 
     try:
         info = load_info(find_notebook(notebook))
@@ -161,7 +161,7 @@ def _schedule_from_table(path: Path, name: str, table: Any, environments: dict) 
         _refuse_secret(where, f"parameters.{key}", value)
         if key in RESERVED_PARAMETERS:
             raise bad(f"parameters.{key}", RESERVED_PARAMETERS[key])
-    from imsnb.parameters import validate
+    from imsnb.runs.parameters import validate
 
     for key, value in parameters.items():
         try:
@@ -219,7 +219,7 @@ def _schedule_from_table(path: Path, name: str, table: Any, environments: dict) 
 def _refuse_secret(where: str, key: str, value: Any) -> None:
     """The same refusal as [environments]: a secret-looking key or a URL with a password; plus the parameters'
     own checks (AWS key ids, private keys, values of secret environment variables)."""
-    from imsnb.parameters import check_not_secret
+    from imsnb.runs.parameters import check_not_secret
 
     last = key.rsplit(".", 1)[-1]
     if config.SECRET_ENV_NAME.search(last) or (isinstance(value, str) and config.url_password(value)):
@@ -264,7 +264,7 @@ def check_incident_pattern(pattern: str, schedule: str, notebook: str, environme
     if unknown:
         raise bad(f"unknown placeholder {{{unknown[0]}}} in {pattern!r} (known: {', '.join(PLACEHOLDERS)})")
     example = incident_id(pattern, schedule, notebook, environment, datetime(2026, 12, 31, tzinfo=UTC))
-    from imsnb.parameters import check_incident_id
+    from imsnb.runs.parameters import check_incident_id
 
     try:
         check_incident_id(example)
@@ -315,8 +315,8 @@ def last_run(schedule: Schedule, outputs: Path | str = "outputs") -> dict[str, A
     None. A run is this schedule's when its incident matches the pattern, its notebook is the schedule's and its
     recorded parameters include the schedule's (two schedules of one notebook differ by parameters/environment)."""
     from imsnb.archive import read_runs
-    from imsnb.notebooks import find_notebook, load_info
-    from imsnb.parameters import validate
+    from imsnb.runs.catalogue import find_notebook, load_info
+    from imsnb.runs.parameters import validate
 
     outputs = Path(outputs)
     if not outputs.is_dir():

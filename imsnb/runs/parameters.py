@@ -15,7 +15,7 @@ from urllib.parse import unquote
 
 from imsnb import config
 from imsnb.errors import BadParameter
-from imsnb.notebooks import NotebookInfo, Parameter
+from imsnb.runs.catalogue import NotebookInfo, Parameter
 from imsnb.window import parse_duration, parse_instant, resolve_window
 
 MAX_VALUE_LENGTH = 2000

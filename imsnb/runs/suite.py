@@ -6,7 +6,7 @@ goes to the notebooks that declare it; a name no notebook in the suite declares 
 Workers are threads by default: each run's kernel is its own process, and the work left in this process
 (papermill's bookkeeping, scrubbing, the HTML export) is small; `bench/suite.py` measures threads against
 processes. Kernels get their cwd and environment explicitly (`runner._kernel_manager_class`), so nothing here touches
-os.environ or the process cwd. With thread workers, one warm parent (`imsnb.kernels.ForkServer`) forks every
+os.environ or the process cwd. With thread workers, one warm parent (`imsnb.runs.kernels.ForkServer`) forks every
 run's kernel, so the imports every notebook makes are paid once per suite.
 """
 
@@ -23,9 +23,6 @@ from typing import Any
 
 from imsnb.errors import BadParameter
 from imsnb.findings import Severity
-from imsnb.kernels import ForkServer, notebook_imports
-from imsnb.notebooks import find_notebook, list_notebooks, load_info
-from imsnb.parameters import check_incident_id
 from imsnb.runner import (
     DEFAULT_TIMEOUT_S,
     EXIT_NOTEBOOK_FAILED,
@@ -38,6 +35,9 @@ from imsnb.runner import (
     run_notebook,
     warm_kernels_enabled,
 )
+from imsnb.runs.catalogue import find_notebook, list_notebooks, load_info
+from imsnb.runs.kernels import ForkServer, notebook_imports
+from imsnb.runs.parameters import check_incident_id
 
 WORKER_KINDS = ("thread", "process")
 
