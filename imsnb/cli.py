@@ -15,10 +15,10 @@ from pathlib import Path
 from imsnb import __version__
 from imsnb.errors import ImsnbError
 from imsnb.findings import Severity
+from imsnb.runs.exits import EXIT_BAD_INPUT, worst_exit_code
 from imsnb.sandbox.scenarios import SCENARIOS
 from imsnb.terminal import SafeStream
 
-EXIT_BAD_INPUT = 2
 SANDBOX_STOPS = (
     "Ctrl-C (SIGINT), SIGTERM or SIGHUP stops the sandbox within seconds and removes its files, also when it was "
     "started in the background (&) from a script; a second signal during the clean-up is ignored"
@@ -582,14 +582,6 @@ def _progress_printer(names: list[str]):
         )
 
     return progress
-
-
-def worst_exit_code(codes: list[int]) -> int:
-    """Several runs' exit codes as one: a failed notebook (3) over a severity at --fail-on (1) over 0."""
-    for code in (3, 1):
-        if code in codes:
-            return code
-    return max(codes, default=0)
 
 
 def _print_result(result) -> None:

@@ -32,11 +32,11 @@ from imsnb.bundles import ACTIONS_MIME, FINDINGS_MIME
 from imsnb.errors import BadParameter, NotConfigured
 from imsnb.findings import Severity
 from imsnb.runs.catalogue import NotebookInfo, find_notebook, load_info
+from imsnb.runs.exits import EXIT_BAD_INPUT, EXIT_NOTEBOOK_FAILED, EXIT_OK, EXIT_SEVERITY, run_exit_code  # noqa: F401
 from imsnb.runs.kernels import ForkServer, notebook_imports
-from imsnb.runs.parameters import check_bounds, check_incident_id, validate
+from imsnb.runs.parameters import check_bounds, check_incident_id, is_positive_seconds, validate
 
 DEFAULT_TIMEOUT_S = 600
-EXIT_OK, EXIT_SEVERITY, EXIT_BAD_INPUT, EXIT_NOTEBOOK_FAILED = 0, 1, 2, 3
 REDACTED = "********"
 # Identifiers in summary.json, never scrubbed (a password equal to "postgres" must not rename checks).
 SUMMARY_KEYS_KEPT = frozenset({"check", "component", "severity", "notebook", "status", "unit", "action"})
@@ -60,12 +60,7 @@ def check_run_settings(fail_on: str | Severity, timeout_s: float) -> Severity:
         threshold = Severity.parse(fail_on)
     except ValueError as exc:
         raise BadParameter(str(exc)) from None
-    if (
-        isinstance(timeout_s, bool)
-        or not isinstance(timeout_s, (int, float))
-        or not math.isfinite(timeout_s)
-        or timeout_s <= 0
-    ):
+    if not is_positive_seconds(timeout_s):
         raise BadParameter(f"timeout must be a positive number of seconds, not {timeout_s!r}")
     return threshold
 
@@ -168,13 +163,7 @@ def run_notebook(
         if own_kernels:
             kernels.close()
     _refresh_index(folder.parent)
-    if summary["status"] != "ok":
-        code = EXIT_NOTEBOOK_FAILED
-    elif Severity.parse(summary["severity"] or "OK") >= threshold:
-        code = EXIT_SEVERITY
-    else:
-        code = EXIT_OK
-    return RunResult(folder, summary, code)
+    return RunResult(folder, summary, run_exit_code(summary["status"], summary["severity"], threshold))
 
 
 def _refresh_index(incident_dir: Path) -> None:

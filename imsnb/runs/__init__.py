@@ -14,10 +14,10 @@ from typing import Any
 _PUBLIC = {
     "run_notebook": "imsnb.runner",
     "RunResult": "imsnb.runner",
-    "EXIT_OK": "imsnb.runner",
-    "EXIT_SEVERITY": "imsnb.runner",
-    "EXIT_BAD_INPUT": "imsnb.runner",
-    "EXIT_NOTEBOOK_FAILED": "imsnb.runner",
+    "EXIT_OK": "imsnb.runs.exits",
+    "EXIT_SEVERITY": "imsnb.runs.exits",
+    "EXIT_BAD_INPUT": "imsnb.runs.exits",
+    "EXIT_NOTEBOOK_FAILED": "imsnb.runs.exits",
     "run_suite": "imsnb.runs.suite",
 }
 __all__ = sorted(_PUBLIC)

@@ -135,6 +135,12 @@ def _to_float(raw: Any) -> float:
     return value
 
 
+def is_positive_seconds(value: object) -> bool:
+    """A timeout every run setting accepts (--timeout, a schedule's `timeout`): a positive, finite number of
+    seconds (not a bool; nan and inf bound nothing)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
 def _to_list(raw: Any) -> list:
     if isinstance(raw, list):
         return raw

@@ -199,8 +199,10 @@ def _schedule_from_table(path: Path, name: str, table: Any, environments: dict) 
         except ImsnbError as exc:
             raise bad("archive", str(exc)) from None
 
+    from imsnb.runs.parameters import is_positive_seconds
+
     timeout = table.get("timeout", DEFAULT_TIMEOUT_S)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf"):
+    if not is_positive_seconds(timeout):
         raise bad("timeout", f"must be a positive number of seconds, not {timeout!r}")
 
     return Schedule(

@@ -25,9 +25,6 @@ from imsnb.errors import BadParameter
 from imsnb.findings import Severity
 from imsnb.runner import (
     DEFAULT_TIMEOUT_S,
-    EXIT_NOTEBOOK_FAILED,
-    EXIT_OK,
-    EXIT_SEVERITY,
     RunResult,
     check_run_settings,
     check_targets,
@@ -36,6 +33,7 @@ from imsnb.runner import (
     warm_kernels_enabled,
 )
 from imsnb.runs.catalogue import find_notebook, list_notebooks, load_info
+from imsnb.runs.exits import worst_exit_code
 from imsnb.runs.kernels import ForkServer, notebook_imports
 from imsnb.runs.parameters import check_incident_id
 
@@ -182,10 +180,7 @@ def _executor(workers: str, jobs: int) -> Executor:
 
 def suite_exit_code(results: list[RunResult]) -> int:
     """3 if any notebook failed or timed out, else 1 if any reached --fail-on, else 0."""
-    codes = {r.exit_code for r in results}
-    if EXIT_NOTEBOOK_FAILED in codes:
-        return EXIT_NOTEBOOK_FAILED
-    return EXIT_SEVERITY if EXIT_SEVERITY in codes else EXIT_OK
+    return worst_exit_code(r.exit_code for r in results)
 
 
 def worst_severity(results: list[RunResult]) -> str | None:
