@@ -24,8 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from imsnb.runner import run_notebook
 from imsnb.runs.catalogue import find_notebook
+from imsnb.runs.execute import run_notebook
 from imsnb.runs.suite import all_notebook_names, run_suite
 from imsnb.sandbox import Sandbox
 

@@ -3,7 +3,7 @@
     outputs/<incident>/
         index.html          runs, time window, and a post-mortem section (rewritten after every run, atomically)
         postmortem.json     optional, written by people: root cause, impact, action items, ticket (shown in index)
-        <time>-<notebook>/  one folder per run (see imsnb.runner)
+        <time>-<notebook>/  one folder per run (see imsnb.runs.folder)
 
 Everything shown comes from the runs' summary.json files, so the index can be rebuilt at any time
 (`write_index`). The HTML is self-contained (inline CSS, no script, no network) and every value is escaped.
@@ -165,7 +165,7 @@ def read_postmortem(incident_dir: Path) -> dict[str, str]:
     """The post-mortem fields people wrote in postmortem.json, scrubbed of every known secret (a pasted password or
     connection string must not reach index.html, nor the S3 upload that copies it)."""
     from imsnb import config
-    from imsnb.runner import scrub_tree
+    from imsnb.runs.scrub import scrub_tree
 
     try:
         data = json.loads((incident_dir / POSTMORTEM).read_text(encoding="utf-8"))

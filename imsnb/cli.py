@@ -246,7 +246,7 @@ def _upload(url: str | None, folders: list[Path]) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from imsnb.archive import parse_archive_url
-    from imsnb.runner import run_notebook
+    from imsnb.runs.execute import run_notebook
 
     params = _parameters(args)
     if args.archive:
@@ -357,7 +357,8 @@ def cmd_summarize(args: argparse.Namespace) -> int:
     import json
 
     from imsnb import config
-    from imsnb.runner import SUMMARY_KEYS_KEPT, scrub_tree, summarize
+    from imsnb.runs.scrub import SUMMARY_KEYS_KEPT, scrub_tree
+    from imsnb.runs.summary import summarize
 
     path = Path(args.notebook)
     try:
@@ -508,7 +509,7 @@ TRIAGE_ROWS_SHOWN = 6
 def cmd_triage(args: argparse.Namespace) -> int:
     from imsnb.archive import parse_archive_url
     from imsnb.findings import Finding
-    from imsnb.runner import run_notebook
+    from imsnb.runs.execute import run_notebook
     from imsnb.triage import key_metrics, suggested_notebooks
 
     params = dict(args.parameter)
@@ -603,8 +604,8 @@ def _print_result(result) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Every notebook against the sandbox, db_performance first; the findings of each, then where they are."""
-    from imsnb.runner import run_notebook
     from imsnb.runs.catalogue import list_notebooks
+    from imsnb.runs.execute import run_notebook
     from imsnb.sandbox import Sandbox
 
     names = sorted((info.name for info in list_notebooks()), key=lambda n: (n != "db_performance", n))

@@ -148,7 +148,7 @@ def test_runs_in_threads_keep_the_process_cwd_and_env_and_kernels_start_beside_t
 
     import nbformat
 
-    from imsnb.runner import run_notebook
+    from imsnb.runs.execute import run_notebook
 
     folder = tmp_path / "nbs"
     folder.mkdir()

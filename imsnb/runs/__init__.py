@@ -1,6 +1,6 @@
 """The run machinery: find notebooks (`catalogue`), check their parameters (`parameters`), execute them in warm
-kernels (`kernels`), write run folders, run suites (`suite`) and schedules (`schedule`), render `report.html`
-(`html`).
+kernels (`execute`, `kernels`), summarize (`summary`), scrub secrets (`scrub`) and write the run folder (`folder`,
+`html` renders report.html); several at once (`suite`), on a timetable (`schedule`); exit codes (`exits`).
 
 The public entry points are importable from here (`from imsnb.runs import run_notebook, run_suite`); they are
 loaded on first use, so importing `imsnb.runs` (as `imsnb.cli` does) costs no pandas, papermill or psycopg.
@@ -12,8 +12,8 @@ import importlib
 from typing import Any
 
 _PUBLIC = {
-    "run_notebook": "imsnb.runner",
-    "RunResult": "imsnb.runner",
+    "run_notebook": "imsnb.runs.execute",
+    "RunResult": "imsnb.runs.execute",
     "EXIT_OK": "imsnb.runs.exits",
     "EXIT_SEVERITY": "imsnb.runs.exits",
     "EXIT_BAD_INPUT": "imsnb.runs.exits",

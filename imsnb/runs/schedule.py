@@ -377,7 +377,7 @@ def describe_schedules(
 
 @dataclass
 class ScheduledRun:
-    result: Any  # imsnb.runner.RunResult
+    result: Any  # imsnb.runs.execute.RunResult
     archive: str | None
     archived_keys: list[str]
     archive_error: str | None
@@ -389,7 +389,7 @@ def run_schedule(schedule: Schedule, *, outputs: Path | str = "outputs", at: dat
     uploaded to its archive. An upload failure is returned, not raised (the local run folder is complete)."""
     from imsnb import archive as archive_mod
     from imsnb import notify
-    from imsnb.runner import run_notebook
+    from imsnb.runs.execute import run_notebook
 
     url = schedule.archive_url()
     if url:

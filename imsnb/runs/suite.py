@@ -1,11 +1,11 @@
 """Run several notebooks under one incident id, in parallel kernels.
 
-Every notebook and parameter is validated (`imsnb.runner.prepare`) before any kernel starts. A `-p` parameter
+Every notebook and parameter is validated (`imsnb.runs.execute.prepare`) before any kernel starts. A `-p` parameter
 goes to the notebooks that declare it; a name no notebook in the suite declares is bad input.
 
 Workers are threads by default: each run's kernel is its own process, and the work left in this process
 (papermill's bookkeeping, scrubbing, the HTML export) is small; `bench/suite.py` measures threads against
-processes. Kernels get their cwd and environment explicitly (`runner._kernel_manager_class`), so nothing here touches
+processes. Kernels get their cwd and environment explicitly (`imsnb.runs.execute`), so nothing here touches
 os.environ or the process cwd. With thread workers, one warm parent (`imsnb.runs.kernels.ForkServer`) forks every
 run's kernel, so the imports every notebook makes are paid once per suite.
 """
@@ -23,7 +23,8 @@ from typing import Any
 
 from imsnb.errors import BadParameter
 from imsnb.findings import Severity
-from imsnb.runner import (
+from imsnb.runs.catalogue import find_notebook, list_notebooks, load_info
+from imsnb.runs.execute import (
     DEFAULT_TIMEOUT_S,
     RunResult,
     check_run_settings,
@@ -32,7 +33,6 @@ from imsnb.runner import (
     run_notebook,
     warm_kernels_enabled,
 )
-from imsnb.runs.catalogue import find_notebook, list_notebooks, load_info
 from imsnb.runs.exits import worst_exit_code
 from imsnb.runs.kernels import ForkServer, notebook_imports
 from imsnb.runs.parameters import check_incident_id

@@ -23,8 +23,8 @@ from secret_scan import assert_no_secrets, find_secrets
 
 from imsnb import config
 from imsnb.errors import BadParameter
-from imsnb.runner import run_notebook
 from imsnb.runs.catalogue import list_notebooks
+from imsnb.runs.execute import run_notebook
 
 EMAIL = "leak.check@example.org"
 LITERAL_QUERY = f"SELECT pg_sleep(120), count(*) FROM orders WHERE email = '{EMAIL}'"  # a literal, on purpose

@@ -11,7 +11,7 @@ import time
 
 from test_fault_runs import write_notebook
 
-from imsnb.runner import run_notebook
+from imsnb.runs.execute import run_notebook
 from imsnb.runs.kernels import ForkServer
 
 FACTS = """
