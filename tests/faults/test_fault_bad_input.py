@@ -39,7 +39,7 @@ class WouldExecute(Exception):  # noqa: N818 - a signal, not an error
         self.timeout_s = timeout_s
 
 
-def _stop_before_kernel(path, output, params, timeout_s, *_):  # *_: allow_actions
+def _stop_before_kernel(path, output, params, timeout_s, *_, **__):  # allow_actions, journal, kernels
     raise WouldExecute(params, timeout_s)
 
 
