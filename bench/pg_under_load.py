@@ -26,7 +26,7 @@ from pathlib import Path
 
 from psycopg import sql
 
-from imsnb.runner import run_notebook
+from imsnb.runs.execute import run_notebook
 from imsnb.sandbox import Sandbox
 from imsnb.sandbox.postgres import APP_DATABASE, APP_ROLE, find_bindir
 

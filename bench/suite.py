@@ -24,10 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from imsnb.notebooks import find_notebook
-from imsnb.runner import run_notebook
+from imsnb.runs.catalogue import find_notebook
+from imsnb.runs.execute import run_notebook
+from imsnb.runs.suite import all_notebook_names, run_suite
 from imsnb.sandbox import Sandbox
-from imsnb.suite import all_notebook_names, run_suite
 
 BIN = Path(sys.executable).parent
 

@@ -15,10 +15,10 @@ from pathlib import Path
 from imsnb import __version__
 from imsnb.errors import ImsnbError
 from imsnb.findings import Severity
+from imsnb.runs.exits import EXIT_BAD_INPUT, worst_exit_code
 from imsnb.sandbox import SCENARIO_NAMES as SCENARIOS
 from imsnb.terminal import SafeStream
 
-EXIT_BAD_INPUT = 2
 SANDBOX_STOPS = (
     "Ctrl-C (SIGINT), SIGTERM or SIGHUP stops the sandbox within seconds and removes its files, also when it was "
     "started in the background (&) from a script; a second signal during the clean-up is ignored"
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from imsnb.notebooks import list_notebooks
+    from imsnb.runs.catalogue import list_notebooks
 
     for info in list_notebooks():
         print(f"{info.name}: {info.title}")
@@ -255,7 +255,7 @@ def _upload(url: str | None, folders: list[Path]) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from imsnb.archive import parse_archive_url
-    from imsnb.runner import run_notebook
+    from imsnb.runs.execute import run_notebook
 
     params = _parameters(args)
     if args.archive:
@@ -280,7 +280,7 @@ def cmd_suite(args: argparse.Namespace) -> int:
     import time
 
     from imsnb.archive import INDEX, parse_archive_url
-    from imsnb.suite import (
+    from imsnb.runs.suite import (
         all_notebook_names,
         check_jobs,
         default_jobs,
@@ -366,7 +366,8 @@ def cmd_summarize(args: argparse.Namespace) -> int:
     import json
 
     from imsnb import config
-    from imsnb.runner import SUMMARY_KEYS_KEPT, scrub_tree, summarize
+    from imsnb.runs.scrub import SUMMARY_KEYS_KEPT, scrub_tree
+    from imsnb.runs.summary import summarize
 
     path = Path(args.notebook)
     try:
@@ -517,7 +518,7 @@ TRIAGE_ROWS_SHOWN = 6
 def cmd_triage(args: argparse.Namespace) -> int:
     from imsnb.archive import parse_archive_url
     from imsnb.findings import Finding
-    from imsnb.runner import run_notebook
+    from imsnb.runs.execute import run_notebook
     from imsnb.triage import key_metrics, suggested_notebooks
 
     params = dict(args.parameter)
@@ -557,7 +558,7 @@ def cmd_triage(args: argparse.Namespace) -> int:
 def run_suggested(names: list[str], parameters: dict, *, incident_id: str, outputs: str, args: argparse.Namespace):
     """The suggested notebooks under the triage's incident id, as a suite in parallel kernels; each gets only the
     shared parameters it declares. Actions are never applied here: they are planned in each run's report."""
-    from imsnb.suite import default_jobs, run_suite
+    from imsnb.runs.suite import default_jobs, run_suite
 
     jobs = default_jobs()
     print(f"\nrunning the {len(names)} suggested notebook(s), {jobs} at a time ...", flush=True)
@@ -593,14 +594,6 @@ def _progress_printer(names: list[str]):
     return progress
 
 
-def worst_exit_code(codes: list[int]) -> int:
-    """Several runs' exit codes as one: a failed notebook (3) over a severity at --fail-on (1) over 0."""
-    for code in (3, 1):
-        if code in codes:
-            return code
-    return max(codes, default=0)
-
-
 def _print_result(result) -> None:
     summary = result.summary
     for f in sorted(summary["findings"], key=lambda f: -Severity.parse(f["severity"])):
@@ -620,8 +613,8 @@ def _print_result(result) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Every notebook against the sandbox, db_performance first; the findings of each, then where they are."""
-    from imsnb.notebooks import list_notebooks
-    from imsnb.runner import run_notebook
+    from imsnb.runs.catalogue import list_notebooks
+    from imsnb.runs.execute import run_notebook
     from imsnb.sandbox import Sandbox
 
     names = sorted((info.name for info in list_notebooks()), key=lambda n: (n != "db_performance", n))
@@ -690,14 +683,14 @@ def _add_schedule_commands(sub) -> None:
 
 def cmd_schedule(args: argparse.Namespace) -> int:
     from imsnb import config
-    from imsnb.schedule import crontab_lines, default_log_dir, describe_schedules, get_schedule, load_schedules
+    from imsnb.runs.schedule import crontab_lines, default_log_dir, describe_schedules, get_schedule, load_schedules
 
     if args.schedule_command == "list":
         for line in describe_schedules(load_schedules(), args.outputs):
             print(line)
         return 0
     if args.schedule_command == "run":
-        from imsnb.schedule import run_schedule
+        from imsnb.runs.schedule import run_schedule
 
         scheduled = run_schedule(get_schedule(args.name), outputs=args.outputs)
         _print_result(scheduled.result)

@@ -5,7 +5,7 @@ renames it over the target. A crash leaves either the old file or the new one, n
 the temporary file and re-raises.
 
 Used by the archive's index.html, notifications (summary.json, ticket.json, the notify state). Not yet by
-`imsnb.runner` (its partial-folder rename is a different shape) nor `imsnb summarize` in the CLI.
+`imsnb.runs.folder` (its partial-folder rename is a different shape) nor `imsnb summarize` in the CLI.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
-from imsnb.notebooks import notebooks_dir, runbook_paths
+from imsnb.runs.catalogue import notebooks_dir, runbook_paths
 
 # JupyterLab 4 asks on first start whether to fetch Jupyter news, and may check for updates: neither is wanted on
 # an incident bridge (nor is the network call). A user's own choice in these settings is kept.

@@ -33,7 +33,7 @@ def degraded_suite(degraded, tmp_path_factory):
     """Every notebook run as one suite (2 jobs) on the session's db-degradation sandbox, under INC-SUITE.
 
     Returns (outputs folder, results in notebook order, the results in the order on_result saw them)."""
-    from imsnb.suite import all_notebook_names, run_suite
+    from imsnb.runs.suite import all_notebook_names, run_suite
 
     outputs = tmp_path_factory.mktemp("suite-outputs")
     seen = []

@@ -12,7 +12,7 @@ from helpers import read_summary
 
 from imsnb import _started, actions, postgres
 from imsnb.cli import main
-from imsnb.runner import run_notebook
+from imsnb.runs.execute import run_notebook
 from imsnb.sandbox import Sandbox
 from imsnb.sandbox.scenarios import BLOCKED_UPDATE, BLOCKER_UPDATE
 

@@ -16,7 +16,7 @@ from imsnb import aws as aws_pkg
 from imsnb.aws import Aws, cloudwatch, ecs, elasticache, logs, rds, s3
 from imsnb.errors import NotConfigured, Unreachable
 from imsnb.findings import Findings, Severity
-from imsnb.runner import run_notebook
+from imsnb.runs.execute import run_notebook
 from imsnb.sandbox import Sandbox
 from imsnb.window import resolve_window
 

@@ -8,7 +8,7 @@ from helpers import finding, read_summary
 
 from imsnb import actions
 from imsnb.aws import Aws, bottleneck
-from imsnb.runner import run_notebook
+from imsnb.runs.execute import run_notebook
 from imsnb.sandbox import Sandbox
 from imsnb.window import resolve_window
 

@@ -10,7 +10,7 @@ from helpers import checks_at_or_above, every_byte, finding, read_summary
 
 from imsnb import actions, cache_upgrade
 from imsnb.errors import BadParameter
-from imsnb.runner import run_notebook
+from imsnb.runs.execute import run_notebook
 from imsnb.sandbox import Sandbox
 from imsnb.sandbox.scenarios import UPGRADE_KEYS, UPGRADE_LATE_WRITES
 

@@ -11,7 +11,7 @@ from helpers import checks_at_or_above, finding, read_summary
 
 from imsnb import host_memory
 from imsnb.findings import Severity
-from imsnb.runner import run_notebook
+from imsnb.runs.execute import run_notebook
 from imsnb.sandbox import Sandbox
 from imsnb.sandbox.scenarios import LeakingProcess
 

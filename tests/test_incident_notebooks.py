@@ -9,7 +9,7 @@ import time
 import pytest
 from helpers import checks_at_or_above, every_byte, finding, read_summary
 
-from imsnb.runner import run_notebook
+from imsnb.runs.execute import run_notebook
 from imsnb.sandbox import Sandbox
 
 CASES = {

@@ -1,4 +1,4 @@
-"""imsnb.kernels: what the warm parent imports, and runs that print only what matters."""
+"""imsnb.runs.kernels: what the warm parent imports, and runs that print only what matters."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from helpers import ROOT
 
-from imsnb.kernels import KERNEL_MODULES, notebook_imports, warm_set
+from imsnb.runs.kernels import KERNEL_MODULES, notebook_imports, warm_set
 
 
 def test_the_warm_set_is_what_the_notebooks_import(tmp_path):

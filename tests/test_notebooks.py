@@ -8,7 +8,7 @@ import re
 import pytest
 from helpers import ROOT
 
-from imsnb.notebooks import list_notebooks, load_info
+from imsnb.runs.catalogue import list_notebooks, load_info
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 

@@ -25,7 +25,7 @@ from imsnb.notify import pagerduty
 from imsnb.notify.message import Notice
 from imsnb.notify.routes import routes_from
 from imsnb.oncall import roster_from
-from imsnb.runner import RunResult
+from imsnb.runs.execute import RunResult
 
 sys.path.insert(0, str(Path(__file__).parent / "faults"))
 from secret_scan import assert_no_secrets  # noqa: E402

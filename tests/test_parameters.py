@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imsnb.errors import BadParameter
-from imsnb.notebooks import Parameter, load_info, parse_parameters
-from imsnb.parameters import check_incident_id, coerce, validate
+from imsnb.runs.catalogue import Parameter, load_info, parse_parameters
+from imsnb.runs.parameters import check_incident_id, coerce, validate
 from imsnb.window import parse_duration, resolve_window
 
 INFO = load_info(ROOT / "notebooks" / "db_performance.ipynb")

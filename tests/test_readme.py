@@ -17,8 +17,8 @@ from helpers import ROOT
 
 from imsnb.cli import main
 from imsnb.errors import BadParameter
-from imsnb.notebooks import list_notebooks
 from imsnb.notify.jira import check_ticket
+from imsnb.runs.catalogue import list_notebooks
 from imsnb.sandbox.scenarios import SCENARIOS
 
 README = (ROOT / "README.md").read_text()
@@ -132,7 +132,7 @@ def test_plain_papermill_sees_every_parameter_imsnb_sees():
 
 def test_the_readme_configuration_examples_are_accepted_as_written(tmp_path, monkeypatch):
     from imsnb import notify
-    from imsnb.schedule import load_schedules
+    from imsnb.runs.schedule import load_schedules
 
     schedules, notify_and_oncall = re.findall(r"```toml\n(.*?)```", README, re.S)
     config = tmp_path / "imsnb.toml"

@@ -10,7 +10,7 @@ import pytest
 from helpers import finding, read_summary
 
 from imsnb import actions
-from imsnb.runner import run_notebook
+from imsnb.runs.execute import run_notebook
 from imsnb.sandbox import Sandbox
 
 KEYS = {"apply_actions": "True", "approver": "jane.oncall"}

@@ -1,4 +1,4 @@
-"""imsnb.runner: real kernels, real PostgreSQL, real run folders."""
+"""imsnb.runs (execute, summary, scrub, folder): real kernels, real PostgreSQL, real run folders."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 from helpers import checks_at_or_above, every_byte, finding, read_summary
 
 from imsnb.errors import BadParameter
-from imsnb.runner import run_notebook, summarize
+from imsnb.runs.execute import run_notebook
+from imsnb.runs.summary import summarize
 
 SEEDED = {
     "postgres.slow_queries",
@@ -161,13 +162,15 @@ def test_a_known_secret_value_is_refused_as_a_parameter(degraded, tmp_path):
 
 
 def test_same_second_runs_get_distinct_folders(tmp_path, monkeypatch):
-    from imsnb import runner
+    from datetime import UTC, datetime
+
+    from imsnb.runs.folder import write_run_folder
 
     folders = []
     for _ in range(2):
         nb = {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
-        stamp = runner.datetime(2026, 2, 8, 15, 30, tzinfo=runner.UTC)
-        folders.append(runner._write_run_folder(tmp_path / "INC", stamp, "x", nb, {"status": "ok"})[0])
+        stamp = datetime(2026, 2, 8, 15, 30, tzinfo=UTC)
+        folders.append(write_run_folder(tmp_path / "INC", stamp, "x", nb, {"status": "ok"})[0])
     assert folders[0] != folders[1] and folders[1].name == "20260208T153000Z-x-2"
     assert not [p for p in (tmp_path / "INC").iterdir() if p.name.startswith(".partial")]
     shutil.rmtree(tmp_path / "INC")

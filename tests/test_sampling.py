@@ -234,7 +234,7 @@ def test_snapshots_in_the_store_hold_no_query_text(degraded, tmp_path):
 def test_db_performance_judges_the_sample_and_says_the_period(degraded, tmp_path):
     from helpers import finding, read_summary
 
-    from imsnb.runner import run_notebook
+    from imsnb.runs.execute import run_notebook
 
     result = run_notebook("db_performance", {"sample_s": "3"}, incident_id="INC-13", outputs=tmp_path)
     summary = read_summary(result.folder)
@@ -263,7 +263,7 @@ def test_record_stores_snapshots_of_every_configured_target(degraded, tmp_path):
 
 def test_sample_s_is_checked_before_a_run(tmp_path):
     from imsnb.errors import BadParameter
-    from imsnb.runner import run_notebook
+    from imsnb.runs.execute import run_notebook
 
     for bad in ("-1", "601", "ten"):
         with pytest.raises(BadParameter, match="sample_s"):

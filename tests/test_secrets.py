@@ -8,7 +8,8 @@ import pytest
 from helpers import every_byte, read_summary
 
 from imsnb.errors import BadParameter
-from imsnb.runner import run_notebook, scrub, scrub_tree
+from imsnb.runs.execute import run_notebook
+from imsnb.runs.scrub import scrub, scrub_tree
 
 
 def test_every_spelling_of_a_secret_is_scrubbed():

@@ -18,7 +18,7 @@ def test_the_scenario_names_the_cli_shows_are_the_scenarios():
 
 def test_importing_the_cli_and_the_runner_loads_no_heavy_library():
     code = (
-        "import sys, json; import imsnb.cli, imsnb.runner; "
+        "import sys, json; import imsnb.cli, imsnb.runs.execute; "
         f"print(json.dumps([m for m in {list(HEAVY)!r} if m in sys.modules]))"
     )
     loaded = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)

@@ -1,4 +1,4 @@
-"""imsnb.suite: every notebook under one incident id, in parallel kernels, on the db-degradation sandbox."""
+"""imsnb.runs.suite: every notebook under one incident id, in parallel kernels, on the db-degradation sandbox."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from helpers import ORDER, ROOT, checks_at_or_above, read_summary
 
 from imsnb.errors import BadParameter
-from imsnb.suite import all_notebook_names, plan_suite, run_suite, suite_exit_code
+from imsnb.runs.suite import all_notebook_names, plan_suite, run_suite, suite_exit_code
 
 SEEDED_DB = {"postgres.slow_queries", "postgres.blocked_queries", "postgres.connections_used"}
 
@@ -148,7 +148,7 @@ def test_runs_in_threads_keep_the_process_cwd_and_env_and_kernels_start_beside_t
 
     import nbformat
 
-    from imsnb.runner import run_notebook
+    from imsnb.runs.execute import run_notebook
 
     folder = tmp_path / "nbs"
     folder.mkdir()

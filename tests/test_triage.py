@@ -12,8 +12,8 @@ from helpers import ORDER, ROOT, finding, read_summary
 
 from imsnb import triage
 from imsnb.findings import Finding, Severity
-from imsnb.notebooks import list_notebooks
-from imsnb.runner import run_notebook
+from imsnb.runs.catalogue import list_notebooks
+from imsnb.runs.execute import run_notebook
 from imsnb.sandbox.postgres import free_port
 
 RUNBOOK_METRICS = {

@@ -78,7 +78,7 @@ from imsnb.actions.rds import (
     resize_target_class,
 )
 from imsnb.actions.redis import CLIENT_DB_FIELD, flush_action, flush_plan
-from imsnb.parameters import (
+from imsnb.runs.parameters import (
     MAX_BACKENDS_LIMIT,
     MAX_COUNT_LIMIT,
     check_bounds,

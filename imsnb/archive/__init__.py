@@ -3,7 +3,7 @@
     outputs/<incident>/
         index.html          runs, time window, and a post-mortem section (rewritten after every run, atomically)
         postmortem.json     optional, written by people: root cause, impact, action items, ticket (shown in index)
-        <time>-<notebook>/  one folder per run (see imsnb.runner)
+        <time>-<notebook>/  one folder per run (see imsnb.runs.folder)
 
 Everything shown comes from the runs' summary.json files, so the index can be rebuilt at any time
 (`write_index`). The HTML is self-contained (inline CSS, no script, no network) and every value is escaped.

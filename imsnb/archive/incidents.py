@@ -44,7 +44,7 @@ def list_incidents(outputs: Path | str = "outputs") -> list[Incident]:
 
 
 def load_incident(incident_id: str, outputs: Path | str = "outputs") -> Incident:
-    from imsnb.parameters import check_incident_id
+    from imsnb.runs.parameters import check_incident_id
 
     check_incident_id(incident_id)
     folder = Path(outputs) / incident_id

@@ -98,7 +98,7 @@ def run_window(run: dict[str, Any]) -> tuple[datetime, datetime] | None:
 @functools.lru_cache(maxsize=64)
 def _default_window(notebook: str) -> str | None:
     """The `window` a notebook uses when none is passed (papermill records only the parameters given)."""
-    from imsnb.notebooks import find_notebook, load_info
+    from imsnb.runs.catalogue import find_notebook, load_info
 
     try:
         declared = load_info(find_notebook(notebook)).parameters.get("window")
@@ -164,7 +164,7 @@ def read_postmortem(incident_dir: Path) -> dict[str, str]:
     """The post-mortem fields people wrote in postmortem.json, scrubbed of every known secret (a pasted password or
     connection string must not reach index.html, nor the S3 upload that copies it)."""
     from imsnb import config
-    from imsnb.runner import scrub_tree
+    from imsnb.runs.scrub import scrub_tree
 
     try:
         data = json.loads((incident_dir / POSTMORTEM).read_text(encoding="utf-8"))

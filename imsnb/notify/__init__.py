@@ -284,7 +284,7 @@ def _target(finding: dict[str, Any], summary: dict[str, Any]) -> str:
 
 
 def _scrub(value: Any) -> Any:
-    from imsnb.runner import SUMMARY_KEYS_KEPT, scrub_tree
+    from imsnb.runs.scrub import SUMMARY_KEYS_KEPT, scrub_tree
 
     return scrub_tree(value, config.secret_values(), keep=SUMMARY_KEYS_KEPT)
 

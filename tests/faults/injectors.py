@@ -7,7 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-from imsnb.runner import RunResult, run_notebook
+from imsnb.runs.execute import RunResult, run_notebook
 
 
 class HangingServer:

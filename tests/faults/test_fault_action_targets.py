@@ -18,7 +18,7 @@ from helpers import read_summary
 from imsnb import _started, actions
 from imsnb.cache import Cache
 from imsnb.cli import main
-from imsnb.runner import run_notebook
+from imsnb.runs.execute import run_notebook
 from imsnb.sandbox.redis import RedisServer
 
 KEYS = {"apply_actions": "True", "approver": "jane.oncall"}

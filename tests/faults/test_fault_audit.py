@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import nbformat
 from helpers import read_summary
 
-from imsnb.runner import run_notebook
+from imsnb.runs.execute import run_notebook
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 KEYS = {"apply_actions": "True", "approver": "jane.oncall"}

@@ -2,7 +2,7 @@
 traceback, never a file under outputs/. Parameter values reach SQL only as bind parameters.
 
 The property tests drive the real CLI (`imsnb.cli.main`) in-process. When the input is accepted, the kernel is
-not started: `runner._execute` is replaced by a function that records the typed parameters the run would have
+not started: `execute._execute` is replaced by a function that records the typed parameters the run would have
 used and stops there, so hundreds of inputs take seconds. Everything before it (argparse, validation, the
 outputs check) is the real code path.
 """
@@ -19,16 +19,17 @@ from helpers import read_summary
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from imsnb import postgres, runner
+from imsnb import postgres
 from imsnb.cli import main
-from imsnb.notebooks import list_notebooks
-from imsnb.parameters import coerce
+from imsnb.runs import execute
+from imsnb.runs.catalogue import list_notebooks
+from imsnb.runs.parameters import coerce
 from imsnb.window import parse_duration, parse_instant, resolve_window
 
 NOTEBOOKS = {info.name: info for info in list_notebooks()}
 PYTHON_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "list": list}
 INJECTION = "'; DROP TABLE orders; --"
-REAL_EXECUTE = runner._execute
+REAL_EXECUTE = execute._execute
 EXAMPLES = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -45,7 +46,7 @@ def _stop_before_kernel(path, output, params, timeout_s, *_, **__):  # allow_act
 @pytest.fixture(scope="module", autouse=True)
 def no_kernel():
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(runner, "_execute", _stop_before_kernel)
+        patch.setattr(execute, "_execute", _stop_before_kernel)
         patch.setenv("IMSNB_WARM_KERNELS", "0")  # no warm parent either: these runs never reach a kernel
         yield
 
@@ -142,7 +143,7 @@ def test_the_library_parsers_return_typed_values_or_bad_parameter(value):
 
 def test_sql_reaches_postgres_only_through_bind_parameters(degraded, monkeypatch, tmp_path):
     """Numeric knobs with an injection are refused; a string that does reach a run is data, never SQL."""
-    monkeypatch.setattr(runner, "_execute", REAL_EXECUTE)  # this one runs the real kernel
+    monkeypatch.setattr(execute, "_execute", REAL_EXECUTE)  # this one runs the real kernel
     for knob in ("slow_query_ms", "long_running_s", "idle_in_transaction_s", "top_n"):
         code, stderr, _ = cli(["run", "db_performance", "-p", knob, f"1{INJECTION}", "--outputs", str(tmp_path)])
         assert code == 2 and knob in stderr
@@ -152,7 +153,7 @@ def test_sql_reaches_postgres_only_through_bind_parameters(degraded, monkeypatch
         # and its SQL constants take values only as bind parameters: the server sees a bad number, not SQL
         with pytest.raises(Exception, match="invalid input syntax"):
             db.frame(postgres.RUNNING_QUERIES, {"min_duration_s": INJECTION, "limit": 5})
-    result = runner.run_notebook(
+    result = execute.run_notebook(
         "db_performance", {"window": "30m", "rds_instance": INJECTION}, incident_id="INC-SQLI", outputs=tmp_path
     )
     summary = read_summary(result.folder)

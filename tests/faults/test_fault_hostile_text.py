@@ -22,7 +22,7 @@ import pytest
 from helpers import read_summary
 from test_reports_offline import open_offline
 
-from imsnb.runner import run_notebook
+from imsnb.runs.execute import run_notebook
 
 MARK = "data-imsnb-pwned"
 HOSTILE = [

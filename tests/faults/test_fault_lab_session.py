@@ -14,7 +14,7 @@ import nbformat
 from helpers import ROOT
 
 from imsnb import lab
-from imsnb.notebooks import notebooks_dir, runbook_paths
+from imsnb.runs.catalogue import notebooks_dir, runbook_paths
 
 NEWS = "@jupyterlab/apputils-extension/notification.jupyterlab-settings"
 

@@ -15,7 +15,7 @@ import redis
 from helpers import checks_at_or_above, read_summary
 from psycopg import sql
 
-from imsnb.runner import run_notebook
+from imsnb.runs.execute import run_notebook
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

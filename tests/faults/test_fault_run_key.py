@@ -16,7 +16,7 @@ import pytest
 from helpers import read_summary
 
 from imsnb.cli import main
-from imsnb.runner import run_notebook
+from imsnb.runs.execute import run_notebook
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 ATTACK = ["-p", "environment", "prod", "-p", "apply_actions", "True", "-p", "approver", "mallory"]

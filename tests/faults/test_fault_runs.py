@@ -18,7 +18,8 @@ import pytest
 from helpers import read_summary
 
 from imsnb.cli import main
-from imsnb.runner import _write_run_folder, run_notebook
+from imsnb.runs.execute import run_notebook
+from imsnb.runs.folder import write_run_folder
 
 EXIT_NOTEBOOK_FAILED = 3
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
@@ -102,7 +103,7 @@ def test_writers_racing_for_the_same_second_never_overwrite(tmp_path):
 
     def write(index: int) -> None:
         gate.wait()
-        folder, _ = _write_run_folder(tmp_path, started, "quick", nb, {"status": "ok", "writer": index})
+        folder, _ = write_run_folder(tmp_path, started, "quick", nb, {"status": "ok", "writer": index})
         written.append(folder)
 
     threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
@@ -120,7 +121,7 @@ CRASHING_WRITER = textwrap.dedent(
     import builtins, os, signal, sys
     from datetime import UTC, datetime
     from pathlib import Path
-    from imsnb.runner import _write_run_folder
+    from imsnb.runs.folder import write_run_folder
 
     real_open = builtins.open
 
@@ -145,7 +146,7 @@ CRASHING_WRITER = textwrap.dedent(
 
     builtins.open = dying_open
     nb = {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
-    _write_run_folder(Path(sys.argv[1]), datetime.now(UTC), "quick", nb, {"status": "ok", "findings": []})
+    write_run_folder(Path(sys.argv[1]), datetime.now(UTC), "quick", nb, {"status": "ok", "findings": []})
     """
 )
 

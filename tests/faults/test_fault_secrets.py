@@ -23,8 +23,8 @@ from secret_scan import assert_no_secrets, find_secrets
 
 from imsnb import config
 from imsnb.errors import BadParameter
-from imsnb.notebooks import list_notebooks
-from imsnb.runner import run_notebook
+from imsnb.runs.catalogue import list_notebooks
+from imsnb.runs.execute import run_notebook
 
 EMAIL = "leak.check@example.org"
 LITERAL_QUERY = f"SELECT pg_sleep(120), count(*) FROM orders WHERE email = '{EMAIL}'"  # a literal, on purpose
@@ -222,8 +222,8 @@ def test_a_password_in_verify_conninfo_is_refused_before_a_kernel_starts(value, 
 )
 def test_any_url_with_a_secret_query_key_is_refused(scheme, host, path, benign, secret, at, separator):
     from imsnb.errors import BadParameter
-    from imsnb.notebooks import find_notebook, load_info
-    from imsnb.parameters import validate
+    from imsnb.runs.catalogue import find_notebook, load_info
+    from imsnb.runs.parameters import validate
 
     pairs = list(benign)
     pairs.insert(min(at, len(pairs)), secret)

@@ -102,7 +102,7 @@ def test_a_configured_redis_that_does_not_answer_is_still_critical(postgres_only
 
 
 def test_suite_names_it_bad_input_and_all_leaves_it_out(postgres_only, tmp_path):
-    from imsnb.suite import all_notebook_names, without_targets
+    from imsnb.runs.suite import all_notebook_names, without_targets
 
     outputs = tmp_path / "outputs"
     code, out, err = run("suite", "health_check", "redis_cache", "--outputs", str(outputs))

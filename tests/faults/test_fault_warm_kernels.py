@@ -1,4 +1,4 @@
-"""Guarantee 9: kernels forked from a warm parent (imsnb.kernels) are as isolated as freshly started ones — their
+"""Guarantee 9: kernels forked from a warm parent (imsnb.runs.kernels) are as isolated as freshly started ones — their
 own process and process group, the run's environment and key, a fresh namespace and random state, imsnb's modules
 imported afresh (so `imsnb._started` reads this run's key) — and a dead parent costs a plain kernel, not a run."""
 
@@ -11,8 +11,8 @@ import time
 
 from test_fault_runs import write_notebook
 
-from imsnb.kernels import ForkServer
-from imsnb.runner import run_notebook
+from imsnb.runs.execute import run_notebook
+from imsnb.runs.kernels import ForkServer
 
 FACTS = """
 import json, sys
@@ -23,7 +23,7 @@ import numpy, matplotlib
 print("FACTS " + json.dumps({
     "pid": os.getpid(), "ppid": os.getppid(), "pgid": os.getpgid(0), "leak": leaked,
     "key": _started.run_key(), "mark": os.environ.get("IMSNB_TEST_MARK"),
-    "warm": getattr(sys.modules.get("imsnb.kernels"), "FORKED_FROM", None) is not None,
+    "warm": getattr(sys.modules.get("imsnb.runs.kernels"), "FORKED_FROM", None) is not None,
     "rand": numpy.random.rand(), "cwd": os.getcwd(),
     "backend": matplotlib.get_backend().lower(),
 }))

@@ -1,12 +1,12 @@
 """Run several notebooks under one incident id, in parallel kernels.
 
-Every notebook and parameter is validated (`imsnb.runner.prepare`) before any kernel starts. A `-p` parameter
+Every notebook and parameter is validated (`imsnb.runs.execute.prepare`) before any kernel starts. A `-p` parameter
 goes to the notebooks that declare it; a name no notebook in the suite declares is bad input.
 
 Workers are threads by default: each run's kernel is its own process, and the work left in this process
 (papermill's bookkeeping, scrubbing, the HTML export) is small; `bench/suite.py` measures threads against
-processes. Kernels get their cwd and environment explicitly (`runner._kernel_manager_class`), so nothing here touches
-os.environ or the process cwd. With thread workers, one warm parent (`imsnb.kernels.ForkServer`) forks every
+processes. Kernels get their cwd and environment explicitly (`imsnb.runs.execute`), so nothing here touches
+os.environ or the process cwd. With thread workers, one warm parent (`imsnb.runs.kernels.ForkServer`) forks every
 run's kernel, so the imports every notebook makes are paid once per suite.
 """
 
@@ -23,14 +23,9 @@ from typing import Any
 
 from imsnb.errors import BadParameter
 from imsnb.findings import Severity
-from imsnb.kernels import ForkServer, notebook_imports
-from imsnb.notebooks import find_notebook, list_notebooks, load_info
-from imsnb.parameters import check_incident_id
-from imsnb.runner import (
+from imsnb.runs.catalogue import find_notebook, list_notebooks, load_info
+from imsnb.runs.execute import (
     DEFAULT_TIMEOUT_S,
-    EXIT_NOTEBOOK_FAILED,
-    EXIT_OK,
-    EXIT_SEVERITY,
     RunResult,
     check_run_settings,
     check_targets,
@@ -38,6 +33,9 @@ from imsnb.runner import (
     run_notebook,
     warm_kernels_enabled,
 )
+from imsnb.runs.exits import worst_exit_code
+from imsnb.runs.kernels import ForkServer, notebook_imports
+from imsnb.runs.parameters import check_incident_id
 
 WORKER_KINDS = ("thread", "process")
 
@@ -182,10 +180,7 @@ def _executor(workers: str, jobs: int) -> Executor:
 
 def suite_exit_code(results: list[RunResult]) -> int:
     """3 if any notebook failed or timed out, else 1 if any reached --fail-on, else 0."""
-    codes = {r.exit_code for r in results}
-    if EXIT_NOTEBOOK_FAILED in codes:
-        return EXIT_NOTEBOOK_FAILED
-    return EXIT_SEVERITY if EXIT_SEVERITY in codes else EXIT_OK
+    return worst_exit_code(r.exit_code for r in results)
 
 
 def worst_severity(results: list[RunResult]) -> str | None:

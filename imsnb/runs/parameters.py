@@ -15,7 +15,7 @@ from urllib.parse import unquote
 
 from imsnb import config
 from imsnb.errors import BadParameter
-from imsnb.notebooks import NotebookInfo, Parameter
+from imsnb.runs.catalogue import NotebookInfo, Parameter
 from imsnb.window import parse_duration, parse_instant, resolve_window
 
 MAX_VALUE_LENGTH = 2000
@@ -136,6 +136,12 @@ def _to_float(raw: Any) -> float:
     if not math.isfinite(value):
         raise ValueError
     return value
+
+
+def is_positive_seconds(value: object) -> bool:
+    """A timeout every run setting accepts (--timeout, a schedule's `timeout`): a positive, finite number of
+    seconds (not a bool; nan and inf bound nothing)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and value > 0
 
 
 def _to_list(raw: Any) -> list:

@@ -143,7 +143,7 @@ def _schedule_from_table(path: Path, name: str, table: Any, environments: dict) 
     notebook = table.get("notebook", name)
     if not isinstance(notebook, str) or not notebook:
         raise bad("notebook", "must be a notebook name (see `imsnb list`)")
-    from imsnb.notebooks import find_notebook, load_info
+    from imsnb.runs.catalogue import find_notebook, load_info
 
     try:
         info = load_info(find_notebook(notebook))
@@ -161,7 +161,7 @@ def _schedule_from_table(path: Path, name: str, table: Any, environments: dict) 
         _refuse_secret(where, f"parameters.{key}", value)
         if key in RESERVED_PARAMETERS:
             raise bad(f"parameters.{key}", RESERVED_PARAMETERS[key])
-    from imsnb.parameters import validate
+    from imsnb.runs.parameters import validate
 
     for key, value in parameters.items():
         try:
@@ -199,8 +199,10 @@ def _schedule_from_table(path: Path, name: str, table: Any, environments: dict) 
         except ImsnbError as exc:
             raise bad("archive", str(exc)) from None
 
+    from imsnb.runs.parameters import is_positive_seconds
+
     timeout = table.get("timeout", DEFAULT_TIMEOUT_S)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf"):
+    if not is_positive_seconds(timeout):
         raise bad("timeout", f"must be a positive number of seconds, not {timeout!r}")
 
     return Schedule(
@@ -219,7 +221,7 @@ def _schedule_from_table(path: Path, name: str, table: Any, environments: dict) 
 def _refuse_secret(where: str, key: str, value: Any) -> None:
     """The same refusal as [environments]: a secret-looking key or a URL with a password; plus the parameters'
     own checks (AWS key ids, private keys, values of secret environment variables)."""
-    from imsnb.parameters import check_not_secret
+    from imsnb.runs.parameters import check_not_secret
 
     last = key.rsplit(".", 1)[-1]
     if config.SECRET_ENV_NAME.search(last) or (isinstance(value, str) and config.url_password(value)):
@@ -264,7 +266,7 @@ def check_incident_pattern(pattern: str, schedule: str, notebook: str, environme
     if unknown:
         raise bad(f"unknown placeholder {{{unknown[0]}}} in {pattern!r} (known: {', '.join(PLACEHOLDERS)})")
     example = incident_id(pattern, schedule, notebook, environment, datetime(2026, 12, 31, tzinfo=UTC))
-    from imsnb.parameters import check_incident_id
+    from imsnb.runs.parameters import check_incident_id
 
     try:
         check_incident_id(example)
@@ -315,8 +317,8 @@ def last_run(schedule: Schedule, outputs: Path | str = "outputs") -> dict[str, A
     None. A run is this schedule's when its incident matches the pattern, its notebook is the schedule's and its
     recorded parameters include the schedule's (two schedules of one notebook differ by parameters/environment)."""
     from imsnb.archive import read_runs
-    from imsnb.notebooks import find_notebook, load_info
-    from imsnb.parameters import validate
+    from imsnb.runs.catalogue import find_notebook, load_info
+    from imsnb.runs.parameters import validate
 
     outputs = Path(outputs)
     if not outputs.is_dir():
@@ -375,7 +377,7 @@ def describe_schedules(
 
 @dataclass
 class ScheduledRun:
-    result: Any  # imsnb.runner.RunResult
+    result: Any  # imsnb.runs.execute.RunResult
     archive: str | None
     archived_keys: list[str]
     archive_error: str | None
@@ -387,7 +389,7 @@ def run_schedule(schedule: Schedule, *, outputs: Path | str = "outputs", at: dat
     uploaded to its archive. An upload failure is returned, not raised (the local run folder is complete)."""
     from imsnb import archive as archive_mod
     from imsnb import notify
-    from imsnb.runner import run_notebook
+    from imsnb.runs.execute import run_notebook
 
     url = schedule.archive_url()
     if url:

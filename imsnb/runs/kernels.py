@@ -2,7 +2,7 @@
 
 A plain Jupyter kernel is a new interpreter that spends about a second of CPU importing ipykernel, pandas,
 matplotlib, boto3, psycopg and imsnb before the first cell runs, and every notebook of a suite pays it again.
-`ForkServer` starts one process (`python -m imsnb.kernels FD`) that imports them once and then, per run, forks a
+`ForkServer` starts one process (`python -m imsnb.runs.kernels FD`) that imports them once and then, per run, forks a
 fresh kernel: a new process with its own pid, process group, environment (the run's, sent whole), working directory
 and namespace. Nothing is shared between two runs' kernels but the read-only pages of the imports.
 
@@ -70,7 +70,7 @@ class ForkServer:
         env = {k: v for k, v in os.environ.items() if not k.startswith("IMSNB_ALLOW")}  # never the server's key
         env.setdefault("MPLBACKEND", INLINE_BACKEND)  # as ipykernel sets it, before matplotlib is imported
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "imsnb.kernels", str(theirs.fileno()), *warm_set(modules)],
+            [sys.executable, "-m", "imsnb.runs.kernels", str(theirs.fileno()), *warm_set(modules)],
             pass_fds=[theirs.fileno()],
             env=env,
             stdin=subprocess.DEVNULL,
@@ -320,6 +320,6 @@ def _become_kernel(request: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    from imsnb import kernels  # run as imsnb.kernels, not __main__, so a kernel can see FORKED_FROM
+    from imsnb.runs import kernels  # run as imsnb.runs.kernels, not __main__, so a kernel can see FORKED_FROM
 
     kernels._serve(int(sys.argv[1]), sys.argv[2:])

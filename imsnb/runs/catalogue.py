@@ -22,7 +22,7 @@ TYPE_NAMES = {bool: "bool", int: "int", float: "float", str: "str", list: "list"
 
 def notebooks_dir() -> Path:
     """IMSNB_NOTEBOOKS, else the repository's notebooks/ folder."""
-    return Path(os.environ.get("IMSNB_NOTEBOOKS") or Path(__file__).resolve().parent.parent / "notebooks")
+    return Path(os.environ.get("IMSNB_NOTEBOOKS") or Path(__file__).resolve().parents[2] / "notebooks")
 
 
 @dataclass(frozen=True)

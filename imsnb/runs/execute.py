@@ -1,0 +1,290 @@
+"""Run a notebook headlessly and archive it: validate, execute with papermill in a (warm) kernel, then summarize
+(`summary`), scrub (`scrub`) and write the run folder (`folder`).
+
+papermill's autosaves go to a private temp dir, never under outputs/, because they are written before secrets are
+scrubbed. The exit code of a run is `imsnb.runs.exits.run_exit_code`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from imsnb import config
+from imsnb.errors import BadParameter, NotConfigured
+from imsnb.findings import Severity, check_threshold_overrides
+from imsnb.runs.catalogue import NotebookInfo, find_notebook, load_info
+from imsnb.runs.exits import run_exit_code
+from imsnb.runs.folder import check_writable, refresh_index, write_run_folder
+from imsnb.runs.kernels import ForkServer, notebook_imports
+from imsnb.runs.parameters import check_bounds, check_incident_id, is_positive_seconds, validate
+from imsnb.runs.summary import merge_journal, note_unfinished_actions, read_journal, summarize
+
+DEFAULT_TIMEOUT_S = 600
+
+
+@dataclass
+class RunResult:
+    folder: Path
+    summary: dict[str, Any]
+    exit_code: int
+
+    @property
+    def status(self) -> str:
+        return self.summary["status"]
+
+
+def check_run_settings(fail_on: str | Severity, timeout_s: float) -> Severity:
+    """The options every run shares (`imsnb run`, `suite`, `triage`), checked in one place: the --fail-on
+    severity, a cell timeout that is a positive, finite number of seconds (nan and inf bound nothing), and the
+    IMSNB_THRESHOLD_* overrides in the environment."""
+    try:
+        threshold = Severity.parse(fail_on)
+    except ValueError as exc:
+        raise BadParameter(str(exc)) from None
+    if not is_positive_seconds(timeout_s):
+        raise BadParameter(f"timeout must be a positive number of seconds, not {timeout_s!r}")
+    check_threshold_overrides()
+    return threshold
+
+
+def prepare(
+    notebook: str, raw_parameters: dict[str, Any], incident_id: str | None, outputs: Path | str = "outputs"
+) -> tuple[Path, dict, str]:
+    """Everything that can be refused, refused before anything is written or a kernel starts."""
+    path = find_notebook(notebook)
+    info = load_info(path)
+    parameters = validate(info, raw_parameters)
+    incident = check_incident_id(incident_id or str(parameters.get("incident_id") or "adhoc"))
+    if "incident_id" in info.parameters:
+        parameters["incident_id"] = incident
+    environment = parameters.get("environment")
+    if environment and environment != "default":
+        try:
+            config.environment_settings(environment)
+        except NotConfigured as exc:
+            raise BadParameter(str(exc)) from None
+    check_targets(info, environment)
+    if parameters.get("apply_actions") is True and not str(parameters.get("approver") or "").strip():
+        raise BadParameter("apply_actions is True but no approver is named: add -p approver NAME (who approved)")
+    check_bounds(parameters)
+    check_writable(Path(outputs))
+    return path, parameters, incident
+
+
+def check_targets(info: NotebookInfo, environment: str | None = None) -> None:
+    """Bad input when none of the targets a notebook declares (metadata `imsnb.targets`) is configured, in the
+    process environment or the named environment: a run would only say "not configured" (e.g. `redis_cache` with
+    no Redis). A notebook with at least one configured target runs; the others become INFO findings."""
+    if not info.targets:
+        return
+    environ = dict(os.environ)
+    if environment and environment != "default":
+        environ |= config.environment_settings(environment)
+    missing = [t for t in info.targets if not config.target_configured(t, environ)]
+    if len(missing) == len(info.targets):
+        hints = "; ".join(config.NOT_CONFIGURED[t] for t in missing)
+        raise BadParameter(f"notebook {info.name!r} has nothing to check: {hints}")
+
+
+def run_notebook(
+    notebook: str,
+    parameters: dict[str, Any] | None = None,
+    *,
+    incident_id: str | None = None,
+    outputs: Path | str = "outputs",
+    fail_on: str | Severity = Severity.ERROR,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    allow_actions: bool = False,
+    kernels: ForkServer | None = None,
+) -> RunResult:
+    """Execute one notebook into a new run folder; raises BadParameter (nothing written) for bad input.
+
+    `allow_actions` is the run's key for `imsnb.actions` (the CLI's --allow-actions); without it the notebook's
+    actions are planned and shown, never applied. `kernels`: a warm parent to fork the kernel from (a suite shares
+    one); without it the run starts its own as soon as the input is valid, unless IMSNB_WARM_KERNELS=0.
+    """
+    threshold = check_run_settings(fail_on, timeout_s)
+    path, params, incident = prepare(notebook, parameters or {}, incident_id, outputs)
+    own_kernels = kernels is None and warm_kernels_enabled()
+    if own_kernels:
+        kernels = ForkServer(notebook_imports([path]))  # its imports overlap ours (papermill) from here on
+    started = datetime.now(UTC)
+    clock = time.monotonic()
+    scratch = Path(tempfile.mkdtemp(prefix="imsnb-run-"))
+    try:
+        journal = scratch / "actions.jsonl"
+        executed, status, error = _execute(
+            path, scratch / "notebook.ipynb", params, timeout_s, allow_actions, journal=journal, kernels=kernels
+        )
+        duration = time.monotonic() - clock
+        summary = summarize(executed, notebook=path.stem, incident_id=incident)
+        summary["actions"] = merge_journal(summary["actions"], read_journal(journal))
+        note_unfinished_actions(executed, summary["actions"])
+        summary.update(started_at=_iso(started), finished_at=_iso(datetime.now(UTC)), duration_s=round(duration, 2))
+        if status != "ok":
+            summary["status"] = status
+        if error:
+            summary["error"] = error
+        source_text = path.read_text(encoding="utf-8")
+        folder, summary = write_run_folder(Path(outputs) / incident, started, path.stem, executed, summary, source_text)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        if own_kernels:
+            kernels.close()
+    refresh_index(folder.parent)
+    return RunResult(folder, summary, run_exit_code(summary["status"], summary["severity"], threshold))
+
+
+def warm_kernels_enabled() -> bool:
+    """Kernels forked from a warm parent (imsnb.runs.kernels), unless IMSNB_WARM_KERNELS=0 asks for plain ones."""
+    return os.environ.get("IMSNB_WARM_KERNELS", "1").strip() != "0"
+
+
+def _execute(
+    path: Path,
+    output: Path,
+    params: dict[str, Any],
+    timeout_s: float,
+    allow_actions: bool = False,
+    *,
+    journal: Path | None = None,
+    kernels: ForkServer | None = None,
+) -> tuple[dict, str, dict | None]:
+    """papermill in this process; returns the executed notebook (as a dict), the status and the error, if any."""
+    import papermill
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    status, error = "ok", None
+    try:
+        papermill.execute_notebook(
+            str(path),
+            str(output),
+            parameters=params,
+            # not papermill's cwd=, which os.chdir()s the whole process (parallel runs would write elsewhere)
+            progress_bar=False,
+            log_output=False,
+            execution_timeout=math.ceil(timeout_s),  # nbclient takes whole seconds only
+            start_timeout=60,
+            shutdown_kernel="immediate",  # every output is in by then; a graceful stop only costs time
+            kernel_manager_class=_kernel_manager_class(
+                kernel_environment(allow_actions, journal=journal, timeout_s=timeout_s),
+                cwd=path.parent.resolve(),
+                ipc=output.parent,
+                kernels=kernels,
+            ),
+        )
+    except papermill.PapermillExecutionError as exc:
+        status = "failed"
+        error = {"ename": exc.ename, "evalue": exc.evalue, "cell_index": exc.cell_index}
+    except CellTimeoutError as exc:
+        status = "timeout"
+        error = {"ename": "CellTimeoutError", "evalue": f"a cell ran longer than {timeout_s:g} s: {exc}"}
+    except DeadKernelError as exc:
+        status = "failed"
+        error = {"ename": "DeadKernelError", "evalue": f"the kernel died: {exc}"}
+    except Exception as exc:  # noqa: BLE001 - the run folder must still be written
+        status = "failed"
+        error = {"ename": type(exc).__name__, "evalue": " ".join(str(exc).split())}
+    try:
+        executed = json.loads(output.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        executed = json.loads(path.read_text(encoding="utf-8"))
+    if error and "cell_index" not in error:  # papermill marks a raising cell itself; not a timeout or death
+        _mark_interrupted(executed, error)
+    return executed, status, error
+
+
+def kernel_environment(
+    allow_actions: bool = False, *, journal: Path | None = None, timeout_s: float | None = None
+) -> dict[str, str | None]:
+    """What the kernel's environment differs by from this process's (None: removed).
+
+    IMSNB_CONFIG: the kernel runs in notebooks/, so it is told which imsnb.toml the caller meant.
+    IMSNB_ALLOW_ACTIONS: the run key of `imsnb.actions`; a headless run has it only with --allow-actions, never
+    inherited from an exported variable. The kernel reads it once, when imsnb is imported (`imsnb._started`).
+    IMSNB_ACTIONS_JOURNAL: where the kernel writes each action as `applying` before it acts (write-ahead).
+    IMSNB_CELL_TIMEOUT_S: the cell timeout, so that long waits (a restore) stop short of it.
+    """
+    from imsnb._started import ALLOW_ENV, CELL_TIMEOUT_ENV, JOURNAL_ENV
+
+    changes: dict[str, str | None] = {
+        ALLOW_ENV: "1" if allow_actions else None,
+        JOURNAL_ENV: str(journal) if journal is not None else None,
+        CELL_TIMEOUT_ENV: f"{math.ceil(timeout_s)}" if timeout_s else None,
+    }
+    found = config.config_file()
+    if "IMSNB_CONFIG" not in os.environ and found is not None:
+        changes["IMSNB_CONFIG"] = str(found.resolve())
+    return changes
+
+
+def _kernel_manager_class(
+    changes: dict[str, str | None], *, cwd: Path, ipc: Path | None = None, kernels: ForkServer | None = None
+) -> type:
+    """A kernel manager that starts the kernel in `cwd` with `changes` applied to its environment (never to this
+    process's environment or working directory: papermill's own `cwd=` is a process-wide os.chdir, so concurrent
+    runs in threads would write each other's files in the wrong place or see each other's keys).
+
+    `ipc`: a private folder for the kernel's sockets (IPC, not TCP: no ports, nothing reachable from the network,
+    and no "running over TCP without encryption" warning). `kernels`: fork the kernel from this warm parent."""
+    from jupyter_client import AsyncKernelManager
+
+    from imsnb.runs.kernels import provisioner_class
+
+    provisioner = None if kernels is None else provisioner_class(kernels)
+
+    class RunKernelManager(AsyncKernelManager):
+        if ipc is not None:
+            transport = "ipc"
+            ip = str(ipc / "kernel")
+
+        async def start_kernel(self, **kw: Any) -> None:
+            if provisioner is not None and self.provisioner is None:
+                self.kernel_id = self.kernel_id or secrets.token_hex(16)
+                self.provisioner = provisioner(kernel_id=self.kernel_id, kernel_spec=self.kernel_spec, parent=self)
+            env = dict(kw.pop("env", None) or os.environ)
+            for name, value in changes.items():
+                if value is None:
+                    env.pop(name, None)
+                else:
+                    env[name] = value
+            kw["cwd"] = str(cwd)
+            return await super().start_kernel(env=env, **kw)
+
+    return RunKernelManager
+
+
+def _mark_interrupted(nb: dict, error: dict) -> None:
+    """A timeout or dead kernel leaves no banner: say at the top where and why the run stopped, and mark the
+    cells after that one as not run (papermill leaves them marked completed)."""
+    cells = nb["cells"]
+    started = [i for i, c in enumerate(cells) if c.get("metadata", {}).get("papermill", {}).get("start_time")]
+    stopped = started[-1] if started else None
+    if stopped is not None:
+        cells[stopped].setdefault("outputs", []).append(
+            {"output_type": "error", "ename": error["ename"], "evalue": error["evalue"], "traceback": []}
+        )
+        for cell in cells[stopped + 1 :]:
+            cell.setdefault("metadata", {}).setdefault("papermill", {})["status"] = "not run"
+    where = f" in cell {stopped + 1}" if stopped is not None else ""  # +1: the banner goes first
+    banner = {
+        "cell_type": "markdown",
+        "id": "imsnb-interrupted",
+        "metadata": {"tags": ["imsnb-interrupted"]},
+        "source": f"**This run did not finish{where}: {error['ename']}: {error['evalue']}.** Later cells did not run.",
+    }
+    cells.insert(0, banner)
+
+
+def _iso(at: datetime) -> str:
+    return at.isoformat(timespec="seconds").replace("+00:00", "Z")

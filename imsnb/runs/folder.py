@@ -1,0 +1,114 @@
+"""The run folder, written atomically:
+
+    outputs/<incident_id>/<UTC yyyymmddTHHMMSSZ>-<notebook>/
+        notebook.ipynb   the executed notebook (the artifact)
+        report.html      the same, self-contained (charts embedded, nothing fetched from the network)
+        summary.json     parameters, status, timing, findings, highest severity, escalation
+
+The folder is assembled under a hidden `.partial-*` name and renamed into place when complete, so a crash never
+leaves something that looks like a finished run.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import os
+import secrets
+import shutil
+from datetime import datetime
+from pathlib import Path
+
+from imsnb import config
+from imsnb.errors import BadParameter
+from imsnb.runs.scrub import SUMMARY_KEYS_KEPT, scrub, scrub_tree
+
+
+def check_writable(folder: Path) -> None:
+    """The outputs folder can be created and written (checked before the run, so no work is lost after it)."""
+    probe = folder.resolve()
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise BadParameter(f"outputs folder {folder} cannot be created: {probe} is a file")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise BadParameter(f"outputs folder {folder} is not writable (no write permission on {probe})")
+
+
+def refresh_index(incident_dir: Path) -> None:
+    """Rewrite the incident's index.html; a failure there never costs the run (the index can be rebuilt)."""
+    from imsnb import archive
+
+    try:
+        archive.write_index(incident_dir)
+    except OSError as exc:
+        logging.getLogger(__name__).warning("index.html of %s not rewritten: %s", incident_dir, exc)
+
+
+def export_html(notebook_json: str) -> str:
+    """A self-contained HTML report: the verdict first, charts embedded as PNG, nothing fetched, no script."""
+    from imsnb.runs.html import render_report
+
+    return render_report(json.loads(notebook_json))
+
+
+def write_run_folder(
+    incident_dir: Path, started: datetime, notebook: str, nb: dict, summary: dict, source_text: str = ""
+) -> tuple[Path, dict]:
+    """Scrub, export and write the three files atomically; returns the folder and the summary as written.
+
+    A secret that also occurs in the notebook's own code (a password that is an ordinary word, like `postgres`)
+    is scrubbed from outputs, metadata and the summary's values but not from code, where it would break the
+    artifact; the summary then carries a warning saying so.
+    """
+    known = config.secret_values()
+    common = [s for s in known if s in source_text]
+    rare = [s for s in known if s not in common]
+    if common:
+        summary.setdefault("warnings", []).append(
+            f"{len(common)} secret value(s) also occur in the notebook's code (an ordinary word as a password): "
+            "scrubbed from outputs but not from code; change those passwords"
+        )
+    clean = scrub_tree({k: v for k, v in nb.items() if k != "cells"}, known)
+    clean["cells"] = [
+        {
+            **scrub_tree({k: v for k, v in cell.items() if k != "source"}, known),
+            "source": scrub_tree(cell.get("source", ""), rare),
+        }
+        for cell in nb.get("cells", [])
+    ]
+    notebook_text = json.dumps(clean, indent=1, ensure_ascii=False) + "\n"
+    try:
+        html_text = scrub(export_html(notebook_text), rare)
+    except Exception as exc:  # noqa: BLE001 - the run folder is written whatever the exporter does
+        html_text = f"<html><body><p>HTML export failed: {html.escape(type(exc).__name__)}: {html.escape(str(exc))}"
+        html_text = scrub(html_text + "</p><p>Open notebook.ipynb instead.</p></body></html>", known)
+    summary = scrub_tree(summary, known, keep=SUMMARY_KEYS_KEPT)
+    summary_text = json.dumps(summary, indent=2, ensure_ascii=False, default=str) + "\n"
+    incident_dir.mkdir(parents=True, exist_ok=True)
+    partial = incident_dir / f".partial-{started:%Y%m%dT%H%M%SZ}-{notebook}-{os.getpid()}-{secrets.token_hex(4)}"
+    partial.mkdir()
+    try:
+        for name, text in (
+            ("notebook.ipynb", notebook_text),
+            ("report.html", html_text),
+            ("summary.json", summary_text),
+        ):
+            with open(partial / name, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+    except BaseException:  # disk full, interrupted: leave no half-written folder behind, hidden or not
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    base = f"{started:%Y%m%dT%H%M%SZ}-{notebook}"
+    for attempt in range(1, 1000):
+        target = incident_dir / (base if attempt == 1 else f"{base}-{attempt}")
+        try:
+            os.rename(partial, target)  # atomic; fails if target exists and is not empty
+            return target, summary
+        except OSError:
+            if not target.exists():
+                raise
+    raise RuntimeError(f"cannot find a free run folder name for {base}")

@@ -1,0 +1,90 @@
+"""summary.json's content, derived from an executed notebook alone (works for plain papermill runs too), and the
+action journal the kernel writes ahead of each action, merged into it."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from imsnb import __version__
+from imsnb.bundles import ACTIONS_MIME, FINDINGS_MIME
+from imsnb.runs.scrub import redact_parameters
+
+
+def read_journal(path: Path) -> list[dict[str, Any]]:
+    """The action journal the kernel wrote (one JSON record a line, write-ahead); a torn last line is ignored."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    records = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("id"):
+            records.append(record)
+    return records
+
+
+def merge_journal(actions: list[dict[str, Any]], journal: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The notebook's action records with the journal's later state of each laid over them (by `id`); records only
+    in the journal (the notebook output was lost with the kernel) are added."""
+    latest = {record["id"]: record for record in journal}
+    merged = [{**a, **latest.pop(a.get("id"), {})} if a.get("id") else a for a in actions]
+    return merged + list(latest.values())
+
+
+def note_unfinished_actions(nb: dict, actions: list[dict[str, Any]]) -> None:
+    """A run that stopped mid-action says so at the top of the notebook (and so of report.html)."""
+    unfinished = [a for a in actions if a.get("status") == "applying"]
+    if not unfinished:
+        return
+    listed = "; ".join(f"{a.get('action')} on {a.get('target')} since {a.get('applying_at')}" for a in unfinished)
+    listed = "".join(f"\\{c}" if c in "\\`*_[]<>#|" else c for c in html.escape(listed, quote=False))
+    nb["cells"].insert(
+        0,
+        {
+            "cell_type": "markdown",
+            "id": "imsnb-applying",
+            "metadata": {"tags": ["imsnb-applying"]},
+            "source": f"**Actions still `applying` when the run stopped (outcome unknown: check):** {listed}",
+        },
+    )
+
+
+def summarize(nb: dict, *, notebook: str | None = None, incident_id: str | None = None) -> dict[str, Any]:
+    """summary.json's content, derived from an executed notebook alone (works for plain papermill runs too)."""
+    meta = nb.get("metadata", {}).get("papermill", {})
+    bundle, error, actions = None, None, []
+    for index, cell in enumerate(nb.get("cells", [])):
+        for out in cell.get("outputs", []) or []:
+            if out.get("output_type") == "error" and error is None:
+                error = {"ename": out.get("ename"), "evalue": out.get("evalue"), "cell_index": index}
+            data = out.get("data", {})
+            if FINDINGS_MIME in data:
+                bundle = data[FINDINGS_MIME]
+            if ACTIONS_MIME in data:
+                actions.extend(data[ACTIONS_MIME].get("actions", []))
+    parameters = dict(meta.get("parameters") or {})
+    bundle = bundle or {}
+    summary = {
+        "notebook": notebook or Path(meta.get("input_path") or "notebook").stem,
+        "incident_id": incident_id or parameters.get("incident_id"),
+        "status": "failed" if error or meta.get("exception") else "ok",
+        "started_at": meta.get("start_time"),
+        "finished_at": meta.get("end_time"),
+        "duration_s": meta.get("duration"),
+        "parameters": redact_parameters(parameters),
+        "severity": bundle.get("severity"),
+        "escalation": bundle.get("escalation"),
+        "findings": bundle.get("findings", []),
+        "actions": actions,
+        "imsnb_version": __version__,
+    }
+    if error:
+        summary["error"] = error
+    return summary
