@@ -1,7 +1,7 @@
 """How fast is a whole suite, against running the same notebooks one by one with the papermill CLI?
 
 Starts the db-degradation sandbox, then, in this order:
-  papermill       the `papermill` CLI on each notebook in turn (`-p window 30m`): the baseline
+  papermill       the `papermill` CLI on each notebook in turn (`-p window 30m -p sample_s 0`): the baseline
   plain-2         `run_suite` with jobs=2 and plain kernels (IMSNB_WARM_KERNELS=0, as before the warm parent)
   warm-1          `run_suite` with jobs=1, every kernel forked from one warm parent
   warm-2          `run_suite` with jobs=2, the same (the default)
@@ -11,7 +11,8 @@ Prints each one's wall time and CPU time (this process and every process under i
 papermill baseline measured in the same run (aim for warm-2: 0.3x or less). The machine is shared: compare ratios,
 not seconds; the load average before and after says how shared it was. The suite's runs also write report.html and
 summary.json, which the papermill baseline does not.
-Usage: .venv/bin/python bench/suite.py [N]
+Every run has `sample_s=0`: the counter samples would add the same waits to every line (bench/counters.py measures
+those). Usage: .venv/bin/python bench/suite.py [N]
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ def papermill_each(names: list[str], work: Path) -> tuple[float, float]:
     for name in names:
         path = find_notebook(name)
         command = [str(BIN / "papermill"), "--log-level", "ERROR", str(path), str(work / f"{name}.ipynb")]
-        result = subprocess.run([*command, "-p", "window", "30m"], cwd=path.parent, capture_output=True, text=True)
+        result = subprocess.run(
+            [*command, "-p", "window", "30m", "-p", "sample_s", "0"], cwd=path.parent, capture_output=True, text=True
+        )
         if result.returncode != 0:
             raise SystemExit(f"papermill {name} failed:\n{result.stderr[-2000:]}")
     return time.perf_counter() - started, cpu_seconds() - cpu
@@ -52,7 +55,12 @@ def suite(names: list[str], work: Path, label: str, jobs: int, warm: bool) -> tu
     os.environ["IMSNB_WARM_KERNELS"] = "1" if warm else "0"
     cpu, started = cpu_seconds(), time.perf_counter()
     results = run_suite(
-        names, {"window": "30m"}, incident_id=f"BENCH-{label}", outputs=work, jobs=jobs, fail_on="CRITICAL"
+        names,
+        {"window": "30m", "sample_s": 0},
+        incident_id=f"BENCH-{label}",
+        outputs=work,
+        jobs=jobs,
+        fail_on="CRITICAL",
     )
     wall = time.perf_counter() - started
     failed = [r.summary["notebook"] for r in results if r.status != "ok"]
