@@ -236,7 +236,7 @@ def test_db_performance_judges_the_sample_and_says_the_period(degraded, tmp_path
 
     from imsnb.runs.execute import run_notebook
 
-    result = run_notebook("db_performance", {"sample_s": "3"}, incident_id="INC-13", outputs=tmp_path)
+    result = run_notebook("db_performance", {"sample_s": "8"}, incident_id="INC-13", outputs=tmp_path)  # ~8 live calls
     summary = read_summary(result.folder)
     assert summary["status"] == "ok", summary.get("error")
     slow = finding(summary, "postgres.slow_queries")
