@@ -136,14 +136,7 @@ def postgres_snapshot(db: postgres.Database, source: str, taken_by: str = "imsnb
     if source == PG_STATEMENTS:
         has_info = bool(db.scalar(STATEMENTS_INFO))
         epoch_row = db.frame(SERVER_EPOCH if has_info else SERVER_EPOCH_PG13).iloc[0]
-        if db.scalar(postgres.STATEMENTS_EXTENSION) is None:
-            raise postgres.NotAvailable(
-                "pg_stat_statements is not installed in this database",
-                "Enable it: add pg_stat_statements to shared_preload_libraries, restart, then "
-                "CREATE EXTENSION pg_stat_statements in this database",
-            )
-        columns = set(db.frame(postgres.STATEMENTS_COLUMNS)["attname"])
-        names = postgres.STATEMENT_TIME_COLUMNS["total_exec_time" if "total_exec_time" in columns else "total_time"]
+        names = postgres.statement_time_columns(db)
         frame = db.frame(STATEMENTS_SNAPSHOT.format(total=names["total"]))
         epoch = f"{_iso(epoch_row['started_at'])}|{_iso(epoch_row['statements_reset'])}"
         data = frame[STATEMENT_COLUMNS].values.tolist()
@@ -696,7 +689,7 @@ def statement_regression_finding(regressed: pd.DataFrame, period: Period, trail:
         round(float(worst["ratio"]), 1),
         f"{_in(period)}: {len(flagged)} statement(s) regressed; worst {worst['ratio']:.0f}x: "
         f"{worst['mean_ms']:.1f} ms mean over {int(worst['calls'])} calls vs {worst['reference_ms']:.2f} ms "
-        f"({worst['reference']}): {postgres._excerpt(worst['query'])}" + (f". Tables it read: {text}" if text else ""),
+        f"({worst['reference']}): {postgres.excerpt(worst['query'])}" + (f". Tables it read: {text}" if text else ""),
         evidence=flagged[["queryid", "calls", "mean_ms", "reference_ms", "reference", "ratio", "query"]],
         period=period,
     )
