@@ -6,8 +6,9 @@ from typing import Any
 
 import pandas as pd
 
-from imsnb.cache.session import UNREACHABLE, Cache, cache_or_default, one_line
+from imsnb.cache.session import UNREACHABLE, Cache, cache_or_default
 from imsnb.errors import Unreachable
+from imsnb.session import one_line
 
 
 def keyspace(cache: Cache | None = None) -> pd.DataFrame:

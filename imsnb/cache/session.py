@@ -12,13 +12,14 @@ from redis.retry import Retry
 from imsnb import config
 from imsnb.errors import NotConfigured, Unreachable
 from imsnb.findings import Finding, Severity
+from imsnb.session import LazySession, one_line
 
 SOCKET_TIMEOUT_S = 2.0
 CONNECT_TIMEOUT_S = 2.0
 UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.AuthenticationError)
 
 
-class Cache:
+class Cache(LazySession):
     """One Redis connection per run, opened on first use; a failure is remembered and raised again at once."""
 
     def __init__(
@@ -32,25 +33,21 @@ class Cache:
         self._settings = settings
         self.socket_timeout_s = socket_timeout_s
         self._client: redis.Redis | None = None
-        self._failure: Unreachable | NotConfigured | None = None
+        super().__init__()
         self.label = config.redis_label()
 
     def client(self) -> redis.Redis:
         if self._client is not None:
             return self._client
-        if self._failure is not None:
-            raise self._failure
+        self.raise_if_failed()
         try:
             settings = dict(self._settings if self._settings is not None else config.redis_settings())
         except NotConfigured as exc:
             if exc.check == "cache.configured":  # no Redis at all: INFO "...: skipped", never a page
-                self._failure = exc
-            else:  # configured, but unusable (REDIS_PORT=abc)
-                self._failure = Unreachable("cache", str(exc))
-            raise self._failure from None
+                raise self.fail(exc) from None
+            raise self.fail(Unreachable("cache", str(exc))) from None  # configured, but unusable (REDIS_PORT=abc)
         except ValueError as exc:  # REDIS_PORT=abc and the like
-            self._failure = Unreachable("cache", f"bad Redis settings: {exc}")
-            raise self._failure from None
+            raise self.fail(Unreachable("cache", f"bad Redis settings: {exc}")) from None
         common = {
             "socket_timeout": self.socket_timeout_s,
             "socket_connect_timeout": CONNECT_TIMEOUT_S,
@@ -63,13 +60,11 @@ class Cache:
         try:
             client = redis.Redis.from_url(str(url), **common) if url else redis.Redis(**settings, **common)
         except ValueError as exc:  # REDIS_URL=http://... : not a Redis URL
-            self._failure = Unreachable(f"cache {self.label}", f"bad REDIS_URL: {exc}")
-            raise self._failure from None
+            raise self.fail(Unreachable(f"cache {self.label}", f"bad REDIS_URL: {exc}")) from None
         try:
             client.ping()
         except UNREACHABLE as exc:
-            self._failure = Unreachable(f"cache {self.label}", one_line(exc))
-            raise self._failure from None
+            raise self.fail(Unreachable(f"cache {self.label}", one_line(exc))) from None
         self._client = client
         return client
 
@@ -80,8 +75,7 @@ class Cache:
             return getattr(client, method)(*args, **kwargs)
         except UNREACHABLE as exc:
             self._client = None
-            self._failure = Unreachable(f"cache {self.label}", one_line(exc))
-            raise self._failure from None
+            raise self.fail(Unreachable(f"cache {self.label}", one_line(exc))) from None
 
     def close(self) -> None:
         if self._client is not None:
@@ -95,23 +89,14 @@ class Cache:
         self.close()
 
 
-def one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
-_default: Cache | None = None
-
-
 def default_cache() -> Cache:
-    global _default
-    if _default is None:
-        _default = Cache("imsnb/interactive")
-    return _default
+    """The client used when a diagnostic is called without one (interactive use)."""
+    return Cache.default()
 
 
 def cache_or_default(cache: Cache | None = None) -> Cache:
     """`cache`, or the interactive default client when None (what every fetcher does with its `cache` argument)."""
-    return cache if cache is not None else default_cache()
+    return Cache.or_default(cache)
 
 
 def reachable_finding(cache: Cache | None = None) -> Finding:

@@ -8,7 +8,8 @@ from psycopg import sql as pgsql
 
 from imsnb.errors import Unreachable
 from imsnb.findings import Finding, Severity
-from imsnb.postgres.session import Database, database_or_default, one_line
+from imsnb.postgres.session import Database, database_or_default
+from imsnb.session import one_line
 
 # Row counts for verification: the table name is an identifier, never text pasted into SQL.
 ROW_COUNT = pgsql.SQL("SELECT count(*) AS row_count FROM {table}")

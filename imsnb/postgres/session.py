@@ -14,6 +14,7 @@ from psycopg import sql as pgsql
 
 from imsnb import config
 from imsnb.errors import NotConfigured, Unreachable
+from imsnb.session import LazySession, one_line
 
 STATEMENT_TIMEOUT_MS = 5000
 LOCK_TIMEOUT_MS = 1000
@@ -21,7 +22,7 @@ CONNECT_TIMEOUT_S = 5
 CLIENT_GRACE_S = 5  # how long past statement_timeout the client waits before giving the server up
 
 
-class Database:
+class Database(LazySession):
     """One read-only, bounded PostgreSQL session per run, opened on first use.
 
     Settings come from `imsnb.config` (DB_* variables) and libpq's own PG* variables. A failed connection is
@@ -44,20 +45,18 @@ class Database:
         self._settings = settings
         self._conn: psycopg.Connection | None = None
         self._worker: ThreadPoolExecutor | None = None
-        self._failure: Unreachable | NotConfigured | None = None
+        super().__init__()
         self.label = config.postgres_label() if settings is None else _settings_label(settings)
 
     def connection(self) -> psycopg.Connection:
         if self._conn is not None and not self._conn.closed:
             return self._conn
-        if self._failure is not None:
-            raise self._failure
+        self.raise_if_failed()
         if self._settings is None:
             try:
                 config.postgres_configured()  # no PG*/DB_* at all: INFO "postgres.configured", never a page
             except NotConfigured as exc:
-                self._failure = exc
-                raise
+                raise self.fail(exc) from None
         settings = self._settings if self._settings is not None else config.postgres_settings()
         options = (
             "-c default_transaction_read_only=on"
@@ -77,8 +76,7 @@ class Database:
                 keepalives_count=3,
             )
         except psycopg.Error as exc:
-            self._failure = Unreachable(f"database {self.label}", _connect_error(exc))
-            raise self._failure from None
+            raise self.fail(Unreachable(f"database {self.label}", _connect_error(exc))) from None
         info = self._conn.info
         self.label = f"{info.host}:{info.port}/{info.dbname} as {info.user}"
         return self._conn
@@ -105,13 +103,11 @@ class Database:
             columns, rows = future.result(timeout=limit)
         except FutureTimeout:
             self._abandon()
-            self._failure = Unreachable(f"database {self.label}", f"no answer within {limit:g} s")
-            raise self._failure from None
+            raise self.fail(Unreachable(f"database {self.label}", f"no answer within {limit:g} s")) from None
         except psycopg.OperationalError as exc:
             if conn.closed or conn.broken:
                 self._conn = None
-                self._failure = Unreachable(f"database {self.label}", one_line(exc))
-                raise self._failure from None
+                raise self.fail(Unreachable(f"database {self.label}", one_line(exc))) from None
             raise
         data = [[float(v) if isinstance(v, Decimal) else v for v in row] for row in rows]
         return pd.DataFrame(data, columns=columns)
@@ -167,22 +163,11 @@ def _connect_error(exc: BaseException) -> str:
     return text
 
 
-def one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
-
-
-_default: Database | None = None
-
-
 def default_database() -> Database:
     """The session used when a diagnostic is called without one (interactive use)."""
-    global _default
-    if _default is None:
-        _default = Database("imsnb/interactive")
-    return _default
+    return Database.default()
 
 
 def database_or_default(db: Database | None = None) -> Database:
     """`db`, or the interactive default session when None (what every fetcher does with its `db` argument)."""
-    return db if db is not None else default_database()
+    return Database.or_default(db)

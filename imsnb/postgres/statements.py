@@ -8,7 +8,8 @@ import psycopg
 from imsnb.errors import NotAvailable
 from imsnb.findings import Finding, Severity, judge, threshold
 from imsnb.postgres.literals import excerpt, masked
-from imsnb.postgres.session import Database, database_or_default, one_line
+from imsnb.postgres.session import Database, database_or_default
+from imsnb.session import one_line
 
 STATEMENTS_COLUMNS = """
 SELECT attname
