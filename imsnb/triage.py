@@ -19,7 +19,7 @@ import pandas as pd
 from imsnb import cache, config, postgres, prometheus
 from imsnb.aws import Aws, cloudwatch, rds
 from imsnb.findings import CATALOGUE, Finding, Findings, Severity, escalation_for, on_call
-from imsnb.oncall import on_call_now
+from imsnb.findings.oncall import on_call_now
 from imsnb.window import Window, parse_duration
 
 
