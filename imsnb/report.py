@@ -50,7 +50,7 @@ def bundle(findings: list[Finding], *, at: datetime | None = None) -> dict[str, 
 
     at = at or datetime.now(UTC)
     person = on_call_now(at)
-    worst = max((f.severity for f in findings), default=Severity.OK)
+    worst = Severity.worst(findings)
     escalation = escalation_for(worst)
     return {
         "severity": worst.name,

@@ -191,7 +191,7 @@ def _row(
 
 def worst_severity(table: pd.DataFrame) -> Severity:
     """The worst severity in a key-metrics table (OK for an empty one)."""
-    return max((Severity.parse(s) for s in table["severity"]), default=Severity.OK)
+    return Severity.worst(table["severity"])
 
 
 def suggested_notebooks(findings: list[Finding], *, at_least: Severity | str = Severity.WARNING) -> list[str]:

@@ -34,15 +34,14 @@ def memory_usage(cache: Cache | None = None) -> MemoryUsage:
 
 def memory_finding(memory: MemoryUsage) -> Finding:
     if memory.used_ratio is None:
-        return Finding(
+        return Finding.of(
             "cache.memory_used",
             "cache",
             Severity.WARNING,
-            None,
-            0.9,
-            "ratio",
             f"no maxmemory set: Redis uses {memory.used_bytes / 2**20:.1f} MiB and can grow until the "
             "host runs out of memory",
+            threshold=0.9,
+            unit="ratio",
         )
     return judge(
         "cache.memory_used",

@@ -109,12 +109,10 @@ def reachable_finding(cache: Cache | None = None) -> Finding:
     except NotConfigured as exc:
         return Finding("cache.configured", "cache", Severity.INFO, message=f"{exc}: skipped")
     elapsed = (time.monotonic() - started) * 1000
-    return Finding(
+    return Finding.ok(
         "cache.reachable",
         "cache",
-        Severity.OK,
-        round(elapsed, 1),
-        None,
-        "ms",
         f"connected to {cache.label}: Redis {info.get('redis_version')} in {elapsed:.0f} ms",
+        value=round(elapsed, 1),
+        unit="ms",
     )

@@ -47,14 +47,13 @@ def stats(cache: Cache | None = None) -> CacheStats:
 def hit_rate_finding(cache_stats: CacheStats, min_lookups: int = 100) -> Finding:
     lookups = cache_stats.keyspace_hits + cache_stats.keyspace_misses
     if cache_stats.hit_rate is None or lookups < min_lookups:
-        return Finding(
+        return Finding.ok(
             "cache.hit_rate",
             "cache",
-            Severity.OK,
-            cache_stats.hit_rate,
-            0.8,
-            "ratio",
             f"too few lookups to judge ({lookups} since restart)",
+            value=cache_stats.hit_rate,
+            threshold=0.8,
+            unit="ratio",
             period=_since_restart(cache_stats),
         )
     return judge(
@@ -85,12 +84,12 @@ def _since_restart(cache_stats: CacheStats) -> Period:
 
 def clients_finding(cache_stats: CacheStats) -> Finding:
     severity = Severity.WARNING if cache_stats.blocked_clients else Severity.OK
-    return Finding(
+    return Finding.of(
         "cache.blocked_clients",
         "cache",
         severity,
-        cache_stats.blocked_clients,
-        0,
-        "clients",
         f"{cache_stats.connected_clients} clients connected, {cache_stats.blocked_clients} blocked",
+        value=cache_stats.blocked_clients,
+        threshold=0,
+        unit="clients",
     )

@@ -37,6 +37,18 @@ class Severity(IntEnum):
         except KeyError:
             raise ValueError(f"unknown severity {text!r}: use one of {', '.join(s.name for s in cls)}") from None
 
+    @classmethod
+    def worst(cls, items: Iterable[Any], *, default: Severity | str | None = "OK") -> Severity | None:
+        """The worst severity among findings, severities or severity names; what is not a severity (None, "", a
+        typo) is skipped, and `default` is returned when nothing is left."""
+        levels = []
+        for item in items:
+            try:
+                levels.append(cls.parse(getattr(item, "severity", item)))
+            except ValueError:
+                continue
+        return max(levels) if levels else (None if default is None else cls.parse(default))
+
 
 @dataclass
 class Finding:
@@ -122,20 +134,6 @@ def _records(frame: Any) -> list[dict[str, Any]]:
     return [{str(k): _plain(v) for k, v in row.items()} for row in rows]
 
 
-def worst_severity(
-    items: Iterable[Finding | Severity | str | None], *, default: Severity | None = Severity.OK
-) -> Severity | None:
-    """The worst severity among findings, severities or severity names; what is not a severity (None, "", a typo)
-    is skipped, and `default` is returned when nothing is left."""
-    levels = []
-    for item in items:
-        try:
-            levels.append(Severity.parse(item.severity if isinstance(item, Finding) else item))
-        except ValueError:
-            continue
-    return max(levels, default=default)
-
-
 class Findings(list):
     """The findings of one run, in the order they were found."""
 
@@ -150,7 +148,7 @@ class Findings(list):
 
     @property
     def worst(self) -> Severity:
-        return worst_severity(self)
+        return Severity.worst(self)
 
     @contextmanager
     def section(self, check: str, component: str) -> Iterator[None]:

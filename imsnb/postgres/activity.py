@@ -52,14 +52,13 @@ def long_running_finding(running: pd.DataFrame, min_duration_s: float | None = N
     min_duration_s = limit.warning if min_duration_s is None else min_duration_s
     long = running[running["duration_s"] >= min_duration_s] if not running.empty else running
     if long.empty:
-        return Finding(
+        return Finding.ok(
             "postgres.long_running",
             "database",
-            Severity.OK,
-            0,
-            min_duration_s,
-            "s",
             f"no statement has run for {min_duration_s:g} s or more",
+            value=0,
+            threshold=min_duration_s,
+            unit="s",
         )
     longest = long.iloc[long["duration_s"].argmax()]
     finding = judge(
@@ -69,8 +68,8 @@ def long_running_finding(running: pd.DataFrame, min_duration_s: float | None = N
         f"{len(long)} statement(s) running ≥ {min_duration_s:g} s; longest pid {longest['pid']} "
         f"{longest['duration_s']:.0f} s: {excerpt(longest['query'])}",
         evidence=long[["pid", "user", "duration_s", "wait_event_type", "query"]],
+        floor=Severity.WARNING,
     )
-    finding.severity = max(finding.severity, Severity.WARNING)
     return finding
 
 
@@ -111,28 +110,26 @@ def idle_in_transaction_finding(idle: pd.DataFrame, min_age_s: float | None = No
     limit = threshold("postgres.idle_in_transaction")
     min_age_s = limit.warning if min_age_s is None else min_age_s
     if idle.empty:
-        return Finding(
+        return Finding.ok(
             "postgres.idle_in_transaction",
             "database",
-            Severity.OK,
-            0,
-            min_age_s,
-            "s",
             "no session is idle in a transaction",
+            value=0,
+            threshold=min_age_s,
+            unit="s",
         )
     blocking = idle[idle["blocking"] > 0]
     old = idle[idle["xact_age_s"] >= min_age_s]
     flagged = idle[(idle["blocking"] > 0) | (idle["xact_age_s"] >= min_age_s)]
     oldest = float(idle["xact_age_s"].max())
     if flagged.empty:
-        return Finding(
+        return Finding.ok(
             "postgres.idle_in_transaction",
             "database",
-            Severity.OK,
-            round(oldest, 1),
-            min_age_s,
-            "s",
             f"{len(idle)} session(s) idle in transaction, none blocking, oldest {oldest:.0f} s",
+            value=round(oldest, 1),
+            threshold=min_age_s,
+            unit="s",
         )
     finding = judge(
         "postgres.idle_in_transaction",
@@ -141,6 +138,6 @@ def idle_in_transaction_finding(idle: pd.DataFrame, min_age_s: float | None = No
         f"{len(flagged)} session(s) idle in transaction: {len(blocking)} blocking others "
         f"(pids {sorted(blocking['pid'].tolist())}), {len(old)} older than {min_age_s:g} s; oldest {oldest:.0f} s",
         evidence=flagged[["pid", "user", "application", "xact_age_s", "idle_s", "blocking", "last_query"]],
+        floor=Severity.WARNING,
     )
-    finding.severity = max(finding.severity, Severity.WARNING)
     return finding

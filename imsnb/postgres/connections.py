@@ -63,14 +63,12 @@ def reachable_finding(db: Database | None = None) -> Finding:
         return Finding("postgres.configured", "database", Severity.INFO, message=f"{exc}: skipped")
     elapsed_ms = (time.monotonic() - started) * 1000
     role = "replica" if info["in_recovery"] else "primary"
-    return Finding(
+    return Finding.ok(
         "postgres.reachable",
         "database",
-        Severity.OK,
-        round(elapsed_ms, 1),
-        None,
-        "ms",
         f"connected to {db.label}: PostgreSQL {info['version']} ({role}) in {elapsed_ms:.0f} ms",
+        value=round(elapsed_ms, 1),
+        unit="ms",
     )
 
 

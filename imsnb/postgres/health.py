@@ -33,14 +33,12 @@ def cache_hit_finding(hits: pd.DataFrame, min_blocks: int = 10_000) -> Finding:
     """Judged only for databases with enough traffic (`min_blocks` buffer accesses) to mean anything."""
     busy = hits[(hits["blks_hit"] + hits["blks_read"]) >= min_blocks]
     if busy.empty:
-        return Finding(
+        return Finding.ok(
             "postgres.cache_hit_ratio",
             "database",
-            Severity.OK,
-            None,
-            0.99,
-            "ratio",
             f"too little traffic to judge (under {min_blocks} buffer accesses)",
+            threshold=0.99,
+            unit="ratio",
         )
     worst = busy.iloc[busy["hit_ratio"].argmin()]
     finding = judge(
@@ -138,14 +136,8 @@ def replication_lag(db: Database | None = None) -> pd.DataFrame:
 
 def replication_lag_finding(lag: pd.DataFrame) -> Finding:
     if lag.empty:
-        return Finding(
-            "postgres.replication_lag",
-            "database",
-            Severity.OK,
-            None,
-            10.0,
-            "s",
-            "no replica is attached to this primary",
+        return Finding.ok(
+            "postgres.replication_lag", "database", "no replica is attached to this primary", threshold=10.0, unit="s"
         )
     worst = lag.iloc[lag["lag_s"].argmax()]
     return judge(

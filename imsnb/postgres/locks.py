@@ -44,7 +44,7 @@ def blocked_queries(db: Database | None = None, *, limit: int = 100) -> pd.DataF
 def blocked_queries_finding(blocked: pd.DataFrame) -> Finding:
     """Any session waiting on a lock is at least a WARNING; longer waits escalate by the catalogue."""
     if blocked.empty:
-        return Finding("postgres.blocked_queries", "database", Severity.OK, 0, None, "s", "no session waits on a lock")
+        return Finding.ok("postgres.blocked_queries", "database", "no session waits on a lock", value=0, unit="s")
     longest = float(blocked["waiting_s"].max())
     finding = judge(
         "postgres.blocked_queries",
@@ -53,6 +53,6 @@ def blocked_queries_finding(blocked: pd.DataFrame) -> Finding:
         f"{blocked['pid'].nunique()} session(s) wait on locks held by {sorted(set(blocked['blocking_pid']))}; "
         f"longest wait {longest:.0f} s",
         evidence=blocked[["pid", "waiting_s", "blocking_pid", "blocking_state", "query", "blocking_query"]],
+        floor=Severity.WARNING,
     )
-    finding.severity = max(finding.severity, Severity.WARNING)
     return finding

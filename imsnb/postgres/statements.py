@@ -100,14 +100,13 @@ def slow_queries_finding(slow: pd.DataFrame, min_mean_ms: float | None = None) -
     limit = threshold("postgres.slow_queries")
     min_mean_ms = limit.warning if min_mean_ms is None else min_mean_ms
     if slow.empty:
-        return Finding(
+        return Finding.ok(
             "postgres.slow_queries",
             "database",
-            Severity.OK,
-            0,
-            min_mean_ms,
-            "ms",
             f"no statement averages {min_mean_ms:g} ms or more",
+            value=0,
+            threshold=min_mean_ms,
+            unit="ms",
         )
     worst = slow.sort_values("mean_ms", ascending=False).iloc[0]
     finding = judge(
@@ -117,7 +116,7 @@ def slow_queries_finding(slow: pd.DataFrame, min_mean_ms: float | None = None) -
         f"{len(slow)} statement(s) average ≥ {min_mean_ms:g} ms; slowest {worst['mean_ms']:.0f} ms mean "
         f"over {int(worst['calls'])} calls: {excerpt(worst['query'])}",
         evidence=slow[["queryid", "calls", "mean_ms", "total_ms", "query"]],
+        floor=Severity.WARNING,
     )
     finding.threshold = min_mean_ms
-    finding.severity = max(finding.severity, Severity.WARNING)
     return finding

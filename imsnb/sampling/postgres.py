@@ -250,15 +250,14 @@ def statement_regression_finding(regressed: pd.DataFrame, period: Period, trail:
     flagged = regressed[regressed["ratio"] >= limit.warning] if not regressed.empty else regressed
     if flagged.empty:
         compared = len(regressed)
-        return Finding(
+        return Finding.ok(
             "postgres.statement_regression",
             "database",
-            Severity.OK,
-            round(float(regressed["ratio"].max()), 2) if compared else None,
-            limit.warning,
-            "x",
             f"{during(period)}: no statement runs {limit.warning:g}x slower than its baseline "
             f"({compared} compared with a baseline or their earlier calls)",
+            value=round(float(regressed["ratio"].max()), 2) if compared else None,
+            threshold=limit.warning,
+            unit="x",
             period=period,
         )
     worst = flagged.iloc[0]
@@ -272,8 +271,8 @@ def statement_regression_finding(regressed: pd.DataFrame, period: Period, trail:
         f"({worst['reference']}): {postgres.excerpt(worst['query'])}" + (f". Tables it read: {text}" if text else ""),
         evidence=flagged[["queryid", "calls", "mean_ms", "reference_ms", "reference", "ratio", "query"]],
         period=period,
+        floor=Severity.WARNING,
     )
-    finding.severity = max(finding.severity, Severity.WARNING)
     return lifetime_capped(finding, period)
 
 

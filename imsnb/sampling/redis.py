@@ -122,14 +122,13 @@ def hit_rate_finding(
         context += f"; baseline {baseline['hit_rate']:.1%}"
     lookups = sampled.hits + sampled.misses
     if not period.lifetime and (sampled.hit_rate is None or lookups < min_lookups):
-        return Finding(
+        return Finding.ok(
             "cache.hit_rate",
             "cache",
-            Severity.OK,
-            sampled.hit_rate,
-            threshold("cache.hit_rate").warning,
-            "ratio",
             f"{during(period)}: too few lookups to judge ({lookups}); {context}",
+            value=sampled.hit_rate,
+            threshold=threshold("cache.hit_rate").warning,
+            unit="ratio",
             period=period,
         )
     finding = judge(
@@ -162,14 +161,12 @@ def ops_finding(sampled: RedisDelta, period: Period, baseline: dict[str, Any] | 
     top = ", ".join(f"{r.command} {r.per_s:.1f}/s" for r in sampled.by_command.head(3).itertuples())
     if baseline and baseline.get("ops_per_s") is not None:
         top += f"; baseline {baseline['ops_per_s']:.1f}/s"
-    return Finding(
+    return Finding.ok(  # throughput is context for the other findings, not a verdict
         "cache.ops_per_s",
         "cache",
-        Severity.OK,  # throughput is context for the other findings, not a verdict
-        round(sampled.ops_per_s, 1),
-        None,
-        "ops/s",
         f"{during(period)}: {sampled.ops_per_s:.1f} commands/s ({top or 'none'})",
+        value=round(sampled.ops_per_s, 1),
+        unit="ops/s",
         evidence=sampled.by_command,
         period=period,
     )

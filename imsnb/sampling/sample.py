@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from imsnb import postgres
-from imsnb.findings import Finding, Severity
+from imsnb.findings import Finding
 from imsnb.history import History, Snapshot
 from imsnb.period import Period
 from imsnb.sampling.deltas import (
@@ -293,13 +293,11 @@ def baseline_saved_finding(saved: pd.DataFrame, component: str) -> Finding:
     what = "statements" if row["source"] == PG_STATEMENTS else "rates"
     check = "postgres.baseline" if component == "database" else "cache.baseline"
     note = " (lifetime totals: set sample_s above 0 for a baseline of the present)" if period.lifetime else ""
-    return Finding(
+    return Finding.ok(
         check,
         component,
-        Severity.OK,
-        int(row["items"]),
-        None,
-        what,
         f"baseline of {row['target']} saved: {int(row['items'])} {what} over the {period.label()}{note}",
+        value=int(row["items"]),
+        unit=what,
         period=period,
     )
