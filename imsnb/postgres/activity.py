@@ -6,6 +6,7 @@ import pandas as pd
 
 from imsnb.findings import Finding, Severity, judge, threshold
 from imsnb.postgres.literals import excerpt, masked
+from imsnb.postgres.locks import LOCK_WAITS
 from imsnb.postgres.session import Database, database_or_default
 
 # -- from PgHero's running_queries, with the wait event and the transaction's age
@@ -73,12 +74,9 @@ def long_running_finding(running: pd.DataFrame, min_duration_s: float | None = N
     return finding
 
 
-IDLE_IN_TRANSACTION = """
-WITH waits AS (
-    SELECT pid, unnest(pg_blocking_pids(pid)) AS blocking_pid
-    FROM pg_stat_activity
-    WHERE wait_event_type = 'Lock'
-)
+IDLE_IN_TRANSACTION = (
+    LOCK_WAITS
+    + """
 SELECT
     activity.pid,
     activity.usename AS user,
@@ -97,6 +95,7 @@ WHERE activity.state LIKE 'idle in transaction%%'
 ORDER BY blocking DESC, xact_age_s DESC
 LIMIT %(limit)s
 """
+)
 
 
 def idle_in_transaction(db: Database | None = None, *, min_idle_s: float = 0, limit: int = 100) -> pd.DataFrame:

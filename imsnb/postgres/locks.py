@@ -9,12 +9,17 @@ from imsnb.postgres.literals import masked
 from imsnb.postgres.session import Database, database_or_default
 
 # Lock waits only: pg_blocking_pids is called for sessions waiting on a lock, not for every backend.
-BLOCKED_QUERIES = """
+LOCK_WAITS = """
 WITH waits AS (
     SELECT pid, unnest(pg_blocking_pids(pid)) AS blocking_pid
     FROM pg_stat_activity
     WHERE wait_event_type = 'Lock'
 )
+"""
+
+BLOCKED_QUERIES = (
+    LOCK_WAITS
+    + """
 SELECT
     blocked.pid,
     blocked.usename AS user,
@@ -34,6 +39,7 @@ JOIN pg_stat_activity AS blocking ON blocking.pid = waits.blocking_pid
 ORDER BY waiting_s DESC NULLS LAST, blocked.pid
 LIMIT %(limit)s
 """
+)
 
 
 def blocked_queries(db: Database | None = None, *, limit: int = 100) -> pd.DataFrame:
