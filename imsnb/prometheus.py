@@ -20,6 +20,7 @@ import pandas as pd
 from imsnb import config, deadline
 from imsnb.errors import NotAvailable, NotConfigured, Unreachable
 from imsnb.findings import Finding, Severity, judge, threshold
+from imsnb.session import LazySession
 from imsnb.window import Window
 
 TIMEOUT_S = 10.0  # for each whole request (a server trickling its answer is cut off at it)
@@ -38,13 +39,17 @@ P95_LATENCY = "histogram_quantile(0.95, sum by (le) (rate({duration}{{{match}}}[
 BUILD_INFO = "prometheus_build_info"
 
 
-class Prometheus:
+class Prometheus(LazySession):
     """One Prometheus server for a run; a failure to reach it is remembered and raised again at once."""
+
+    @classmethod
+    def interactive(cls) -> Prometheus:
+        return cls()
 
     def __init__(self, url: str | None = None, *, timeout_s: float = TIMEOUT_S):
         self._url = url
         self.timeout_s = timeout_s
-        self._failure: Unreachable | NotConfigured | None = None
+        super().__init__()
 
     @property
     def url(self) -> str:
@@ -55,13 +60,11 @@ class Prometheus:
     def get(self, path: str, params: dict[str, Any]) -> Any:
         """GET /api/v1/<path> and return its `data`; network failures raise Unreachable, a refused query
         NotAvailable (with Prometheus's own error message)."""
-        if self._failure is not None:
-            raise self._failure
+        self.raise_if_failed()
         try:
             url = f"{self.url}/api/v1/{path}?{urllib.parse.urlencode(params)}"
         except NotConfigured as exc:
-            self._failure = exc
-            raise
+            raise self.fail(exc) from None
         reply = deadline.get(
             url, timeout_s=self.timeout_s, max_bytes=MAX_REPLY_BYTES, headers={"Accept": "application/json"}
         )
@@ -87,8 +90,7 @@ class Prometheus:
         return payload.get("data")
 
     def _remember(self, reason: str) -> Unreachable:
-        self._failure = Unreachable(f"prometheus {self._url}", reason, check="prometheus.reachable")
-        return self._failure
+        return self.fail(Unreachable(f"prometheus {self._url}", reason, check="prometheus.reachable"))
 
 
 def _error_text(body: bytes) -> str:
@@ -98,18 +100,9 @@ def _error_text(body: bytes) -> str:
         return body[:200].decode("utf-8", "replace")
 
 
-_default: Prometheus | None = None
-
-
 def default_prometheus() -> Prometheus:
-    global _default
-    if _default is None:
-        _default = Prometheus()
-    return _default
-
-
-def _prom(prom: Prometheus | None) -> Prometheus:
-    return prom if prom is not None else default_prometheus()
+    """The server used when a query is made without one (interactive use)."""
+    return Prometheus.default()
 
 
 def step_for(window: Window, points: int = MAX_POINTS) -> int:
@@ -121,14 +114,14 @@ def query_range(
     promql: str, window: Window, *, step_s: int | None = None, name: str | None = None, prom: Prometheus | None = None
 ) -> pd.DataFrame:
     """A PromQL range query over `window`: columns timestamp (UTC), metric (`name`, or the series' labels), value."""
-    data = _prom(prom).get(
+    data = Prometheus.or_default(prom).get(
         "query_range",
         {
             "query": promql,
             "start": f"{window.start.timestamp():.3f}",
             "end": f"{window.end.timestamp():.3f}",
             "step": str(step_s or step_for(window)),
-            "timeout": f"{_prom(prom).timeout_s:g}s",  # the server gives up evaluating too
+            "timeout": f"{Prometheus.or_default(prom).timeout_s:g}s",  # the server gives up evaluating too
         },
     )
     rows = []
@@ -173,7 +166,7 @@ def p95_latency(window: Window, *, prom: Prometheus | None = None, rate_window: 
 
 def reachable_finding(prom: Prometheus | None = None) -> Finding:
     """OK with the server's version, or CRITICAL (unreachable) / INFO (not configured); never raises."""
-    prom = _prom(prom)
+    prom = Prometheus.or_default(prom)
     try:
         data = prom.get("query", {"query": BUILD_INFO})
     except Unreachable as exc:

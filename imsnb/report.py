@@ -46,11 +46,11 @@ def findings_table(findings: list[Finding]) -> pd.DataFrame:
 
 def bundle(findings: list[Finding], *, at: datetime | None = None) -> dict[str, Any]:
     """The machine-readable report: findings, the worst severity, its escalation and who is on call."""
-    from imsnb.oncall import on_call_now
+    from imsnb.findings.oncall import on_call_now
 
     at = at or datetime.now(UTC)
     person = on_call_now(at)
-    worst = max((f.severity for f in findings), default=Severity.OK)
+    worst = Severity.worst(findings)
     escalation = escalation_for(worst)
     return {
         "severity": worst.name,

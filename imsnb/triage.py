@@ -19,7 +19,7 @@ import pandas as pd
 from imsnb import cache, config, postgres, prometheus
 from imsnb.aws import Aws, cloudwatch, rds
 from imsnb.findings import CATALOGUE, Finding, Findings, Severity, escalation_for, on_call
-from imsnb.oncall import on_call_now
+from imsnb.findings.oncall import on_call_now
 from imsnb.window import Window, parse_duration
 
 
@@ -191,7 +191,7 @@ def _row(
 
 def worst_severity(table: pd.DataFrame) -> Severity:
     """The worst severity in a key-metrics table (OK for an empty one)."""
-    return max((Severity.parse(s) for s in table["severity"]), default=Severity.OK)
+    return Severity.worst(table["severity"])
 
 
 def suggested_notebooks(findings: list[Finding], *, at_least: Severity | str = Severity.WARNING) -> list[str]:

@@ -82,3 +82,35 @@ def test_a_period_survives_the_summary_round_trip():
     assert period.label() == "history 20:17:00–20:47:00 UTC (30 min), from a snapshot taken by health_check"
     with pytest.raises(ValueError, match="basis"):
         Period(None, end, "lifetime")
+
+
+def test_finding_constructors_take_the_message_first_and_the_rest_by_name():
+    ok = Finding.ok("postgres.blocked_queries", "database", "no session waits on a lock", value=0, unit="s")
+    assert (ok.severity, ok.value, ok.threshold, ok.unit, ok.message) == (
+        Severity.OK,
+        0,
+        None,
+        "s",
+        "no session waits on a lock",
+    )
+    row = Finding.of("postgres.row_count", "database", "ERROR", "orders: missing", threshold=20000, unit="rows")
+    assert row.severity == Severity.ERROR and row.value is None and row.threshold == 20000
+    with pytest.raises(TypeError):
+        Finding.ok("postgres.blocked_queries", "database", "x", 0)  # value only by name
+
+
+def test_judge_floor_raises_a_severity_below_it_and_keeps_one_above():
+    low = judge("postgres.blocked_queries", "database", 0.2, "a short wait", floor=Severity.WARNING)
+    assert low.severity == Severity.WARNING, "under the catalogue's first level, lifted to the floor"
+    assert judge("postgres.blocked_queries", "database", 0.2, "a short wait").severity == Severity.OK
+    high = judge("postgres.blocked_queries", "database", 400, "a long wait", floor=Severity.WARNING)
+    assert high.severity == threshold("postgres.blocked_queries").severity(400) > Severity.WARNING
+
+
+def test_worst_severity_of_findings_severities_and_names():
+    found = [Finding.ok("cache.hit_rate", "cache", "fine"), Finding.of("cache.evictions", "cache", "ERROR", "evicting")]
+    assert Severity.worst(found) == Severity.ERROR
+    assert Severity.worst(["INFO", None, "", "bogus", Severity.WARNING]) == Severity.WARNING
+    assert Severity.worst([]) == Severity.OK
+    assert Severity.worst([None, "bogus"], default=None) is None
+    assert Findings(found).worst == Severity.ERROR

@@ -21,10 +21,10 @@ from notify_servers import Jira, PagerDuty, Slack, Smtp, adf_text
 from imsnb import notify
 from imsnb.errors import NotConfigured
 from imsnb.findings import Severity
+from imsnb.findings.oncall import roster_from
 from imsnb.notify import pagerduty
 from imsnb.notify.message import Notice
 from imsnb.notify.routes import routes_from
-from imsnb.oncall import roster_from
 from imsnb.runs.execute import RunResult
 
 sys.path.insert(0, str(Path(__file__).parent / "faults"))

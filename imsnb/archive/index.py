@@ -53,13 +53,9 @@ def read_runs(incident_dir: Path) -> list[dict[str, Any]]:
 
 
 def worst(severities: list[str | None]) -> str | None:
-    levels = []
-    for text in severities:
-        try:
-            levels.append(Severity.parse(text))
-        except ValueError:
-            continue
-    return max(levels).name if levels else None
+    """The worst severity's name among these (None when none is a severity)."""
+    level = Severity.worst(severities, default=None)
+    return None if level is None else level.name
 
 
 def incident_window(runs: list[dict[str, Any]]) -> tuple[str, str] | None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from imsnb.deadline import deadline_message
 from imsnb.errors import NotConfigured, Unreachable
+from imsnb.session import LazySession
 
 # Every AWS API action imsnb calls (service prefix as in IAM). `imsnb iam-policy` prints the read-only policy
 # made of the read actions; a test checks every call the library makes is listed here.
@@ -81,7 +82,7 @@ def iam_policy_json(*, remediation: bool = False, archive: tuple[str, str] | Non
     return json.dumps(iam_policy(remediation=remediation, archive=archive), indent=2)
 
 
-class Aws:
+class Aws(LazySession):
     """boto3 clients for one run, created on first use, with bounded retries and timeouts.
 
     `on_call` (if given) is called with "service:Operation" before every API call: tests count calls with it.
@@ -99,12 +100,15 @@ class Aws:
         self.on_call = on_call
         self._session = None
         self._clients: dict[str, Any] = {}
-        self._failure: Unreachable | NotConfigured | None = None
+        super().__init__()
         self.notes: list[str] = []  # what was cut short (paging stopped), for the notebook to show
 
+    @classmethod
+    def interactive(cls) -> Aws:
+        return cls("interactive")
+
     def client(self, service: str) -> Any:
-        if self._failure is not None:
-            raise self._failure
+        self.raise_if_failed()
         if service not in self._clients:
             import boto3
             from botocore.config import Config
@@ -124,8 +128,7 @@ class Aws:
             try:
                 client = self._session.client(service, config=config, region_name=region)
             except NoRegionError:
-                self._failure = NotConfigured("AWS has no region (set AWS_REGION)", check="aws.credentials")
-                raise self._failure from None
+                raise self.fail(NotConfigured("AWS has no region (set AWS_REGION)", check="aws.credentials")) from None
             client.meta.events.register("before-call", lambda model, **_: self._record(iam_action(service, model.name)))
             client.meta.events.register_first("needs-retry", _no_retry_after_timeout)
             self._clients[service] = client
@@ -150,21 +153,21 @@ class Aws:
         try:
             return _within(self.deadline_s, getattr(client, operation), kwargs)
         except _DeadlineExceeded:
-            self._failure = Unreachable(
+            failure = Unreachable(
                 f"aws {service}", deadline_message(self.deadline_s, f"{operation} answer"), check="aws.reachable"
             )
         except NoCredentialsError:
-            self._failure = NotConfigured(
+            failure = NotConfigured(
                 "AWS has no credentials (set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)",
                 check="aws.credentials",
             )
         except NoRegionError:
-            self._failure = NotConfigured("AWS has no region (set AWS_REGION)", check="aws.credentials")
+            failure = NotConfigured("AWS has no region (set AWS_REGION)", check="aws.credentials")
         except PartialCredentialsError as exc:
-            self._failure = Unreachable("aws", f"incomplete credentials: {exc}", check="aws.credentials")
+            failure = Unreachable("aws", f"incomplete credentials: {exc}", check="aws.credentials")
         except (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError) as exc:
-            self._failure = Unreachable(f"aws {service}", " ".join(str(exc).split()), check="aws.reachable")
-        raise self._failure
+            failure = Unreachable(f"aws {service}", " ".join(str(exc).split()), check="aws.reachable")
+        raise self.fail(failure)
 
     def paginate(
         self,
@@ -265,20 +268,12 @@ _TOKENS = {
     ("logs", "describe_log_groups"): ("nextToken", "nextToken"),
 }
 
-_default: Aws | None = None
-
 
 def default_aws() -> Aws:
-    global _default
-    if _default is None:
-        _default = Aws("interactive")
-    return _default
-
-
-def _aws(aws: Aws | None) -> Aws:
-    return aws if aws is not None else default_aws()
+    """The session used when a call is made without one (interactive use)."""
+    return Aws.default()
 
 
 def aws_or_default(aws: Aws | None = None) -> Aws:
-    """`aws`, or the interactive default session when None: the public name for other modules (actions)."""
-    return _aws(aws)
+    """`aws`, or the interactive default session when None (what every fetcher does with its `aws` argument)."""
+    return Aws.or_default(aws)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from imsnb.aws import Aws, _aws
+from imsnb.aws import Aws, aws_or_default
 from imsnb.aws.cloudwatch import Metric, metrics, series
 from imsnb.findings import Finding, Severity, judge, threshold
 from imsnb.window import Window
@@ -74,7 +74,7 @@ def load(instance_id: str, window: Window, *, aws: Aws | None = None) -> pd.Data
 def capacity(instance_id: str, *, aws: Aws | None = None) -> dict[str, Any]:
     """What the instance has: class, vCPU and RAM (None off the table), allocated storage, storage type and the
     volume's baseline IOPS (gp2: 3 per GiB, 100 to 16,000; gp3: 3,000 or as provisioned; io1/io2: provisioned)."""
-    found = _aws(aws).call("rds", "describe_db_instances", DBInstanceIdentifier=instance_id)["DBInstances"]
+    found = aws_or_default(aws).call("rds", "describe_db_instances", DBInstanceIdentifier=instance_id)["DBInstances"]
     if not found:
         raise LookupError(f"RDS instance {instance_id} not found")
     d = found[0]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from imsnb.aws import Aws, _aws
+from imsnb.aws import Aws, aws_or_default
 from imsnb.findings import Finding, Severity, judge
 from imsnb.window import Window
 
@@ -51,7 +51,7 @@ def metrics(
 
     One GetMetricData call per 500 metrics (plus its NextToken pages), whatever the number charted.
     """
-    aws = _aws(aws)
+    aws = aws_or_default(aws)
     period = period or period_for(window, len(metric_list))
     rows = []
     for offset in range(0, len(metric_list), MAX_QUERIES_PER_CALL):

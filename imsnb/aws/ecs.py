@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pandas as pd
 
-from imsnb.aws import Aws, _aws
+from imsnb.aws import Aws, aws_or_default
 from imsnb.findings import Finding, Severity
 
 
 def services(cluster: str, names: list[str] | None = None, *, aws: Aws | None = None) -> pd.DataFrame:
     """The runbook's `aws ecs describe-services ... [runningCount, desiredCount]`, for all or named services."""
-    aws = _aws(aws)
+    aws = aws_or_default(aws)
     if not names:
         arns = aws.paginate("ecs", "list_services", "serviceArns", limit=1000, cluster=cluster)
         names = [arn.rsplit("/", 1)[-1] for arn in arns]
@@ -47,7 +47,7 @@ def _describe(aws: Aws, cluster: str, service: str) -> dict:
 
 def deployments(cluster: str, service: str, *, aws: Aws | None = None) -> pd.DataFrame:
     """A service's deployments (PRIMARY first) with their task definition, counts and rollout state."""
-    s = _describe(_aws(aws), cluster, service)
+    s = _describe(aws_or_default(aws), cluster, service)
     rows = [
         {
             "id": d.get("id"),
@@ -69,21 +69,21 @@ def deployments(cluster: str, service: str, *, aws: Aws | None = None) -> pd.Dat
 
 
 def service_events(cluster: str, service: str, *, aws: Aws | None = None, limit: int = 20) -> pd.DataFrame:
-    s = _describe(_aws(aws), cluster, service)
+    s = _describe(aws_or_default(aws), cluster, service)
     rows = [{"at": e.get("createdAt"), "message": e.get("message")} for e in s.get("events", [])[:limit]]
     return pd.DataFrame(rows, columns=["at", "message"])
 
 
 def service_family(cluster: str, service: str, *, aws: Aws | None = None) -> str:
     """The task definition family the service runs now (from its `taskDefinition`; not its own name)."""
-    current = _describe(_aws(aws), cluster, service).get("taskDefinition", "")
+    current = _describe(aws_or_default(aws), cluster, service).get("taskDefinition", "")
     return current.rsplit("/", 1)[-1].rsplit(":", 1)[0]
 
 
 def task_definition_revisions(family: str, *, aws: Aws | None = None, limit: int = 10) -> pd.DataFrame:
     """The newest revisions of a task definition family: what a rollback could go back to. Only `family` itself:
     ECS's familyPrefix also lists families that merely start alike (ims-backend-canary for ims-backend)."""
-    arns = _aws(aws).paginate(
+    arns = aws_or_default(aws).paginate(
         "ecs", "list_task_definitions", "taskDefinitionArns", limit=1000, familyPrefix=family, sort="DESC"
     )
     rows = []
@@ -151,4 +151,4 @@ def rollback_finding(revisions: pd.DataFrame, service: str) -> Finding:
 
 def describe_service(cluster: str, service: str, *, aws: Aws | None = None) -> dict:
     """The service as `ecs describe-services` returns it; LookupError when the cluster has no such service."""
-    return _describe(_aws(aws), cluster, service)
+    return _describe(aws_or_default(aws), cluster, service)

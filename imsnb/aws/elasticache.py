@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pandas as pd
 
-from imsnb.aws import Aws, _aws
+from imsnb.aws import Aws, aws_or_default
 from imsnb.findings import Finding, Severity
 
 
 def clusters(cluster_id: str | None = None, *, aws: Aws | None = None) -> pd.DataFrame:
     kwargs = {"CacheClusterId": cluster_id} if cluster_id else {}
-    found = _aws(aws).paginate("elasticache", "describe_cache_clusters", "CacheClusters", limit=500, **kwargs)
+    found = aws_or_default(aws).paginate("elasticache", "describe_cache_clusters", "CacheClusters", limit=500, **kwargs)
     rows = [
         {
             "cluster": c["CacheClusterId"],
@@ -41,7 +41,9 @@ def status_findings(table: pd.DataFrame) -> list[Finding]:
 
 def nodes(cluster_id: str, *, aws: Aws | None = None) -> pd.DataFrame:
     """The cluster's nodes with their status and endpoint (`describe-cache-clusters --show-cache-node-info`)."""
-    found = _aws(aws).call("elasticache", "describe_cache_clusters", CacheClusterId=cluster_id, ShowCacheNodeInfo=True)
+    found = aws_or_default(aws).call(
+        "elasticache", "describe_cache_clusters", CacheClusterId=cluster_id, ShowCacheNodeInfo=True
+    )
     rows = [
         {
             "cluster": c["CacheClusterId"],
@@ -59,7 +61,7 @@ def nodes(cluster_id: str, *, aws: Aws | None = None) -> pd.DataFrame:
 def snapshots(cluster_id: str | None = None, *, aws: Aws | None = None) -> pd.DataFrame:
     """ElastiCache snapshots (of one cluster or all): name, status, source, node type."""
     kwargs = {"CacheClusterId": cluster_id} if cluster_id else {}
-    found = _aws(aws).paginate("elasticache", "describe_snapshots", "Snapshots", limit=500, **kwargs)
+    found = aws_or_default(aws).paginate("elasticache", "describe_snapshots", "Snapshots", limit=500, **kwargs)
     rows = [
         {
             "snapshot": s["SnapshotName"],

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from imsnb.aws import Aws, _aws
+from imsnb.aws import Aws, aws_or_default
 from imsnb.findings import Finding, Severity, judge
 from imsnb.window import Window
 
@@ -37,7 +37,7 @@ def insights_query(
     deadline_s: float = INSIGHTS_DEADLINE_S,
 ) -> pd.DataFrame:
     """A Logs Insights query over `window`, at most `limit` rows; stopped (StopQuery) if not done by the deadline."""
-    aws = _aws(aws)
+    aws = aws_or_default(aws)
     started = aws.call(
         "logs",
         "start_query",
@@ -87,7 +87,7 @@ def error_summary(
     log_group: str, window: Window, *, pattern: str = "ERROR", aws: Aws | None = None, max_events: int = MAX_EVENTS
 ) -> ErrorSummary:
     """Matching events over time (per minute) and by message (numbers and ids masked so alike lines group)."""
-    aws = _aws(aws)
+    aws = aws_or_default(aws)
     errors = _events(aws, log_group, window, pattern, max_events)
     everything = _events(aws, log_group, window, "", max_events)
     frame = pd.DataFrame(
@@ -141,7 +141,9 @@ def error_rate_finding(summary: ErrorSummary) -> Finding:
 
 def retention(prefix: str = "/ims", *, aws: Aws | None = None) -> pd.DataFrame:
     """Each log group under `prefix` with its retention (days; None = never expire) and stored bytes."""
-    groups = _aws(aws).paginate("logs", "describe_log_groups", "logGroups", logGroupNamePrefix=prefix, limit=1000)
+    groups = aws_or_default(aws).paginate(
+        "logs", "describe_log_groups", "logGroups", logGroupNamePrefix=prefix, limit=1000
+    )
     rows = [
         {
             "log_group": g["logGroupName"],

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from imsnb.aws import Aws, _aws
+from imsnb.aws import Aws, aws_or_default
 from imsnb.findings import Finding, Severity
 from imsnb.window import Window
 
@@ -17,7 +17,7 @@ SNAPSHOT_MAX_AGE_H = 24.0
 def instances(instance_id: str | None = None, *, aws: Aws | None = None) -> pd.DataFrame:
     """Status, class, engine, Multi-AZ and storage of one instance (or all)."""
     kwargs = {"DBInstanceIdentifier": instance_id} if instance_id else {}
-    found = _aws(aws).paginate("rds", "describe_db_instances", "DBInstances", limit=500, **kwargs)
+    found = aws_or_default(aws).paginate("rds", "describe_db_instances", "DBInstances", limit=500, **kwargs)
     rows = [
         {
             "instance": d["DBInstanceIdentifier"],
@@ -51,7 +51,7 @@ def instances(instance_id: str | None = None, *, aws: Aws | None = None) -> pd.D
 def snapshots(instance_id: str, *, aws: Aws | None = None, now: datetime | None = None) -> pd.DataFrame:
     """The runbook's `aws rds describe-db-snapshots`: automated and manual, newest first, with age in hours."""
     now = now or datetime.now(UTC)
-    found = _aws(aws).paginate(
+    found = aws_or_default(aws).paginate(
         "rds", "describe_db_snapshots", "DBSnapshots", limit=1000, DBInstanceIdentifier=instance_id
     )
     rows = []
@@ -122,7 +122,7 @@ def snapshot_findings(snaps: pd.DataFrame, instance_id: str, *, max_age_h: float
 
 def events(instance_id: str, window: Window, *, aws: Aws | None = None) -> pd.DataFrame:
     """RDS events for the instance in the window (failovers, reboots, backups, storage changes)."""
-    found = _aws(aws).paginate(
+    found = aws_or_default(aws).paginate(
         "rds",
         "describe_events",
         "Events",

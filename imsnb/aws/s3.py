@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
-from imsnb.aws import Aws, _aws
+from imsnb.aws import Aws, aws_or_default
 from imsnb.findings import Finding, Severity
 
 MAX_OBJECTS = 100_000
@@ -33,7 +33,9 @@ def bucket_summary(
     max_objects: int = MAX_OBJECTS,
 ) -> BucketSummary:
     now = now or datetime.now(UTC)
-    objects = _aws(aws).paginate("s3", "list_objects_v2", "Contents", limit=max_objects, Bucket=bucket, Prefix=prefix)
+    objects = aws_or_default(aws).paginate(
+        "s3", "list_objects_v2", "Contents", limit=max_objects, Bucket=bucket, Prefix=prefix
+    )
     newest = max(objects, key=lambda o: o["LastModified"], default=None)
     return BucketSummary(
         bucket,
@@ -47,7 +49,9 @@ def bucket_summary(
 
 
 def newest_objects(bucket: str, prefix: str = "", *, aws: Aws | None = None, top: int = 10) -> pd.DataFrame:
-    objects = _aws(aws).paginate("s3", "list_objects_v2", "Contents", limit=MAX_OBJECTS, Bucket=bucket, Prefix=prefix)
+    objects = aws_or_default(aws).paginate(
+        "s3", "list_objects_v2", "Contents", limit=MAX_OBJECTS, Bucket=bucket, Prefix=prefix
+    )
     rows = [{"key": o["Key"], "bytes": o.get("Size", 0), "last_modified": o["LastModified"]} for o in objects]
     frame = pd.DataFrame(rows, columns=["key", "bytes", "last_modified"])
     return frame.sort_values("last_modified", ascending=False).head(top).reset_index(drop=True)

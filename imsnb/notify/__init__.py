@@ -40,7 +40,7 @@ __all__ = ["MODES", "check_ready", "deliver"]
 def check_ready(mode: str, ticket: str | None = None) -> None:
     """Refuse, before anything runs, what would make delivery impossible: an unknown mode, a missing or wrong
     `[notify]` / `[oncall]` table, a malformed ticket key or missing Jira variables."""
-    from imsnb.oncall import load_roster
+    from imsnb.findings.oncall import load_roster
 
     if mode not in MODES:
         raise BadParameter(f"notify mode {mode!r}: use one of {', '.join(MODES)}")

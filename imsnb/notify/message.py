@@ -105,9 +105,9 @@ def value_text(finding: dict[str, Any]) -> str:
 
 def build_notice(summaries: list[dict[str, Any]], folders: list[Path], *, archive: str | None = None) -> Notice:
     """The one message for these runs (their summary.json contents and folders)."""
-    from imsnb.oncall import on_call_now, role_contact
+    from imsnb.findings.oncall import on_call_now, role_contact
 
-    worst = max((Severity.parse(s.get("severity") or "OK") for s in summaries), default=Severity.OK)
+    worst = Severity.worst(s.get("severity") for s in summaries)
     esc = escalation_for(worst)
     findings = []
     for summary in summaries:

@@ -23,7 +23,7 @@ MONITOR_ROLE = "imsnb_monitor"
 # The README's role: login, pg_monitor, nothing else (no ownership, no write grant, no CREATE on any schema).
 CREATE_ROLE = "CREATE ROLE {} LOGIN PASSWORD {} IN ROLE pg_monitor"
 ACL_USER = "imsnb-monitor"
-# The README's ACL line: exactly the commands imsnb/cache.py and the flush plan send, keys read-only, no channels.
+# The README's ACL line: exactly the commands imsnb/cache/ and the flush plan send, keys read-only, no channels.
 ACL_RULES = [
     "on",
     "resetkeys",

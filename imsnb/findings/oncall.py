@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 
 from imsnb import config
 from imsnb.errors import NotConfigured
-from imsnb.findings import on_call
+from imsnb.findings.escalation import on_call
 
 ROLES = ("devops_lead", "database_admin", "security_officer", "vp_engineering")
 ROLE_TITLES = {

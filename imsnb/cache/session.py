@@ -1,0 +1,118 @@
+"""The Redis session: one connection per run with short socket timeouts, its failure remembered; reachability."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from imsnb import config
+from imsnb.errors import NotConfigured, Unreachable
+from imsnb.findings import Finding, Severity
+from imsnb.session import LazySession, one_line
+
+SOCKET_TIMEOUT_S = 2.0
+CONNECT_TIMEOUT_S = 2.0
+UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.AuthenticationError)
+
+
+class Cache(LazySession):
+    """One Redis connection per run, opened on first use; a failure is remembered and raised again at once."""
+
+    def __init__(
+        self,
+        application: str = "imsnb",
+        *,
+        settings: dict[str, Any] | None = None,
+        socket_timeout_s: float = SOCKET_TIMEOUT_S,
+    ):
+        self.application = application if application.startswith("imsnb") else f"imsnb/{application}"
+        self._settings = settings
+        self.socket_timeout_s = socket_timeout_s
+        self._client: redis.Redis | None = None
+        super().__init__()
+        self.label = config.redis_label()
+
+    def client(self) -> redis.Redis:
+        if self._client is not None:
+            return self._client
+        self.raise_if_failed()
+        try:
+            settings = dict(self._settings if self._settings is not None else config.redis_settings())
+        except NotConfigured as exc:
+            if exc.check == "cache.configured":  # no Redis at all: INFO "...: skipped", never a page
+                raise self.fail(exc) from None
+            raise self.fail(Unreachable("cache", str(exc))) from None  # configured, but unusable (REDIS_PORT=abc)
+        except ValueError as exc:  # REDIS_PORT=abc and the like
+            raise self.fail(Unreachable("cache", f"bad Redis settings: {exc}")) from None
+        common = {
+            "socket_timeout": self.socket_timeout_s,
+            "socket_connect_timeout": CONNECT_TIMEOUT_S,
+            "client_name": self.application.replace("/", "-"),
+            "retry_on_timeout": False,
+            "retry": Retry(NoBackoff(), 0),  # redis-py retries 3 times by default: a hung server would cost 4x
+            "decode_responses": False,
+        }
+        url = settings.pop("url", None)
+        try:
+            client = redis.Redis.from_url(str(url), **common) if url else redis.Redis(**settings, **common)
+        except ValueError as exc:  # REDIS_URL=http://... : not a Redis URL
+            raise self.fail(Unreachable(f"cache {self.label}", f"bad REDIS_URL: {exc}")) from None
+        try:
+            client.ping()
+        except UNREACHABLE as exc:
+            raise self.fail(Unreachable(f"cache {self.label}", one_line(exc))) from None
+        self._client = client
+        return client
+
+    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """One Redis command; a dropped connection becomes Unreachable (remembered)."""
+        client = self.client()
+        try:
+            return getattr(client, method)(*args, **kwargs)
+        except UNREACHABLE as exc:
+            self._client = None
+            raise self.fail(Unreachable(f"cache {self.label}", one_line(exc))) from None
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def __enter__(self) -> Cache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def default_cache() -> Cache:
+    """The client used when a diagnostic is called without one (interactive use)."""
+    return Cache.default()
+
+
+def cache_or_default(cache: Cache | None = None) -> Cache:
+    """`cache`, or the interactive default client when None (what every fetcher does with its `cache` argument)."""
+    return Cache.or_default(cache)
+
+
+def reachable_finding(cache: Cache | None = None) -> Finding:
+    cache = cache_or_default(cache)
+    started = time.monotonic()
+    try:
+        info = cache.call("info", "server")
+    except Unreachable as exc:
+        return Finding("cache.reachable", "cache", Severity.CRITICAL, message=str(exc))
+    except NotConfigured as exc:
+        return Finding("cache.configured", "cache", Severity.INFO, message=f"{exc}: skipped")
+    elapsed = (time.monotonic() - started) * 1000
+    return Finding.ok(
+        "cache.reachable",
+        "cache",
+        f"connected to {cache.label}: Redis {info.get('redis_version')} in {elapsed:.0f} ms",
+        value=round(elapsed, 1),
+        unit="ms",
+    )

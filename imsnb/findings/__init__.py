@@ -1,0 +1,31 @@
+"""Findings, the threshold catalogue from the runbook's Monitoring section, the escalation matrix and who is on call.
+
+    finding.py     Severity, Finding (+ Finding.of / Finding.ok), Findings (a run's, sections)
+    catalogue.py   Threshold, CATALOGUE, threshold() with its IMSNB_THRESHOLD_* overrides, judge(..., floor=)
+    escalation.py  the escalation matrix (escalation_for) and the on-call rotation (on_call: which role)
+    oncall.py      the `[oncall]` roster: which person holds the role and how to reach them
+
+A new check is a judge in its source's module plus a CATALOGUE entry here.
+"""
+
+from imsnb.findings.catalogue import CATALOGUE, Threshold, check_threshold_overrides, judge, threshold
+from imsnb.findings.escalation import ESCALATION, PRIMARY_HOURS, Escalation, escalation_for, on_call
+from imsnb.findings.finding import COMPONENTS, EVIDENCE_ROWS, Finding, Findings, Severity
+
+__all__ = [
+    "CATALOGUE",
+    "COMPONENTS",
+    "ESCALATION",
+    "EVIDENCE_ROWS",
+    "PRIMARY_HOURS",
+    "Escalation",
+    "Finding",
+    "Findings",
+    "Severity",
+    "Threshold",
+    "check_threshold_overrides",
+    "escalation_for",
+    "judge",
+    "on_call",
+    "threshold",
+]

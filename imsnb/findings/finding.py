@@ -1,0 +1,187 @@
+"""A finding is one judged fact: `check` (dotted name), `component`, `severity`, the `value` seen, the `threshold` it
+was judged against, its `unit`, a one-line `message` and optionally a small `evidence` table and the `period` it covers.
+`Findings` holds one run's, and turns a failed notebook section into a finding instead of an error.
+"""
+
+from __future__ import annotations
+
+import math
+import traceback
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import IntEnum
+from typing import Any
+
+from imsnb.errors import NotAvailable, NotConfigured, Unreachable
+from imsnb.period import Period
+
+COMPONENTS = ("api", "database", "cache", "aws", "host", "tls")
+EVIDENCE_ROWS = 20
+
+
+class Severity(IntEnum):
+    OK = 0
+    INFO = 1
+    WARNING = 2
+    ERROR = 3
+    CRITICAL = 4
+
+    @classmethod
+    def parse(cls, text: str | Severity) -> Severity:
+        if isinstance(text, Severity):
+            return text
+        try:
+            return cls[str(text).strip().upper()]
+        except KeyError:
+            raise ValueError(f"unknown severity {text!r}: use one of {', '.join(s.name for s in cls)}") from None
+
+    @classmethod
+    def worst(cls, items: Iterable[Any], *, default: Severity | str | None = "OK") -> Severity | None:
+        """The worst severity among findings, severities or severity names; what is not a severity (None, "", a
+        typo) is skipped, and `default` is returned when nothing is left."""
+        levels = []
+        for item in items:
+            try:
+                levels.append(cls.parse(getattr(item, "severity", item)))
+            except ValueError:
+                continue
+        return max(levels) if levels else (None if default is None else cls.parse(default))
+
+
+@dataclass
+class Finding:
+    check: str
+    component: str
+    severity: Severity
+    value: Any = None
+    threshold: Any = None
+    unit: str = ""
+    message: str = ""
+    evidence: list[dict[str, Any]] | None = field(default=None, repr=False)
+    period: Period | None = None  # the span the value covers (None: a reading taken now)
+
+    def __post_init__(self) -> None:
+        self.severity = Severity.parse(self.severity)
+        if self.component not in COMPONENTS:
+            raise ValueError(f"component {self.component!r} is not one of {COMPONENTS}")
+        if self.evidence is not None and hasattr(self.evidence, "to_dict"):
+            self.evidence = _records(self.evidence)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "check": self.check,
+            "component": self.component,
+            "severity": self.severity.name,
+            "value": _plain(self.value),
+            "threshold": _plain(self.threshold),
+            "unit": self.unit,
+            "message": self.message,
+            "evidence": self.evidence,
+            "period": None if self.period is None else self.period.to_dict(),
+        }
+
+    @classmethod
+    def of(
+        cls,
+        check: str,
+        component: str,
+        severity: Severity | str,
+        message: str,
+        *,
+        value: Any = None,
+        threshold: Any = None,
+        unit: str = "",
+        evidence: Any = None,
+        period: Period | None = None,
+    ) -> Finding:
+        """A finding with its message up front and the rest by name (instead of seven positional arguments)."""
+        return cls(check, component, severity, value, threshold, unit, message, evidence, period)
+
+    @classmethod
+    def ok(cls, check: str, component: str, message: str, **extra: Any) -> Finding:
+        """An OK finding, the rest by name: `Finding.ok("postgres.blocked_queries", "database", "no wait", value=0)`."""
+        return cls.of(check, component, Severity.OK, message, **extra)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Finding:
+        return cls(
+            **{k: data.get(k) for k in ("check", "component", "severity", "value", "threshold", "message")},
+            unit=data.get("unit") or "",
+            evidence=data.get("evidence"),
+            period=Period.from_dict(data.get("period")),
+        )
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe scalars: numpy/Decimal to float, NaN to None, datetimes to ISO strings."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if math.isnan(number) or math.isinf(number):
+        return None
+    return int(number) if number.is_integer() and not isinstance(value, float) else number
+
+
+def _records(frame: Any) -> list[dict[str, Any]]:
+    rows = frame.head(EVIDENCE_ROWS).to_dict(orient="records")
+    return [{str(k): _plain(v) for k, v in row.items()} for row in rows]
+
+
+class Findings(list):
+    """The findings of one run, in the order they were found."""
+
+    def add(self, *found: Finding | list[Finding] | None) -> None:
+        for item in found:
+            if item is None:
+                continue
+            if isinstance(item, Finding):
+                self.append(item)
+            else:
+                self.extend(item)
+
+    @property
+    def worst(self) -> Severity:
+        return Severity.worst(self)
+
+    @contextmanager
+    def section(self, check: str, component: str) -> Iterator[None]:
+        """Run one notebook section; a failure becomes a finding instead of an error that stops the notebook.
+
+        An unreachable target is reported once as a CRITICAL `<source>.reachable` finding; later sections for the
+        same target are skipped with a note. A missing feature is INFO with its hint; anything else (a timeout,
+        a lock wait, a permission error) is a WARNING that the check could not complete.
+        """
+        try:
+            yield
+        except Unreachable as exc:
+            reach = exc.check or f"{check.split('.')[0]}.reachable"
+            if any(f.check == reach for f in self):
+                print(f"skipped {check}: {exc}")
+            else:
+                self.add(Finding(reach, component, Severity.CRITICAL, message=str(exc)))
+        except NotConfigured as exc:
+            configured = exc.check or f"{check.split('.')[0]}.configured"
+            if any(f.check == configured for f in self):
+                print(f"skipped {check}: {exc}")
+            else:
+                self.add(Finding(configured, component, Severity.INFO, message=f"{exc}: skipped"))
+        except NotAvailable as exc:
+            self.add(Finding(check, component, Severity.INFO, message=f"{exc}. {exc.hint}".strip()))
+        except Exception as exc:  # noqa: BLE001 - a diagnostic must never crash the notebook
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            self.add(
+                Finding(
+                    check,
+                    component,
+                    Severity.WARNING,
+                    message=f"check could not complete: {type(exc).__name__}: {reason}",
+                )
+            )
+            traceback.print_exc(limit=1)

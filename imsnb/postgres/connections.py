@@ -1,0 +1,85 @@
+"""Is the server there, and how full is it: server info, reachability, connections by state against max_connections."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pandas as pd
+
+from imsnb.errors import NotConfigured, Unreachable
+from imsnb.findings import Finding, Severity, judge
+from imsnb.postgres.session import Database, database_or_default
+
+SERVER_INFO = """
+SELECT
+    current_setting('server_version') AS version,
+    current_database() AS database,
+    current_user AS user,
+    pg_is_in_recovery() AS in_recovery,
+    extract(epoch FROM now() - pg_postmaster_start_time())::float8 AS uptime_s
+"""
+
+MAX_CONNECTIONS = """
+SELECT setting::int AS max_connections
+FROM pg_settings
+WHERE name = 'max_connections'
+"""
+
+CONNECTIONS_BY_STATE = """
+SELECT
+    coalesce(state, 'unknown') AS state,
+    count(*)::int AS connections
+FROM pg_stat_activity
+WHERE backend_type = 'client backend'
+GROUP BY 1
+ORDER BY 2 DESC, 1
+"""
+
+
+def server_info(db: Database | None = None) -> dict[str, Any]:
+    """Version, database, user, whether it is a replica, uptime."""
+    return database_or_default(db).frame(SERVER_INFO).iloc[0].to_dict()
+
+
+def max_connections(db: Database | None = None) -> int:
+    return int(database_or_default(db).scalar(MAX_CONNECTIONS))
+
+
+def connections_by_state(db: Database | None = None) -> pd.DataFrame:
+    """Client connections per state (active, idle, idle in transaction, ...): columns state, connections."""
+    return database_or_default(db).frame(CONNECTIONS_BY_STATE)
+
+
+def reachable_finding(db: Database | None = None) -> Finding:
+    """OK with the server's version and the connect time, or CRITICAL with the error (never raises)."""
+    db = database_or_default(db)
+    started = time.monotonic()
+    try:
+        info = server_info(db)
+    except Unreachable as exc:
+        return Finding("postgres.reachable", "database", Severity.CRITICAL, message=str(exc))
+    except NotConfigured as exc:
+        return Finding("postgres.configured", "database", Severity.INFO, message=f"{exc}: skipped")
+    elapsed_ms = (time.monotonic() - started) * 1000
+    role = "replica" if info["in_recovery"] else "primary"
+    return Finding.ok(
+        "postgres.reachable",
+        "database",
+        f"connected to {db.label}: PostgreSQL {info['version']} ({role}) in {elapsed_ms:.0f} ms",
+        value=round(elapsed_ms, 1),
+        unit="ms",
+    )
+
+
+def connections_finding(by_state: pd.DataFrame, max_conn: int) -> Finding:
+    used = int(by_state["connections"].sum()) if not by_state.empty else 0
+    ratio = used / max_conn if max_conn else 0.0
+    states = ", ".join(f"{r.state} {r.connections}" for r in by_state.itertuples())
+    return judge(
+        "postgres.connections_used",
+        "database",
+        round(ratio, 4),
+        f"{used} of {max_conn} connections in use ({ratio:.0%}): {states or 'none'}",
+        evidence=by_state,
+    )

@@ -1,0 +1,71 @@
+"""Query text safe to show: literals and comments masked by PostgreSQL's own lexer, long text cut to one line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from pglast.parser import ParseError, scan
+
+# PostgreSQL's own lexer (libpg_query, through pglast) names every token; these are the ones whose text is data.
+_LITERAL_TOKENS = frozenset({"SCONST", "USCONST", "BCONST", "XCONST", "ICONST", "FCONST"})
+_NUMERIC_TOKENS = frozenset({"ICONST", "FCONST"})
+_COMMENT_MASKS = {"C_COMMENT": "/* ? */", "SQL_COMMENT": "-- ?"}
+
+
+def mask_literals(sql: str | None) -> str | None:
+    """Query text with every literal (string, bit, hex, numeric, dollar-quoted) and comment replaced by `?`.
+
+    Tokens come from PostgreSQL's own lexer (libpg_query via pglast, PostgreSQL 18's grammar), so quoted
+    identifiers ("o'brien") are kept, nested comments and `4_000`, `0xFF`, `.5` are literals as the server sees
+    them, and `$1` placeholders stay. Text the lexer refuses from some point on (cut off at
+    track_activity_query_size, junk after a number) is masked from that point; a word glued to a number (a lexer
+    older than PostgreSQL 16 reads `0xFF` as `0` and `xFF`) is masked with it; a plain string holding a backslash
+    masks everything after it (with standard_conforming_strings off it would end elsewhere); anything else the
+    lexer skips masks the whole statement.
+    """
+    if sql is None:
+        return None
+    try:
+        tokens, stop = scan(sql), len(sql)
+    except ParseError as exc:
+        stop = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else 0
+        try:
+            tokens = scan(sql[:stop]) if 0 < stop < len(sql) else []
+        except ParseError:
+            return "?"
+    out: list[str] = []
+    position, after_number = 0, False
+    for index, token in enumerate(tokens):
+        gap = sql[position : token.start]
+        if gap.strip():  # the lexer skipped something that is not white space: show nothing
+            return "?"
+        text = sql[token.start : token.end + 1]
+        position = token.end + 1
+        if after_number and not gap and (text[:1].isalnum() or text[:1] == "_"):
+            continue  # glued to the number before it: part of the same masked literal
+        following = tokens[index + 1] if index + 1 < len(tokens) else None
+        if token.name == "NCHAR" and len(text) == 1 and following is not None and following.start == position:
+            out.append(gap)  # N'...': the prefix goes with the literal
+            continue
+        out.append(gap)
+        if token.name == "SCONST" and text[:1] == "'" and "\\" in text:
+            return "".join(out) + "?"
+        out.append(_COMMENT_MASKS.get(token.name) or ("?" if token.name in _LITERAL_TOKENS else text))
+        after_number = token.name in _NUMERIC_TOKENS
+    rest = sql[position:]
+    if stop == len(sql):
+        return "".join(out) + rest if not rest.strip() else "?"
+    return "".join(out) + rest[: len(rest) - len(rest.lstrip())] + "?"
+
+
+def masked(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
+    for column in columns:
+        if column in frame:
+            frame[column] = frame[column].map(mask_literals)
+    return frame
+
+
+def excerpt(text: Any, width: int = 120) -> str:
+    one_line = " ".join(str(text or "").split())
+    return one_line if len(one_line) <= width else one_line[: width - 1] + "…"

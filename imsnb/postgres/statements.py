@@ -1,0 +1,122 @@
+"""pg_stat_statements: the slowest statements by total or mean time (PostgreSQL 12 and 13+ column names)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import psycopg
+
+from imsnb.errors import NotAvailable
+from imsnb.findings import Finding, Severity, judge, threshold
+from imsnb.postgres.literals import excerpt, masked
+from imsnb.postgres.session import Database, database_or_default
+from imsnb.session import one_line
+
+STATEMENTS_COLUMNS = """
+SELECT attname
+FROM pg_attribute
+WHERE attrelid = to_regclass('pg_stat_statements')
+    AND attname IN ('total_exec_time', 'total_time')
+"""
+
+STATEMENTS_EXTENSION = """
+SELECT extversion
+FROM pg_extension
+WHERE extname = 'pg_stat_statements'
+"""
+
+# -- the runbook's "identify slow queries"; {total}/{mean}/{order} are filled from STATEMENT_TIME_COLUMNS only
+STATEMENTS_TEMPLATE = """
+SELECT
+    s.queryid::text AS queryid,
+    d.datname AS database,
+    r.rolname AS user,
+    s.calls,
+    s.{total}::float8 AS total_ms,
+    s.{mean}::float8 AS mean_ms,
+    s.rows,
+    (s.shared_blks_hit::float8 / nullif(s.shared_blks_hit + s.shared_blks_read, 0)) AS hit_ratio,
+    s.query
+FROM pg_stat_statements AS s
+LEFT JOIN pg_database AS d ON d.oid = s.dbid
+LEFT JOIN pg_roles AS r ON r.oid = s.userid
+WHERE s.{mean} >= %(min_mean_ms)s
+    AND s.calls >= %(min_calls)s
+ORDER BY s.{order} DESC
+LIMIT %(limit)s
+"""
+STATEMENT_TIME_COLUMNS = {
+    "total_exec_time": {"total": "total_exec_time", "mean": "mean_exec_time"},  # PostgreSQL 13+
+    "total_time": {"total": "total_time", "mean": "mean_time"},  # PostgreSQL 12 and older
+}
+
+ENABLE_STATEMENTS = (
+    "Enable it: add pg_stat_statements to shared_preload_libraries, restart, then "
+    "CREATE EXTENSION pg_stat_statements in this database"
+)
+
+
+def statement_time_columns(db: Database) -> dict[str, str]:
+    """The names of the total and mean time columns on this server (13+ or 12-); NotAvailable (with how to enable
+    it) when pg_stat_statements is not installed in this database."""
+    if db.scalar(STATEMENTS_EXTENSION) is None:
+        raise NotAvailable("pg_stat_statements is not installed in this database", ENABLE_STATEMENTS)
+    columns = set(db.frame(STATEMENTS_COLUMNS)["attname"])
+    return STATEMENT_TIME_COLUMNS["total_exec_time" if "total_exec_time" in columns else "total_time"]
+
+
+def statements(
+    db: Database | None = None, *, min_mean_ms: float = 0, min_calls: int = 1, limit: int = 10, by: str = "total"
+) -> pd.DataFrame:
+    """pg_stat_statements by total (or `by="mean"`) time, PostgreSQL 12 or 13+ column names, literals masked.
+
+    Raises NotAvailable (with how to enable it) when the extension is not installed or not preloaded.
+    """
+    db = database_or_default(db)
+    names = statement_time_columns(db)
+    if by not in ("total", "mean"):
+        raise ValueError(f"statements(by={by!r}): use 'total' or 'mean'")
+    sql = STATEMENTS_TEMPLATE.format(**names, order=names[by])
+    try:
+        frame = db.frame(sql, {"min_mean_ms": float(min_mean_ms), "min_calls": int(min_calls), "limit": int(limit)})
+    except psycopg.errors.ObjectNotInPrerequisiteState as exc:
+        raise NotAvailable(f"pg_stat_statements is not loaded ({one_line(exc)})", ENABLE_STATEMENTS) from None
+    return masked(frame, "query")
+
+
+def slow_queries(db: Database | None = None, *, min_mean_ms: float | None = None, limit: int = 10) -> pd.DataFrame:
+    """The runbook's slow queries: mean time over `min_mean_ms` (default the catalogue's 100 ms), by total time."""
+    if min_mean_ms is None:
+        min_mean_ms = threshold("postgres.slow_queries").warning
+    return statements(db, min_mean_ms=min_mean_ms, limit=limit)
+
+
+def slowest_statements(db: Database | None = None, *, limit: int = 5) -> pd.DataFrame:
+    """The runbook's API-timeout check: statements by mean time (`ORDER BY mean_time DESC LIMIT 5`)."""
+    return statements(db, limit=limit, by="mean")
+
+
+def slow_queries_finding(slow: pd.DataFrame, min_mean_ms: float | None = None) -> Finding:
+    """Any statement in `slow` (already filtered at `min_mean_ms`) is at least a WARNING; slower ones escalate."""
+    limit = threshold("postgres.slow_queries")
+    min_mean_ms = limit.warning if min_mean_ms is None else min_mean_ms
+    if slow.empty:
+        return Finding.ok(
+            "postgres.slow_queries",
+            "database",
+            f"no statement averages {min_mean_ms:g} ms or more",
+            value=0,
+            threshold=min_mean_ms,
+            unit="ms",
+        )
+    worst = slow.sort_values("mean_ms", ascending=False).iloc[0]
+    finding = judge(
+        "postgres.slow_queries",
+        "database",
+        round(float(worst["mean_ms"]), 1),
+        f"{len(slow)} statement(s) average ≥ {min_mean_ms:g} ms; slowest {worst['mean_ms']:.0f} ms mean "
+        f"over {int(worst['calls'])} calls: {excerpt(worst['query'])}",
+        evidence=slow[["queryid", "calls", "mean_ms", "total_ms", "query"]],
+        floor=Severity.WARNING,
+    )
+    finding.threshold = min_mean_ms
+    return finding

@@ -1,0 +1,100 @@
+"""Judge the incident, not the server's lifetime: cumulative counters sampled over the run.
+
+    sample = sampling.Sample(sample_s, db=db, cache=redis, window=span, taken_by="db_performance")  # setup cell
+    ...
+    top = sample.statements()            # in a section: waits only for what remains of sample_s, then deltas
+
+The first snapshot of every source is taken in the setup cell, the second when a section asks for it; findings are
+judged on the difference (per-statement calls and time keyed by queryid, user and database; hit rates, evictions/s
+and ops/s). A counter that went down between the snapshots (a restart or stats reset) is detected and said. When the
+history store (`imsnb.history`) holds a snapshot near the start of the incident window, it replaces this run's first
+snapshot, so the numbers cover the window. With `sample_s=0` sampling is off and lifetime totals are read, labelled
+"since restart".
+
+Sources: pg_stat_statements (read without query text: text is fetched only for the statements shown),
+pg_stat_database, pg_stat_user_tables, and Redis INFO stats + commandstats.
+
+    deltas.py    the source names, two snapshots and the period between them, restart and reset notes
+    postgres.py  PostgreSQL snapshots and deltas; slow and regressed statements, the table trail, database hit ratio
+    redis.py     Redis INFO snapshots and deltas; hit rate, evictions, ops/s
+    sample.py    Sample (the snapshots of one run, the history store, the baseline) and baseline_saved_finding
+"""
+
+from imsnb.sampling.deltas import PG_DATABASE, PG_SOURCES, PG_STATEMENTS, PG_TABLES, REDIS_INFO, Delta, period_of
+from imsnb.sampling.postgres import (
+    DATABASE_COLUMNS,
+    MAX_TABLES,
+    MIN_BLOCKS,
+    REGRESSION_MIN_CALLS,
+    REGRESSION_MIN_HISTORY_CALLS,
+    REGRESSION_MIN_MEAN_MS,
+    STATEMENT_COLUMNS,
+    TABLE_COLUMNS,
+    database_delta,
+    database_hit_finding,
+    postgres_snapshot,
+    postgres_target,
+    regressions,
+    slow_queries_finding,
+    statement_delta,
+    statement_key,
+    statement_regression_finding,
+    table_delta,
+    table_trail,
+    tables_read,
+    trail_text,
+)
+from imsnb.sampling.redis import (
+    MIN_LOOKUPS,
+    REDIS_COUNTERS,
+    RedisDelta,
+    evictions_finding,
+    hit_rate_finding,
+    ops_finding,
+    redis_delta,
+    redis_snapshot,
+    redis_target,
+)
+from imsnb.sampling.sample import Sample, baseline_saved_finding
+
+__all__ = [
+    "DATABASE_COLUMNS",
+    "Delta",
+    "MAX_TABLES",
+    "MIN_BLOCKS",
+    "MIN_LOOKUPS",
+    "PG_DATABASE",
+    "PG_SOURCES",
+    "PG_STATEMENTS",
+    "PG_TABLES",
+    "REDIS_COUNTERS",
+    "REDIS_INFO",
+    "REGRESSION_MIN_CALLS",
+    "REGRESSION_MIN_HISTORY_CALLS",
+    "REGRESSION_MIN_MEAN_MS",
+    "RedisDelta",
+    "STATEMENT_COLUMNS",
+    "Sample",
+    "TABLE_COLUMNS",
+    "baseline_saved_finding",
+    "database_delta",
+    "database_hit_finding",
+    "evictions_finding",
+    "hit_rate_finding",
+    "ops_finding",
+    "period_of",
+    "postgres_snapshot",
+    "postgres_target",
+    "redis_delta",
+    "redis_snapshot",
+    "redis_target",
+    "regressions",
+    "slow_queries_finding",
+    "statement_delta",
+    "statement_key",
+    "statement_regression_finding",
+    "table_delta",
+    "table_trail",
+    "tables_read",
+    "trail_text",
+]

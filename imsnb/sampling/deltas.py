@@ -1,0 +1,81 @@
+"""What every sampled source shares: the source names, two snapshots and the period between them, restarts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from imsnb.findings import Finding, Severity
+from imsnb.history import Snapshot
+from imsnb.period import Period, since
+
+PG_STATEMENTS = "pg_stat_statements"
+PG_DATABASE = "pg_stat_database"
+PG_TABLES = "pg_stat_user_tables"
+REDIS_INFO = "redis_info"
+PG_SOURCES = (PG_STATEMENTS, PG_DATABASE, PG_TABLES)
+
+
+@dataclass
+class Delta:
+    """Two snapshots of one source and what lies between them."""
+
+    before: Snapshot | None  # None: sampling off or the first snapshot failed (lifetime totals)
+    after: Snapshot
+    period: Period
+    reset: str = ""  # "a restart/stats reset between the snapshots: ..." when counters went down
+
+    @property
+    def seconds(self) -> float:
+        return max(self.period.seconds or 0.0, 1e-9)
+
+
+def period_of(before: Snapshot | None, after: Snapshot, basis: str, note: str = "") -> Period:
+    if before is None:
+        started = epoch_start(after.epoch)
+        return since(started, after.taken_at, note)
+    return Period(before.taken_at, after.taken_at, basis, note)
+
+
+def epoch_start(epoch: str) -> datetime | None:
+    """The latest of the restart / reset times recorded in an epoch string (what lifetime counters count from)."""
+    times = []
+    for part in epoch.split("|"):
+        try:
+            times.append(datetime.fromisoformat(part).astimezone(UTC))
+        except ValueError:
+            continue
+    return max(times) if times else None
+
+
+def epoch_reset_note(before: Snapshot, after: Snapshot) -> str:
+    if before.epoch == after.epoch:
+        return ""
+    if after.source == REDIS_INFO:
+        return f"Redis restarted between {before.taken_at:%H:%M:%S} and {after.taken_at:%H:%M:%S} (new run_id)"
+    old, new = before.epoch.split("|"), after.epoch.split("|")
+    what = "server restarted" if old[0] != new[0] else "statistics were reset"
+    when = epoch_start(after.epoch)
+    at = f" at {when:%Y-%m-%d %H:%M:%S} UTC" if when else ""
+    return f"{what}{at}, between the snapshots: numbers count from then"
+
+
+def iso(value: Any) -> str | None:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def lifetime_capped(finding: Finding, period: Period) -> Finding:
+    """A since-restart number alone may still warn (nothing better exists), but the message says so."""
+    finding.period = period
+    if period.lifetime and finding.severity >= Severity.WARNING:
+        finding.message += " (judged on lifetime totals: no sample was available)"
+    return finding
+
+
+def during(period: Period) -> str:
+    return f"in the {period.label()}" if not period.lifetime else period.label()

@@ -1,0 +1,337 @@
+"""PostgreSQL counters over the period: statements (slow, regressed), databases (hit ratio), tables (the trail).
+
+Snapshots of pg_stat_statements (read without query text: text is fetched only for the statements shown),
+pg_stat_database and pg_stat_user_tables; deltas between two of them; the judges of the sampled numbers.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from imsnb import postgres
+from imsnb.findings import Finding, Severity, judge, threshold
+from imsnb.history import Snapshot
+from imsnb.period import Period
+from imsnb.sampling.deltas import (
+    PG_DATABASE,
+    PG_SOURCES,
+    PG_STATEMENTS,
+    PG_TABLES,
+    during,
+    epoch_reset_note,
+    iso,
+    lifetime_capped,
+)
+
+MIN_BLOCKS = 1000  # buffer accesses in the sample needed to judge a database's hit ratio
+REGRESSION_MIN_CALLS = 3  # calls in the window before a statement's mean is compared
+REGRESSION_MIN_HISTORY_CALLS = 100  # calls before the window for their mean to serve as the reference
+REGRESSION_MIN_MEAN_MS = 1.0  # below this a "regression" is noise (0.01 -> 0.06 ms)
+
+
+SERVER_EPOCH = """
+SELECT
+    pg_postmaster_start_time() AS started_at,
+    (SELECT stats_reset FROM pg_stat_statements_info) AS statements_reset
+"""
+SERVER_EPOCH_PG13 = "SELECT pg_postmaster_start_time() AS started_at, NULL::timestamptz AS statements_reset"
+STATEMENTS_INFO = "SELECT to_regclass('pg_stat_statements_info') IS NOT NULL AS has_info"
+
+# Counters only: showtext := false costs a fifth of the read with text (STACK.md); {total} from the version's names.
+STATEMENTS_SNAPSHOT = """
+SELECT
+    s.queryid::text AS queryid,
+    d.datname AS database,
+    r.rolname AS user,
+    sum(s.calls)::float8 AS calls,
+    sum(s.{total})::float8 AS total_ms,
+    sum(s.rows)::float8 AS rows,
+    sum(s.shared_blks_hit)::float8 AS blks_hit,
+    sum(s.shared_blks_read)::float8 AS blks_read
+FROM pg_stat_statements(false) AS s
+LEFT JOIN pg_database AS d ON d.oid = s.dbid
+LEFT JOIN pg_roles AS r ON r.oid = s.userid
+WHERE s.queryid IS NOT NULL
+GROUP BY 1, 2, 3
+"""
+
+STATEMENT_TEXTS = """
+SELECT DISTINCT ON (s.queryid) s.queryid::text AS queryid, s.query
+FROM pg_stat_statements AS s
+WHERE s.queryid = ANY(%(queryids)s::bigint[])
+"""
+
+DATABASE_SNAPSHOT = """
+SELECT
+    datname AS database,
+    blks_hit::float8 AS blks_hit,
+    blks_read::float8 AS blks_read,
+    xact_commit::float8 AS xact_commit,
+    xact_rollback::float8 AS xact_rollback,
+    stats_reset
+FROM pg_stat_database
+WHERE datname IS NOT NULL
+    AND datname NOT IN ('template0', 'template1')
+"""
+
+TABLES_SNAPSHOT = """
+SELECT
+    schemaname AS schema,
+    relname AS table,
+    coalesce(seq_scan, 0)::float8 AS seq_scan,
+    coalesce(seq_tup_read, 0)::float8 AS seq_tup_read,
+    coalesce(idx_scan, 0)::float8 AS idx_scan,
+    coalesce(idx_tup_fetch, 0)::float8 AS idx_tup_fetch,
+    n_live_tup::float8 AS live_rows
+FROM pg_stat_user_tables
+ORDER BY seq_tup_read DESC
+LIMIT %(limit)s
+"""
+
+STATEMENT_COLUMNS = ["queryid", "database", "user", "calls", "total_ms", "rows", "blks_hit", "blks_read"]
+DATABASE_COLUMNS = ["database", "blks_hit", "blks_read", "xact_commit", "xact_rollback"]
+TABLE_COLUMNS = ["schema", "table", "seq_scan", "seq_tup_read", "idx_scan", "idx_tup_fetch", "live_rows"]
+
+
+MAX_TABLES = 500
+
+
+def postgres_target(db: postgres.Database) -> str:
+    db.connection()  # the label names the server actually reached
+    return f"postgres {db.label}"
+
+
+def postgres_snapshot(db: postgres.Database, source: str, taken_by: str = "imsnb") -> Snapshot:
+    """One snapshot of `source` (pg_stat_statements, pg_stat_database or pg_stat_user_tables)."""
+    target = postgres_target(db)
+    if source == PG_STATEMENTS:
+        has_info = bool(db.scalar(STATEMENTS_INFO))
+        epoch_row = db.frame(SERVER_EPOCH if has_info else SERVER_EPOCH_PG13).iloc[0]
+        names = postgres.statement_time_columns(db)
+        frame = db.frame(STATEMENTS_SNAPSHOT.format(total=names["total"]))
+        epoch = f"{iso(epoch_row['started_at'])}|{iso(epoch_row['statements_reset'])}"
+        data = frame[STATEMENT_COLUMNS].values.tolist()
+    elif source == PG_DATABASE:
+        started = db.scalar("SELECT pg_postmaster_start_time()")
+        frame = db.frame(DATABASE_SNAPSHOT)
+        resets = frame["stats_reset"].dropna()
+        epoch = f"{iso(started)}|{iso(resets.max()) if len(resets) else None}"
+        data = frame[DATABASE_COLUMNS].values.tolist()
+    elif source == PG_TABLES:
+        started = db.scalar("SELECT pg_postmaster_start_time()")
+        frame = db.frame(TABLES_SNAPSHOT, {"limit": MAX_TABLES})
+        epoch = f"{iso(started)}|None"
+        data = frame[TABLE_COLUMNS].values.tolist()
+    else:
+        raise ValueError(f"unknown PostgreSQL source {source!r}: use one of {PG_SOURCES}")
+    return Snapshot(target, source, datetime.now(UTC), taken_by, epoch, data)
+
+
+def statement_delta(before: Snapshot | None, after: Snapshot) -> tuple[pd.DataFrame, str]:
+    """Per statement (queryid, database, user): calls, time and rows between the snapshots, and the mean before them.
+
+    A statement whose calls went down was reset (or the server restarted): its numbers since then are used.
+    Returns the frame and a note when a reset was seen ("" otherwise)."""
+    now = pd.DataFrame(after.data, columns=STATEMENT_COLUMNS)
+    keys = ["queryid", "database", "user"]
+    if before is None:
+        then = pd.DataFrame(columns=STATEMENT_COLUMNS)
+    else:
+        then = pd.DataFrame(before.data, columns=STATEMENT_COLUMNS)
+    merged = now.merge(then, on=keys, how="left", suffixes=("", "_before")).fillna(
+        {f"{c}_before": 0.0 for c in STATEMENT_COLUMNS[3:]}
+    )
+    epoch_reset = before is not None and before.epoch != after.epoch
+    went_down = merged["calls"] < merged["calls_before"]
+    if epoch_reset:
+        went_down[:] = True
+    for column in STATEMENT_COLUMNS[3:]:
+        merged[f"d_{column}"] = merged[column].where(went_down, merged[column] - merged[f"{column}_before"])
+    note = ""
+    if epoch_reset:
+        note = epoch_reset_note(before, after)
+    elif went_down.any():
+        note = f"{int(went_down.sum())} statement(s) were reset between the snapshots: their numbers count from then"
+    frame = pd.DataFrame(
+        {
+            "queryid": merged["queryid"],
+            "database": merged["database"],
+            "user": merged["user"],
+            "calls": merged["d_calls"].astype(int),
+            "total_ms": merged["d_total_ms"],
+            "rows": merged["d_rows"].astype(int),
+            "hit_ratio": merged["d_blks_hit"] / (merged["d_blks_hit"] + merged["d_blks_read"]).where(lambda s: s > 0),
+            "before_calls": merged["calls_before"].where(~went_down, 0).astype(int),
+            "before_mean_ms": (merged["total_ms_before"] / merged["calls_before"].where(lambda s: s > 0)).where(
+                ~went_down
+            ),
+        }
+    )
+    frame = frame[frame["calls"] > 0].copy()
+    frame.insert(5, "mean_ms", frame["total_ms"] / frame["calls"])
+    return frame.reset_index(drop=True), note
+
+
+def table_delta(before: Snapshot | None, after: Snapshot) -> pd.DataFrame:
+    """Per table: sequential and index scans and rows read between the snapshots."""
+    now = pd.DataFrame(after.data, columns=TABLE_COLUMNS)
+    then = pd.DataFrame(before.data if before else [], columns=TABLE_COLUMNS)
+    merged = now.merge(then, on=["schema", "table"], how="left", suffixes=("", "_before")).fillna(0.0)
+    out = merged[["schema", "table", "live_rows"]].copy()
+    for column in ("seq_scan", "seq_tup_read", "idx_scan", "idx_tup_fetch"):
+        diff = merged[column] - merged[f"{column}_before"]
+        out[column] = diff.where(diff >= 0, merged[column]).astype(int)
+    return out.sort_values("seq_tup_read", ascending=False).reset_index(drop=True)
+
+
+def database_delta(before: Snapshot | None, after: Snapshot) -> pd.DataFrame:
+    now = pd.DataFrame(after.data, columns=DATABASE_COLUMNS)
+    then = pd.DataFrame(before.data if before else [], columns=DATABASE_COLUMNS)
+    merged = now.merge(then, on="database", how="left", suffixes=("", "_before")).fillna(0.0)
+    out = merged[["database"]].copy()
+    for column in DATABASE_COLUMNS[1:]:
+        diff = merged[column] - merged[f"{column}_before"]
+        out[column] = diff.where(diff >= 0, merged[column]).astype(int)
+    accesses = out["blks_hit"] + out["blks_read"]
+    out["hit_ratio"] = out["blks_hit"] / accesses.where(accesses > 0)
+    return out.sort_values("blks_hit", ascending=False).reset_index(drop=True)
+
+
+def slow_queries_finding(
+    slow: pd.DataFrame, period: Period, min_mean_ms: float | None = None, trail: pd.DataFrame | None = None
+) -> Finding:
+    """`postgres.slow_queries_finding` on the statements of the period; the message says what span they cover,
+    the slowest statement's baseline (when saved) and the tables it read in the same period (`trail`)."""
+    finding = postgres.slow_queries_finding(slow, min_mean_ms)
+    finding.message = f"{during(period)}: {finding.message}"
+    if not slow.empty:
+        keep = [
+            c
+            for c in ("queryid", "calls", "mean_ms", "before_mean_ms", "baseline_mean_ms", "total_ms", "query")
+            if c in slow
+        ]
+        finding.evidence = Finding("x", "database", Severity.OK, evidence=slow[keep]).evidence
+        worst = slow.sort_values("mean_ms", ascending=False).iloc[0]
+        if pd.notna(worst.get("baseline_mean_ms")):
+            finding.message += f" (baseline {worst['baseline_mean_ms']:.1f} ms)"
+        text = trail_text(trail, worst["queryid"], period) if trail is not None else ""
+        if text:
+            finding.message += f". Tables it read: {text}"
+    return lifetime_capped(finding, period)
+
+
+def regressions(statements: pd.DataFrame, baseline: dict[str, dict] | None = None) -> pd.DataFrame:
+    """Statements whose mean in the period is a multiple of their reference mean: the saved baseline's when there is
+    one for the statement, else the mean of their calls before the period (when there were enough of them)."""
+    rows = []
+    baseline = baseline or {}
+    for row in statements.itertuples(index=False):
+        if row.calls < REGRESSION_MIN_CALLS or row.mean_ms < REGRESSION_MIN_MEAN_MS:
+            continue
+        saved = baseline.get(statement_key(row.queryid, row.database, row.user))
+        if saved and saved.get("mean_ms"):
+            reference, basis = float(saved["mean_ms"]), "baseline"
+        elif row.before_calls >= REGRESSION_MIN_HISTORY_CALLS and row.before_mean_ms and row.before_mean_ms > 0:
+            reference, basis = float(row.before_mean_ms), f"its {int(row.before_calls):,} earlier calls"
+        else:
+            continue
+        rows.append({**row._asdict(), "reference_ms": reference, "reference": basis, "ratio": row.mean_ms / reference})
+    columns = [*statements.columns, "reference_ms", "reference", "ratio"]
+    return pd.DataFrame(rows, columns=columns).sort_values("ratio", ascending=False).reset_index(drop=True)
+
+
+def statement_regression_finding(regressed: pd.DataFrame, period: Period, trail: pd.DataFrame | None = None) -> Finding:
+    """WARNING when a statement's mean is `postgres.statement_regression` times its reference (default 5x)."""
+    limit = threshold("postgres.statement_regression")
+    flagged = regressed[regressed["ratio"] >= limit.warning] if not regressed.empty else regressed
+    if flagged.empty:
+        compared = len(regressed)
+        return Finding.ok(
+            "postgres.statement_regression",
+            "database",
+            f"{during(period)}: no statement runs {limit.warning:g}x slower than its baseline "
+            f"({compared} compared with a baseline or their earlier calls)",
+            value=round(float(regressed["ratio"].max()), 2) if compared else None,
+            threshold=limit.warning,
+            unit="x",
+            period=period,
+        )
+    worst = flagged.iloc[0]
+    text = trail_text(trail, worst["queryid"], period) if trail is not None else ""
+    finding = judge(
+        "postgres.statement_regression",
+        "database",
+        round(float(worst["ratio"]), 1),
+        f"{during(period)}: {len(flagged)} statement(s) regressed; worst {worst['ratio']:.0f}x: "
+        f"{worst['mean_ms']:.1f} ms mean over {int(worst['calls'])} calls vs {worst['reference_ms']:.2f} ms "
+        f"({worst['reference']}): {postgres.excerpt(worst['query'])}" + (f". Tables it read: {text}" if text else ""),
+        evidence=flagged[["queryid", "calls", "mean_ms", "reference_ms", "reference", "ratio", "query"]],
+        period=period,
+        floor=Severity.WARNING,
+    )
+    return lifetime_capped(finding, period)
+
+
+def statement_key(queryid: Any, database: Any, user: Any) -> str:
+    return f"{queryid}|{database}|{user}"
+
+
+_NAME = r'(?:"[^"]+"|[A-Za-z_][\w$]*)'
+_TABLE_REFERENCE = re.compile(rf"\b(?:FROM|JOIN|UPDATE|INTO)\s+({_NAME}(?:\.{_NAME})?)", re.I)
+
+
+def tables_read(query: str | None) -> list[str]:
+    """Table names a statement mentions after FROM/JOIN/UPDATE/INTO (unqualified, lower-cased unless quoted)."""
+    names = []
+    for match in _TABLE_REFERENCE.finditer(query or ""):
+        last = match.group(1).split(".")[-1]
+        name = last.strip('"') if last.startswith('"') else last.lower()
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def table_trail(statements: pd.DataFrame, tables: pd.DataFrame) -> pd.DataFrame:
+    """For each statement shown, the tables it reads with their scans and rows read in the same period."""
+    rows = []
+    for stmt in statements.itertuples(index=False):
+        for name in tables_read(stmt.query):
+            for table in tables[tables["table"] == name].itertuples(index=False):
+                rows.append(
+                    {
+                        "queryid": stmt.queryid,
+                        "table": f"{table.schema}.{table.table}",
+                        "seq_scan": table.seq_scan,
+                        "seq_tup_read": table.seq_tup_read,
+                        "idx_scan": table.idx_scan,
+                        "idx_tup_fetch": table.idx_tup_fetch,
+                        "live_rows": int(table.live_rows),
+                    }
+                )
+    return pd.DataFrame(
+        rows, columns=["queryid", "table", "seq_scan", "seq_tup_read", "idx_scan", "idx_tup_fetch", "live_rows"]
+    )
+
+
+def trail_text(trail: pd.DataFrame, queryid: Any, period: Period) -> str:
+    """'public.items: 30 sequential scans reading 6,000,000 rows, 0 index scans in 10 s'."""
+    parts = [
+        f"{t.table}: {t.seq_scan:,} sequential scans reading {t.seq_tup_read:,} rows, {t.idx_scan:,} index scans"
+        for t in trail[trail["queryid"] == queryid].itertuples(index=False)
+    ]
+    span = f" in {period.seconds:.0f} s" if period.seconds else ""
+    return "; ".join(parts) + span if parts else ""
+
+
+def database_hit_finding(databases: pd.DataFrame, period: Period, min_blocks: int = MIN_BLOCKS) -> Finding:
+    """`postgres.cache_hit_finding` on buffer accesses in the period."""
+    finding = postgres.cache_hit_finding(databases, min_blocks=min_blocks)
+    finding.message = f"{during(period)}: {finding.message}"
+    finding.period = period
+    if period.lifetime and finding.severity > Severity.INFO:
+        finding.message += " (judged on lifetime totals: no sample was available)"
+    return finding

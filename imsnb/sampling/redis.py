@@ -1,0 +1,172 @@
+"""Redis counters over the period: INFO stats and commandstats, their deltas, hit rate, evictions and ops/s."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from imsnb.findings import Finding, Severity, judge, threshold
+from imsnb.history import Snapshot
+from imsnb.period import Period
+from imsnb.sampling.deltas import REDIS_INFO, during, lifetime_capped
+
+MIN_LOOKUPS = 20  # Redis lookups in the sample needed to judge its hit rate
+
+
+REDIS_COUNTERS = (
+    "keyspace_hits",
+    "keyspace_misses",
+    "evicted_keys",
+    "expired_keys",
+    "total_commands_processed",
+    "total_connections_received",
+)
+
+
+def redis_target(cache: Any) -> str:
+    return f"redis {cache.label}"
+
+
+def redis_snapshot(cache: Any, taken_by: str = "imsnb") -> Snapshot:
+    """INFO stats (hits, misses, evictions, commands) and commandstats; the epoch is the server's run_id."""
+    info = cache.call("info", "everything")
+    counters = {name: int(info.get(name, 0)) for name in REDIS_COUNTERS}
+    counters["uptime_s"] = int(info.get("uptime_in_seconds", 0))
+    commands = {
+        name.removeprefix("cmdstat_"): {"calls": int(v.get("calls", 0)), "usec": int(v.get("usec", 0))}
+        for name, v in info.items()
+        if name.startswith("cmdstat_") and isinstance(v, dict)
+    }
+    epoch = str(info.get("run_id", ""))
+    data = {**counters, "commands": commands}
+    return Snapshot(redis_target(cache), REDIS_INFO, datetime.now(UTC), taken_by, epoch, data)
+
+
+@dataclass
+class RedisDelta:
+    hits: int
+    misses: int
+    evicted: int
+    expired: int
+    commands: int
+    seconds: float
+    lifetime_hits: int
+    lifetime_misses: int
+    lifetime_evicted: int
+    uptime_s: int
+    by_command: pd.DataFrame
+
+    @property
+    def hit_rate(self) -> float | None:
+        return self.hits / (self.hits + self.misses) if self.hits + self.misses else None
+
+    @property
+    def lifetime_hit_rate(self) -> float | None:
+        total = self.lifetime_hits + self.lifetime_misses
+        return self.lifetime_hits / total if total else None
+
+    @property
+    def evictions_per_s(self) -> float:
+        return self.evicted / self.seconds
+
+    @property
+    def ops_per_s(self) -> float:
+        return self.commands / self.seconds
+
+
+def redis_delta(before: Snapshot | None, after: Snapshot, seconds: float) -> RedisDelta:
+    now, then = after.data, (before.data if before else {})
+    restarted = before is not None and before.epoch != after.epoch
+
+    def diff(name: str) -> int:
+        value = int(now.get(name, 0)) - int(then.get(name, 0)) if then and not restarted else int(now.get(name, 0))
+        return value if value >= 0 else int(now.get(name, 0))
+
+    rows = []
+    for name, counters in now.get("commands", {}).items():
+        old = {} if restarted else then.get("commands", {}).get(name, {})
+        calls = counters["calls"] - old.get("calls", 0)
+        usec = counters["usec"] - old.get("usec", 0)
+        if calls < 0:
+            calls, usec = counters["calls"], counters["usec"]
+        if calls > 0:
+            rows.append({"command": name, "calls": calls, "per_s": calls / seconds, "usec_per_call": usec / calls})
+    by_command = pd.DataFrame(rows, columns=["command", "calls", "per_s", "usec_per_call"])
+    return RedisDelta(
+        diff("keyspace_hits"),
+        diff("keyspace_misses"),
+        diff("evicted_keys"),
+        diff("expired_keys"),
+        diff("total_commands_processed"),
+        seconds,
+        int(now.get("keyspace_hits", 0)),
+        int(now.get("keyspace_misses", 0)),
+        int(now.get("evicted_keys", 0)),
+        int(now.get("uptime_s", 0)),
+        by_command.sort_values("calls", ascending=False).reset_index(drop=True),
+    )
+
+
+def hit_rate_finding(
+    sampled: RedisDelta, period: Period, min_lookups: int = MIN_LOOKUPS, baseline: dict[str, Any] | None = None
+) -> Finding:
+    """Redis hit rate in the period; the since-restart rate (and the baseline's, when saved) is context."""
+    lifetime = sampled.lifetime_hit_rate
+    context = (
+        f"since restart {lifetime:.1%} over {sampled.uptime_s / 3600:.1f} h" if lifetime is not None else "no lifetime"
+    )
+    if baseline and baseline.get("hit_rate") is not None:
+        context += f"; baseline {baseline['hit_rate']:.1%}"
+    lookups = sampled.hits + sampled.misses
+    if not period.lifetime and (sampled.hit_rate is None or lookups < min_lookups):
+        return Finding.ok(
+            "cache.hit_rate",
+            "cache",
+            f"{during(period)}: too few lookups to judge ({lookups}); {context}",
+            value=sampled.hit_rate,
+            threshold=threshold("cache.hit_rate").warning,
+            unit="ratio",
+            period=period,
+        )
+    finding = judge(
+        "cache.hit_rate",
+        "cache",
+        round(sampled.hit_rate, 4) if sampled.hit_rate is not None else 1.0,
+        f"{during(period)}: hit rate {sampled.hit_rate or 0:.1%} ({sampled.hits:,} hits, {sampled.misses:,} misses); "
+        f"{context}",
+        period=period,
+    )
+    if sampled.hit_rate is None:
+        finding.severity = Severity.OK
+    return lifetime_capped(finding, period)
+
+
+def evictions_finding(sampled: RedisDelta, period: Period) -> Finding:
+    """Keys evicted in the period (runbook: evictions = 0); lifetime evictions are context, not the verdict."""
+    finding = judge(
+        "cache.evictions",
+        "cache",
+        sampled.evicted,
+        f"{during(period)}: {sampled.evicted:,} keys evicted ({sampled.evictions_per_s:.1f}/s); "
+        f"{sampled.lifetime_evicted:,} since restart {sampled.uptime_s / 3600:.1f} h ago (runbook: evictions = 0)",
+        period=period,
+    )
+    return lifetime_capped(finding, period)
+
+
+def ops_finding(sampled: RedisDelta, period: Period, baseline: dict[str, Any] | None = None) -> Finding:
+    top = ", ".join(f"{r.command} {r.per_s:.1f}/s" for r in sampled.by_command.head(3).itertuples())
+    if baseline and baseline.get("ops_per_s") is not None:
+        top += f"; baseline {baseline['ops_per_s']:.1f}/s"
+    return Finding.ok(  # throughput is context for the other findings, not a verdict
+        "cache.ops_per_s",
+        "cache",
+        f"{during(period)}: {sampled.ops_per_s:.1f} commands/s ({top or 'none'})",
+        value=round(sampled.ops_per_s, 1),
+        unit="ops/s",
+        evidence=sampled.by_command,
+        period=period,
+    )

@@ -1,0 +1,303 @@
+"""The Sample: first snapshots in the setup cell, second ones (and deltas) when a section asks; the baseline."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+
+import pandas as pd
+
+from imsnb import postgres
+from imsnb.findings import Finding
+from imsnb.history import History, Snapshot
+from imsnb.period import Period
+from imsnb.sampling.deltas import (
+    PG_DATABASE,
+    PG_SOURCES,
+    PG_STATEMENTS,
+    PG_TABLES,
+    REDIS_INFO,
+    Delta,
+    epoch_reset_note,
+    epoch_start,
+    period_of,
+)
+from imsnb.sampling.postgres import (
+    STATEMENT_TEXTS,
+    TABLE_COLUMNS,
+    database_delta,
+    postgres_snapshot,
+    postgres_target,
+    statement_delta,
+    statement_key,
+    table_delta,
+    table_trail,
+)
+from imsnb.sampling.redis import REDIS_COUNTERS, RedisDelta, redis_delta, redis_snapshot, redis_target
+from imsnb.window import Window
+
+
+def _went_down_note(before: Snapshot, after: Snapshot) -> str:
+    """Counters lower than before without a new epoch: a partial reset (pg_stat_statements_reset of one statement,
+    Redis CONFIG RESETSTAT)."""
+    if after.source == PG_STATEMENTS:
+        return statement_delta(before, after)[1]
+    if after.source == REDIS_INFO:
+        down = [n for n in REDIS_COUNTERS if int(after.data.get(n, 0)) < int(before.data.get(n, 0))]
+        if down:
+            return f"Redis counters went down between the snapshots ({', '.join(down)}: CONFIG RESETSTAT?)"
+    return ""
+
+
+class Sample:
+    """First snapshots now; second snapshots (and deltas) when a section asks, after what remains of `sample_s`.
+
+    Never raises in the constructor: a source that cannot be read now (unreachable, locked, not installed) is
+    retried when its section runs, where the failure becomes that section's finding.
+    """
+
+    def __init__(
+        self,
+        sample_s: float = 10.0,
+        *,
+        db: postgres.Database | None = None,
+        cache: Any = None,
+        window: Window | None = None,
+        taken_by: str = "imsnb",
+        history: History | None = None,
+        store: bool = True,
+    ):
+        if not isinstance(sample_s, (int, float)) or sample_s < 0:
+            raise ValueError(f"sample_s must be a number of seconds, 0 or more (0: off), not {sample_s!r}")
+        self.sample_s = float(sample_s)
+        self.db, self.cache, self.window, self.taken_by = db, cache, window, taken_by
+        self.history = history if history is not None else History()
+        self.store = store
+        self.started = time.monotonic()
+        self.first: dict[str, Snapshot] = {}
+        self.second: dict[str, Snapshot] = {}
+        self.first_errors: dict[str, str] = {}
+        self._deltas: dict[str, Delta] = {}
+        self._baselines: dict[str, dict[str, Any] | None] = {}
+        if self.sample_s > 0:
+            for source in self.sources:
+                try:
+                    self.first[source] = self._snapshot(source)
+                except Exception as exc:  # noqa: BLE001 - retried (and reported) by the section
+                    self.first_errors[source] = " ".join(str(exc).split()) or type(exc).__name__
+            self._store(list(self.first.values()))
+            self.started = time.monotonic()  # the sample runs from the end of the first snapshots
+
+    @property
+    def sources(self) -> list[str]:
+        return ([*PG_SOURCES] if self.db is not None else []) + ([REDIS_INFO] if self.cache is not None else [])
+
+    def _snapshot(self, source: str) -> Snapshot:
+        if source == REDIS_INFO:
+            return redis_snapshot(self.cache, self.taken_by)
+        return postgres_snapshot(self.db, source, self.taken_by)
+
+    def _store(self, snapshots: list[Snapshot]) -> None:
+        if self.store and snapshots:
+            try:
+                self.history.add(*snapshots)
+            except Exception as exc:  # noqa: BLE001 - a full disk must not cost the diagnosis
+                print(f"history store not written ({self.history.path}): {exc}")
+
+    def remaining_s(self) -> float:
+        return max(0.0, self.sample_s - (time.monotonic() - self.started))
+
+    def wait(self) -> None:
+        """Sleep for what remains of the sample (nothing when the other sections took longer)."""
+        remaining = self.remaining_s()
+        if remaining > 0:
+            print(f"sampling: waiting {remaining:.1f} s for the end of the {self.sample_s:g} s sample")
+            time.sleep(remaining)
+
+    def delta(self, source: str) -> Delta:
+        """The before/after snapshots of `source` and the period they cover (sample, history or since restart)."""
+        if source in self._deltas:
+            return self._deltas[source]
+        if self.sample_s > 0 and source in self.first:
+            self.wait()
+        after = self._snapshot(source)
+        self.second[source] = after
+        self._store([after])
+        before, basis, note = self.first.get(source), "sample", ""
+        if self.sample_s <= 0:
+            note = "sampling off (sample_s=0): lifetime totals"
+        elif before is None:
+            note = f"no first snapshot ({self.first_errors.get(source, 'not taken')}): lifetime totals"
+        stored = self._from_history(source, after)
+        if stored is not None and before is not None:
+            if stored.epoch == after.epoch:
+                before, basis = stored, "history"
+                note = f"from a snapshot taken by {stored.taken_by} at {stored.taken_at:%H:%M:%S} UTC"
+            else:
+                note = (
+                    f"the stored snapshot of {stored.taken_at:%H:%M:%S} UTC predates a restart or reset "
+                    f"({epoch_reset_note(stored, after)}): this run's sample is used"
+                )
+        reset = ""
+        if before is not None:
+            reset = epoch_reset_note(before, after) or _went_down_note(before, after)
+        period = period_of(before, after, basis, "; ".join(p for p in (note, reset) if p))
+        if before is not None and reset and (start := epoch_start(after.epoch)) and start > before.taken_at:
+            period = Period(start, after.taken_at, basis, period.note)
+        self._deltas[source] = Delta(before, after, period, reset)
+        return self._deltas[source]
+
+    def _from_history(self, source: str, after: Snapshot) -> Snapshot | None:
+        """The stored snapshot nearest the window's start, when one lies within the window (before this run's)."""
+        if self.window is None or self.sample_s <= 0 or source not in self.first:
+            return None
+        first = self.first[source]
+        slack = min(timedelta(seconds=self.window.seconds / 4), timedelta(minutes=15))
+        latest = first.taken_at - timedelta(seconds=0.5)  # any stored snapshot older than this run's first
+        earliest = self.window.start - slack
+        if latest <= earliest:
+            return None
+        try:
+            return self.history.nearest(after.target, source, self.window.start, earliest=earliest, latest=latest)
+        except Exception as exc:  # noqa: BLE001
+            print(f"history store not read ({self.history.path}): {exc}")
+            return None
+
+    # -- what the sections ask for ---------------------------------------------------------------------------------
+
+    def statements(self, *, limit: int = 10, by: str = "total", min_mean_ms: float = 0.0) -> pd.DataFrame:
+        """Statements in the period, by total (or mean) time, with query text (literals masked) for those shown.
+
+        Columns as `postgres.statements()` plus calls_per_s, before_calls and before_mean_ms (the mean before the
+        period: the reference a regression is measured against when no baseline was saved)."""
+        if by not in ("total", "mean"):
+            raise ValueError(f"statements(by={by!r}): use 'total' or 'mean'")
+        delta = self.delta(PG_STATEMENTS)
+        frame, _ = statement_delta(delta.before, delta.after)
+        frame = frame[frame["mean_ms"] >= float(min_mean_ms)]
+        frame = frame.sort_values(f"{by}_ms", ascending=False).head(int(limit)).reset_index(drop=True)
+        frame["calls_per_s"] = frame["calls"] / delta.seconds
+        saved = self.baseline_statements()
+        frame["baseline_mean_ms"] = [
+            (saved.get(statement_key(r.queryid, r.database, r.user)) or {}).get("mean_ms")
+            for r in frame.itertuples(index=False)
+        ]
+        return self._with_text(frame)
+
+    # -- baseline and trail ----------------------------------------------------------------------------------------
+
+    def target(self, source: str) -> str:
+        return redis_target(self.cache) if source == REDIS_INFO else postgres_target(self.db)
+
+    def baseline(self, source: str) -> dict[str, Any] | None:
+        """The saved baseline of this target for `source` (saved by performance_baseline), or None."""
+        if source in self._baselines:
+            return self._baselines[source]
+        try:
+            found = self.history.baseline(self.target(source), source)
+        except Exception as exc:  # noqa: BLE001 - no baseline is not a failure of the section
+            print(f"baseline not read ({self.history.path}): {exc}")
+            found = None
+        self._baselines[source] = None if found is None else {**found.data, "saved_at": found.saved_at.isoformat()}
+        return self._baselines[source]
+
+    def baseline_statements(self) -> dict[str, dict]:
+        return (self.baseline(PG_STATEMENTS) or {}).get("statements", {}) if self.db is not None else {}
+
+    def trail(self, *statements: pd.DataFrame) -> pd.DataFrame:
+        """The tables the given statements read, with their scans and rows read in the same period."""
+        frames = [f for f in statements if f is not None and not f.empty]
+        if not frames:
+            return table_trail(pd.DataFrame(columns=["queryid", "query"]), pd.DataFrame(columns=TABLE_COLUMNS))
+        shown = pd.concat([f[["queryid", "query"]] for f in frames]).drop_duplicates("queryid")
+        return table_trail(shown, self.tables())
+
+    def save_baseline(self, *sources: str) -> pd.DataFrame:
+        """Save per-statement rates and means, hit ratios and ops/s of the period as this target's baseline.
+
+        `sources`: PG_STATEMENTS and/or REDIS_INFO (default: every configured one). Returns one row per saved
+        source (what, how many items, the period it covers)."""
+        sources = sources or tuple(s for s in (PG_STATEMENTS, REDIS_INFO) if s in self.sources)
+        rows = []
+        if PG_STATEMENTS in sources:
+            delta = self.delta(PG_STATEMENTS)
+            frame = statement_delta(delta.before, delta.after)[0]
+            statements = {
+                statement_key(r.queryid, r.database, r.user): {
+                    "calls": int(r.calls),
+                    "calls_per_s": r.calls / delta.seconds,
+                    "mean_ms": r.mean_ms,
+                }
+                for r in frame.itertuples(index=False)
+            }
+            databases = self.databases()
+            data = {
+                "statements": statements,
+                "hit_ratio": {r.database: r.hit_ratio for r in databases.itertuples() if pd.notna(r.hit_ratio)},
+            }
+            self._save(PG_STATEMENTS, data, delta.period)
+            target = self.target(PG_STATEMENTS)
+            rows.append({"source": PG_STATEMENTS, "items": len(statements), "period": delta.period, "target": target})
+        if REDIS_INFO in sources:
+            sampled = self.redis()
+            period = self.period(REDIS_INFO)
+            data = {
+                "hit_rate": sampled.hit_rate,
+                "ops_per_s": sampled.ops_per_s,
+                "evictions_per_s": sampled.evictions_per_s,
+            }
+            self._save(REDIS_INFO, data, period)
+            rows.append({"source": REDIS_INFO, "items": 3, "period": period, "target": self.target(REDIS_INFO)})
+        return pd.DataFrame(rows, columns=["source", "target", "items", "period"])
+
+    def _save(self, source: str, data: dict[str, Any], period: Period) -> None:
+        self.history.save_baseline(self.target(source), source, data, taken_by=self.taken_by, period=period.to_dict())
+        self._baselines.pop(source, None)
+
+    def all_statements(self) -> pd.DataFrame:
+        delta = self.delta(PG_STATEMENTS)
+        return statement_delta(delta.before, delta.after)[0]
+
+    def _with_text(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if frame.empty:
+            frame["query"] = pd.Series(dtype=str)
+            return frame
+        texts = self.db.frame(STATEMENT_TEXTS, {"queryids": [int(q) for q in frame["queryid"]]})
+        known = dict(zip(texts["queryid"], texts["query"], strict=True))
+        frame["query"] = [postgres.mask_literals(known.get(q)) for q in frame["queryid"]]
+        return frame
+
+    def tables(self) -> pd.DataFrame:
+        delta = self.delta(PG_TABLES)
+        frame = table_delta(delta.before, delta.after)
+        frame["seq_scans_per_s"] = frame["seq_scan"] / delta.seconds
+        return frame
+
+    def databases(self) -> pd.DataFrame:
+        delta = self.delta(PG_DATABASE)
+        return database_delta(delta.before, delta.after)
+
+    def redis(self) -> RedisDelta:
+        delta = self.delta(REDIS_INFO)
+        return redis_delta(delta.before, delta.after, delta.seconds)
+
+    def period(self, source: str) -> Period:
+        return self.delta(source).period
+
+
+def baseline_saved_finding(saved: pd.DataFrame, component: str) -> Finding:
+    """OK (a record, not an alert): what was saved as the baseline and the period it covers."""
+    row = saved.iloc[0]
+    period = row["period"]
+    what = "statements" if row["source"] == PG_STATEMENTS else "rates"
+    check = "postgres.baseline" if component == "database" else "cache.baseline"
+    note = " (lifetime totals: set sample_s above 0 for a baseline of the present)" if period.lifetime else ""
+    return Finding.ok(
+        check,
+        component,
+        f"baseline of {row['target']} saved: {int(row['items'])} {what} over the {period.label()}{note}",
+        value=int(row["items"]),
+        unit=what,
+        period=period,
+    )
