@@ -122,12 +122,20 @@ def timeseries_chart(
     metric: str,
     *,
     threshold_value: float | None = None,
+    check: str | None = None,
     title: str | None = None,
     unit: str = "",
     fit: bool = False,
 ) -> Figure:
     """One CloudWatch metric over the window (a tidy frame from imsnb.aws.cloudwatch), with its threshold line
-    and, with `fit`, the least-squares trend (the memory-leak projection)."""
+    and, with `fit`, the least-squares trend (the memory-leak projection).
+
+    `check` draws that check's warning level from the catalogue (with its IMSNB_THRESHOLD_* override, so the line
+    moves with the finding); `threshold_value` is for a line no check judges."""
+    if check is not None:
+        from imsnb.findings import threshold
+
+        threshold_value = threshold(check).warning
     rows = frame[frame["metric"] == metric]
     fig = Figure(figsize=(9, 2.8), layout="constrained")
     ax = fig.add_subplot()

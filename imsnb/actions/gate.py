@@ -217,7 +217,10 @@ def _display_outcome(frame: pd.DataFrame, turned: Keys, title: str, *, display_i
     shown = frame.drop(columns=["id", "planned_at", "applying_at", "finished_at"])
     table = "<p><i>(nothing to do)</i></p>" if frame.empty else shown.to_html(index=False)
     data = {
-        "text/html": f"<p><b>{html.escape(title)}.</b> {html.escape(line)}</p>{table}",
+        # mathjax_ignore: JupyterLab would read a query's $1 placeholders in the plan as TeX (see imsnb.report)
+        "text/html": (
+            f"<div class='mathjax_ignore'><p><b>{html.escape(title)}.</b> {html.escape(line)}</p>{table}</div>"
+        ),
         "text/plain": f"{title}. {line}\n" + ("(nothing to do)" if frame.empty else shown.to_string(index=False)),
         ACTIONS_MIME: {"title": title, "keys": _keys_dict(turned), "actions": _records(frame)},
     }
