@@ -37,7 +37,9 @@ details>summary{cursor:pointer;color:#555}
 def render_report(nb: dict[str, Any], *, title: str | None = None) -> str:
     """The whole page for an executed notebook (a dict as nbformat stores it)."""
     cells = nb.get("cells", [])
-    verdict = [out for cell in cells for out in _outputs(cell) if _is_verdict(out)]
+    shown = [out for cell in cells for out in _outputs(cell) if _is_verdict(out)]
+    # the findings table with its escalation first, then the actions planned or taken
+    verdict = sorted(shown, key=lambda out: FINDINGS_MIME not in (out.get("data") or {}))
     body = [_cell(cell) for cell in cells]
     title = title or _title(cells) or "imsnb report"
     top = ""
