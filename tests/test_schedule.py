@@ -217,7 +217,10 @@ def test_crontab_lines_run_under_sh_with_flock_and_a_log(tmp_path, monkeypatch):
         command=["/bin/sh", "-c", "env", "imsnb"],  # prints what a scheduled run would see, runs no notebook
     )
     assert "CRON_TZ=UTC" in lines
-    [entry] = [ln for ln in lines if ln and not ln.startswith("#") and "=" not in ln.split()[0]]
+    entries = [ln for ln in lines if ln and not ln.startswith("#") and "=" not in ln.split()[0]]
+    [entry] = [ln for ln in entries if "hc.log" in ln]
+    [record] = [ln for ln in entries if "record.log" in ln]
+    assert record.startswith("* * * * * ") and " record --history " in record, "the history, one round a minute"
     fields = entry.split(maxsplit=5)
     assert croniter.is_valid(" ".join(fields[:5])) and " ".join(fields[:5]) == "*/5 * * * *"
     command = fields[5]
@@ -238,7 +241,8 @@ def test_crontab_cli_uses_this_imsnb_and_the_config(tmp_path, monkeypatch, capsy
     assert main(["schedule", "crontab", "--log-dir", str(tmp_path / "log")]) == 0
     out = capsys.readouterr().out.splitlines()
     entries = [ln for ln in out if ln and not ln.startswith("#") and not ln.startswith(("CRON_TZ", "SHELL"))]
-    assert out.count("CRON_TZ=UTC") == 1 and len(entries) == 6
+    assert out.count("CRON_TZ=UTC") == 1 and len(entries) == 7, "the six notebooks and imsnb record"
+    assert any(e.startswith("* * * * * ") and " record --history " in e for e in entries)
     assert any(e.startswith("0 */4 * * * ") and " schedule run health_check --outputs " in e for e in entries)
     assert all(f"flock -n {tmp_path}/log/" in e for e in entries)
     assert main(["schedule", "crontab", "--env-file", str(tmp_path / "missing")]) == 2

@@ -490,6 +490,20 @@ def crontab_lines(
             f"flock -n {q(str(lock))} {' '.join(q(part) for part in run)} >> {q(str(log))} 2>&1"
         )
         lines += [f"# {s.name}: notebook {s.notebook}", f"{s.cron} {_cron_escape(shell)}"]
+    # The counter history between incidents (`imsnb record`, one round a minute): what a later run's `window`
+    # starts from. Cheap: a few catalogue reads of every configured target.
+    record = [*command, "record", "--history", str(outputs / ".history.sqlite")]
+    env = f"IMSNB_CONFIG={q(str(config_path))} " if config_path else ""
+    prefix = f"set -a && . {q(str(env_file))} && set +a && " if env_file else ""
+    lock, log = log_dir / "record.lock", log_dir / "record.log"
+    shell = (
+        f"{prefix}mkdir -p {q(str(log_dir))} && cd {q(str(workdir))} && {env}"
+        f"flock -n {q(str(lock))} {' '.join(q(part) for part in record)} >> {q(str(log))} 2>&1"
+    )
+    lines += [
+        "# record: counter snapshots of every configured target for the history",
+        f"* * * * * {_cron_escape(shell)}",
+    ]
     return lines
 
 
