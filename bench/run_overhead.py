@@ -2,8 +2,7 @@
 
 Starts the db-degradation sandbox, then times, alternating, N times each:
   plain         python running the notebook's code cells as a script (same library calls, no kernel, no artifact)
-  imsnb         `imsnb run db_performance` (kernel forked from a warm parent, scrubbing, HTML, summary.json)
-  imsnb-plain   the same with IMSNB_WARM_KERNELS=0 (a plain kernel, as before the warm parent)
+  imsnb         `imsnb run db_performance` (a plain kernel over IPC, scrubbing, report.html, summary.json)
   papermill     the `papermill` CLI on the same notebook (kernel + executed notebook only, no HTML or summary)
 
 Prints medians of wall time and of CPU time (the command and all its children: under load, CPU is the steadier
@@ -65,7 +64,6 @@ def main(rounds: int = 5) -> None:
         commands = {
             "plain": ([sys.executable, str(script)], env),
             "imsnb": (imsnb_run, env),
-            "imsnb-plain": (imsnb_run, {**env, "IMSNB_WARM_KERNELS": "0"}),
             "papermill": (
                 [str(BIN / "papermill"), "--log-level", "ERROR", str(NOTEBOOK), str(work_dir / "out.ipynb")]
                 + ["-p", "sample_s", "0"],
@@ -89,8 +87,7 @@ def main(rounds: int = 5) -> None:
     for label, measure in (("wall", wall), ("cpu", cpu)):
         print(
             f"{label}: imsnb / plain {measure['imsnb'] / measure['plain']:.2f}x (aim: within 1.5x)   "
-            f"imsnb / papermill {measure['imsnb'] / measure['papermill']:.2f}x (aim: under 1.0x)   "
-            f"imsnb / imsnb-plain {measure['imsnb'] / measure['imsnb-plain']:.2f}x"
+            f"imsnb / papermill {measure['imsnb'] / measure['papermill']:.2f}x (aim: under 1.0x)"
         )
 
 

@@ -25,7 +25,7 @@ from imsnb.findings import Severity, check_threshold_overrides
 from imsnb.runs.catalogue import NotebookInfo, find_notebook, load_info
 from imsnb.runs.exits import run_exit_code
 from imsnb.runs.folder import check_writable, refresh_index, write_run_folder
-from imsnb.runs.kernels import ForkServer, notebook_imports
+from imsnb.runs.kernels import ForkServer
 from imsnb.runs.parameters import check_bounds, check_incident_id, is_positive_seconds, validate
 from imsnb.runs.summary import merge_journal, note_unfinished_actions, read_journal, summarize
 
@@ -110,14 +110,12 @@ def run_notebook(
     """Execute one notebook into a new run folder; raises BadParameter (nothing written) for bad input.
 
     `allow_actions` is the run's key for `imsnb.actions` (the CLI's --allow-actions); without it the notebook's
-    actions are planned and shown, never applied. `kernels`: a warm parent to fork the kernel from (a suite shares
-    one); without it the run starts its own as soon as the input is valid, unless IMSNB_WARM_KERNELS=0.
+    actions are planned and shown, never applied. `kernels`: a warm parent to fork the kernel from (a suite and
+    triage's follow-ups share one); without it, a plain kernel: for a single run a warm parent of its own cost
+    more than it saved (bench/run_overhead.py, 2026-11-30: 1.05x wall, 1.16x CPU of a plain kernel).
     """
     threshold = check_run_settings(fail_on, timeout_s)
     path, params, incident = prepare(notebook, parameters or {}, incident_id, outputs)
-    own_kernels = kernels is None and warm_kernels_enabled()
-    if own_kernels:
-        kernels = ForkServer(notebook_imports([path]))  # its imports overlap ours (papermill) from here on
     started = datetime.now(UTC)
     clock = time.monotonic()
     scratch = Path(tempfile.mkdtemp(prefix="imsnb-run-"))
@@ -139,14 +137,13 @@ def run_notebook(
         folder, summary = write_run_folder(Path(outputs) / incident, started, path.stem, executed, summary, source_text)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-        if own_kernels:
-            kernels.close()
     refresh_index(folder.parent)
     return RunResult(folder, summary, run_exit_code(summary["status"], summary["severity"], threshold))
 
 
 def warm_kernels_enabled() -> bool:
-    """Kernels forked from a warm parent (imsnb.runs.kernels), unless IMSNB_WARM_KERNELS=0 asks for plain ones."""
+    """Suites fork their kernels from a warm parent (imsnb.runs.kernels), unless IMSNB_WARM_KERNELS=0 asks for
+    plain ones."""
     return os.environ.get("IMSNB_WARM_KERNELS", "1").strip() != "0"
 
 
