@@ -141,12 +141,6 @@ def run_notebook(
     return RunResult(folder, summary, run_exit_code(summary["status"], summary["severity"], threshold))
 
 
-def warm_kernels_enabled() -> bool:
-    """Suites fork their kernels from a warm parent (imsnb.runs.kernels), unless IMSNB_WARM_KERNELS=0 asks for
-    plain ones."""
-    return os.environ.get("IMSNB_WARM_KERNELS", "1").strip() != "0"
-
-
 def _execute(
     path: Path,
     output: Path,

@@ -16,8 +16,8 @@ Fork safety, checked rather than hoped for:
 - each kernel is in its own process group (set by both sides of the fork, so `killpg` can never reach the
   server or the caller), and exits when the server does (ipykernel's parent poller, JPY_PARENT_PID).
 
-The runner starts the server as soon as a run's input is validated, so its imports overlap the caller's own work
-(papermill's import, the run folder); a suite shares one server between all of its runs.
+A suite (and triage's follow-ups, which run as one) shares one server between all of its runs. A single run
+starts a plain kernel: a server of its own cost it more than it saved (bench/run_overhead.py).
 """
 
 from __future__ import annotations

@@ -31,7 +31,6 @@ from imsnb.runs.execute import (
     check_targets,
     prepare,
     run_notebook,
-    warm_kernels_enabled,
 )
 from imsnb.runs.exits import worst_exit_code
 from imsnb.runs.kernels import ForkServer, notebook_imports
@@ -184,5 +183,11 @@ def suite_exit_code(results: list[RunResult]) -> int:
 
 
 def worst_severity(results: list[RunResult]) -> str | None:
-    levels = [Severity.parse(r.summary["severity"]) for r in results if r.summary.get("severity")]
-    return max(levels).name if levels else None
+    level = Severity.worst((r.summary.get("severity") for r in results), default=None)
+    return None if level is None else level.name
+
+
+def warm_kernels_enabled() -> bool:
+    """Suites fork their kernels from a warm parent (imsnb.runs.kernels), unless IMSNB_WARM_KERNELS=0 asks for
+    plain ones."""
+    return os.environ.get("IMSNB_WARM_KERNELS", "1").strip() != "0"
