@@ -114,3 +114,51 @@ def test_worst_severity_of_findings_severities_and_names():
     assert Severity.worst([]) == Severity.OK
     assert Severity.worst([None, "bogus"], default=None) is None
     assert Findings(found).worst == Severity.ERROR
+
+
+def test_a_section_names_its_check_once_and_the_component_follows():
+    from imsnb.findings import component_of
+
+    assert component_of("postgres.slow_queries") == "database" and component_of("prometheus.up") == "api"
+    assert component_of("aws.rds.cpu") == "aws" and component_of("tls.days_to_expiry") == "tls"
+    with pytest.raises(ValueError, match="name its component"):
+        component_of("toaster.temperature")
+    findings = Findings()
+    with findings.section("cache.hit_rate"):
+        raise TimeoutError("read timed out")
+    assert (findings[0].check, findings[0].component) == ("cache.hit_rate", "cache")
+
+
+def test_a_section_after_a_failed_one_says_skipped_and_why():
+    findings = Findings()
+    with findings.section("aws.rds.snapshot_choice"):
+        raise TimeoutError("describe_db_snapshots timed out")
+        snaps = []  # noqa: F841 - never reached: the name the next section needs stays unset
+    with findings.section("aws.rds.restore"):
+        print(snaps)  # noqa: F821 - set only by the failed section above
+    skipped = findings[1]
+    assert skipped.severity == Severity.INFO and skipped.check == "aws.rds.restore"
+    assert skipped.message.startswith("skipped: needs `snaps`")
+    assert "aws.rds.snapshot_choice failed earlier" in skipped.message and "timed out" in skipped.message
+    assert findings.worst == Severity.WARNING  # the failure itself, not the skip, carries the severity
+
+
+def test_needs_skips_the_rest_of_a_section_when_an_earlier_one_produced_nothing():
+    findings = Findings()
+    reached = []
+    with findings.section("aws.rds.restore"):
+        findings.needs(chosen=None)
+        reached.append("planned")
+    assert reached == [] and findings[0].severity == Severity.INFO
+    assert findings[0].message == "skipped: needs `chosen`, which no earlier section produced"
+    with findings.section("aws.rds.restore"):
+        findings.needs(chosen={"snapshot": "s1"})
+        reached.append("planned")
+    assert reached == ["planned"] and len(findings) == 1
+
+
+def test_a_name_error_with_no_earlier_failure_is_a_bug_not_a_skip():
+    findings = Findings()
+    with findings.section("api.health"):
+        print(undefined_name)  # noqa: F821 - a typo in a notebook cell
+    assert findings[0].severity == Severity.WARNING and "NameError" in findings[0].message

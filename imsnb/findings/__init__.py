@@ -10,7 +10,7 @@ A new check is a judge in its source's module plus a CATALOGUE entry here.
 
 from imsnb.findings.catalogue import CATALOGUE, Threshold, check_threshold_overrides, judge, threshold
 from imsnb.findings.escalation import ESCALATION, PRIMARY_HOURS, Escalation, escalation_for, on_call
-from imsnb.findings.finding import COMPONENTS, EVIDENCE_ROWS, Finding, Findings, Severity
+from imsnb.findings.finding import COMPONENTS, EVIDENCE_ROWS, Finding, Findings, Severity, component_of
 
 __all__ = [
     "CATALOGUE",
@@ -24,6 +24,7 @@ __all__ = [
     "Severity",
     "Threshold",
     "check_threshold_overrides",
+    "component_of",
     "escalation_for",
     "judge",
     "on_call",

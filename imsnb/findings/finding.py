@@ -6,6 +6,7 @@ was judged against, its `unit`, a one-line `message` and optionally a small `evi
 from __future__ import annotations
 
 import math
+import re
 import traceback
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from imsnb.errors import NotAvailable, NotConfigured, Unreachable
 from imsnb.period import Period
 
 COMPONENTS = ("api", "database", "cache", "aws", "host", "tls")
+SOURCE_COMPONENTS = {"postgres": "database", "prometheus": "api"}  # the rest: the source is the component
 EVIDENCE_ROWS = 20
 
 
@@ -134,8 +136,20 @@ def _records(frame: Any) -> list[dict[str, Any]]:
     return [{str(k): _plain(v) for k, v in row.items()} for row in rows]
 
 
+class Missing(Exception):
+    """Raised by `Findings.needs` inside a section: a value an earlier section should have produced is None."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"needs {name}")
+        self.name = name
+
+
 class Findings(list):
     """The findings of one run, in the order they were found."""
+
+    def __init__(self, found: Iterable[Finding] = ()) -> None:
+        super().__init__(found)
+        self._failed: list[tuple[str, str]] = []  # the sections that failed so far, oldest first: (check, why)
 
     def add(self, *found: Finding | list[Finding] | None) -> None:
         for item in found:
@@ -151,37 +165,80 @@ class Findings(list):
         return Severity.worst(self)
 
     @contextmanager
-    def section(self, check: str, component: str) -> Iterator[None]:
+    def section(self, check: str, component: str | None = None) -> Iterator[None]:
         """Run one notebook section; a failure becomes a finding instead of an error that stops the notebook.
 
         An unreachable target is reported once as a CRITICAL `<source>.reachable` finding; later sections for the
         same target are skipped with a note. A missing feature is INFO with its hint; anything else (a timeout,
-        a lock wait, a permission error) is a WARNING that the check could not complete.
+        a lock wait, a permission error) is a WARNING that the check could not complete. A section that needs a
+        name an earlier, failed section did not set is skipped (INFO "skipped: ..." naming that failure) instead
+        of reporting a NameError. `component` defaults to the check's (`postgres.*` is the database's).
         """
+        component = component or component_of(check)
         try:
             yield
         except Unreachable as exc:
             reach = exc.check or f"{check.split('.')[0]}.reachable"
+            self._failed.append((check, str(exc)))
             if any(f.check == reach for f in self):
                 print(f"skipped {check}: {exc}")
             else:
-                self.add(Finding(reach, component, Severity.CRITICAL, message=str(exc)))
+                self.add(Finding.of(reach, component, Severity.CRITICAL, str(exc)))
         except NotConfigured as exc:
             configured = exc.check or f"{check.split('.')[0]}.configured"
+            self._failed.append((check, str(exc)))
             if any(f.check == configured for f in self):
                 print(f"skipped {check}: {exc}")
             else:
-                self.add(Finding(configured, component, Severity.INFO, message=f"{exc}: skipped"))
+                self.add(Finding.of(configured, component, Severity.INFO, f"{exc}: skipped"))
         except NotAvailable as exc:
-            self.add(Finding(check, component, Severity.INFO, message=f"{exc}. {exc.hint}".strip()))
+            self._failed.append((check, str(exc)))
+            self.add(Finding.of(check, component, Severity.INFO, f"{exc}. {exc.hint}".strip()))
+        except NameError as exc:
+            if not self._failed:
+                self._could_not_complete(check, component, exc)
+                return
+            self._skipped(check, component, exc.name or _quoted_name(str(exc)))
+        except Missing as exc:
+            self._skipped(check, component, exc.name)
         except Exception as exc:  # noqa: BLE001 - a diagnostic must never crash the notebook
-            reason = " ".join(str(exc).split()) or type(exc).__name__
-            self.add(
-                Finding(
-                    check,
-                    component,
-                    Severity.WARNING,
-                    message=f"check could not complete: {type(exc).__name__}: {reason}",
-                )
-            )
-            traceback.print_exc(limit=1)
+            self._could_not_complete(check, component, exc)
+
+    def needs(self, **values: Any) -> None:
+        """Skip the rest of this section (INFO "skipped: ...", naming the earlier failure) when a value an earlier
+        section should have produced is None: `findings.needs(chosen=chosen)`."""
+        for name, value in values.items():
+            if value is None:
+                raise Missing(name)
+
+    def _skipped(self, check: str, component: str, name: str | None) -> None:
+        if self._failed:
+            earlier, why = self._failed[-1]
+            message = f"skipped: needs `{name}`, which was not set because {earlier} failed earlier ({why})"
+        else:
+            message = f"skipped: needs `{name}`, which no earlier section produced"
+        print(message)
+        self.add(Finding.of(check, component, Severity.INFO, message))
+
+    def _could_not_complete(self, check: str, component: str, exc: BaseException) -> None:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        self._failed.append((check, f"{type(exc).__name__}: {reason}"))
+        self.add(
+            Finding.of(check, component, Severity.WARNING, f"check could not complete: {type(exc).__name__}: {reason}")
+        )
+        traceback.print_exc(limit=1)
+
+
+def _quoted_name(text: str) -> str | None:
+    """The name in "cannot access local variable 'x' ..." (an UnboundLocalError carries no `name`)."""
+    match = re.search(r"'(\w+)'", text)
+    return match[1] if match else None
+
+
+def component_of(check: str) -> str:
+    """The component a check belongs to, from its first part: `postgres` is the database, `prometheus` the API."""
+    source = check.split(".")[0]
+    component = SOURCE_COMPONENTS.get(source, source)
+    if component not in COMPONENTS:
+        raise ValueError(f"check {check!r}: name its component, one of {COMPONENTS}")
+    return component

@@ -7,7 +7,7 @@
     locks.py        blocked queries (pg_blocking_pids)
     statements.py   pg_stat_statements: slow and slowest statements
     health.py       cache hit ratio, database sizes, transaction ID wraparound, replication lag
-    row_counts.py   exact row counts judged against expected counts (restore verification)
+    row_counts.py   exact row counts judged against expected counts, on the server a restore is verified on
 
 Every fetcher returns a DataFrame (or a number) named for what it holds; query text shown anywhere is masked.
 A new check is one fetcher and one judge in the topic's module, plus a catalogue entry in `imsnb.findings`.
@@ -49,7 +49,13 @@ from imsnb.postgres.health import (
 )
 from imsnb.postgres.literals import excerpt, mask_literals, masked
 from imsnb.postgres.locks import BLOCKED_QUERIES, blocked_queries, blocked_queries_finding
-from imsnb.postgres.row_counts import ROW_COUNT, expected_row_counts, row_count_findings, table_row_counts
+from imsnb.postgres.row_counts import (
+    ROW_COUNT,
+    expected_row_counts,
+    row_count_findings,
+    table_row_counts,
+    verification_database,
+)
 from imsnb.postgres.session import (
     CLIENT_GRACE_S,
     CONNECT_TIMEOUT_S,
@@ -126,6 +132,7 @@ __all__ = [
     "statement_time_columns",
     "statements",
     "table_row_counts",
+    "verification_database",
     "transaction_id_age",
     "xid_age_finding",
 ]

@@ -6,6 +6,7 @@ import pandas as pd
 import psycopg
 from psycopg import sql as pgsql
 
+from imsnb import config
 from imsnb.errors import Unreachable
 from imsnb.findings import Finding, Severity
 from imsnb.postgres.session import Database, database_or_default
@@ -73,3 +74,16 @@ def expected_row_counts(entries: list[str]) -> dict[str, int | None]:
         except ValueError:
             raise ValueError(f"{entry!r}: the expected row count must be a whole number") from None
     return expected
+
+
+def verification_database(
+    application: str, conninfo: str = "", instances: pd.DataFrame | None = None
+) -> Database | None:
+    """The server a restore is verified on: `conninfo` (libpq, without a password) if given, else the endpoint of
+    the first instance in `instances` (an `aws.rds.instances` table) that has one, with the usual target's user and
+    database; None when there is neither. The password goes only where `config.postgres_settings_for` allows."""
+    endpoints = instances["endpoint"].dropna() if instances is not None and not instances.empty else []
+    endpoint = str(endpoints.iloc[0]) if len(endpoints) else None
+    if not conninfo and not endpoint:
+        return None
+    return Database(application, settings=config.postgres_settings_for(conninfo, host=None if conninfo else endpoint))

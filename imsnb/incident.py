@@ -1,0 +1,86 @@
+"""A notebook's set-up cell in one call: the named environment, the window, the findings, the sessions the notebook
+reads and the first counter snapshots.
+
+    run = incident.begin("redis_cache", incident_id, environment, window, start, end, sample_s, cache=True)
+    findings, span, redis, sample = run.findings, run.span, run.cache, run.sample
+
+Every notebook has the same five shared parameters (incident_id, environment, window, start, end) and `sample_s`;
+`begin` is what they mean, in one place. The sessions connect lazily (an unreachable target becomes its section's
+finding), and the first snapshots are taken here, as early as the run can, so the sample overlaps the sections.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from imsnb import config
+from imsnb.findings import Findings
+from imsnb.window import Window, resolve_window
+
+if TYPE_CHECKING:
+    from imsnb.aws import Aws
+    from imsnb.cache import Cache
+    from imsnb.postgres import Database
+    from imsnb.sampling import Sample
+
+
+@dataclass
+class Incident:
+    """What the set-up cell made: the findings to fill and the sessions (None where the notebook asked for none)."""
+
+    id: str
+    notebook: str
+    span: Window
+    findings: Findings
+    db: Database | None = None
+    cache: Cache | None = None
+    aws: Aws | None = None
+    sample: Sample | None = None
+
+    def close(self) -> None:
+        """Close the database and Redis sessions (AWS clients hold no connection to close)."""
+        for session in (self.db, self.cache):
+            if session is not None:
+                session.close()
+
+
+def begin(
+    notebook: str,
+    incident_id: str,
+    environment: str = "default",
+    window: str | None = "1h",
+    start: str | None = None,
+    end: str | None = None,
+    sample_s: float = 0.0,
+    *,
+    db: bool = False,
+    cache: bool = False,
+    aws: bool = False,
+) -> Incident:
+    """Apply `environment`, resolve the window, open the sessions asked for (named `imsnb/<notebook>` on the servers)
+    and, when `sample_s` > 0 and a database or Redis session is open, take the first counter snapshots.
+
+    Prints one line: the incident id and the window.
+    """
+    config.use_environment(environment)
+    span = resolve_window(window, start, end)
+    run = Incident(id=incident_id, notebook=notebook, span=span, findings=Findings())
+    if db:
+        from imsnb.postgres import Database
+
+        run.db = Database(notebook)
+    if cache:
+        from imsnb.cache import Cache
+
+        run.cache = Cache(notebook)
+    if aws:
+        from imsnb.aws import Aws
+
+        run.aws = Aws(notebook)
+    if db or cache:
+        from imsnb.sampling import Sample
+
+        run.sample = Sample(sample_s, db=run.db, cache=run.cache, window=span, taken_by=notebook)
+    print(f"Incident {incident_id}: window {span}")
+    return run
