@@ -78,13 +78,7 @@ from imsnb.actions.rds import (
     resize_target_class,
 )
 from imsnb.actions.redis import CLIENT_DB_FIELD, flush_action, flush_plan
-from imsnb.runs.parameters import (
-    MAX_BACKENDS_LIMIT,
-    MAX_COUNT_LIMIT,
-    check_bounds,
-    check_max_backends,
-    check_max_count,
-)
+from imsnb.limits import MAX_BACKENDS_LIMIT, MAX_COUNT_LIMIT, check_max_backends, check_max_count
 
 __all__ = [
     "ALLOW_ENV",
@@ -111,7 +105,6 @@ __all__ = [
     "backend_action",
     "backend_actions",
     "bottleneck_actions",
-    "check_bounds",
     "check_max_backends",
     "check_max_count",
     "desired_count_bounds",

@@ -11,7 +11,7 @@ from imsnb.actions.gate import Plan
 from imsnb.actions.rds import next_rds_class, rds_resize_action
 from imsnb.aws import aws_or_default
 from imsnb.aws import ecs as ecs_source
-from imsnb.runs.parameters import MAX_COUNT_LIMIT
+from imsnb.limits import MAX_COUNT_LIMIT
 
 
 def _service(aws: Any, cluster: str, service: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import pandas as pd
 from imsnb import postgres
 from imsnb.actions.gate import Changed, Plan
 from imsnb.findings import threshold
-from imsnb.runs.parameters import check_max_backends
+from imsnb.limits import check_max_backends
 
 MAX_BACKENDS = 5  # blast-radius cap: at most this many backends cancelled or terminated per run
 

@@ -15,6 +15,7 @@ from urllib.parse import unquote
 
 from imsnb import config
 from imsnb.errors import BadParameter
+from imsnb.limits import check_max_backends, check_max_count
 from imsnb.runs.catalogue import NotebookInfo, Parameter
 from imsnb.window import parse_duration, parse_instant, resolve_window
 
@@ -172,29 +173,6 @@ def validate(info: NotebookInfo, raw: dict[str, Any]) -> dict[str, Any]:
         }
         resolve_window(merged["window"], merged["start"], merged["end"])
     return values
-
-
-# The actions' hard limits, checked here (before a kernel starts) and again by imsnb.actions itself.
-MAX_BACKENDS_LIMIT = 50  # hard upper bound: max_backends above this is refused
-MAX_COUNT_LIMIT = 100  # hard upper bound on an ECS desired count, whatever max_count says
-
-
-def check_max_backends(max_backends: int) -> None:
-    """max_backends within [0, MAX_BACKENDS_LIMIT], else BadParameter naming the limit."""
-    if not 0 <= max_backends <= MAX_BACKENDS_LIMIT:
-        raise BadParameter(
-            f"max_backends must be between 0 and {MAX_BACKENDS_LIMIT} (the hard limit per run), not {max_backends}: "
-            "terminate more in several reviewed runs"
-        )
-
-
-def check_max_count(max_count: int) -> None:
-    """max_count within [0, MAX_COUNT_LIMIT], else BadParameter naming the limit."""
-    if not 0 <= max_count <= MAX_COUNT_LIMIT:
-        raise BadParameter(
-            f"max_count must be between 0 and {MAX_COUNT_LIMIT} (the hard limit on an ECS desired count), "
-            f"not {max_count}"
-        )
 
 
 def check_bounds(parameters: dict[str, Any]) -> None:
