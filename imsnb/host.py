@@ -156,25 +156,25 @@ def disk_findings(usage: pd.DataFrame) -> list[Finding]:
 
 
 def old_files_finding(old: pd.DataFrame, older_than_days: float = 30) -> Finding:
+    """Log files older than `older_than_days`: INFO with how many and their size (cleanup candidates), else OK."""
     if old.empty:
-        return Finding(
+        return Finding.ok(
             "host.old_logs",
             "host",
-            Severity.OK,
-            0,
-            older_than_days,
-            "days",
             f"no log file older than {older_than_days:g} days",
+            value=0,
+            threshold=older_than_days,
+            unit="days",
         )
-    return Finding(
+    return Finding.of(
         "host.old_logs",
         "host",
         Severity.INFO,
-        len(old),
-        older_than_days,
-        "days",
         f"{len(old)} log file(s) older than {older_than_days:g} days, {old['bytes'].sum() / 2**20:.1f} MiB: "
         "candidates for the runbook's cleanup",
+        value=len(old),
+        threshold=older_than_days,
+        unit="days",
         evidence=old,
     )
 
@@ -183,24 +183,23 @@ def rotation_finding(logs: pd.DataFrame, min_bytes: int = 100 * 2**20) -> Findin
     """A log of at least `min_bytes` with no rotated copy beside it is a WARNING (logrotate is not running)."""
     unrotated = logs[(logs["bytes"] >= min_bytes) & (logs["rotated_copies"] == 0)] if not logs.empty else logs
     if unrotated.empty:
-        return Finding(
+        return Finding.ok(
             "host.log_rotation",
             "host",
-            Severity.OK,
-            0,
-            min_bytes,
-            "bytes",
             f"no log of {min_bytes / 2**20:.0f} MiB or more without rotated copies",
+            value=0,
+            threshold=min_bytes,
+            unit="bytes",
         )
-    return Finding(
+    return Finding.of(
         "host.log_rotation",
         "host",
         Severity.WARNING,
-        len(unrotated),
-        min_bytes,
-        "bytes",
         f"{len(unrotated)} large log(s) never rotated, e.g. {unrotated.iloc[0]['log']} "
         f"({unrotated.iloc[0]['bytes'] / 2**20:.0f} MiB)",
+        value=len(unrotated),
+        threshold=min_bytes,
+        unit="bytes",
         evidence=unrotated,
     )
 

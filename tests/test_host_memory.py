@@ -94,7 +94,7 @@ def test_the_kernel_log_is_read_when_readable():
         )
     else:
         assert report.source  # says why
-    rows = host_memory._oom_rows(
+    rows = host_memory.oom_victims(
         [(datetime.now(UTC), "Out of memory: Killed process 4242 (ims-backend) total-vm:812345kB, anon-rss:700000kB")],
         datetime.now(UTC) - timedelta(minutes=1),
     )

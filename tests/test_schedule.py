@@ -272,8 +272,8 @@ def test_a_run_reads_environments_from_the_file_its_schedule_came_from(tmp_path,
     other = write_config(tmp_path, '[schedules.hc]\nnotebook = "health_check"\ncron = "0 * * * *"\n')
     monkeypatch.setenv("IMSNB_CONFIG", str(tmp_path / "main.toml"))
     s = schedule.load_schedules(other)["hc"]
-    with schedule._config_of(s):
+    with schedule.config_of(s):
         assert os.environ["IMSNB_CONFIG"] == str(other.resolve())
     assert os.environ["IMSNB_CONFIG"] == str(tmp_path / "main.toml")
-    with schedule._config_of(schedule.default_schedules()["triage"]):  # the default timetable changes nothing
+    with schedule.config_of(schedule.default_schedules()["triage"]):  # the default timetable changes nothing
         assert os.environ["IMSNB_CONFIG"] == str(tmp_path / "main.toml")

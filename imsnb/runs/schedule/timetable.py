@@ -1,5 +1,5 @@
-"""Schedules: the runbook's routine as `[schedules.NAME]` tables of imsnb.toml, validated; their next run times (UTC),
-their last run in the archive, one scheduled run, and the crontab lines for one host.
+"""A schedule: one `[schedules.NAME]` table of imsnb.toml, validated field by field (a bad one is one line naming
+the file, the table and the field), or the runbook's own timetable; its incident id and its next run times (UTC).
 
     [schedules.health_check]
     notebook = "health_check"                  # default: the table's name
@@ -11,19 +11,14 @@ their last run in the archive, one scheduled run, and the crontab lines for one 
     timeout = 600                              # seconds a cell may run
 
 Without an imsnb.toml, or with one that has no `schedules` table, the runbook's own timetable (`DEFAULT_TIMETABLE`).
-Cron, crontab lines and Airflow DAGs all make a run through `run_schedule`: one place says what a scheduled run is.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import shlex
 import string
-import sys
 import tomllib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,9 +79,6 @@ class Schedule:
         if self.environment != "default":
             params["environment"] = self.environment
         return params
-
-
-# ---------------------------------------------------------------- loading and validation
 
 
 def load_schedules(path: Path | None | str = "auto") -> dict[str, Schedule]:
@@ -286,9 +278,6 @@ def incident_for(schedule: Schedule, at: datetime) -> str:
     return incident_id(schedule.incident, schedule.name, schedule.notebook, schedule.environment, at)
 
 
-# ---------------------------------------------------------------- times and last runs
-
-
 def next_runs(schedule: Schedule, after: datetime | None = None, count: int = 3) -> list[datetime]:
     """The next `count` run times after `after` (default now), in UTC."""
     from croniter import croniter
@@ -296,221 +285,3 @@ def next_runs(schedule: Schedule, after: datetime | None = None, count: int = 3)
     start = (after or datetime.now(UTC)).astimezone(UTC)
     it = croniter(schedule.cron, start)
     return [it.get_next(datetime).astimezone(UTC) for _ in range(count)]
-
-
-def _incident_regex(schedule: Schedule) -> re.Pattern:
-    known = {"schedule": schedule.name, "notebook": schedule.notebook, "environment": schedule.environment}
-    parts = []
-    for literal, name, _, _ in string.Formatter().parse(schedule.incident):
-        parts.append(re.escape(literal))
-        if name in known:
-            parts.append(re.escape(known[name]))
-        elif name == "date":
-            parts.append(r"\d{8}")
-        elif name == "month":
-            parts.append(r"\d{6}")
-    return re.compile("".join(parts))
-
-
-def last_run(schedule: Schedule, outputs: Path | str = "outputs") -> dict[str, Any] | None:
-    """The newest run of this schedule in the local archive (summary.json plus `folder`, the run folder's path), or
-    None. A run is this schedule's when its incident matches the pattern, its notebook is the schedule's and its
-    recorded parameters include the schedule's (two schedules of one notebook differ by parameters/environment)."""
-    from imsnb.archive import read_runs
-    from imsnb.runs.catalogue import find_notebook, load_info
-    from imsnb.runs.parameters import validate
-
-    outputs = Path(outputs)
-    if not outputs.is_dir():
-        return None
-    try:
-        expected = validate(load_info(find_notebook(schedule.notebook)), schedule.run_parameters())
-    except ImsnbError:
-        expected = schedule.run_parameters()
-    pattern = _incident_regex(schedule)
-    newest = None
-    for incident in outputs.iterdir():
-        if incident.name.startswith(".") or not incident.is_dir() or not pattern.fullmatch(incident.name):
-            continue
-        for run in read_runs(incident):
-            recorded = run.get("parameters") or {}
-            if run.get("notebook") != schedule.notebook:
-                continue
-            if any(recorded.get(k) != v for k, v in expected.items()):
-                continue
-            key = (str(run.get("started_at") or ""), run["folder"])
-            if newest is None or key > newest[0]:
-                newest = (key, {**run, "folder": str(incident / run["folder"])})
-    return newest[1] if newest else None
-
-
-def describe_schedules(
-    schedules: dict[str, Schedule], outputs: Path | str = "outputs", now: datetime | None = None
-) -> list[str]:
-    """Lines for `imsnb schedule list`: each schedule, its next three runs and its last run (times in UTC)."""
-    now = (now or datetime.now(UTC)).astimezone(UTC)
-    source = next(iter(schedules.values())).source if schedules else "imsnb.toml"
-    lines = [f"schedules from {source}; every time is UTC (now {_iso(now)})"]
-    if not schedules:
-        lines.append("  none: the file's [schedules] table is empty")
-    for s in schedules.values():
-        extra = "" if s.environment == "default" else f", environment {s.environment}"
-        params = " ".join(f"-p {k} {v}" for k, v in s.parameters.items())
-        lines.append("")
-        lines.append(f"{s.name}: notebook {s.notebook}, cron {s.cron!r} UTC{extra}{', ' + params if params else ''}")
-        lines.append(f"    next runs (UTC): {', '.join(_iso(t) for t in next_runs(s, now))}")
-        last = last_run(s, outputs)
-        if last is None:
-            lines.append(f"    last run: none in {outputs}")
-        else:
-            lines.append(
-                f"    last run: {last.get('started_at') or '?'} (UTC), status {last.get('status') or '?'}, "
-                f"worst {last.get('severity') or 'none'}, {last['folder']}"
-            )
-        archive = s.archive_url()
-        lines.append(f"    incident {s.incident}, archive {archive or 'none (local only)'}")
-    return lines
-
-
-# ---------------------------------------------------------------- one scheduled run
-
-
-@dataclass
-class ScheduledRun:
-    result: Any  # imsnb.runs.execute.RunResult
-    archive: str | None
-    archived_keys: list[str]
-    archive_error: str | None
-
-
-def run_schedule(schedule: Schedule, *, outputs: Path | str = "outputs", at: datetime | None = None) -> ScheduledRun:
-    """One run of `schedule`, exactly as cron (`imsnb schedule run`) and Airflow make it: its parameters and
-    environment, the incident from its pattern, fail-on ERROR, never actions (no run key), then the run folder
-    uploaded to its archive. An upload failure is returned, not raised (the local run folder is complete)."""
-    from imsnb import archive as archive_mod
-    from imsnb import notify
-    from imsnb.runs.execute import run_notebook
-
-    url = schedule.archive_url()
-    if url:
-        archive_mod.parse_archive_url(url)  # a bad IMSNB_ARCHIVE is bad input, before the run
-    at = at or datetime.now(UTC)
-    with _config_of(schedule):
-        result = run_notebook(
-            schedule.notebook,
-            schedule.run_parameters(),
-            incident_id=incident_for(schedule, at),
-            outputs=outputs,
-            timeout_s=schedule.timeout_s,
-            allow_actions=False,  # a scheduled run plans actions in its report, never applies them
-        )
-        keys, error = [], None
-        if url:
-            try:
-                keys = archive_mod.upload(url, [result.folder], result.folder.parent)
-            except archive_mod.UploadFailed as exc:
-                error = str(exc)
-        # A scheduled run tells people when the state changes (a new finding at a level, an escalation, a
-        # resolution), not every time, through the [notify] routes of the schedule's imsnb.toml (state kept in the
-        # archive). A channel that fails is a line on stderr and a record in summary.json, never a failed run.
-        if config.toml_section("notify") is not None:
-            notify.deliver([result], mode="changes", archive=url if keys else None)
-    return ScheduledRun(result, url, keys, error)
-
-
-@contextlib.contextmanager
-def _config_of(schedule: Schedule) -> Iterator[None]:
-    """The run (and its kernel) reads [environments] from the file the schedule came from, even when that is not
-    the one IMSNB_CONFIG names (`dags(config=...)`)."""
-    source = Path(schedule.source)
-    current = config.config_file()
-    if not source.is_file() or (current is not None and current.resolve() == source.resolve()):
-        yield
-        return
-    saved = os.environ.get("IMSNB_CONFIG")
-    os.environ["IMSNB_CONFIG"] = str(source.resolve())
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("IMSNB_CONFIG", None)
-        else:
-            os.environ["IMSNB_CONFIG"] = saved
-
-
-# ---------------------------------------------------------------- crontab
-
-
-def default_log_dir() -> Path:
-    if os.geteuid() == 0:
-        return Path("/var/log/imsnb")
-    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local/state") / "imsnb"
-
-
-def imsnb_command() -> list[str]:
-    """How cron starts this same imsnb: the console script beside this interpreter, else `python -m imsnb.cli`."""
-    script = Path(sys.executable).parent / "imsnb"
-    if script.is_file():
-        return [str(script)]
-    return [sys.executable, "-m", "imsnb.cli"]
-
-
-def crontab_lines(
-    schedules: dict[str, Schedule],
-    *,
-    workdir: Path,
-    outputs: Path,
-    log_dir: Path,
-    config_path: Path | None,
-    env_file: Path | None = None,
-    command: list[str] | None = None,
-) -> list[str]:
-    """A crontab for one host: CRON_TZ=UTC, one line per schedule running `imsnb schedule run NAME` under
-    `flock -n` (a run still going makes the next one skip, never pile up), output appended to NAME.log."""
-    command = command or imsnb_command()
-    q = shlex.quote
-    header = [
-        f"# imsnb schedules from {config_path or 'the runbook default timetable (no imsnb.toml)'}",
-        "# install: imsnb schedule crontab ... > imsnb.cron && crontab imsnb.cron   (replaces this user's crontab;"
-        " merge by hand otherwise; `| crontab -` would install an empty one if this command is refused)",
-        "# Times are UTC: cronie honours CRON_TZ; a cron that ignores it (Debian's may) needs the host clock in UTC.",
-        "# flock -n skips a run while the previous one of the same schedule still runs; output goes to NAME.log.",
-        "CRON_TZ=UTC",
-        "SHELL=/bin/sh",
-    ]
-    lines = header
-    for s in schedules.values():
-        log = log_dir / f"{s.name}.log"
-        lock = log_dir / f"{s.name}.lock"
-        run = [*command, "schedule", "run", s.name, "--outputs", str(outputs)]
-        env = f"IMSNB_CONFIG={q(str(config_path))} " if config_path else ""
-        prefix = f"set -a && . {q(str(env_file))} && set +a && " if env_file else ""
-        shell = (
-            f"{prefix}mkdir -p {q(str(log_dir))} && cd {q(str(workdir))} && {env}"
-            f"flock -n {q(str(lock))} {' '.join(q(part) for part in run)} >> {q(str(log))} 2>&1"
-        )
-        lines += [f"# {s.name}: notebook {s.notebook}", f"{s.cron} {_cron_escape(shell)}"]
-    # The counter history between incidents (`imsnb record`, one round a minute): what a later run's `window`
-    # starts from. Cheap: a few catalogue reads of every configured target.
-    record = [*command, "record", "--history", str(outputs / ".history.sqlite")]
-    env = f"IMSNB_CONFIG={q(str(config_path))} " if config_path else ""
-    prefix = f"set -a && . {q(str(env_file))} && set +a && " if env_file else ""
-    lock, log = log_dir / "record.lock", log_dir / "record.log"
-    shell = (
-        f"{prefix}mkdir -p {q(str(log_dir))} && cd {q(str(workdir))} && {env}"
-        f"flock -n {q(str(lock))} {' '.join(q(part) for part in record)} >> {q(str(log))} 2>&1"
-    )
-    lines += [
-        "# record: counter snapshots of every configured target for the history",
-        f"* * * * * {_cron_escape(shell)}",
-    ]
-    return lines
-
-
-def _cron_escape(command: str) -> str:
-    """cron turns an unescaped % into a newline (stdin for the command): escape it."""
-    return command.replace("%", "\\%")
-
-
-def _iso(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
