@@ -51,6 +51,10 @@ def _walk_size(top: Path, device: int, budget: dict) -> tuple[int, int, bool]:
             with os.scandir(current) as entries:
                 for entry in entries:
                     budget["entries"] -= 1
+                    if budget["entries"] < 0 or (
+                        budget["entries"] % 1024 == 0 and time.monotonic() > budget["deadline"]
+                    ):
+                        return total, files, False  # within one huge directory too, not only between them
                     try:
                         info = entry.stat(follow_symlinks=False)
                     except OSError:
@@ -100,6 +104,8 @@ def old_files(
     rows = []
     seen = 0
     for current, _dirs, names in os.walk(root, followlinks=False):
+        if seen >= max_entries or len(rows) >= limit:
+            break  # the whole walk stops, not only this directory
         for name in names:
             seen += 1
             if seen > max_entries or len(rows) >= limit:

@@ -347,3 +347,39 @@ def test_an_unreadable_kernel_log_is_information_not_a_clean_bill():
     found = host_memory.oom_finding(report, None, since=datetime.now(UTC))
     assert (found.severity, found.value, found.threshold, found.unit) == (Severity.INFO, None, 1.0, "kills")
     assert "not readable (/dev/kmsg: Permission denied); the kernel counts 3 OOM kill(s) since boot" in found.message
+
+
+def test_the_budgets_stop_the_whole_walk_and_inside_one_huge_directory(tmp_path, monkeypatch):
+    """old_files stops walking once its budget is spent (not only the directory it was in), and the size walk
+    stops inside one directory holding more entries than the budget."""
+    import os
+    import time
+
+    old = time.time() - 90 * 86400
+    for d in range(30):
+        folder = tmp_path / "logs" / f"d{d:02}"
+        folder.mkdir(parents=True)
+        for i in range(5):
+            path = folder / f"app{i}.log"
+            path.write_text("x")
+            os.utime(path, (old, old))
+    listed = []
+    real_walk = os.walk
+
+    def counted_walk(*args, **kwargs):
+        for step in real_walk(*args, **kwargs):
+            listed.append(step[0])
+            yield step
+
+    monkeypatch.setattr(host.os, "walk", counted_walk)
+    found = host.old_files(str(tmp_path / "logs"), older_than_days=30, max_entries=12)
+    monkeypatch.undo()
+    assert len(found) == 12, "exactly the budget's entries"
+    assert len(listed) <= 5, f"the walk ended with the budget, not after listing all 31 folders: {len(listed)}"
+    big = tmp_path / "big" / "one"
+    big.mkdir(parents=True)
+    for i in range(3000):
+        (big / f"f{i}").write_bytes(b"")
+    sizes = host.largest_directories(str(tmp_path / "big"), max_entries=500)
+    row = sizes.iloc[0]
+    assert not row["complete"] and row["files"] <= 500
