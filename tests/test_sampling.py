@@ -38,6 +38,10 @@ def _cache(sandbox) -> cache.Cache:
 def degraded_sample(degraded):
     """One realistic run's counters on the session's db-degradation sandbox over the last hour: the sandbox seeded
     the history store with a snapshot of its past, so the numbers reach back to before the present began."""
+    # The past must lie before this run's first snapshot (the Sample uses stored snapshots at least 0.5 s older):
+    # when this module runs first, right after the sandbox started, the seeded one can be younger than that.
+    if degraded.past_recorded_at is not None:
+        time.sleep(max(0.0, degraded.past_recorded_at + 1.0 - time.monotonic()))
     now = datetime.now(UTC)
     with _db(degraded) as db:
         span = Window(now - timedelta(hours=1), now)

@@ -30,6 +30,7 @@ class Sandbox:
         self.extra_env: dict[str, str] = {}  # what a scenario adds (e.g. cache-upgrade's second Redis node)
         self.stopping = threading.Event()  # ends the scenario's live load (imsnb.sandbox.load)
         self.loads: list[threading.Thread] = []
+        self.past_recorded_at: float | None = None  # time.monotonic() when the past's snapshots were stored
 
     def start(self) -> Sandbox:
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -110,6 +111,7 @@ def record_past(sandbox: Sandbox) -> None:
             redis.label = f"127.0.0.1:{sandbox.redis.port}/0"  # as config.redis_label() names it from env()
             snapshots.append(sampling.redis_snapshot(redis, taken_by))
         History().add(*snapshots)
+        sandbox.past_recorded_at = time.monotonic()
     except Exception as exc:  # noqa: BLE001 - a sandbox without seeded history still works
         print(f"imsnb sandbox: no seeded history: {exc}")
 
