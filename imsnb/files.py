@@ -4,8 +4,8 @@
 renames it over the target. A crash leaves either the old file or the new one, never a torn one; a failure removes
 the temporary file and re-raises.
 
-Used by the archive's index.html, notifications (summary.json, ticket.json, the notify state). Not yet by
-`imsnb.runs.folder` (its partial-folder rename is a different shape) nor `imsnb summarize` in the CLI.
+Used by the archive's index.html, notifications (summary.json, ticket.json, the notify state) and `imsnb summarize`
+(`imsnb.runs.summary.write_summary`). Not by `imsnb.runs.folder` (its partial-folder rename is a different shape).
 """
 
 from __future__ import annotations

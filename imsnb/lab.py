@@ -1,4 +1,5 @@
-"""The JupyterLab session `imsnb lab` starts: a working folder of fresh notebook copies, quiet settings, the URL.
+"""The JupyterLab session `imsnb lab` starts: a working folder of fresh notebook copies, quiet settings, the
+JupyterLab process (its command, environment and lifetime), the URL.
 
 The lab never serves the repository's tracked `notebooks/`: autosave would write outputs into them and File > New
 would add `Untitled.ipynb` to the catalogue. Each session gets `<outputs>/.lab/<UTC yyyymmddTHHMMSSZ>/` (under the
@@ -8,14 +9,24 @@ runbook notebook; the work stays there after the session.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import secrets
 import shutil
 import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from imsnb import config
+from imsnb.errors import ImsnbError
 from imsnb.runs.catalogue import notebooks_dir, runbook_paths
+from imsnb.sandbox import SCENARIO_NAMES
+from imsnb.shutdown import Shutdown
 
 # JupyterLab 4 asks on first start whether to fetch Jupyter news, and may check for updates: neither is wanted on
 # an incident bridge (nor is the network call). A user's own choice in these settings is kept.
@@ -78,3 +89,94 @@ def listening(port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def check_session(scenario: str | None, port: int, *, dry_run: bool = False) -> None:
+    """Refuse what would make the session fail to start (bad input, exit 2): an unknown sandbox scenario, a port out
+    of range; unless it is a dry run, JupyterLab missing or the port already taken."""
+    if scenario and scenario not in SCENARIO_NAMES:
+        raise ImsnbError(f"unknown scenario {scenario!r}: choose one of {', '.join(SCENARIO_NAMES)}")
+    if not 0 < port < 65536:
+        raise ImsnbError(f"port {port} is out of range: use 1-65535")
+    if dry_run:
+        return
+    require_jupyterlab()
+    if listening(port):
+        raise ImsnbError(f"port {port} is already in use (another JupyterLab?): pass --port with a free one")
+
+
+def require_jupyterlab() -> None:
+    if importlib.util.find_spec("jupyterlab") is None:
+        raise ImsnbError("JupyterLab is not installed: pip install -e '.[lab]'")
+
+
+def lab_command(notebooks: Path, port: int) -> list[str]:
+    """JupyterLab on 127.0.0.1:PORT serving `notebooks` (the session's working folder), its own log quiet: the
+    token comes from JUPYTER_TOKEN and `imsnb lab` prints the one line to open."""
+    command = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        f"--ServerApp.root_dir={notebooks}",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        "--ServerApp.log_level=WARN",
+        "--LabApp.log_level=WARN",
+    ]
+    if os.geteuid() == 0:  # JupyterLab refuses root without it (containers, CI)
+        command.append("--allow-root")
+    return command
+
+
+def new_token() -> str:
+    """The session's token: ours, so the URL is known without reading Jupyter's log."""
+    return secrets.token_urlsafe(24)
+
+
+def lab_env(targets: dict[str, str]) -> dict[str, str]:
+    """What the lab process gets on top of this environment: the targets (a sandbox's) and the caller's
+    imsnb.toml (the kernels run in notebooks/)."""
+    added = dict(targets)
+    found = config.config_file()
+    if found is not None and "IMSNB_CONFIG" not in os.environ:
+        added["IMSNB_CONFIG"] = str(found.resolve())
+    return added
+
+
+def session_env(folder: Path, token: str, targets: dict[str, str]) -> dict[str, str]:
+    """`lab_env` plus the session's token and its JupyterLab settings folder."""
+    return lab_env(targets) | {"JUPYTER_TOKEN": token, "JUPYTERLAB_SETTINGS_DIR": str(settings_folder(folder))}
+
+
+def serve(
+    command: list[str], added: dict[str, str], port: int, shutdown: Shutdown, on_ready: Callable[[], None]
+) -> int:
+    """Run JupyterLab (`command`, this environment plus `added`) until it exits or a stop signal ends the session;
+    `on_ready` is called once it listens on `port`. Returns 0 when a signal stopped it, else JupyterLab's own exit
+    status. The process is stopped (terminate, then kill after 15 s) whatever happens."""
+    proc = subprocess.Popen(command, env={**os.environ, **added}, stdin=subprocess.DEVNULL)
+    try:
+        ready = False
+        while proc.poll() is None:
+            if not ready and listening(port):
+                ready = True
+                on_ready()
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        shutdown.begin()
+        stop_process(proc)
+    return 0 if shutdown.signal else (proc.returncode or 0)
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -7,13 +7,15 @@ goes on. Runs one round (for cron), or every `--every` for `--for` (or until int
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from imsnb import config
 from imsnb.errors import NotConfigured
-from imsnb.history import History
+from imsnb.history import History, retention
 from imsnb.sampling import PG_SOURCES, postgres_snapshot, redis_snapshot
 
 TAKEN_BY = "imsnb record"
@@ -81,6 +83,27 @@ def record(
             return rounds
         if stop.wait(interval):
             return rounds
+
+
+def record_until_stopped(
+    every: str | None,
+    duration: str | None,
+    *,
+    history_path: Path | str | None = None,
+    on_round: Callable[[list[str]], None] = lambda lines: None,
+) -> tuple[int, Path]:
+    """`imsnb record`: one round, or rounds every `every` for `duration` (durations such as "60s", "2h"; without
+    `duration`, until stopped). Bad durations and a bad IMSNB_HISTORY_DAYS are bad input before any round; SIGTERM
+    ends the loop after the round in progress. The rounds taken and the store they went into."""
+    from imsnb.window import parse_duration
+
+    every_s = parse_duration(every).total_seconds() if every else None
+    for_s = parse_duration(duration).total_seconds() if duration else None
+    retention()
+    history = History(history_path) if history_path else History()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    return record(every_s, for_s, history=history, stop=stop, on_round=on_round), history.path
 
 
 def _one_line(exc: BaseException) -> str:

@@ -43,6 +43,18 @@ def all_notebook_names() -> list[str]:
     return [info.name for info in list_notebooks()]
 
 
+def suite_notebooks(names: list[str], *, every: bool, environment: str | None = None) -> tuple[list[str], list[str]]:
+    """The notebooks a suite runs (those named, or with `every` the catalogue's), and those `every` leaves out for
+    want of a configured target; naming some and asking for every one is bad input."""
+    if every == bool(names):
+        raise BadParameter("name the notebooks to run, or pass --all (not both)")
+    if not every:
+        return list(names), []
+    names = all_notebook_names()
+    left_out = without_targets(names, environment)
+    return [n for n in names if n not in left_out], left_out
+
+
 def without_targets(names: Iterable[str], environment: str | None = None) -> list[str]:
     """The notebooks none of whose declared targets is configured (`--all` leaves them out, with a note; named
     explicitly, each is bad input)."""

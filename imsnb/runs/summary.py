@@ -1,5 +1,6 @@
 """summary.json's content, derived from an executed notebook alone (works for plain papermill runs too), and the
-action journal the kernel writes ahead of each action, merged into it."""
+action journal the kernel writes ahead of each action, merged into it; `imsnb summarize` (a notebook file in,
+summary.json out)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from imsnb import __version__
+from imsnb import __version__, config
 from imsnb.bundles import ACTIONS_MIME, FINDINGS_MIME
-from imsnb.runs.scrub import redact_parameters
+from imsnb.errors import ImsnbError
+from imsnb.files import write_atomic
+from imsnb.runs.scrub import SUMMARY_KEYS_KEPT, redact_parameters, scrub_tree
 
 
 def read_journal(path: Path) -> list[dict[str, Any]]:
@@ -88,3 +91,28 @@ def summarize(nb: dict, *, notebook: str | None = None, incident_id: str | None 
     if error:
         summary["error"] = error
     return summary
+
+
+def summary_of_file(path: Path | str) -> dict[str, Any]:
+    """summary.json's content for an executed notebook file (imsnb's or plain papermill's), scrubbed of every
+    configured secret; a file that is no readable notebook is bad input."""
+    path = Path(path)
+    try:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+            raise ValueError("no cells")
+    except (OSError, ValueError) as exc:
+        raise ImsnbError(f"{path} is not a readable notebook ({' '.join(str(exc).split())}): give an .ipynb") from None
+    return scrub_tree(summarize(nb), config.secret_values(), keep=SUMMARY_KEYS_KEPT)
+
+
+def summary_text(summary: dict[str, Any]) -> str:
+    return json.dumps(summary, indent=2, ensure_ascii=False, default=str) + "\n"
+
+
+def write_summary(summary: dict[str, Any], out: Path | str) -> Path:
+    """Write `summary` as JSON to `out` atomically; a folder that does not exist is bad input."""
+    out = Path(out)
+    if not out.parent.is_dir():
+        raise ImsnbError(f"cannot write {out}: folder {out.parent} does not exist")
+    return write_atomic(out, summary_text(summary))

@@ -148,9 +148,9 @@ LAB = textwrap.dedent(
     """
     # imsnb lab as it is, with the JupyterLab command replaced by the stand-in.
     import sys
-    from imsnb import cli
-    cli.require_jupyterlab = lambda: None
-    cli.lab_command = lambda folder, port: [sys.executable, {stand_in!r}, str(port)]
+    from imsnb import cli, lab
+    lab.require_jupyterlab = lambda: None
+    lab.lab_command = lambda folder, port: [sys.executable, {stand_in!r}, str(port)]
     sys.exit(cli.main(sys.argv[1:]))
     """
 )

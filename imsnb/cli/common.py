@@ -1,0 +1,162 @@
+"""What the commands share: the parser class (errors as one line, exit 2), the option sets repeated across
+commands, and how a run's result is printed."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from imsnb.errors import ImsnbError
+from imsnb.findings import Severity
+from imsnb.runs.exits import EXIT_BAD_INPUT
+from imsnb.sandbox import SCENARIO_NAMES
+
+OUTPUTS_HELP = "archive folder (default: ./outputs)"
+SCENARIOS = ", ".join(SCENARIO_NAMES)
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's usage dump → one line, exit 2
+        self.exit(EXIT_BAD_INPUT, f"imsnb: error: {message} (see `{self.prog} --help`)\n")
+
+
+def add_group(
+    sub: argparse._SubParsersAction, name: str, help: str, handler: Callable[[argparse.Namespace], int]
+) -> argparse._SubParsersAction:
+    """A command with commands of its own (`imsnb archive list`), all handled by `handler`; theirs go in
+    `NAME_command`. Returns what to add them to."""
+    group = sub.add_parser(name, help=help)
+    group.set_defaults(handler=handler)
+    return group.add_subparsers(dest=f"{name}_command", required=True, parser_class=Parser)
+
+
+def add_outputs_option(command: argparse.ArgumentParser, help: str = OUTPUTS_HELP) -> argparse.ArgumentParser:
+    command.add_argument("--outputs", default="outputs", help=help)
+    return command
+
+
+def run_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """What the run options (`add_run_options`) say, as keyword arguments of run_notebook, run_suite, run_triage."""
+    return {"outputs": args.outputs, "fail_on": args.fail_on, "timeout_s": args.timeout}
+
+
+def add_run_options(command: argparse.ArgumentParser, parameter_help: str, incident_help: str) -> None:
+    """The options every command that runs notebooks shares: -p, --incident, --fail-on, --outputs, --timeout."""
+    command.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help=parameter_help,
+    )
+    command.add_argument("--incident", help=f"incident or ticket id {incident_help}")
+    command.add_argument(
+        "--fail-on",
+        default="ERROR",
+        metavar="SEVERITY",
+        help="exit 1 when a worst finding is at or above: OK, INFO, WARNING, ERROR or CRITICAL (default ERROR)",
+    )
+    add_outputs_option(command)
+    command.add_argument("--timeout", type=float, default=600, help="seconds a single cell may run (default 600, > 0)")
+
+
+def add_delivery_options(command: argparse.ArgumentParser) -> None:
+    """What follows the runs, for every command that runs notebooks: --archive, --notify, --ticket."""
+    command.add_argument(
+        "--archive",
+        default=os.environ.get("IMSNB_ARCHIVE") or None,
+        metavar="s3://BUCKET/PREFIX",
+        help="also upload the run folders and index.html there (default: $IMSNB_ARCHIVE)",
+    )
+    command.add_argument(
+        "--notify",
+        choices=("always", "changes", "never"),
+        default="never",
+        help="send the findings to the [notify] routes of imsnb.toml: always, on changes only, or never (default)",
+    )
+    command.add_argument(
+        "--ticket",
+        default=os.environ.get("IMSNB_TICKET") or None,
+        metavar="KEY",
+        help="attach report.html and summary.json to this Jira issue and comment the findings (default: $IMSNB_TICKET)",
+    )
+
+
+def parameters(args: argparse.Namespace) -> dict[str, str]:
+    """The -p NAME VALUE pairs; a name given twice is bad input."""
+    params = dict(args.parameter)
+    if len(params) != len(args.parameter):
+        raise ImsnbError("a parameter is given twice: pass each -p NAME once")
+    return params
+
+
+def check_delivery(args: argparse.Namespace) -> None:
+    """Before any run: a bad --archive URL, --notify set-up or --ticket is bad input."""
+    from imsnb import notify
+    from imsnb.archive import parse_archive_url
+
+    if args.archive:
+        parse_archive_url(args.archive)
+    notify.check_ready(args.notify, args.ticket)
+
+
+def deliver(args: argparse.Namespace, results: list) -> None:
+    """After the runs: the upload (a failure is one line on stderr, the runs stay as they are), then notifications
+    and the ticket (a failed channel is a stderr line only)."""
+    from imsnb import archive, notify
+
+    folders = [r.folder for r in results]
+    if args.archive and folders:
+        try:
+            keys = archive.upload(args.archive, folders, folders[0].parent)
+            print(f"archived {len(keys)} file(s) to {args.archive.rstrip('/')}/{folders[0].parent.name}/")
+        except archive.UploadFailed as exc:
+            print(f"imsnb: warning: {exc} (the local run folders are complete)", file=sys.stderr)
+    for r in notify.deliver(results, mode=args.notify, ticket=args.ticket, archive=args.archive):
+        if r["status"] != "failed":
+            print(f"notify {r['channel']}: {r['status']}" + (f" ({r['detail']})" if r.get("detail") else ""))
+
+
+def print_outcome(summary: dict[str, Any]) -> None:
+    """A run's error, actions and escalation, one line each."""
+    if summary.get("error"):
+        print(f"  error: {summary['error']['ename']}: {summary['error']['evalue']}")
+    for a in summary.get("actions") or []:
+        print(f"  action {a['status']:<8} {a['action']} {a['target']}: {a['detail'] or a['reason']}")
+    if summary.get("escalation"):
+        esc = summary["escalation"]
+        who = esc.get("on_call_name") or esc["on_call"]
+        print(f"  escalation: {esc['escalation']}; notify {esc['notification']}; on call: {who}")
+
+
+def print_result(result: Any) -> None:
+    """One run: its findings worst first, its status line, its outcome and its folder."""
+    summary = result.summary
+    for f in sorted(summary["findings"], key=lambda f: -Severity.parse(f["severity"])):
+        print(f"  {f['severity']:<8} {f['check']:<30} {f['message']}")
+    worst = summary["severity"] or "none"
+    print(f"{summary['notebook']}: status {summary['status']}, worst {worst}, {summary['duration_s']} s")
+    print_outcome(summary)
+    print(f"run folder: {result.folder}")
+
+
+def progress_printer(names: list[str]) -> Callable[[Any], None]:
+    """A suite's progress display: one line per notebook as it finishes (severity, duration, status)."""
+    done: list = []
+    width = max((len(n) for n in names), default=8)
+
+    def progress(result: Any) -> None:
+        done.append(result)
+        s = result.summary
+        print(
+            f"[{len(done):>{len(str(len(names)))}}/{len(names)}] {s['notebook']:<{width}}  "
+            f"{s['severity'] or 'none':<8} {s['duration_s']:>7.1f} s  {s['status']}",
+            flush=True,
+        )
+
+    return progress

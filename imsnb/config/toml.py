@@ -1,0 +1,96 @@
+"""imsnb.toml: where it is (IMSNB_CONFIG, the current directory, the repository), its top-level tables, and its
+named environments (`[environments.NAME]`), which may set only where the targets are."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+from imsnb.config.secrets import SECRET_ENV_NAME, url_password
+from imsnb.config.targets import AWS_NAMES, PROMETHEUS_NAMES
+from imsnb.errors import NotConfigured
+
+
+def config_file() -> Path | None:
+    """imsnb.toml from IMSNB_CONFIG, else the current directory, else the repository root."""
+    explicit = os.environ.get("IMSNB_CONFIG")
+    if explicit:
+        return Path(explicit)
+    for candidate in (Path.cwd() / "imsnb.toml", Path(__file__).resolve().parents[2] / "imsnb.toml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_toml(path: Path) -> dict:
+    """The whole file; a file that cannot be read or parsed is NotConfigured, saying why."""
+    try:
+        return tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise NotConfigured(f"cannot read {path}: {' '.join(str(exc).split())}") from None
+
+
+def toml_section(name: str) -> dict | None:
+    """A top-level table of imsnb.toml (`[notify]`, `[oncall]`), or None when there is no file or no such table."""
+    path = config_file()
+    if path is None:
+        return None
+    data = read_toml(path)
+    section = data.get(name)
+    if section is not None and not isinstance(section, dict):
+        raise NotConfigured(f"{path}: {name} must be a table ([{name}])")
+    return section
+
+
+# What a named environment may set: where the targets are, never a key, a journal or a bound of imsnb itself.
+TARGET_SETTINGS = frozenset(
+    {"DB_HOST", "DB_PORT", "DB_USER", "DB_NAME", "DB_SSLMODE"}
+    | {"PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSSLMODE", "PGSSLROOTCERT", "PGSSLCERT"}
+    | {"PGSSLKEY", "PGSERVICE", "PGSERVICEFILE", "PGPASSFILE", "PGCONNECT_TIMEOUT", "PGTARGETSESSIONATTRS"}
+    | {"REDIS_URL", "REDIS_HOST", "REDIS_PORT", "REDIS_DB", "REDIS_USERNAME"}
+    | {"IMSNB_API_URL", "API_HOST", "API_PORT", "PROMETHEUS_URL", "IMSNB_TLS_ENDPOINTS", "IMSNB_TLS_CA_FILE"}
+    | {"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"}  # not AWS_ENDPOINT_URL: it would get signed requests
+    | {variable for variable, _ in PROMETHEUS_NAMES.values()}
+    | {variable for variable, _ in AWS_NAMES.values()}
+)
+
+
+def environment_settings(name: str) -> dict[str, str]:
+    """The `[environments.NAME]` table of imsnb.toml (env-var names as keys), or NotConfigured saying why not.
+
+    Secret-looking keys are refused: secrets belong in the environment or a secrets store, never in a file that
+    travels with the notebooks. So is every key that is not a target setting (`TARGET_SETTINGS`): above all
+    IMSNB_ALLOW_ACTIONS, the run key, which only `imsnb run --allow-actions` gives.
+    """
+    path = config_file()
+    if path is None:
+        raise NotConfigured(f"environment {name!r} needs an imsnb.toml (set IMSNB_CONFIG) with [environments.{name}]")
+    data = read_toml(path)
+    section = data.get("environments", {}).get(name)
+    if not isinstance(section, dict):
+        known = ", ".join(sorted(data.get("environments", {}))) or "none"
+        raise NotConfigured(f"environment {name!r} is not in {path} (known: {known})")
+    for key, value in section.items():
+        if key.upper().startswith("IMSNB_ALLOW"):
+            raise NotConfigured(
+                f"{path}: [environments.{name}] {key} is refused: the run key comes only from "
+                "`imsnb run --allow-actions` (or the environment an interactive kernel starts with)"
+            )
+        if SECRET_ENV_NAME.search(key) or url_password(str(value)):
+            raise NotConfigured(f"{path}: [environments.{name}] {key} looks like a secret: set it in the environment")
+        if key not in TARGET_SETTINGS:
+            raise NotConfigured(
+                f"{path}: [environments.{name}] {key} is not a target setting: an environment may set only "
+                "where the targets are (DB_*, PG*, REDIS_*, IMSNB_API_URL, PROMETHEUS_URL, AWS_REGION, ...)"
+            )
+    return {key: str(value) for key, value in section.items()}
+
+
+def use_environment(name: str) -> dict[str, str]:
+    """Apply a named environment of imsnb.toml to os.environ; "default" (or empty) changes nothing."""
+    if not name or name == "default":
+        return {}
+    applied = environment_settings(name)
+    os.environ.update(applied)
+    return applied

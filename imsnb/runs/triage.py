@@ -1,0 +1,74 @@
+"""`imsnb triage`'s runs: the triage notebook, its key-metrics table and the notebooks its findings point to, then
+(`--run-suggested`) those notebooks as a suite under the same incident, at the same time and place.
+
+What the findings mean (the key metrics, which notebook follows up which check) is `imsnb.triage`'s; this module
+only runs notebooks. Actions are never applied here: a follow-up plans them in its report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from imsnb.findings import Severity
+from imsnb.runs.execute import DEFAULT_TIMEOUT_S, RunResult, run_notebook
+from imsnb.runs.suite import run_suite
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# Triage parameters that mean the same in every notebook, so the follow-ups look at the same time and place.
+SHARED_PARAMETERS = ("window", "start", "end", "environment")
+
+
+@dataclass
+class TriageRun:
+    result: RunResult  # the triage notebook's run
+    table: pd.DataFrame  # one row per key metric, worst first (`imsnb.triage.key_metrics`)
+    suggested: list[str]  # the incident notebooks the findings point to
+
+
+def run_triage(
+    parameters: dict[str, Any],
+    *,
+    incident_id: str | None = None,
+    outputs: Path | str = "outputs",
+    fail_on: str | Severity = Severity.ERROR,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> TriageRun:
+    """Run the triage notebook; its key metrics and the notebooks its findings suggest."""
+    from imsnb.findings import Finding
+    from imsnb.triage import key_metrics, suggested_notebooks
+
+    result = run_notebook(
+        "triage", parameters, incident_id=incident_id, outputs=outputs, fail_on=fail_on, timeout_s=timeout_s
+    )
+    findings = [Finding.from_dict(f) for f in result.summary["findings"]]
+    return TriageRun(result, key_metrics(findings), suggested_notebooks(findings))
+
+
+def run_suggested(
+    triage: TriageRun,
+    parameters: dict[str, Any],
+    *,
+    jobs: int,
+    outputs: Path | str = "outputs",
+    fail_on: str | Severity = Severity.ERROR,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    on_result: Callable[[RunResult], None] | None = None,
+) -> list[RunResult]:
+    """The suggested notebooks under the triage's incident id, as a suite in parallel kernels (`jobs` at a time);
+    each gets only the shared parameters (`SHARED_PARAMETERS`) of the triage's that it declares."""
+    shared = {k: v for k, v in parameters.items() if k in SHARED_PARAMETERS}
+    return run_suite(
+        triage.suggested,
+        shared,
+        incident_id=triage.result.summary["incident_id"],
+        outputs=outputs,
+        jobs=jobs,
+        fail_on=fail_on,
+        timeout_s=timeout_s,
+        on_result=on_result,
+    )
