@@ -30,7 +30,14 @@ from imsnb.config.targets import (
     tls_ca_file,
     tls_endpoints,
 )
-from imsnb.config.toml import TARGET_SETTINGS, config_file, environment_settings, toml_section, use_environment
+from imsnb.config.toml import (
+    TARGET_SETTINGS,
+    config_file,
+    environment_settings,
+    read_toml,
+    toml_section,
+    use_environment,
+)
 
 __all__ = [
     "AWS_NAMES",
@@ -57,6 +64,7 @@ __all__ = [
     "target_configured",
     "tls_ca_file",
     "tls_endpoints",
+    "read_toml",
     "toml_section",
     "url_password",
     "use_environment",

@@ -26,9 +26,9 @@ def config_file() -> Path | None:
 def read_toml(path: Path) -> dict:
     """The whole file; a file that cannot be read or parsed is NotConfigured, saying why."""
     try:
-        return tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise NotConfigured(f"cannot read {path}: {' '.join(str(exc).split())}") from None
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise NotConfigured(f"{path}: cannot read it: {' '.join(str(exc).split())}") from None
 
 
 def toml_section(name: str) -> dict | None:

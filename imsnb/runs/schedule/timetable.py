@@ -18,14 +18,13 @@ from __future__ import annotations
 import os
 import re
 import string
-import tomllib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from imsnb import config
-from imsnb.errors import BadParameter, ImsnbError
+from imsnb.errors import BadParameter, ImsnbError, NotConfigured
 
 DEFAULT_INCIDENT = "sched-{notebook}-{date}"
 DEFAULT_TIMEOUT_S = 600.0
@@ -91,9 +90,9 @@ def load_schedules(path: Path | None | str = "auto") -> dict[str, Schedule]:
         return default_schedules()
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise BadParameter(f"{path}: cannot read it: {' '.join(str(exc).split())}") from None
+        data = config.read_toml(path)
+    except NotConfigured as exc:  # a schedule file that cannot be read is bad input here (exit 2)
+        raise BadParameter(str(exc)) from None
     if "schedules" not in data:
         return default_schedules()
     tables = data["schedules"]
