@@ -111,15 +111,15 @@ def running_vs_desired_findings(table: pd.DataFrame, cluster: str) -> list[Findi
         else:
             severity = Severity.WARNING
         findings.append(
-            Finding(
+            Finding.of(
                 "aws.ecs.running_vs_desired",
                 "aws",
                 severity,
-                int(row.running),
-                int(row.desired),
-                "tasks",
                 f"{cluster}/{row.service}: {row.running} running of {row.desired} desired, "
                 f"{row.pending} pending ({row.rollout or 'no rollout state'})",
+                value=int(row.running),
+                threshold=int(row.desired),
+                unit="tasks",
             )
         )
     return findings
@@ -128,24 +128,22 @@ def running_vs_desired_findings(table: pd.DataFrame, cluster: str) -> list[Findi
 def rollback_finding(revisions: pd.DataFrame, service: str) -> Finding:
     """INFO naming the revision a rollback would return to; WARNING when there is none to go back to."""
     if len(revisions) < 2:
-        return Finding(
+        return Finding.of(
             "aws.ecs.rollback_candidate",
             "aws",
             Severity.WARNING,
-            len(revisions),
-            2,
-            "revisions",
             f"{service}: no earlier task definition revision to roll back to",
+            value=len(revisions),
+            threshold=2,
+            unit="revisions",
         )
     current, previous = revisions.iloc[0], revisions.iloc[1]
-    return Finding(
+    return Finding.of(
         "aws.ecs.rollback_candidate",
         "aws",
         Severity.INFO,
-        previous["task_definition"],
-        None,
-        "",
         f"{service}: a rollback would go from {current['task_definition']} to {previous['task_definition']}",
+        value=previous["task_definition"],
     )
 
 

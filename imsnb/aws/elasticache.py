@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from imsnb.aws import Aws, aws_or_default
-from imsnb.findings import Finding, Severity
+from imsnb.findings import Finding, Severity, judge, unjudged
 
 
 def clusters(cluster_id: str | None = None, *, aws: Aws | None = None) -> pd.DataFrame:
@@ -26,14 +26,13 @@ def clusters(cluster_id: str | None = None, *, aws: Aws | None = None) -> pd.Dat
 
 def status_findings(table: pd.DataFrame) -> list[Finding]:
     return [
-        Finding(
+        Finding.of(
             "aws.elasticache.status",
             "aws",
             Severity.OK if row.status == "available" else Severity.WARNING,
-            row.status,
-            "available",
-            "",
             f"{row.cluster}: {row.status}, {row.nodes} x {row.node_type}",
+            value=row.status,
+            threshold="available",
         )
         for row in table.itertuples()
     ]
@@ -79,14 +78,11 @@ def usage_findings(frame: pd.DataFrame, cluster_id: str) -> list[Finding]:
     """The window's peak DatabaseMemoryUsagePercentage against the runbook's "Memory: < 90% used", and the
     evictions summed over the window against "Evictions: = 0" (CloudWatch: the window, not the node's lifetime)."""
     from imsnb.aws.cloudwatch import series
-    from imsnb.findings import judge
 
     found = []
     memory = series(frame, "DatabaseMemoryUsagePercentage")
     if memory.empty:
-        found.append(
-            Finding("aws.elasticache.memory_used", "aws", Severity.INFO, None, 0.9, "ratio", f"{cluster_id}: no data")
-        )
+        found.append(unjudged("aws.elasticache.memory_used", "aws", Severity.INFO, f"{cluster_id}: no data"))
     else:
         peak = float(memory.max()) / 100
         found.append(

@@ -59,23 +59,21 @@ def newest_objects(bucket: str, prefix: str = "", *, aws: Aws | None = None, top
 
 def backup_age_finding(summary: BucketSummary, *, max_age_h: float = 24.0) -> Finding:
     if summary.newest_age_h is None:
-        return Finding(
+        return Finding.of(
             "aws.s3.backup_age",
             "aws",
             Severity.CRITICAL,
-            None,
-            max_age_h,
-            "h",
             f"s3://{summary.bucket}/{summary.prefix}: no backup objects",
+            threshold=max_age_h,
+            unit="h",
         )
-    severity = Severity.OK if summary.newest_age_h <= max_age_h else Severity.WARNING
-    return Finding(
+    return Finding.of(
         "aws.s3.backup_age",
         "aws",
-        severity,
-        summary.newest_age_h,
-        max_age_h,
-        "h",
+        Severity.OK if summary.newest_age_h <= max_age_h else Severity.WARNING,
         f"s3://{summary.bucket}/{summary.prefix}: {summary.objects:,} objects, "
         f"{summary.total_bytes / 2**30:.2f} GiB; newest {summary.newest_key} is {summary.newest_age_h:.0f} h old",
+        value=summary.newest_age_h,
+        threshold=max_age_h,
+        unit="h",
     )

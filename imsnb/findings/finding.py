@@ -105,6 +105,14 @@ class Finding:
         return cls.of(check, component, Severity.OK, message, **extra)
 
     @classmethod
+    def unusable(cls, failure: Unreachable | NotConfigured, source: str, component: str) -> Finding:
+        """What a source that cannot be used is reported as: `<source>.reachable` CRITICAL when it did not answer,
+        `<source>.configured` INFO ("...: skipped") when it is not set up; the failure's own `check` if it names one."""
+        if isinstance(failure, NotConfigured):
+            return cls.of(failure.check or f"{source}.configured", component, Severity.INFO, f"{failure}: skipped")
+        return cls.of(failure.check or f"{source}.reachable", component, Severity.CRITICAL, str(failure))
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Finding:
         return cls(
             **{k: data.get(k) for k in ("check", "component", "severity", "value", "threshold", "message")},
@@ -160,28 +168,19 @@ class Findings(list):
         """
         try:
             yield
-        except Unreachable as exc:
-            reach = exc.check or f"{check.split('.')[0]}.reachable"
-            if any(f.check == reach for f in self):
+        except (Unreachable, NotConfigured) as exc:
+            failed = Finding.unusable(exc, check.split(".")[0], component)
+            if any(f.check == failed.check for f in self):
                 print(f"skipped {check}: {exc}")
             else:
-                self.add(Finding(reach, component, Severity.CRITICAL, message=str(exc)))
-        except NotConfigured as exc:
-            configured = exc.check or f"{check.split('.')[0]}.configured"
-            if any(f.check == configured for f in self):
-                print(f"skipped {check}: {exc}")
-            else:
-                self.add(Finding(configured, component, Severity.INFO, message=f"{exc}: skipped"))
+                self.add(failed)
         except NotAvailable as exc:
-            self.add(Finding(check, component, Severity.INFO, message=f"{exc}. {exc.hint}".strip()))
+            self.add(Finding.of(check, component, Severity.INFO, f"{exc}. {exc.hint}".strip()))
         except Exception as exc:  # noqa: BLE001 - a diagnostic must never crash the notebook
             reason = " ".join(str(exc).split()) or type(exc).__name__
             self.add(
-                Finding(
-                    check,
-                    component,
-                    Severity.WARNING,
-                    message=f"check could not complete: {type(exc).__name__}: {reason}",
+                Finding.of(
+                    check, component, Severity.WARNING, f"check could not complete: {type(exc).__name__}: {reason}"
                 )
             )
             traceback.print_exc(limit=1)
