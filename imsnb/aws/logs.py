@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from imsnb.aws import Aws, aws_or_default
+from imsnb.aws import Aws, aws_or_default, items_table
 from imsnb.findings import Finding, Severity, judge, threshold, unjudged
 from imsnb.window import Window
 
@@ -143,15 +143,14 @@ def retention(prefix: str = "/ims", *, aws: Aws | None = None) -> pd.DataFrame:
     groups = aws_or_default(aws).paginate(
         "logs", "describe_log_groups", "logGroups", logGroupNamePrefix=prefix, limit=1000
     )
-    rows = [
+    return items_table(
+        groups,
         {
-            "log_group": g["logGroupName"],
-            "retention_days": g.get("retentionInDays"),
-            "stored_bytes": g.get("storedBytes", 0),
-        }
-        for g in groups
-    ]
-    return pd.DataFrame(rows, columns=["log_group", "retention_days", "stored_bytes"])
+            "log_group": "logGroupName",
+            "retention_days": "retentionInDays",
+            "stored_bytes": lambda g: g.get("storedBytes", 0),
+        },
+    )
 
 
 def retention_findings(groups: pd.DataFrame, expected_days: int = RUNBOOK_RETENTION_DAYS) -> list[Finding]:

@@ -7,45 +7,32 @@ from typing import Any
 
 import pandas as pd
 
-from imsnb.aws import Aws, aws_or_default
+from imsnb.aws import Aws, aws_or_default, engine, items_table
 from imsnb.findings import Finding, Severity
 from imsnb.window import Window
 
 SNAPSHOT_MAX_AGE_H = 24.0
 
 
+INSTANCE_COLUMNS = {
+    "instance": "DBInstanceIdentifier",
+    "status": "DBInstanceStatus",
+    "class": "DBInstanceClass",
+    "engine": engine,
+    "multi_az": "MultiAZ",
+    "allocated_gib": "AllocatedStorage",
+    "storage_type": "StorageType",
+    "cluster": "DBClusterIdentifier",
+    "endpoint": lambda d: (d.get("Endpoint") or {}).get("Address"),
+}
+EVENT_COLUMNS = {"at": "Date", "message": "Message", "categories": lambda e: ", ".join(e.get("EventCategories", []))}
+
+
 def instances(instance_id: str | None = None, *, aws: Aws | None = None) -> pd.DataFrame:
     """Status, class, engine, Multi-AZ and storage of one instance (or all)."""
     kwargs = {"DBInstanceIdentifier": instance_id} if instance_id else {}
     found = aws_or_default(aws).paginate("rds", "describe_db_instances", "DBInstances", limit=500, **kwargs)
-    rows = [
-        {
-            "instance": d["DBInstanceIdentifier"],
-            "status": d.get("DBInstanceStatus"),
-            "class": d.get("DBInstanceClass"),
-            "engine": f"{d.get('Engine')} {d.get('EngineVersion', '')}".strip(),
-            "multi_az": d.get("MultiAZ"),
-            "allocated_gib": d.get("AllocatedStorage"),
-            "storage_type": d.get("StorageType"),
-            "cluster": d.get("DBClusterIdentifier"),
-            "endpoint": (d.get("Endpoint") or {}).get("Address"),
-        }
-        for d in found
-    ]
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "instance",
-            "status",
-            "class",
-            "engine",
-            "multi_az",
-            "allocated_gib",
-            "storage_type",
-            "cluster",
-            "endpoint",
-        ],
-    )
+    return items_table(found, INSTANCE_COLUMNS)
 
 
 def snapshots(instance_id: str, *, aws: Aws | None = None, now: datetime | None = None) -> pd.DataFrame:
@@ -54,21 +41,22 @@ def snapshots(instance_id: str, *, aws: Aws | None = None, now: datetime | None 
     found = aws_or_default(aws).paginate(
         "rds", "describe_db_snapshots", "DBSnapshots", limit=1000, DBInstanceIdentifier=instance_id
     )
-    rows = []
-    for s in found:
-        created = s.get("SnapshotCreateTime")
-        rows.append(
-            {
-                "snapshot": s["DBSnapshotIdentifier"],
-                "type": s.get("SnapshotType"),
-                "status": s.get("Status"),
-                "created": created,
-                "age_h": round((now - created).total_seconds() / 3600, 1) if created else None,
-                "size_gib": s.get("AllocatedStorage"),
-            }
-        )
-    frame = pd.DataFrame(rows, columns=["snapshot", "type", "status", "created", "age_h", "size_gib"])
+    frame = items_table(
+        found,
+        {
+            "snapshot": "DBSnapshotIdentifier",
+            "type": "SnapshotType",
+            "status": "Status",
+            "created": "SnapshotCreateTime",
+            "age_h": lambda s: _age_h(s.get("SnapshotCreateTime"), now),
+            "size_gib": "AllocatedStorage",
+        },
+    )
     return frame.sort_values("created", ascending=False, na_position="last").reset_index(drop=True)
+
+
+def _age_h(created: datetime | None, now: datetime) -> float | None:
+    return round((now - created).total_seconds() / 3600, 1) if created else None
 
 
 def snapshot_findings(snaps: pd.DataFrame, instance_id: str, *, max_age_h: float = SNAPSHOT_MAX_AGE_H) -> list[Finding]:
@@ -130,12 +118,8 @@ def events(instance_id: str, window: Window, *, aws: Aws | None = None) -> pd.Da
         StartTime=window.start,
         EndTime=window.end,
     )
-    rows = [
-        {"at": e.get("Date"), "message": e.get("Message"), "categories": ", ".join(e.get("EventCategories", []))}
-        for e in found
-        if e.get("Date") is None or window.start <= e["Date"] <= window.end  # in case the API ignores the range
-    ]
-    return pd.DataFrame(rows, columns=["at", "message", "categories"])
+    in_window = [e for e in found if e.get("Date") is None or window.start <= e["Date"] <= window.end]
+    return items_table(in_window, EVENT_COLUMNS)  # filtered here too: in case the API ignores the range
 
 
 def pick_snapshot(snaps: pd.DataFrame, *, before: Any = None, snapshot_id: str = "") -> dict[str, Any] | None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
-from imsnb.aws import Aws, aws_or_default
+from imsnb.aws import Aws, aws_or_default, items_table
 from imsnb.findings import Finding, Severity
 
 MAX_OBJECTS = 100_000
@@ -52,8 +52,7 @@ def newest_objects(bucket: str, prefix: str = "", *, aws: Aws | None = None, top
     objects = aws_or_default(aws).paginate(
         "s3", "list_objects_v2", "Contents", limit=MAX_OBJECTS, Bucket=bucket, Prefix=prefix
     )
-    rows = [{"key": o["Key"], "bytes": o.get("Size", 0), "last_modified": o["LastModified"]} for o in objects]
-    frame = pd.DataFrame(rows, columns=["key", "bytes", "last_modified"])
+    frame = items_table(objects, {"key": "Key", "bytes": lambda o: o.get("Size", 0), "last_modified": "LastModified"})
     return frame.sort_values("last_modified", ascending=False).head(top).reset_index(drop=True)
 
 
