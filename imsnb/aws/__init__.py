@@ -4,7 +4,7 @@ Region, profile, credentials and `AWS_ENDPOINT_URL` come from boto3's standard c
 standard mode with a small cap, but never after a timeout; connect/read timeouts are short, so a dead or hanging
 endpoint costs seconds. An unreachable
 endpoint or missing credentials raise `Unreachable` (check `aws.reachable` / `aws.credentials`), which a notebook
-section turns into a finding.
+section turns into a finding. `items_table`, `engine` and `if_exists` are what the service modules share.
 """
 
 from __future__ import annotations
