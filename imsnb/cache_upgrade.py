@@ -76,14 +76,12 @@ def key_counts_finding(table: pd.DataFrame, *, old_label: str, new_label: str) -
     """The worst database's share of keys missing on the new node; keys with a TTL and writes since the snapshot
     make a small gap normal (the catalogue's 1%)."""
     if table.empty or table["old_keys"].sum() == 0:
-        return Finding(
+        return Finding.of(
             "cache.key_counts",
             "cache",
             Severity.WARNING,
-            None,
-            None,
-            "ratio",
             f"the old node {old_label} has no keys: nothing to compare (is it the right node?)",
+            unit="ratio",
         )
     worst = table.sort_values("gap_ratio", ascending=False).iloc[0]
     per_db = ", ".join(f"db{r.db} {r.new_keys}/{r.old_keys}" for r in table.itertuples())

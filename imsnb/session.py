@@ -3,13 +3,17 @@
 PostgreSQL (`imsnb.postgres.Database`), Redis (`imsnb.cache.Cache`), AWS (`imsnb.aws.Aws`) and Prometheus
 (`imsnb.prometheus.Prometheus`) build on `LazySession`: once a connection failed (unreachable, not configured),
 every later call of the run raises the same error at once instead of waiting for the same timeout again.
+`reachable_finding` is their `<source>.reachable` check.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import ClassVar, Self
 
 from imsnb.errors import NotConfigured, Unreachable
+from imsnb.findings import Finding
 
 
 class LazySession:
@@ -56,3 +60,17 @@ class LazySession:
 def one_line(exc: BaseException) -> str:
     """An exception as one line of text (its type name when it says nothing)."""
     return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def reachable_finding(source: str, component: str, probe: Callable[[], str]) -> Finding:
+    """`<source>.reachable`: OK with what `probe()` says ("connected to ...: <server and version>") and how long it
+    took, or what the failure is reported as (`Finding.unusable`); never raises for an unusable source."""
+    started = time.monotonic()
+    try:
+        connected = probe()
+    except (Unreachable, NotConfigured) as exc:
+        return Finding.unusable(exc, source, component)
+    elapsed_ms = (time.monotonic() - started) * 1000
+    return Finding.ok(
+        f"{source}.reachable", component, f"{connected} in {elapsed_ms:.0f} ms", value=round(elapsed_ms, 1), unit="ms"
+    )

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from imsnb.findings import Finding, Findings, Severity, escalation_for, judge, on_call, threshold
+from imsnb.findings import Finding, Findings, Severity, escalation_for, judge, on_call, threshold, unjudged
 
 
 def test_catalogue_levels_follow_the_runbook():
@@ -162,3 +162,50 @@ def test_a_name_error_with_no_earlier_failure_is_a_bug_not_a_skip():
     with findings.section("api.health"):
         print(undefined_name)  # noqa: F821 - a typo in a notebook cell
     assert findings[0].severity == Severity.WARNING and "NameError" in findings[0].message
+
+
+def test_judge_limit_judges_a_check_by_another_runbook_line_overrides_included(monkeypatch):
+    slow = judge("api.response_time", "api", 700.0, "sampled p95", limit=threshold("api.p95_latency"))
+    assert (slow.check, slow.severity, slow.threshold, slow.unit) == ("api.response_time", Severity.WARNING, 500, "ms")
+    monkeypatch.setenv("IMSNB_THRESHOLD_API_P95_LATENCY", "800")
+    assert judge("api.response_time", "api", 700.0, "", limit=threshold("api.p95_latency")).severity == Severity.OK
+    with pytest.raises(KeyError):
+        judge("api.response_time", "api", 700.0, "")  # no entry of its own: the borrowed line must be named
+
+
+def test_unjudged_shows_the_catalogue_level_and_unit(monkeypatch):
+    none = unjudged("cache.hit_rate", "cache", Severity.OK, "too few lookups", value=None)
+    assert (none.severity, none.threshold, none.unit, none.value) == (Severity.OK, 0.8, "ratio", None)
+    monkeypatch.setenv("IMSNB_THRESHOLD_API_ERROR_RATE", "0.02")
+    logs = unjudged("aws.logs.error_rate", "aws", "INFO", "no events", limit=threshold("api.error_rate"))
+    assert (logs.check, logs.severity, logs.threshold) == ("aws.logs.error_rate", Severity.INFO, 0.02)
+
+
+def test_a_first_level_worth_knowing_is_info_and_the_levels_below_it_keep_theirs(monkeypatch):
+    def hit(ratio: float) -> Severity:
+        return judge("postgres.cache_hit_ratio", "database", ratio, "").severity
+
+    assert [hit(0.995), hit(0.95), hit(0.85), hit(0.5)] == [
+        Severity.OK,
+        Severity.INFO,
+        Severity.ERROR,
+        Severity.CRITICAL,
+    ]
+    monkeypatch.setenv("IMSNB_THRESHOLD_POSTGRES_CACHE_HIT_RATIO", "0.999")  # an override keeps the level INFO
+    assert hit(0.995) == Severity.INFO
+    assert threshold("cache.hit_rate").severity(0.7) == Severity.WARNING  # the usual first level
+
+
+def test_an_unusable_source_is_reachable_critical_or_configured_info():
+    from imsnb.errors import NotConfigured, Unreachable
+
+    down = Finding.unusable(Unreachable("database db:5432", "connection refused"), "postgres", "database")
+    assert (down.check, down.severity, down.message) == (
+        "postgres.reachable",
+        Severity.CRITICAL,
+        "database db:5432 unreachable: connection refused",
+    )
+    unset = Finding.unusable(NotConfigured("no DB_HOST"), "postgres", "database")
+    assert (unset.check, unset.severity, unset.message) == ("postgres.configured", Severity.INFO, "no DB_HOST: skipped")
+    named = Finding.unusable(NotConfigured("AWS has no region", check="aws.credentials"), "aws", "aws")
+    assert named.check == "aws.credentials"

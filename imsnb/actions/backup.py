@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from imsnb.actions.gate import Plan, one_line, wait_for_status
-from imsnb.actions.rds import RESTORE_POLL_S, describe_instance
+from imsnb.actions.rds import RESTORE_POLL_S, describe_instance, restore_blocked
 from imsnb.aws import aws_or_default
 
 # --- RDS: the monthly restore test (Daily Backup Verification › Verify backup integrity) --------------------------
@@ -38,15 +38,7 @@ def rds_restore_test_action(
     snapshot_id = snapshot["snapshot"]
 
     def recheck() -> str | None:
-        found = aws_or_default(aws).call("rds", "describe_db_snapshots", DBSnapshotIdentifier=snapshot_id)[
-            "DBSnapshots"
-        ]
-        if not found or found[0].get("Status") != "available":
-            return f"snapshot {snapshot_id} is no longer available"
-        existing = aws_or_default(aws).call("rds", "describe_db_instances")["DBInstances"]
-        if any(d["DBInstanceIdentifier"] == temp_instance_id for d in existing):
-            return f"an instance named {temp_instance_id} already exists: this run will not create (or delete) it"
-        return None
+        return restore_blocked(aws, snapshot_id, temp_instance_id, if_taken="this run will not create (or delete) it")
 
     def apply() -> str:
         reply = aws_or_default(aws).call(

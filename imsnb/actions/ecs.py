@@ -11,11 +11,22 @@ from imsnb.actions.gate import Plan
 from imsnb.actions.rds import next_rds_class, rds_resize_action
 from imsnb.aws import aws_or_default
 from imsnb.aws import ecs as ecs_source
+from imsnb.findings import threshold
 from imsnb.limits import MAX_COUNT_LIMIT
 
 
 def _service(aws: Any, cluster: str, service: str) -> dict[str, Any]:
     return ecs_source.describe_service(cluster, service, aws=aws)
+
+
+def _changed(now: dict[str, Any], cluster: str, service: str, task_definition: str | None = None) -> str | None:
+    """Why the service as described `now` is no longer as planned: not ACTIVE, or (when one is given) running
+    another task definition; None when it is as planned."""
+    if now.get("status") != "ACTIVE":
+        return f"service {cluster}/{service} is {now.get('status')!r}, not ACTIVE"
+    if task_definition is not None and now.get("taskDefinition") != task_definition:
+        return f"the service moved to {now.get('taskDefinition', '').rsplit('/', 1)[-1]} since the plan"
+    return None
 
 
 def desired_count_bounds(current: int, max_count: int = 0) -> tuple[int, int]:
@@ -40,11 +51,10 @@ def ecs_desired_count_action(
 
     def recheck() -> str | None:
         now = _service(aws, cluster, service)
-        if now.get("status") != "ACTIVE":
-            return f"service {cluster}/{service} is {now.get('status')!r}, not ACTIVE"
-        if int(now.get("desiredCount", 0)) != current:
-            return f"the desired count changed since the plan ({current} → {now.get('desiredCount')})"
-        return None
+        changed = _changed(now, cluster, service)
+        if changed is None and int(now.get("desiredCount", 0)) != current:
+            changed = f"the desired count changed since the plan ({current} → {now.get('desiredCount')})"
+        return changed
 
     def apply() -> str:
         aws_or_default(aws).call("ecs", "update_service", cluster=cluster, service=service, desiredCount=int(to))
@@ -86,12 +96,7 @@ def ecs_rollback_action(
     previous = older.sort_values("revision", ascending=False).iloc[0]
 
     def recheck() -> str | None:
-        now = _service(aws, cluster, service)
-        if now.get("status") != "ACTIVE":
-            return f"service {cluster}/{service} is {now.get('status')!r}, not ACTIVE"
-        if now.get("taskDefinition") != current:
-            return f"the service moved to {now.get('taskDefinition', '').rsplit('/', 1)[-1]} since the plan"
-        return None
+        return _changed(_service(aws, cluster, service), cluster, service, current)
 
     def apply() -> str:
         arn = previous["arn"]
@@ -134,8 +139,9 @@ def scaling_actions(
     """The runbook's horizontal (ECS desired count) and vertical (RDS class) scaling, sized from what was found.
 
     Desired count: `target_count`, else one more than now. The RDS step: to `rds_class` when given, else one size
-    up the ladder when CPU peaked at or above 80%.
+    up the ladder when CPU peaked at or above the runbook's 80% (`aws.rds.cpu`).
     """
+    cpu_limit = threshold("aws.rds.cpu").warning
     plans = []
     for s in services.itertuples():
         wanted = target_count if target_count else int(s.desired) + 1
@@ -150,8 +156,8 @@ def scaling_actions(
         current = instances.loc[i.Index, "class"]
         if rds_class:
             to, why = rds_class, f"resize to {rds_class} as asked"
-        elif rds_cpu_peak is not None and rds_cpu_peak >= 80 and next_rds_class(current):
-            to, why = next_rds_class(current), f"CPU peaked at {rds_cpu_peak:.0f}% (runbook: < 80%)"
+        elif rds_cpu_peak is not None and rds_cpu_peak >= cpu_limit and next_rds_class(current):
+            to, why = next_rds_class(current), f"CPU peaked at {rds_cpu_peak:.0f}% (runbook: < {cpu_limit:g}%)"
         else:
             continue
         if to != current:
@@ -175,13 +181,10 @@ def ecs_force_new_deployment_action(cluster: str, service: str, *, reason: str =
 
     def recheck() -> str | None:
         now = _service(aws, cluster, service)
-        if now.get("status") != "ACTIVE":
-            return f"service {cluster}/{service} is {now.get('status')!r}, not ACTIVE"
-        if now.get("taskDefinition") != task_definition:
-            return f"the service moved to {now.get('taskDefinition', '').rsplit('/', 1)[-1]} since the plan"
-        if _primary_deployment(now) != deployment:
-            return "a new deployment started since the plan: the tasks are already being replaced"
-        return None
+        changed = _changed(now, cluster, service, task_definition)
+        if changed is None and _primary_deployment(now) != deployment:
+            changed = "a new deployment started since the plan: the tasks are already being replaced"
+        return changed
 
     def apply() -> str:
         reply = aws_or_default(aws).call(

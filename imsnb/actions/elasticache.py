@@ -6,31 +6,21 @@ from __future__ import annotations
 from typing import Any
 
 from imsnb.actions.gate import Plan, wait_for_status
-from imsnb.aws import aws_or_default
+from imsnb.aws import aws_or_default, if_exists
 
 # --- ElastiCache: the cache cluster upgrade (Scaling Operations › Cache Cluster Upgrade) --------------------------
 
 
 def _cache_cluster(aws: Any, cluster_id: str) -> dict[str, Any] | None:
-    try:
-        found = aws_or_default(aws).call("elasticache", "describe_cache_clusters", CacheClusterId=cluster_id)[
-            "CacheClusters"
-        ]
-    except Exception as exc:  # noqa: BLE001 - CacheClusterNotFound is the answer "none", other errors are not
-        if "NotFound" in type(exc).__name__ or "not found" in str(exc).lower():
-            return None
-        raise
-    return found[0] if found else None
+    found = if_exists(
+        lambda: aws_or_default(aws).call("elasticache", "describe_cache_clusters", CacheClusterId=cluster_id)
+    )
+    return next(iter((found or {}).get("CacheClusters", [])), None)
 
 
 def _cache_snapshot(aws: Any, name: str) -> dict[str, Any] | None:
-    try:
-        found = aws_or_default(aws).call("elasticache", "describe_snapshots", SnapshotName=name)["Snapshots"]
-    except Exception as exc:  # noqa: BLE001 - SnapshotNotFound is "none"
-        if "NotFound" in type(exc).__name__ or "not found" in str(exc).lower():
-            return None
-        raise
-    return found[0] if found else None
+    found = if_exists(lambda: aws_or_default(aws).call("elasticache", "describe_snapshots", SnapshotName=name))
+    return next(iter((found or {}).get("Snapshots", [])), None)
 
 
 def elasticache_snapshot_action(

@@ -49,6 +49,18 @@ def describe_instance(aws: Any, instance_id: str) -> dict[str, Any]:
     return found[0]
 
 
+def restore_blocked(aws: Any, snapshot_id: str, new_instance_id: str, *, if_taken: str) -> str | None:
+    """Why a restore of `snapshot_id` to a new instance `new_instance_id` cannot start now: the snapshot is no longer
+    available, or an instance of that name exists (`if_taken` says what then); None when it can."""
+    found = aws_or_default(aws).call("rds", "describe_db_snapshots", DBSnapshotIdentifier=snapshot_id)["DBSnapshots"]
+    if not found or found[0].get("Status") != "available":
+        return f"snapshot {snapshot_id} is no longer available"
+    existing = aws_or_default(aws).call("rds", "describe_db_instances")["DBInstances"]
+    if any(d["DBInstanceIdentifier"] == new_instance_id for d in existing):
+        return f"an instance named {new_instance_id} already exists: {if_taken}"
+    return None
+
+
 def rds_resize_action(instance_id: str, to_class: str, *, reason: str = "", aws: Any = None) -> Plan:
     """Option B of the runbook: `aws rds modify-db-instance --db-instance-class ... --apply-immediately`.
 
@@ -153,14 +165,7 @@ def rds_restore_action(
     snapshot_id = snapshot["snapshot"]
 
     def recheck() -> str | None:
-        found = aws_or_default(aws).call("rds", "describe_db_snapshots", DBSnapshotIdentifier=snapshot_id)
-        found = found["DBSnapshots"]
-        if not found or found[0].get("Status") != "available":
-            return f"snapshot {snapshot_id} is no longer available"
-        existing = aws_or_default(aws).call("rds", "describe_db_instances")["DBInstances"]
-        if any(d["DBInstanceIdentifier"] == new_instance_id for d in existing):
-            return f"an instance named {new_instance_id} already exists: choose another new_instance_id"
-        return None
+        return restore_blocked(aws, snapshot_id, new_instance_id, if_taken="choose another new_instance_id")
 
     def apply() -> str:
         extra = {"DBInstanceClass": instance_class} if instance_class else {}

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from imsnb import config, deadline
-from imsnb.findings import Finding, Severity, judge, threshold
+from imsnb.findings import Finding, Severity, judge, threshold, unjudged
 
 TIMEOUT_S = 5.0
 MAX_BODY_BYTES = 64 * 1024  # a /health answer is a few hundred bytes
@@ -123,75 +123,47 @@ def response_times(
 def health_findings(check: HealthCheck) -> list[Finding]:
     """`api.reachable` (CRITICAL when the request failed) and `api.health` (ERROR when anything is off)."""
     if check.error:
-        return [
-            Finding(
-                "api.reachable",
-                "api",
-                Severity.CRITICAL,
-                None,
-                None,
-                "",
-                f"API unreachable at {check.url}: {check.error}",
-            )
-        ]
-    reach = Finding(
+        return [Finding.of("api.reachable", "api", Severity.CRITICAL, f"API unreachable at {check.url}: {check.error}")]
+    reach = Finding.ok(
         "api.reachable",
         "api",
-        Severity.OK,
-        check.elapsed_ms,
-        None,
-        "ms",
         f"{check.url} answered HTTP {check.status_code} in {check.elapsed_ms:.0f} ms",
+        value=check.elapsed_ms,
+        unit="ms",
     )
     if not check.problems:
-        health_ok = Finding(
-            "api.health",
-            "api",
-            Severity.OK,
-            "healthy",
-            "healthy",
-            "",
-            "status healthy; database, cache and api healthy",
-        )
-        return [reach, health_ok]
+        healthy = "status healthy; database, cache and api healthy"
+        return [reach, Finding.ok("api.health", "api", healthy, value="healthy", threshold="healthy")]
     body = " ".join(check.body.split())
     return [
         reach,
-        Finding(
+        Finding.of(
             "api.health",
             "api",
             Severity.ERROR,
-            (check.data or {}).get("status"),
-            "healthy",
-            "",
             f"{'; '.join(check.problems)} — body: {body[:BODY_EXCERPT]}",
+            value=(check.data or {}).get("status"),
+            threshold="healthy",
         ),
     ]
 
 
 def response_time_finding(times: pd.DataFrame) -> Finding:
-    """p95 of the sampled requests against the runbook's 500 ms; failed requests make it at least ERROR."""
+    """p95 of the sampled requests against the runbook's "Response time P95: < 500ms" (`api.p95_latency`'s level);
+    failed requests make it at least ERROR, all of them failing CRITICAL."""
+    limit = threshold("api.p95_latency")
     ok = times[times["error"].isna()]
     failed = len(times) - len(ok)
     if ok.empty:
-        return Finding(
-            "api.response_time",
-            "api",
-            Severity.CRITICAL,
-            None,
-            threshold("api.p95_latency").warning,
-            "ms",
-            f"all {len(times)} requests failed: {times['error'].iloc[0]}",
-        )
+        message = f"all {len(times)} requests failed: {times['error'].iloc[0]}"
+        return unjudged("api.response_time", "api", Severity.CRITICAL, message, limit=limit)
     p95 = float(ok["elapsed_ms"].quantile(0.95))
-    finding = judge(
-        "api.p95_latency",
+    return judge(
+        "api.response_time",
         "api",
         round(p95, 1),
         f"{times['url'].iloc[0]}: p95 {p95:.0f} ms, median {ok['elapsed_ms'].median():.0f} ms over "
         f"{len(times)} requests" + (f", {failed} failed" if failed else ""),
+        limit=limit,
+        floor=Severity.ERROR if failed else None,
     )
-    finding.check = "api.response_time"
-    if failed:
-        finding.severity = max(finding.severity, Severity.ERROR)
-    return finding

@@ -45,33 +45,18 @@ def tcp_reachability(targets: list[str], *, timeout_s: float = 3.0) -> pd.DataFr
 
 
 def reachability_findings(reach: pd.DataFrame) -> list[Finding]:
-    findings = []
-    for row in reach.itertuples():
-        if row.reachable:
-            findings.append(
-                Finding(
-                    "host.tcp_reachable",
-                    "host",
-                    Severity.OK,
-                    row.connect_ms,
-                    None,
-                    "ms",
-                    f"{row.target} accepts connections ({row.connect_ms:.0f} ms)",
-                )
-            )
-        else:
-            findings.append(
-                Finding(
-                    "host.tcp_reachable",
-                    "host",
-                    Severity.CRITICAL,
-                    None,
-                    None,
-                    "",
-                    f"{row.target} unreachable: {row.error}",
-                )
-            )
-    return findings
+    return [
+        Finding.ok(
+            "host.tcp_reachable",
+            "host",
+            f"{row.target} accepts connections ({row.connect_ms:.0f} ms)",
+            value=row.connect_ms,
+            unit="ms",
+        )
+        if row.reachable
+        else Finding.of("host.tcp_reachable", "host", Severity.CRITICAL, f"{row.target} unreachable: {row.error}")
+        for row in reach.itertuples()
+    ]
 
 
 def api_targets() -> list[str]:

@@ -120,37 +120,22 @@ def certificates(endpoints: list[str], **kwargs: Any) -> pd.DataFrame:
 def certificate_finding(cert: Certificate) -> Finding:
     """WARNING under 30 days, ERROR under 7, CRITICAL expired, invalid chain or no handshake."""
     if cert.error:
-        return Finding(
-            "tls.reachable",
-            "tls",
-            Severity.CRITICAL,
-            None,
-            None,
-            "",
-            f"{cert.endpoint}: no TLS handshake: {cert.error}",
-        )
-    finding = judge(
-        "tls.days_to_expiry",
-        "tls",
-        cert.days_left,
-        f"{cert.endpoint}: certificate for {', '.join(cert.sans) or cert.subject} expires "
-        f"{cert.not_after:%Y-%m-%d} ({cert.days_left:.0f} days left)",
+        return Finding.of("tls.reachable", "tls", Severity.CRITICAL, f"{cert.endpoint}: no TLS handshake: {cert.error}")
+    expired = cert.days_left is not None and cert.days_left <= 0
+    message = (
+        f"{cert.endpoint}: certificate for {', '.join(cert.sans) or cert.subject} "
+        f"{'EXPIRED' if expired else 'expires'} {cert.not_after:%Y-%m-%d} ({cert.days_left:.0f} days left)"
     )
-    if cert.days_left is not None and cert.days_left <= 0:
-        finding.severity, finding.message = Severity.CRITICAL, finding.message.replace("expires", "EXPIRED")
     if not cert.chain_valid:
-        finding.severity = Severity.CRITICAL
-        finding.message += f"; chain does not verify: {cert.verify_error}"
-    return finding
+        message += f"; chain does not verify: {cert.verify_error}"
+    critical = expired or not cert.chain_valid
+    return judge("tls.days_to_expiry", "tls", cert.days_left, message, floor=Severity.CRITICAL if critical else None)
 
 
 def no_endpoints_finding() -> Finding:
-    return Finding(
+    return Finding.of(
         "tls.days_to_expiry",
         "tls",
         Severity.INFO,
-        None,
-        None,
-        "",
         "no TLS endpoint to check: pass -p endpoints host:port or set IMSNB_TLS_ENDPOINTS",
     )

@@ -4,7 +4,7 @@ Region, profile, credentials and `AWS_ENDPOINT_URL` come from boto3's standard c
 standard mode with a small cap, but never after a timeout; connect/read timeouts are short, so a dead or hanging
 endpoint costs seconds. An unreachable
 endpoint or missing credentials raise `Unreachable` (check `aws.reachable` / `aws.credentials`), which a notebook
-section turns into a finding.
+section turns into a finding. `items_table`, `engine` and `if_exists` are what the service modules share.
 """
 
 from __future__ import annotations
@@ -13,11 +13,14 @@ import json
 import os
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imsnb.deadline import deadline_message
 from imsnb.errors import NotConfigured, Unreachable
 from imsnb.session import LazySession
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Every AWS API action imsnb calls (service prefix as in IAM). `imsnb iam-policy` prints the read-only policy
 # made of the read actions; a test checks every call the library makes is listed here.
@@ -277,3 +280,34 @@ def default_aws() -> Aws:
 def aws_or_default(aws: Aws | None = None) -> Aws:
     """`aws`, or the interactive default session when None (what every fetcher does with its `aws` argument)."""
     return Aws.or_default(aws)
+
+
+# --- what the service modules share -------------------------------------------------------------------------------
+
+Column = str | Callable[[dict[str, Any]], Any]
+
+
+def items_table(items: list[dict[str, Any]], columns: dict[str, Column]) -> pd.DataFrame:
+    """API items as a table, one row each, the columns in the order given: a column is the item's value under that
+    key (None when absent) or a function of the item."""
+    import pandas as pd
+
+    rows = [
+        {name: item.get(how) if isinstance(how, str) else how(item) for name, how in columns.items()} for item in items
+    ]
+    return pd.DataFrame(rows, columns=list(columns))
+
+
+def engine(item: dict[str, Any]) -> str:
+    """An RDS or ElastiCache description's engine and version: "postgres 15.4", "redis 7.0"."""
+    return f"{item.get('Engine')} {item.get('EngineVersion', '')}".strip()
+
+
+def if_exists(fetch: Callable[[], Any]) -> Any:
+    """`fetch()`, or None when AWS answers that what it asks for does not exist (CacheClusterNotFound and the like)."""
+    try:
+        return fetch()
+    except Exception as exc:  # noqa: BLE001 - "not found" is the answer "none"; any other error is raised again
+        if "NotFound" in type(exc).__name__ or "not found" in str(exc).lower():
+            return None
+        raise

@@ -14,8 +14,8 @@ from typing import Any
 import pandas as pd
 
 from imsnb.aws import Aws, aws_or_default
-from imsnb.aws.cloudwatch import Metric, metrics, series
-from imsnb.findings import Finding, Severity, judge, threshold
+from imsnb.aws.cloudwatch import Metric, metrics, rds_metric_list, series
+from imsnb.findings import Finding, Severity, judge, threshold, unjudged
 from imsnb.window import Window
 
 GIB = 2**30
@@ -52,18 +52,16 @@ CLASS_SPECS: dict[str, tuple[int, int]] = {
 STORAGE_FREE_AFTER = 0.40  # a storage step leaves this much free
 IOPS_USE_AFTER = 0.60  # an IOPS step leaves the p95 at this share of the new baseline
 RESOURCES = ["cpu", "memory", "storage", "iops"]
+SIZING_METRICS = ("CPUUtilization", "FreeStorageSpace", "ReadIOPS", "WriteIOPS")
 COLUMNS = ["resource", "seen", "capacity", "used_ratio", "limit", "over_limit", "severity", "basis"]
 
 
 def metric_list(instance_id: str) -> list[Metric]:
+    """CloudWatch's RDS metrics that size an instance, read as `cloudwatch.rds_metric_list` reads them, and
+    FreeableMemory at its lowest (what the class's RAM is measured against)."""
+    sizing = [m for m in rds_metric_list(instance_id) if m.name in SIZING_METRICS]
     dims = {"DBInstanceIdentifier": instance_id}
-    return [
-        Metric("AWS/RDS", "CPUUtilization", dims, "Maximum", "CPUUtilization"),
-        Metric("AWS/RDS", "FreeableMemory", dims, "Minimum", "FreeableMemory"),
-        Metric("AWS/RDS", "FreeStorageSpace", dims, "Minimum", "FreeStorageSpace"),
-        Metric("AWS/RDS", "ReadIOPS", dims, "Average", "ReadIOPS"),
-        Metric("AWS/RDS", "WriteIOPS", dims, "Average", "WriteIOPS"),
-    ]
+    return [*sizing, Metric("AWS/RDS", "FreeableMemory", dims, "Minimum", "FreeableMemory")]
 
 
 def load(instance_id: str, window: Window, *, aws: Aws | None = None) -> pd.DataFrame:
@@ -190,25 +188,16 @@ def bottleneck_finding(table: pd.DataFrame, instance_id: str) -> Finding:
         for r in table.itertuples()
     ]
     if found is None:
-        return Finding(
-            "aws.rds.bottleneck",
-            "aws",
-            Severity.OK,
-            None,
-            None,
-            "",
-            f"{instance_id}: no bottleneck ({'; '.join(parts)})",
-            evidence=table,
+        return Finding.ok(
+            "aws.rds.bottleneck", "aws", f"{instance_id}: no bottleneck ({'; '.join(parts)})", evidence=table
         )
     row = table[table["resource"] == found].iloc[0]
-    return Finding(
+    return Finding.of(
         "aws.rds.bottleneck",
         "aws",
-        Severity.parse(row["severity"]),
-        found,
-        None,
-        "",
+        row["severity"],
         f"{instance_id}: {found} is the bottleneck ({'; '.join(parts)}); the plan sizes the step from it",
+        value=found,
         evidence=table,
     )
 
@@ -216,9 +205,7 @@ def bottleneck_finding(table: pd.DataFrame, instance_id: str) -> Finding:
 def memory_finding(table: pd.DataFrame, instance_id: str) -> Finding:
     row = table[table["resource"] == "memory"].iloc[0]
     if row["used_ratio"] is None or pd.isna(row["used_ratio"]):
-        return Finding(
-            "aws.rds.memory_used", "aws", Severity.INFO, None, 0.9, "ratio", f"{instance_id}: {row['basis']}"
-        )
+        return unjudged("aws.rds.memory_used", "aws", Severity.INFO, f"{instance_id}: {row['basis']}")
     return judge(
         "aws.rds.memory_used",
         "aws",

@@ -4,8 +4,41 @@ from __future__ import annotations
 
 import pandas as pd
 
-from imsnb.aws import Aws, aws_or_default
+from imsnb.aws import Aws, aws_or_default, items_table
 from imsnb.findings import Finding, Severity
+
+
+def _task_definition(item: dict) -> str:
+    """The task definition's family:revision (without the ARN's prefix)."""
+    return item.get("taskDefinition", "").rsplit("/", 1)[-1]
+
+
+def _rollout(service: dict) -> str | None:
+    primary = next((d for d in service.get("deployments", []) if d.get("status") == "PRIMARY"), {})
+    return primary.get("rolloutState")
+
+
+SERVICE_COLUMNS = {
+    "service": "serviceName",
+    "status": "status",
+    "desired": lambda s: s.get("desiredCount", 0),
+    "running": lambda s: s.get("runningCount", 0),
+    "pending": lambda s: s.get("pendingCount", 0),
+    "task_definition": _task_definition,
+    "deployments": lambda s: len(s.get("deployments", [])),
+    "rollout": _rollout,
+}
+DEPLOYMENT_COLUMNS = {
+    "id": "id",
+    "status": "status",
+    "task_definition": _task_definition,
+    "desired": "desiredCount",
+    "running": "runningCount",
+    "pending": "pendingCount",
+    "rollout": "rolloutState",
+    "created": "createdAt",
+    "updated": "updatedAt",
+}
 
 
 def services(cluster: str, names: list[str] | None = None, *, aws: Aws | None = None) -> pd.DataFrame:
@@ -14,27 +47,11 @@ def services(cluster: str, names: list[str] | None = None, *, aws: Aws | None = 
     if not names:
         arns = aws.paginate("ecs", "list_services", "serviceArns", limit=1000, cluster=cluster)
         names = [arn.rsplit("/", 1)[-1] for arn in arns]
-    rows = []
+    found = []
     for offset in range(0, len(names), 10):  # DescribeServices takes at most 10
         reply = aws.call("ecs", "describe_services", cluster=cluster, services=names[offset : offset + 10])
-        for s in reply.get("services", []):
-            primary = next((d for d in s.get("deployments", []) if d.get("status") == "PRIMARY"), {})
-            rows.append(
-                {
-                    "service": s["serviceName"],
-                    "status": s.get("status"),
-                    "desired": s.get("desiredCount", 0),
-                    "running": s.get("runningCount", 0),
-                    "pending": s.get("pendingCount", 0),
-                    "task_definition": s.get("taskDefinition", "").rsplit("/", 1)[-1],
-                    "deployments": len(s.get("deployments", [])),
-                    "rollout": primary.get("rolloutState"),
-                }
-            )
-    return pd.DataFrame(
-        rows,
-        columns=["service", "status", "desired", "running", "pending", "task_definition", "deployments", "rollout"],
-    )
+        found.extend(reply.get("services", []))
+    return items_table(found, SERVICE_COLUMNS)
 
 
 def _describe(aws: Aws, cluster: str, service: str) -> dict:
@@ -47,37 +64,17 @@ def _describe(aws: Aws, cluster: str, service: str) -> dict:
 
 def deployments(cluster: str, service: str, *, aws: Aws | None = None) -> pd.DataFrame:
     """A service's deployments (PRIMARY first) with their task definition, counts and rollout state."""
-    s = _describe(aws_or_default(aws), cluster, service)
-    rows = [
-        {
-            "id": d.get("id"),
-            "status": d.get("status"),
-            "task_definition": d.get("taskDefinition", "").rsplit("/", 1)[-1],
-            "desired": d.get("desiredCount"),
-            "running": d.get("runningCount"),
-            "pending": d.get("pendingCount"),
-            "rollout": d.get("rolloutState"),
-            "created": d.get("createdAt"),
-            "updated": d.get("updatedAt"),
-        }
-        for d in s.get("deployments", [])
-    ]
-    return pd.DataFrame(
-        rows,
-        columns=["id", "status", "task_definition", "desired", "running", "pending", "rollout", "created", "updated"],
-    )
+    return items_table(_describe(aws_or_default(aws), cluster, service).get("deployments", []), DEPLOYMENT_COLUMNS)
 
 
 def service_events(cluster: str, service: str, *, aws: Aws | None = None, limit: int = 20) -> pd.DataFrame:
-    s = _describe(aws_or_default(aws), cluster, service)
-    rows = [{"at": e.get("createdAt"), "message": e.get("message")} for e in s.get("events", [])[:limit]]
-    return pd.DataFrame(rows, columns=["at", "message"])
+    events = _describe(aws_or_default(aws), cluster, service).get("events", [])[:limit]
+    return items_table(events, {"at": "createdAt", "message": "message"})
 
 
 def service_family(cluster: str, service: str, *, aws: Aws | None = None) -> str:
     """The task definition family the service runs now (from its `taskDefinition`; not its own name)."""
-    current = _describe(aws_or_default(aws), cluster, service).get("taskDefinition", "")
-    return current.rsplit("/", 1)[-1].rsplit(":", 1)[0]
+    return _task_definition(_describe(aws_or_default(aws), cluster, service)).rsplit(":", 1)[0]
 
 
 def task_definition_revisions(family: str, *, aws: Aws | None = None, limit: int = 10) -> pd.DataFrame:
@@ -111,15 +108,15 @@ def running_vs_desired_findings(table: pd.DataFrame, cluster: str) -> list[Findi
         else:
             severity = Severity.WARNING
         findings.append(
-            Finding(
+            Finding.of(
                 "aws.ecs.running_vs_desired",
                 "aws",
                 severity,
-                int(row.running),
-                int(row.desired),
-                "tasks",
                 f"{cluster}/{row.service}: {row.running} running of {row.desired} desired, "
                 f"{row.pending} pending ({row.rollout or 'no rollout state'})",
+                value=int(row.running),
+                threshold=int(row.desired),
+                unit="tasks",
             )
         )
     return findings
@@ -128,24 +125,22 @@ def running_vs_desired_findings(table: pd.DataFrame, cluster: str) -> list[Findi
 def rollback_finding(revisions: pd.DataFrame, service: str) -> Finding:
     """INFO naming the revision a rollback would return to; WARNING when there is none to go back to."""
     if len(revisions) < 2:
-        return Finding(
+        return Finding.of(
             "aws.ecs.rollback_candidate",
             "aws",
             Severity.WARNING,
-            len(revisions),
-            2,
-            "revisions",
             f"{service}: no earlier task definition revision to roll back to",
+            value=len(revisions),
+            threshold=2,
+            unit="revisions",
         )
     current, previous = revisions.iloc[0], revisions.iloc[1]
-    return Finding(
+    return Finding.of(
         "aws.ecs.rollback_candidate",
         "aws",
         Severity.INFO,
-        previous["task_definition"],
-        None,
-        "",
         f"{service}: a rollback would go from {current['task_definition']} to {previous['task_definition']}",
+        value=previous["task_definition"],
     )
 
 

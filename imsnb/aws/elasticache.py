@@ -4,36 +4,47 @@ from __future__ import annotations
 
 import pandas as pd
 
-from imsnb.aws import Aws, aws_or_default
-from imsnb.findings import Finding, Severity
+from imsnb.aws import Aws, aws_or_default, engine, if_exists, items_table
+from imsnb.findings import Finding, Severity, judge, unjudged
+
+CLUSTER_COLUMNS = {
+    "cluster": "CacheClusterId",
+    "status": "CacheClusterStatus",
+    "node_type": "CacheNodeType",
+    "nodes": "NumCacheNodes",
+    "engine": engine,
+}
+NODE_COLUMNS = {
+    "cluster": "CacheClusterId",
+    "node": "CacheNodeId",
+    "status": "CacheNodeStatus",
+    "address": lambda n: (n.get("Endpoint") or {}).get("Address"),
+    "port": lambda n: (n.get("Endpoint") or {}).get("Port"),
+}
+SNAPSHOT_COLUMNS = {
+    "snapshot": "SnapshotName",
+    "cluster": "CacheClusterId",
+    "status": "SnapshotStatus",
+    "source": "SnapshotSource",
+    "node_type": "CacheNodeType",
+}
 
 
 def clusters(cluster_id: str | None = None, *, aws: Aws | None = None) -> pd.DataFrame:
     kwargs = {"CacheClusterId": cluster_id} if cluster_id else {}
     found = aws_or_default(aws).paginate("elasticache", "describe_cache_clusters", "CacheClusters", limit=500, **kwargs)
-    rows = [
-        {
-            "cluster": c["CacheClusterId"],
-            "status": c.get("CacheClusterStatus"),
-            "node_type": c.get("CacheNodeType"),
-            "nodes": c.get("NumCacheNodes"),
-            "engine": f"{c.get('Engine')} {c.get('EngineVersion', '')}".strip(),
-        }
-        for c in found
-    ]
-    return pd.DataFrame(rows, columns=["cluster", "status", "node_type", "nodes", "engine"])
+    return items_table(found, CLUSTER_COLUMNS)
 
 
 def status_findings(table: pd.DataFrame) -> list[Finding]:
     return [
-        Finding(
+        Finding.of(
             "aws.elasticache.status",
             "aws",
             Severity.OK if row.status == "available" else Severity.WARNING,
-            row.status,
-            "available",
-            "",
             f"{row.cluster}: {row.status}, {row.nodes} x {row.node_type}",
+            value=row.status,
+            threshold="available",
         )
         for row in table.itertuples()
     ]
@@ -44,49 +55,30 @@ def nodes(cluster_id: str, *, aws: Aws | None = None) -> pd.DataFrame:
     found = aws_or_default(aws).call(
         "elasticache", "describe_cache_clusters", CacheClusterId=cluster_id, ShowCacheNodeInfo=True
     )
-    rows = [
-        {
-            "cluster": c["CacheClusterId"],
-            "node": n.get("CacheNodeId"),
-            "status": n.get("CacheNodeStatus"),
-            "address": (n.get("Endpoint") or {}).get("Address"),
-            "port": (n.get("Endpoint") or {}).get("Port"),
-        }
+    node_items = [
+        {**n, "CacheClusterId": c["CacheClusterId"]}
         for c in found.get("CacheClusters", [])
         for n in c.get("CacheNodes", [])
     ]
-    return pd.DataFrame(rows, columns=["cluster", "node", "status", "address", "port"])
+    return items_table(node_items, NODE_COLUMNS)
 
 
 def snapshots(cluster_id: str | None = None, *, aws: Aws | None = None) -> pd.DataFrame:
     """ElastiCache snapshots (of one cluster or all): name, status, source, node type."""
     kwargs = {"CacheClusterId": cluster_id} if cluster_id else {}
     found = aws_or_default(aws).paginate("elasticache", "describe_snapshots", "Snapshots", limit=500, **kwargs)
-    rows = [
-        {
-            "snapshot": s["SnapshotName"],
-            "cluster": s.get("CacheClusterId"),
-            "status": s.get("SnapshotStatus"),
-            "source": s.get("SnapshotSource"),
-            "node_type": s.get("CacheNodeType"),
-        }
-        for s in found
-    ]
-    return pd.DataFrame(rows, columns=["snapshot", "cluster", "status", "source", "node_type"])
+    return items_table(found, SNAPSHOT_COLUMNS)
 
 
 def usage_findings(frame: pd.DataFrame, cluster_id: str) -> list[Finding]:
     """The window's peak DatabaseMemoryUsagePercentage against the runbook's "Memory: < 90% used", and the
     evictions summed over the window against "Evictions: = 0" (CloudWatch: the window, not the node's lifetime)."""
     from imsnb.aws.cloudwatch import series
-    from imsnb.findings import judge
 
     found = []
     memory = series(frame, "DatabaseMemoryUsagePercentage")
     if memory.empty:
-        found.append(
-            Finding("aws.elasticache.memory_used", "aws", Severity.INFO, None, 0.9, "ratio", f"{cluster_id}: no data")
-        )
+        found.append(unjudged("aws.elasticache.memory_used", "aws", Severity.INFO, f"{cluster_id}: no data"))
     else:
         peak = float(memory.max()) / 100
         found.append(
@@ -112,12 +104,7 @@ def usage_findings(frame: pd.DataFrame, cluster_id: str) -> list[Finding]:
 
 def nodes_if_exists(cluster_id: str, *, aws: Aws | None = None) -> pd.DataFrame | None:
     """`nodes(cluster_id)`, or None when there is no such cluster (yet)."""
-    try:
-        return nodes(cluster_id, aws=aws)
-    except Exception as exc:
-        if "NotFound" in type(exc).__name__ or "not found" in str(exc).lower():
-            return None
-        raise
+    return if_exists(lambda: nodes(cluster_id, aws=aws))
 
 
 def endpoint(node_table: pd.DataFrame | None) -> str | None:

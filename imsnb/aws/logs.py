@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from imsnb.aws import Aws, aws_or_default
-from imsnb.findings import Finding, Severity, judge
+from imsnb.aws import Aws, aws_or_default, items_table
+from imsnb.findings import Finding, Severity, judge, threshold, unjudged
 from imsnb.window import Window
 
 MAX_EVENTS = 10_000
@@ -114,29 +114,28 @@ def error_summary(
 
 
 def error_rate_finding(summary: ErrorSummary) -> Finding:
-    """Matching lines as a share of all lines in the window, against the runbook's error rate (< 0.1%)."""
+    """Matching lines as a share of all lines in the window, against the runbook's "Error rate: < 0.1%"
+    (`api.error_rate`'s level, overrides included)."""
+    limit = threshold("api.error_rate")
     if summary.error_rate is None:
-        return Finding(
+        return unjudged(
             "aws.logs.error_rate",
             "aws",
             Severity.INFO,
-            None,
-            0.001,
-            "ratio",
             f"no log events in {summary.log_group} in the window",
+            limit=limit,
         )
     top = summary.by_message["message"].iloc[0] if not summary.by_message.empty else ""
-    finding = judge(
-        "api.error_rate",
+    return judge(
+        "aws.logs.error_rate",
         "aws",
         round(summary.error_rate, 5),
         f"{summary.errors:,} of {summary.events:,} events in {summary.log_group} match {summary.pattern!r} "
         f"({summary.error_rate:.2%})"
         + (f"; most common: {top[:120]}" if top else "")
         + (" (capped: more events exist)" if summary.truncated else ""),
+        limit=limit,
     )
-    finding.check = "aws.logs.error_rate"
-    return finding
 
 
 def retention(prefix: str = "/ims", *, aws: Aws | None = None) -> pd.DataFrame:
@@ -144,15 +143,14 @@ def retention(prefix: str = "/ims", *, aws: Aws | None = None) -> pd.DataFrame:
     groups = aws_or_default(aws).paginate(
         "logs", "describe_log_groups", "logGroups", logGroupNamePrefix=prefix, limit=1000
     )
-    rows = [
+    return items_table(
+        groups,
         {
-            "log_group": g["logGroupName"],
-            "retention_days": g.get("retentionInDays"),
-            "stored_bytes": g.get("storedBytes", 0),
-        }
-        for g in groups
-    ]
-    return pd.DataFrame(rows, columns=["log_group", "retention_days", "stored_bytes"])
+            "log_group": "logGroupName",
+            "retention_days": "retentionInDays",
+            "stored_bytes": lambda g: g.get("storedBytes", 0),
+        },
+    )
 
 
 def retention_findings(groups: pd.DataFrame, expected_days: int = RUNBOOK_RETENTION_DAYS) -> list[Finding]:
@@ -160,29 +158,16 @@ def retention_findings(groups: pd.DataFrame, expected_days: int = RUNBOOK_RETENT
     findings = []
     for row in groups.itertuples():
         days = None if pd.isna(row.retention_days) else int(row.retention_days)
-        if days == expected_days:
-            findings.append(
-                Finding(
-                    "aws.logs.retention",
-                    "aws",
-                    Severity.OK,
-                    days,
-                    expected_days,
-                    "days",
-                    f"{row.log_group}: kept {days} days",
-                )
+        shown = "forever (no retention policy)" if days is None else f"{days} days"
+        findings.append(
+            Finding.of(
+                "aws.logs.retention",
+                "aws",
+                Severity.OK if days == expected_days else Severity.WARNING,
+                f"{row.log_group}: kept {shown}" + ("" if days == expected_days else f", runbook says {expected_days}"),
+                value=days,
+                threshold=expected_days,
+                unit="days",
             )
-        else:
-            shown = "forever (no retention policy)" if days is None else f"{days} days"
-            findings.append(
-                Finding(
-                    "aws.logs.retention",
-                    "aws",
-                    Severity.WARNING,
-                    days,
-                    expected_days,
-                    "days",
-                    f"{row.log_group}: kept {shown}, runbook says {expected_days}",
-                )
-            )
+        )
     return findings

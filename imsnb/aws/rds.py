@@ -7,45 +7,32 @@ from typing import Any
 
 import pandas as pd
 
-from imsnb.aws import Aws, aws_or_default
+from imsnb.aws import Aws, aws_or_default, engine, items_table
 from imsnb.findings import Finding, Severity
 from imsnb.window import Window
 
 SNAPSHOT_MAX_AGE_H = 24.0
 
 
+INSTANCE_COLUMNS = {
+    "instance": "DBInstanceIdentifier",
+    "status": "DBInstanceStatus",
+    "class": "DBInstanceClass",
+    "engine": engine,
+    "multi_az": "MultiAZ",
+    "allocated_gib": "AllocatedStorage",
+    "storage_type": "StorageType",
+    "cluster": "DBClusterIdentifier",
+    "endpoint": lambda d: (d.get("Endpoint") or {}).get("Address"),
+}
+EVENT_COLUMNS = {"at": "Date", "message": "Message", "categories": lambda e: ", ".join(e.get("EventCategories", []))}
+
+
 def instances(instance_id: str | None = None, *, aws: Aws | None = None) -> pd.DataFrame:
     """Status, class, engine, Multi-AZ and storage of one instance (or all)."""
     kwargs = {"DBInstanceIdentifier": instance_id} if instance_id else {}
     found = aws_or_default(aws).paginate("rds", "describe_db_instances", "DBInstances", limit=500, **kwargs)
-    rows = [
-        {
-            "instance": d["DBInstanceIdentifier"],
-            "status": d.get("DBInstanceStatus"),
-            "class": d.get("DBInstanceClass"),
-            "engine": f"{d.get('Engine')} {d.get('EngineVersion', '')}".strip(),
-            "multi_az": d.get("MultiAZ"),
-            "allocated_gib": d.get("AllocatedStorage"),
-            "storage_type": d.get("StorageType"),
-            "cluster": d.get("DBClusterIdentifier"),
-            "endpoint": (d.get("Endpoint") or {}).get("Address"),
-        }
-        for d in found
-    ]
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "instance",
-            "status",
-            "class",
-            "engine",
-            "multi_az",
-            "allocated_gib",
-            "storage_type",
-            "cluster",
-            "endpoint",
-        ],
-    )
+    return items_table(found, INSTANCE_COLUMNS)
 
 
 def snapshots(instance_id: str, *, aws: Aws | None = None, now: datetime | None = None) -> pd.DataFrame:
@@ -54,21 +41,22 @@ def snapshots(instance_id: str, *, aws: Aws | None = None, now: datetime | None 
     found = aws_or_default(aws).paginate(
         "rds", "describe_db_snapshots", "DBSnapshots", limit=1000, DBInstanceIdentifier=instance_id
     )
-    rows = []
-    for s in found:
-        created = s.get("SnapshotCreateTime")
-        rows.append(
-            {
-                "snapshot": s["DBSnapshotIdentifier"],
-                "type": s.get("SnapshotType"),
-                "status": s.get("Status"),
-                "created": created,
-                "age_h": round((now - created).total_seconds() / 3600, 1) if created else None,
-                "size_gib": s.get("AllocatedStorage"),
-            }
-        )
-    frame = pd.DataFrame(rows, columns=["snapshot", "type", "status", "created", "age_h", "size_gib"])
+    frame = items_table(
+        found,
+        {
+            "snapshot": "DBSnapshotIdentifier",
+            "type": "SnapshotType",
+            "status": "Status",
+            "created": "SnapshotCreateTime",
+            "age_h": lambda s: _age_h(s.get("SnapshotCreateTime"), now),
+            "size_gib": "AllocatedStorage",
+        },
+    )
     return frame.sort_values("created", ascending=False, na_position="last").reset_index(drop=True)
+
+
+def _age_h(created: datetime | None, now: datetime) -> float | None:
+    return round((now - created).total_seconds() / 3600, 1) if created else None
 
 
 def snapshot_findings(snaps: pd.DataFrame, instance_id: str, *, max_age_h: float = SNAPSHOT_MAX_AGE_H) -> list[Finding]:
@@ -78,43 +66,41 @@ def snapshot_findings(snaps: pd.DataFrame, instance_id: str, *, max_age_h: float
     available = snaps[snaps["status"] == "available"]
     if available.empty:
         findings.append(
-            Finding(
+            Finding.of(
                 "aws.rds.snapshot_age",
                 "aws",
                 Severity.CRITICAL,
-                None,
-                max_age_h,
-                "h",
                 f"{instance_id}: no available snapshot",
+                threshold=max_age_h,
+                unit="h",
             )
         )
     else:
         newest = available.iloc[0]
         age = float(newest["age_h"])
-        severity = Severity.OK if age <= max_age_h else Severity.WARNING if age <= 2 * max_age_h else Severity.ERROR
         findings.append(
-            Finding(
+            Finding.of(
                 "aws.rds.snapshot_age",
                 "aws",
-                severity,
-                age,
-                max_age_h,
-                "h",
+                Severity.OK if age <= max_age_h else Severity.WARNING if age <= 2 * max_age_h else Severity.ERROR,
                 f"{instance_id}: newest snapshot {newest['snapshot']} ({newest['type']}) is "
                 f"{age:.0f} h old (expected under {max_age_h:g} h)",
+                value=age,
+                threshold=max_age_h,
+                unit="h",
             )
         )
     failed = snaps[snaps["status"].isin(["failed", "incompatible-restore", "incompatible-parameters"])]
     if not failed.empty:
         findings.append(
-            Finding(
+            Finding.of(
                 "aws.rds.snapshot_failed",
                 "aws",
                 Severity.ERROR,
-                len(failed),
-                0,
-                "snapshots",
                 f"{len(failed)} snapshot(s) failed: {', '.join(failed['snapshot'][:5])}",
+                value=len(failed),
+                threshold=0,
+                unit="snapshots",
             )
         )
     return findings
@@ -132,12 +118,8 @@ def events(instance_id: str, window: Window, *, aws: Aws | None = None) -> pd.Da
         StartTime=window.start,
         EndTime=window.end,
     )
-    rows = [
-        {"at": e.get("Date"), "message": e.get("Message"), "categories": ", ".join(e.get("EventCategories", []))}
-        for e in found
-        if e.get("Date") is None or window.start <= e["Date"] <= window.end  # in case the API ignores the range
-    ]
-    return pd.DataFrame(rows, columns=["at", "message", "categories"])
+    in_window = [e for e in found if e.get("Date") is None or window.start <= e["Date"] <= window.end]
+    return items_table(in_window, EVENT_COLUMNS)  # filtered here too: in case the API ignores the range
 
 
 def pick_snapshot(snaps: pd.DataFrame, *, before: Any = None, snapshot_id: str = "") -> dict[str, Any] | None:
@@ -163,14 +145,13 @@ def snapshot_choice_finding(chosen: dict[str, Any] | None, *, before: Any = None
             if snapshot_id
             else "an available snapshot" + (f" created before {before}" if before else "")
         )
-        return Finding("aws.rds.snapshot_choice", "aws", Severity.ERROR, message=f"no {wanted}: nothing to restore")
-    return Finding(
+        return Finding.of("aws.rds.snapshot_choice", "aws", Severity.ERROR, f"no {wanted}: nothing to restore")
+    return Finding.ok(
         "aws.rds.snapshot_choice",
         "aws",
-        Severity.OK,
-        chosen.get("age_h"),
+        f"restore from {chosen['snapshot']} ({chosen.get('type')}, created {chosen['created']})",
+        value=chosen.get("age_h"),
         unit="h",
-        message=f"restore from {chosen['snapshot']} ({chosen.get('type')}, created {chosen['created']})",
     )
 
 
@@ -190,56 +171,43 @@ def restore_test_finding(
             return "not planned", ""
         return str(frame["status"].iloc[0]), str(frame["detail"].iloc[0] or "")
 
-    check = "aws.rds.restore_test"
+    def result(severity: Severity, message: str, **extra: Any) -> Finding:
+        return Finding.of("aws.rds.restore_test", "aws", severity, message, **extra)
+
     restored, restore_detail = outcome(restore)
     deleted, delete_detail = outcome(delete)
     if snapshot_id is None:
-        return Finding(
-            check, "aws", Severity.ERROR, message="no available snapshot to test: the backups are not usable"
-        )
+        return result(Severity.ERROR, "no available snapshot to test: the backups are not usable")
     if restored in ("planned", "not planned"):
-        return Finding(
-            check,
-            "aws",
-            Severity.INFO,
-            message=f"restore test of {snapshot_id} not run ({restore_detail or 'nothing planned'})",
-        )
+        return result(Severity.INFO, f"restore test of {snapshot_id} not run ({restore_detail or 'nothing planned'})")
     if restored != "applied":
-        return Finding(check, "aws", Severity.ERROR, message=f"restore of {snapshot_id} {restored}: {restore_detail}")
+        return result(Severity.ERROR, f"restore of {snapshot_id} {restored}: {restore_detail}")
     counts = [f for f in verified if f.check == "postgres.row_count"]
     bad = [f for f in counts if f.severity != Severity.OK]
     left = "" if deleted == "applied" else f"; the temporary instance {temp_instance_id} was NOT deleted ({deleted}: "
     left += "" if deleted == "applied" else f"{delete_detail}): delete it by hand"
     if bad:
-        return Finding(
-            check,
-            "aws",
+        return result(
             Severity.ERROR,
-            len(bad),
-            0,
-            "tables",
             f"snapshot {snapshot_id} restored, but {len(bad)} of {len(counts)} table(s) differ from what was expected: "
             + "; ".join(f.message for f in bad[:3])
             + left,
+            value=len(bad),
+            threshold=0,
+            unit="tables",
         )
     if not counts:
-        return Finding(
-            check,
-            "aws",
+        return result(
             Severity.WARNING,
-            0,
-            None,
-            "tables",
             f"snapshot {snapshot_id} restored to {temp_instance_id}, but no table was verified (name verify_tables)"
             + left,
+            value=0,
+            unit="tables",
         )
-    return Finding(
-        check,
-        "aws",
+    return result(
         Severity.OK if deleted == "applied" else Severity.WARNING,
-        len(counts),
-        None,
-        "tables",
         f"snapshot {snapshot_id} restored to {temp_instance_id}, {len(counts)} table(s) verified as expected"
         + ("; the temporary instance was deleted" if deleted == "applied" else left),
+        value=len(counts),
+        unit="tables",
     )

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
-from imsnb.aws import Aws, aws_or_default
+from imsnb.aws import Aws, aws_or_default, items_table
 from imsnb.findings import Finding, Severity
 
 MAX_OBJECTS = 100_000
@@ -52,30 +52,27 @@ def newest_objects(bucket: str, prefix: str = "", *, aws: Aws | None = None, top
     objects = aws_or_default(aws).paginate(
         "s3", "list_objects_v2", "Contents", limit=MAX_OBJECTS, Bucket=bucket, Prefix=prefix
     )
-    rows = [{"key": o["Key"], "bytes": o.get("Size", 0), "last_modified": o["LastModified"]} for o in objects]
-    frame = pd.DataFrame(rows, columns=["key", "bytes", "last_modified"])
+    frame = items_table(objects, {"key": "Key", "bytes": lambda o: o.get("Size", 0), "last_modified": "LastModified"})
     return frame.sort_values("last_modified", ascending=False).head(top).reset_index(drop=True)
 
 
 def backup_age_finding(summary: BucketSummary, *, max_age_h: float = 24.0) -> Finding:
     if summary.newest_age_h is None:
-        return Finding(
+        return Finding.of(
             "aws.s3.backup_age",
             "aws",
             Severity.CRITICAL,
-            None,
-            max_age_h,
-            "h",
             f"s3://{summary.bucket}/{summary.prefix}: no backup objects",
+            threshold=max_age_h,
+            unit="h",
         )
-    severity = Severity.OK if summary.newest_age_h <= max_age_h else Severity.WARNING
-    return Finding(
+    return Finding.of(
         "aws.s3.backup_age",
         "aws",
-        severity,
-        summary.newest_age_h,
-        max_age_h,
-        "h",
+        Severity.OK if summary.newest_age_h <= max_age_h else Severity.WARNING,
         f"s3://{summary.bucket}/{summary.prefix}: {summary.objects:,} objects, "
         f"{summary.total_bytes / 2**30:.2f} GiB; newest {summary.newest_key} is {summary.newest_age_h:.0f} h old",
+        value=summary.newest_age_h,
+        threshold=max_age_h,
+        unit="h",
     )

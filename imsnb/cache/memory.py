@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from imsnb.cache.session import Cache, cache_or_default
-from imsnb.findings import Finding, Severity, judge
+from imsnb.findings import Finding, Severity, judge, unjudged
 
 
 @dataclass
@@ -34,14 +34,12 @@ def memory_usage(cache: Cache | None = None) -> MemoryUsage:
 
 def memory_finding(memory: MemoryUsage) -> Finding:
     if memory.used_ratio is None:
-        return Finding.of(
+        return unjudged(
             "cache.memory_used",
             "cache",
             Severity.WARNING,
             f"no maxmemory set: Redis uses {memory.used_bytes / 2**20:.1f} MiB and can grow until the "
             "host runs out of memory",
-            threshold=0.9,
-            unit="ratio",
         )
     return judge(
         "cache.memory_used",

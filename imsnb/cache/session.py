@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from imsnb import config
+from imsnb import config, session
 from imsnb.errors import NotConfigured, Unreachable
-from imsnb.findings import Finding, Severity
+from imsnb.findings import Finding
 from imsnb.session import LazySession, one_line
 
 SOCKET_TIMEOUT_S = 2.0
@@ -100,19 +99,11 @@ def cache_or_default(cache: Cache | None = None) -> Cache:
 
 
 def reachable_finding(cache: Cache | None = None) -> Finding:
+    """OK with the server's version and the round trip, or CRITICAL with the error (never raises)."""
     cache = cache_or_default(cache)
-    started = time.monotonic()
-    try:
+
+    def connected() -> str:
         info = cache.call("info", "server")
-    except Unreachable as exc:
-        return Finding("cache.reachable", "cache", Severity.CRITICAL, message=str(exc))
-    except NotConfigured as exc:
-        return Finding("cache.configured", "cache", Severity.INFO, message=f"{exc}: skipped")
-    elapsed = (time.monotonic() - started) * 1000
-    return Finding.ok(
-        "cache.reachable",
-        "cache",
-        f"connected to {cache.label}: Redis {info.get('redis_version')} in {elapsed:.0f} ms",
-        value=round(elapsed, 1),
-        unit="ms",
-    )
+        return f"connected to {cache.label}: Redis {info.get('redis_version')}"
+
+    return session.reachable_finding("cache", "cache", connected)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from imsnb.cache.session import Cache, cache_or_default
-from imsnb.findings import Finding, Severity, judge
+from imsnb.findings import Finding, Severity, judge, unjudged
 from imsnb.period import Period, since
 
 
@@ -47,13 +47,12 @@ def stats(cache: Cache | None = None) -> CacheStats:
 def hit_rate_finding(cache_stats: CacheStats, min_lookups: int = 100) -> Finding:
     lookups = cache_stats.keyspace_hits + cache_stats.keyspace_misses
     if cache_stats.hit_rate is None or lookups < min_lookups:
-        return Finding.ok(
+        return unjudged(
             "cache.hit_rate",
             "cache",
+            Severity.OK,
             f"too few lookups to judge ({lookups} since restart)",
             value=cache_stats.hit_rate,
-            threshold=0.8,
-            unit="ratio",
             period=_since_restart(cache_stats),
         )
     return judge(

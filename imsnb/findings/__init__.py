@@ -1,14 +1,15 @@
 """Findings, the threshold catalogue from the runbook's Monitoring section, the escalation matrix and who is on call.
 
-    finding.py     Severity, Finding (+ Finding.of / Finding.ok), Findings (a run's, sections)
-    catalogue.py   Threshold, CATALOGUE, threshold() with its IMSNB_THRESHOLD_* overrides, judge(..., floor=)
+    finding.py     Severity, Finding (+ Finding.of / Finding.ok / Finding.unusable), Findings (a run's, sections)
+    catalogue.py   Threshold, CATALOGUE, threshold() with its IMSNB_THRESHOLD_* overrides, judge(..., floor=, limit=),
+                   unjudged (nothing to judge: the level and unit all the same)
     escalation.py  the escalation matrix (escalation_for) and the on-call rotation (on_call: which role)
     oncall.py      the `[oncall]` roster: which person holds the role and how to reach them
 
 A new check is a judge in its source's module plus a CATALOGUE entry here.
 """
 
-from imsnb.findings.catalogue import CATALOGUE, Threshold, check_threshold_overrides, judge, threshold
+from imsnb.findings.catalogue import CATALOGUE, Threshold, check_threshold_overrides, judge, threshold, unjudged
 from imsnb.findings.escalation import ESCALATION, PRIMARY_HOURS, Escalation, escalation_for, on_call
 from imsnb.findings.finding import COMPONENTS, EVIDENCE_ROWS, Finding, Findings, Severity, component_of
 
@@ -29,4 +30,5 @@ __all__ = [
     "judge",
     "on_call",
     "threshold",
+    "unjudged",
 ]

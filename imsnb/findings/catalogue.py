@@ -13,7 +13,8 @@ from imsnb.findings.finding import Finding, Severity
 
 @dataclass(frozen=True)
 class Threshold:
-    """Levels at which a value becomes WARNING / ERROR / CRITICAL. `above`: higher is worse; else lower is worse."""
+    """Levels at which a value becomes WARNING / ERROR / CRITICAL. `above`: higher is worse; else lower is worse.
+    `first`: what passing the first level makes a finding (INFO where that is worth knowing, not a warning)."""
 
     warning: float
     error: float | None = None
@@ -21,13 +22,14 @@ class Threshold:
     above: bool = True
     unit: str = ""
     source: str = ""
+    first: Severity = Severity.WARNING
 
     def severity(self, value: float) -> Severity:
         worse = (lambda v, t: v >= t) if self.above else (lambda v, t: v <= t)
         for level, limit in ((Severity.CRITICAL, self.critical), (Severity.ERROR, self.error)):
             if limit is not None and worse(value, limit):
                 return level
-        return Severity.WARNING if worse(value, self.warning) else Severity.OK
+        return self.first if worse(value, self.warning) else Severity.OK
 
 
 # The runbook's "Monitoring / Key Metrics" (warning level); error/critical levels are imsnb's, documented here.
@@ -38,7 +40,10 @@ CATALOGUE: dict[str, Threshold] = {
     "postgres.idle_in_transaction": Threshold(60.0, 600.0, 3600.0, unit="s", source="imsnb: idle in xact > 60 s"),
     "postgres.blocked_queries": Threshold(1.0, 30.0, 300.0, unit="s", source="imsnb: any wait on a lock"),
     "postgres.replication_lag": Threshold(10.0, 60.0, 300.0, unit="s", source="Replication lag: < 10s"),
-    "postgres.cache_hit_ratio": Threshold(0.99, 0.90, 0.80, above=False, unit="ratio", source="PgHero: > 99%"),
+    # under PgHero's 99% is worth knowing, not an alert: INFO (ERROR and CRITICAL further down as usual)
+    "postgres.cache_hit_ratio": Threshold(
+        0.99, 0.90, 0.80, above=False, unit="ratio", source="PgHero: > 99%", first=Severity.INFO
+    ),
     "postgres.xid_age": Threshold(0.50, 0.75, 0.90, unit="ratio", source="imsnb: of 2^31 transaction IDs"),
     "aws.rds.cpu": Threshold(80.0, 90.0, 98.0, unit="%", source="CPU: < 80%"),
     "host.disk_used": Threshold(0.85, 0.90, 0.95, unit="ratio", source="Disk usage > 85%"),
@@ -109,10 +114,29 @@ def check_threshold_overrides(environ: dict[str, str] | None = None) -> None:
 
 
 def judge(
-    check: str, component: str, value: float, message: str, *, floor: Severity | None = None, **extra: Any
+    check: str,
+    component: str,
+    value: float,
+    message: str,
+    *,
+    floor: Severity | None = None,
+    limit: Threshold | None = None,
+    **extra: Any,
 ) -> Finding:
     """A finding for `value` against the catalogue's threshold for `check`; `floor`: the least severity it gets
-    (a session waiting on a lock is a WARNING whatever the wait)."""
-    limit = threshold(check)
+    (a session waiting on a lock is a WARNING whatever the wait); `limit`: the threshold of the runbook line a check
+    without an entry of its own is judged by (api.response_time by `threshold("api.p95_latency")`)."""
+    limit = limit or threshold(check)
     severity = limit.severity(value) if floor is None else max(limit.severity(value), floor)
-    return Finding(check, component, severity, value, limit.warning, limit.unit, message, **extra)
+    return Finding.of(
+        check, component, severity, message, value=value, threshold=limit.warning, unit=limit.unit, **extra
+    )
+
+
+def unjudged(
+    check: str, component: str, severity: Severity | str, message: str, *, limit: Threshold | None = None, **extra: Any
+) -> Finding:
+    """A finding for `check` that had nothing to judge (no data, too little traffic, no replica), showing the
+    catalogue's level and unit all the same; `limit` as for `judge`."""
+    limit = limit or threshold(check)
+    return Finding.of(check, component, severity, message, threshold=limit.warning, unit=limit.unit, **extra)

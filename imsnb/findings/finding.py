@@ -107,6 +107,14 @@ class Finding:
         return cls.of(check, component, Severity.OK, message, **extra)
 
     @classmethod
+    def unusable(cls, failure: Unreachable | NotConfigured, source: str, component: str) -> Finding:
+        """What a source that cannot be used is reported as: `<source>.reachable` CRITICAL when it did not answer,
+        `<source>.configured` INFO ("...: skipped") when it is not set up; the failure's own `check` if it names one."""
+        if isinstance(failure, NotConfigured):
+            return cls.of(failure.check or f"{source}.configured", component, Severity.INFO, f"{failure}: skipped")
+        return cls.of(failure.check or f"{source}.reachable", component, Severity.CRITICAL, str(failure))
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Finding:
         return cls(
             **{k: data.get(k) for k in ("check", "component", "severity", "value", "threshold", "message")},
@@ -177,20 +185,13 @@ class Findings(list):
         component = component or component_of(check)
         try:
             yield
-        except Unreachable as exc:
-            reach = exc.check or f"{check.split('.')[0]}.reachable"
+        except (Unreachable, NotConfigured) as exc:
             self._failed.append((check, str(exc)))
-            if any(f.check == reach for f in self):
+            failed = Finding.unusable(exc, check.split(".")[0], component)
+            if any(f.check == failed.check for f in self):
                 print(f"skipped {check}: {exc}")
             else:
-                self.add(Finding.of(reach, component, Severity.CRITICAL, str(exc)))
-        except NotConfigured as exc:
-            configured = exc.check or f"{check.split('.')[0]}.configured"
-            self._failed.append((check, str(exc)))
-            if any(f.check == configured for f in self):
-                print(f"skipped {check}: {exc}")
-            else:
-                self.add(Finding.of(configured, component, Severity.INFO, f"{exc}: skipped"))
+                self.add(failed)
         except NotAvailable as exc:
             self._failed.append((check, str(exc)))
             self.add(Finding.of(check, component, Severity.INFO, f"{exc}. {exc.hint}".strip()))

@@ -62,7 +62,7 @@ def long_running_finding(running: pd.DataFrame, min_duration_s: float | None = N
             unit="s",
         )
     longest = long.iloc[long["duration_s"].argmax()]
-    finding = judge(
+    return judge(
         "postgres.long_running",
         "database",
         round(float(longest["duration_s"]), 1),
@@ -71,7 +71,6 @@ def long_running_finding(running: pd.DataFrame, min_duration_s: float | None = N
         evidence=long[["pid", "user", "duration_s", "wait_event_type", "query"]],
         floor=Severity.WARNING,
     )
-    return finding
 
 
 IDLE_IN_TRANSACTION = (
@@ -130,7 +129,7 @@ def idle_in_transaction_finding(idle: pd.DataFrame, min_age_s: float | None = No
             threshold=min_age_s,
             unit="s",
         )
-    finding = judge(
+    return judge(
         "postgres.idle_in_transaction",
         "database",
         round(oldest, 1),
@@ -139,4 +138,3 @@ def idle_in_transaction_finding(idle: pd.DataFrame, min_age_s: float | None = No
         evidence=flagged[["pid", "user", "application", "xact_age_s", "idle_s", "blocking", "last_query"]],
         floor=Severity.WARNING,
     )
-    return finding

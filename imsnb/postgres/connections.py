@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pandas as pd
 
-from imsnb.errors import NotConfigured, Unreachable
-from imsnb.findings import Finding, Severity, judge
+from imsnb import session
+from imsnb.findings import Finding, judge
 from imsnb.postgres.session import Database, database_or_default
 
 SERVER_INFO = """
@@ -54,22 +53,13 @@ def connections_by_state(db: Database | None = None) -> pd.DataFrame:
 def reachable_finding(db: Database | None = None) -> Finding:
     """OK with the server's version and the connect time, or CRITICAL with the error (never raises)."""
     db = database_or_default(db)
-    started = time.monotonic()
-    try:
+
+    def connected() -> str:
         info = server_info(db)
-    except Unreachable as exc:
-        return Finding("postgres.reachable", "database", Severity.CRITICAL, message=str(exc))
-    except NotConfigured as exc:
-        return Finding("postgres.configured", "database", Severity.INFO, message=f"{exc}: skipped")
-    elapsed_ms = (time.monotonic() - started) * 1000
-    role = "replica" if info["in_recovery"] else "primary"
-    return Finding.ok(
-        "postgres.reachable",
-        "database",
-        f"connected to {db.label}: PostgreSQL {info['version']} ({role}) in {elapsed_ms:.0f} ms",
-        value=round(elapsed_ms, 1),
-        unit="ms",
-    )
+        role = "replica" if info["in_recovery"] else "primary"
+        return f"connected to {db.label}: PostgreSQL {info['version']} ({role})"
+
+    return session.reachable_finding("postgres", "database", connected)
 
 
 def connections_finding(by_state: pd.DataFrame, max_conn: int) -> Finding:

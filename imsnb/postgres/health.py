@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from imsnb.findings import Finding, Severity, judge
+from imsnb.findings import Finding, Severity, judge, unjudged
 from imsnb.postgres.session import Database, database_or_default
 
 XID_LIMIT = 2**31
@@ -33,24 +33,20 @@ def cache_hit_finding(hits: pd.DataFrame, min_blocks: int = 10_000) -> Finding:
     """Judged only for databases with enough traffic (`min_blocks` buffer accesses) to mean anything."""
     busy = hits[(hits["blks_hit"] + hits["blks_read"]) >= min_blocks]
     if busy.empty:
-        return Finding.ok(
+        return unjudged(
             "postgres.cache_hit_ratio",
             "database",
+            Severity.OK,
             f"too little traffic to judge (under {min_blocks} buffer accesses)",
-            threshold=0.99,
-            unit="ratio",
         )
     worst = busy.iloc[busy["hit_ratio"].argmin()]
-    finding = judge(
+    return judge(  # under PgHero's 99% is INFO, worth knowing, not an alert: the catalogue's `first` level
         "postgres.cache_hit_ratio",
         "database",
         round(float(worst["hit_ratio"]), 4),
         f"buffer cache hit ratio of {worst['database']}: {worst['hit_ratio']:.2%}",
         evidence=busy,
     )
-    if finding.severity == Severity.WARNING:
-        finding.severity = Severity.INFO  # under PgHero's 99% is worth knowing, not an alert
-    return finding
 
 
 DATABASE_SIZES = """
@@ -136,9 +132,7 @@ def replication_lag(db: Database | None = None) -> pd.DataFrame:
 
 def replication_lag_finding(lag: pd.DataFrame) -> Finding:
     if lag.empty:
-        return Finding.ok(
-            "postgres.replication_lag", "database", "no replica is attached to this primary", threshold=10.0, unit="s"
-        )
+        return unjudged("postgres.replication_lag", "database", Severity.OK, "no replica is attached to this primary")
     worst = lag.iloc[lag["lag_s"].argmax()]
     return judge(
         "postgres.replication_lag",
