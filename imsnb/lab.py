@@ -26,7 +26,7 @@ from imsnb import config
 from imsnb.errors import ImsnbError
 from imsnb.runs.catalogue import notebooks_dir, runbook_paths
 from imsnb.sandbox import SCENARIO_NAMES
-from imsnb.shutdown import Shutdown
+from imsnb.shutdown import Shutdown, stop_process
 
 # JupyterLab 4 asks on first start whether to fetch Jupyter news, and may check for updates: neither is wanted on
 # an incident bridge (nor is the network call). A user's own choice in these settings is kept.
@@ -168,15 +168,5 @@ def serve(
         pass
     finally:
         shutdown.begin()
-        stop_process(proc)
+        stop_process(proc, timeout_s=15)
     return 0 if shutdown.signal else (proc.returncode or 0)
-
-
-def stop_process(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()

@@ -9,6 +9,7 @@ the handlers also undoes the SIGINT that a non-interactive shell's `&` leaves ig
 from __future__ import annotations
 
 import signal
+import subprocess
 from types import FrameType
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -34,3 +35,15 @@ class Shutdown:
         self.begin()
         self.signal = signal.Signals(signum).name
         raise KeyboardInterrupt
+
+
+def stop_process(process: subprocess.Popen | None, *, timeout_s: float = 5.0) -> None:
+    """SIGTERM a child server, wait up to `timeout_s`, then SIGKILL: one way to stop every process imsnb starts."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from imsnb.sandbox.postgres import free_port
+from imsnb.shutdown import stop_process
 
 REGION = "us-east-1"
 RDS_INSTANCE = "ims-postgres-db"
@@ -108,11 +109,9 @@ class AwsServer:
         if self.process is not None:
             try:
                 self.process.stdin.close()
-                self.process.terminate()  # its state is in memory: no need for moto's own slow (~4 s) stop
-                self.process.wait(timeout=5)
-            except (subprocess.TimeoutExpired, OSError):
-                self.process.kill()
-                self.process.wait()
+            except OSError:
+                pass
+            stop_process(self.process)  # its state is in memory: no need for moto's own slow (~4 s) stop
             self.process = None
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)

@@ -29,6 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from imsnb.sandbox.postgres import free_port
+from imsnb.shutdown import stop_process
 
 JOB = "ims-api"
 INSTANCE = "ims-api-1"
@@ -230,13 +231,7 @@ class PrometheusServer:
         return {"PROMETHEUS_URL": self.url}
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout_s=10)
         self.process = None
         if self._log is not None:
             self._log.close()

@@ -12,6 +12,7 @@ from pathlib import Path
 import redis
 
 from imsnb.sandbox.postgres import free_port
+from imsnb.shutdown import stop_process
 
 
 class RedisServer:
@@ -77,13 +78,7 @@ class RedisServer:
         }
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()  # SIGTERM: nothing to save (--save ''); SHUTDOWN through redis-py took ~3 s
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)  # SIGTERM: nothing to save (--save ''); SHUTDOWN through redis-py took ~3 s
         self.process = None
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)

@@ -19,6 +19,7 @@ from imsnb.sandbox.aws import seed as seed_aws
 from imsnb.sandbox.postgres import APP_DATABASE
 from imsnb.sandbox.prometheus import SLOW_LATENCY, Traffic
 from imsnb.sandbox.redis import RedisServer
+from imsnb.shutdown import stop_process
 
 if TYPE_CHECKING:
     from imsnb.sandbox import Sandbox
@@ -250,13 +251,7 @@ class LeakingProcess:
         return self.process.pid
 
     def close(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.process = None
 
 
