@@ -23,17 +23,20 @@ _ROTATED = re.compile(r"\.(\d+)(\.gz|\.xz|\.bz2|\.zst)?$|-\d{8}(\.gz)?$|\.gz$")
 
 
 def disk_usage(paths: list[str] | None = None) -> pd.DataFrame:
-    """The runbook's `df -h`: total, used and free bytes of each path's filesystem, and the used ratio."""
+    """The runbook's `df -h`: size, used and available bytes of each path's filesystem, and the used ratio as df's
+    Use% computes it: used / (used + available). Blocks reserved for root (often 5%, or far more on a volume with
+    quotas) count in neither, so a full disk reads 100% as it does in df, not 95% of the size."""
     rows = []
     for path in paths or ["/"]:
-        usage = shutil.disk_usage(path)
+        usage = shutil.disk_usage(path)  # free: the blocks available to unprivileged users, df's Avail
+        usable = usage.used + usage.free
         rows.append(
             {
                 "path": path,
                 "total_bytes": usage.total,
                 "used_bytes": usage.used,
                 "free_bytes": usage.free,
-                "used_ratio": round(usage.used / usage.total, 4) if usage.total else None,
+                "used_ratio": round(usage.used / usable, 4) if usable else None,
             }
         )
     return pd.DataFrame(rows, columns=["path", "total_bytes", "used_bytes", "free_bytes", "used_ratio"])
@@ -154,8 +157,8 @@ def disk_findings(usage: pd.DataFrame) -> list[Finding]:
             "host.disk_used",
             "host",
             float(row.used_ratio),
-            f"{row.path}: {row.used_bytes / 2**30:.1f} of {row.total_bytes / 2**30:.1f} GiB used "
-            f"({row.used_ratio:.0%}), {row.free_bytes / 2**30:.1f} GiB free",
+            f"{row.path}: {row.used_ratio:.0%} used (df's Use%), {row.used_bytes / 2**30:.1f} GiB used, "
+            f"{row.free_bytes / 2**30:.1f} GiB available of {row.total_bytes / 2**30:.1f} GiB",
         )
         for row in usage.itertuples()
     ]

@@ -130,3 +130,29 @@ def test_both_keys_force_a_new_deployment_in_moto(leaking, use_env, tmp_path):
     (restart,) = read_summary(result.folder)["actions"]
     assert restart["status"] == "applied" and "new deployment" in restart["detail"], restart
     assert restart["approver"] == "jane.oncall"
+
+
+def test_imsnb_own_kernels_growing_are_left_out_and_counted(monkeypatch):
+    """A suite's other run kernels grow while they import pandas: start-up, not a leak. A process with the runner's
+    cell timeout in its environment is imsnb's own and is not named; a real leaker next to it still is."""
+    monkeypatch.setenv("IMSNB_CELL_TIMEOUT_S", "600")
+    kernel = LeakingProcess("imsnb-kernel-test", mib_per_s=16, cap_mib=512).start()
+    monkeypatch.delenv("IMSNB_CELL_TIMEOUT_S")
+    try:
+        time.sleep(0.3)
+        taken = host_memory.sample(2.0)
+        row = taken.growth[taken.growth["pid"] == kernel.pid].iloc[0]
+        assert row["growth_bytes"] >= 16 * MIB and bool(row["own"])
+        found = host_memory.growth_finding(taken)
+        assert "imsnb-kernel-test" not in found.message
+        assert not any(r["pid"] == kernel.pid for r in found.evidence or [])
+        assert "imsnb's own kernels left out: " in found.message  # this one, and any other run's kernel
+        leaker = LeakingProcess("imsnb-leak-next", mib_per_s=16, cap_mib=512).start()
+        try:
+            time.sleep(0.3)
+            found = host_memory.growth_finding(host_memory.sample(2.0))
+            assert found.severity >= Severity.ERROR and "imsnb-leak-next" in found.message
+        finally:
+            leaker.close()
+    finally:
+        kernel.close()

@@ -20,6 +20,9 @@ _SECRET_ARG = re.compile(r"(?i)((?:pass(?:word)?|secret|token|api[_-]?key)[=:\s]
 _URL_PASSWORD = re.compile(r"(://[^/:@\s]*:)[^/@\s]+@")
 PROCESS_COLUMNS = ["pid", "name", "command", "rss_bytes", "started"]
 GROWTH_COLUMNS = ["pid", "name", "command", "rss_before", "rss_after", "growth_bytes", "growth_mib_per_min"]
+# imsnb's own run kernels carry the runner's cell timeout in their environment; the suites' warm parent is named
+OWN_KERNEL_ENV = b"IMSNB_CELL_TIMEOUT_S="
+OWN_KERNEL_COMMAND = "imsnb.runs.kernels"
 
 
 def _masked(command: str, width: int = 120) -> str:
@@ -81,6 +84,22 @@ def process_growth(before: pd.DataFrame, after: pd.DataFrame, sample_s: float) -
     return frame.sort_values("growth_bytes", ascending=False).reset_index(drop=True)
 
 
+def own_processes(pids: list[int], commands: list[str], proc: Path | str = PROC) -> list[bool]:
+    """Which of these processes are imsnb's own run kernels (this run's and a suite's other runs', which grow while
+    they import pandas: start-up, not a leak) or a suite's warm parent. A process whose environment cannot be read
+    (another user's, gone) counts as not imsnb's."""
+    own = []
+    for pid, command in zip(pids, commands, strict=True):
+        try:
+            environ = (Path(proc) / str(pid) / "environ").read_bytes()
+        except OSError:
+            environ = b""
+        own.append(
+            OWN_KERNEL_COMMAND in command or environ.startswith(OWN_KERNEL_ENV) or b"\0" + OWN_KERNEL_ENV in environ
+        )
+    return own
+
+
 @dataclass
 class Sample:
     """Two readings of processes and containers `sample_s` apart."""
@@ -103,26 +122,32 @@ def sample(sample_s: float = 10.0, *, proc: Path | str = PROC, cgroup_root: Path
     time.sleep(sample_s)
     after, cg_after = processes(proc), containers(cgroup_root)
     elapsed = time.monotonic() - t0
+    growth = process_growth(before, after, elapsed)
+    growth["own"] = own_processes(growth["pid"].tolist(), growth["command"].tolist(), proc) if len(growth) else []
     return Sample(
         sample_s=round(elapsed, 2),
         started_at=started_at,
         before=before,
         after=after,
-        growth=process_growth(before, after, elapsed),
+        growth=growth,
         containers=container_growth(cg_before, cg_after, elapsed),
     )
 
 
 def growth_finding(taken: Sample, *, min_growth_bytes: int = 8 * MIB) -> Finding:
     """The fastest-growing process over the sample (MiB a minute), named; growth under `min_growth_bytes` in the
-    sample is noise, not a leak."""
+    sample is noise, not a leak. imsnb's own run kernels (see `own_processes`) are left out and counted."""
     grown = taken.growth[taken.growth["growth_bytes"] >= min_growth_bytes]
+    own = grown["own"].astype(bool) if "own" in grown else pd.Series(False, index=grown.index)
+    skipped = f"; imsnb's own kernels left out: {int(own.sum())}" if own.any() else ""
+    grown = grown[~own]
     if grown.empty:
         limit = threshold("host.process_growth")
         return Finding.ok(
             "host.process_growth",
             "host",
-            f"no process grew by {min_growth_bytes / MIB:.0f} MiB or more over the {taken.sample_s:g} s sample",
+            f"no process grew by {min_growth_bytes / MIB:.0f} MiB or more over the {taken.sample_s:g} s sample"
+            f"{skipped}",
             value=0.0,
             threshold=limit.warning,
             unit=limit.unit,
@@ -137,6 +162,6 @@ def growth_finding(taken: Sample, *, min_growth_bytes: int = 8 * MIB) -> Finding
         "host",
         float(top["growth_mib_per_min"]),
         f"{top['name']} (pid {top['pid']}) grew {top['rss_before'] / MIB:.0f} → {top['rss_after'] / MIB:.0f} MiB "
-        f"in {taken.sample_s:g} s ({top['growth_mib_per_min']:+.0f} MiB/min): {top['command']}",
+        f"in {taken.sample_s:g} s ({top['growth_mib_per_min']:+.0f} MiB/min): {top['command']}{skipped}",
         evidence=evidence,
     )
