@@ -60,8 +60,8 @@ def add_triage(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_triage(args: argparse.Namespace) -> int:
+    from imsnb.runs.followups import run_suggested, run_triage
     from imsnb.runs.suite import default_jobs
-    from imsnb.runs.triage import run_suggested, run_triage
 
     params = parameters(args)
     check_delivery(args)

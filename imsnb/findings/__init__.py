@@ -6,7 +6,8 @@
     escalation.py  the escalation matrix (escalation_for) and the on-call rotation (on_call: which role)
     oncall.py      the `[oncall]` roster: which person holds the role and how to reach them
 
-A new check is a judge in its source's module plus a CATALOGUE entry here.
+A new check is a fetcher and a judge in its source's topic module (exported from the source package's `__init__`),
+plus a CATALOGUE entry here; the judge words its message from `threshold(check)`, never a copied number.
 """
 
 from imsnb.findings.catalogue import CATALOGUE, Threshold, check_threshold_overrides, judge, threshold, unjudged

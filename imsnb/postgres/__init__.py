@@ -10,7 +10,8 @@
     row_counts.py   exact row counts judged against expected counts, on the server a restore is verified on
 
 Every fetcher returns a DataFrame (or a number) named for what it holds; query text shown anywhere is masked.
-A new check is one fetcher and one judge in the topic's module, plus a catalogue entry in `imsnb.findings`.
+A new check is one fetcher and one judge in the topic's module, exported here (import and `__all__`), plus a
+catalogue entry in `imsnb.findings`.
 """
 
 from imsnb.postgres.activity import (

@@ -1,6 +1,6 @@
 """The run machinery: find notebooks (`catalogue`), check their parameters (`parameters`), execute them in warm
 kernels (`execute`, `kernels`), summarize (`summary`), scrub secrets (`scrub`) and write the run folder (`folder`,
-`html` renders report.html); several at once (`suite`), triage and the notebooks it suggests (`triage`), every notebook
+`html` renders report.html); several at once (`suite`), triage and the notebooks it suggests (`followups`), every notebook
 against a sandbox (`demo`), on a timetable (`schedule`); exit codes (`exits`).
 
 The public entry points are importable from here (`from imsnb.runs import run_notebook, run_suite`); they are
