@@ -5,8 +5,9 @@ reads and the first counter snapshots.
     findings, span, redis, sample = run.findings, run.span, run.cache, run.sample
 
 Every notebook has the same five shared parameters (incident_id, environment, window, start, end), and those that
-read counters also `sample_s`; `begin` is what they mean, in one place. The sessions connect lazily (an unreachable target becomes its section's
-finding), and the first snapshots are taken here, as early as the run can, so the sample overlaps the sections.
+read counters also `sample_s`; `begin` is what they mean, in one place. The sessions connect lazily (an unreachable
+target becomes its section's finding), and the first snapshots are taken here, as early as the run can, so the
+sample overlaps the sections.
 """
 
 from __future__ import annotations
