@@ -3,7 +3,8 @@
 The basis says how the span was measured:
 - `sample`: two snapshots taken by this run (the setup cell, then the section), `sample_s` apart;
 - `history`: a snapshot from the history store (taken by an earlier run or `imsnb record`) and one taken now;
-- `window`: a time series over the incident window (CloudWatch, Prometheus);
+- `window`: a time series over the incident window (CloudWatch, Prometheus): the span the query asked for, carried
+  by the frame the query returned (`tag` / `frame_period`) to the judges that read it;
 - `since restart`: a counter's lifetime total, since the server started or its statistics were reset. Context, not
   the basis of an alert.
 """
@@ -66,6 +67,22 @@ class Period:
             return None
         start = datetime.fromisoformat(data["from"]) if data.get("from") else None
         return cls(start, datetime.fromisoformat(data["to"]), data["basis"], data.get("note") or "")
+
+
+FRAME_ATTR = "imsnb.period"  # where a queried frame carries its period (pandas `DataFrame.attrs`)
+
+
+def tag(frame: Any, period: Period) -> Any:
+    """`frame` (a DataFrame) marked with the period its query covered; returned for chaining. Filters, sorts and
+    column changes keep the mark (pandas copies `attrs`); a new frame built from it does not, so pass it on."""
+    frame.attrs[FRAME_ATTR] = period
+    return frame
+
+
+def frame_period(frame: Any) -> Period | None:
+    """The period a queried frame covers (`tag`), or None for a frame that carries none."""
+    found = getattr(frame, "attrs", {}).get(FRAME_ATTR)
+    return found if isinstance(found, Period) else None
 
 
 def since(start: datetime | None, end: datetime | None = None, note: str = "") -> Period:

@@ -20,6 +20,7 @@ import pandas as pd
 from imsnb import config, deadline
 from imsnb.errors import NotAvailable, NotConfigured, Unreachable
 from imsnb.findings import Finding, Severity, judge, threshold
+from imsnb.period import Period, frame_period, tag
 from imsnb.session import LazySession
 from imsnb.window import Window
 
@@ -113,14 +114,16 @@ def step_for(window: Window, points: int = MAX_POINTS) -> int:
 def query_range(
     promql: str, window: Window, *, step_s: int | None = None, name: str | None = None, prom: Prometheus | None = None
 ) -> pd.DataFrame:
-    """A PromQL range query over `window`: columns timestamp (UTC), metric (`name`, or the series' labels), value."""
+    """A PromQL range query over `window`: columns timestamp (UTC), metric (`name`, or the series' labels), value;
+    the frame carries the span queried (`imsnb.period.frame_period`), which the judges below put on their finding."""
+    step = step_s or step_for(window)
     data = Prometheus.or_default(prom).get(
         "query_range",
         {
             "query": promql,
             "start": f"{window.start.timestamp():.3f}",
             "end": f"{window.end.timestamp():.3f}",
-            "step": str(step_s or step_for(window)),
+            "step": str(step),
             "timeout": f"{Prometheus.or_default(prom).timeout_s:g}s",  # the server gives up evaluating too
         },
     )
@@ -132,7 +135,8 @@ def query_range(
             rows.append((pd.Timestamp(float(stamp), unit="s", tz="UTC"), label, float(value)))
     frame = pd.DataFrame(rows, columns=COLUMNS)
     frame["value"] = frame["value"].astype(float)
-    return frame.sort_values(["metric", "timestamp"]).reset_index(drop=True)
+    frame = frame.sort_values(["metric", "timestamp"]).reset_index(drop=True)
+    return tag(frame, Period(window.start, window.end, "window", f"Prometheus, a point every {step} s"))
 
 
 def promql(template: str, rate_window: str = RATE_WINDOW) -> str:
@@ -187,15 +191,15 @@ def reachable_finding(prom: Prometheus | None = None) -> Finding:
 # --- findings ---------------------------------------------------------------------------------------------------
 
 
-def _no_data(check: str, metric: str, unit: str) -> Finding:
-    return Finding(
+def _no_data(check: str, metric: str, unit: str, period: Period | None) -> Finding:
+    return Finding.of(
         check,
         "api",
         Severity.INFO,
-        None,
-        threshold(check).warning if check in ("api.error_rate", "api.p95_latency") else None,
-        unit,
         f"no {metric} samples in the window: is the API scraped, and are the IMSNB_PROM_* names right?",
+        threshold=threshold(check).warning if check in ("api.error_rate", "api.p95_latency") else None,
+        unit=unit,
+        period=period,
     )
 
 
@@ -208,7 +212,7 @@ def error_rate_finding(frame: pd.DataFrame) -> Finding:
     """The window's worst 5-minute error rate against the runbook's 0.1%, with when it peaked and the latest."""
     values = _clean(frame)
     if values.empty:
-        return _no_data("api.error_rate", "error rate", "ratio")
+        return _no_data("api.error_rate", "error rate", "ratio", frame_period(frame))
     peak, latest = float(values.max()), float(values.iloc[-1])
     limit = threshold("api.error_rate").warning
     above = int((values >= limit).sum())
@@ -218,6 +222,7 @@ def error_rate_finding(frame: pd.DataFrame) -> Finding:
         round(peak, 5),
         f"5xx error rate peaked at {peak:.2%} ({values.idxmax():%H:%M} UTC), now {latest:.2%}, mean "
         f"{values.mean():.2%}; {above} of {len(values)} points at or above {limit:.1%}",
+        period=frame_period(frame),
     )
 
 
@@ -225,7 +230,7 @@ def p95_latency_finding(frame: pd.DataFrame) -> Finding:
     """The window's worst p95 response time against the runbook's 500 ms."""
     values = _clean(frame)
     if values.empty:
-        return _no_data("api.p95_latency", "request duration", "ms")
+        return _no_data("api.p95_latency", "request duration", "ms", frame_period(frame))
     peak, latest = float(values.max()), float(values.iloc[-1])
     return judge(
         "api.p95_latency",
@@ -233,6 +238,7 @@ def p95_latency_finding(frame: pd.DataFrame) -> Finding:
         round(peak, 1),
         f"p95 response time peaked at {peak:.0f} ms ({values.idxmax():%H:%M} UTC), now {latest:.0f} ms, "
         f"median {values.median():.0f} ms",
+        period=frame_period(frame),
     )
 
 
@@ -241,16 +247,17 @@ def request_rate_finding(frame: pd.DataFrame, *, steady_ratio: float = 0.5) -> F
     (no threshold to judge against, so never more)."""
     values = _clean(frame)
     if values.empty:
-        return _no_data("api.request_rate", "request", "req/s")
+        return _no_data("api.request_rate", "request", "req/s", frame_period(frame))
     median, low, high = float(values.median()), float(values.min()), float(values.max())
     steady = median > 0 and low >= median * (1 - steady_ratio) and high <= median * (1 + steady_ratio)
-    return Finding(
+    return Finding.of(
         "api.request_rate",
         "api",
         Severity.OK if steady else Severity.INFO,
-        round(median, 2),
-        "steady",
-        "req/s",
         f"{median:.1f} req/s median, between {low:.1f} and {high:.1f}"
         + ("" if steady else f": not steady (beyond ±{steady_ratio:.0%} of the median)"),
+        value=round(median, 2),
+        threshold="steady",
+        unit="req/s",
+        period=frame_period(frame),
     )

@@ -1,12 +1,15 @@
 """Triage: every key metric of the runbook's Monitoring section against its threshold, in one table, and the
 incident notebooks the findings point to.
 
-    findings = triage.key_findings(span)        # one finding per key metric (a source that is down: its finding)
-    table = triage.key_metrics(findings)        # one row per key metric, worst first
+    sample = sampling.Sample(sample_s, cache=cache.Cache("triage"), window=span, taken_by="triage")  # setup cell
+    findings = triage.key_findings(span, sample=sample)  # one finding per key metric (a source down: its finding)
+    table = triage.key_metrics(findings)        # one row per key metric, worst first, with the period each covers
     triage.suggested_notebooks(findings)        # ["db_performance", "high_error_rate", ...]
 
-Every source is read in its own `Findings.section`, so a dependency that is down (or not configured) becomes a
-finding and fills its metrics' rows; nothing here raises for a sick target.
+Every source is read once, in its own `Findings.section`, so a dependency that is down (or not configured) becomes a
+finding and fills its metrics' rows; nothing here raises for a sick target. Prometheus and CloudWatch numbers cover
+the window; the cache's hit rate and evictions cover the sample (Redis INFO stats counted from the setup cell's
+snapshot, or from a stored one near the window's start), since-restart totals only as context (INFO at most).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from datetime import datetime
 
 import pandas as pd
 
-from imsnb import cache, config, postgres, prometheus
+from imsnb import cache, config, postgres, prometheus, sampling
 from imsnb.aws import Aws, cloudwatch, rds
 from imsnb.findings import CATALOGUE, Finding, Findings, Severity, escalation_for, on_call
 from imsnb.findings.oncall import on_call_now
@@ -64,7 +67,7 @@ NOTEBOOK_FOR_CHECK = (
     ("prometheus.reachable", "health_check"),
     ("aws.reachable", "health_check"),
 )
-TABLE_COLUMNS = ["area", "metric", "value", "threshold", "unit", "runbook", "severity", "check", "message"]
+TABLE_COLUMNS = ["area", "metric", "value", "threshold", "unit", "runbook", "severity", "check", "period", "message"]
 
 
 def key_findings(
@@ -74,8 +77,14 @@ def key_findings(
     rds_instance: str | None = None,
     prom: prometheus.Prometheus | None = None,
     cache_latency_samples: int = 50,
+    sample: sampling.Sample | None = None,
 ) -> Findings:
-    """One finding per key metric over `window` (plus each source's reachability); never raises for a source."""
+    """One finding per key metric over `window` (plus each source's reachability); never raises for a source.
+
+    `sample`: the run's counter sample, its first Redis snapshot taken in the setup cell (its `cache` is the Redis
+    read here; the caller closes it). Without one, a Redis session of its own and lifetime totals: context, INFO at
+    most. A since-restart hit rate or eviction count is never more than INFO here (triage pages on what is
+    happening now)."""
     findings = Findings()
     prom = prom or prometheus.Prometheus()
     for check, fetch, judge in (
@@ -109,18 +118,21 @@ def key_findings(
     finally:
         db.close()
 
-    redis = cache.Cache(application)
+    own = sample is None or sample.cache is None
+    if own:
+        sample = sampling.Sample(0, cache=cache.Cache(application), window=window, taken_by=application)
+    redis = sample.cache
     try:
         findings.add(cache.reachable_finding(redis))
-        with findings.section("cache.hit_rate", "cache"):
-            stats = cache.stats(redis)
-            findings.add(cache.hit_rate_finding(stats), cache.evictions_finding(stats))
+        with findings.section("cache.hit_rate", "cache"):  # waits only for what remains of the sample
+            findings.add(sampling.redis_findings(sample, lifetime_at_most=Severity.INFO))
         with findings.section("cache.memory_used", "cache"):
             findings.add(cache.memory_finding(cache.memory_usage(redis)))
         with findings.section("cache.latency", "cache"):
             findings.add(cache.latency_finding(cache.latency(redis, samples=cache_latency_samples)))
     finally:
-        redis.close()
+        if own:
+            redis.close()
     return findings
 
 
@@ -130,7 +142,8 @@ def context_window(window: Window, at_least: str = "3h") -> Window:
 
 
 def key_metrics(findings: list[Finding]) -> pd.DataFrame:
-    """One row per key metric: its value and threshold, the runbook's words, the severity; worst first.
+    """One row per key metric: its value and threshold, the runbook's words, the severity, the period the number
+    covers; worst first.
 
     A metric whose source was down or not configured takes that finding's severity and message, so the table's
     worst severity is always the findings' worst.
@@ -149,7 +162,10 @@ def key_metrics(findings: list[Finding]) -> pd.DataFrame:
         if found is None:
             rows.append(_row(key, None, None, "", Severity.INFO, key.check, "not checked in this run"))
         else:
-            rows.append(_row(key, found.value, found.threshold, found.unit, found.severity, found.check, found.message))
+            rows.append(
+                _row(key, found.value, found.threshold, found.unit, found.severity, found.check, found.message)
+                | {"period": _period_text(found)}
+            )
     covered = {key.check for key in KEY_METRICS} | {c for key in KEY_METRICS for c in key.sources}
     for finding in findings:  # anything else the run found still counts toward the table's worst severity
         if finding.check not in covered and finding.severity > Severity.OK:
@@ -163,6 +179,7 @@ def key_metrics(findings: list[Finding]) -> pd.DataFrame:
                     "runbook": "",
                     "severity": finding.severity.name,
                     "check": finding.check,
+                    "period": _period_text(finding),
                     "message": finding.message,
                 }
             )
@@ -185,8 +202,14 @@ def _row(
         "runbook": key.runbook,
         "severity": severity.name,
         "check": check,
+        "period": "",
         "message": message,
     }
+
+
+def _period_text(finding: Finding) -> str:
+    """What span the row's number covers ("window 14:30:00–15:30:00 UTC (60 min), ..."); "" for a reading now."""
+    return finding.period.label() if finding.period else ""
 
 
 def worst_severity(table: pd.DataFrame) -> Severity:

@@ -67,9 +67,10 @@ def incident_window(runs: list[dict[str, Any]]) -> tuple[str, str] | None:
 
 
 def run_window(run: dict[str, Any]) -> tuple[datetime, datetime] | None:
-    """The window one run looked at: the `window` its summary.json records ({"start": ISO, "end": ISO}) when there
-    is one; else rebuilt from its `start`/`end` or `window` parameters (ending at its start), with the notebook's
-    default window when none was passed; None when neither can be read."""
+    """The window one run looked at: the `window` its summary.json records ({"start": ISO, "end": ISO}; every run
+    folder written since the runner records it); for an older folder, rebuilt from its `start`/`end` or `window`
+    parameters (ending at its start), with the notebook's default window when none was passed; None when neither
+    can be read."""
     from imsnb.window import parse_instant, resolve_window
 
     recorded = run.get("window")
@@ -78,9 +79,8 @@ def run_window(run: dict[str, Any]) -> tuple[datetime, datetime] | None:
             return parse_instant(recorded["start"], "window.start"), parse_instant(recorded["end"], "window.end")
         except (ImsnbError, KeyError, TypeError, ValueError):
             pass
-    # Fallback: today's runner does not record the resolved window in summary.json, so it is rebuilt here, and the
-    # notebook's default `window` is read back from the notebook file (`_default_window`). Once every run folder
-    # describes itself (the runner writes "window": {"start", "end"}), this branch only serves old folders.
+    # Fallback for run folders written before summary.json recorded the window: rebuilt from the parameters, with
+    # the notebook's default `window` read back from the notebook catalogue (`_default_window`).
     params = run.get("parameters") or {}
     try:
         at = parse_instant(run["started_at"], "started_at") if run.get("started_at") else None
@@ -89,6 +89,12 @@ def run_window(run: dict[str, Any]) -> tuple[datetime, datetime] | None:
     except (ImsnbError, TypeError, ValueError):
         return None
     return window.start, window.end
+
+
+def run_window_text(run: dict[str, Any]) -> str:
+    """'2026-02-08T15:00:00Z – 2026-02-08T15:30:00Z', or 'unknown'."""
+    span = run_window(run)
+    return f"{iso(span[0])} – {iso(span[1])}" if span else "unknown"
 
 
 @functools.lru_cache(maxsize=64)
@@ -223,7 +229,7 @@ def render_index(
             f"<tr><td class=t>{e(str(run.get('started_at') or ''))}</td>"
             f'<td><a href="{e(link)}/report.html">{e(str(run.get("notebook") or run["folder"]))}</a></td>'
             f'<td class="{e(status)}">{e(status)}</td><td class="{e(severity)}">{e(severity)}</td>'
-            f"<td class=n>{e(seconds_text(run.get('duration_s')))}</td>"
+            f"<td class=n>{e(seconds_text(run.get('duration_s')))}</td><td class=t>{e(run_window_text(run))}</td>"
             f'<td><a href="{e(link)}/notebook.ipynb">notebook</a> · <a href="{e(link)}/summary.json">summary</a></td>'
             "</tr>"
         )
@@ -239,7 +245,7 @@ def render_index(
         for key, label in POSTMORTEM_FIELDS
     )
     window_text = f"{e(window[0])} – {e(window[1])}" if window else "unknown"
-    no_runs = "<tr><td colspan=6>no finished runs</td></tr>"
+    no_runs = "<tr><td colspan=7>no finished runs</td></tr>"
     no_events = "<tr><td colspan=6>no findings above OK and no actions</td></tr>"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -251,7 +257,7 @@ def render_index(
 · index written {e(iso(datetime.now(UTC)))}</p>
 {ticket_line}<h2>Runs</h2>
 <table><thead><tr><th>started (UTC)</th><th>notebook (report)</th><th>status</th><th>severity</th>
-<th>duration (s)</th><th>files</th></tr></thead><tbody>{"".join(rows) or no_runs}</tbody></table>
+<th>duration (s)</th><th>window (UTC)</th><th>files</th></tr></thead><tbody>{"".join(rows) or no_runs}</tbody></table>
 <h2>Post-mortem</h2>
 <h3>Timeline of findings and actions</h3>
 <table><thead><tr><th>time (UTC)</th><th>notebook</th><th>kind</th><th>severity / status</th><th>what</th>

@@ -16,6 +16,7 @@ import pandas as pd
 from imsnb.aws import Aws, aws_or_default
 from imsnb.aws.cloudwatch import Metric, metrics, rds_metric_list, series
 from imsnb.findings import Finding, Severity, judge, threshold, unjudged
+from imsnb.period import frame_period, tag
 from imsnb.window import Window
 
 GIB = 2**30
@@ -140,7 +141,8 @@ def pressures(frame: pd.DataFrame, cap: dict[str, Any]) -> pd.DataFrame:
         for u, lim in zip(table["used_ratio"], table["limit"], strict=True)
     ]
     table["severity"] = [_severity(r) for r in table.itertuples()]
-    return table
+    period = frame_period(frame)
+    return table if period is None else tag(table, period)  # the span the findings below cover
 
 
 def _row(resource: str, seen: float | None, cap: float | None, used: float | None, limit: float | None) -> dict:
@@ -189,7 +191,11 @@ def bottleneck_finding(table: pd.DataFrame, instance_id: str) -> Finding:
     ]
     if found is None:
         return Finding.ok(
-            "aws.rds.bottleneck", "aws", f"{instance_id}: no bottleneck ({'; '.join(parts)})", evidence=table
+            "aws.rds.bottleneck",
+            "aws",
+            f"{instance_id}: no bottleneck ({'; '.join(parts)})",
+            evidence=table,
+            period=frame_period(table),
         )
     row = table[table["resource"] == found].iloc[0]
     return Finding.of(
@@ -199,19 +205,23 @@ def bottleneck_finding(table: pd.DataFrame, instance_id: str) -> Finding:
         f"{instance_id}: {found} is the bottleneck ({'; '.join(parts)}); the plan sizes the step from it",
         value=found,
         evidence=table,
+        period=frame_period(table),
     )
 
 
 def memory_finding(table: pd.DataFrame, instance_id: str) -> Finding:
     row = table[table["resource"] == "memory"].iloc[0]
     if row["used_ratio"] is None or pd.isna(row["used_ratio"]):
-        return unjudged("aws.rds.memory_used", "aws", Severity.INFO, f"{instance_id}: {row['basis']}")
+        return unjudged(
+            "aws.rds.memory_used", "aws", Severity.INFO, f"{instance_id}: {row['basis']}", period=frame_period(table)
+        )
     return judge(
         "aws.rds.memory_used",
         "aws",
         float(row["used_ratio"]),
         f"{instance_id}: FreeableMemory down to {row['seen']:.2f} of {row['capacity']:g} GiB "
         f"({row['used_ratio']:.0%} used)",
+        period=frame_period(table),
     )
 
 

@@ -1,7 +1,9 @@
 """CloudWatch metrics over the incident window: many metrics per GetMetricData call, one tidy DataFrame.
 
 The runbook's `aws cloudwatch get-metric-statistics ...` one metric at a time becomes one batched call per
-500 metrics, with the period chosen so one call stays within the API's datapoint limit.
+500 metrics, with the period chosen so one call stays within the API's datapoint limit. The frame carries the span
+it asked for (`imsnb.period.frame_period`); every judge fed by it (here, `imsnb.aws.bottleneck`,
+`imsnb.aws.elasticache`) puts that span on its finding as a `window` period.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import pandas as pd
 
 from imsnb.aws import Aws, aws_or_default
 from imsnb.findings import Finding, Severity, judge
+from imsnb.period import Period, frame_period, tag
 from imsnb.window import Window
 
 MAX_QUERIES_PER_CALL = 500
@@ -47,7 +50,8 @@ def period_for(window: Window, queries: int, minimum: int = 60) -> int:
 def metrics(
     metric_list: list[Metric], window: Window, *, aws: Aws | None = None, period: int | None = None
 ) -> pd.DataFrame:
-    """Datapoints of every metric over `window`: columns timestamp (UTC), metric, dimension, value.
+    """Datapoints of every metric over `window`: columns timestamp (UTC), metric, dimension, value; the frame
+    carries the span queried (`frame_period`).
 
     One GetMetricData call per 500 metrics (plus its NextToken pages), whatever the number charted.
     """
@@ -98,8 +102,8 @@ def metrics(
             token = reply.get("NextToken")
             if not token:
                 break
-    frame = pd.DataFrame(rows, columns=COLUMNS)
-    return frame.sort_values(["metric", "timestamp"]).reset_index(drop=True)
+    frame = pd.DataFrame(rows, columns=COLUMNS).sort_values(["metric", "timestamp"]).reset_index(drop=True)
+    return tag(frame, Period(window.start, window.end, "window", f"CloudWatch, {period} s datapoints"))
 
 
 # --- the runbook's metrics ---------------------------------------------------------------------------------------
@@ -161,14 +165,14 @@ def rds_cpu_finding(frame: pd.DataFrame, instance_id: str) -> Finding:
     """The window's peak CPU against the runbook's 80%, with how long it stayed above."""
     cpu = series(frame, "CPUUtilization")
     if cpu.empty:
-        return Finding(
+        return Finding.of(
             "aws.rds.cpu",
             "aws",
             Severity.INFO,
-            None,
-            80.0,
-            "%",
             f"no CPUUtilization datapoints for {instance_id} in the window",
+            threshold=80.0,
+            unit="%",
+            period=frame_period(frame),
         )
     peak = float(cpu.max())
     above = int((cpu >= 80).sum())
@@ -178,6 +182,7 @@ def rds_cpu_finding(frame: pd.DataFrame, instance_id: str) -> Finding:
         round(peak, 1),
         f"{instance_id}: CPU peaked at {peak:.0f}% ({cpu.idxmax():%H:%M} UTC), mean {cpu.mean():.0f}%; "
         f"{above} of {len(cpu)} datapoints at or above 80%",
+        period=frame_period(frame),
     )
 
 
@@ -185,14 +190,14 @@ def rds_free_storage_finding(frame: pd.DataFrame, instance_id: str, allocated_gi
     """The lowest FreeStorageSpace in the window against the runbook's 20% free."""
     free = series(frame, "FreeStorageSpace")
     if free.empty or not allocated_gib:
-        return Finding(
+        return Finding.of(
             "aws.rds.free_storage",
             "aws",
             Severity.INFO,
-            None,
-            0.2,
-            "ratio",
             f"no FreeStorageSpace datapoints or allocated size for {instance_id}",
+            threshold=0.2,
+            unit="ratio",
+            period=frame_period(frame),
         )
     ratio = float(free.min()) / (allocated_gib * 2**30)
     finding = judge(
@@ -200,6 +205,7 @@ def rds_free_storage_finding(frame: pd.DataFrame, instance_id: str, allocated_gi
         "aws",
         round(ratio, 4),
         f"{instance_id}: {free.min() / 2**30:.1f} of {allocated_gib:g} GiB free at the lowest ({ratio:.0%})",
+        period=frame_period(frame),
     )
     finding.check = "aws.rds.free_storage"
     return finding
@@ -221,68 +227,67 @@ def memory_trend_finding(frame: pd.DataFrame, service: str, *, horizon_h: float 
     """A climbing memory line (the runbook's "Memory Leak / OOM Killer"): WARNING when the fitted trend reaches
     100% within `horizon_h` hours, ERROR within a quarter of it."""
     memory = series(frame, "MemoryUtilization")
+    period = frame_period(frame)
     if memory.empty:
-        return Finding(
+        return Finding.of(
             "aws.ecs.memory_trend",
             "aws",
             Severity.INFO,
-            None,
-            None,
-            "%/h",
             f"no MemoryUtilization datapoints for {service}",
+            unit="%/h",
+            period=period,
         )
     slope, to_full = trend(memory)
     if to_full is None or to_full > horizon_h:
-        return Finding(
+        return Finding.ok(
             "aws.ecs.memory_trend",
             "aws",
-            Severity.OK,
-            round(slope, 3),
-            None,
-            "%/h",
             f"{service}: memory {memory.iloc[-1]:.0f}%, trend {slope:+.2f}%/h: no exhaustion in sight",
+            value=round(slope, 3),
+            unit="%/h",
+            period=period,
         )
     severity = Severity.ERROR if to_full <= horizon_h / 4 else Severity.WARNING
-    return Finding(
+    return Finding.of(
         "aws.ecs.memory_trend",
         "aws",
         severity,
-        round(slope, 3),
-        None,
-        "%/h",
         f"{service}: memory {memory.iloc[-1]:.0f}% and climbing {slope:+.2f}%/h: 100% in about {to_full:.1f} h",
+        value=round(slope, 3),
+        unit="%/h",
+        period=period,
     )
 
 
 def baseline(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per metric and dimension: datapoints, min, mean, p95, max (the daily baseline table)."""
+    """Per metric and dimension: datapoints, min, mean, p95, max (the daily baseline table), over the frame's span."""
+    columns = ["metric", "dimension", "datapoints", "min", "mean", "p95", "max"]
     if frame.empty:
-        return pd.DataFrame(columns=["metric", "dimension", "datapoints", "min", "mean", "p95", "max"])
-    grouped = frame.groupby(["metric", "dimension"])["value"]
-    table = grouped.agg(datapoints="size", min="min", mean="mean", max="max")
-    table["p95"] = grouped.quantile(0.95)
-    return table.reset_index()[["metric", "dimension", "datapoints", "min", "mean", "p95", "max"]].round(3)
+        table = pd.DataFrame(columns=columns)
+    else:
+        grouped = frame.groupby(["metric", "dimension"])["value"]
+        table = grouped.agg(datapoints="size", min="min", mean="mean", max="max")
+        table["p95"] = grouped.quantile(0.95)
+        table = table.reset_index()[columns].round(3)
+    period = frame_period(frame)
+    return table if period is None else tag(table, period)
 
 
 def baseline_finding(table: pd.DataFrame, expected_metrics: int) -> Finding:
     """OK when every metric had datapoints; WARNING naming those without (an agent or exporter is down)."""
     seen = len(table)
     if seen >= expected_metrics:
-        return Finding(
-            "aws.baseline",
-            "aws",
-            Severity.OK,
-            seen,
-            expected_metrics,
-            "metrics",
-            f"baseline of {seen} metrics captured",
-        )
-    return Finding(
+        message, severity = f"baseline of {seen} metrics captured", Severity.OK
+    else:
+        message = f"only {seen} of {expected_metrics} metrics had datapoints in the window"
+        severity = Severity.WARNING
+    return Finding.of(
         "aws.baseline",
         "aws",
-        Severity.WARNING,
-        seen,
-        expected_metrics,
-        "metrics",
-        f"only {seen} of {expected_metrics} metrics had datapoints in the window",
+        severity,
+        message,
+        value=seen,
+        threshold=expected_metrics,
+        unit="metrics",
+        period=frame_period(table),
     )

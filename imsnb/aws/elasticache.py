@@ -74,11 +74,15 @@ def usage_findings(frame: pd.DataFrame, cluster_id: str) -> list[Finding]:
     """The window's peak DatabaseMemoryUsagePercentage against the runbook's "Memory: < 90% used", and the
     evictions summed over the window against "Evictions: = 0" (CloudWatch: the window, not the node's lifetime)."""
     from imsnb.aws.cloudwatch import series
+    from imsnb.period import frame_period
 
     found = []
+    period = frame_period(frame)  # the span CloudWatch was asked for
     memory = series(frame, "DatabaseMemoryUsagePercentage")
     if memory.empty:
-        found.append(unjudged("aws.elasticache.memory_used", "aws", Severity.INFO, f"{cluster_id}: no data"))
+        found.append(
+            unjudged("aws.elasticache.memory_used", "aws", Severity.INFO, f"{cluster_id}: no data", period=period)
+        )
     else:
         peak = float(memory.max()) / 100
         found.append(
@@ -87,6 +91,7 @@ def usage_findings(frame: pd.DataFrame, cluster_id: str) -> list[Finding]:
                 "aws",
                 round(peak, 4),
                 f"{cluster_id}: memory peaked at {peak:.0%} of the node ({memory.idxmax():%H:%M} UTC)",
+                period=period,
             )
         )
     evictions = series(frame, "Evictions")
@@ -97,6 +102,7 @@ def usage_findings(frame: pd.DataFrame, cluster_id: str) -> list[Finding]:
             "aws",
             int(total),
             f"{cluster_id}: {int(total)} key(s) evicted in the window",
+            period=period,
         )
     )
     return found

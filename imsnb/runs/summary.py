@@ -1,6 +1,11 @@
 """summary.json's content, derived from an executed notebook alone (works for plain papermill runs too), and the
 action journal the kernel writes ahead of each action, merged into it; `imsnb summarize` (a notebook file in,
-summary.json out)."""
+summary.json out).
+
+The run's `window` ({"start", "end"}, UTC ISO 8601) is the one the notebook used, as `report(findings,
+window=span)` put it in the findings bundle; for a notebook that does not pass it, it is resolved from the executed
+notebook's parameters (its parameters cell, and what papermill injected) at the time papermill started it. Either
+way a run folder describes itself: the archive reads the window from summary.json alone."""
 
 from __future__ import annotations
 
@@ -85,6 +90,7 @@ def summarize(nb: dict, *, notebook: str | None = None, incident_id: str | None 
         "severity": bundle.get("severity"),
         "escalation": bundle.get("escalation"),
         "findings": bundle.get("findings", []),
+        "window": bundle.get("window") if _is_window(bundle.get("window")) else parameters_window(nb),
         "actions": actions,
         "imsnb_version": __version__,
     }
@@ -116,3 +122,42 @@ def write_summary(summary: dict[str, Any], out: Path | str) -> Path:
     if not out.parent.is_dir():
         raise ImsnbError(f"cannot write {out}: folder {out.parent} does not exist")
     return write_atomic(out, summary_text(summary))
+
+
+def _is_window(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("start"), str) and isinstance(value.get("end"), str)
+
+
+def parameters_window(nb: dict) -> dict[str, str] | None:
+    """The window an executed notebook's parameters describe (its parameters cell's defaults, overridden by what
+    papermill injected), ending when papermill started it; None when it declares no window or it cannot be read."""
+    from imsnb.errors import ImsnbError
+    from imsnb.runs.catalogue import parse_parameters
+    from imsnb.window import parse_instant, resolve_window
+
+    meta = nb.get("metadata", {}).get("papermill", {})
+    declared: dict[str, Any] = {}
+    for cell in nb.get("cells", []):
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            source = cell.get("source", "")
+            try:
+                found = parse_parameters("".join(source) if isinstance(source, list) else source)
+            except (SyntaxError, ValueError):
+                return None
+            declared = {name: p.default for name, p in found.items()}
+            break
+    values = {**declared, **(meta.get("parameters") or {})}
+    if not {"window", "start"} & set(values):
+        return None
+    try:
+        now = parse_instant(meta["start_time"], "start_time") if meta.get("start_time") else None
+        span = resolve_window(
+            values.get("window") or "1h", values.get("start") or None, values.get("end") or None, now=now
+        )
+    except (ImsnbError, TypeError, ValueError):
+        return None
+    return {"start": _utc(span.start), "end": _utc(span.end)}
+
+
+def _utc(at: Any) -> str:
+    return at.isoformat(timespec="seconds").replace("+00:00", "Z")

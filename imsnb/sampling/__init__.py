@@ -17,7 +17,8 @@ pg_stat_database, pg_stat_user_tables, and Redis INFO stats + commandstats.
     deltas.py    the source names, two snapshots and the period between them, restart and reset notes
     postgres.py  PostgreSQL snapshots and deltas; slow and regressed statements, the table trail, database hit ratio
     redis.py     Redis INFO snapshots and deltas; hit rate, evictions, ops/s
-    sample.py    Sample (the snapshots of one run, the history store, the baseline) and baseline_saved_finding
+    sample.py    Sample (the snapshots of one run, the history store, the baseline), baseline_saved_finding and
+                 redis_findings (hit rate and evictions of a sample, as health_check and triage judge them)
 """
 
 from imsnb.sampling.deltas import PG_DATABASE, PG_SOURCES, PG_STATEMENTS, PG_TABLES, REDIS_INFO, Delta, period_of
@@ -55,7 +56,7 @@ from imsnb.sampling.redis import (
     redis_snapshot,
     redis_target,
 )
-from imsnb.sampling.sample import Sample, baseline_saved_finding
+from imsnb.sampling.sample import Sample, baseline_saved_finding, redis_findings
 
 __all__ = [
     "DATABASE_COLUMNS",
@@ -86,6 +87,7 @@ __all__ = [
     "postgres_snapshot",
     "postgres_target",
     "redis_delta",
+    "redis_findings",
     "redis_snapshot",
     "redis_target",
     "regressions",

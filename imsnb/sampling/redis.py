@@ -111,9 +111,15 @@ def redis_delta(before: Snapshot | None, after: Snapshot, seconds: float) -> Red
 
 
 def hit_rate_finding(
-    sampled: RedisDelta, period: Period, min_lookups: int = MIN_LOOKUPS, baseline: dict[str, Any] | None = None
+    sampled: RedisDelta,
+    period: Period,
+    min_lookups: int = MIN_LOOKUPS,
+    baseline: dict[str, Any] | None = None,
+    *,
+    lifetime_at_most: Severity | str | None = None,
 ) -> Finding:
-    """Redis hit rate in the period; the since-restart rate (and the baseline's, when saved) is context."""
+    """Redis hit rate in the period; the since-restart rate (and the baseline's, when saved) is context.
+    `lifetime_at_most`: the highest severity a since-restart rate may get (see `lifetime_capped`)."""
     lifetime = sampled.lifetime_hit_rate
     context = (
         f"since restart {lifetime:.1%} over {sampled.uptime_s / 3600:.1f} h" if lifetime is not None else "no lifetime"
@@ -141,11 +147,14 @@ def hit_rate_finding(
     )
     if sampled.hit_rate is None:
         finding.severity = Severity.OK
-    return lifetime_capped(finding, period)
+    return lifetime_capped(finding, period, lifetime_at_most)
 
 
-def evictions_finding(sampled: RedisDelta, period: Period) -> Finding:
-    """Keys evicted in the period (runbook: evictions = 0); lifetime evictions are context, not the verdict."""
+def evictions_finding(
+    sampled: RedisDelta, period: Period, *, lifetime_at_most: Severity | str | None = None
+) -> Finding:
+    """Keys evicted in the period (runbook: evictions = 0); lifetime evictions are context, not the verdict.
+    `lifetime_at_most`: the highest severity a since-restart count may get (see `lifetime_capped`)."""
     finding = judge(
         "cache.evictions",
         "cache",
@@ -154,7 +163,7 @@ def evictions_finding(sampled: RedisDelta, period: Period) -> Finding:
         f"{sampled.lifetime_evicted:,} since restart {sampled.uptime_s / 3600:.1f} h ago (runbook: evictions = 0)",
         period=period,
     )
-    return lifetime_capped(finding, period)
+    return lifetime_capped(finding, period, lifetime_at_most)
 
 
 def ops_finding(sampled: RedisDelta, period: Period, baseline: dict[str, Any] | None = None) -> Finding:

@@ -1,4 +1,5 @@
-"""The Sample: first snapshots in the setup cell, second ones (and deltas) when a section asks; the baseline."""
+"""The Sample: first snapshots in the setup cell, second ones (and deltas) when a section asks; the baseline; the
+Redis findings of a sample (health_check, triage)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from imsnb import postgres
-from imsnb.findings import Finding
+from imsnb.findings import Finding, Severity
 from imsnb.history import History, Snapshot
 from imsnb.period import Period
 from imsnb.sampling.deltas import (
@@ -34,7 +35,15 @@ from imsnb.sampling.postgres import (
     table_delta,
     table_trail,
 )
-from imsnb.sampling.redis import REDIS_COUNTERS, RedisDelta, redis_delta, redis_snapshot, redis_target
+from imsnb.sampling.redis import (
+    REDIS_COUNTERS,
+    RedisDelta,
+    evictions_finding,
+    hit_rate_finding,
+    redis_delta,
+    redis_snapshot,
+    redis_target,
+)
 from imsnb.window import Window
 
 
@@ -275,8 +284,13 @@ class Sample:
         return frame
 
     def databases(self) -> pd.DataFrame:
+        """Buffer accesses and hit ratio per database in the period, and beside it `baseline_hit_ratio`: the ratio
+        performance_baseline saved for that database (NaN without one)."""
         delta = self.delta(PG_DATABASE)
-        return database_delta(delta.before, delta.after)
+        frame = database_delta(delta.before, delta.after)
+        saved = (self.baseline(PG_STATEMENTS) or {}).get("hit_ratio") or {}
+        frame["baseline_hit_ratio"] = frame["database"].map(lambda name: saved.get(name)).astype("float64")
+        return frame
 
     def redis(self) -> RedisDelta:
         delta = self.delta(REDIS_INFO)
@@ -284,6 +298,17 @@ class Sample:
 
     def period(self, source: str) -> Period:
         return self.delta(source).period
+
+
+def redis_findings(sample: Sample, *, lifetime_at_most: Severity | str | None = None) -> list[Finding]:
+    """`cache.hit_rate` (with the baseline's rate beside it) and `cache.evictions` over the sample's period; waits
+    only for what remains of `sample_s`. `lifetime_at_most`: see `lifetime_capped` (health_check, triage: INFO)."""
+    sampled, period = sample.redis(), sample.period(REDIS_INFO)
+    baseline = sample.baseline(REDIS_INFO)
+    return [
+        hit_rate_finding(sampled, period, baseline=baseline, lifetime_at_most=lifetime_at_most),
+        evictions_finding(sampled, period, lifetime_at_most=lifetime_at_most),
+    ]
 
 
 def baseline_saved_finding(saved: pd.DataFrame, component: str) -> Finding:
