@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import boto3
@@ -13,7 +14,11 @@ import pytest
 from helpers import ROOT, read_summary
 
 from imsnb import archive
+from imsnb.archive.index import iso
+from imsnb.bundles import FINDINGS_MIME
 from imsnb.errors import BadParameter
+from imsnb.runs.summary import summarize
+from imsnb.window import parse_instant
 
 
 def run_cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -99,6 +104,27 @@ def test_a_run_that_records_its_window_is_read_as_recorded_and_old_folders_fall_
     ]
     assert archive.incident_window(runs) == ("2026-02-07T12:00:00Z", "2026-02-08T12:00:00Z")
     assert archive.run_window({"window": {"start": "soon"}, "started_at": "never"}) is None
+
+
+def test_a_run_records_its_window_and_the_index_shows_it_without_the_notebook(degraded, tmp_path, monkeypatch):
+    from imsnb.runs.execute import run_notebook
+
+    result = run_notebook("health_check", {"sample_s": "0", "window": "20m"}, incident_id="INC-WIN", outputs=tmp_path)
+    summary = read_summary(result.folder)
+    start, end = summary["window"]["start"], summary["window"]["end"]
+    printed = "".join(  # what the notebook itself said in its setup cell
+        "".join(out.get("text", ""))
+        for cell in json.loads((result.folder / "notebook.ipynb").read_text())["cells"]
+        for out in cell.get("outputs", [])
+    )
+    assert f"window {start[:10]} {start[11:19]} – {end[:10]} {end[11:19]} UTC" in printed
+    # The folder describes itself: no executed notebook, and no notebook catalogue to fall back on.
+    (result.folder / "notebook.ipynb").unlink()
+    monkeypatch.setenv("IMSNB_NOTEBOOKS", str(tmp_path / "no-notebooks-here"))
+    text = archive.write_index(tmp_path / "INC-WIN").read_text()
+    assert f"Time window: {start} – {end}" in text and f"<td class=t>{start} – {end}</td>" in text
+    shown = run_cli("archive", "show", "INC-WIN", "--outputs", str(tmp_path), cwd=tmp_path)
+    assert shown.returncode == 0 and f"window: {start} – {end}" in shown.stdout, shown.stderr
 
 
 def test_concurrent_index_writes_never_lose_a_run(tmp_path):
@@ -253,6 +279,16 @@ def test_summarize_a_notebook_run_with_plain_papermill(degraded, tmp_path):
     # to stdout, the same
     printed = run_cli("summarize", str(executed), cwd=tmp_path)
     assert json.loads(printed.stdout)["findings"] == summary["findings"]
+    # the window the notebook used (it passes it to report()); a notebook that does not: from its parameters
+    window = summary["window"]
+    assert parse_instant(window["end"]) - parse_instant(window["start"]) == timedelta(minutes=30)
+    nb = json.loads(executed.read_text())
+    for cell in nb["cells"]:
+        for out in cell.get("outputs", []):
+            out.get("data", {}).get(FINDINGS_MIME, {}).pop("window", None)
+    derived = summarize(nb)["window"]
+    started = parse_instant(nb["metadata"]["papermill"]["start_time"]).replace(microsecond=0)
+    assert derived == {"start": iso(started - timedelta(minutes=30)), "end": iso(started)}
 
 
 def test_summarize_bad_input_writes_nothing(tmp_path):

@@ -209,6 +209,35 @@ def test_baseline_flags_a_tenfold_regression_of_a_3_ms_statement(healthy_sandbox
     assert 3 <= shown["baseline_mean_ms"] < 6, "now vs baseline, next to the numbers"
 
 
+def test_baseline_hit_ratio_is_shown_beside_the_sampled_one(healthy_sandbox, tmp_path):
+    history = History(tmp_path / "h.sqlite")
+    scan = "SELECT count(*), sum(total) FROM orders"  # every block of orders: buffer accesses to judge on
+    with _db(healthy_sandbox) as db, healthy_sandbox.postgres.connect("ims-backend", autocommit=True) as app:
+        normal = sampling.Sample(1.0, db=db, history=history, taken_by="performance_baseline")
+        for _ in range(30):
+            app.execute(scan)
+        normal.save_baseline(sampling.PG_STATEMENTS)
+        saved = history.baseline(sampling.postgres_target(db), sampling.PG_STATEMENTS).data["hit_ratio"]
+        incident = sampling.Sample(1.0, db=db, history=history, taken_by="db_performance")
+        for _ in range(30):
+            app.execute(scan)
+        databases = incident.databases()
+        period = incident.period(sampling.PG_DATABASE)
+        unsaved = sampling.Sample(0, db=db, history=History(tmp_path / "empty.sqlite")).databases()
+    ims = databases.set_index("database").loc["ims"]
+    assert 0 < saved["ims"] <= 1 and ims["baseline_hit_ratio"] == pytest.approx(saved["ims"])
+    assert ims["blks_hit"] + ims["blks_read"] >= sampling.MIN_BLOCKS
+    judged = databases[databases["blks_hit"] + databases["blks_read"] >= sampling.MIN_BLOCKS]
+    worst = judged.loc[judged["hit_ratio"].idxmin()]
+    finding = sampling.database_hit_finding(databases, period)
+    assert f"of {worst['database']}: {worst['hit_ratio']:.2%} (baseline {worst['baseline_hit_ratio']:.2%})" in (
+        finding.message
+    )
+    assert any("baseline_hit_ratio" in row for row in finding.evidence), "in the table too"
+    assert unsaved["baseline_hit_ratio"].isna().all(), "no baseline saved: nothing to compare with"
+    assert "(baseline" not in sampling.database_hit_finding(unsaved, period).message
+
+
 def test_history_retention_is_bounded(tmp_path, monkeypatch, healthy_sandbox):
     history = History(tmp_path / "h.sqlite")
     with _cache(healthy_sandbox) as c:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -35,9 +35,18 @@ class Delta:
 
 def period_of(before: Snapshot | None, after: Snapshot, basis: str, note: str = "") -> Period:
     if before is None:
-        started = epoch_start(after.epoch)
-        return since(started, after.taken_at, note)
+        return since(lifetime_start(after), after.taken_at, note)
     return Period(before.taken_at, after.taken_at, basis, note)
+
+
+def lifetime_start(snapshot: Snapshot) -> datetime | None:
+    """What a snapshot's lifetime counters count from: its epoch's restart or reset time (PostgreSQL), else the
+    server's uptime before the snapshot (Redis, whose epoch is its run_id)."""
+    started = epoch_start(snapshot.epoch)
+    uptime = snapshot.data.get("uptime_s") if isinstance(snapshot.data, dict) else None
+    if started is None and isinstance(uptime, (int, float)) and uptime > 0:
+        started = snapshot.taken_at - timedelta(seconds=uptime)
+    return started
 
 
 def epoch_start(epoch: str) -> datetime | None:

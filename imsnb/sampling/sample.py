@@ -21,7 +21,7 @@ from imsnb.sampling.deltas import (
     REDIS_INFO,
     Delta,
     epoch_reset_note,
-    epoch_start,
+    lifetime_start,
     period_of,
 )
 from imsnb.sampling.postgres import (
@@ -152,7 +152,7 @@ class Sample:
         if before is not None:
             reset = epoch_reset_note(before, after) or _went_down_note(before, after)
         period = period_of(before, after, basis, "; ".join(p for p in (note, reset) if p))
-        if before is not None and reset and (start := epoch_start(after.epoch)) and start > before.taken_at:
+        if before is not None and reset and (start := lifetime_start(after)) and start > before.taken_at:
             period = Period(start, after.taken_at, basis, period.note)
         self._deltas[source] = Delta(before, after, period, reset)
         return self._deltas[source]
