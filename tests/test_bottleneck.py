@@ -31,7 +31,8 @@ def test_db_degradation_is_cpu_bound_and_the_plan_adds_vcpu(degraded, use_env):
     cap = bottleneck.capacity("ims-postgres-db", aws=aws)
     assert (cap["class"], cap["vcpu"], cap["ram_gib"], cap["allocated_gib"]) == ("db.t3.micro", 2, 1, 100)
     calls.clear()
-    load = bottleneck.load("ims-postgres-db", resolve_window("1h"), aws=aws)
+    span = resolve_window("1h")
+    load = bottleneck.load("ims-postgres-db", span, aws=aws)
     assert calls == ["cloudwatch:GetMetricData"], "the four resources are one call"
     table = bottleneck.pressures(load, cap)
     assert bottleneck.bottleneck(table) == "cpu"
@@ -40,6 +41,8 @@ def test_db_degradation_is_cpu_bound_and_the_plan_adds_vcpu(degraded, use_env):
     assert table.set_index("resource").loc["memory", "severity"] == "OK"
     found = bottleneck.bottleneck_finding(table, "ims-postgres-db")
     assert found.value == "cpu" and "cpu is the bottleneck" in found.message
+    for judged in (found, bottleneck.memory_finding(table, "ims-postgres-db")):  # the span CloudWatch was asked for
+        assert (judged.period.start, judged.period.end, judged.period.basis) == (span.start, span.end, "window")
     (plan,) = actions.bottleneck_actions(table, cap, aws=aws)
     assert plan.action == "rds_resize" and "db.t3.xlarge" in plan.command and "4 vCPU" in plan.reason
 

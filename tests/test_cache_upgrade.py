@@ -4,6 +4,7 @@ redis-servers for the old and the new node; the verification and checklist read 
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from helpers import checks_at_or_above, every_byte, finding, read_summary
@@ -13,6 +14,7 @@ from imsnb.errors import BadParameter
 from imsnb.runs.execute import run_notebook
 from imsnb.sandbox import Sandbox
 from imsnb.sandbox.scenarios import UPGRADE_KEYS, UPGRADE_LATE_WRITES
+from imsnb.window import parse_instant
 
 KEYS = {"apply_actions": "True", "approver": "jane.oncall"}
 
@@ -43,6 +45,11 @@ def test_the_current_cluster_is_short_and_the_new_node_lacks_the_late_writes(env
     summary = read_summary(result.folder)
     assert summary["status"] == "ok"
     assert {"aws.elasticache.memory_used", "aws.elasticache.evictions"} <= checks_at_or_above(summary, "WARNING")
+    ran_until = parse_instant(summary["window"]["end"])  # from the parameters, as papermill started the notebook
+    for check in ("aws.elasticache.memory_used", "aws.elasticache.evictions"):  # CloudWatch over the 6 h queried
+        period = finding(summary, check)["period"]
+        assert period["basis"] == "window" and period["seconds"] == 6 * 3600
+        assert timedelta(0) <= parse_instant(period["to"]) - ran_until < timedelta(seconds=60)
     assert [(a["action"], a["status"]) for a in summary["actions"]] == [
         ("elasticache_snapshot", "planned"),
         ("elasticache_create_cluster", "planned"),
