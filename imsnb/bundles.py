@@ -6,3 +6,4 @@ modules that produce them (and, through those, pandas and psycopg) into every CL
 
 FINDINGS_MIME = "application/vnd.imsnb.findings+json"
 ACTIONS_MIME = "application/vnd.imsnb.actions+json"
+WINDOW_MIME = "application/vnd.imsnb.window+json"  # {"start", "end"}: the window the set-up cell resolved (UTC)

@@ -62,7 +62,8 @@ def begin(
     """Apply `environment`, resolve the window, open the sessions asked for (named `imsnb/<notebook>` on the servers)
     and, when `sample_s` > 0 and a database or Redis session is open, take the first counter snapshots.
 
-    Prints one line: the incident id and the window.
+    Shows one line: the incident id and the window (in a kernel with the window as a bundle the runner records in
+    summary.json, so a run folder says which window it looked at).
     """
     config.use_environment(environment)
     span = resolve_window(window, start, end)
@@ -83,5 +84,22 @@ def begin(
         from imsnb.sampling import Sample
 
         run.sample = Sample(sample_s, db=run.db, cache=run.cache, window=span, taken_by=notebook)
-    print(f"Incident {incident_id}: window {span}")
+    show_window(incident_id, span)
     return run
+
+
+def show_window(incident_id: str, span: Window) -> None:
+    """'Incident INC-7: window ...' printed; in a kernel, displayed with the window as a `WINDOW_MIME` bundle."""
+    from imsnb.bundles import WINDOW_MIME
+
+    line = f"Incident {incident_id}: window {span}"
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:
+        get_ipython = None
+    if get_ipython is None or get_ipython() is None:
+        print(line)
+        return
+    utc = "%Y-%m-%dT%H:%M:%SZ"
+    display({"text/plain": line, WINDOW_MIME: {"start": f"{span.start:{utc}}", "end": f"{span.end:{utc}}"}}, raw=True)

@@ -22,7 +22,6 @@ import pandas as pd
 from imsnb import __version__
 from imsnb.bundles import FINDINGS_MIME
 from imsnb.findings import Finding, Findings, Severity, escalation_for, on_call
-from imsnb.window import Window
 
 MIME_TYPE = FINDINGS_MIME
 MATH_IGNORE = "mathjax_ignore"  # MathJax 3's ignoreHtmlClass default, which JupyterLab 4 keeps
@@ -45,16 +44,14 @@ def findings_table(findings: list[Finding]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS + ["evidence"])[COLUMNS]
 
 
-def bundle(findings: list[Finding], *, at: datetime | None = None, window: Window | None = None) -> dict[str, Any]:
-    """The machine-readable report: findings, the worst severity, its escalation and who is on call; with `window`
-    (the run's Window), the span the run looked at, which the runner records in summary.json."""
+def bundle(findings: list[Finding], *, at: datetime | None = None) -> dict[str, Any]:
+    """The machine-readable report: findings, the worst severity, its escalation and who is on call."""
     from imsnb.findings.oncall import on_call_now
 
     at = at or datetime.now(UTC)
     person = on_call_now(at)
     worst = Severity.worst(findings)
     escalation = escalation_for(worst)
-    spans = {} if window is None else {"window": {"start": _utc(window.start), "end": _utc(window.end)}}
     return {
         "severity": worst.name,
         "escalation": {
@@ -68,12 +65,7 @@ def bundle(findings: list[Finding], *, at: datetime | None = None, window: Windo
         "findings": [f.to_dict() for f in findings],
         "generated_at": at.isoformat(timespec="seconds"),
         "imsnb_version": __version__,
-        **spans,
     }
-
-
-def _utc(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def render_html(findings: list[Finding], data: dict[str, Any]) -> str:
@@ -116,10 +108,9 @@ def render_text(findings: list[Finding], data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def report(findings: Findings | list[Finding], *, window: Window | None = None) -> None:
-    """Display the findings: a table for people and the JSON bundle the runner reads back (with `window`, the
-    run's span, so summary.json records exactly the window the notebook used)."""
-    data = bundle(list(findings), window=window)
+def report(findings: Findings | list[Finding]) -> None:
+    """Display the findings: a table for people and the JSON bundle the runner reads back."""
+    data = bundle(list(findings))
     _display(
         {
             "text/html": render_html(list(findings), data),

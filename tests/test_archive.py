@@ -15,7 +15,7 @@ from helpers import ROOT, read_summary
 
 from imsnb import archive
 from imsnb.archive.index import iso
-from imsnb.bundles import FINDINGS_MIME
+from imsnb.bundles import WINDOW_MIME
 from imsnb.errors import BadParameter
 from imsnb.runs.summary import summarize
 from imsnb.window import parse_instant
@@ -112,12 +112,13 @@ def test_a_run_records_its_window_and_the_index_shows_it_without_the_notebook(de
     result = run_notebook("health_check", {"sample_s": "0", "window": "20m"}, incident_id="INC-WIN", outputs=tmp_path)
     summary = read_summary(result.folder)
     start, end = summary["window"]["start"], summary["window"]["end"]
-    printed = "".join(  # what the notebook itself said in its setup cell
-        "".join(out.get("text", ""))
+    shown_by_setup = [  # what the notebook itself said in its set-up cell
+        "".join(out["data"]["text/plain"])
         for cell in json.loads((result.folder / "notebook.ipynb").read_text())["cells"]
         for out in cell.get("outputs", [])
-    )
-    assert f"window {start[:10]} {start[11:19]} – {end[:10]} {end[11:19]} UTC" in printed
+        if WINDOW_MIME in out.get("data", {})
+    ]
+    assert shown_by_setup == [f"Incident INC-WIN: window {start[:10]} {start[11:19]} – {end[:10]} {end[11:19]} UTC"]
     # The folder describes itself: no executed notebook, and no notebook catalogue to fall back on.
     (result.folder / "notebook.ipynb").unlink()
     monkeypatch.setenv("IMSNB_NOTEBOOKS", str(tmp_path / "no-notebooks-here"))
@@ -279,13 +280,12 @@ def test_summarize_a_notebook_run_with_plain_papermill(degraded, tmp_path):
     # to stdout, the same
     printed = run_cli("summarize", str(executed), cwd=tmp_path)
     assert json.loads(printed.stdout)["findings"] == summary["findings"]
-    # the window the notebook used (it passes it to report()); a notebook that does not: from its parameters
+    # the window the set-up cell showed; for a notebook that shows none, the one its parameters describe
     window = summary["window"]
     assert parse_instant(window["end"]) - parse_instant(window["start"]) == timedelta(minutes=30)
     nb = json.loads(executed.read_text())
     for cell in nb["cells"]:
-        for out in cell.get("outputs", []):
-            out.get("data", {}).get(FINDINGS_MIME, {}).pop("window", None)
+        cell["outputs"] = [o for o in cell.get("outputs", []) if WINDOW_MIME not in o.get("data", {})]
     derived = summarize(nb)["window"]
     started = parse_instant(nb["metadata"]["papermill"]["start_time"]).replace(microsecond=0)
     assert derived == {"start": iso(started - timedelta(minutes=30)), "end": iso(started)}

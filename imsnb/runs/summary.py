@@ -2,8 +2,8 @@
 action journal the kernel writes ahead of each action, merged into it; `imsnb summarize` (a notebook file in,
 summary.json out).
 
-The run's `window` ({"start", "end"}, UTC ISO 8601) is the one the notebook used, as `report(findings,
-window=span)` put it in the findings bundle; for a notebook that does not pass it, it is resolved from the executed
+The run's `window` ({"start", "end"}, UTC ISO 8601) is the one the notebook used, as its set-up cell
+(`incident.begin`) showed it in a `WINDOW_MIME` bundle; for a notebook without one, it is resolved from the executed
 notebook's parameters (its parameters cell, and what papermill injected) at the time papermill started it. Either
 way a run folder describes itself: the archive reads the window from summary.json alone."""
 
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from imsnb import __version__, config
-from imsnb.bundles import ACTIONS_MIME, FINDINGS_MIME
+from imsnb.bundles import ACTIONS_MIME, FINDINGS_MIME, WINDOW_MIME
 from imsnb.errors import ImsnbError
 from imsnb.files import write_atomic
 from imsnb.runs.scrub import SUMMARY_KEYS_KEPT, redact_parameters, scrub_tree
@@ -67,7 +67,7 @@ def note_unfinished_actions(nb: dict, actions: list[dict[str, Any]]) -> None:
 def summarize(nb: dict, *, notebook: str | None = None, incident_id: str | None = None) -> dict[str, Any]:
     """summary.json's content, derived from an executed notebook alone (works for plain papermill runs too)."""
     meta = nb.get("metadata", {}).get("papermill", {})
-    bundle, error, actions = None, None, []
+    bundle, error, actions, window = None, None, [], None
     for index, cell in enumerate(nb.get("cells", [])):
         for out in cell.get("outputs", []) or []:
             if out.get("output_type") == "error" and error is None:
@@ -77,6 +77,8 @@ def summarize(nb: dict, *, notebook: str | None = None, incident_id: str | None 
                 bundle = data[FINDINGS_MIME]
             if ACTIONS_MIME in data:
                 actions.extend(data[ACTIONS_MIME].get("actions", []))
+            if window is None and _is_window(data.get(WINDOW_MIME)):
+                window = {"start": data[WINDOW_MIME]["start"], "end": data[WINDOW_MIME]["end"]}
     parameters = dict(meta.get("parameters") or {})
     bundle = bundle or {}
     summary = {
@@ -90,7 +92,7 @@ def summarize(nb: dict, *, notebook: str | None = None, incident_id: str | None 
         "severity": bundle.get("severity"),
         "escalation": bundle.get("escalation"),
         "findings": bundle.get("findings", []),
-        "window": bundle.get("window") if _is_window(bundle.get("window")) else parameters_window(nb),
+        "window": window or parameters_window(nb),
         "actions": actions,
         "imsnb_version": __version__,
     }
@@ -131,7 +133,6 @@ def _is_window(value: Any) -> bool:
 def parameters_window(nb: dict) -> dict[str, str] | None:
     """The window an executed notebook's parameters describe (its parameters cell's defaults, overridden by what
     papermill injected), ending when papermill started it; None when it declares no window or it cannot be read."""
-    from imsnb.errors import ImsnbError
     from imsnb.runs.catalogue import parse_parameters
     from imsnb.window import parse_instant, resolve_window
 
