@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from imsnb.aws import Aws, aws_or_default
-from imsnb.findings import Finding, Severity, judge
+from imsnb.findings import Finding, Severity, judge, threshold, unjudged
 from imsnb.period import Period, frame_period, tag
 from imsnb.window import Window
 
@@ -165,15 +165,8 @@ def rds_cpu_finding(frame: pd.DataFrame, instance_id: str) -> Finding:
     """The window's peak CPU against the runbook's 80%, with how long it stayed above."""
     cpu = series(frame, "CPUUtilization")
     if cpu.empty:
-        return Finding.of(
-            "aws.rds.cpu",
-            "aws",
-            Severity.INFO,
-            f"no CPUUtilization datapoints for {instance_id} in the window",
-            threshold=80.0,
-            unit="%",
-            period=frame_period(frame),
-        )
+        message = f"no CPUUtilization datapoints for {instance_id} in the window"
+        return unjudged("aws.rds.cpu", "aws", Severity.INFO, message, period=frame_period(frame))
     peak = float(cpu.max())
     above = int((cpu >= 80).sum())
     return judge(
@@ -187,28 +180,21 @@ def rds_cpu_finding(frame: pd.DataFrame, instance_id: str) -> Finding:
 
 
 def rds_free_storage_finding(frame: pd.DataFrame, instance_id: str, allocated_gib: float | None) -> Finding:
-    """The lowest FreeStorageSpace in the window against the runbook's 20% free."""
+    """The lowest FreeStorageSpace in the window against the runbook's 20% free (`host.disk_free`'s level)."""
+    limit = threshold("host.disk_free")
     free = series(frame, "FreeStorageSpace")
     if free.empty or not allocated_gib:
-        return Finding.of(
-            "aws.rds.free_storage",
-            "aws",
-            Severity.INFO,
-            f"no FreeStorageSpace datapoints or allocated size for {instance_id}",
-            threshold=0.2,
-            unit="ratio",
-            period=frame_period(frame),
-        )
+        message = f"no FreeStorageSpace datapoints or allocated size for {instance_id}"
+        return unjudged("aws.rds.free_storage", "aws", Severity.INFO, message, limit=limit, period=frame_period(frame))
     ratio = float(free.min()) / (allocated_gib * 2**30)
-    finding = judge(
-        "host.disk_free",
+    return judge(
+        "aws.rds.free_storage",
         "aws",
         round(ratio, 4),
         f"{instance_id}: {free.min() / 2**30:.1f} of {allocated_gib:g} GiB free at the lowest ({ratio:.0%})",
+        limit=limit,
         period=frame_period(frame),
     )
-    finding.check = "aws.rds.free_storage"
-    return finding
 
 
 def trend(values: pd.Series) -> tuple[float, float | None]:
