@@ -173,18 +173,15 @@ def reachable_finding(prom: Prometheus | None = None) -> Finding:
     prom = Prometheus.or_default(prom)
     try:
         data = prom.get("query", {"query": BUILD_INFO})
-    except Unreachable as exc:
-        return Finding("prometheus.reachable", "api", Severity.CRITICAL, message=str(exc))
-    except NotConfigured as exc:
-        return Finding("prometheus.configured", "api", Severity.INFO, message=f"{exc}: skipped")
+    except (Unreachable, NotConfigured) as exc:
+        return Finding.unusable(exc, "prometheus", "api")
     except NotAvailable as exc:
-        return Finding("prometheus.reachable", "api", Severity.WARNING, message=str(exc))
+        return Finding.of("prometheus.reachable", "api", Severity.WARNING, str(exc))
     versions = {r.get("metric", {}).get("version") for r in (data or {}).get("result", [])} - {None}
-    return Finding(
+    return Finding.ok(
         "prometheus.reachable",
         "api",
-        Severity.OK,
-        message=f"connected to Prometheus at {prom.url}" + (f" ({', '.join(sorted(versions))})" if versions else ""),
+        f"connected to Prometheus at {prom.url}" + (f" ({', '.join(sorted(versions))})" if versions else ""),
     )
 
 

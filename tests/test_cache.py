@@ -33,8 +33,6 @@ def test_pressure_shows_memory_evictions_and_misses(pressured):
         # lifetime counters: months of ~99% hits, then the storm (judged on samples: tests/test_sampling.py)
         assert stats.evicted_keys > 1000 and stats.hit_rate > 0.9
         assert cache.memory_finding(memory).severity >= Severity.WARNING
-        assert cache.hit_rate_finding(stats).period.basis == "since restart"
-        assert cache.evictions_finding(stats).severity >= Severity.WARNING
 
 
 def test_big_keys_come_from_a_bounded_scan(pressured):
@@ -62,8 +60,6 @@ def test_healthy_cache_is_ok(healthy_sandbox):
         assert stats.hit_rate > 0.9 and stats.evicted_keys == 0
         for finding in (
             cache.memory_finding(cache.memory_usage(c)),
-            cache.hit_rate_finding(stats),
-            cache.evictions_finding(stats),
             cache.latency_finding(cache.latency(c, samples=20)),
         ):
             assert finding.severity == Severity.OK, finding

@@ -131,8 +131,8 @@ def test_past_evictions_with_none_in_the_sample_are_ok(pressured, tmp_path):
     assert sampled.lifetime_evicted > 1000 and sampled.evicted == 0
     finding = sampling.evictions_finding(sampled, period)
     assert finding.severity == Severity.OK and f"{sampled.lifetime_evicted:,} since restart" in finding.message
-    legacy = cache.evictions_finding(cache.stats(_cache(pressured)))
-    assert legacy.period.basis == "since restart", "the lifetime reading says what it covers"
+    lifetime = sampling.evictions_finding(sampled, sample.period(sampling.REDIS_INFO))
+    assert lifetime.period.basis == "sample", "judged on the sample; the lifetime count is only in the message"
 
 
 def test_a_redis_counter_reset_between_snapshots_is_said(healthy_sandbox, tmp_path):
@@ -309,3 +309,14 @@ def test_sample_s_is_checked_before_a_run(tmp_path):
         with pytest.raises(BadParameter, match="sample_s"):
             run_notebook("redis_cache", {"sample_s": bad}, incident_id="INC-13", outputs=tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+def test_a_regression_message_never_rounds_the_reference_to_zero():
+    from imsnb.sampling.postgres import milliseconds
+
+    assert (milliseconds(0.00346), milliseconds(0.5), milliseconds(3.0), milliseconds(1234.56)) == (
+        "0.00346",
+        "0.5",
+        "3.0",
+        "1,234.6",
+    )

@@ -2,7 +2,8 @@
 
     session.py  Cache (one connection per run, short socket timeouts, failure remembered), reachability
     memory.py   used_memory against maxmemory, the eviction policy, fragmentation
-    stats.py    hit rate, evictions and clients since restart (the sampled ones: `imsnb.sampling`)
+    stats.py    INFO stats since restart (shown as context) and blocked clients; hit rate and evictions are judged
+                on a sample, in `imsnb.sampling`
     latency.py  PING round trips
     keys.py     keys per database, the biggest keys of a bounded SCAN sample
     slowlog.py  the slow log, arguments masked
@@ -22,7 +23,7 @@ from imsnb.cache.session import (
     reachable_finding,
 )
 from imsnb.cache.slowlog import slow_log
-from imsnb.cache.stats import CacheStats, clients_finding, evictions_finding, hit_rate_finding, stats
+from imsnb.cache.stats import CacheStats, clients_finding, stats
 
 __all__ = [
     "CONNECT_TIMEOUT_S",
@@ -35,8 +36,6 @@ __all__ = [
     "cache_or_default",
     "clients_finding",
     "default_cache",
-    "evictions_finding",
-    "hit_rate_finding",
     "keyspace",
     "latency",
     "latency_finding",

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 
 from imsnb.cache.session import Cache, cache_or_default
-from imsnb.findings import Finding, Severity, judge, unjudged
-from imsnb.period import Period, since
+from imsnb.findings import Finding, Severity
 
 
 @dataclass
@@ -42,43 +40,6 @@ def stats(cache: Cache | None = None) -> CacheStats:
         blocked_clients=int(info.get("blocked_clients", 0)),
         ops_per_sec=int(info.get("instantaneous_ops_per_sec", 0)),
     )
-
-
-def hit_rate_finding(cache_stats: CacheStats, min_lookups: int = 100) -> Finding:
-    lookups = cache_stats.keyspace_hits + cache_stats.keyspace_misses
-    if cache_stats.hit_rate is None or lookups < min_lookups:
-        return unjudged(
-            "cache.hit_rate",
-            "cache",
-            Severity.OK,
-            f"too few lookups to judge ({lookups} since restart)",
-            value=cache_stats.hit_rate,
-            period=_since_restart(cache_stats),
-        )
-    return judge(
-        "cache.hit_rate",
-        "cache",
-        round(cache_stats.hit_rate, 4),
-        f"hit rate {cache_stats.hit_rate:.1%}: {cache_stats.keyspace_hits:,} hits, "
-        f"{cache_stats.keyspace_misses:,} misses since restart",
-        period=_since_restart(cache_stats),
-    )
-
-
-def evictions_finding(cache_stats: CacheStats) -> Finding:
-    return judge(
-        "cache.evictions",
-        "cache",
-        cache_stats.evicted_keys,
-        f"{cache_stats.evicted_keys:,} keys evicted in {cache_stats.uptime_s / 3600:.1f} h since restart "
-        "(runbook: evictions = 0)",
-        period=_since_restart(cache_stats),
-    )
-
-
-def _since_restart(cache_stats: CacheStats) -> Period:
-    """Lifetime counters: sampled ones (imsnb.sampling) are what an incident is judged on."""
-    return since(datetime.now(UTC) - timedelta(seconds=cache_stats.uptime_s))
 
 
 def clients_finding(cache_stats: CacheStats) -> Finding:

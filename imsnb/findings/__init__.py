@@ -12,7 +12,15 @@ plus a CATALOGUE entry here; the judge words its message from `threshold(check)`
 
 from imsnb.findings.catalogue import CATALOGUE, Threshold, check_threshold_overrides, judge, threshold, unjudged
 from imsnb.findings.escalation import ESCALATION, PRIMARY_HOURS, Escalation, escalation_for, on_call
-from imsnb.findings.finding import COMPONENTS, EVIDENCE_ROWS, Finding, Findings, Severity, component_of
+from imsnb.findings.finding import (
+    COMPONENTS,
+    EVIDENCE_ROWS,
+    Finding,
+    Findings,
+    Severity,
+    component_of,
+    evidence_rows,
+)
 
 __all__ = [
     "CATALOGUE",
@@ -28,6 +36,7 @@ __all__ = [
     "check_threshold_overrides",
     "component_of",
     "escalation_for",
+    "evidence_rows",
     "judge",
     "on_call",
     "threshold",

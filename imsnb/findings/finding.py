@@ -69,7 +69,7 @@ class Finding:
         if self.component not in COMPONENTS:
             raise ValueError(f"component {self.component!r} is not one of {COMPONENTS}")
         if self.evidence is not None and hasattr(self.evidence, "to_dict"):
-            self.evidence = _records(self.evidence)
+            self.evidence = evidence_rows(self.evidence)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -139,7 +139,8 @@ def _plain(value: Any) -> Any:
     return int(number) if number.is_integer() and not isinstance(value, float) else number
 
 
-def _records(frame: Any) -> list[dict[str, Any]]:
+def evidence_rows(frame: Any) -> list[dict[str, Any]]:
+    """A finding's evidence from a DataFrame: its first EVIDENCE_ROWS rows as JSON-safe records."""
     rows = frame.head(EVIDENCE_ROWS).to_dict(orient="records")
     return [{str(k): _plain(v) for k, v in row.items()} for row in rows]
 

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from imsnb import postgres
-from imsnb.findings import Finding, Severity, judge, threshold
+from imsnb.findings import Finding, Severity, evidence_rows, judge, threshold
 from imsnb.history import Snapshot
 from imsnb.period import Period
 from imsnb.sampling.deltas import (
@@ -214,7 +214,7 @@ def slow_queries_finding(
             for c in ("queryid", "calls", "mean_ms", "before_mean_ms", "baseline_mean_ms", "total_ms", "query")
             if c in slow
         ]
-        finding.evidence = Finding("x", "database", Severity.OK, evidence=slow[keep]).evidence
+        finding.evidence = evidence_rows(slow[keep])
         worst = slow.sort_values("mean_ms", ascending=False).iloc[0]
         if pd.notna(worst.get("baseline_mean_ms")):
             finding.message += f" (baseline {worst['baseline_mean_ms']:.1f} ms)"
@@ -267,13 +267,18 @@ def statement_regression_finding(regressed: pd.DataFrame, period: Period, trail:
         "database",
         round(float(worst["ratio"]), 1),
         f"{during(period)}: {len(flagged)} statement(s) regressed; worst {worst['ratio']:.0f}x: "
-        f"{worst['mean_ms']:.1f} ms mean over {int(worst['calls'])} calls vs {worst['reference_ms']:.2f} ms "
+        f"{worst['mean_ms']:.1f} ms mean over {int(worst['calls'])} calls vs {milliseconds(worst['reference_ms'])} ms "
         f"({worst['reference']}): {postgres.excerpt(worst['query'])}" + (f". Tables it read: {text}" if text else ""),
         evidence=flagged[["queryid", "calls", "mean_ms", "reference_ms", "reference", "ratio", "query"]],
         period=period,
         floor=Severity.WARNING,
     )
     return lifetime_capped(finding, period)
+
+
+def milliseconds(value: float) -> str:
+    """A mean in ms as a reader compares it: one decimal from 1 ms up, three significant digits below (0.00346)."""
+    return f"{value:,.1f}" if abs(value) >= 1 else f"{value:.3g}"
 
 
 def statement_key(queryid: Any, database: Any, user: Any) -> str:

@@ -127,7 +127,7 @@ def hit_rate_finding(
     if baseline and baseline.get("hit_rate") is not None:
         context += f"; baseline {baseline['hit_rate']:.1%}"
     lookups = sampled.hits + sampled.misses
-    if not period.lifetime and (sampled.hit_rate is None or lookups < min_lookups):
+    if sampled.hit_rate is None or (not period.lifetime and lookups < min_lookups):
         return Finding.ok(
             "cache.hit_rate",
             "cache",
@@ -140,13 +140,11 @@ def hit_rate_finding(
     finding = judge(
         "cache.hit_rate",
         "cache",
-        round(sampled.hit_rate, 4) if sampled.hit_rate is not None else 1.0,
+        round(sampled.hit_rate, 4),
         f"{during(period)}: hit rate {sampled.hit_rate or 0:.1%} ({sampled.hits:,} hits, {sampled.misses:,} misses); "
         f"{context}",
         period=period,
     )
-    if sampled.hit_rate is None:
-        finding.severity = Severity.OK
     return lifetime_capped(finding, period, lifetime_at_most)
 
 
