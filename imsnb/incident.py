@@ -102,4 +102,5 @@ def show_window(incident_id: str, span: Window) -> None:
         print(line)
         return
     utc = "%Y-%m-%dT%H:%M:%SZ"
-    display({"text/plain": line, WINDOW_MIME: {"start": f"{span.start:{utc}}", "end": f"{span.end:{utc}}"}}, raw=True)
+    shown = {"start": f"{span.start:{utc}}", "end": f"{span.end:{utc}}", "incident_id": incident_id}
+    display({"text/plain": line, WINDOW_MIME: shown}, raw=True)

@@ -284,6 +284,9 @@ def test_summarize_a_notebook_run_with_plain_papermill(degraded, tmp_path):
     window = summary["window"]
     assert parse_instant(window["end"]) - parse_instant(window["start"]) == timedelta(minutes=30)
     nb = json.loads(executed.read_text())
+    # no `-p incident_id`: the id is the one the set-up cell showed (the notebook's default), not null
+    nb["metadata"]["papermill"]["parameters"].pop("incident_id")
+    assert summarize(nb)["incident_id"] == "INC-PM"
     for cell in nb["cells"]:
         cell["outputs"] = [o for o in cell.get("outputs", []) if WINDOW_MIME not in o.get("data", {})]
     derived = summarize(nb)["window"]

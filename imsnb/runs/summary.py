@@ -67,7 +67,7 @@ def note_unfinished_actions(nb: dict, actions: list[dict[str, Any]]) -> None:
 def summarize(nb: dict, *, notebook: str | None = None, incident_id: str | None = None) -> dict[str, Any]:
     """summary.json's content, derived from an executed notebook alone (works for plain papermill runs too)."""
     meta = nb.get("metadata", {}).get("papermill", {})
-    bundle, error, actions, window = None, None, [], None
+    bundle, error, actions, window, shown_id = None, None, [], None, None
     for index, cell in enumerate(nb.get("cells", [])):
         for out in cell.get("outputs", []) or []:
             if out.get("output_type") == "error" and error is None:
@@ -79,11 +79,12 @@ def summarize(nb: dict, *, notebook: str | None = None, incident_id: str | None 
                 actions.extend(data[ACTIONS_MIME].get("actions", []))
             if window is None and _is_window(data.get(WINDOW_MIME)):
                 window = {"start": data[WINDOW_MIME]["start"], "end": data[WINDOW_MIME]["end"]}
+                shown_id = data[WINDOW_MIME].get("incident_id")  # the notebook's default when none was passed
     parameters = dict(meta.get("parameters") or {})
     bundle = bundle or {}
     summary = {
         "notebook": notebook or Path(meta.get("input_path") or "notebook").stem,
-        "incident_id": incident_id or parameters.get("incident_id"),
+        "incident_id": incident_id or parameters.get("incident_id") or shown_id,
         "status": "failed" if error or meta.get("exception") else "ok",
         "started_at": meta.get("start_time"),
         "finished_at": meta.get("end_time"),
