@@ -150,7 +150,8 @@ def test_needs_skips_the_rest_of_a_section_when_an_earlier_one_produced_nothing(
         findings.needs(chosen=None)
         reached.append("planned")
     assert reached == [] and findings[0].severity == Severity.INFO
-    assert findings[0].message == "skipped: needs `chosen`, which no earlier section produced"
+    expected = "skipped: `chosen` is None: an earlier section found nothing to act on (see its finding)"
+    assert findings[0].message == expected
     with findings.section("aws.rds.restore"):
         findings.needs(chosen={"snapshot": "s1"})
         reached.append("planned")
@@ -209,3 +210,17 @@ def test_an_unusable_source_is_reachable_critical_or_configured_info():
     assert (unset.check, unset.severity, unset.message) == ("postgres.configured", Severity.INFO, "no DB_HOST: skipped")
     named = Finding.unusable(NotConfigured("AWS has no region", check="aws.credentials"), "aws", "aws")
     assert named.check == "aws.credentials"
+
+
+def test_a_name_error_inside_imsnb_is_a_bug_even_after_a_failed_section():
+    """Only a name the notebook's own cell left unset is a skip; a NameError raised in imsnb's code is reported."""
+    from imsnb.findings.finding import PACKAGE
+
+    library: dict = {}
+    exec(compile("def fetch():\n    return undefined_in_library\n", str(PACKAGE / "fake_source.py"), "exec"), library)  # noqa: S102
+    findings = Findings()
+    with findings.section("aws.rds.cpu"):
+        raise TimeoutError("no answer")
+    with findings.section("postgres.slow_queries"):
+        library["fetch"]()
+    assert findings[1].severity == Severity.WARNING and "NameError" in findings[1].message

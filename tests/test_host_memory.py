@@ -147,6 +147,8 @@ def test_imsnb_own_kernels_growing_are_left_out_and_counted(monkeypatch):
         assert "imsnb-kernel-test" not in found.message
         assert not any(r["pid"] == kernel.pid for r in found.evidence or [])
         assert "imsnb's own kernels left out: " in found.message  # this one, and any other run's kernel
+        plan = host_memory.mitigation_plan(host_memory.memory(), taken)
+        assert "imsnb-kernel-test" not in " ".join(plan["command"].astype(str)), "nor named as the hog in the plan"
         leaker = LeakingProcess("imsnb-leak-next", mib_per_s=16, cap_mib=512).start()
         try:
             time.sleep(0.3)

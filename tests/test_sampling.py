@@ -131,8 +131,12 @@ def test_past_evictions_with_none_in_the_sample_are_ok(pressured, tmp_path):
     assert sampled.lifetime_evicted > 1000 and sampled.evicted == 0
     finding = sampling.evictions_finding(sampled, period)
     assert finding.severity == Severity.OK and f"{sampled.lifetime_evicted:,} since restart" in finding.message
-    lifetime = sampling.evictions_finding(sampled, sample.period(sampling.REDIS_INFO))
-    assert lifetime.period.basis == "sample", "judged on the sample; the lifetime count is only in the message"
+    with _cache(pressured) as c:  # no sample: the lifetime count says what it covers and is context only
+        off = sampling.Sample(0, cache=c, history=History(tmp_path / "h.sqlite"))
+        unsampled, lifetime = off.redis(), off.period(sampling.REDIS_INFO)
+    capped = sampling.evictions_finding(unsampled, lifetime, lifetime_at_most="INFO")
+    assert lifetime.basis == "since restart" and capped.period == lifetime
+    assert capped.severity == Severity.INFO and "context only, not a verdict on now" in capped.message
 
 
 def test_a_redis_counter_reset_between_snapshots_is_said(healthy_sandbox, tmp_path):

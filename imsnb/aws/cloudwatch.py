@@ -162,19 +162,20 @@ def series(frame: pd.DataFrame, metric: str) -> pd.Series:
 
 
 def rds_cpu_finding(frame: pd.DataFrame, instance_id: str) -> Finding:
-    """The window's peak CPU against the runbook's 80%, with how long it stayed above."""
+    """The window's peak CPU against the catalogue's level (the runbook's 80%), with how long it stayed above."""
     cpu = series(frame, "CPUUtilization")
     if cpu.empty:
         message = f"no CPUUtilization datapoints for {instance_id} in the window"
         return unjudged("aws.rds.cpu", "aws", Severity.INFO, message, period=frame_period(frame))
     peak = float(cpu.max())
-    above = int((cpu >= 80).sum())
+    line = threshold("aws.rds.cpu").warning
+    above = int((cpu >= line).sum())
     return judge(
         "aws.rds.cpu",
         "aws",
         round(peak, 1),
         f"{instance_id}: CPU peaked at {peak:.0f}% ({cpu.idxmax():%H:%M} UTC), mean {cpu.mean():.0f}%; "
-        f"{above} of {len(cpu)} datapoints at or above 80%",
+        f"{above} of {len(cpu)} datapoints at or above {line:g}%",
         period=frame_period(frame),
     )
 

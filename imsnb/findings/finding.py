@@ -13,12 +13,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum
+from pathlib import Path
 from typing import Any
 
 from imsnb.errors import NotAvailable, NotConfigured, Unreachable
 from imsnb.period import Period
 
 COMPONENTS = ("api", "database", "cache", "aws", "host", "tls")
+PACKAGE = Path(__file__).resolve().parents[1]  # imsnb/
 SOURCE_COMPONENTS = {"postgres": "database", "prometheus": "api"}  # the rest: the source is the component
 EVIDENCE_ROWS = 20
 
@@ -197,7 +199,7 @@ class Findings(list):
             self._failed.append((check, str(exc)))
             self.add(Finding.of(check, component, Severity.INFO, f"{exc}. {exc.hint}".strip()))
         except NameError as exc:
-            if not self._failed:
+            if not self._failed or _raised_in_library(exc):  # a bug, not a name a failed section left unset
                 self._could_not_complete(check, component, exc)
                 return
             self._skipped(check, component, exc.name or _quoted_name(str(exc)))
@@ -218,7 +220,7 @@ class Findings(list):
             earlier, why = self._failed[-1]
             message = f"skipped: needs `{name}`, which was not set because {earlier} failed earlier ({why})"
         else:
-            message = f"skipped: needs `{name}`, which no earlier section produced"
+            message = f"skipped: `{name}` is None: an earlier section found nothing to act on (see its finding)"
         print(message)
         self.add(Finding.of(check, component, Severity.INFO, message))
 
@@ -229,6 +231,15 @@ class Findings(list):
             Finding.of(check, component, Severity.WARNING, f"check could not complete: {type(exc).__name__}: {reason}")
         )
         traceback.print_exc(limit=1)
+
+
+def _raised_in_library(exc: BaseException) -> bool:
+    """Whether the innermost frame of the traceback is imsnb's own code (a NameError there is a bug in imsnb), not
+    the notebook cell's."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and Path(tb.tb_frame.f_code.co_filename).resolve().is_relative_to(PACKAGE)
 
 
 def _quoted_name(text: str) -> str | None:

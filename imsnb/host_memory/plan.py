@@ -21,8 +21,11 @@ def mitigation_plan(mem: HostMemory, taken: Sample | None = None, *, swap_size: 
     and swap is for a person to add."""
     steps = []
     hog = None
-    if taken is not None and not taken.growth.empty and taken.growth.iloc[0]["growth_bytes"] > 0:
-        hog = taken.growth.iloc[0]
+    grown = None if taken is None else taken.growth
+    if grown is not None and "own" in grown:
+        grown = grown[~grown["own"].astype(bool)]  # imsnb's own kernels, as in growth_finding
+    if grown is not None and not grown.empty and grown.iloc[0]["growth_bytes"] > 0:
+        hog = grown.iloc[0]
     if hog is not None:
         steps.append(
             (

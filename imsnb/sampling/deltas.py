@@ -41,7 +41,8 @@ def period_of(before: Snapshot | None, after: Snapshot, basis: str, note: str = 
 
 def lifetime_start(snapshot: Snapshot) -> datetime | None:
     """What a snapshot's lifetime counters count from: its epoch's restart or reset time (PostgreSQL), else the
-    server's uptime before the snapshot (Redis, whose epoch is its run_id)."""
+    server's uptime before the snapshot (Redis, whose epoch is its run_id: a CONFIG RESETSTAT since the restart is
+    not recorded anywhere, so callers label this start "restart, or a stats reset since")."""
     started = epoch_start(snapshot.epoch)
     uptime = snapshot.data.get("uptime_s") if isinstance(snapshot.data, dict) else None
     if started is None and isinstance(uptime, (int, float)) and uptime > 0:

@@ -122,7 +122,9 @@ def hit_rate_finding(
     `lifetime_at_most`: the highest severity a since-restart rate may get (see `lifetime_capped`)."""
     lifetime = sampled.lifetime_hit_rate
     context = (
-        f"since restart {lifetime:.1%} over {sampled.uptime_s / 3600:.1f} h" if lifetime is not None else "no lifetime"
+        f"since restart {lifetime:.1%} over up to {sampled.uptime_s / 3600:.1f} h (less after a CONFIG RESETSTAT)"
+        if lifetime is not None
+        else "no lifetime"
     )
     if baseline and baseline.get("hit_rate") is not None:
         context += f"; baseline {baseline['hit_rate']:.1%}"
@@ -158,7 +160,8 @@ def evictions_finding(
         "cache",
         sampled.evicted,
         f"{during(period)}: {sampled.evicted:,} keys evicted ({sampled.evictions_per_s:.1f}/s); "
-        f"{sampled.lifetime_evicted:,} since restart {sampled.uptime_s / 3600:.1f} h ago (runbook: evictions = 0)",
+        f"{sampled.lifetime_evicted:,} since restart {sampled.uptime_s / 3600:.1f} h ago, or a CONFIG RESETSTAT since "
+        "(runbook: evictions = 0)",
         period=period,
     )
     return lifetime_capped(finding, period, lifetime_at_most)
