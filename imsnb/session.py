@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 from typing import ClassVar, Self
 
-from imsnb.errors import NotConfigured, Unreachable
-from imsnb.findings import Finding
+from imsnb.errors import NotAvailable, NotConfigured, Unreachable
+from imsnb.findings import Finding, Severity
 
 
 class LazySession:
@@ -70,6 +70,8 @@ def reachable_finding(source: str, component: str, probe: Callable[[], str]) -> 
         connected = probe()
     except (Unreachable, NotConfigured) as exc:
         return Finding.unusable(exc, source, component)
+    except NotAvailable as exc:  # it answers, but may not run what the probe asks (a restricted user)
+        return Finding.of(f"{source}.reachable", component, Severity.WARNING, f"{exc}: {exc.hint}".rstrip(": "))
     elapsed_ms = (time.monotonic() - started) * 1000
     return Finding.ok(
         f"{source}.reachable", component, f"{connected} in {elapsed_ms:.0f} ms", value=round(elapsed_ms, 1), unit="ms"

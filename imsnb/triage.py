@@ -110,7 +110,7 @@ def key_findings(
 
     db = postgres.Database(application)
     try:
-        findings.add(postgres.reachable_finding(db))
+        findings.add(postgres.reachable_finding(db), postgres.visibility_finding(db))
         with findings.section("postgres.connections_used", "database"):
             findings.add(postgres.connections_finding(postgres.connections_by_state(db), postgres.max_connections(db)))
         with findings.section("postgres.replication_lag", "database"):

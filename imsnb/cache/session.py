@@ -9,13 +9,14 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from imsnb import config, session
-from imsnb.errors import NotConfigured, Unreachable
+from imsnb.errors import NotAvailable, NotConfigured, Unreachable
 from imsnb.findings import Finding
 from imsnb.session import LazySession, one_line
 
 SOCKET_TIMEOUT_S = 2.0
 CONNECT_TIMEOUT_S = 2.0
 UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.AuthenticationError)
+ACL_HINT = "grant the monitoring user the commands of the README's ACL line (Against real infrastructure)"
 
 
 class Cache(LazySession):
@@ -50,7 +51,6 @@ class Cache(LazySession):
         common = {
             "socket_timeout": self.socket_timeout_s,
             "socket_connect_timeout": CONNECT_TIMEOUT_S,
-            "client_name": self.application.replace("/", "-"),
             "retry_on_timeout": False,
             "retry": Retry(NoBackoff(), 0),  # redis-py retries 3 times by default: a hung server would cost 4x
             "decode_responses": False,
@@ -64,6 +64,14 @@ class Cache(LazySession):
             client.ping()
         except UNREACHABLE as exc:
             raise self.fail(Unreachable(f"cache {self.label}", one_line(exc))) from None
+        except redis.exceptions.NoPermissionError as exc:  # an ACL user without +ping
+            raise self.fail(Unreachable(f"cache {self.label}", f"{one_line(exc)}: {ACL_HINT}")) from None
+        try:  # named after the connection, not in it: a user without +client|setname still connects
+            client.client_setname(self.application.replace("/", "-"))
+        except redis.exceptions.NoPermissionError:
+            pass
+        except UNREACHABLE as exc:
+            raise self.fail(Unreachable(f"cache {self.label}", one_line(exc))) from None
         self._client = client
         return client
 
@@ -75,6 +83,8 @@ class Cache(LazySession):
         except UNREACHABLE as exc:
             self._client = None
             raise self.fail(Unreachable(f"cache {self.label}", one_line(exc))) from None
+        except redis.exceptions.NoPermissionError as exc:  # this command only: the section says so, the rest runs
+            raise NotAvailable(f"cache {self.label}: {one_line(exc)}", ACL_HINT) from None
 
     def close(self) -> None:
         if self._client is not None:

@@ -7,7 +7,8 @@ from typing import Any
 import pandas as pd
 
 from imsnb import session
-from imsnb.findings import Finding, judge
+from imsnb.errors import ImsnbError
+from imsnb.findings import Finding, Severity, judge
 from imsnb.postgres.session import Database, database_or_default
 
 SERVER_INFO = """
@@ -23,6 +24,12 @@ MAX_CONNECTIONS = """
 SELECT setting::int AS max_connections
 FROM pg_settings
 WHERE name = 'max_connections'
+"""
+
+# Without pg_read_all_stats (pg_monitor has it), other roles' sessions show no state, query or wait, their locks no
+# query, and their pg_stat_statements rows no queryid: the diagnostics would read "nothing wrong" for what is hidden.
+VISIBILITY = """
+SELECT current_user AS role, pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') AS reads_all_stats
 """
 
 CONNECTIONS_BY_STATE = """
@@ -60,6 +67,26 @@ def reachable_finding(db: Database | None = None) -> Finding:
         return f"connected to {db.label}: PostgreSQL {info['version']} ({role})"
 
     return session.reachable_finding("postgres", "database", connected)
+
+
+def visibility_finding(db: Database | None = None) -> Finding | None:
+    """WARNING when the role imsnb connects as cannot see other roles' sessions and statements (no pg_monitor /
+    pg_read_all_stats): every session, lock and statement check would read OK for what it cannot see. OK when it
+    can; None when the server cannot be read at all (its `postgres.reachable` finding says why)."""
+    try:
+        row = database_or_default(db).frame(VISIBILITY).iloc[0]
+    except ImsnbError:
+        return None
+    if bool(row["reads_all_stats"]):
+        return Finding.ok("postgres.visibility", "database", f"role {row['role']} sees every session and statement")
+    return Finding.of(
+        "postgres.visibility",
+        "database",
+        Severity.WARNING,
+        f"role {row['role']} sees only its own sessions and statements: other sessions' state, queries and locks "
+        f"are hidden, so the session, lock and statement checks cannot see a problem there; "
+        f"GRANT pg_monitor TO {row['role']}",
+    )
 
 
 def connections_finding(by_state: pd.DataFrame, max_conn: int) -> Finding:

@@ -53,13 +53,17 @@ ENABLE_STATEMENTS = (
     "Enable it: add pg_stat_statements to shared_preload_libraries, restart, then "
     "CREATE EXTENSION pg_stat_statements in this database"
 )
+PRELOADED = "SELECT 'pg_stat_statements' = ANY(string_to_array(current_setting('shared_preload_libraries'), ', '))"
 
 
 def statement_time_columns(db: Database) -> dict[str, str]:
     """The names of the total and mean time columns on this server (13+ or 12-); NotAvailable (with how to enable
     it) when pg_stat_statements is not installed in this database."""
     if db.scalar(STATEMENTS_EXTENSION) is None:
-        raise NotAvailable("pg_stat_statements is not installed in this database", ENABLE_STATEMENTS)
+        hint = ENABLE_STATEMENTS
+        if db.scalar(PRELOADED):  # loaded at start already: no restart needed
+            hint = f"It is preloaded already (no restart needed): CREATE EXTENSION pg_stat_statements in {db.label}"
+        raise NotAvailable("pg_stat_statements is not installed in this database", hint)
     columns = set(db.frame(STATEMENTS_COLUMNS)["attname"])
     return STATEMENT_TIME_COLUMNS["total_exec_time" if "total_exec_time" in columns else "total_time"]
 

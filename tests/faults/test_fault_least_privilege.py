@@ -127,3 +127,56 @@ def test_the_readme_documents_this_role_and_this_acl_line():
     readme = README.read_text()
     assert f"CREATE ROLE {MONITOR_ROLE} LOGIN PASSWORD '...' IN ROLE pg_monitor;" in readme
     assert f"ACL SETUSER {ACL_USER} on >... {' '.join(ACL_RULES[1:])}\n" in readme
+
+
+# --- less than that: said in the findings, never a false all-clear or a crashed run ------------------------------
+
+BLIND_ROLE = "imsnb_blind"
+STINGY_USER = "imsnb-stingy"
+STINGY_RULES = ["on", "resetkeys", "%R~*", "resetchannels", "-@all", "+ping", "+scan", "+type", "+ttl", "+select"]
+
+
+def test_a_role_without_pg_monitor_is_told_it_sees_only_its_own_sessions(degraded, monkeypatch, tmp_path):
+    """Without pg_read_all_stats other roles' sessions, locks and statements are hidden: the seeded lock and slow
+    statements read as nothing wrong. The run says so (WARNING postgres.visibility, with the GRANT to run)."""
+    password = secrets.token_urlsafe(18)
+    with degraded.postgres.admin() as admin:
+        admin.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(BLIND_ROLE), sql.Literal(password))
+        )
+    try:
+        for prefix in ("DB_", "PG"):
+            monkeypatch.setenv(f"{prefix}USER", BLIND_ROLE)
+            monkeypatch.setenv(f"{prefix}PASSWORD", password)
+        result = run_notebook(
+            "db_performance", {"window": "30m", "sample_s": 1}, incident_id="INC-BL", outputs=tmp_path
+        )
+        summary = read_summary(result.folder)
+        assert summary["status"] == "ok", summary.get("error")
+        seen = next(f for f in summary["findings"] if f["check"] == "postgres.visibility")
+        assert seen["severity"] == "WARNING" and f"GRANT pg_monitor TO {BLIND_ROLE}" in seen["message"]
+        assert summary["severity"] in ("WARNING", "ERROR", "CRITICAL"), "never an all-clear it cannot know"
+    finally:
+        with degraded.postgres.admin() as admin:
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(BLIND_ROLE)))
+
+
+def test_a_redis_user_without_info_or_setname_is_a_finding_not_a_crashed_run(degraded, monkeypatch, tmp_path):
+    """redis-py named every connection with CLIENT SETNAME, so a user without it could not connect and the run
+    crashed (exit 3, the PostgreSQL findings lost). Now the connection is named when allowed, and a command the
+    user may not run is that section's finding, with the ACL line to grant."""
+    password = secrets.token_urlsafe(18)
+    admin = degraded.redis.client()
+    admin.execute_command("ACL", "SETUSER", STINGY_USER, *STINGY_RULES, f">{password}")
+    try:
+        monkeypatch.setenv("REDIS_USERNAME", STINGY_USER)
+        monkeypatch.setenv("REDIS_PASSWORD", password)
+        result = run_notebook("health_check", {"window": "30m", "sample_s": 1}, incident_id="INC-ST", outputs=tmp_path)
+        summary = read_summary(result.folder)
+        assert summary["status"] == "ok" and result.exit_code != 3, summary.get("error")
+        reach = next(f for f in summary["findings"] if f["check"] == "cache.reachable")
+        assert reach["severity"] == "WARNING" and "info" in reach["message"] and "ACL line" in reach["message"]
+        assert any(f["check"] == "postgres.connections_used" for f in summary["findings"]), "the rest is kept"
+        assert password not in (result.folder / "notebook.ipynb").read_text()
+    finally:
+        admin.execute_command("ACL", "DELUSER", STINGY_USER)
