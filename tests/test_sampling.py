@@ -324,3 +324,22 @@ def test_a_regression_message_never_rounds_the_reference_to_zero():
         "3.0",
         "1,234.6",
     )
+
+
+def test_a_window_that_ended_hours_ago_is_not_passed_off_as_the_present(healthy_sandbox, tmp_path):
+    """`-p end` yesterday: live counters cover now, not that window, and the period says so."""
+    end = datetime.now(UTC) - timedelta(hours=20)
+    with _cache(healthy_sandbox) as c:
+        sample = sampling.Sample(
+            0.5, cache=c, window=Window(end - timedelta(hours=1), end), history=History(tmp_path / "h.sqlite")
+        )
+        period = sample.period(sampling.REDIS_INFO)
+    assert (
+        f"the window ended {end:%Y-%m-%d %H:%M} UTC" in period.label() and "the present, not that window" in period.note
+    )
+    now = datetime.now(UTC)
+    with _cache(healthy_sandbox) as c:
+        live = sampling.Sample(
+            0.5, cache=c, window=Window(now - timedelta(hours=1), now), history=History(tmp_path / "h2.sqlite")
+        )
+        assert "the present, not that window" not in live.period(sampling.REDIS_INFO).label()

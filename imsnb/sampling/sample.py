@@ -148,6 +148,9 @@ class Sample:
                     f"the stored snapshot of {stored.taken_at:%H:%M:%S} UTC predates a restart or reset "
                     f"({epoch_reset_note(stored, after)}): this run's sample is used"
                 )
+        past = self._past_window_note(after)
+        if past:
+            note = f"{note}; {past}" if note else past
         reset = ""
         if before is not None:
             reset = epoch_reset_note(before, after) or _went_down_note(before, after)
@@ -156,6 +159,18 @@ class Sample:
             period = Period(start, after.taken_at, basis, period.note)
         self._deltas[source] = Delta(before, after, period, reset)
         return self._deltas[source]
+
+    def _past_window_note(self, after: Snapshot) -> str:
+        """A window that ended well before now (`-p end` in the past) is not what live counters cover: say so."""
+        if self.window is None:
+            return ""
+        late = (after.taken_at - self.window.end).total_seconds()
+        if late <= max(300.0, 2 * self.sample_s):
+            return ""
+        return (
+            f"the window ended {self.window.end:%Y-%m-%d %H:%M} UTC: these counters run to now "
+            "(the present, not that window)"
+        )
 
     def _from_history(self, source: str, after: Snapshot) -> Snapshot | None:
         """The stored snapshot nearest the window's start, when one lies within the window (before this run's)."""
