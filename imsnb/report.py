@@ -21,7 +21,7 @@ import pandas as pd
 
 from imsnb import __version__
 from imsnb.bundles import FINDINGS_MIME
-from imsnb.findings import Finding, Findings, Severity, escalation_for, on_call
+from imsnb.findings import Finding, Findings, Severity, escalation_for, on_call, worded
 
 MIME_TYPE = FINDINGS_MIME
 MATH_IGNORE = "mathjax_ignore"  # MathJax 3's ignoreHtmlClass default, which JupyterLab 4 keeps
@@ -84,8 +84,9 @@ def render_html(findings: list[Finding], data: dict[str, Any]) -> str:
     return (
         f"<div class='imsnb-report {MATH_IGNORE}'><h3>Findings: "
         f"<span style='{SEVERITY_STYLE.get(worst, '')};padding:2px 8px'>{e(str(worst))}</span></h3>"
-        f"<p>Escalation: respond within <b>{e(str(esc['response_time']))}</b>; notify {e(str(esc['notification']))}; "
-        f"{e(str(esc['escalation']))}. On call now: <b>{e(_on_call_text(esc))}</b>.</p>"
+        f"<p>Escalation: respond within <b>{e(worded(str(esc['response_time'])))}</b>; "
+        f"notify {e(worded(str(esc['notification'])))}; escalation {e(worded(str(esc['escalation'])))}. "
+        f"On call now: <b>{e(_on_call_text(esc))}</b>.</p>"
         f"<table style='border-collapse:collapse'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
         "</div>"
     )
@@ -99,8 +100,8 @@ def _on_call_text(esc: dict[str, Any]) -> str:
 
 def render_text(findings: list[Finding], data: dict[str, Any]) -> str:
     lines = [
-        f"Findings: {data['severity']} — escalation: {data['escalation']['escalation']}, "
-        f"respond within {data['escalation']['response_time']}"
+        f"Findings: {data['severity']} — escalation: {worded(data['escalation']['escalation'])}, "
+        f"respond within {worded(data['escalation']['response_time'])}"
     ]
     for f in sorted(findings, key=lambda f: -f.severity):
         covers = f" [{f.period.label()}]" if f.period else ""

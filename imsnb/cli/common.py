@@ -131,7 +131,9 @@ def print_outcome(summary: dict[str, Any]) -> None:
     if summary.get("escalation"):
         esc = summary["escalation"]
         who = esc.get("on_call_name") or esc["on_call"]
-        print(f"  escalation: {esc['escalation']}; notify {esc['notification']}; on call: {who}")
+        from imsnb.findings.escalation import worded
+
+        print(f"  escalation: {worded(esc['escalation'])}; notify {worded(esc['notification'])}; on call: {who}")
 
 
 def print_result(result: Any) -> None:

@@ -11,7 +11,7 @@ plus a CATALOGUE entry here; the judge words its message from `threshold(check)`
 """
 
 from imsnb.findings.catalogue import CATALOGUE, Threshold, check_threshold_overrides, judge, threshold, unjudged
-from imsnb.findings.escalation import ESCALATION, PRIMARY_HOURS, Escalation, escalation_for, on_call
+from imsnb.findings.escalation import ESCALATION, PRIMARY_HOURS, Escalation, escalation_for, on_call, worded
 from imsnb.findings.finding import (
     COMPONENTS,
     EVIDENCE_ROWS,
@@ -40,5 +40,6 @@ __all__ = [
     "judge",
     "on_call",
     "threshold",
+    "worded",
     "unjudged",
 ]

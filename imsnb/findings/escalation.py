@@ -32,6 +32,11 @@ ESCALATION = {
 PRIMARY_HOURS = (time(9, 0), time(17, 0))
 
 
+def worded(value: str) -> str:
+    """The matrix's "None" as a reader takes it ("none"), not as a missing value."""
+    return "none" if value == "None" else value
+
+
 def escalation_for(severity: Severity | str) -> Escalation:
     return ESCALATION[Severity.parse(severity)]
 

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from imsnb import config
 from imsnb.errors import ImsnbError
-from imsnb.findings import Severity, escalation_for
+from imsnb.findings import Severity, escalation_for, worded
 
 SHOWN_MIN = Severity.WARNING
 TABLE_COLUMNS = ("severity", "notebook", "check", "value", "message")
@@ -53,8 +53,8 @@ class Notice:
         esc = self.escalation
         out = [
             self.title,
-            f"worst severity {self.severity}; respond within {esc['response_time']}; notify {esc['notification']}; "
-            f"escalation {esc['escalation']}",
+            f"worst severity {self.severity}; respond within {worded(esc['response_time'])}; "
+            f"notify {worded(esc['notification'])}; escalation {worded(esc['escalation'])}",
             f"on call now: {self.on_call_text}",
         ]
         if self.vp and esc.get("escalation") == "Page VP":

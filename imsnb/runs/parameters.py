@@ -41,7 +41,8 @@ _QUERY_KEY = re.compile(r"[?&;]([^=&;?#\s]+)=")
 def check_incident_id(incident_id: str) -> str:
     if not isinstance(incident_id, str) or not INCIDENT_ID.fullmatch(incident_id):
         raise BadParameter(
-            f"incident id {incident_id!r} is not usable: use letters, digits, '.', '_' or '-' (max 64), e.g. INC-1234"
+            f"incident id {incident_id!r} is not usable: use ASCII letters, digits, '.', '_' or '-' (max 64), "
+            "e.g. INC-1234"
         )
     return incident_id
 
