@@ -222,3 +222,31 @@ def test_a_frozen_server_costs_the_statement_timeout_plus_grace_not_forever():
             assert time.monotonic() - started < 15
         finally:
             os.kill(backend, signal.SIGCONT)
+
+
+def test_statistics_turned_off_is_said_not_read_as_quiet(degraded, db):
+    """track_counts off: scans and hit ratios read zero (and autovacuum stops); the visibility check says so. Set for
+    one role only (ALTER ROLE ... SET), so the shared sandbox keeps its statistics."""
+    import secrets
+
+    from psycopg import sql
+
+    assert postgres.visibility_finding(db).severity == Severity.OK
+    role, password = "imsnb_untracked", secrets.token_urlsafe(12)
+    with degraded.postgres.admin() as admin:
+        admin.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} IN ROLE pg_monitor").format(
+                sql.Identifier(role), sql.Literal(password)
+            )
+        )
+        admin.execute(sql.SQL("ALTER ROLE {} SET track_counts = off").format(sql.Identifier(role)))
+    try:
+        env = degraded.env()
+        settings = {"host": env["DB_HOST"], "port": env["DB_PORT"], "user": role, "dbname": env["DB_NAME"]}
+        with postgres.Database("tests", settings={**settings, "password": password}) as untracked:
+            found = postgres.visibility_finding(untracked)
+        assert found.severity == Severity.WARNING and found.message.startswith("track_counts is off: table scans")
+        assert "GRANT pg_monitor" not in found.message, "this role does see every session"
+    finally:
+        with degraded.postgres.admin() as admin:
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))

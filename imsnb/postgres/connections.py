@@ -27,9 +27,14 @@ WHERE name = 'max_connections'
 """
 
 # Without pg_read_all_stats (pg_monitor has it), other roles' sessions show no state, query or wait, their locks no
-# query, and their pg_stat_statements rows no queryid: the diagnostics would read "nothing wrong" for what is hidden.
+# query, and their pg_stat_statements rows no queryid; with track_counts or track_activities off the statistics
+# views read zero or empty. Either way the diagnostics would read "nothing wrong" for what they cannot see.
 VISIBILITY = """
-SELECT current_user AS role, pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') AS reads_all_stats
+SELECT
+    current_user AS role,
+    pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') AS reads_all_stats,
+    current_setting('track_counts')::bool AS track_counts,
+    current_setting('track_activities')::bool AS track_activities
 """
 
 CONNECTIONS_BY_STATE = """
@@ -77,16 +82,22 @@ def visibility_finding(db: Database | None = None) -> Finding | None:
         row = database_or_default(db).frame(VISIBILITY).iloc[0]
     except ImsnbError:
         return None
-    if bool(row["reads_all_stats"]):
+    hidden = []
+    if not bool(row["reads_all_stats"]):
+        hidden.append(
+            f"role {row['role']} sees only its own sessions and statements: other sessions' state, queries and locks "
+            f"are hidden, so the session, lock and statement checks cannot see a problem there; "
+            f"GRANT pg_monitor TO {row['role']}"
+        )
+    for setting, what in (
+        ("track_counts", "table scans and hit ratios read zero, and autovacuum cannot run"),
+        ("track_activities", "no session shows its state or query"),
+    ):
+        if not bool(row[setting]):
+            hidden.append(f"{setting} is off: {what}; set {setting} = on")
+    if not hidden:
         return Finding.ok("postgres.visibility", "database", f"role {row['role']} sees every session and statement")
-    return Finding.of(
-        "postgres.visibility",
-        "database",
-        Severity.WARNING,
-        f"role {row['role']} sees only its own sessions and statements: other sessions' state, queries and locks "
-        f"are hidden, so the session, lock and statement checks cannot see a problem there; "
-        f"GRANT pg_monitor TO {row['role']}",
-    )
+    return Finding.of("postgres.visibility", "database", Severity.WARNING, "; ".join(hidden))
 
 
 def connections_finding(by_state: pd.DataFrame, max_conn: int) -> Finding:
