@@ -160,10 +160,18 @@ def test_running_queries_exclude_this_session(db):
     assert postgres.long_running_queries(db, min_duration_s=3600).empty
 
 
-def test_healthy_cluster_has_nothing_to_report(healthy_db):
+def test_healthy_cluster_has_nothing_to_report(healthy_db, tmp_path):
+    from imsnb import sampling
+    from imsnb.history import History
+
     by_state = postgres.connections_by_state(healthy_db)
     assert postgres.connections_finding(by_state, postgres.max_connections(healthy_db)).severity == Severity.OK
-    assert postgres.slow_queries(healthy_db).empty
+    # judged on a sample of its live traffic, as the notebooks do: the one-off seeding INSERT ... SELECT of the
+    # sandbox's set-up is lifetime history (on a busy machine it took over 100 ms, and the lifetime list showed it)
+    sample = sampling.Sample(1.0, db=healthy_db, history=History(tmp_path / "h.sqlite"))
+    slow = sample.statements(min_mean_ms=100)
+    own = slow["query"].str.contains("pg_stat_statements|pg_stat_database|pg_stat_user_tables|pg_postmaster", na=False)
+    assert slow[~own].empty, slow  # imsnb's own catalogue reads can be slow on a loaded machine (see the note)
     assert postgres.blocked_queries(healthy_db).empty
     assert postgres.idle_in_transaction(healthy_db).empty
 
