@@ -134,11 +134,17 @@ def sample(sample_s: float = 10.0, *, proc: Path | str = PROC, cgroup_root: Path
     )
 
 
+def own_rows(growth: pd.DataFrame) -> pd.Series:
+    """Which rows of a growth table are imsnb's own run kernels (all False for a table without the `own` column,
+    e.g. one built by `process_growth` alone): the one rule the finding and the mitigation plan leave them out by."""
+    return growth["own"].astype(bool) if "own" in growth else pd.Series(False, index=growth.index)
+
+
 def growth_finding(taken: Sample, *, min_growth_bytes: int = 8 * MIB) -> Finding:
     """The fastest-growing process over the sample (MiB a minute), named; growth under `min_growth_bytes` in the
     sample is noise, not a leak. imsnb's own run kernels (see `own_processes`) are left out and counted."""
     grown = taken.growth[taken.growth["growth_bytes"] >= min_growth_bytes]
-    own = grown["own"].astype(bool) if "own" in grown else pd.Series(False, index=grown.index)
+    own = own_rows(grown)
     skipped = f"; imsnb's own kernels left out: {int(own.sum())}" if own.any() else ""
     grown = grown[~own]
     if grown.empty:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from imsnb.host_memory.growth import Sample
+from imsnb.host_memory.growth import Sample, own_rows
 from imsnb.host_memory.meminfo import MIB, HostMemory
 
 SWAP_COMMANDS = [
@@ -21,9 +21,7 @@ def mitigation_plan(mem: HostMemory, taken: Sample | None = None, *, swap_size: 
     and swap is for a person to add."""
     steps = []
     hog = None
-    grown = None if taken is None else taken.growth
-    if grown is not None and "own" in grown:
-        grown = grown[~grown["own"].astype(bool)]  # imsnb's own kernels, as in growth_finding
+    grown = None if taken is None else taken.growth[~own_rows(taken.growth)]  # as growth_finding does
     if grown is not None and not grown.empty and grown.iloc[0]["growth_bytes"] > 0:
         hog = grown.iloc[0]
     if hog is not None:
