@@ -24,7 +24,8 @@ def test_seeded_problem_is_found(scenario, use_env, tmp_path):
     notebook, checks = CASES[scenario]
     with Sandbox(scenario) as sandbox:
         use_env(sandbox)
-        result = run_notebook(notebook, {"sample_s": "3"}, incident_id="INC-9", outputs=tmp_path)
+        # the notebooks' default sample: 3 s on a loaded machine could hold no live eviction (seen once in CI-like runs)
+        result = run_notebook(notebook, {"sample_s": "10"}, incident_id="INC-9", outputs=tmp_path)
         summary = read_summary(result.folder)
         assert summary["status"] == "ok"
         assert checks <= checks_at_or_above(summary, "WARNING")
