@@ -42,6 +42,17 @@ CREATE TABLE IF NOT EXISTS baselines (
     data BLOB NOT NULL,
     PRIMARY KEY (target, source)
 );
+CREATE TABLE IF NOT EXISTS plans (
+    id INTEGER PRIMARY KEY,
+    target TEXT NOT NULL,
+    queryid TEXT NOT NULL,
+    plan_hash TEXT NOT NULL,
+    first_seen REAL NOT NULL,
+    last_seen REAL NOT NULL,
+    taken_by TEXT NOT NULL,
+    shape BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS plans_by_statement ON plans (target, queryid, first_seen);
 """
 INSERT_SNAPSHOT = """
 INSERT INTO snapshots (target, source, taken_at, taken_by, epoch, data)
@@ -69,6 +80,27 @@ SELECT saved_at, taken_by, period, data
 FROM baselines
 WHERE target = :target AND source = :source
 """
+# Plans: one row per shape a statement's plan took, first and last seen; a record that finds the same shape again
+# moves last_seen only, so the table grows with plan changes, not with time.
+LATEST_PLAN = """
+SELECT id, plan_hash
+FROM plans
+WHERE target = :target AND queryid = :queryid
+ORDER BY first_seen DESC
+LIMIT 1
+"""
+INSERT_PLAN = """
+INSERT INTO plans (target, queryid, plan_hash, first_seen, last_seen, taken_by, shape)
+VALUES (:target, :queryid, :plan_hash, :seen, :seen, :taken_by, :shape)
+"""
+TOUCH_PLAN = "UPDATE plans SET last_seen = max(last_seen, :seen) WHERE id = :id"
+SELECT_PLANS = """
+SELECT queryid, plan_hash, first_seen, last_seen, taken_by, shape
+FROM plans
+WHERE target = :target AND queryid = :queryid AND first_seen <= :until
+ORDER BY first_seen
+"""
+PRUNE_PLANS_BY_AGE = "DELETE FROM plans WHERE last_seen < :oldest"
 
 
 @dataclass
@@ -108,6 +140,18 @@ class Baseline:
     data: Any
 
 
+@dataclass
+class StoredPlan:
+    """One shape a statement's plan took on a target: when it was first and last seen, and by whom."""
+
+    queryid: str
+    plan_hash: str
+    first_seen: datetime
+    last_seen: datetime
+    taken_by: str
+    shape: dict[str, Any]
+
+
 def history_path() -> Path:
     """IMSNB_HISTORY, else outputs/.history.sqlite next to the notebooks (the archive's folder)."""
     default = Path(__file__).resolve().parent.parent / "outputs" / ".history.sqlite"
@@ -144,6 +188,7 @@ class History:
         with self._connect() as conn:
             conn.executemany(INSERT_SNAPSHOT, [s.to_row() for s in snapshots])
             conn.execute(PRUNE_BY_AGE, {"oldest": (datetime.now(UTC) - keep_for).timestamp()})
+            conn.execute(PRUNE_PLANS_BY_AGE, {"oldest": (datetime.now(UTC) - keep_for).timestamp()})
             rows = conn.execute(COUNT_ROWS).fetchone()[0]
             while rows > 1 and conn.execute(STORED_BYTES).fetchone()[0] > max_bytes:  # the oldest tenth at a time
                 conn.execute(PRUNE_OLDEST, {"rows": max(1, rows // 10)})
@@ -204,6 +249,53 @@ class History:
         saved_at, taken_by, period, data = row
         saved = datetime.fromtimestamp(saved_at, UTC)
         return Baseline(target, source, saved, taken_by, json.loads(period), _unpack(data))
+
+    def add_plans(
+        self, target: str, plans: dict[str, tuple[str, dict[str, Any]]], *, taken_at: datetime, taken_by: str
+    ) -> int:
+        """Store each statement's plan shape ({queryid: (plan hash, shape)}) only where it differs from the last one
+        stored for that statement; an unchanged shape moves its last_seen. Returns how many new shapes were stored."""
+        added = 0
+        with self._connect() as conn:
+            for queryid, (plan_hash, shape) in plans.items():
+                latest = conn.execute(LATEST_PLAN, {"target": target, "queryid": str(queryid)}).fetchone()
+                if latest is not None and latest[1] == plan_hash:
+                    conn.execute(TOUCH_PLAN, {"id": latest[0], "seen": taken_at.timestamp()})
+                    continue
+                conn.execute(
+                    INSERT_PLAN,
+                    {
+                        "target": target,
+                        "queryid": str(queryid),
+                        "plan_hash": plan_hash,
+                        "seen": taken_at.timestamp(),
+                        "taken_by": taken_by,
+                        "shape": zlib.compress(json.dumps(shape, default=str).encode(), 6),
+                    },
+                )
+                added += 1
+        conn.close()
+        return added
+
+    def plans(self, target: str, queryid: str, *, until: datetime | None = None) -> list[StoredPlan]:
+        """The shapes stored for one statement, oldest first (first seen at or before `until`, default: all)."""
+        if not self.path.exists():
+            return []
+        until_ts = (until or datetime.now(UTC) + timedelta(days=1)).timestamp()
+        with self._connect() as conn:
+            rows = conn.execute(SELECT_PLANS, {"target": target, "queryid": str(queryid), "until": until_ts}).fetchall()
+        conn.close()
+        return [
+            StoredPlan(
+                queryid,
+                plan_hash,
+                datetime.fromtimestamp(first, UTC),
+                datetime.fromtimestamp(last, UTC),
+                taken_by,
+                _unpack(shape),
+            )
+            for queryid, plan_hash, first, last, taken_by, shape in rows
+        ]
 
 
 def _unpack(blob: bytes) -> Any:

@@ -13,6 +13,8 @@ a re-export below; e.g. an ElastiCache restore goes in a new `elasticache.py`, a
                  write-ahead journal and the plan table shown in the notebook. Target modules import it; it imports
                  no target.
     postgres.py  cancel / terminate backends (SQL beside its function), the blast-radius cap
+    indexes.py   build the index the planner verified (CREATE INDEX CONCURRENTLY on a connection opened at apply
+                 time), drop INVALID leftovers of an interrupted build
     redis.py     FLUSHDB ASYNC
     rds.py       resize (the class ladder), failover, restore from snapshot, the promotion checklist, storage
                  increase and the plans sized from the bottleneck
@@ -51,6 +53,14 @@ from imsnb.actions.gate import (
     wait_deadline,
     wait_for_status,
 )
+from imsnb.actions.indexes import (
+    MAX_INDEXES,
+    create_index_action,
+    create_index_actions,
+    drop_invalid_index_action,
+    drop_invalid_index_actions,
+    index_name,
+)
 from imsnb.actions.postgres import (
     BACKEND_NOW,
     CANCEL_BACKEND,
@@ -81,6 +91,12 @@ from imsnb.actions.redis import CLIENT_DB_FIELD, flush_action, flush_plan
 from imsnb.limits import MAX_BACKENDS_LIMIT, MAX_COUNT_LIMIT, check_max_backends, check_max_count
 
 __all__ = [
+    "MAX_INDEXES",
+    "create_index_action",
+    "create_index_actions",
+    "drop_invalid_index_action",
+    "drop_invalid_index_actions",
+    "index_name",
     "ALLOW_ENV",
     "BACKEND_NOW",
     "CANCEL_BACKEND",

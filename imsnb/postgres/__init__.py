@@ -6,6 +6,7 @@
     activity.py     long-running statements, sessions idle in a transaction
     locks.py        blocked queries (pg_blocking_pids)
     statements.py   pg_stat_statements: slow and slowest statements
+    indexes.py      INVALID indexes left by an interrupted CREATE INDEX CONCURRENTLY
     health.py       cache hit ratio, database sizes, transaction ID wraparound, replication lag
     row_counts.py   exact row counts judged against expected counts, on the server a restore is verified on
 
@@ -50,6 +51,7 @@ from imsnb.postgres.health import (
     transaction_id_age,
     xid_age_finding,
 )
+from imsnb.postgres.indexes import INVALID_INDEXES, invalid_indexes, invalid_indexes_finding
 from imsnb.postgres.literals import excerpt, mask_literals, masked
 from imsnb.postgres.locks import BLOCKED_QUERIES, blocked_queries, blocked_queries_finding
 from imsnb.postgres.row_counts import (
@@ -82,6 +84,9 @@ from imsnb.postgres.statements import (
 )
 
 __all__ = [
+    "INVALID_INDEXES",
+    "invalid_indexes",
+    "invalid_indexes_finding",
     "BLOCKED_QUERIES",
     "CACHE_HIT_RATIO",
     "CLIENT_GRACE_S",

@@ -15,7 +15,7 @@ from urllib.parse import unquote
 
 from imsnb import config
 from imsnb.errors import BadParameter
-from imsnb.limits import check_max_backends, check_max_count
+from imsnb.limits import check_max_backends, check_max_count, check_max_indexes
 from imsnb.runs.catalogue import NotebookInfo, Parameter
 from imsnb.window import parse_duration, parse_instant, resolve_window
 
@@ -177,8 +177,11 @@ def validate(info: NotebookInfo, raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_bounds(parameters: dict[str, Any]) -> None:
-    """The actions' hard limits on a run's parameters (max_backends, max_count), checked before a kernel starts."""
+    """The actions' hard limits on a run's parameters (max_backends, max_count, max_indexes), checked before a
+    kernel starts."""
     if isinstance(parameters.get("max_backends"), int):
         check_max_backends(parameters["max_backends"])
     if isinstance(parameters.get("max_count"), int):
         check_max_count(parameters["max_count"])
+    if isinstance(parameters.get("max_indexes"), int):
+        check_max_indexes(parameters["max_indexes"])
