@@ -109,9 +109,11 @@ def test_the_cap_holds_and_a_bad_cap_is_refused(server, db, monkeypatch):
 
 def test_a_failed_build_leaves_an_invalid_index_that_the_next_run_drops(server, db, monkeypatch):
     monkeypatch.setattr(_started, "_RUN_KEY", True)
-    with server.connect("ims-migrate", autocommit=True) as conn:
-        with pytest.raises(Exception, match="could not create unique index"):
-            conn.execute("CREATE UNIQUE INDEX CONCURRENTLY orders_customer_unique ON orders (customer_id)")
+    with (
+        server.connect("ims-migrate", autocommit=True) as conn,
+        pytest.raises(Exception, match="could not create unique index"),
+    ):
+        conn.execute("CREATE UNIQUE INDEX CONCURRENTLY orders_customer_unique ON orders (customer_id)")
     invalid = postgres.invalid_indexes(db)
     assert invalid[["schema", "index", "table"]].values.tolist() == [["public", "orders_customer_unique", "orders"]]
     finding = postgres.invalid_indexes_finding(invalid)
@@ -128,9 +130,11 @@ def test_a_failed_build_leaves_an_invalid_index_that_the_next_run_drops(server, 
 def test_an_invalid_index_of_the_advised_name_is_dropped_before_anything_is_built(server, db, monkeypatch):
     monkeypatch.setattr(_started, "_RUN_KEY", True)
     name = "imsnb_orders_customer_id"
-    with server.connect("ims-migrate", autocommit=True) as conn:
-        with pytest.raises(Exception, match="could not create unique index"):
-            conn.execute(f"CREATE UNIQUE INDEX CONCURRENTLY {name} ON orders (customer_id)")
+    with (
+        server.connect("ims-migrate", autocommit=True) as conn,
+        pytest.raises(Exception, match="could not create unique index"),
+    ):
+        conn.execute(f"CREATE UNIQUE INDEX CONCURRENTLY {name} ON orders (customer_id)")
     try:
         outcome = actions.execute(
             actions.create_index_actions(db, advice(("customer_id",))), apply_actions=True, approver="jane"
