@@ -505,12 +505,20 @@ def index_advice(
     db = database_or_default(db)
     period = period if period is not None else statements.attrs.get(FRAME_ATTR)
     window_ms = _window_ms(statements, window_ms)
-    examined: dict[str, Any] = {"planned": 0, "skipped": [], "tables": [], "hypopg": False, "min_rows": min_rows}
+    examined: dict[str, Any] = {
+        "planned": 0,
+        "skipped": [],  # (queryid, why)
+        "unreadable": 0,  # of them, for the role's privileges
+        "tables": [],
+        "hypopg": False,
+        "min_rows": min_rows,
+    }
     planned = planned_statements(db, statements, limit=limit)
     work: list[_Statement] = []
     for item in planned:
         if item.shape is None:
             examined["skipped"].append((item.queryid, item.skipped))
+            examined["unreadable"] += item.access
             continue
         examined["planned"] += 1
         waits = _waits_instead_of_scanning(item.text or "")
@@ -880,6 +888,16 @@ def _no_advice(examined: dict[str, Any], period: Period | None) -> Finding:
             "database",
             Severity.INFO,
             f"no advice: none of {len(skipped)} statement(s) could be planned ({excerpt(reasons, 400)})",
+            period=period,
+        )
+    unreadable = int(examined.get("unreadable", 0))
+    if unreadable:  # an OK would vouch for statements nobody looked at
+        return unjudged(
+            CHECK,
+            "database",
+            Severity.INFO,
+            f"no advice for {planned} statement(s) planned, but {unreadable} could not be planned with this role's "
+            f"privileges ({excerpt(reasons, 400)})",
             period=period,
         )
     if planned == 0:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -94,6 +93,16 @@ REVOKE ALL ON FUNCTION imsnb.explain_generic(text) FROM PUBLIC;
 GRANT USAGE ON SCHEMA imsnb TO imsnb_monitor;
 GRANT EXECUTE ON FUNCTION imsnb.explain_generic(text) TO imsnb_monitor;
 """.strip()
+
+# One name, reused: pg_stat_statements (track_utility, on by default) keeps an entry per distinct EXPLAIN EXECUTE
+# text, so a fresh name per plan would add entries on every run and push the application's statements out of its
+# `max` (measured). DEALLOCATE always follows; one left by a broken run is dropped before the first plan.
+PREPARED = "imsnb_plan"
+LEFT_PREPARED = """
+SELECT count(*) AS left
+FROM pg_prepared_statements
+WHERE name = %(name)s
+"""
 
 GENERIC_PLANS = "SET plan_cache_mode = force_generic_plan"
 PLANS_AS_BEFORE = "RESET plan_cache_mode"
@@ -169,11 +178,13 @@ TEXT_NODES = 4  # nodes named in PlanShape.text before "+N more"
 
 
 class PlanUnavailable(ImsnbError):
-    """The statement has no plan to show; `reason` says why in a few words (what to grant or fix, when anything)."""
+    """The statement has no plan to show; `reason` says why in a few words (what to grant or fix, when anything);
+    `access`: it is the role's privileges that are missing (the statement itself could be planned)."""
 
-    def __init__(self, reason: str):
+    def __init__(self, reason: str, *, access: bool = False):
         super().__init__(reason)
         self.reason = reason
+        self.access = access
 
 
 @dataclass
@@ -302,6 +313,8 @@ def generic_plans(db: Database) -> Iterator[Any]:
     if function:
         yield explain
         return
+    if db.scalar(LEFT_PREPARED, {"name": PREPARED}):
+        _deallocate(db)
     db.execute(GENERIC_PLANS)
     try:
         yield explain
@@ -324,7 +337,9 @@ def plannable_text(query: str | None, text_size: Any = None) -> str:
         raise PlanUnavailable("no query text (pg_stat_statements keeps none for it)")
     text = str(query).strip().rstrip(";").rstrip()
     if text == "<insufficient privilege>":
-        raise PlanUnavailable("query text hidden from this role: GRANT pg_read_all_stats (pg_monitor has it)")
+        raise PlanUnavailable(
+            "query text hidden from this role: GRANT pg_read_all_stats (pg_monitor has it)", access=True
+        )
     size = len(str(query).encode())
     try:
         statements = parse_sql(text)
@@ -339,8 +354,9 @@ def plannable_text(query: str | None, text_size: Any = None) -> str:
         raise PlanUnavailable(f"{len(statements) or 'no'} statements in one text: each needs its own plan")
     statement = statements[0].stmt
     if not isinstance(statement, PLANNED_STATEMENTS):
-        word = type(statement).__name__.removesuffix("Stmt")
-        raise PlanUnavailable(f"a {word} statement (utility/DDL): only SELECT, INSERT, UPDATE, DELETE are planned")
+        words = text[statements[0].stmt_location :].split()[:2]
+        what = " ".join(words if words[0].upper() in ("CREATE", "ALTER", "DROP") else words[:1]).upper()
+        raise PlanUnavailable(f"{what} is utility/DDL: only SELECT, INSERT, UPDATE, DELETE are planned")
     if isinstance(statement, ast.SelectStmt) and statement.intoClause is not None:
         raise PlanUnavailable("SELECT INTO creates a table: not planned")
     if text_size and size >= 99:  # exactly the cut (the setting is 100 bytes or more): that very length is unlikely
@@ -357,32 +373,35 @@ def _query_text_size(db: Database, cache: dict[str, int]) -> int:
 
 
 def _explain_prepared(db: Database, text: str) -> dict[str, Any]:
-    name = f"imsnb_plan_{uuid.uuid4().hex[:16]}"
     prepared = False
     try:
         try:
-            db.execute(pgsql.SQL("PREPARE {} AS ").format(pgsql.Identifier(name)) + pgsql.SQL(text))  # type: ignore[arg-type]
+            db.execute(pgsql.SQL("PREPARE {} AS ").format(pgsql.Identifier(PREPARED)) + pgsql.SQL(text))  # type: ignore[arg-type]
             prepared = True
-            count = int(db.scalar(PARAMETER_COUNT, {"name": name}) or 0)
+            count = int(db.scalar(PARAMETER_COUNT, {"name": PREPARED}) or 0)
             arguments = pgsql.SQL("({})").format(pgsql.SQL(", ").join([pgsql.NULL] * count)) if count else pgsql.SQL("")
-            explain = pgsql.SQL("EXPLAIN (FORMAT JSON) EXECUTE {}{}").format(pgsql.Identifier(name), arguments)
+            explain = pgsql.SQL("EXPLAIN (FORMAT JSON) EXECUTE {}{}").format(pgsql.Identifier(PREPARED), arguments)
             output = db.scalar(explain)
         except psycopg.Error as exc:
-            raise PlanUnavailable(_refusal(exc, via_function=False)) from None
+            raise _refused(exc, via_function=False) from None
     finally:
         if prepared:
-            try:
-                db.execute(pgsql.SQL("DEALLOCATE {}").format(pgsql.Identifier(name)))
-            except (psycopg.Error, ImsnbError):
-                pass  # the connection is gone: so is the prepared statement
+            _deallocate(db)
     return _top_plan(output)
+
+
+def _deallocate(db: Database) -> None:
+    try:
+        db.execute(pgsql.SQL("DEALLOCATE {}").format(pgsql.Identifier(PREPARED)))
+    except (psycopg.Error, ImsnbError):
+        pass  # the connection is gone: so is the prepared statement
 
 
 def _explain_via_function(db: Database, text: str) -> dict[str, Any]:
     try:
         output = db.scalar(EXPLAIN_VIA_FUNCTION, {"query": text})
     except psycopg.Error as exc:
-        raise PlanUnavailable(_refusal(exc, via_function=True)) from None
+        raise _refused(exc, via_function=True) from None
     return _top_plan(output)
 
 
@@ -392,6 +411,11 @@ def _top_plan(output: Any) -> dict[str, Any]:
     if not output or "Plan" not in output[0]:
         raise PlanUnavailable("EXPLAIN returned no plan")
     return output[0]["Plan"]
+
+
+def _refused(exc: psycopg.Error, *, via_function: bool) -> PlanUnavailable:
+    access = isinstance(exc, psycopg.errors.InsufficientPrivilege)
+    return PlanUnavailable(_refusal(exc, via_function=via_function), access=access)
 
 
 def _refusal(exc: psycopg.Error, *, via_function: bool) -> str:
@@ -433,6 +457,7 @@ class Planned:
     plan: dict[str, Any] | None = None
     shape: PlanShape | None = None
     skipped: str = ""
+    access: bool = False  # skipped for the role's privileges, not for what the statement is
     row: dict[str, Any] = field(default_factory=dict)  # the statement's row of the frame given
 
 
@@ -484,7 +509,7 @@ def planned_statements(db: Database, statements: pd.DataFrame, *, limit: int = 2
             try:
                 item.plan = explain(item.text)
             except PlanUnavailable as exc:
-                item.skipped = exc.reason
+                item.skipped, item.access = exc.reason, exc.access
                 continue
             item.shape = plan_shape(item.plan)
     return planned
