@@ -114,6 +114,9 @@ def test_join_keys_in_lists_ranges_and_correlated_subqueries_are_candidates():
     assert Candidate("orders", ("customer_id",)) in exists
     schema = postgres.index_candidates("UPDATE shop.orders SET status = $1 WHERE customer_id = ANY($2)")
     assert schema == [Candidate("orders", ("customer_id",), "shop")]
+    assert postgres.index_candidates("PREPARE p AS SELECT * FROM orders WHERE customer_id = $1") == [
+        Candidate("orders", ("customer_id",))
+    ]
     assert postgres.index_candidates("SELECT pg_sleep($1)") == []
     assert postgres.index_candidates("SELECT id FROM orders WHERE") == []
 

@@ -104,9 +104,11 @@ def test_statement_plans_reads_the_raw_text_of_masked_statements(server, reader)
             )
             app.execute(f"SELECT id FROM customers WHERE email = CAST('c{customer}@example.com' AS varchar(255))")
             app.execute(f"SELECT abalance FROM pgbench_accounts WHERE aid = {customer}")
+            app.execute("SELECT sum(total) FROM orders WHERE created_at > now() - interval '1 day'")
     shown = postgres.statements(reader, limit=1000)
-    shown = shown[(shown["user"] == "postgres") & shown["query"].str.contains("customer_id =|varchar|aid =")]
-    assert len(shown) == 3 and shown["query"].str.contains("varchar(?)", regex=False).any()
+    ours = shown["query"].str.contains("^SELECT .*(?:customer_id =|varchar|aid =|interval)")
+    shown = shown[(shown["user"] == "postgres") & ours]
+    assert len(shown) == 4 and shown["query"].str.contains("varchar(?)", regex=False).any()
     plans = postgres.statement_plans(reader, shown)
     assert list(plans.columns) == ["queryid", "query", "shape", "nodes", "cost", "rows", "plan_hash", "skipped"]
     assert (plans["skipped"] == "").all(), plans["skipped"].tolist()
@@ -115,6 +117,9 @@ def test_statement_plans_reads_the_raw_text_of_masked_statements(server, reader)
     assert any(t.startswith("Index Scan using pgbench_accounts_pkey") for t in by_text.values())
     cast = plans[plans["query"].str.contains("varchar")].iloc[0]
     assert "varchar(?)" in cast["query"] and cast["nodes"].startswith("Seq Scan on customers")
+    # pg_stat_statements leaves `interval $1` of `interval '1 day'`, which the server refuses: planned as $1::interval
+    typed = plans[plans["query"].str.contains("interval")].iloc[0]
+    assert "interval $1" in typed["query"] and typed["nodes"].startswith("Seq Scan on orders")
 
 
 def test_what_cannot_be_planned_is_a_row_with_its_reason_never_an_error(reader):
@@ -125,6 +130,8 @@ def test_what_cannot_be_planned_is_a_row_with_its_reason_never_an_error(reader):
         "ddl": "CREATE INDEX ON orders (customer_id)",
         "two": "SELECT 1; SELECT 2",
         "ambiguous": "SELECT id FROM orders WHERE $1 IS NULL",
+        "operator": "SELECT tbalance FROM pgbench_tellers WHERE tid = $1 % $2 + $3",  # of `tid = 7 % 10 + 1`
+        "prepare": "PREPARE app_lookup (bigint) AS SELECT status FROM orders WHERE id = $1",
         "cut": cut,
         "select into": "SELECT * INTO orders_copy FROM orders",
         "missing": "SELECT * FROM no_such_table WHERE id = $1",
@@ -136,6 +143,8 @@ def test_what_cannot_be_planned_is_a_row_with_its_reason_never_an_error(reader):
     assert why["ddl"].startswith("CREATE INDEX is utility/DDL")
     assert why["two"] == "2 statements in one text: each needs its own plan"
     assert why["ambiguous"].startswith("ambiguous parameter types (could not determine data type of parameter $1")
+    assert why["operator"] == "ambiguous parameter types (operator is not unique: unknown % unknown)"
+    assert why["prepare"] == "", "an application's own SQL PREPARE: what it prepares is planned"
     assert why["cut"] == "text cut at track_activity_query_size (1024 bytes)"
     assert why["select into"] == "SELECT INTO creates a table: not planned"
     assert why["missing"].startswith('relation "no_such_table" does not exist')

@@ -293,6 +293,9 @@ class _Walker:
         return self.orders.get((schema, table), [])
 
     def statement(self, node: Any, parent: _Scope | None) -> None:
+        if isinstance(node, ast.PrepareStmt | ast.ExplainStmt):  # an application's own PREPARE ... AS, an EXPLAIN
+            self.statement(node.query, parent)
+            return
         if isinstance(node, ast.SelectStmt):
             self.select(node, parent)
             return

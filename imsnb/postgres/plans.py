@@ -132,7 +132,9 @@ FROM pg_settings
 WHERE name = 'track_activity_query_size'
 """
 
-# The raw normalized text: the frames imsnb shows carry masked text, which would not prepare.
+# The raw normalized text: the frames imsnb shows carry masked text, which would not prepare. A statement without
+# constants has the queryid of imsnb's own "PREPARE imsnb_plan AS ..." of it (recorded under imsnb's role when
+# pg_stat_statements.track = all): the application's text first.
 STATEMENT_TEXTS = """
 SELECT DISTINCT ON (s.queryid)
     s.queryid::text AS queryid,
@@ -140,7 +142,7 @@ SELECT DISTINCT ON (s.queryid)
 FROM pg_stat_statements AS s
 WHERE s.queryid = ANY(%(queryids)s::bigint[])
     AND s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-ORDER BY s.queryid, s.calls DESC
+ORDER BY s.queryid, s.query LIKE 'PREPARE %%', s.calls DESC
 """
 
 # Tables the role cannot read (the planner refuses their statements) and whether the function is there instead.
@@ -159,6 +161,14 @@ WHERE c.relkind IN ('r', 'p', 'm')
     AND n.nspname NOT LIKE 'pg\\_temp\\_%%'
 """
 
+# pg_stat_statements replaces a typed literal's string (`interval '1 day'`) by $n, leaving `interval $1`, which the
+# server refuses (pglast's parser accepts it); as a cast (`$1::interval`) it is the same type.
+TYPED_PARAMETER = re.compile(
+    r"\b(?P<type>interval|date|timestamptz|timestamp(?:\s+with(?:out)?\s+time\s+zone)?|time(?:\s+with(?:out)?\s+time"
+    r"\s+zone)?|timetz|uuid|json|jsonb|inet|cidr|numeric|bigint|integer|int|smallint|boolean|text)\s+\$(?P<number>\d+)",
+    re.IGNORECASE,
+)
+SQL_PREPARE = re.compile(r"^\s*PREPARE\s+\S+\s*(?:\([^)]*\))?\s*AS\s+", re.IGNORECASE)
 PLANNED_STATEMENTS = (ast.SelectStmt, ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt)
 SCAN_NODES = {
     "Seq Scan",
@@ -341,6 +351,8 @@ def plannable_text(query: str | None, text_size: Any = None) -> str:
             "query text hidden from this role: GRANT pg_read_all_stats (pg_monitor has it)", access=True
         )
     size = len(str(query).encode())
+    text = SQL_PREPARE.sub("", text, count=1)  # an application's own PREPARE ... AS: plan what it prepares
+    text = TYPED_PARAMETER.sub(lambda m: f"${m['number']}::{' '.join(m['type'].split())}", text)
     try:
         statements = parse_sql(text)
     except ParseError as exc:
@@ -422,7 +434,7 @@ def _refusal(exc: psycopg.Error, *, via_function: bool) -> str:
     """Why the server would not plan it, in a few words, with what to grant or fix."""
     text = one_line(exc).removeprefix("ERROR: ")
     first = text.split(" CONTEXT:")[0].split(" LINE ")[0]
-    if isinstance(exc, psycopg.errors.IndeterminateDatatype):
+    if isinstance(exc, psycopg.errors.IndeterminateDatatype | psycopg.errors.AmbiguousFunction):
         return f"ambiguous parameter types ({first})"
     if isinstance(exc, psycopg.errors.InsufficientPrivilege):
         if via_function:
