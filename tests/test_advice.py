@@ -8,6 +8,7 @@ low-selectivity filter, an indexed lookup, a primary-key lookup, a small table, 
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 
 import pandas as pd
 import psycopg
@@ -17,6 +18,7 @@ from planner_server import session_as, start_planner_server
 
 from imsnb import charts, postgres
 from imsnb.findings import Severity, threshold
+from imsnb.period import Period
 from imsnb.postgres.advice import NOT_VERIFIED, VERIFIED, Candidate, index_name
 from imsnb.sandbox.postgres import APP_DATABASE
 
@@ -230,6 +232,11 @@ def test_the_finding_words_the_advice_and_warns_when_it_carries_most_of_the_time
     assert postgres.index_advice_finding(light).severity == Severity.INFO
     assert postgres.index_advice_finding(heavy.assign(verified=False)).severity == Severity.INFO, "a guess"
     assert threshold("postgres.index_advice").warning == 0.5
+    window_period = Period(
+        datetime(2026, 12, 2, 20, 0, tzinfo=UTC), datetime(2026, 12, 2, 20, 30, tzinfo=UTC), "history"
+    )
+    tagged = postgres.index_advice(reader, window, period=window_period)
+    assert postgres.index_advice_finding(tagged).period == window_period, "the finding covers the window advised on"
 
 
 def test_nothing_to_advise_is_ok_and_says_what_was_examined(reader, window):

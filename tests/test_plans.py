@@ -243,3 +243,13 @@ def test_planning_again_adds_no_entries_to_pg_stat_statements(server, reader):
     assert (plans["skipped"] == "").all()
     with server.admin(APP_DATABASE) as admin:
         assert admin.execute("SELECT count(*) FROM pg_stat_statements").fetchone()[0] == before + 1  # this count
+
+
+def test_a_table_locked_by_a_migration_is_a_reason_after_lock_timeout_not_a_hang(server, reader):
+    with psycopg.connect(host=str(server.dir), port=server.port, user="postgres", dbname=APP_DATABASE) as migration:
+        migration.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")  # held until the transaction ends
+        with pytest.raises(postgres.PlanUnavailable, match="not granted within lock_timeout"):
+            postgres.generic_plan(reader, LOOKUP)
+        migration.rollback()
+    assert session_state(reader) == ("auto", "on", [])
+    assert postgres.plan_shape(postgres.generic_plan(reader, LOOKUP)).nodes == ["Seq Scan on orders"]

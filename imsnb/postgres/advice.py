@@ -84,6 +84,9 @@ FROM pg_extension AS e
 JOIN pg_namespace AS n ON n.oid = e.extnamespace
 WHERE e.extname = 'hypopg'
     AND has_schema_privilege(n.oid, 'USAGE')
+    AND has_function_privilege(
+        to_regprocedure(quote_ident(n.nspname) || '.hypopg_create_index(text)'), 'EXECUTE'
+    )
 """
 
 HYPOTHETICAL_INDEX = """
