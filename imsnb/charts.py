@@ -168,3 +168,36 @@ def timeseries_chart(
     ax.legend(fontsize=7, loc="upper left")
     fig.autofmt_xdate()
     return fig
+
+
+def index_advice_chart(advice: pd.DataFrame) -> Figure:
+    """The planner's cost of each statement an advised index helps, before (grey) and with the index (green; none
+    when not verified), on a log scale: a seq scan's thousands against an index scan's units."""
+    rows = [(row.index, entry) for row in advice.itertuples() for entry in row.detail] if not advice.empty else []
+    fig = Figure(figsize=(9, 0.55 * max(len(rows), 2) + 1.2), layout="constrained")
+    ax = fig.add_subplot()
+    if not rows:
+        ax.text(0.5, 0.5, "no index advised", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return fig
+    rows = rows[::-1]
+    positions = range(len(rows))
+    before = [entry["cost_before"] for _, entry in rows]
+    after = [entry["cost_after"] for _, entry in rows]
+    ax.barh([p + 0.2 for p in positions], before, height=0.4, color="#9a9a9a", label="planner cost now")
+    verified = [(p, a) for p, a in zip(positions, after, strict=True) if a == a]  # NaN: not verified
+    if verified:
+        ax.barh(
+            [p - 0.2 for p, _ in verified],
+            [max(a, 0.01) for _, a in verified],
+            height=0.4,
+            color=SEVERITY_COLOURS["ok"],
+            label="with the advised index (HypoPG)",
+        )
+    labels = [f"{_label(entry['query'], 50)}\n→ {index}" for index, entry in rows]
+    ax.set_yticks(list(positions), labels, fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("planner cost (log scale)")
+    ax.set_title("Index advice: planner cost per statement, before and with the index")
+    ax.legend(fontsize=7, loc="lower right")
+    return fig

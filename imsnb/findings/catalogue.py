@@ -55,6 +55,13 @@ CATALOGUE: dict[str, Threshold] = {
     "postgres.statement_regression": Threshold(
         5.0, 20.0, None, unit="x", source="imsnb: mean in the window ≥ 5x its baseline mean"
     ),
+    # advice is INFO; verified advice for statements carrying half the window's statement time or more is a WARNING
+    "postgres.index_advice": Threshold(
+        0.5,
+        unit="ratio",
+        source="imsnb: advised statements ≥ 50% of the window's statement time",
+        first=Severity.WARNING,
+    ),
     "tls.days_to_expiry": Threshold(30.0, 7.0, 0.0, above=False, unit="days", source="cert expires in 30 days"),
     "api.error_rate": Threshold(0.001, 0.01, 0.05, unit="ratio", source="Error rate: < 0.1%"),
     "api.p95_latency": Threshold(500.0, 1000.0, 30000.0, unit="ms", source="Response time P95: < 500ms"),

@@ -9,6 +9,8 @@
     indexes.py      INVALID indexes left by an interrupted CREATE INDEX CONCURRENTLY
     health.py       cache hit ratio, database sizes, transaction ID wraparound, replication lag
     row_counts.py   exact row counts judged against expected counts, on the server a restore is verified on
+    plans.py        generic plans of normalized statements (nothing executed) and their shapes; the explain function
+    advice.py       index advice from the parse tree, verified with HypoPG's hypothetical indexes
 
 Every fetcher returns a DataFrame (or a number) named for what it holds; query text shown anywhere is masked.
 A new check is one fetcher and one judge in the topic's module, exported here (import and `__all__`), plus a
@@ -24,6 +26,7 @@ from imsnb.postgres.activity import (
     long_running_queries,
     running_queries,
 )
+from imsnb.postgres.advice import Candidate, index_advice, index_advice_finding, index_candidates
 from imsnb.postgres.connections import (
     CONNECTIONS_BY_STATE,
     MAX_CONNECTIONS,
@@ -54,6 +57,15 @@ from imsnb.postgres.health import (
 from imsnb.postgres.indexes import INVALID_INDEXES, invalid_indexes, invalid_indexes_finding
 from imsnb.postgres.literals import excerpt, mask_literals, masked
 from imsnb.postgres.locks import BLOCKED_QUERIES, blocked_queries, blocked_queries_finding
+from imsnb.postgres.plans import (
+    EXPLAIN_GENERIC_FUNCTION,
+    PlanShape,
+    PlanUnavailable,
+    generic_plan,
+    plan_access_gap,
+    plan_shape,
+    statement_plans,
+)
 from imsnb.postgres.row_counts import (
     ROW_COUNT,
     expected_row_counts,
@@ -94,6 +106,7 @@ __all__ = [
     "CONNECT_TIMEOUT_S",
     "DATABASE_SIZES",
     "ENABLE_STATEMENTS",
+    "EXPLAIN_GENERIC_FUNCTION",
     "IDLE_IN_TRANSACTION",
     "LOCK_TIMEOUT_MS",
     "MAX_CONNECTIONS",
@@ -110,7 +123,10 @@ __all__ = [
     "STATEMENT_TIME_COLUMNS",
     "TRANSACTION_ID_AGE",
     "XID_LIMIT",
+    "Candidate",
     "Database",
+    "PlanShape",
+    "PlanUnavailable",
     "blocked_queries",
     "blocked_queries_finding",
     "cache_hit_finding",
@@ -121,14 +137,20 @@ __all__ = [
     "database_sizes",
     "default_database",
     "excerpt",
+    "generic_plan",
     "expected_row_counts",
     "idle_in_transaction",
     "idle_in_transaction_finding",
+    "index_advice",
+    "index_advice_finding",
+    "index_candidates",
     "long_running_finding",
     "long_running_queries",
     "mask_literals",
     "masked",
     "max_connections",
+    "plan_access_gap",
+    "plan_shape",
     "reachable_finding",
     "replication_lag",
     "replication_lag_finding",
@@ -139,6 +161,7 @@ __all__ = [
     "slow_queries",
     "slow_queries_finding",
     "slowest_statements",
+    "statement_plans",
     "statement_time_columns",
     "statements",
     "table_row_counts",

@@ -9,6 +9,7 @@ import pandas as pd
 from imsnb import session
 from imsnb.errors import ImsnbError
 from imsnb.findings import Finding, Severity, judge
+from imsnb.postgres.plans import plan_access_gap
 from imsnb.postgres.session import Database, database_or_default
 
 SERVER_INFO = """
@@ -76,8 +77,9 @@ def reachable_finding(db: Database | None = None) -> Finding:
 
 def visibility_finding(db: Database | None = None) -> Finding | None:
     """WARNING when the role imsnb connects as cannot see other roles' sessions and statements (no pg_monitor /
-    pg_read_all_stats): every session, lock and statement check would read OK for what it cannot see. OK when it
-    can; None when the server cannot be read at all (its `postgres.reachable` finding says why)."""
+    pg_read_all_stats): every session, lock and statement check would read OK for what it cannot see. INFO when all
+    it lacks is the planner's plans (tables it may not read and no `imsnb.explain_generic`), naming the grant or the
+    function. OK when it sees everything; None when the server cannot be read at all (`postgres.reachable` says why)."""
     try:
         row = database_or_default(db).frame(VISIBILITY).iloc[0]
     except ImsnbError:
@@ -95,9 +97,13 @@ def visibility_finding(db: Database | None = None) -> Finding | None:
     ):
         if not bool(row[setting]):
             hidden.append(f"{setting} is off: {what}; set {setting} = on")
-    if not hidden:
+    # Plans it cannot take make no check read a false OK; they leave the "why" unexplained: INFO, worth knowing.
+    unplanned = plan_access_gap(database_or_default(db))
+    if not hidden and unplanned is None:
         return Finding.ok("postgres.visibility", "database", f"role {row['role']} sees every session and statement")
-    return Finding.of("postgres.visibility", "database", Severity.WARNING, "; ".join(hidden))
+    severity = Severity.WARNING if hidden else Severity.INFO
+    said = hidden if unplanned is None else [*hidden, unplanned]
+    return Finding.of("postgres.visibility", "database", severity, "; ".join(said))
 
 
 def connections_finding(by_state: pd.DataFrame, max_conn: int) -> Finding:

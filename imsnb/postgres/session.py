@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from decimal import Decimal
@@ -88,19 +89,35 @@ class Database(LazySession):
         would block the client forever, so the query runs in a worker thread and is abandoned, and the session
         declared unreachable, `CLIENT_GRACE_S` after the statement timeout.
         """
+
+        def fetch(cur: psycopg.Cursor) -> tuple[list[str], list[tuple]]:
+            cur.execute(sql, params or {})
+            return [c.name for c in cur.description], cur.fetchall()
+
+        columns, rows = self._bounded(fetch)
+        data = [[float(v) if isinstance(v, Decimal) else v for v in row] for row in rows]
+        return pd.DataFrame(data, columns=columns)
+
+    def execute(self, sql: str | pgsql.Composable) -> None:
+        """Run one statement that returns no rows (`SET`, `PREPARE`, `DEALLOCATE`) on this session's connection, so
+        a sequence of them shares the session's state; bounded like `frame`. The text is sent as is: no parameters
+        are bound (a `%` in it is not a placeholder)."""
+        self._bounded(lambda cur: cur.execute(sql))
+
+    def _bounded(self, work: Callable[[psycopg.Cursor], Any]) -> Any:
+        """`work(cursor)` in the worker thread, given up `CLIENT_GRACE_S` after the statement timeout."""
         conn = self.connection()
 
-        def fetch() -> tuple[list[str], list[tuple]]:
+        def run() -> Any:
             with conn.cursor() as cur:
-                cur.execute(sql, params or {})
-                return [c.name for c in cur.description], cur.fetchall()
+                return work(cur)
 
         if self._worker is None:
             self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imsnb-postgres")
-        future = self._worker.submit(fetch)
+        future = self._worker.submit(run)
         limit = self.statement_timeout_ms / 1000 + CLIENT_GRACE_S
         try:
-            columns, rows = future.result(timeout=limit)
+            return future.result(timeout=limit)
         except FutureTimeout:
             self._abandon()
             raise self.fail(Unreachable(f"database {self.label}", f"no answer within {limit:g} s")) from None
@@ -109,8 +126,6 @@ class Database(LazySession):
                 self._conn = None
                 raise self.fail(Unreachable(f"database {self.label}", one_line(exc))) from None
             raise
-        data = [[float(v) if isinstance(v, Decimal) else v for v in row] for row in rows]
-        return pd.DataFrame(data, columns=columns)
 
     def scalar(self, sql: str | pgsql.Composable, params: dict[str, Any] | None = None) -> Any:
         frame = self.frame(sql, params)

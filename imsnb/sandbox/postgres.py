@@ -1,4 +1,4 @@
-"""A private PostgreSQL cluster in a temp dir on a free port, pg_stat_statements preloaded.
+"""A private PostgreSQL cluster in a temp dir on a free port, pg_stat_statements preloaded, HypoPG when installed.
 
 As root (CI), initdb and the server run as the `postgres` user (initdb refuses root); otherwise as the caller.
 Local socket connections are trusted (for the sandbox's own set-up); TCP needs the app role's password, so the
@@ -127,6 +127,9 @@ class PostgresServer:
             conn.execute(f"CREATE DATABASE {APP_DATABASE} OWNER {APP_ROLE}")
         with self.admin(APP_DATABASE) as conn:
             conn.execute("CREATE EXTENSION pg_stat_statements")
+            # hypothetical indexes for index advice, when the package (postgresql-<version>-hypopg) is installed
+            if conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'hypopg'").fetchone():
+                conn.execute("CREATE EXTENSION IF NOT EXISTS hypopg")
         return self
 
     def admin(self, dbname: str = "postgres") -> psycopg.Connection:
