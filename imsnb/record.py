@@ -1,4 +1,5 @@
-"""`imsnb record`: counter snapshots of every configured target into the history store, between incidents.
+"""`imsnb record`: counter snapshots (and the plans of the busiest statements) of every configured target into the
+history store, between incidents.
 
 Cheap (a few catalogue reads per target and round); a target that does not answer is said and skipped, the loop
 goes on. Runs one round (for cron), or every `--every` for `--for` (or until interrupted, for a scheduler).
@@ -16,7 +17,7 @@ from pathlib import Path
 from imsnb import config
 from imsnb.errors import NotConfigured
 from imsnb.history import History, retention
-from imsnb.sampling import PG_SOURCES, postgres_snapshot, redis_snapshot
+from imsnb.sampling import PG_SOURCES, postgres_snapshot, record_plans, redis_snapshot
 
 TAKEN_BY = "imsnb record"
 
@@ -48,6 +49,8 @@ def record_once(history: History | None = None) -> list[str]:
                 lines.append(f"{snapshots[0].target}: {len(snapshots)} snapshots")
             except Exception as exc:  # noqa: BLE001 - a recorder outlives an outage
                 lines.append(f"postgres {db.label}: not recorded: {_one_line(exc)}")
+            else:
+                lines.append(_record_plans(db, history, snapshots[0]))
     if redis_configured():
         with Cache("imsnb/record") as cache:
             try:
@@ -59,6 +62,16 @@ def record_once(history: History | None = None) -> list[str]:
     if not lines:
         lines.append("no target configured: set DB_HOST/PG* and/or REDIS_URL/REDIS_HOST")
     return lines
+
+
+def _record_plans(db, history: History, statements) -> str:
+    """The plans of the statements that moved since the last round, kept where their shape changed; a plan that
+    cannot be taken (no rights to the tables, say) is a line, never the loss of the round's snapshots."""
+    try:
+        added = record_plans(db, history, taken_by=TAKEN_BY, statements=statements)
+    except Exception as exc:  # noqa: BLE001
+        return f"{statements.target}: plans not recorded: {_one_line(exc)}"
+    return f"{statements.target}: {added} new plan shape(s)"
 
 
 def record(

@@ -63,8 +63,8 @@ def test_without_both_keys_nothing_is_built(server, db, monkeypatch):
     assert outcome["status"].tolist() == ["planned"]
     assert "run key is missing" in outcome["detail"].iloc[0]
     assert outcome["command"].iloc[0] == (
-        'CREATE INDEX CONCURRENTLY IF NOT EXISTS "imsnb_orders_customer_id_created_at" '
-        'ON "public"."orders" ("customer_id", "created_at")'
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS imsnb_orders_customer_id_created_at "
+        "ON public.orders (customer_id, created_at)"
     )
     assert index_valid(server, "imsnb_orders_customer_id_created_at") is None
 
@@ -76,7 +76,7 @@ def test_both_keys_build_the_index_and_the_planner_uses_it(server, db, monkeypat
         outcome = actions.execute(actions.create_index_actions(db, advice()), apply_actions=True, approver="jane")
         assert outcome["status"].tolist() == ["applied"], outcome["detail"].tolist()
         assert outcome["detail"].iloc[0].startswith(f"built public.{name} (valid")
-        assert outcome["undo"].iloc[0] == f'DROP INDEX CONCURRENTLY IF EXISTS "public"."{name}"'
+        assert outcome["undo"].iloc[0] == f"DROP INDEX CONCURRENTLY IF EXISTS public.{name}"
         assert index_valid(server, name) is True
         with server.connect("ims-backend", autocommit=True) as conn:
             plan = conn.execute(

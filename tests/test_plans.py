@@ -168,7 +168,7 @@ def test_a_pg_monitor_role_is_told_what_to_grant(server):
     with session_as(server, "imsnb_statsonly") as db:
         with pytest.raises(postgres.PlanUnavailable) as refused:
             postgres.generic_plan(db, LOOKUP)
-        assert refused.value.reason.startswith("permission denied for table orders")
+        assert refused.value.reason.startswith("this role may not read table orders")
         assert "GRANT pg_read_all_data" in refused.value.reason and "imsnb.explain_generic" in refused.value.reason
         assert session_state(db) == ("auto", "on", []), "DEALLOCATE after the refusal too"
         seen = postgres.visibility_finding(db)
@@ -179,7 +179,7 @@ def test_a_pg_monitor_role_is_told_what_to_grant(server):
 
 def test_pg_read_all_data_plans_selects_but_not_updates(server, reader):
     assert postgres.visibility_finding(reader).severity == Severity.OK
-    with pytest.raises(postgres.PlanUnavailable, match="permission denied for table orders"):
+    with pytest.raises(postgres.PlanUnavailable, match="this role may not read table orders"):
         postgres.generic_plan(reader, "UPDATE orders SET status = $1 WHERE customer_id = $2")
 
 

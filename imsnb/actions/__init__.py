@@ -59,7 +59,6 @@ from imsnb.actions.indexes import (
     create_index_actions,
     drop_invalid_index_action,
     drop_invalid_index_actions,
-    index_name,
 )
 from imsnb.actions.postgres import (
     BACKEND_NOW,
@@ -96,7 +95,6 @@ __all__ = [
     "create_index_actions",
     "drop_invalid_index_action",
     "drop_invalid_index_actions",
-    "index_name",
     "ALLOW_ENV",
     "BACKEND_NOW",
     "CANCEL_BACKEND",

@@ -15,11 +15,12 @@ from typing import Any
 
 import pandas as pd
 import psycopg
-from psycopg import sql as pgsql
+from pglast.stream import maybe_double_quote_name
 
 from imsnb import config, postgres
 from imsnb.actions.gate import Changed, Plan
 from imsnb.limits import check_max_indexes
+from imsnb.postgres.advice import create_index_statement, index_name
 
 MAX_INDEXES = 2  # indexes built per run, at most (the hard limit is imsnb.limits.MAX_INDEXES_LIMIT)
 LOCK_TIMEOUT_MS = 5_000
@@ -52,12 +53,6 @@ WHERE i.indexrelid = to_regclass(%(index)s)
 """
 
 
-def index_name(table: str, columns: list[str]) -> str:
-    """imsnb_<table>_<cols>, within PostgreSQL's 63 bytes, as `postgres.index_advice` names it."""
-    raw = "_".join(["imsnb", table, *columns])
-    return re.sub(r"[^a-z0-9_]", "_", raw.lower())[:63]
-
-
 def _split_table(table: str, schema: str | None = None) -> tuple[str, str]:
     if schema:
         return schema, table.split(".")[-1]
@@ -71,17 +66,8 @@ def _columns(value: Any) -> list[str]:
     return [str(c) for c in value]
 
 
-def create_index_sql(schema: str, table: str, columns: list[str], name: str) -> pgsql.Composed:
-    return pgsql.SQL("CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON {}.{} ({})").format(
-        pgsql.Identifier(name),
-        pgsql.Identifier(schema),
-        pgsql.Identifier(table),
-        pgsql.SQL(", ").join(pgsql.Identifier(c) for c in columns),
-    )
-
-
-def drop_index_sql(schema: str, name: str) -> pgsql.Composed:
-    return pgsql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}.{}").format(pgsql.Identifier(schema), pgsql.Identifier(name))
+def drop_index_sql(schema: str, name: str) -> str:
+    return f"DROP INDEX CONCURRENTLY IF EXISTS {maybe_double_quote_name(schema)}.{maybe_double_quote_name(name)}"
 
 
 def write_connection(
@@ -128,9 +114,9 @@ def create_index_action(
     """`CREATE INDEX CONCURRENTLY IF NOT EXISTS imsnb_<table>_<cols>` for one row of `postgres.index_advice`."""
     schema, table = _split_table(str(advice["table"]), advice.get("schema"))
     columns = _columns(advice["columns"])
-    name = index_name(table, columns)
+    name = str(advice.get("index") or index_name(table, columns))
     qualified = f"{schema}.{table}"
-    ddl = create_index_sql(schema, table, columns, name)
+    ddl = create_index_statement(schema, table, columns)
     verified = bool(advice.get("verified"))
     before, after = advice.get("cost_before"), advice.get("cost_after")
     proof = (
@@ -174,8 +160,8 @@ def create_index_action(
         expected_effect=(
             f"an index on {qualified} ({', '.join(columns)}), built without blocking writes; those statements use it"
         ),
-        undo=drop_index_sql(schema, name).as_string(None),
-        command=ddl.as_string(None),
+        undo=drop_index_sql(schema, name),
+        command=ddl,
         recheck=recheck,
         apply=apply,
         within_cap=within_cap,
@@ -219,7 +205,7 @@ def drop_invalid_index_action(db: postgres.Database | None, row: dict[str, Any])
         reason=f"INVALID index on {row.get('table')} left by a failed or interrupted build: unused, still maintained",
         expected_effect="the leftover is gone; writes to the table stop maintaining it",
         undo=f"rebuild: {rebuild}",
-        command=ddl.as_string(None),
+        command=ddl,
         recheck=recheck,
         apply=apply,
     )

@@ -929,6 +929,7 @@ def _unique_shares(advice: pd.DataFrame) -> list[float]:
 
 def _evidence(advice: pd.DataFrame) -> pd.DataFrame:
     shown = advice[["table", "statement", "queryids", "calls_per_s", "time_share", "cost_before", "cost_after"]].copy()
+    shown.insert(1, "columns", advice["columns"].map(lambda columns: ", ".join(columns)))
     shown["queryids"] = shown["queryids"].map(lambda ids: ", ".join(str(i) for i in ids if i))
     shown["size"] = advice["size_bytes"].map(lambda b: "" if math.isnan(b) else _size(b))
     shown["verified"] = advice["verified"]

@@ -437,6 +437,8 @@ def _refusal(exc: psycopg.Error, *, via_function: bool) -> str:
     if isinstance(exc, psycopg.errors.IndeterminateDatatype | psycopg.errors.AmbiguousFunction):
         return f"ambiguous parameter types ({first})"
     if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        # "permission denied for table items" said as what it means here: the role may not read it
+        first = re.sub(r"^permission denied for (\w+) (.+)$", r"this role may not read \1 \2", first)
         if via_function:
             return (
                 f"{first}: the owner of {FUNCTION_SCHEMA}.{FUNCTION_NAME} may not plan it (make it the tables' owner)"

@@ -16,12 +16,24 @@ pg_stat_database, pg_stat_user_tables, and Redis INFO stats + commandstats.
 
     deltas.py    the source names, two snapshots and the period between them, restart and reset notes
     postgres.py  PostgreSQL snapshots and deltas; slow and regressed statements, the table trail, database hit ratio
+    plans.py     the statements' generic plans now against the stored ones (history, baseline): plan_change;
+                 plan shapes stored by every run and every `imsnb record` round, only when they change
     redis.py     Redis INFO snapshots and deltas; hit rate, evictions, ops/s
     sample.py    Sample (the snapshots of one run, the history store, the baseline), baseline_saved_finding and
                  redis_findings (hit rate and evictions of a sample, as health_check and triage judge them)
 """
 
 from imsnb.sampling.deltas import PG_DATABASE, PG_SOURCES, PG_STATEMENTS, PG_TABLES, REDIS_INFO, Delta, period_of
+from imsnb.sampling.plans import (
+    EXPLAIN_TOP,
+    explain,
+    plan_change_finding,
+    plan_changes,
+    plans_and_changes,
+    record_plans,
+    statements_to_explain,
+    store_plans,
+)
 from imsnb.sampling.postgres import (
     DATABASE_COLUMNS,
     MAX_TABLES,
@@ -59,6 +71,14 @@ from imsnb.sampling.redis import (
 from imsnb.sampling.sample import Sample, baseline_saved_finding, redis_findings
 
 __all__ = [
+    "EXPLAIN_TOP",
+    "explain",
+    "plan_change_finding",
+    "plan_changes",
+    "plans_and_changes",
+    "record_plans",
+    "statements_to_explain",
+    "store_plans",
     "DATABASE_COLUMNS",
     "Delta",
     "MAX_TABLES",

@@ -15,10 +15,10 @@ import pandas as pd
 
 from imsnb import postgres
 from imsnb.findings import Finding, Severity, threshold
-from imsnb.history import History, StoredPlan
+from imsnb.history import History, Snapshot, StoredPlan
 from imsnb.period import Period
 from imsnb.sampling.deltas import during
-from imsnb.sampling.postgres import STATEMENT_TEXTS, postgres_target
+from imsnb.sampling.postgres import postgres_target
 
 EXPLAIN_TOP = 20  # statements explained per run (and per record round), at most
 RECORD_TOP = 20
@@ -59,33 +59,12 @@ def statements_to_explain(*frames: pd.DataFrame | None, limit: int = EXPLAIN_TOP
     return frame.head(int(limit)).reset_index(drop=True)
 
 
-def raw_texts(db: postgres.Database, queryids: list[Any]) -> dict[str, str]:
-    """pg_stat_statements' normalized text ($1 for constants) per queryid: what the planner is given. Never shown
-    (artifacts show the literal-masked text)."""
-    if not queryids:
-        return {}
-    texts = db.frame(STATEMENT_TEXTS, {"queryids": [int(q) for q in queryids]})
-    return dict(zip(texts["queryid"].astype(str), texts["query"], strict=True))
-
-
 def explain(db: postgres.Database, statements: pd.DataFrame, *, limit: int = EXPLAIN_TOP) -> pd.DataFrame:
-    """`postgres.statement_plans` of these statements, given their normalized text; the `query` column shown is the
-    masked one the frame already had (or the normalized text, masked)."""
+    """`postgres.statement_plans` of the first `limit` statements (their normalized text is fetched by queryid;
+    what is shown is masked)."""
     if statements.empty:
-        return postgres.statement_plans(db, pd.DataFrame(columns=["queryid", "query"]), limit=limit)
-    frame = statements.head(int(limit)).copy()
-    texts = raw_texts(db, list(frame["queryid"]))
-    shown = frame["query"] if "query" in frame else pd.Series([None] * len(frame), index=frame.index)
-    raw = pd.DataFrame(
-        {"queryid": frame["queryid"].astype(str), "query": [texts.get(str(q)) for q in frame["queryid"]]}
-    )
-    plans = postgres.statement_plans(db, raw, limit=limit)
-    masked = {
-        str(q): (s if isinstance(s, str) else postgres.mask_literals(texts.get(str(q))))
-        for q, s in zip(frame["queryid"], shown, strict=True)
-    }
-    plans["query"] = [masked.get(str(q)) for q in plans["queryid"]]
-    return plans
+        statements = pd.DataFrame(columns=["queryid", "query"])
+    return postgres.statement_plans(db, statements, limit=limit)
 
 
 def plan_hashes(plans: pd.DataFrame) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -104,16 +83,28 @@ def store_plans(
     return history.add_plans(target, plan_hashes(plans), taken_at=taken_at or datetime.now(UTC), taken_by=taken_by)
 
 
-def record_plans(db: postgres.Database, history: History, *, taken_by: str, limit: int = RECORD_TOP) -> int:
+def record_plans(
+    db: postgres.Database,
+    history: History,
+    *,
+    taken_by: str,
+    limit: int = RECORD_TOP,
+    statements: Snapshot | None = None,
+) -> int:
     """`imsnb record`'s plans: the statements with the most time since the previous stored snapshot (or since
-    restart, without one), explained and stored where their shape changed. Returns the new shapes stored."""
+    restart, without one), explained and stored where their shape changed. `statements`: the pg_stat_statements
+    snapshot just taken (else one is taken). Returns the new shapes stored."""
     from imsnb.sampling.deltas import PG_STATEMENTS
     from imsnb.sampling.postgres import postgres_snapshot, statement_delta
 
     target = postgres_target(db)
-    now = postgres_snapshot(db, PG_STATEMENTS, taken_by)
+    now = statements if statements is not None else postgres_snapshot(db, PG_STATEMENTS, taken_by)
     before = history.nearest(
-        target, PG_STATEMENTS, now.taken_at, earliest=now.taken_at - timedelta(days=1), latest=now.taken_at
+        target,
+        PG_STATEMENTS,
+        now.taken_at,
+        earliest=now.taken_at - timedelta(days=1),
+        latest=now.taken_at - timedelta(seconds=0.5),
     )
     moved = statement_delta(before, now)[0] if before is not None and before.epoch == now.epoch else None
     if moved is None or moved.empty:

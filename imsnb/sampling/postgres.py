@@ -59,10 +59,13 @@ WHERE s.queryid IS NOT NULL
 GROUP BY 1, 2, 3
 """
 
+# One text per queryid: the application's, not imsnb's own PREPARE of it when plans are taken (with
+# pg_stat_statements.track = all the nested statement is an entry of its own under the same queryid).
 STATEMENT_TEXTS = """
 SELECT DISTINCT ON (s.queryid) s.queryid::text AS queryid, s.query
 FROM pg_stat_statements AS s
 WHERE s.queryid = ANY(%(queryids)s::bigint[])
+ORDER BY s.queryid, s.query LIKE 'PREPARE %%', s.calls DESC
 """
 
 DATABASE_SNAPSHOT = """

@@ -259,6 +259,7 @@ class Sample:
             data = {
                 "statements": statements,
                 "hit_ratio": {r.database: r.hit_ratio for r in databases.itertuples() if pd.notna(r.hit_ratio)},
+                "plans": self._baseline_plans(frame),
             }
             self._save(PG_STATEMENTS, data, delta.period)
             target = self.target(PG_STATEMENTS)
@@ -274,6 +275,18 @@ class Sample:
             self._save(REDIS_INFO, data, period)
             rows.append({"source": REDIS_INFO, "items": 3, "period": period, "target": self.target(REDIS_INFO)})
         return pd.DataFrame(rows, columns=["source", "target", "items", "period"])
+
+    def _baseline_plans(self, statements: pd.DataFrame) -> dict[str, dict[str, Any]]:
+        """The shapes of the busiest statements' plans, saved with the baseline (`postgres.plan_change` compares
+        with them when the history holds no plan); none when they cannot be taken (said, not raised)."""
+        from imsnb.sampling.plans import EXPLAIN_TOP, explain, plan_hashes
+
+        try:
+            top = statements.sort_values("total_ms", ascending=False).head(EXPLAIN_TOP)
+            return {queryid: shape for queryid, (_, shape) in plan_hashes(explain(self.db, top)).items()}
+        except Exception as exc:  # noqa: BLE001 - the counters' baseline is saved all the same
+            print(f"plans not saved with the baseline: {exc}")
+            return {}
 
     def _save(self, source: str, data: dict[str, Any], period: Period) -> None:
         self.history.save_baseline(self.target(source), source, data, taken_by=self.taken_by, period=period.to_dict())

@@ -35,6 +35,12 @@ ITEMS_INDEX = "CREATE INDEX IF NOT EXISTS items_sku ON items (sku)"
 # Last night's migration "replaced" the index and forgot to create the new one: every lookup now reads the table.
 DROP_ITEMS_INDEX = "DROP INDEX IF EXISTS items_sku"
 ITEM_LOOKUP = "SELECT id, price FROM items WHERE sku = %(sku)s"
+# A new screen shipped with the incident: a customer's latest orders, on a table with no index for it (advice).
+ORDERS_BY_CUSTOMER = (
+    "SELECT id, total, created_at FROM orders WHERE customer_id = %(customer_id)s ORDER BY created_at DESC LIMIT 20"
+)
+# A decoy for the index advice: every order is 'new', so an index on status would never be used.
+ORDERS_BY_STATUS = "SELECT count(*) FROM orders WHERE status = %(status)s"
 # A nightly report: slow (~0.5 s) but it ran hours ago and does not run now; never the basis of a WARNING.
 NIGHTLY_REPORT = "SELECT pg_sleep(0.5), status, count(*) FROM orders GROUP BY status"
 
@@ -114,6 +120,21 @@ def record_past(sandbox: Sandbox) -> None:
         sandbox.past_recorded_at = time.monotonic()
     except Exception as exc:  # noqa: BLE001 - a sandbox without seeded history still works
         print(f"imsnb sandbox: no seeded history: {exc}")
+
+
+def record_plans(sandbox: Sandbox) -> None:
+    """Seeded plan history: the statements' plans as `imsnb record` would have kept them before the incident (the
+    item lookup on its index), so a run can name the plan change and the index that disappeared."""
+    from imsnb import postgres, sampling
+    from imsnb.history import History
+
+    env = sandbox.env()
+    settings = {"host": env["DB_HOST"], "port": env["DB_PORT"], "user": env["DB_USER"], "dbname": env["DB_NAME"]}
+    try:
+        with postgres.Database("imsnb/sandbox", settings={**settings, "password": env["DB_PASSWORD"]}) as db:
+            sampling.record_plans(db, History(), taken_by=f"the {sandbox.scenario} sandbox's past")
+    except Exception as exc:  # noqa: BLE001 - a sandbox without plan history still works
+        print(f"imsnb sandbox: no seeded plan history: {exc}")
 
 
 # --- the present ---------------------------------------------------------------------------------------------------
@@ -203,3 +224,15 @@ def miss_storm(load: LiveLoad, tick: int) -> None:
         pipe.get(f"product:{load.random.randrange(2_000)}")
     pipe.touch("report:daily:blob")  # the big key stays recently used, so LRU keeps it for the SCAN sample
     pipe.execute()
+
+
+def customer_orders(load: LiveLoad, tick: int) -> None:
+    """The new screen's query about once a second (no index serves it: a scan and a sort of orders each)."""
+    if tick % 2 == 1:
+        load.postgres().execute(ORDERS_BY_CUSTOMER, {"customer_id": load.random.randrange(500)})
+
+
+def orders_by_status(load: LiveLoad, tick: int) -> None:
+    """A count by status every few seconds: a scan no index would help (every order has the same status)."""
+    if tick % 4 == 0:
+        load.postgres().execute(ORDERS_BY_STATUS, {"status": "new"})

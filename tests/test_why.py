@@ -1,0 +1,93 @@
+"""db_performance names the cause and proves the fix, on the db-degradation sandbox (a past with the item lookup on
+its index, recorded with its plan; a migration that dropped the index; a new screen's query no index serves; decoys):
+the plan change with the index that disappeared, the missing indexes verified by the planner (HypoPG), nothing for
+the decoys, nothing built without both keys; with both, the index is built and a re-run shows the lookup on it."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import finding, read_summary
+
+from imsnb.findings import Finding
+from imsnb.runs.execute import run_notebook
+from imsnb.sandbox import Sandbox
+from imsnb.triage import suggested_notebooks
+
+KEYS = {"apply_actions": "True", "approver": "jane.oncall"}  # the blocker goes first: a build waits for it
+LOOKUP = "FROM items WHERE sku"
+CUSTOMER = "FROM orders WHERE customer_id"
+
+
+def advised(summary: dict) -> dict[str, dict]:
+    """Advice rows by table.columns."""
+    rows = finding(summary, "postgres.index_advice").get("evidence") or []
+    return {f"{r['table'].split('.')[-1]}({', '.join(columns(r))})": r for r in rows}
+
+
+def columns(row: dict) -> list[str]:
+    value = row["columns"]
+    return [c.strip() for c in value.split(",")] if isinstance(value, str) else list(value)
+
+
+@pytest.fixture(scope="module")
+def degraded_run(degraded, tmp_path_factory):
+    """db_performance on the session's db-degradation sandbox, without keys (nothing changes)."""
+    outputs = tmp_path_factory.mktemp("why")
+    result = run_notebook("db_performance", {"window": "30m"}, incident_id="INC-WHY", outputs=outputs)
+    return result, read_summary(result.folder)
+
+
+def test_the_regression_is_explained_as_a_plan_change_with_the_index_that_disappeared(degraded_run):
+    _, summary = degraded_run
+    change = finding(summary, "postgres.plan_change")
+    assert change["severity"] == "ERROR", change
+    assert "Index Scan using items_sku on items" in change["message"]
+    assert "Seq Scan on items" in change["message"]
+    assert "items_sku no longer exists" in change["message"]
+    assert change["period"]["basis"] in ("history", "window")
+    (row,) = [r for r in change["evidence"] if LOOKUP in r["query"]]
+    assert row["lost_indexes"] == "items_sku" and row["cost_after"] > 10 * row["cost_before"]
+    assert suggested_notebooks([Finding.from_dict(change)]) == ["db_performance"]
+
+
+def test_missing_indexes_are_advised_with_the_planners_cost_and_decoys_get_nothing(degraded_run):
+    _, summary = degraded_run
+    advice = advised(summary)
+    assert set(advice) == {"items(sku)", "orders(customer_id, created_at)"}, sorted(advice)
+    for row in advice.values():
+        assert row["verified"] is True
+        assert row["cost_after"] <= row["cost_before"] / 2
+        assert row["statement"].startswith("CREATE INDEX CONCURRENTLY IF NOT EXISTS imsnb_")
+    message = finding(summary, "postgres.index_advice")["message"]
+    assert "verified by the planner (HypoPG)" in message
+    # decoys: a count by status (every order is 'new'), the indexed lookup by id, the sleeping report's LIKE
+    for decoy in ("status", "(id)", "email"):
+        assert not any(decoy in key for key in advice), decoy
+
+
+def test_nothing_is_built_without_both_keys(degraded_run, degraded):
+    _, summary = degraded_run
+    builds = [a for a in summary["actions"] if a["action"] == "create_index"]
+    assert {a["target"] for a in builds} == {"public.items", "public.orders"}
+    assert all(a["status"] == "planned" and "keys are missing" in a["detail"] for a in builds)
+    with degraded.postgres.admin("ims") as admin:
+        names = [r[0] for r in admin.execute("SELECT indexname FROM pg_indexes WHERE indexname LIKE 'imsnb_%'")]
+    assert names == []
+
+
+def test_with_both_keys_the_index_is_built_and_the_lookup_uses_it_again(use_env, tmp_path):
+    with Sandbox("db-degradation") as sandbox:
+        use_env(sandbox)
+        first = run_notebook("db_performance", KEYS, incident_id="INC-FIX", outputs=tmp_path, allow_actions=True)
+        summary = read_summary(first.folder)
+        built = {a["target"]: a for a in summary["actions"] if a["action"] == "create_index"}
+        assert built["public.items"]["status"] == "applied", built
+        assert built["public.items"]["approver"] == "jane.oncall"
+        with sandbox.postgres.connect("check", autocommit=True) as conn:
+            plan = " ".join(r[0] for r in conn.execute("EXPLAIN SELECT id, price FROM items WHERE sku = 'SKU-1'"))
+        assert "imsnb_items_sku" in plan
+        again = read_summary(run_notebook("db_performance", {}, incident_id="INC-FIX", outputs=tmp_path).folder)
+        change = finding(again, "postgres.plan_change")
+        (lookup,) = [r for r in change["evidence"] if LOOKUP in r["query"]]
+        assert lookup["after"].startswith("Index Scan using imsnb_items_sku on items"), lookup
+        assert "items(sku)" not in advised(again)
