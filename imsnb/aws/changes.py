@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from imsnb import _started
-from imsnb.aws import Aws, aws_or_default, ecs, rds
+from imsnb.aws import Aws, aws_or_default, ecs, if_exists, rds
 from imsnb.errors import NotConfigured, Unreachable
 from imsnb.findings import Finding, Severity, threshold
 from imsnb.period import Period
@@ -96,14 +96,33 @@ def ecs_changes(cluster: str, service: str, window: Window, *, aws: Aws | None =
 
 
 def rds_changes(instance: str, window: Window, *, aws: Aws | None = None) -> list[dict[str, Any]]:
-    """RDS events of the instance in the window (reboots, failovers, parameter and class changes, maintenance);
-    routine backups are left out."""
+    """RDS events of the instance, and of its cluster when it is in one (an Aurora failover is the cluster's), in the
+    window: reboots, failovers, parameter and class changes, maintenance; routine backups are left out."""
+    aws = aws_or_default(aws)
     events = rds.events(instance, window, aws=aws)
-    return [
+    rows = [
         _row(_utc(e.at), "rds", e.categories or "event", instance, f"RDS {instance}: {e.message}")
         for e in events.itertuples()
         if e.categories != "backup"
     ]
+    described = if_exists(lambda: rds.instances(instance, aws=aws))
+    cluster = described["cluster"].iloc[0] if described is not None and not described.empty else None
+    if isinstance(cluster, str) and cluster:
+        found = aws.paginate(
+            "rds",
+            "describe_events",
+            "Events",
+            limit=500,
+            SourceIdentifier=cluster,
+            SourceType="db-cluster",
+            StartTime=window.start,
+            EndTime=window.end,
+        )
+        for event in found:
+            at, categories = _utc(event.get("Date")), ", ".join(event.get("EventCategories", []))
+            if _in(window, at) and categories != "backup":
+                rows.append(_row(at, "rds", categories or "event", cluster, f"RDS {cluster}: {event.get('Message')}"))
+    return rows
 
 
 def elasticache_changes(cluster_id: str, window: Window, *, aws: Aws | None = None) -> list[dict[str, Any]]:
