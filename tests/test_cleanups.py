@@ -146,7 +146,7 @@ def test_old_logs_are_archived_verified_and_only_then_deleted(host_logs, aws, ru
     (outcome,) = actions.execute([plan], apply_actions=True, approver="jane.oncall").to_dict(orient="records")
     assert outcome["status"] == "applied", outcome
     assert "MD5 verified" in outcome["detail"] and "2 deleted" in outcome["detail"]
-    assert f"changed since the plan: {files['old2']}" in outcome["detail"]
+    assert f"left alone: {files['old2']} (changed since the plan)" in outcome["detail"]
 
     key = outcome["detail"].split(f"s3://{BUCKET}/", 1)[1].split(" ", 1)[0]
     body = aws.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read()

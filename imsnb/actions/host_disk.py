@@ -179,20 +179,20 @@ def _file_unchanged(root: Path, row: dict[str, Any]) -> bool:
 
 def _archive(root: Path, rows: list[dict[str, Any]], staging: Path) -> tuple[list[dict[str, Any]], list[str]]:
     """Write the unchanged files into `staging` (tar.gz, names relative to the root); the rows archived, and the
-    paths left out because they changed since the plan."""
+    files left out, each with why (changed since the plan, or could not be read)."""
     archived, changed = [], []
     with tarfile.open(staging, "w:gz", format=tarfile.PAX_FORMAT) as tar:
         for row in rows:
             try:
                 with _parent_fd(root, row["path"]) as (parent, name):
                     fd = os.open(name, _FILE_FLAGS, dir_fd=parent)
-            except OSError:
-                changed.append(row["path"])
+            except OSError as exc:
+                changed.append(_why(row["path"], exc))
                 continue
             with os.fdopen(fd, "rb") as handle:
                 info = os.fstat(handle.fileno())
                 if not _unchanged(info, row):
-                    changed.append(row["path"])
+                    changed.append(f"{row['path']} (changed since the plan)")
                     continue
                 member = tarfile.TarInfo(str(Path(row["path"]).relative_to(root)))
                 member.size, member.mtime, member.mode = info.st_size, info.st_mtime, stat.S_IMODE(info.st_mode)
@@ -249,6 +249,13 @@ def verified_upload(head: dict[str, Any], *, size: int, md5_hex: str, sha256_b64
     raise RuntimeError(f"{where}: S3 returned no checksum to verify the upload against: nothing deleted")
 
 
+def _why(path: str, exc: OSError) -> str:
+    """A file left alone and why: gone or reached through a symlink now (changed since the plan), or no permission."""
+    if isinstance(exc, PermissionError):
+        return f"{path} (permission denied)"
+    return f"{path} (changed since the plan: {exc.strerror or type(exc).__name__})"
+
+
 def _delete(root: Path, rows: list[dict[str, Any]]) -> tuple[int, int, list[str]]:
     """Delete the archived files that are still exactly as archived; (files, bytes) deleted and the paths left."""
     deleted = freed = 0
@@ -257,11 +264,11 @@ def _delete(root: Path, rows: list[dict[str, Any]]) -> tuple[int, int, list[str]
         try:
             with _parent_fd(root, row["path"]) as (parent, name):
                 if not _unchanged(os.stat(name, dir_fd=parent, follow_symlinks=False), row):
-                    left.append(row["path"])
+                    left.append(f"{row['path']} (changed since it was archived)")
                     continue
                 os.unlink(name, dir_fd=parent)
-        except OSError:
-            left.append(row["path"])
+        except OSError as exc:
+            left.append(_why(row["path"], exc))
             continue
         deleted, freed = deleted + 1, freed + row["bytes"]
     return deleted, freed, left
@@ -324,7 +331,8 @@ def log_archive_cleanup_action(
             f"{deleted} deleted ({freed / 2**20:.1f} MiB freed)",
         ]
         if changed or left:
-            parts.append(f"left alone, changed since the plan: {', '.join((changed + left)[:5])}")
+            gone = changed + left
+            parts.append(f"left alone: {'; '.join(gone[:5])}" + (f" and {len(gone) - 5} more" if len(gone) > 5 else ""))
         return "; ".join(parts)
 
     return Plan(
