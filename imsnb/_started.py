@@ -5,7 +5,9 @@
   neither a named environment (`config.use_environment`), a parameter nor any later os.environ change can turn it.
 - the action journal (IMSNB_ACTIONS_JOURNAL): a file the runner reads after the run, where each action is written
   as `applying` before it acts (write-ahead) and again with its outcome;
-- the cell timeout (IMSNB_CELL_TIMEOUT_S): the runner's per-cell bound, so that long waits stop short of it.
+- the cell timeout (IMSNB_CELL_TIMEOUT_S): the runner's per-cell bound, so that long waits stop short of it;
+- the run folder (IMSNB_RUN_FOLDER): where the runner will write this run (a link to it, and its incident's earlier
+  runs), and the run's files (IMSNB_RUN_FILES): a private folder whose files the runner adds to the run folder.
 
 `imsnb/__init__.py` imports this module first, so it runs before any imsnb function can change os.environ.
 """
@@ -20,9 +22,13 @@ from pathlib import Path
 ALLOW_ENV = "IMSNB_ALLOW_ACTIONS"
 JOURNAL_ENV = "IMSNB_ACTIONS_JOURNAL"
 CELL_TIMEOUT_ENV = "IMSNB_CELL_TIMEOUT_S"
+RUN_FOLDER_ENV = "IMSNB_RUN_FOLDER"
+RUN_FILES_ENV = "IMSNB_RUN_FILES"
 
 _RUN_KEY: bool = os.environ.get(ALLOW_ENV, "").strip() == "1"
 _JOURNAL: Path | None = Path(os.environ[JOURNAL_ENV]) if os.environ.get(JOURNAL_ENV) else None
+_RUN_FOLDER: Path | None = Path(os.environ[RUN_FOLDER_ENV]) if os.environ.get(RUN_FOLDER_ENV) else None
+_RUN_FILES: Path | None = Path(os.environ[RUN_FILES_ENV]) if os.environ.get(RUN_FILES_ENV) else None
 
 
 def _read_cell_timeout() -> float | None:
@@ -45,6 +51,16 @@ def run_key() -> bool:
 def journal_path() -> Path | None:
     """The runner's action journal for this run, if the runner passed one."""
     return _JOURNAL
+
+
+def run_folder() -> Path | None:
+    """The folder the runner will write this run to (outputs/<incident>/<time>-<notebook>), if run by the runner."""
+    return _RUN_FOLDER
+
+
+def run_files() -> Path | None:
+    """Where a notebook puts files to keep with the run (the runner adds them to the run folder, scrubbed)."""
+    return _RUN_FILES
 
 
 def cell_timeout_s() -> float | None:

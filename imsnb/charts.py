@@ -200,4 +200,59 @@ def index_advice_chart(advice: pd.DataFrame) -> Figure:
     ax.set_xlabel("planner cost (log scale)")
     ax.set_title("Index advice: planner cost per statement, before and with the index")
     ax.legend(fontsize=7, loc="lower right")
+
+
+CHANGE_COLOURS = {"ecs": "#4878a8", "rds": "#8c6bb1", "elasticache": "#2a9d8f", "imsnb": "#7f7f7f"}
+MAX_CHANGE_LABELS = 12
+
+
+def change_timeline_chart(curve: pd.DataFrame, changes: pd.DataFrame, correlation: object | None = None) -> Figure:
+    """Errors per minute (bars; the error rate as a line on the right axis against the runbook's 0.1%) with each
+    change in the window marked as a vertical line coloured by its source; the change the errors followed (from
+    `imsnb.aws.changes.correlate`) in red, and the moment they rose shaded from there."""
+    fig = Figure(figsize=(10, 3.4), layout="constrained")
+    ax = fig.add_subplot()
+    named = getattr(correlation, "change", None)
+    onset = getattr(correlation, "onset", None)
+    ax.set_title(
+        f"Errors per minute and what changed (red: the errors followed {_label(named['what'], 55)})"
+        if named
+        else "Errors per minute and what changed",
+        fontsize=10,
+    )
+    if curve.empty and changes.empty:
+        ax.text(0.5, 0.5, "no errors and no changes in the window", ha="center", va="center", transform=ax.transAxes)
+        return fig
+    if not curve.empty:
+        minutes = pd.to_datetime(curve["minute"], utc=True)
+        ax.bar(minutes, curve["errors"], width=1 / 1440 * 0.9, align="edge", color="#d98c8c", label="errors / min")
+        rate_ax = ax.twinx()
+        rate_ax.step(
+            minutes, curve["rate"] * 100, where="post", color=SEVERITY_COLOURS["error"], linewidth=1, label="error rate"
+        )
+        level = threshold("api.error_rate").warning * 100
+        rate_ax.axhline(level, color=SEVERITY_COLOURS["warning"], linestyle="--", label=f"{level:g}% (runbook)")
+        rate_ax.set_ylabel("% of log lines")
+        rate_ax.legend(fontsize=7, loc="upper right")
+    ax.set_ylabel("errors per minute")
+    shown = changes.tail(MAX_CHANGE_LABELS)
+    top = ax.get_ylim()[1]
+    for row in shown.itertuples():
+        is_named = named is not None and row.at == named["at"] and row.what == named["what"]
+        colour = SEVERITY_COLOURS["error"] if is_named else CHANGE_COLOURS.get(row.source, "#7f7f7f")
+        ax.axvline(row.at, color=colour, linewidth=2.2 if is_named else 1, linestyle="-" if row.candidate else ":")
+        ax.text(row.at, top, " " + _label(row.what, 40), rotation=90, va="top", ha="right", fontsize=6, color=colour)
+    if onset is not None and named is not None:
+        ax.axvspan(named["at"], onset, color=SEVERITY_COLOURS["error"], alpha=0.12, label="change → errors rose")
+    if len(changes) > len(shown):
+        ax.text(
+            0.01,
+            0.98,
+            f"{len(changes) - len(shown)} earlier change(s) not drawn",
+            transform=ax.transAxes,
+            va="top",
+            fontsize=7,
+        )
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0, 0.9))
+    fig.autofmt_xdate()
     return fig

@@ -94,6 +94,10 @@ def key_findings(
     ):
         with findings.section(check, "api"):
             findings.add(judge(fetch(window, prom=prom)))
+    with findings.section("api.third_party_status", "api"):  # the runbook's "Check third-party service status"
+        from imsnb.status_pages import third_party_findings
+
+        findings.add(third_party_findings())  # nothing when imsnb.toml names no [status_pages]
 
     aws = Aws(application)
     instance = config.aws_name("rds_instance", rds_instance)

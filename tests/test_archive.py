@@ -215,7 +215,9 @@ def test_suite_archive_lands_every_file_byte_for_byte(degraded_suite, bucket):
     keys = archive.upload(f"s3://{name}/ims/archive/", [r.folder for r in results], incident)
     files = [p for p in incident.rglob("*") if p.is_file()]
     local = {f"ims/archive/INC-SUITE/{p.relative_to(incident)}": p.read_bytes() for p in files}
-    assert len(local) == 3 * len(results) + 1
+    kept = {r.summary["notebook"]: r.summary.get("files", []) for r in results if r.summary.get("files")}
+    assert list(kept) == ["performance_baseline"] and kept["performance_baseline"][0].startswith("metrics-")
+    assert len(local) == 3 * len(results) + 1 + 1  # the three files of each run, index.html, the metrics export
     assert sorted(keys) == sorted(local)
     assert bucket_files(s3, name) == local
 

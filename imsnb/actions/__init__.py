@@ -18,10 +18,12 @@ a re-export below; e.g. an ElastiCache restore goes in a new `elasticache.py`, a
     redis.py     FLUSHDB ASYNC
     rds.py       resize (the class ladder), failover, restore from snapshot, the promotion checklist, storage
                  increase and the plans sized from the bottleneck
-    ecs.py       desired count, rollback to the previous task definition, force a new deployment (restart),
-                 scaling_actions
+    ecs.py       desired count, rollback to the previous task definition (or to what the deployment the errors
+                 followed replaced: error_rollback_plans), force a new deployment (restart), scaling_actions
     backup.py    the monthly restore test: restore to a temporary instance tagged as this run's, delete only it
     elasticache.py  the cache cluster upgrade: snapshot the old cluster, create the new one from it
+    logs.py      CloudWatch Logs retention to the runbook's 30 days (undo: the previous retention, or none)
+    host_disk.py old logs on this host: archived to S3 (verified) and only then deleted, under named roots, capped
 """
 
 # The hard limits live with the parameters (checked there before a kernel starts); re-exported for callers.
@@ -37,6 +39,8 @@ from imsnb.actions.ecs import (
     ecs_desired_count_action,
     ecs_force_new_deployment_action,
     ecs_rollback_action,
+    ecs_rollback_to_action,
+    error_rollback_plans,
     scaling_actions,
 )
 from imsnb.actions.elasticache import elasticache_create_from_snapshot_action, elasticache_snapshot_action
@@ -53,6 +57,15 @@ from imsnb.actions.gate import (
     wait_deadline,
     wait_for_status,
 )
+from imsnb.actions.host_disk import (
+    check_root,
+    cleanup_actions,
+    cleanup_candidates,
+    log_archive_cleanup_action,
+    missing_roots,
+    upload_verified,
+    verified_upload,
+)
 from imsnb.actions.indexes import (
     MAX_INDEXES,
     create_index_action,
@@ -60,6 +73,7 @@ from imsnb.actions.indexes import (
     drop_invalid_index_action,
     drop_invalid_index_actions,
 )
+from imsnb.actions.logs import RETENTION_DAYS, log_retention_action, retention_actions
 from imsnb.actions.postgres import (
     BACKEND_NOW,
     CANCEL_BACKEND,
@@ -109,6 +123,7 @@ __all__ = [
     "RESTORE_POLL_S",
     "RESTORE_TEST_TAG",
     "RESTORE_WAIT_S",
+    "RETENTION_DAYS",
     "SIGNAL_SQL",
     "TERMINATE_BACKEND",
     "TERMINATE_WAIT_MS",
@@ -121,16 +136,24 @@ __all__ = [
     "bottleneck_actions",
     "check_max_backends",
     "check_max_count",
+    "check_root",
+    "cleanup_actions",
+    "cleanup_candidates",
     "desired_count_bounds",
     "ecs_desired_count_action",
     "ecs_force_new_deployment_action",
     "ecs_rollback_action",
+    "ecs_rollback_to_action",
     "elasticache_create_from_snapshot_action",
     "elasticache_snapshot_action",
+    "error_rollback_plans",
     "execute",
     "flush_action",
     "flush_plan",
     "keys",
+    "log_archive_cleanup_action",
+    "log_retention_action",
+    "missing_roots",
     "next_rds_class",
     "promotion_checklist",
     "rds_delete_restore_test_action",
@@ -141,9 +164,12 @@ __all__ = [
     "rds_storage_increase_action",
     "resize_target_class",
     "restore_test_instance_id",
+    "retention_actions",
     "run_token",
     "scaling_actions",
     "terminate_backends_plan",
+    "upload_verified",
+    "verified_upload",
     "wait_budget_s",
     "wait_deadline",
     "wait_for_status",

@@ -204,3 +204,73 @@ def ecs_force_new_deployment_action(cluster: str, service: str, *, reason: str =
         recheck=recheck,
         apply=apply,
     )
+
+
+# --- ECS: roll back the deployment the errors followed (High Error Rate) ------------------------------------------
+
+
+def ecs_rollback_to_action(
+    cluster: str, service: str, *, culprit: str, to: str, basis: str = "", reason: str = "", aws: Any = None
+) -> Plan:
+    """Deploy `to` (family:revision) in place of `culprit`, the deployment the errors followed: re-checked to still
+    be what the service runs, so a service that has moved on since is not rolled back over someone's fix."""
+
+    def recheck() -> str | None:
+        now = _service(aws, cluster, service)
+        if now.get("status") != "ACTIVE":
+            return f"service {cluster}/{service} is {now.get('status')!r}, not ACTIVE"
+        running = now.get("taskDefinition", "").rsplit("/", 1)[-1]
+        if running != culprit:
+            return f"the service runs {running}, not {culprit} the plan rolls back: it moved on since"
+        return None
+
+    def apply() -> str:
+        aws_or_default(aws).call("ecs", "update_service", cluster=cluster, service=service, taskDefinition=to)
+        now = _service(aws, cluster, service)["taskDefinition"].rsplit("/", 1)[-1]
+        return f"{cluster}/{service} now deploys {now}"
+
+    return Plan(
+        action="ecs_rollback",
+        target=f"{cluster}/{service}",
+        reason=reason or f"the errors followed the deployment of {culprit}",
+        expected_effect=f"a new deployment of {to} replaces {culprit}" + (f" ({to}: {basis})" if basis else ""),
+        undo=f"aws ecs update-service --cluster {cluster} --service {service} --task-definition {culprit}",
+        command=f"aws ecs update-service --cluster {cluster} --service {service} --task-definition {to}",
+        recheck=recheck,
+        apply=apply,
+    )
+
+
+def error_rollback_plans(
+    cluster: str, service: str, revisions: pd.DataFrame | None, correlation: Any = None, *, aws: Any = None
+) -> tuple[list[Plan], str]:
+    """The runbook's "Rollback if needed", aimed by `imsnb.aws.changes.correlate`: when the errors followed a
+    deployment of this service, back to exactly what that deployment replaced; when they followed another change
+    (an RDS failover, an imsnb action), no rollback; when no change was named, the previous revision of what runs
+    now, as before. Returns the plans and a line saying which case it is."""
+    from imsnb.aws import changes
+
+    change = None if correlation is None else correlation.change
+    culprit = changes.named_deployment(correlation, cluster, service)
+    if culprit is not None:
+        deployed = ecs_source.deployments(cluster, service, aws=aws_or_default(aws))
+        timeline = correlation.timeline.table if correlation.timeline is not None else None
+        target = changes.predecessor(culprit, deployed, revisions, timeline)
+        if target is None:
+            return [], f"the errors followed {culprit['what']}, but nothing was deployed before it: no rollback"
+        to, basis = target
+        plan = ecs_rollback_to_action(
+            cluster,
+            service,
+            culprit=str(culprit["task_definition"]),
+            to=to,
+            basis=basis,
+            reason=f"the errors rose {correlation.lag_s:.0f} s after {culprit['what']}",
+            aws=aws,
+        )
+        return [plan], f"rollback aimed at the deployment the errors followed: {culprit['task_definition']} → {to}"
+    if change is not None:
+        return [], f"no rollback planned: the errors followed {change['what']}, not a deployment of {service}"
+    plan = ecs_rollback_action(cluster, service, revisions, aws=aws)
+    why = "no change named before the errors: the runbook's rollback of the latest release, if needed"
+    return ([plan] if plan is not None else []), why

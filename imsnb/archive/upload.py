@@ -25,6 +25,13 @@ def parse_archive_url(url: str) -> tuple[str, str]:
     return match[1], (match[2] or "").strip("/")
 
 
+def run_files(folder: Path) -> list[Path]:
+    """A run folder's files to upload: RUN_FILES first, then the files its notebook kept (metrics-YYYYMMDD.json),
+    regular files only."""
+    extra = sorted(p for p in folder.iterdir() if p.name not in RUN_FILES and p.is_file() and not p.is_symlink())
+    return [folder / name for name in RUN_FILES] + extra
+
+
 def upload(url: str, run_folders: list[Path], incident_dir: Path) -> list[str]:
     """Upload the run folders and the incident's index.html under s3://bucket/prefix/<incident>/; the keys written.
 
@@ -37,7 +44,7 @@ def upload(url: str, run_folders: list[Path], incident_dir: Path) -> list[str]:
 
     bucket, prefix = parse_archive_url(url)
     base = "/".join(p for p in (prefix, incident_dir.name) if p)
-    files = [(folder / name, f"{base}/{folder.name}/{name}") for folder in run_folders for name in RUN_FILES]
+    files = [(path, f"{base}/{folder.name}/{path.name}") for folder in run_folders for path in run_files(folder)]
     if (incident_dir / INDEX).is_file():
         files.append((incident_dir / INDEX, f"{base}/{INDEX}"))
     keys = []

@@ -38,8 +38,10 @@ READ_ACTIONS = (
     "ecs:DescribeServices",
     "ecs:ListServices",
     "ecs:ListTaskDefinitions",
+    "ecs:DescribeTaskDefinition",  # when each revision was registered (the change timeline)
     "s3:ListBucket",
     "elasticache:DescribeCacheClusters",
+    "elasticache:DescribeEvents",
     "elasticache:DescribeSnapshots",
 )
 # What `imsnb.actions` calls, only with both keys turned: a separate policy statement (`iam-policy --actions`).
@@ -52,6 +54,9 @@ WRITE_ACTIONS = (
     "rds:DeleteDBInstance",  # only the restore test's own temporary instance, re-checked by tag and resource id
     "elasticache:CreateSnapshot",  # the cache cluster upgrade: a snapshot of the old cluster ...
     "elasticache:CreateCacheCluster",  # ... and the new cluster created from it
+    "logs:PutRetentionPolicy",  # the runbook's 30 days for a log group kept otherwise (undo: shown, run by hand)
+    "s3:PutObject",  # the host clean-up's archive of old logs ...
+    "s3:GetObject",  # ... verified (HeadObject: size and checksum) before anything is deleted
 )
 ACTIONS = READ_ACTIONS + WRITE_ACTIONS
 CONNECT_TIMEOUT_S = 3
@@ -252,7 +257,7 @@ def _no_retry_after_timeout(caught_exception: BaseException | None = None, **_: 
 
 
 # API operations whose IAM action has another name.
-_IAM_NAMES = {("s3", "ListObjectsV2"): "ListBucket"}
+_IAM_NAMES = {("s3", "ListObjectsV2"): "ListBucket", ("s3", "HeadObject"): "GetObject"}
 
 
 def iam_action(service: str, operation: str) -> str:

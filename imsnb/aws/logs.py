@@ -68,8 +68,9 @@ class ErrorSummary:
     errors: int  # matching events seen (capped at max_events)
     events: int  # all events in the window (capped), for the error rate
     truncated: bool
-    over_time: pd.DataFrame  # minute, errors
+    over_time: pd.DataFrame  # minute, errors, first (the minute's first matching event)
     by_message: pd.DataFrame  # message (variables masked), count, example
+    events_over_time: pd.DataFrame | None = None  # minute, events: every line, for the error rate per minute
 
     @property
     def error_rate(self) -> float | None:
@@ -95,11 +96,11 @@ def error_summary(
         columns=["at", "message"],
     )
     if frame.empty:
-        over_time = pd.DataFrame(columns=["minute", "errors"])
+        over_time = pd.DataFrame(columns=["minute", "errors", "first"])
         by_message = pd.DataFrame(columns=["message", "count", "example"])
     else:
         frame["minute"] = frame["at"].dt.floor("min")
-        over_time = frame.groupby("minute").size().rename("errors").reset_index()
+        over_time = frame.groupby("minute").agg(errors=("at", "size"), first=("at", "min")).reset_index()
         frame["shape"] = frame["message"].map(lambda m: _VARIABLE.sub("<n>", " ".join(m.split()))[:200])
         by_message = (
             frame.groupby("shape")
@@ -110,7 +111,11 @@ def error_summary(
             .reset_index(drop=True)
         )
     truncated = len(errors) >= max_events or len(everything) >= max_events
-    return ErrorSummary(log_group, pattern, len(errors), len(everything), truncated, over_time, by_message)
+    minutes = pd.Series([pd.Timestamp(e["timestamp"], unit="ms", tz="UTC").floor("min") for e in everything])
+    events_over_time = minutes.value_counts().sort_index().rename_axis("minute").rename("events").reset_index()
+    return ErrorSummary(
+        log_group, pattern, len(errors), len(everything), truncated, over_time, by_message, events_over_time
+    )
 
 
 def error_rate_finding(summary: ErrorSummary) -> Finding:

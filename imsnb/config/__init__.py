@@ -4,10 +4,10 @@ Secrets (passwords, tokens, keys) are read here and nowhere else: the diagnostic
 these functions, and the runner asks `secret_values()` what to scrub from every artifact. Callers use the names
 below as `config.X`:
 
-    targets.py  connection settings and labels (postgres, redis), API and Prometheus URLs, Prometheus series and AWS
-                resource names, TLS endpoints; which targets are configured
+    targets.py  connection settings and labels (postgres, redis), API, Prometheus and Grafana URLs (and Grafana's
+                token), Prometheus series and AWS resource names, TLS endpoints; which targets are configured
     secrets.py  which values are secrets (`secret_values`, `SECRET_ENV_NAME`, `url_password`)
-    toml.py     imsnb.toml: where it is, its tables, its named environments (`use_environment`)
+    toml.py     imsnb.toml: where it is, its tables, its named environments (`use_environment`), `[status_pages]`
 """
 
 from imsnb.config.secrets import MIN_SCRUB_LENGTH, SECRET_ENV_NAME, SECRET_QUERY_KEY, secret_values, url_password
@@ -18,6 +18,7 @@ from imsnb.config.targets import (
     TARGET_VARIABLES,
     api_url,
     aws_name,
+    grafana_settings,
     postgres_configured,
     postgres_label,
     postgres_settings,
@@ -35,6 +36,7 @@ from imsnb.config.toml import (
     config_file,
     environment_settings,
     read_toml,
+    status_pages,
     toml_section,
     use_environment,
 )
@@ -52,6 +54,7 @@ __all__ = [
     "aws_name",
     "config_file",
     "environment_settings",
+    "grafana_settings",
     "postgres_configured",
     "postgres_label",
     "postgres_settings",
@@ -61,6 +64,7 @@ __all__ = [
     "redis_label",
     "redis_settings",
     "secret_values",
+    "status_pages",
     "target_configured",
     "tls_ca_file",
     "tls_endpoints",

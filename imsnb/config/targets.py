@@ -149,6 +149,17 @@ def prometheus_url() -> str:
     return url.rstrip("/")
 
 
+def grafana_settings() -> tuple[str, str]:
+    """Grafana's base URL (GRAFANA_URL, e.g. http://grafana:3000) and the token the daily baseline's annotation is
+    posted with (GRAFANA_TOKEN: a service account token, a secret like any other, scrubbed from every artifact).
+    NotConfigured (check `grafana.configured`) when either is missing."""
+    url, token = os.environ.get("GRAFANA_URL", "").strip(), os.environ.get("GRAFANA_TOKEN", "").strip()
+    if not url or not token:
+        missing = " and ".join(n for n, v in (("GRAFANA_URL", url), ("GRAFANA_TOKEN", token)) if not v)
+        raise NotConfigured(f"no Grafana: set {missing} to post the baseline annotation", check="grafana.configured")
+    return url.rstrip("/"), token
+
+
 # The API's metric names in Prometheus, defaulting to the usual instrumentation libraries' names.
 PROMETHEUS_NAMES = {
     "requests_metric": ("IMSNB_PROM_REQUESTS_METRIC", "http_requests_total"),

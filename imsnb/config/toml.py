@@ -1,9 +1,11 @@
-"""imsnb.toml: where it is (IMSNB_CONFIG, the current directory, the repository), its top-level tables, and its
-named environments (`[environments.NAME]`), which may set only where the targets are."""
+"""imsnb.toml: where it is (IMSNB_CONFIG, the current directory, the repository), its top-level tables, its
+named environments (`[environments.NAME]`), which may set only where the targets are, and the third-party status
+pages to read (`[status_pages]`)."""
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 
@@ -50,6 +52,7 @@ TARGET_SETTINGS = frozenset(
     | {"PGSSLKEY", "PGSERVICE", "PGSERVICEFILE", "PGPASSFILE", "PGCONNECT_TIMEOUT", "PGTARGETSESSIONATTRS"}
     | {"REDIS_URL", "REDIS_HOST", "REDIS_PORT", "REDIS_DB", "REDIS_USERNAME"}
     | {"IMSNB_API_URL", "API_HOST", "API_PORT", "PROMETHEUS_URL", "IMSNB_TLS_ENDPOINTS", "IMSNB_TLS_CA_FILE"}
+    | {"GRAFANA_URL"}  # where the daily baseline's annotation goes (its token stays in the environment)
     | {"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"}  # not AWS_ENDPOINT_URL: it would get signed requests
     | {variable for variable, _ in PROMETHEUS_NAMES.values()}
     | {variable for variable, _ in AWS_NAMES.values()}
@@ -94,3 +97,26 @@ def use_environment(name: str) -> dict[str, str]:
     applied = environment_settings(name)
     os.environ.update(applied)
     return applied
+
+
+_HTTP_URL = re.compile(r"^https?://[^\s/?#]+[^\s]*$", re.IGNORECASE)
+STATUS_PAGES_CHECK = "api.third_party_status"
+
+
+def status_pages() -> dict[str, str]:
+    """`[status_pages]` of imsnb.toml: a third party's name and its Statuspage-style status URL
+    (`name = "https://status.example.com/api/v2/status.json"`), in the file's order; empty without a file or a
+    table. A value that is not an http(s) URL, or one holding a password, is NotConfigured naming the key."""
+    section = toml_section("status_pages") or {}
+    pages = {}
+    for name, url in section.items():
+        where = f"{config_file()}: [status_pages] {name}"
+        if not isinstance(url, str) or not _HTTP_URL.match(url.strip()):
+            raise NotConfigured(
+                f"{where} must be an http(s) URL such as https://status.example.com/api/v2/status.json",
+                check=STATUS_PAGES_CHECK,
+            )
+        if url_password(url):
+            raise NotConfigured(f"{where} holds a password: a status page is public", check=STATUS_PAGES_CHECK)
+        pages[str(name)] = url.strip()
+    return pages

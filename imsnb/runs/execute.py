@@ -121,8 +121,18 @@ def run_notebook(
     scratch = Path(tempfile.mkdtemp(prefix="imsnb-run-"))
     try:
         journal = scratch / "actions.jsonl"
+        files = scratch / "files"
+        files.mkdir()
+        run = RunPlace(Path(outputs).resolve() / incident / run_folder_name(started, path.stem), files)
         executed, status, error = _execute(
-            path, scratch / "notebook.ipynb", params, timeout_s, allow_actions, journal=journal, kernels=kernels
+            path,
+            scratch / "notebook.ipynb",
+            params,
+            timeout_s,
+            allow_actions,
+            journal=journal,
+            kernels=kernels,
+            run=run,
         )
         duration = time.monotonic() - clock
         summary = summarize(executed, notebook=path.stem, incident_id=incident)
@@ -134,7 +144,9 @@ def run_notebook(
         if error:
             summary["error"] = error
         source_text = path.read_text(encoding="utf-8")
-        folder, summary = write_run_folder(Path(outputs) / incident, started, path.stem, executed, summary, source_text)
+        folder, summary = write_run_folder(
+            Path(outputs) / incident, started, path.stem, executed, summary, source_text, extra_files=files
+        )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     refresh_index(folder.parent)
@@ -150,6 +162,7 @@ def _execute(
     *,
     journal: Path | None = None,
     kernels: ForkServer | None = None,
+    run: RunPlace | None = None,
 ) -> tuple[dict, str, dict | None]:
     """papermill in this process; returns the executed notebook (as a dict), the status and the error, if any."""
     import papermill
@@ -168,7 +181,7 @@ def _execute(
             start_timeout=60,
             shutdown_kernel="immediate",  # every output is in by then; a graceful stop only costs time
             kernel_manager_class=_kernel_manager_class(
-                kernel_environment(allow_actions, journal=journal, timeout_s=timeout_s),
+                kernel_environment(allow_actions, journal=journal, timeout_s=timeout_s, run=run),
                 cwd=path.parent.resolve(),
                 ipc=output.parent,
                 kernels=kernels,
@@ -195,8 +208,26 @@ def _execute(
     return executed, status, error
 
 
+@dataclass(frozen=True)
+class RunPlace:
+    """Where a run will be written (`folder`, named before the kernel starts) and the private folder whose files
+    the runner adds to it (`files`)."""
+
+    folder: Path
+    files: Path
+
+
+def run_folder_name(started: datetime, notebook: str) -> str:
+    """A run folder's name: `<UTC yyyymmddTHHMMSSZ>-<notebook>` (the runner adds -2, -3 ... when it is taken)."""
+    return f"{started:%Y%m%dT%H%M%SZ}-{notebook}"
+
+
 def kernel_environment(
-    allow_actions: bool = False, *, journal: Path | None = None, timeout_s: float | None = None
+    allow_actions: bool = False,
+    *,
+    journal: Path | None = None,
+    timeout_s: float | None = None,
+    run: RunPlace | None = None,
 ) -> dict[str, str | None]:
     """What the kernel's environment differs by from this process's (None: removed).
 
@@ -205,13 +236,17 @@ def kernel_environment(
     inherited from an exported variable. The kernel reads it once, when imsnb is imported (`imsnb._started`).
     IMSNB_ACTIONS_JOURNAL: where the kernel writes each action as `applying` before it acts (write-ahead).
     IMSNB_CELL_TIMEOUT_S: the cell timeout, so that long waits (a restore) stop short of it.
+    IMSNB_RUN_FOLDER, IMSNB_RUN_FILES: where the run will be written (a link to it, its incident's earlier runs),
+    and where the notebook puts files to keep with it (performance_baseline's metrics export).
     """
-    from imsnb._started import ALLOW_ENV, CELL_TIMEOUT_ENV, JOURNAL_ENV
+    from imsnb._started import ALLOW_ENV, CELL_TIMEOUT_ENV, JOURNAL_ENV, RUN_FILES_ENV, RUN_FOLDER_ENV
 
     changes: dict[str, str | None] = {
         ALLOW_ENV: "1" if allow_actions else None,
         JOURNAL_ENV: str(journal) if journal is not None else None,
         CELL_TIMEOUT_ENV: f"{math.ceil(timeout_s)}" if timeout_s else None,
+        RUN_FOLDER_ENV: str(run.folder) if run is not None else None,
+        RUN_FILES_ENV: str(run.files) if run is not None else None,
     }
     found = config.config_file()
     if "IMSNB_CONFIG" not in os.environ and found is not None:

@@ -4,6 +4,7 @@
         notebook.ipynb   the executed notebook (the artifact)
         report.html      the same, self-contained (charts embedded, nothing fetched from the network)
         summary.json     parameters, status, timing, findings, highest severity, escalation
+        ...              files the notebook kept with the run (e.g. metrics-YYYYMMDD.json), scrubbed like the rest
 
 The folder is assembled under a hidden `.partial-*` name and renamed into place when complete, so a crash never
 leaves something that looks like a finished run.
@@ -15,6 +16,7 @@ import html
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 from datetime import datetime
@@ -53,10 +55,46 @@ def export_html(notebook_json: str) -> str:
     return render_report(json.loads(notebook_json))
 
 
+# A file a notebook keeps with its run: a plain name, UTF-8 text (scrubbed like the rest), at most this big.
+KEPT_FILE_NAME = re.compile(r"^[A-Za-z0-9][\w.-]{0,99}$")
+MAX_KEPT_FILE_BYTES = 32 * 2**20
+RUN_FOLDER_FILES = ("notebook.ipynb", "report.html", "summary.json")
+
+
+def kept_files(folder: Path | None) -> tuple[list[tuple[str, str]], list[str]]:
+    """The files a notebook put in its run's files folder, as (name, text), and why any other was left out: only
+    regular files (no symlink), plainly named, UTF-8 text, at most MAX_KEPT_FILE_BYTES, not one of the run's own."""
+    kept: list[tuple[str, str]] = []
+    left: list[str] = []
+    if folder is None or not folder.is_dir():
+        return kept, left
+    for path in sorted(folder.iterdir()):
+        name = path.name
+        if not KEPT_FILE_NAME.match(name) or name in RUN_FOLDER_FILES or path.is_symlink() or not path.is_file():
+            left.append(f"{name}: not a plainly named regular file")
+            continue
+        if path.stat().st_size > MAX_KEPT_FILE_BYTES:
+            left.append(f"{name}: larger than {MAX_KEPT_FILE_BYTES // 2**20} MiB")
+            continue
+        try:
+            kept.append((name, path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError) as exc:
+            left.append(f"{name}: not UTF-8 text ({type(exc).__name__})")
+    return kept, left
+
+
 def write_run_folder(
-    incident_dir: Path, started: datetime, notebook: str, nb: dict, summary: dict, source_text: str = ""
+    incident_dir: Path,
+    started: datetime,
+    notebook: str,
+    nb: dict,
+    summary: dict,
+    source_text: str = "",
+    *,
+    extra_files: Path | None = None,
 ) -> tuple[Path, dict]:
-    """Scrub, export and write the three files atomically; returns the folder and the summary as written.
+    """Scrub, export and write the three files (and the files the notebook kept in `extra_files`) atomically;
+    returns the folder and the summary as written.
 
     A secret that also occurs in the notebook's own code (a password that is an ordinary word, like `postgres`)
     is scrubbed from outputs, metadata and the summary's values but not from code, where it would break the
@@ -84,6 +122,11 @@ def write_run_folder(
     except Exception as exc:  # noqa: BLE001 - the run folder is written whatever the exporter does
         html_text = f"<html><body><p>HTML export failed: {html.escape(type(exc).__name__)}: {html.escape(str(exc))}"
         html_text = scrub(html_text + "</p><p>Open notebook.ipynb instead.</p></body></html>", known)
+    extra, left_out = kept_files(extra_files)
+    if extra:
+        summary["files"] = [name for name, _ in extra]
+    if left_out:
+        summary.setdefault("warnings", []).append("files not kept with the run: " + "; ".join(left_out))
     summary = scrub_tree(summary, known, keep=SUMMARY_KEYS_KEPT)
     summary_text = json.dumps(summary, indent=2, ensure_ascii=False, default=str) + "\n"
     incident_dir.mkdir(parents=True, exist_ok=True)
@@ -94,6 +137,7 @@ def write_run_folder(
             ("notebook.ipynb", notebook_text),
             ("report.html", html_text),
             ("summary.json", summary_text),
+            *((name, scrub(text, known)) for name, text in extra),
         ):
             with open(partial / name, "w", encoding="utf-8") as handle:
                 handle.write(text)

@@ -2,9 +2,10 @@
 
     python -m imsnb.sandbox.motoserver PORT CLOCK_FILE
 
-moto stamps resources (RDS snapshots, S3 objects) with "now" and has no way to set the time. The sandbox needs a
-backup that is three days old, so this launcher makes moto's clock read `now - offset`, the offset in seconds
-being the content of CLOCK_FILE (written by the sandbox before it creates a backdated resource).
+moto stamps resources (RDS snapshots and events, S3 objects, ECS deployments) with "now" and has no way to set the
+time. The sandbox needs a backup that is three days old, so this launcher makes moto's clock read `now - offset`,
+the offset in seconds being the content of CLOCK_FILE (written by the sandbox before it creates a backdated
+resource).
 """
 
 from __future__ import annotations
@@ -31,10 +32,11 @@ def main(port: int, clock_file: Path) -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
+    import moto.ecs.models
     import moto.rds.models
     import moto.s3.models
 
-    for module in (core_utils, moto.rds.models, moto.s3.models):
+    for module in (core_utils, moto.ecs.models, moto.rds.models, moto.s3.models):
         module.utcnow = shifted_utcnow
     print(f"ready {datetime.now(UTC).isoformat()}", flush=True)
     try:

@@ -1,0 +1,109 @@
+"""The post-mortem draft (`imsnb.archive.postmortem`) from an incident's archived runs: real run folders with
+summary.json files and the postmortem.json people wrote, in a temporary archive."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from imsnb.archive.postmortem import DRAFT, GAP, write_postmortem_draft
+from imsnb.errors import BadParameter
+
+SECRET = "hunter2-very-secret-password"
+
+
+def _run(incident, folder: str, notebook: str, started: str, severity: str, findings=(), actions=()) -> None:
+    path = incident / folder
+    path.mkdir(parents=True)
+    summary = {
+        "notebook": notebook,
+        "incident_id": incident.name,
+        "status": "ok",
+        "started_at": started,
+        "severity": severity,
+        "window": {"start": "2026-02-08T15:00:00Z", "end": started},
+        "findings": [{"check": c, "component": c.split(".")[0], "severity": s, "message": m} for c, s, m in findings],
+        "actions": list(actions),
+    }
+    (path / "summary.json").write_text(json.dumps(summary))
+
+
+def test_the_draft_tells_the_incident_from_its_archive(tmp_path, monkeypatch):
+    monkeypatch.setenv("DB_PASSWORD", SECRET)
+    incident = tmp_path / "INC-PM"
+    _run(
+        incident,
+        "20260208T153000Z-triage",
+        "triage",
+        "2026-02-08T15:30:00Z",
+        "ERROR",
+        findings=[
+            ("api.error_rate", "ERROR", "5xx error rate peaked at 4.20%"),
+            ("postgres.connections_used", "OK", "fine"),
+        ],
+    )
+    rollback = {
+        "id": "r1",
+        "action": "ecs_rollback",
+        "target": "ims-production/ims-backend",
+        "status": "applied",
+        "approver": "jane.oncall",
+        "planned_at": "2026-02-08T15:41:00Z",
+        "applying_at": "2026-02-08T15:41:05Z",
+        "finished_at": "2026-02-08T15:41:09Z",
+        "detail": "ims-production/ims-backend now deploys orders-task:6",
+    }
+    stuck = {**rollback, "id": "r2", "action": "rds_failover", "target": "ims-postgres-cluster", "status": "applying"}
+    planned = {**rollback, "id": "r3", "action": "redis_flushdb", "target": "redis db 0", "status": "planned"}
+    _run(
+        incident,
+        "20260208T154000Z-high_error_rate",
+        "high_error_rate",
+        "2026-02-08T15:40:00Z",
+        "ERROR",
+        findings=[
+            ("aws.change_correlation", "WARNING", "errors rose from 0.10% to 4.2% 90 s after deployment orders-task:7"),
+            ("aws.logs.error_rate", "ERROR", f"connection refused for ims:{SECRET}@db"),
+        ],
+        actions=[rollback, stuck, planned],
+    )
+    (incident / "postmortem.json").write_text(
+        json.dumps({"root_cause": "a bad release", "action_items": ["add a canary"]})
+    )
+
+    path = write_postmortem_draft("INC-PM", tmp_path)
+    assert path == incident / DRAFT
+    text = path.read_text()
+    assert text.startswith("# Post-mortem draft: INC-PM\n")
+    sections = [line for line in text.splitlines() if line.startswith("## ")]
+    assert sections == [
+        "## Summary",
+        "## Impact window",
+        "## Detection",
+        "## Timeline (UTC)",
+        "## Causes imsnb named",
+        "## Actions taken",
+        "## Open action items",
+    ]
+    assert "Worst severity: **ERROR**." in text and "Root cause: a bad release" in text
+    assert f"Impact: {GAP}" in text
+    assert "What the runs looked at: 2026-02-08T15:00:00Z – 2026-02-08T15:40:00Z UTC (40 min)." in text
+    assert "First finding above OK: ERROR `api.error_rate` in `triage` at 2026-02-08T15:30:00Z" in text
+    causes = text.split("## Causes imsnb named", 1)[1].split("##", 1)[0]
+    assert "`aws.change_correlation` (high_error_rate, 2026-02-08T15:40:00Z): errors rose" in causes
+    assert "api.error_rate" not in causes  # a symptom, not a cause
+    assert "| 2026-02-08T15:41:05Z | ecs_rollback | ims-production/ims-backend | applied | jane.oncall |" in text
+    assert "Planned, not applied: redis_flushdb on redis db 0" in text
+    assert "- [ ] check ims-postgres-cluster by hand: rds_failover was still `applying`" in text
+    assert "- [ ] still ERROR at the last `high_error_rate` run: `aws.logs.error_rate`" in text
+    assert "- [ ] add a canary" in text
+    assert "connections_used" not in text  # OK findings are not the incident's story
+    assert SECRET not in text
+
+
+def test_an_unknown_incident_is_one_line_bad_input(tmp_path):
+    (tmp_path / "INC-OTHER").mkdir()
+    with pytest.raises(BadParameter) as refused:
+        write_postmortem_draft("INC-NONE", tmp_path)
+    assert "no runs for incident 'INC-NONE'" in str(refused.value) and "\n" not in str(refused.value)
