@@ -2,7 +2,10 @@
 each checking every request against the documented contract and answering as the real service does.
 
 Each HTTP stand-in keeps `requests` (method, path, headers, body) and `problems` (contract violations, as lines);
-a test asserts `problems == []` and reads the requests. `down()` makes it answer 503 until `up()`.
+a test asserts `problems == []` and reads the requests. `down()` makes it answer 503 until `up()`; `answer_next`
+makes the next requests get a given answer (429 with Retry-After, a 301/302 redirect, a 500), as the real service
+sometimes does. The limits are the services' own (STACK.md, "What the notification services enforce"): PagerDuty's
+32-character routing key and 512 KB event, Jira's 32,767-character comment, Slack's `ok` body.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+COMMENT_MAX = 32_767  # Jira: "The entered text is too long. It exceeds the allowed limit of 32,767 characters."
 SLACK_BLOCK_TYPES = {"header", "section", "context", "divider", "actions", "image", "rich_text"}
 PD_SEVERITIES = {"critical", "error", "warning", "info"}
 ADF_CHILDREN = {
@@ -37,24 +41,40 @@ class StandIn:
         self.requests: list[dict[str, Any]] = []
         self.problems: list[str] = []
         self.is_down = False
+        self.scripted: list[tuple[int, bytes, dict[str, str]]] = []
+        self.lock = threading.Lock()
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                self._answer("GET")
+
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                self._answer("POST")
+
+            def _answer(self, method: str) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 request = {
-                    "method": "POST",
+                    "method": method,
                     "path": self.path,
                     "headers": {k.lower(): v for k, v in self.headers.items()},
                     "body": self.rfile.read(length),
                 }
+                headers: dict[str, str] = {}
+                with owner.lock:
+                    scripted = owner.scripted.pop(0) if owner.scripted and not owner.is_down else None
                 if owner.is_down:
                     status, body = 503, b"service unavailable"
+                elif scripted:
+                    owner.requests.append({**request, "scripted": scripted[0]})
+                    status, body, headers = scripted
                 else:
                     owner.requests.append(request)
                     status, body, problems = owner.check(request)
                     owner.problems += [f"{owner.__class__.__name__} {self.path}: {p}" for p in problems]
                 self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -70,6 +90,17 @@ class StandIn:
     def check(self, request: dict[str, Any]) -> tuple[int, bytes, list[str]]:
         raise NotImplementedError
 
+    def answer_next(
+        self, status: int, body: bytes = b"", headers: dict[str, str] | None = None, times: int = 1
+    ) -> None:
+        """The next `times` requests get this answer (recorded with "scripted": status), then the checks resume."""
+        with self.lock:
+            self.scripted += [(status, body, dict(headers or {}))] * times
+
+    def checked(self) -> list[dict[str, Any]]:
+        """The requests the contract checks answered (not the scripted ones)."""
+        return [r for r in self.requests if "scripted" not in r]
+
     def down(self) -> None:
         self.is_down = True
 
@@ -81,7 +112,7 @@ class StandIn:
         self.server.server_close()
 
     def json_bodies(self) -> list[Any]:
-        return [json.loads(r["body"]) for r in self.requests]
+        return [json.loads(r["body"]) for r in self.requests if r["method"] == "POST"]
 
 
 class Slack(StandIn):
@@ -136,23 +167,40 @@ class Slack(StandIn):
 
 
 class PagerDuty(StandIn):
-    """POST /v2/enqueue (Events API v2): answers 202 {"status": "success", ...} or 400 "invalid event"."""
+    """POST /v2/enqueue (Events API v2): answers 202 {"status": "success", ...} or 400 "invalid event": a routing
+    key that is not exactly 32 characters, an event over 512 KB, a summary over 1,024 characters; `reject` makes
+    the events with one dedup key invalid (400) while the others go through."""
+
+    EVENT_MAX = 512 * 1024
 
     def __init__(self, routing_key: str) -> None:
+        assert len(routing_key) == 32, "PagerDuty routing keys are 32 characters"
         self.routing_key = routing_key
+        self.rejected: set[str] = set()
         super().__init__()
         self.events_url = f"{self.url}/v2/enqueue"
+
+    def reject(self, dedup_key: str) -> None:
+        self.rejected.add(dedup_key)
 
     def check(self, request: dict[str, Any]) -> tuple[int, bytes, list[str]]:
         problems = []
         if request["path"] != "/v2/enqueue":
             problems.append("path is not /v2/enqueue")
+        if len(request["body"]) > self.EVENT_MAX:
+            body = {"status": "invalid event", "message": "Event object is invalid", "errors": ["Payload too large"]}
+            return 400, json.dumps(body).encode(), [f"event of {len(request['body'])} bytes is over 512 KB"]
         try:
             event = json.loads(request["body"])
         except ValueError:
             return 400, b'{"status":"invalid event","message":"Event object is invalid"}', ["body is not JSON"]
-        if event.get("routing_key") != self.routing_key:
+        if len(str(event.get("routing_key") or "")) != 32:
+            problems.append("Length of 'routing_key' is incorrect (should be 32 characters)")
+        elif event.get("routing_key") != self.routing_key:
             problems.append("routing_key is not the one configured")
+        if event.get("dedup_key") in self.rejected:
+            body = {"status": "invalid event", "message": "Event object is invalid", "errors": ["rejected"]}
+            return 400, json.dumps(body).encode(), []
         action = event.get("event_action")
         if action not in ("trigger", "acknowledge", "resolve"):
             problems.append(f"event_action {action!r}")
@@ -210,7 +258,9 @@ class Jira(StandIn):
             return self._attachments(request)
         if request["path"] == f"{base}/comment":
             return self._comment(request)
-        return 404, b'{"errorMessages":["Issue does not exist"]}', [f"unexpected path {request['path']}"]
+        if request["path"].startswith("/rest/api/3/issue/"):  # another issue: Jira's own words
+            return 404, b'{"errorMessages":["Issue does not exist or you do not have permission to see it."]}', []
+        return 404, b'{"errorMessages":["Not found"]}', [f"unexpected path {request['path']}"]
 
     def _attachments(self, request: dict[str, Any]) -> tuple[int, bytes, list[str]]:
         headers = request["headers"]
@@ -247,6 +297,9 @@ class Jira(StandIn):
         except ValueError:
             return 400, b"{}", ["comment body is not JSON"]
         document = body.get("body") or {}
+        if len(json.dumps(document, ensure_ascii=False)) > COMMENT_MAX:
+            size = len(json.dumps(document, ensure_ascii=False))
+            return 400, b'{"errors":{"comment":"The entered text is too long."}}', [f"comment of {size} characters"]
         problems = []
         if document.get("type") != "doc" or document.get("version") != 1:
             problems.append("body must be an ADF doc, version 1")

@@ -34,7 +34,7 @@ from secret_scan import assert_no_secrets  # noqa: E402
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
 
 WEBHOOK_TOKEN = "WhK9s3cretT0kenForSlack4242"
-ROUTING_KEY = "R0ut1ngKeyPagerDuty0123456789ab"
+ROUTING_KEY = "R0ut1ngKeyPagerDuty0123456789abc"
 SMTP_PASSWORD = "smtp-Pa55word-for-imsnb"
 JIRA_TOKEN = "ATATT3xJiraT0ken-imsnb-77"
 SECRETS = [WEBHOOK_TOKEN, ROUTING_KEY, SMTP_PASSWORD, JIRA_TOKEN]

@@ -170,22 +170,18 @@ def _page(notice: Notice, diff: state.Diff, st: dict, routes: Routes, mode: str)
         old = st["checks"].get(k) or {}
         if mode == "always" or k in diff.changed_keys or not old.get("paged"):
             triggers.append((k, f))
-    if (triggers or diff.to_resolve) and not key:
-        return (
-            [_failed("pagerduty", "IMSNB_PAGERDUTY_ROUTING_KEY is not set", mode)],
-            set(),
-            {r["key"] for r in diff.to_resolve},
-        )
+    problem = "IMSNB_PAGERDUTY_ROUTING_KEY is not set" if not key else pagerduty.check_routing_key(key)
+    if (triggers or diff.to_resolve) and problem:
+        return [_failed("pagerduty", problem, mode)], set(), {r["key"] for r in diff.to_resolve}
     events = [(k, _scrub(pagerduty.trigger_event(_scrub(dict(f)), notice, "", at=_now()))) for k, f in triggers]
     events += [(r["key"], _scrub(pagerduty.resolve_event(r["target"], r["check"], ""))) for r in diff.to_resolve]
-    first_error = None
+    stopped = None  # PagerDuty as a whole did not answer (network, deadline, 429, 5xx): the rest waits for next run
     for k, event in events:
         event["routing_key"] = key
-        if first_error is None:  # once PagerDuty fails, the rest is not tried: no 10 s timeout per check
-            record = _event_record(event, url, mode)
-            first_error = record["error"]
+        if stopped is None:
+            record, stopped = _event_record(event, url, mode)
         else:
-            record = {**_failed("pagerduty", f"not sent: {first_error}", mode), "detail": _event_detail(event)}
+            record = {**_failed("pagerduty", f"not sent: {stopped}", mode), "detail": _event_detail(event)}
         records.append(record)
         if event["event_action"] == "trigger" and record["status"] == "sent":
             paged.add(k)
@@ -198,12 +194,17 @@ def _event_detail(event: dict[str, Any]) -> str:
     return f"{event['event_action']} {event['dedup_key']}"
 
 
-def _event_record(event: dict[str, Any], url: str, mode: str) -> dict[str, Any]:
+def _event_record(event: dict[str, Any], url: str, mode: str) -> tuple[dict[str, Any], str | None]:
+    """The record of one event, and the error that stops the batch (None when the next event may still go: it was
+    sent, or only this event was refused, e.g. 400 invalid)."""
     try:
         detail = pagerduty.send(event, url)
     except DeliveryFailed as exc:
-        return {**_failed("pagerduty", str(exc), mode), "detail": _event_detail(event)}
-    return {"channel": "pagerduty", "status": "sent", "error": None, "detail": detail, "mode": mode, "at": _now()}
+        return {**_failed("pagerduty", str(exc), mode), "detail": _event_detail(event)}, (
+            str(exc) if exc.retryable else None
+        )
+    sent = {"channel": "pagerduty", "status": "sent", "error": None, "detail": detail, "mode": mode, "at": _now()}
+    return sent, None
 
 
 # ---------------------------------------------------------------- ticket

@@ -22,6 +22,8 @@ from imsnb.errors import BadParameter
 from imsnb.notify.http import DeliveryFailed, post
 from imsnb.notify.message import TABLE_COLUMNS, Notice
 
+# Jira rejects a comment over 32,767 characters; a cell is cut at 2,000 so one long message cannot fill it.
+COMMENT_MAX, CELL_MAX, MORE_RESERVE = 32_767, 2_000, 200
 ISSUE_KEY = re.compile(r"^[A-Z][A-Z0-9_]*-[1-9][0-9]*$")
 ENV = ("JIRA_URL", "JIRA_USER", "JIRA_API_TOKEN")
 
@@ -68,12 +70,20 @@ def attach(key: str, files: list[tuple[str, Path]]) -> str:
     body, content_type = multipart(files)
     url = f"{os.environ['JIRA_URL'].rstrip('/')}/rest/api/3/issue/{quote(key)}/attachments"
     headers = {**_headers(), "X-Atlassian-Token": "no-check", "Content-Type": content_type}
-    _, answer = post(url, body, headers, what=f"Jira attachments of {key}", timeout_s=30)
+    status, answer = post(url, body, headers, what=f"Jira attachments of {key}", timeout_s=30)
     try:
-        count = len(json.loads(answer))
-    except (ValueError, TypeError):
-        count = len(files)
-    return f"{count} attachment(s)"
+        attached = json.loads(answer)
+    except ValueError:
+        attached = None
+    if status != 200 or not isinstance(attached, list):
+        raise DeliveryFailed(
+            f"Jira attachments of {key} answered HTTP {status} without the list of attachments Jira returns"
+        )
+    return f"{len(attached)} attachment(s)"
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _text(text: str, strong: bool = False) -> dict[str, Any]:
@@ -87,29 +97,46 @@ def _cell(kind: str, text: str, strong: bool = False) -> dict[str, Any]:
     return {"type": kind, "attrs": {}, "content": [{"type": "paragraph", "content": [_text(text, strong)]}]}
 
 
+def size_of(document: Any) -> int:
+    """A comment's size as Jira counts it against COMMENT_MAX: characters of its JSON (for ADF, the document)."""
+    return len(json.dumps(document, ensure_ascii=False))
+
+
+def _paragraph(text: str) -> dict[str, Any]:
+    return {"type": "paragraph", "content": [_text(_cut(text, CELL_MAX))]}
+
+
 def comment_document(notice: Notice) -> dict[str, Any]:
-    """The comment in Atlassian Document Format: the lead lines, then the findings table."""
-    content: list[dict[str, Any]] = [
-        {"type": "paragraph", "content": [_text(line)]}
-        for line in notice.lines()[:3] + [f"changed: {c}" for c in notice.changes]
-    ]
-    if notice.findings:
-        rows = [{"type": "tableRow", "content": [_cell("tableHeader", c, strong=True) for c in TABLE_COLUMNS]}]
-        rows += [{"type": "tableRow", "content": [_cell("tableCell", v) for v in row]} for row in notice.rows()]
-        content.append(
-            {"type": "table", "attrs": {"isNumberColumnEnabled": False, "layout": "default"}, "content": rows}
-        )
-    else:
-        content.append({"type": "paragraph", "content": [_text("No findings at WARNING or above.")]})
+    """The comment in Atlassian Document Format: the lead lines, then the findings table, within COMMENT_MAX
+    characters (rows that do not fit end the table with "… and N more in the attached report")."""
+    lead = [_paragraph(line) for line in notice.lines()[:3] + [f"changed: {c}" for c in notice.changes]][:50]
     reports = ", ".join(f"{a['notebook']}: {a['report']}" for a in notice.artifacts)
-    content.append({"type": "paragraph", "content": [_text(f"Attached: report.html and summary.json ({reports})")]})
-    return {"type": "doc", "version": 1, "content": content}
+    tail = [_paragraph(f"Attached: report.html and summary.json ({reports})")]
+    if not notice.findings:
+        content = [*lead, _paragraph("No findings at WARNING or above."), *tail]
+        return {"type": "doc", "version": 1, "content": content}
+    header = {"type": "tableRow", "content": [_cell("tableHeader", c, strong=True) for c in TABLE_COLUMNS]}
+    table = {"type": "table", "attrs": {"isNumberColumnEnabled": False, "layout": "default"}, "content": [header]}
+    document = {"type": "doc", "version": 1, "content": [*lead, table, *tail]}
+    budget = COMMENT_MAX - size_of(document) - MORE_RESERVE
+    rows = notice.rows()
+    for row in rows:
+        node = {"type": "tableRow", "content": [_cell("tableCell", _cut(v, CELL_MAX)) for v in row]}
+        cost = size_of(node) + 1
+        if cost > budget:
+            break
+        table["content"].append(node)
+        budget -= cost
+    left = len(rows) - (len(table["content"]) - 1)
+    if left:
+        document["content"].insert(len(lead) + 1, _paragraph(f"… and {left} more in the attached report"))
+    return document
 
 
 def comment(key: str, document: dict[str, Any]) -> str:
     url = f"{os.environ['JIRA_URL'].rstrip('/')}/rest/api/3/issue/{quote(key)}/comment"
     body = json.dumps({"body": document}, ensure_ascii=False).encode()
     status, _ = post(url, body, {**_headers(), "Content-Type": "application/json"}, what=f"Jira comment on {key}")
-    if status not in (200, 201):
-        raise DeliveryFailed(f"Jira comment on {key} answered {status}")
+    if status != 201:
+        raise DeliveryFailed(f"Jira comment on {key} answered HTTP {status}, not 201 Created")
     return "comment added"

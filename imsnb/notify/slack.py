@@ -83,8 +83,9 @@ def _value(finding: dict[str, Any]) -> str:
 
 
 def send(notice_payload: dict[str, Any], webhook_url: str) -> str:
-    """POST the payload; Slack answers 200 `ok`. Returns a short detail for the record."""
-    status, body = post_json(webhook_url, notice_payload, what="Slack webhook")
-    if body.strip() not in (b"ok", b""):
-        raise DeliveryFailed(f"Slack webhook answered {status}: {body[:200].decode('utf-8', 'replace')}")
+    """POST the payload; only Slack's own 200 with the body `ok` is delivery. Returns a short detail for the
+    record."""
+    answer = post_json(webhook_url, notice_payload, what="Slack webhook")
+    if answer.status != 200 or answer.body.strip() != b"ok":
+        raise DeliveryFailed(f"Slack webhook answered HTTP {answer.status}, not 200 ok: {answer.text(200) or 'empty'}")
     return f"{len(notice_payload['blocks'])} blocks"

@@ -1,0 +1,236 @@
+"""Delivery that holds against the services as they really answer: success only on the service's own word, 429 and
+Retry-After, a redirect, one refused event among several, the size limits. The stand-ins in tests/notify_servers.py
+answer as Slack, PagerDuty and Jira do (their limits are in STACK.md); no kernel runs here: the runs are summaries
+written as a notebook would."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from notify_servers import Jira, PagerDuty, Slack, adf_text
+
+from imsnb import notify
+from imsnb.findings import Severity
+from imsnb.notify import jira, pagerduty, slack
+from imsnb.notify.http import DeliveryFailed
+from imsnb.notify.message import Notice
+from imsnb.runs.execute import RunResult
+
+WEBHOOK_TOKEN = "WhK9s3cretT0kenForSlackFaults42"
+ROUTING_KEY = "FaultRoutingKeyPagerDuty01234567"
+JIRA_TOKEN = "ATATT3xJiraT0ken-faults-31"
+TICKET = "OPS-9"
+
+
+@pytest.fixture(scope="module")
+def servers():
+    stand_ins = {
+        "slack": Slack(WEBHOOK_TOKEN),
+        "pagerduty": PagerDuty(ROUTING_KEY),
+        "jira": Jira("bot@x.test", JIRA_TOKEN, TICKET),
+    }
+    yield stand_ins
+    for stand_in in stand_ins.values():
+        stand_in.close()
+
+
+@pytest.fixture
+def channels(servers, tmp_path, monkeypatch):
+    """imsnb.toml routing to Slack and PagerDuty (the stand-ins), their secrets and Jira's in the environment."""
+    for stand_in in servers.values():
+        stand_in.scripted.clear()
+    servers["pagerduty"].rejected.clear()
+    config = tmp_path / "imsnb.toml"
+    config.write_text(f'[notify.slack]\n[notify.pagerduty]\nurl = "{servers["pagerduty"].events_url}"\n')
+    monkeypatch.setenv("IMSNB_CONFIG", str(config))
+    monkeypatch.setenv("IMSNB_SLACK_WEBHOOK_URL", servers["slack"].webhook_url)
+    monkeypatch.setenv("IMSNB_PAGERDUTY_ROUTING_KEY", ROUTING_KEY)
+    monkeypatch.setenv("JIRA_URL", servers["jira"].url)
+    monkeypatch.setenv("JIRA_USER", "bot@x.test")
+    monkeypatch.setenv("JIRA_API_TOKEN", JIRA_TOKEN)
+    monkeypatch.delenv("IMSNB_PAGERDUTY_URL", raising=False)
+    return servers
+
+
+def fake_run(outputs: Path, findings: list[tuple[str, str]], *, message: str = "", name: str = "redis_cache"):
+    """A completed run's folder and summary, as a notebook leaves them (findings: (check, severity))."""
+    folder = outputs / "INC-F" / f"20261129T{len(list(outputs.rglob('summary.json'))):06d}Z-{name}"
+    folder.mkdir(parents=True)
+    summary = {
+        "notebook": name,
+        "incident_id": "INC-F",
+        "status": "ok",
+        "parameters": {"environment": "prod"},
+        "severity": max((s for _, s in findings), key=Severity.parse, default="OK"),
+        "findings": [
+            {"check": c, "component": "cache", "severity": s, "message": message or f"{c} is {s}"} for c, s in findings
+        ],
+    }
+    (folder / "summary.json").write_text(json.dumps(summary))
+    (folder / "report.html").write_text("<html><body>report</body></html>")
+    return RunResult(folder, summary, 0)
+
+
+def notice_of(findings: list[dict]) -> Notice:
+    return Notice(
+        "INC-F",
+        ["redis_cache"],
+        "CRITICAL",
+        {"response_time": "1 min", "notification": "Slack", "escalation": "Page VP"},
+        {"role": "primary", "name": "primary"},
+        findings,
+        [{"notebook": "redis_cache", "report": "/tmp/INC-F/x/report.html", "summary": "", "folder": ""}],
+    )
+
+
+def by_channel(records: list[dict]) -> dict[str, list[dict]]:
+    found: dict[str, list[dict]] = {}
+    for record in records:
+        found.setdefault(record["channel"], []).append(record)
+    return found
+
+
+# ---------------------------------------------------------------- 1. success means the service said so
+
+
+@pytest.mark.parametrize("status", [301, 302])
+def test_a_redirect_from_the_slack_webhook_is_a_failure_naming_where_it_pointed(channels, tmp_path, status, capsys):
+    channels["slack"].answer_next(status, headers={"Location": "https://moved.example/elsewhere"})
+    run = fake_run(tmp_path / "out", [("cache.hit_rate", "WARNING")])
+    records = notify.deliver([run], mode="always")
+    [record] = by_channel(records)["slack"]
+    assert record["status"] == "failed", record
+    assert f"HTTP {status} redirecting to https://moved.example/elsewhere" in record["error"]
+    assert WEBHOOK_TOKEN not in record["error"]
+    assert "slack notification failed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("status, body", [(200, b""), (200, b"invalid_token"), (204, b"ok"), (202, b"ok")])
+def test_slack_is_sent_only_on_200_ok(channels, status, body):
+    channels["slack"].answer_next(status, body)
+    with pytest.raises(DeliveryFailed, match=f"HTTP {status}, not 200 ok"):
+        slack.send({"text": "x", "blocks": [{"type": "divider"}]}, channels["slack"].webhook_url)
+
+
+def test_pagerduty_is_sent_only_on_202_success(channels):
+    event = pagerduty.resolve_event("prod/cache", "cache.hit_rate", ROUTING_KEY)
+    channels["pagerduty"].answer_next(200, b'{"status":"success"}')
+    with pytest.raises(DeliveryFailed, match="HTTP 200, not 202 success"):
+        pagerduty.send(event, channels["pagerduty"].events_url)
+    channels["pagerduty"].answer_next(202, b'{"status":"queued?"}')
+    with pytest.raises(DeliveryFailed, match="HTTP 202, not 202 success"):
+        pagerduty.send(event, channels["pagerduty"].events_url)
+    assert pagerduty.send(event, channels["pagerduty"].events_url) == "resolve imsnb/prod/cache/cache.hit_rate"
+
+
+def test_jira_attachments_and_comments_are_sent_only_on_their_own_success(channels, tmp_path):
+    run = fake_run(tmp_path / "out", [("cache.hit_rate", "ERROR")])
+    files = [("summary.json", run.folder / "summary.json")]
+    channels["jira"].answer_next(301, headers={"Location": "https://jira.example/login"})
+    with pytest.raises(DeliveryFailed, match="HTTP 301 redirecting to https://jira.example/login"):
+        jira.attach(TICKET, files)
+    channels["jira"].answer_next(200, b'{"id": "1"}')  # not the list of attachments
+    with pytest.raises(DeliveryFailed, match="without the list of attachments"):
+        jira.attach(TICKET, files)
+    channels["jira"].answer_next(200, b'{"id": "10000"}')
+    with pytest.raises(DeliveryFailed, match="HTTP 200, not 201 Created"):
+        jira.comment(TICKET, jira.comment_document(notice_of([])))
+    assert jira.attach(TICKET, files) == "1 attachment(s)"
+
+
+def test_jira_401_and_an_unknown_issue_are_one_line_each(channels, tmp_path, monkeypatch):
+    run = fake_run(tmp_path / "out", [("cache.hit_rate", "ERROR")])
+    records = notify.deliver([run], mode="never", ticket="OPS-404")
+    assert [r["status"] for r in records] == ["failed", "failed"]
+    assert 'HTTP 404: {"errorMessages":["Issue does not exist' in records[0]["error"]
+    monkeypatch.setenv("JIRA_API_TOKEN", "wrong-token-for-jira")
+    records = notify.deliver([run], mode="never", ticket=TICKET)
+    assert [r["status"] for r in records] == ["failed", "failed"] and "HTTP 401" in records[1]["error"]
+    assert "wrong-token-for-jira" not in json.dumps(records)
+
+
+# ---------------------------------------------------------------- 2. 429, Retry-After, one refused event
+
+
+def test_429_with_a_retry_after_within_the_deadline_is_sent_after_it(channels):
+    channels["slack"].answer_next(429, b"rate_limited", {"Retry-After": "1"})
+    before = len(channels["slack"].requests)
+    assert slack.send({"text": "x", "blocks": [{"type": "divider"}]}, channels["slack"].webhook_url) == "1 blocks"
+    assert [r.get("scripted") for r in channels["slack"].requests[before:]] == [429, None]
+
+
+def test_429_with_a_retry_after_beyond_the_deadline_fails_at_once_for_the_next_run(channels, tmp_path):
+    channels["pagerduty"].answer_next(429, b'{"status":"throttle"}', {"Retry-After": "3600"}, times=5)
+    run = fake_run(tmp_path / "out", [("cache.hit_rate", "ERROR"), ("cache.evictions", "CRITICAL")])
+    before = len(channels["pagerduty"].requests)
+    records = by_channel(notify.deliver([run], mode="changes"))["pagerduty"]
+    assert len(channels["pagerduty"].requests) == before + 1, "the batch stops at a 429: no wait per event"
+    assert "rate limited (HTTP 429, Retry-After 3600): not within the 10 s deadline" in records[0]["error"]
+    assert records[1]["error"].startswith("not sent: PagerDuty events API rate limited")
+    channels["pagerduty"].scripted.clear()
+    again = by_channel(notify.deliver([run], mode="changes"))["pagerduty"]  # nothing changed, but never paged
+    assert [r["status"] for r in again] == ["sent", "sent"]
+
+
+def test_one_event_refused_with_400_does_not_stop_the_others_or_the_resolves(channels, tmp_path):
+    outputs = tmp_path / "out"
+    notify.deliver([fake_run(outputs, [("cache.stale", "ERROR")])], mode="changes")  # paged: resolved below
+    channels["pagerduty"].reject("imsnb/prod/cache/cache.a")
+    before = len(channels["pagerduty"].requests)
+    run = fake_run(
+        outputs, [("cache.a", "ERROR"), ("cache.b", "CRITICAL"), ("cache.c", "ERROR"), ("cache.stale", "OK")]
+    )
+    records = by_channel(notify.deliver([run], mode="changes"))["pagerduty"]
+    events = channels["pagerduty"].events()[before:]
+    assert sorted((e["event_action"], e["dedup_key"].rsplit("/", 1)[1]) for e in events) == [
+        ("resolve", "cache.stale"),
+        ("trigger", "cache.a"),
+        ("trigger", "cache.b"),
+        ("trigger", "cache.c"),
+    ]
+    status = {r["detail"].rsplit("/", 1)[1]: r["status"] for r in records}
+    assert status == {"cache.a": "failed", "cache.b": "sent", "cache.c": "sent", "cache.stale": "sent"}
+    state = json.loads((outputs / ".notify-state.json").read_text())["checks"]
+    assert not state["prod/cache|cache.a"]["paged"] and state["prod/cache|cache.b"]["paged"]
+
+
+# ---------------------------------------------------------------- 3. sizes
+
+
+def long_findings(count: int = 120, length: int = 5000) -> list[dict]:
+    return [
+        {
+            "check": f"cache.check_{i:03d}",
+            "target": "prod/cache",
+            "severity": "CRITICAL" if i % 2 else "ERROR",
+            "message": f"finding {i} " + "m" * length,
+            "notebook": "redis_cache",
+            "component": "cache",
+        }
+        for i in range(count)
+    ]
+
+
+def test_a_pagerduty_event_with_120_long_findings_stays_under_512_kb(channels):
+    findings = long_findings()
+    event = pagerduty.trigger_event(findings[7], notice_of(findings), ROUTING_KEY)
+    assert len(json.dumps(event).encode()) < 512 * 1024
+    details = event["payload"]["custom_details"]
+    assert [f["check"] for f in details["findings"]] == ["cache.check_007"]
+    assert details["findings_total"] == 120 and details["findings_by_severity"] == {"CRITICAL": 60, "ERROR": 60}
+    assert pagerduty.send(event, channels["pagerduty"].events_url).startswith("trigger ")
+    small = pagerduty.trigger_event(findings[0], notice_of(findings[:3]), ROUTING_KEY)
+    assert len(small["payload"]["custom_details"]["findings"]) == 3, "a table that fits is sent whole"
+
+
+def test_a_jira_comment_with_120_long_findings_is_trimmed_and_says_how_many_more(channels):
+    document = jira.comment_document(notice_of(long_findings()))
+    assert len(json.dumps(document, ensure_ascii=False)) <= 32_767
+    assert jira.comment(TICKET, document) == "comment added"
+    sent = channels["jira"].comments[-1]
+    table = next(node for node in sent["content"] if node["type"] == "table")
+    shown = len(table["content"]) - 1
+    assert 3 <= shown < 120
+    assert f"… and {120 - shown} more in the attached report" in adf_text(sent)
