@@ -333,17 +333,41 @@ def adf_text(node: dict[str, Any]) -> str:
 
 
 class Smtp:
-    """aiosmtpd on a free port, requiring AUTH LOGIN/PLAIN with this user and password (no TLS: local test)."""
+    """aiosmtpd on a free port, requiring AUTH LOGIN/PLAIN with this user and password, and TLS before AUTH as real
+    submission servers do: STARTTLS (`tls="starttls"`, the default) or implicit TLS (`tls="ssl"`), with a
+    certificate from a private CA (`ca_file`, which the client trusts through SSL_CERT_FILE). `tls=None` offers no
+    TLS at all (then AUTH is refused: "538 Encryption required")."""
 
-    def __init__(self, user: str, password: str) -> None:
+    def __init__(self, user: str, password: str, *, tls: str | None = "starttls") -> None:
+        import ssl
+        import tempfile
+        from pathlib import Path
+
         from aiosmtpd.controller import Controller
         from aiosmtpd.smtp import AuthResult
 
+        from imsnb.sandbox.api import issue_certificate
+
         self.messages: list[dict[str, Any]] = []
         self.logins: list[tuple[str, bool]] = []
+        self.sessions = 0
         owner = self
+        self._dir = tempfile.TemporaryDirectory(prefix="imsnb-smtp-")
+        ca, cert, key = issue_certificate(30, host="localhost")
+        folder = Path(self._dir.name)
+        (folder / "ca.pem").write_bytes(ca)
+        (folder / "cert.pem").write_bytes(cert)
+        (folder / "key.pem").write_bytes(key)
+        self.ca_file = folder / "ca.pem"
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
 
         class Handler:
+            async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: N802
+                owner.sessions += 1
+                session.host_name = hostname
+                return responses
+
             async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
                 owner.messages.append(
                     {
@@ -351,6 +375,7 @@ class Smtp:
                         "to": list(envelope.rcpt_tos),
                         "raw": envelope.original_content or envelope.content,
                         "authenticated": bool(session.authenticated),
+                        "tls": session.ssl is not None or tls == "ssl",
                     }
                 )
                 return "250 Message accepted for delivery"
@@ -363,15 +388,21 @@ class Smtp:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
-        with warnings.catch_warnings():  # "AUTH without TLS": deliberate, on 127.0.0.1 only
+        extra: dict[str, Any] = {}
+        if tls == "starttls":
+            extra = {"tls_context": context, "require_starttls": True}
+        elif tls == "ssl":
+            extra = {"ssl_context": context}
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             self.controller = Controller(
                 Handler(),
                 hostname="127.0.0.1",
                 port=self.port,
                 authenticator=authenticator,
-                auth_require_tls=False,
+                auth_require_tls=tls != "ssl",  # implicit TLS is TLS all along (aiosmtpd only knows STARTTLS)
                 auth_required=True,
+                **extra,
             )
             self.controller.start()
 
@@ -380,3 +411,54 @@ class Smtp:
 
     def close(self) -> None:
         self.controller.stop()
+        self._dir.cleanup()
+
+
+class TricklingSmtp:
+    """An SMTP server that trickles its banner one byte every `every_s` seconds ("220 ..." never completes in
+    time): a per-read timeout never trips on it. `sent` counts the bytes per connection until the client left."""
+
+    def __init__(self, every_s: float = 1.0, total: int = 120) -> None:
+        self.every_s, self.total = every_s, total
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.sent: list[int] = []
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self._acceptor = threading.Thread(target=self._accept, daemon=True)
+        self._acceptor.start()
+
+    def _accept(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            thread = threading.Thread(target=self._trickle, args=(conn,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _trickle(self, conn: socket.socket) -> None:
+        index = len(self.sent)
+        self.sent.append(0)
+        banner = (b"220 slow.example ESMTP " + b"." * self.total)[: self.total]
+        with conn:
+            try:
+                for byte in banner:
+                    if self._stop.wait(self.every_s):
+                        return
+                    conn.sendall(bytes([byte]))
+                    self.sent[index] += 1
+            except OSError:
+                return  # the client left
+
+    def finished(self) -> list[int]:
+        for thread in self._threads:
+            thread.join(timeout=self.total * self.every_s + 5)
+        return self.sent
+
+    def close(self) -> None:
+        self._stop.set()
+        self._acceptor.join(timeout=2)
+        self.sock.close()

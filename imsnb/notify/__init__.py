@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from imsnb.errors import BadParameter, ImsnbError, NotConfigured
 from imsnb.files import write_atomic
 from imsnb.findings import Severity
 from imsnb.notify import jira, mail, pagerduty, slack, state
-from imsnb.notify.http import DeliveryFailed
+from imsnb.notify.http import DeliveryFailed, check_secure
 from imsnb.notify.message import Notice, build_notice
 from imsnb.notify.routes import Routes, load_routes, secret
 
@@ -46,12 +47,27 @@ def check_ready(mode: str, ticket: str | None = None) -> None:
         raise BadParameter(f"notify mode {mode!r}: use one of {', '.join(MODES)}")
     try:
         if mode != "never":  # a broken roster only matters to a message: a plain run never fails over it
-            load_routes()
+            routes = load_routes()
             load_roster()
+            problem = next((p for p in _secret_problems(routes) if p), None)
+            if problem:
+                raise BadParameter(problem)
     except NotConfigured as exc:
         raise BadParameter(str(exc)) from None
     if ticket:
         jira.check_ticket(ticket)
+
+
+def _secret_problems(routes: Routes) -> Iterator[str | None]:
+    """Why a configured destination's secret cannot go where it is configured to (plain HTTP off this machine, an
+    SMTP login outside TLS, a routing key of the wrong length), checked before a run as at each send."""
+    if "slack" in routes.settings and secret("slack"):
+        yield check_secure(secret("slack") or "", "IMSNB_SLACK_WEBHOOK_URL")
+    if "pagerduty" in routes.settings:
+        yield check_secure(pagerduty.events_url(routes.settings["pagerduty"]), "the PagerDuty events URL")
+        yield pagerduty.check_routing_key(secret("pagerduty") or "") if secret("pagerduty") else None
+    if "email" in routes.settings:
+        yield mail.tls_problem(routes.settings["email"], secret("email"))
 
 
 def deliver(
@@ -108,9 +124,9 @@ def _notify(notice: Notice, summaries: list[dict], outputs: Path, mode: str, fil
     records = []
     with state.locked(outputs) as st:
         diff = state.compare(st, everything, ok_notebooks, routes.min_severity)
-        notice.changes, notice.resolved = (
-            diff.changes,
-            [{k: r[k] for k in ("target", "check", "was")} for r in diff.resolved],
+        # masked like the rest of the notice: every channel renders this one masked notice
+        notice.changes, notice.resolved = _scrub(
+            [diff.changes, [{k: r[k] for k in ("target", "check", "was")} for r in diff.resolved]]
         )
         worst = Severity.parse(notice.severity)
         level = max([worst] + [Severity.parse(r["was"]) for r in diff.resolved])
@@ -148,6 +164,9 @@ def _send_message(destination: str, notice: Notice, routes: Routes, files: list,
             url = secret("slack")
             if not url:
                 raise DeliveryFailed("IMSNB_SLACK_WEBHOOK_URL is not set")
+            problem = check_secure(url, "IMSNB_SLACK_WEBHOOK_URL")
+            if problem:
+                raise DeliveryFailed(f"not sent: {problem}")
             detail = slack.send(_scrub(slack.payload(notice)), url)
         else:
             msg = mail.build(notice, settings, files)
@@ -171,6 +190,8 @@ def _page(notice: Notice, diff: state.Diff, st: dict, routes: Routes, mode: str)
         if mode == "always" or k in diff.changed_keys or not old.get("paged"):
             triggers.append((k, f))
     problem = "IMSNB_PAGERDUTY_ROUTING_KEY is not set" if not key else pagerduty.check_routing_key(key)
+    insecure = check_secure(url, "the PagerDuty events URL")
+    problem = problem or (f"not sent: {insecure}" if insecure else None)
     if (triggers or diff.to_resolve) and problem:
         return [_failed("pagerduty", problem, mode)], set(), {r["key"] for r in diff.to_resolve}
     events = [(k, _scrub(pagerduty.trigger_event(_scrub(dict(f)), notice, "", at=_now()))) for k, f in triggers]
@@ -284,10 +305,26 @@ def _target(finding: dict[str, Any], summary: dict[str, Any]) -> str:
     return target_of(finding, summary)
 
 
+# The user info of a URL (scheme://user:pw@host): a target's name never carries it, nor does any message text.
+_USERINFO = re.compile(r"\b([a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
+
+
 def _scrub(value: Any) -> Any:
+    """The one masking every channel's payload and every record goes through: known secrets in every spelling
+    (`imsnb.runs.scrub`), then the user info of any URL."""
     from imsnb.runs.scrub import SUMMARY_KEYS_KEPT, scrub_tree
 
-    return scrub_tree(value, config.secret_values(), keep=SUMMARY_KEYS_KEPT)
+    return _without_userinfo(scrub_tree(value, config.secret_values(), keep=SUMMARY_KEYS_KEPT))
+
+
+def _without_userinfo(value: Any) -> Any:
+    if isinstance(value, str):
+        return _USERINFO.sub(r"\1", value)
+    if isinstance(value, dict):
+        return {k: _without_userinfo(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_userinfo(v) for v in value]
+    return value
 
 
 def _scrubbed(notice: Notice) -> Notice:

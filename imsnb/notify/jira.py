@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 from imsnb.errors import BadParameter
-from imsnb.notify.http import DeliveryFailed, post
+from imsnb.notify.http import DeliveryFailed, check_secure, post
 from imsnb.notify.message import TABLE_COLUMNS, Notice
 
 # Jira rejects a comment over 32,767 characters; a cell is cut at 2,000 so one long message cannot fill it.
@@ -38,7 +38,18 @@ def check_ticket(key: str) -> str:
             f"--ticket needs {', '.join(missing)} in the environment: "
             "JIRA_URL is the Jira site, JIRA_USER and JIRA_API_TOKEN the account and API token to post as"
         )
+    problem = check_secure(os.environ["JIRA_URL"], "JIRA_URL")
+    if problem:
+        raise BadParameter(f"{problem} (the API token goes with every request)")
     return key
+
+
+def _site() -> str:
+    """JIRA_URL without its trailing slash, refused (DeliveryFailed) when the token would go in clear."""
+    problem = check_secure(os.environ["JIRA_URL"], "JIRA_URL")
+    if problem:
+        raise DeliveryFailed(f"not sent: {problem}")
+    return os.environ["JIRA_URL"].rstrip("/")
 
 
 def issue_url(key: str) -> str:
@@ -68,7 +79,7 @@ def multipart(files: list[tuple[str, Path]]) -> tuple[bytes, str]:
 
 def attach(key: str, files: list[tuple[str, Path]]) -> str:
     body, content_type = multipart(files)
-    url = f"{os.environ['JIRA_URL'].rstrip('/')}/rest/api/3/issue/{quote(key)}/attachments"
+    url = f"{_site()}/rest/api/3/issue/{quote(key)}/attachments"
     headers = {**_headers(), "X-Atlassian-Token": "no-check", "Content-Type": content_type}
     status, answer = post(url, body, headers, what=f"Jira attachments of {key}", timeout_s=30)
     try:
@@ -134,7 +145,7 @@ def comment_document(notice: Notice) -> dict[str, Any]:
 
 
 def comment(key: str, document: dict[str, Any]) -> str:
-    url = f"{os.environ['JIRA_URL'].rstrip('/')}/rest/api/3/issue/{quote(key)}/comment"
+    url = f"{_site()}/rest/api/3/issue/{quote(key)}/comment"
     body = json.dumps({"body": document}, ensure_ascii=False).encode()
     status, _ = post(url, body, {**_headers(), "Content-Type": "application/json"}, what=f"Jira comment on {key}")
     if status != 201:

@@ -6,14 +6,19 @@ written as a notebook would."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from notify_servers import Jira, PagerDuty, Slack, adf_text
+from notify_servers import Jira, PagerDuty, Slack, Smtp, adf_text
 
 from imsnb import notify
+from imsnb.errors import BadParameter
 from imsnb.findings import Severity
-from imsnb.notify import jira, pagerduty, slack
+from imsnb.notify import jira, mail, pagerduty, slack
 from imsnb.notify.http import DeliveryFailed
 from imsnb.notify.message import Notice
 from imsnb.runs.execute import RunResult
@@ -21,6 +26,7 @@ from imsnb.runs.execute import RunResult
 WEBHOOK_TOKEN = "WhK9s3cretT0kenForSlackFaults42"
 ROUTING_KEY = "FaultRoutingKeyPagerDuty01234567"
 JIRA_TOKEN = "ATATT3xJiraT0ken-faults-31"
+SMTP_PASSWORD = "smtp-Pa55word-faults-19"
 TICKET = "OPS-9"
 
 
@@ -30,6 +36,7 @@ def servers():
         "slack": Slack(WEBHOOK_TOKEN),
         "pagerduty": PagerDuty(ROUTING_KEY),
         "jira": Jira("bot@x.test", JIRA_TOKEN, TICKET),
+        "smtp": Smtp("imsnb", SMTP_PASSWORD),
     }
     yield stand_ins
     for stand_in in stand_ins.values():
@@ -39,7 +46,7 @@ def servers():
 @pytest.fixture
 def channels(servers, tmp_path, monkeypatch):
     """imsnb.toml routing to Slack and PagerDuty (the stand-ins), their secrets and Jira's in the environment."""
-    for stand_in in servers.values():
+    for stand_in in (servers["slack"], servers["pagerduty"], servers["jira"]):
         stand_in.scripted.clear()
     servers["pagerduty"].rejected.clear()
     config = tmp_path / "imsnb.toml"
@@ -50,11 +57,34 @@ def channels(servers, tmp_path, monkeypatch):
     monkeypatch.setenv("JIRA_URL", servers["jira"].url)
     monkeypatch.setenv("JIRA_USER", "bot@x.test")
     monkeypatch.setenv("JIRA_API_TOKEN", JIRA_TOKEN)
+    monkeypatch.setenv("IMSNB_SMTP_PASSWORD", SMTP_PASSWORD)
+    monkeypatch.setenv("SSL_CERT_FILE", str(servers["smtp"].ca_file))
     monkeypatch.delenv("IMSNB_PAGERDUTY_URL", raising=False)
     return servers
 
 
-def fake_run(outputs: Path, findings: list[tuple[str, str]], *, message: str = "", name: str = "redis_cache"):
+def email_table(port: int, **extra: object) -> str:
+    lines = ["[notify.email]", 'host = "127.0.0.1"', f"port = {port}", 'from = "imsnb@ops.example.test"']
+    lines += ['to = ["oncall@ops.example.test"]', *(f"{k} = {json.dumps(v)}" for k, v in extra.items())]
+    return "\n".join(lines) + "\n"
+
+
+def configure(tmp_path: Path, servers, *, email: str = "") -> None:
+    """Slack, PagerDuty (the stand-ins) and the given [notify.email] table, as IMSNB_CONFIG."""
+    config = tmp_path / "imsnb.toml"
+    config.write_text(f'[notify.slack]\n[notify.pagerduty]\nurl = "{servers["pagerduty"].events_url}"\n{email}')
+    os.environ["IMSNB_CONFIG"] = str(config)  # restored by monkeypatch: `channels` set it
+
+
+def fake_run(
+    outputs: Path,
+    findings: list[tuple[str, str]],
+    *,
+    message: str = "",
+    name: str = "redis_cache",
+    component: str = "cache",
+    environment: str = "prod",
+):
     """A completed run's folder and summary, as a notebook leaves them (findings: (check, severity))."""
     folder = outputs / "INC-F" / f"20261129T{len(list(outputs.rglob('summary.json'))):06d}Z-{name}"
     folder.mkdir(parents=True)
@@ -62,10 +92,11 @@ def fake_run(outputs: Path, findings: list[tuple[str, str]], *, message: str = "
         "notebook": name,
         "incident_id": "INC-F",
         "status": "ok",
-        "parameters": {"environment": "prod"},
+        "parameters": {"environment": environment},
         "severity": max((s for _, s in findings), key=Severity.parse, default="OK"),
         "findings": [
-            {"check": c, "component": "cache", "severity": s, "message": message or f"{c} is {s}"} for c, s in findings
+            {"check": c, "component": component, "severity": s, "message": message or f"{c} is {s}"}
+            for c, s in findings
         ],
     }
     (folder / "summary.json").write_text(json.dumps(summary))
@@ -234,3 +265,137 @@ def test_a_jira_comment_with_120_long_findings_is_trimmed_and_says_how_many_more
     shown = len(table["content"]) - 1
     assert 3 <= shown < 120
     assert f"… and {120 - shown} more in the attached report" in adf_text(sent)
+
+
+# ---------------------------------------------------------------- 6. nothing leaks
+
+
+def test_targets_and_every_payload_carry_no_user_info(channels, tmp_path, monkeypatch):
+    monkeypatch.setenv("IMSNB_API_URL", "http://opsuser:pw-Secret-77@127.0.0.1:8099")
+    configure(tmp_path, channels, email=email_table(channels["smtp"].port, starttls=True, user="imsnb"))
+    before = {name: len(server.requests) for name, server in channels.items() if name != "smtp"}
+    mails = len(channels["smtp"].messages)
+    outputs = tmp_path / "out"
+    run = fake_run(outputs, [("api.health", "ERROR")], component="api", environment="default", name="health_check")
+    records = notify.deliver([run], mode="changes")
+    assert {r["channel"]: r["status"] for r in records} == {"slack": "sent", "email": "sent", "pagerduty": "sent"}
+    [message] = channels["smtp"].messages[mails:]
+    parts = channels["smtp"].parsed(channels["smtp"].messages.index(message)).walk()
+    decoded = [p.get_payload(decode=True) or b"" for p in parts if not p.is_multipart()]
+    sent = [message["raw"], *decoded, (outputs / ".notify-state.json").read_bytes()]
+    sent += [(run.folder / "summary.json").read_bytes()]
+    sent += [r["body"] for name, n in before.items() for r in channels[name].requests[n:]]
+    assert sum(b"api.health on 127.0.0.1:8099" in part for part in decoded) == 2  # the text and the HTML
+    for body in sent:
+        assert b"opsuser" not in body and b"pw-Secret-77" not in body, body[:300]
+    [event] = [json.loads(r["body"]) for r in channels["pagerduty"].requests[before["pagerduty"] :]]
+    assert event["dedup_key"] == "imsnb/127.0.0.1:8099/api.health"
+
+
+# ---------------------------------------------------------------- 7. secrets only over TLS
+
+
+@pytest.mark.parametrize(
+    "variable, value, needle",
+    [
+        (
+            "IMSNB_PAGERDUTY_URL",
+            "http://pagerduty.example.invalid/v2/enqueue",
+            "plain http://pagerduty.example.invalid",
+        ),
+        (
+            "IMSNB_SLACK_WEBHOOK_URL",
+            "http://hooks.example.invalid/services/T/B/x",
+            "plain http://hooks.example.invalid",
+        ),
+    ],
+)
+def test_a_secret_goes_over_plain_http_to_loopback_only(channels, tmp_path, variable, value, needle):
+    os.environ[variable] = value  # restored by monkeypatch (`channels` set or cleared it)
+    with pytest.raises(BadParameter, match=needle):
+        notify.check_ready("changes")
+    records = notify.deliver([fake_run(tmp_path / "out", [("cache.hit_rate", "ERROR")])], mode="always")
+    refused = [r for r in records if r["status"] == "failed"]
+    assert refused and all(needle in r["error"] and "not sent" in r["error"] for r in refused), records
+
+
+def test_a_toml_url_or_jira_site_in_plain_http_is_bad_input(channels, tmp_path, monkeypatch):
+    config = tmp_path / "imsnb.toml"
+    config.write_text('[notify.pagerduty]\nurl = "http://10.1.2.3/v2/enqueue"\n')
+    monkeypatch.setenv("IMSNB_CONFIG", str(config))
+    proc = subprocess.run(
+        [sys.executable, "-m", "imsnb.cli", "run", "health_check", "--notify", "changes", "--outputs", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "[notify.pagerduty] url is plain http://10.1.2.3" in proc.stderr
+    monkeypatch.setenv("JIRA_URL", "http://jira.example.invalid")
+    with pytest.raises(BadParameter, match="JIRA_URL is plain http://jira.example.invalid"):
+        notify.check_ready("never", ticket=TICKET)
+    config.write_text('[notify.pagerduty]\nurl = "http://[::1]:9/v2/enqueue"\n')  # loopback: allowed
+    notify.check_ready("changes")
+
+
+def test_smtp_auth_without_tls_is_bad_input_and_never_sent(channels, tmp_path):
+    plain = Smtp("imsnb", SMTP_PASSWORD, tls=None)
+    try:
+        configure(tmp_path, channels, email=email_table(plain.port, user="imsnb"))
+        with pytest.raises(BadParameter, match="without TLS: the password would cross the network in clear"):
+            notify.check_ready("changes")
+        configure(tmp_path, channels, email=email_table(plain.port))  # no user: the password alone still logs in
+        with pytest.raises(BadParameter, match="without TLS"):
+            notify.check_ready("changes")
+        records = notify.deliver([fake_run(tmp_path / "out", [("cache.hit_rate", "WARNING")])], mode="always")
+        [email] = [r for r in records if r["channel"] == "email"]
+        assert email["status"] == "failed" and "without TLS" in email["error"]
+        assert plain.sessions == 0 and plain.logins == [], "nothing reached the server"
+    finally:
+        plain.close()
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")  # implicit TLS: it is
+def test_implicit_tls_defaults_to_port_465_and_mails_say_they_are_automatic(channels, tmp_path):
+    assert mail.port_of({"ssl": True}) == 465 and mail.port_of({"starttls": True}) == 25
+    with pytest.raises(BadParameter, match="sets both ssl and starttls"):
+        configure(tmp_path, channels, email=email_table(1, ssl=True, starttls=True))
+        notify.check_ready("changes")
+    implicit = Smtp("imsnb", SMTP_PASSWORD, tls="ssl")
+    try:
+        configure(tmp_path, channels, email=email_table(implicit.port, ssl=True, user="imsnb"))
+        os.environ["SSL_CERT_FILE"] = str(implicit.ca_file)
+        records = notify.deliver([fake_run(tmp_path / "out", [("cache.hit_rate", "WARNING")])], mode="always")
+        assert [r["status"] for r in records if r["channel"] == "email"] == ["sent"], records
+        [message] = implicit.messages
+        assert message["authenticated"] and message["tls"]
+        parsed = implicit.parsed()
+        assert parsed["Auto-Submitted"] == "auto-generated"
+        assert re.fullmatch(r"<[0-9.]+imsnb@ops\.example\.test>", parsed["Message-ID"]), parsed["Message-ID"]
+    finally:
+        implicit.close()
+
+
+# ---------------------------------------------------------------- 8. Slack markup from data is text
+
+
+HOSTILE = "<!channel> wake up <https://evil.example|Acknowledge here> &amp; <@U0ATTACKER>"
+
+
+def test_slack_text_and_links_from_data_are_escaped(channels, tmp_path):
+    before = len(channels["slack"].requests)
+    run = fake_run(tmp_path / "out", [("cache.hit_rate", "WARNING")], message=HOSTILE)
+    notify.deliver([run], mode="always", archive="s3://bucket/pre|fix>x<!here>")
+    [payload] = channels["slack"].json_bodies()[before:]
+    texts = [payload["text"]]
+    for block in payload["blocks"]:
+        texts += [block.get("text", {}).get("text", "")] + [f["text"] for f in block.get("fields", [])]
+        texts += [e["text"] for e in block.get("elements", [])]
+    joined = "\n".join(texts)
+    assert "&lt;!channel&gt; wake up &lt;https://evil.example|Acknowledge here&gt; &amp;amp;" in payload["text"]
+    tokens = re.findall(r"<([^>]*)>", joined)  # what Slack would parse as a mention or a link
+    assert tokens, "the report link is a link"
+    for token in tokens:
+        url, _, label = token.partition("|")
+        assert url.startswith("https://s3.console.aws.amazon.com/s3/object/bucket?prefix=pre%7Cfix%3Ex%3C"), token
+        assert not re.search(r"[<>|\s]", url) and "<" not in label and "|" not in label, token
