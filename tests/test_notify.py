@@ -286,7 +286,7 @@ def test_a_cleared_check_resolves_pagerduty_and_a_failed_ticket_is_one_line(flow
     assert warnings and "HTTP 503" in warnings[0]
     failed = [r for r in summary_of(step["folder"])["notifications"] if r["status"] == "failed"]
     assert failed and {r["channel"] for r in failed} == {"jira"} and "HTTP 503" in failed[0]["error"]
-    state = json.loads((step["folder"].parent.parent / ".notify-state.json").read_text())
+    state = json.loads((step["folder"].parent.parent / ".notify" / "state.json").read_text())
     assert state["checks"] == {}
 
 
@@ -543,7 +543,7 @@ def test_pagerduty_down_is_retried_on_the_next_run_and_clears_by_absence(servers
     notify.deliver([_fake_run(outputs, "redis_cache", [("cache.memory_used", "OK")])], mode="changes")
     events = new_since(servers, before)["pagerduty"]
     assert [(e["event_action"], e["dedup_key"]) for e in events] == [("resolve", "imsnb/prod/cache/cache.evictions")]
-    assert json.loads((outputs / ".notify-state.json").read_text())["checks"] == {}
+    assert json.loads((outputs / ".notify" / "state.json").read_text())["checks"] == {}
     assert servers["pagerduty"].problems == []
 
 

@@ -6,10 +6,11 @@
 
 One message per run (or per suite / triage), sent to the destinations `[notify]` routes the worst severity's
 channels to. `mode`: `always` sends every time; `changes` only when a check is new, escalated, de-escalated or
-cleared since the last notification (state in outputs/.notify-state.json); `never` sends nothing. PagerDuty gets
+cleared since the last notification (state in outputs/.notify/state.json); `never` sends nothing. PagerDuty gets
 one `trigger` per target and check at a paging level (dedup key imsnb/<target>/<check>), and `resolve` when that
-check is found OK again. A channel that fails is one line on stderr and a record in each run's summary.json
-(`notifications`: channel, status, error); the other channels still go out and the run's exit status is unchanged.
+check is found OK again. The page goes first, then Slack, then the mail, each within its whole-call deadline. A
+channel that fails is one line on stderr and a record in each run's summary.json (`notifications`: channel, status,
+error); the other channels still go out and the run's exit status is unchanged.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def deliver(
     files = _attachments(folders)
     records: list[dict[str, Any]] = []
     if mode != "never":
-        records += _notify(notice, summaries, folders[0].parent.parent, mode, files)
+        records += _notify(notice, summaries, folders[0].parent.parent, mode, files, warn)
     if ticket:
         records += _ticket(ticket, notice, files, folders[0].parent)
     failed: dict[str, list[dict[str, Any]]] = {}
@@ -109,7 +110,11 @@ def deliver(
 # ---------------------------------------------------------------- notification
 
 
-def _notify(notice: Notice, summaries: list[dict], outputs: Path, mode: str, files: list) -> list[dict[str, Any]]:
+def _notify(
+    notice: Notice, summaries: list[dict], outputs: Path, mode: str, files: list, warn: Callable[[str], None]
+) -> list[dict[str, Any]]:
+    """Compare with the state (read without a lock), send the most urgent first (the page, then Slack, then the
+    mail), then keep what was sent (`state.save`, under the lock): no network call ever holds the lock."""
     try:
         routes = load_routes()
     except NotConfigured as exc:
@@ -121,34 +126,44 @@ def _notify(notice: Notice, summaries: list[dict], outputs: Path, mode: str, fil
         for f in s.get("findings") or []
     ]
     at = _now()
-    records = []
-    with state.locked(outputs) as st:
-        diff = state.compare(st, everything, ok_notebooks, routes.min_severity)
-        # masked like the rest of the notice: every channel renders this one masked notice
-        notice.changes, notice.resolved = _scrub(
-            [diff.changes, [{k: r[k] for k in ("target", "check", "was")} for r in diff.resolved]]
-        )
-        worst = Severity.parse(notice.severity)
-        level = max([worst] + [Severity.parse(r["was"]) for r in diff.resolved])
-        wanted = worst >= routes.min_severity or bool(diff.resolved)
-        if mode == "changes":
-            message_to = routes.destinations(level) if diff.changed else []
-            if not diff.changed and worst >= routes.min_severity:  # last time's failures, tried again
-                message_to = [d for d in routes.destinations(level) if d in st["failed"] and d != "pagerduty"]
-        else:
-            message_to = routes.destinations(level) if wanted else []
-        failed: list[str] = []
-        for destination in (d for d in message_to if d in ("slack", "email")):
-            record = _send_message(destination, notice, routes, files, mode)
-            records.append(record)
-            if record["status"] == "failed":
-                failed.append(destination)
-        paged, unresolved = set(), set()
-        if "pagerduty" in routes.settings:
-            page_records, paged, unresolved = _page(notice, diff, st, routes, mode)
-            records += page_records
-        st["failed"] = failed if message_to else [d for d in st["failed"] if d not in message_to]
-        state.update(st, diff, routes.min_severity, paged=paged, unresolved=unresolved, at=at)
+    loaded = state.load(outputs, warn)
+    st = loaded.state
+    diff = state.compare(st, everything, ok_notebooks, routes.min_severity)
+    # masked like the rest of the notice: every channel renders this one masked notice
+    notice.changes, notice.resolved = _scrub(
+        [diff.changes, [{k: r[k] for k in ("target", "check", "was")} for r in diff.resolved]]
+    )
+    worst = Severity.parse(notice.severity)
+    level = max([worst] + [Severity.parse(r["was"]) for r in diff.resolved])
+    wanted = worst >= routes.min_severity or bool(diff.resolved)
+    if mode == "changes":
+        message_to = routes.destinations(level) if diff.changed else []
+        if not diff.changed and worst >= routes.min_severity:  # last time's failures, tried again
+            message_to = [d for d in routes.destinations(level) if d in st["failed"] and d != "pagerduty"]
+    else:
+        message_to = routes.destinations(level) if wanted else []
+    records: list[dict[str, Any]] = []
+    paged: set[str] = set()
+    unresolved: set[str] = set()
+    if "pagerduty" in routes.settings:  # the page first: it is what wakes someone
+        records, paged, unresolved = _page(notice, diff, st, routes, mode)
+    failed: list[str] = []
+    for destination in (d for d in ("slack", "email") if d in message_to):
+        record = _send_message(destination, notice, routes, files, mode)
+        records.append(record)
+        if record["status"] == "failed":
+            failed.append(destination)
+
+    def advance(current: dict[str, Any]) -> None:
+        if message_to:
+            current["failed"] = failed
+        state.update(current, diff, routes.min_severity, paged=paged, unresolved=unresolved, at=at)
+
+    if loaded.writable:
+        try:
+            state.save(outputs, advance)
+        except (OSError, state.Untrusted) as exc:
+            warn(f"imsnb: warning: notification state not kept: {exc} (the next run may notify again)")
     if not records:
         reason = "no change since the last notification" if mode == "changes" else "nothing at or above min_severity"
         records.append(

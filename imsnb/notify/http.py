@@ -181,7 +181,7 @@ def post_json(
 # ---------------------------------------------------------------- one exchange
 
 
-class _Watch:
+class Watch:
     """The watchdogs of one call: every socket it opens (to the service or to a proxy) is shut down at the
     deadline, whatever it is doing then."""
 
@@ -210,7 +210,7 @@ class _Watch:
             dog.__exit__(None, None, None)
 
 
-def _opener(watch: _Watch) -> urllib.request.OpenerDirector:
+def _opener(watch: Watch) -> urllib.request.OpenerDirector:
     class Connection(http.client.HTTPConnection):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
@@ -256,7 +256,7 @@ def _once(
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         raise DeliveryFailed(f"{what} unreachable: {deadline_message(timeout_s)}", retryable=True)
-    watch = _Watch(deadline)
+    watch = Watch(deadline)
     req = urllib.request.Request(url, data=body, headers={"User-Agent": "imsnb", **headers}, method=method)
     try:
         try:

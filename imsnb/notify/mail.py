@@ -9,15 +9,19 @@ vacation replies or loops) with a Message-ID in the sender's own domain.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import smtplib
+import socket
 import ssl
+import time
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 from pathlib import Path
 from typing import Any
 
-from imsnb.notify.http import DeliveryFailed
+from imsnb.deadline import deadline_message
+from imsnb.notify.http import DeliveryFailed, Watch
 from imsnb.notify.message import Notice
 
 TIMEOUT_S = 10.0
@@ -96,18 +100,49 @@ def send(msg: EmailMessage, settings: dict[str, Any], password: str | None) -> s
     if problem:
         raise DeliveryFailed(f"SMTP {host}:{port}: not sent: {problem}")
     timeout = float(settings.get("timeout_s", TIMEOUT_S))
+    timeout = float(settings.get("timeout_s", TIMEOUT_S))
+    watch = Watch(time.monotonic() + timeout)
     try:
-        if settings.get("ssl"):
-            client: smtplib.SMTP = smtplib.SMTP_SSL(host, port, timeout=timeout, context=ssl.create_default_context())
-        else:
-            client = smtplib.SMTP(host, port, timeout=timeout)
-        with client:
+        context = ssl.create_default_context()
+        client: smtplib.SMTP = (
+            _TLSClient(timeout=timeout, context=context) if settings.get("ssl") else _Client(timeout=timeout)
+        )
+        client.watch = watch  # type: ignore[attr-defined]
+        client._host = host  # what STARTTLS and implicit TLS check the certificate against
+        try:
+            client.connect(host, port)
             if settings.get("starttls") and not settings.get("ssl"):
-                client.starttls(context=ssl.create_default_context())
+                client.starttls(context=context)  # SMTPNotSupportedError when not offered: never on in clear
             if password:
                 client.login(str(settings.get("user") or settings["from"]), password)
             refused = client.send_message(msg)
+        finally:
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                client.quit()
+            client.close()
     except (smtplib.SMTPException, OSError) as exc:
+        if watch.fired:
+            raise DeliveryFailed(f"SMTP {host}:{port}: {deadline_message(timeout)}", retryable=True) from None
         raise DeliveryFailed(f"SMTP {host}:{port}: {type(exc).__name__}: {' '.join(str(exc).split())}") from None
+    finally:
+        watch.close()
     accepted = len(msg.get_all("To", [""])[0].split(",")) - len(refused)
     return f"{accepted} recipient(s)" + (f", refused {', '.join(refused)}" if refused else "")
+
+
+class _Client(smtplib.SMTP):
+    """smtplib with the whole-call deadline: the socket it opens is watched (`Watch`) from the first byte of the
+    banner to QUIT, so a server that trickles cannot hold delivery (a read timeout alone never trips on it)."""
+
+    watch: Watch
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        return self.watch.create_connection((host, port), timeout, self.source_address)
+
+
+class _TLSClient(smtplib.SMTP_SSL):
+    watch: Watch
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        raw = self.watch.create_connection((host, port), timeout, self.source_address)
+        return self.context.wrap_socket(raw, server_hostname=self._host)

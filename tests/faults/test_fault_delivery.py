@@ -10,10 +10,12 @@ import os
 import re
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
-from notify_servers import Jira, PagerDuty, Slack, Smtp, adf_text
+from notify_servers import Jira, PagerDuty, Slack, Smtp, TricklingSmtp, adf_text
 
 from imsnb import notify
 from imsnb.errors import BadParameter
@@ -223,7 +225,7 @@ def test_one_event_refused_with_400_does_not_stop_the_others_or_the_resolves(cha
     ]
     status = {r["detail"].rsplit("/", 1)[1]: r["status"] for r in records}
     assert status == {"cache.a": "failed", "cache.b": "sent", "cache.c": "sent", "cache.stale": "sent"}
-    state = json.loads((outputs / ".notify-state.json").read_text())["checks"]
+    state = json.loads((outputs / ".notify" / "state.json").read_text())["checks"]
     assert not state["prod/cache|cache.a"]["paged"] and state["prod/cache|cache.b"]["paged"]
 
 
@@ -282,7 +284,7 @@ def test_targets_and_every_payload_carry_no_user_info(channels, tmp_path, monkey
     [message] = channels["smtp"].messages[mails:]
     parts = channels["smtp"].parsed(channels["smtp"].messages.index(message)).walk()
     decoded = [p.get_payload(decode=True) or b"" for p in parts if not p.is_multipart()]
-    sent = [message["raw"], *decoded, (outputs / ".notify-state.json").read_bytes()]
+    sent = [message["raw"], *decoded, (outputs / ".notify" / "state.json").read_bytes()]
     sent += [(run.folder / "summary.json").read_bytes()]
     sent += [r["body"] for name, n in before.items() for r in channels[name].requests[n:]]
     assert sum(b"api.health on 127.0.0.1:8099" in part for part in decoded) == 2  # the text and the HTML
@@ -399,3 +401,71 @@ def test_slack_text_and_links_from_data_are_escaped(channels, tmp_path):
         url, _, label = token.partition("|")
         assert url.startswith("https://s3.console.aws.amazon.com/s3/object/bucket?prefix=pre%7Cfix%3Ex%3C"), token
         assert not re.search(r"[<>|\s]", url) and "<" not in label and "|" not in label, token
+
+
+# ---------------------------------------------------------------- 10. whole-call deadlines, the page first, no lock
+
+
+def wait_for(condition, within_s: float = 30.0) -> bool:
+    """Poll `condition` until it holds (True) or `within_s` passes (False): a bound, not a measurement."""
+    end = time.monotonic() + within_s
+    while not condition():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_a_trickling_smtp_server_costs_the_deadline_and_the_page_goes_first(channels, tmp_path):
+    slow = TricklingSmtp(every_s=1.0, total=40)  # a 40-byte banner, one byte a second, never a full line
+    try:
+        configure(tmp_path, channels, email=email_table(slow.port, starttls=True, timeout_s=2))
+        os.environ.pop("IMSNB_SMTP_PASSWORD")  # no login needed to be held by the banner
+        paged_before = len(channels["pagerduty"].requests)
+        seen_at_connect: list[int] = []
+        run = fake_run(tmp_path / "out", [("cache.evictions", "CRITICAL")])
+        worker = threading.Thread(target=lambda: seen_at_connect.append(notify.deliver([run], mode="changes")))
+        worker.start()
+        assert wait_for(lambda: slow.sent), "the mail was never tried"
+        paged_when_mailing = len(channels["pagerduty"].requests) - paged_before
+        worker.join(timeout=60)
+        counts = slow.finished()
+    finally:
+        slow.close()
+    [records] = seen_at_connect
+    assert paged_when_mailing == 1, "the page went out before the mail started"
+    assert counts and all(count < 20 for count in counts), counts  # it left long before the banner's end
+    email = [r for r in records if r["channel"] == "email"][0]
+    assert email["status"] == "failed" and "deadline exceeded" in email["error"], email
+    assert [r["channel"] for r in records] == ["pagerduty", "slack", "email"]
+
+
+def test_the_state_lock_is_not_held_while_a_channel_is_slow(channels, tmp_path):
+    """Two deliveries to one outputs folder: the second sends while the first is still held by a trickling SMTP
+    server (with the lock held across the mail, the second would wait for the first to give up)."""
+    slow = TricklingSmtp(every_s=1.0, total=40)
+    try:
+        configure(tmp_path, channels, email=email_table(slow.port, starttls=True, timeout_s=6))
+        os.environ.pop("IMSNB_SMTP_PASSWORD")
+        outputs = tmp_path / "out"
+        first_run = fake_run(outputs, [("cache.hit_rate", "WARNING")])
+        second_run = fake_run(outputs, [("cache.memory_used", "WARNING")], name="health_check")
+        before = len(channels["slack"].requests)
+        first = threading.Thread(target=notify.deliver, args=([first_run],), kwargs={"mode": "changes"})
+        first.start()
+        assert wait_for(lambda: slow.sent), "the first mail was never tried"
+        second = threading.Thread(target=notify.deliver, args=([second_run],), kwargs={"mode": "changes"})
+        second.start()
+
+        def second_posted() -> bool:
+            return any("health_check" in b["text"] for b in channels["slack"].json_bodies()[before:])
+
+        assert wait_for(second_posted, within_s=20)
+        first_still_mailing = first.is_alive()
+        first.join(timeout=60)
+        second.join(timeout=60)
+    finally:
+        slow.close()
+    assert first_still_mailing, "the second delivery waited for the first one's mail"
+    checks = json.loads((outputs / ".notify" / "state.json").read_text())["checks"]
+    assert sorted(checks) == ["prod/cache|cache.hit_rate", "prod/cache|cache.memory_used"], "no update was lost"
