@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 import string
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -134,6 +135,8 @@ def _schedule_from_table(path: Path, name: str, table: Any, environments: dict) 
     notebook = table.get("notebook", name)
     if not isinstance(notebook, str) or not notebook:
         raise bad("notebook", "must be a notebook name (see `imsnb list`)")
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in notebook):
+        raise bad("notebook", f"{notebook[:60]!r} holds a control character: a crontab would read a line break")
     from imsnb.runs.catalogue import find_notebook, load_info
 
     try:
