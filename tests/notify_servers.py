@@ -239,26 +239,39 @@ class PagerDuty(StandIn):
 
 
 class Jira(StandIn):
-    """Jira Cloud REST v3: POST /rest/api/3/issue/{key}/attachments (multipart, field `file`, X-Atlassian-Token:
-    no-check) and POST /rest/api/3/issue/{key}/comment (ADF body), with basic auth user:token."""
+    """Jira Cloud (REST v3, `deployment="Cloud"`): POST /rest/api/3/issue/{key}/attachments (multipart, field `file`,
+    X-Atlassian-Token: no-check) and POST /rest/api/3/issue/{key}/comment (ADF body), basic auth email:token.
+    Jira Server / Data Center (REST v2, `deployment="Server"` or `"DataCenter"`): the same under /rest/api/2, the
+    comment body a string, a personal access token as `Authorization: Bearer`. Both answer GET
+    /rest/api/2/serverInfo with their deploymentType, to anyone; 401 for a wrong login, 404 for another issue."""
 
-    def __init__(self, user: str, token: str, key: str) -> None:
-        self.auth = "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode()
+    def __init__(self, user: str, token: str, key: str, *, deployment: str = "Cloud") -> None:
+        self.deployment = deployment
+        self.cloud = deployment == "Cloud"
+        if self.cloud:
+            self.auth = "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode()
+        else:
+            self.auth = f"Bearer {token}"
         self.key = key
         self.attachments: list[tuple[str, str, bytes]] = []  # (field name, filename, content)
-        self.comments: list[dict[str, Any]] = []
+        self.comments: list[Any] = []  # ADF documents (Cloud) or strings (Server)
         super().__init__()
 
     def check(self, request: dict[str, Any]) -> tuple[int, bytes, list[str]]:
         headers = request["headers"]
+        if request["method"] == "GET" and request["path"] == "/rest/api/2/serverInfo":
+            info = {"baseUrl": self.url, "version": "10.3.1", "deploymentType": self.deployment}
+            return 200, json.dumps(info).encode(), []
         if headers.get("authorization") != self.auth:
-            return 401, b'{"errorMessages":["not authenticated"]}', ["wrong or missing basic auth"]
-        base = f"/rest/api/3/issue/{self.key}"
+            scheme = "basic auth" if self.cloud else "Bearer personal access token"
+            return 401, b'{"errorMessages":["not authenticated"]}', [f"wrong or missing {scheme}"]
+        api = "/rest/api/3" if self.cloud else "/rest/api/2"
+        base = f"{api}/issue/{self.key}"
         if request["path"] == f"{base}/attachments":
             return self._attachments(request)
         if request["path"] == f"{base}/comment":
             return self._comment(request)
-        if request["path"].startswith("/rest/api/3/issue/"):  # another issue: Jira's own words
+        if request["path"].startswith(f"{api}/issue/"):  # another issue: Jira's own words
             return 404, b'{"errorMessages":["Issue does not exist or you do not have permission to see it."]}', []
         return 404, b'{"errorMessages":["Not found"]}', [f"unexpected path {request['path']}"]
 
@@ -297,9 +310,14 @@ class Jira(StandIn):
         except ValueError:
             return 400, b"{}", ["comment body is not JSON"]
         document = body.get("body") or {}
-        if len(json.dumps(document, ensure_ascii=False)) > COMMENT_MAX:
-            size = len(json.dumps(document, ensure_ascii=False))
+        size = len(document) if isinstance(document, str) else len(json.dumps(document, ensure_ascii=False))
+        if size > COMMENT_MAX:
             return 400, b'{"errors":{"comment":"The entered text is too long."}}', [f"comment of {size} characters"]
+        if not self.cloud:
+            if not isinstance(document, str) or not document.strip():
+                return 400, b'{"errors":{"comment":"Comment body can not be empty!"}}', ["v2 body must be a string"]
+            self.comments.append(document)
+            return 201, b'{"id":"10000"}', []
         problems = []
         if document.get("type") != "doc" or document.get("version") != 1:
             problems.append("body must be an ADF doc, version 1")

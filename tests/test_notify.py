@@ -432,7 +432,7 @@ def test_pagerduty_limits_hold_for_long_targets_and_messages(servers):
         (["--notify", "changes"], "", "--notify needs a [notify] table"),
         (["--notify", "always"], '[notify]\n[notify.slack]\nwebhook = "x"\n', "looks like a secret"),
         (["--ticket", "not a key"], None, "is not a Jira issue key"),
-        (["--ticket", "OPS-1"], None, "--ticket needs JIRA_URL, JIRA_USER, JIRA_API_TOKEN"),
+        (["--ticket", "OPS-1"], None, "--ticket needs JIRA_URL, JIRA_API_TOKEN in the environment"),
         (["--notify", "changes"], '[notify.slack]\n[oncall]\nprimary = "x"\n[oncall.people.y]\n', "who is not in"),
     ],
 )

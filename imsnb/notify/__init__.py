@@ -254,12 +254,19 @@ def _ticket(key: str, notice: Notice, files: list, incident_dir: Path) -> list[d
     except BadParameter as exc:
         return [_failed("jira", str(exc), "ticket")]
     records = []
+    where: jira.Site | None = None
+    try:
+        where = jira.site()  # Cloud or Server/Data Center: asked once, before either call
+    except DeliveryFailed as exc:
+        unknown = exc
     for what, call in (
-        ("attach", lambda: jira.attach(key, files)),
-        ("comment", lambda: jira.comment(key, _scrub(jira.comment_document(notice)))),
+        ("attach", lambda site: jira.attach(site, key, files)),
+        ("comment", lambda site: jira.comment(site, key, _scrub(jira.comment_body(site, notice)))),
     ):
         try:
-            detail = call()
+            if where is None:
+                raise unknown
+            detail = call(where)
         except (DeliveryFailed, OSError) as exc:
             records.append({**_failed("jira", str(exc), "ticket"), "detail": f"{what} {key}"})
             continue

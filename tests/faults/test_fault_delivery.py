@@ -161,16 +161,17 @@ def test_pagerduty_is_sent_only_on_202_success(channels):
 def test_jira_attachments_and_comments_are_sent_only_on_their_own_success(channels, tmp_path):
     run = fake_run(tmp_path / "out", [("cache.hit_rate", "ERROR")])
     files = [("summary.json", run.folder / "summary.json")]
+    cloud = jira.Site(channels["jira"].url, "cloud")
     channels["jira"].answer_next(301, headers={"Location": "https://jira.example/login"})
     with pytest.raises(DeliveryFailed, match="HTTP 301 redirecting to https://jira.example/login"):
-        jira.attach(TICKET, files)
+        jira.attach(cloud, TICKET, files)
     channels["jira"].answer_next(200, b'{"id": "1"}')  # not the list of attachments
     with pytest.raises(DeliveryFailed, match="without the list of attachments"):
-        jira.attach(TICKET, files)
+        jira.attach(cloud, TICKET, files)
     channels["jira"].answer_next(200, b'{"id": "10000"}')
     with pytest.raises(DeliveryFailed, match="HTTP 200, not 201 Created"):
-        jira.comment(TICKET, jira.comment_document(notice_of([])))
-    assert jira.attach(TICKET, files) == "1 attachment(s)"
+        jira.comment(cloud, TICKET, jira.comment_document(notice_of([])))
+    assert jira.attach(cloud, TICKET, files) == "1 attachment(s)"
 
 
 def test_jira_401_and_an_unknown_issue_are_one_line_each(channels, tmp_path, monkeypatch):
@@ -261,7 +262,7 @@ def test_a_pagerduty_event_with_120_long_findings_stays_under_512_kb(channels):
 def test_a_jira_comment_with_120_long_findings_is_trimmed_and_says_how_many_more(channels):
     document = jira.comment_document(notice_of(long_findings()))
     assert len(json.dumps(document, ensure_ascii=False)) <= 32_767
-    assert jira.comment(TICKET, document) == "comment added"
+    assert jira.comment(jira.Site(channels["jira"].url, "cloud"), TICKET, document) == "comment added"
     sent = channels["jira"].comments[-1]
     table = next(node for node in sent["content"] if node["type"] == "table")
     shown = len(table["content"]) - 1
@@ -312,8 +313,8 @@ def test_targets_and_every_payload_carry_no_user_info(channels, tmp_path, monkey
         ),
     ],
 )
-def test_a_secret_goes_over_plain_http_to_loopback_only(channels, tmp_path, variable, value, needle):
-    os.environ[variable] = value  # restored by monkeypatch (`channels` set or cleared it)
+def test_a_secret_goes_over_plain_http_to_loopback_only(channels, tmp_path, monkeypatch, variable, value, needle):
+    monkeypatch.setenv(variable, value)
     with pytest.raises(BadParameter, match=needle):
         notify.check_ready("changes")
     records = notify.deliver([fake_run(tmp_path / "out", [("cache.hit_rate", "ERROR")])], mode="always")
@@ -469,3 +470,73 @@ def test_the_state_lock_is_not_held_while_a_channel_is_slow(channels, tmp_path):
     assert first_still_mailing, "the second delivery waited for the first one's mail"
     checks = json.loads((outputs / ".notify" / "state.json").read_text())["checks"]
     assert sorted(checks) == ["prod/cache|cache.hit_rate", "prod/cache|cache.memory_used"], "no update was lost"
+
+
+# ---------------------------------------------------------------- 4. Jira Server / Data Center
+
+
+@pytest.fixture
+def jira_server(monkeypatch):
+    """A Jira Server stand-in and the environment of a company running it: a personal access token, no user."""
+    server = Jira("unused", "PAT-Nzg5MjM0NTY3ODkwOmJvdA", TICKET, deployment="Server")
+    monkeypatch.setenv("JIRA_URL", server.url)
+    monkeypatch.setenv("JIRA_API_TOKEN", "PAT-Nzg5MjM0NTY3ODkwOmJvdA")
+    monkeypatch.delenv("JIRA_USER", raising=False)
+    monkeypatch.delenv("JIRA_DEPLOYMENT", raising=False)
+    yield server
+    server.close()
+
+
+WIKI = "click [here|https://evil.example] {color:red}now{color} [~admin] {noformat} escaped? {NOFORMAT}"
+
+
+def test_jira_server_is_detected_and_gets_v2_with_a_bearer_token_and_text(channels, jira_server, tmp_path):
+    run = fake_run(tmp_path / "out", [("cache.hit_rate", "ERROR")], message=WIKI)
+    records = notify.deliver([run], mode="never", ticket=TICKET)
+    assert [(r["status"], r["detail"]) for r in records] == [
+        ("sent", f"{TICKET}: 2 attachment(s)"),
+        ("sent", f"{TICKET}: comment added"),
+    ], records
+    assert jira_server.problems == []
+    methods = [(r["method"], r["path"]) for r in jira_server.requests]
+    assert methods[0] == ("GET", "/rest/api/2/serverInfo")
+    assert all(path.startswith("/rest/api/2/") for _, path in methods)
+    assert {name for _, name, _ in jira_server.attachments} == {"report.html", "summary.json"}
+    [text] = jira_server.comments
+    assert text.startswith("{noformat}\n") and text.endswith("\n{noformat}")
+    assert text.lower().count("{noformat}") == 2, "data cannot end the block and render markup"
+    assert "click [here|https://evil.example] {color:red}now{color} [~admin]" in text
+
+
+def test_jira_data_center_ignores_a_cloud_user_and_a_setting_skips_detection(
+    channels, jira_server, tmp_path, monkeypatch
+):
+    jira_server.deployment = "DataCenter"
+    monkeypatch.setenv("JIRA_USER", "someone@example.test")  # a Cloud habit: the token is still sent as Bearer
+    monkeypatch.setenv("JIRA_DEPLOYMENT", "datacenter")
+    run = fake_run(tmp_path / "out", [("cache.hit_rate", "ERROR")])
+    records = notify.deliver([run], mode="never", ticket=TICKET)
+    assert [r["status"] for r in records] == ["sent", "sent"], records
+    assert [r["method"] for r in jira_server.requests] == ["POST", "POST"], "JIRA_DEPLOYMENT: no serverInfo asked"
+    monkeypatch.setenv("JIRA_DEPLOYMENT", "onprem")
+    with pytest.raises(BadParameter, match="JIRA_DEPLOYMENT='onprem': use cloud, server or datacenter"):
+        notify.check_ready("never", ticket=TICKET)
+
+
+def test_jira_cloud_without_jira_user_names_the_email(channels, tmp_path, monkeypatch):
+    monkeypatch.delenv("JIRA_USER")
+    run = fake_run(tmp_path / "out", [("cache.hit_rate", "ERROR")])
+    records = notify.deliver([run], mode="never", ticket=TICKET)  # detected: Cloud
+    assert [r["status"] for r in records] == ["failed", "failed"]
+    assert "Jira Cloud needs JIRA_USER, the account's email" in records[0]["error"]
+    monkeypatch.setenv("JIRA_DEPLOYMENT", "cloud")
+    with pytest.raises(BadParameter, match="--ticket needs JIRA_USER in the environment"):
+        notify.check_ready("never", ticket=TICKET)
+
+
+def test_a_jira_server_comment_with_120_long_findings_is_trimmed(jira_server):
+    text = jira.comment_text(notice_of(long_findings()))
+    assert len(text) <= 32_767 and text.endswith("{noformat}")
+    assert jira.comment(jira.Site(jira_server.url, "server"), TICKET, text) == "comment added"
+    shown = sum(line.startswith(("CRITICAL |", "ERROR |")) for line in text.splitlines())
+    assert 3 <= shown < 120 and f"… and {120 - shown} more in the attached report" in text
