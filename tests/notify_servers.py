@@ -37,7 +37,9 @@ ADF_CHILDREN = {
 class StandIn:
     """A threaded HTTP server on 127.0.0.1 whose `check(request)` returns (status, body, problems)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, tls: bool = False) -> None:
+        """`tls`: serve HTTPS on https://localhost:PORT with a certificate from a private CA (`ca_file`; a client
+        trusts it through SSL_CERT_FILE), as the real services do."""
         self.requests: list[dict[str, Any]] = []
         self.problems: list[str] = []
         self.is_down = False
@@ -85,6 +87,11 @@ class StandIn:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
+        self.ca_file = None
+        if tls:
+            context, self.ca_file, self._certs = tls_context()
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            self.url = f"https://localhost:{self.port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def check(self, request: dict[str, Any]) -> tuple[int, bytes, list[str]]:
@@ -113,6 +120,98 @@ class StandIn:
 
     def json_bodies(self) -> list[Any]:
         return [json.loads(r["body"]) for r in self.requests if r["method"] == "POST"]
+
+
+def tls_context() -> tuple[Any, Any, Any]:
+    """A server SSLContext for localhost / 127.0.0.1 from a fresh private CA: (context, CA file, the temporary
+    folder holding them, to keep alive)."""
+    import ssl
+    import tempfile
+    from pathlib import Path
+
+    from imsnb.sandbox.api import issue_certificate
+
+    folder = tempfile.TemporaryDirectory(prefix="imsnb-standin-tls-")
+    ca, cert, key = issue_certificate(30, host="localhost")
+    root = Path(folder.name)
+    for name, data in (("ca.pem", ca), ("cert.pem", cert), ("key.pem", key)):
+        (root / name).write_bytes(data)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(root / "cert.pem", root / "key.pem")
+    return context, root / "ca.pem", folder
+
+
+class ForwardProxy:
+    """An HTTP forward proxy as companies run them: CONNECT host:port tunnels (HTTPS passes through, end to end),
+    absolute-URI requests forwarded (plain HTTP). `seen` lists what it was asked ("CONNECT localhost:8443",
+    "POST http://127.0.0.1:9000/..."), `auth` the Proxy-Authorization headers it got."""
+
+    def __init__(self) -> None:
+        import http.client
+        import select
+        from urllib.parse import urlsplit
+
+        self.seen: list[str] = []
+        self.auth: list[str | None] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_CONNECT(self) -> None:  # noqa: N802 - http.server's name
+                owner.seen.append(f"CONNECT {self.path}")
+                owner.auth.append(self.headers.get("Proxy-Authorization"))
+                host, _, port = self.path.rpartition(":")
+                try:
+                    upstream = socket.create_connection((host, int(port)), timeout=10)
+                except OSError:
+                    self.send_error(502)
+                    return
+                self.send_response(200, "Connection established")
+                self.end_headers()
+                sockets = [self.connection, upstream]
+                with upstream:
+                    while True:
+                        readable, _, _ = select.select(sockets, [], [], 10)
+                        if not readable:
+                            return
+                        for sock in readable:
+                            data = sock.recv(65536)
+                            if not data:
+                                return
+                            (upstream if sock is self.connection else self.connection).sendall(data)
+
+            def _forward(self) -> None:
+                owner.seen.append(f"{self.command} {self.path}")
+                owner.auth.append(self.headers.get("Proxy-Authorization"))
+                target = urlsplit(self.path)
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("proxy-authorization", "host")}
+                conn = http.client.HTTPConnection(target.hostname, target.port or 80, timeout=10)
+                path = target.path + (f"?{target.query}" if target.query else "")
+                conn.request(self.command, path, body=body or None, headers=headers)
+                answer = conn.getresponse()
+                data = answer.read()
+                self.send_response(answer.status)
+                for name, value in answer.getheaders():
+                    if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                conn.close()
+
+            do_GET = do_POST = _forward  # noqa: N815 - http.server's names
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 class Slack(StandIn):
@@ -173,11 +272,11 @@ class PagerDuty(StandIn):
 
     EVENT_MAX = 512 * 1024
 
-    def __init__(self, routing_key: str) -> None:
+    def __init__(self, routing_key: str, *, tls: bool = False) -> None:
         assert len(routing_key) == 32, "PagerDuty routing keys are 32 characters"
         self.routing_key = routing_key
         self.rejected: set[str] = set()
-        super().__init__()
+        super().__init__(tls=tls)
         self.events_url = f"{self.url}/v2/enqueue"
 
     def reject(self, dedup_key: str) -> None:
@@ -245,7 +344,7 @@ class Jira(StandIn):
     comment body a string, a personal access token as `Authorization: Bearer`. Both answer GET
     /rest/api/2/serverInfo with their deploymentType, to anyone; 401 for a wrong login, 404 for another issue."""
 
-    def __init__(self, user: str, token: str, key: str, *, deployment: str = "Cloud") -> None:
+    def __init__(self, user: str, token: str, key: str, *, deployment: str = "Cloud", tls: bool = False) -> None:
         self.deployment = deployment
         self.cloud = deployment == "Cloud"
         if self.cloud:
@@ -255,7 +354,7 @@ class Jira(StandIn):
         self.key = key
         self.attachments: list[tuple[str, str, bytes]] = []  # (field name, filename, content)
         self.comments: list[Any] = []  # ADF documents (Cloud) or strings (Server)
-        super().__init__()
+        super().__init__(tls=tls)
 
     def check(self, request: dict[str, Any]) -> tuple[int, bytes, list[str]]:
         headers = request["headers"]

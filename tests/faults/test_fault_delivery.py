@@ -5,6 +5,7 @@ written as a notebook would."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -15,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from notify_servers import Jira, PagerDuty, Slack, Smtp, TricklingSmtp, adf_text
+from notify_servers import ForwardProxy, Jira, PagerDuty, Slack, Smtp, TricklingSmtp, adf_text
 
 from imsnb import notify
 from imsnb.errors import BadParameter
@@ -540,3 +541,72 @@ def test_a_jira_server_comment_with_120_long_findings_is_trimmed(jira_server):
     assert jira.comment(jira.Site(jira_server.url, "server"), TICKET, text) == "comment added"
     shown = sum(line.startswith(("CRITICAL |", "ERROR |")) for line in text.splitlines())
     assert 3 <= shown < 120 and f"… and {120 - shown} more in the attached report" in text
+
+
+# ---------------------------------------------------------------- 5. proxies, as any HTTP client
+
+
+@pytest.fixture
+def behind_a_proxy(channels, tmp_path, monkeypatch):
+    """HTTPS stand-ins of PagerDuty and Jira (a private CA) reachable through a forward proxy, as in a company
+    network; the proxy's URL in the environment, in the spellings HTTP clients read."""
+    proxy = ForwardProxy()
+    pd = PagerDuty(ROUTING_KEY, tls=True)
+    site = Jira("bot@x.test", JIRA_TOKEN, TICKET, tls=True)
+    assert pd.ca_file and site.ca_file
+    bundle = tmp_path / "cas.pem"
+    bundle.write_bytes(pd.ca_file.read_bytes() + site.ca_file.read_bytes())
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    monkeypatch.setenv("IMSNB_PAGERDUTY_URL", pd.events_url)
+    monkeypatch.setenv("JIRA_URL", site.url)
+    for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", f"http://squid:Pr0xyPass-77@127.0.0.1:{proxy.port}")
+    yield proxy, pd, site
+    for server in (proxy, pd, site):
+        server.close()
+
+
+def test_https_proxy_carries_every_https_channel_through_a_tunnel(behind_a_proxy, tmp_path):
+    proxy, pd, site = behind_a_proxy
+    run = fake_run(tmp_path / "out", [("cache.evictions", "CRITICAL")])
+    records = notify.deliver([run], mode="changes", ticket=TICKET)
+    assert {(r["channel"], r["status"]) for r in records} >= {("pagerduty", "sent"), ("jira", "sent")}, records
+    assert f"CONNECT localhost:{pd.port}" in proxy.seen and f"CONNECT localhost:{site.port}" in proxy.seen
+    assert all(line.startswith("CONNECT ") for line in proxy.seen), "HTTPS never goes through the proxy in clear"
+    basic = "Basic " + base64.b64encode(b"squid:Pr0xyPass-77").decode()
+    assert set(proxy.auth) == {basic}, "the proxy's own login, to the proxy only"
+    assert all("proxy-authorization" not in r["headers"] for r in pd.requests + site.requests)
+    assert [e["dedup_key"] for e in pd.events()] == ["imsnb/prod/cache/cache.evictions"]
+    assert len(site.comments) == 1 and pd.problems == site.problems == []
+
+
+def test_no_proxy_names_the_hosts_reached_directly(behind_a_proxy, tmp_path, monkeypatch):
+    proxy, pd, _ = behind_a_proxy
+    monkeypatch.setenv("NO_PROXY", "example.invalid,localhost")
+    records = notify.deliver([fake_run(tmp_path / "out", [("cache.evictions", "CRITICAL")])], mode="changes")
+    assert [r["status"] for r in records if r["channel"] == "pagerduty"] == ["sent"]
+    assert proxy.seen == [] and len(pd.events()) == 1
+
+
+def test_http_proxy_carries_plain_http_to_loopback(channels, tmp_path, monkeypatch):
+    proxy = ForwardProxy()
+    try:
+        for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("http_proxy", proxy.url)
+        before = len(channels["slack"].requests)
+        records = notify.deliver([fake_run(tmp_path / "out", [("cache.hit_rate", "WARNING")])], mode="always")
+        assert [r["status"] for r in records if r["channel"] == "slack"] == ["sent"]
+        assert proxy.seen == [f"POST {channels['slack'].webhook_url}"]
+        assert len(channels["slack"].requests) == before + 1
+    finally:
+        proxy.close()
+
+
+def test_a_proxy_that_refuses_is_one_line_naming_it(behind_a_proxy, tmp_path, monkeypatch):
+    proxy, _, _ = behind_a_proxy
+    proxy.close()  # the proxy is down: the channel fails, saying so, without the proxy's password
+    records = notify.deliver([fake_run(tmp_path / "out", [("cache.evictions", "CRITICAL")])], mode="changes")
+    [page] = [r for r in records if r["channel"] == "pagerduty"]
+    assert page["status"] == "failed" and "unreachable" in page["error"] and "Pr0xyPass" not in page["error"]
