@@ -170,8 +170,10 @@ def _refuse_secrets(value: Any, where: str) -> None:
     elif isinstance(value, list):
         for item in value:
             _refuse_secrets(item, where)
-    elif isinstance(value, str) and (config.url_password(value) or "hooks.slack.com/" in value):
-        raise NotConfigured(f"{where} holds a secret (a URL with a password or a webhook): use the environment")
+    elif isinstance(value, str) and "hooks.slack.com/" in value:
+        raise NotConfigured(f"{where} holds a secret (a Slack webhook URL): use the environment")
+    elif isinstance(value, str) and config.secret_in_value(value):  # the one rule of every place a value enters
+        raise NotConfigured(f"{where} holds a secret ({config.secret_in_value(value)}): use the environment")
 
 
 def secret(destination: str) -> str | None:
