@@ -30,15 +30,19 @@ from imsnb.runs.execute import RunResult
 sys.path.insert(0, str(Path(__file__).parent / "faults"))
 from secret_scan import assert_no_secrets  # noqa: E402
 
-# aiosmtpd warns on every session that AUTH is allowed without TLS: deliberate here, on 127.0.0.1 only
-pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
-
 WEBHOOK_TOKEN = "WhK9s3cretT0kenForSlack4242"
-ROUTING_KEY = "R0ut1ngKeyPagerDuty0123456789ab"
+ROUTING_KEY = "R0ut1ngKeyPagerDuty0123456789abc"
 SMTP_PASSWORD = "smtp-Pa55word-for-imsnb"
 JIRA_TOKEN = "ATATT3xJiraT0ken-imsnb-77"
 SECRETS = [WEBHOOK_TOKEN, ROUTING_KEY, SMTP_PASSWORD, JIRA_TOKEN]
 TICKET = "OPS-7"
+DELIVERY_ENV = (
+    "IMSNB_CONFIG",
+    "IMSNB_SLACK_WEBHOOK_URL",
+    "IMSNB_PAGERDUTY_ROUTING_KEY",
+    "IMSNB_SMTP_PASSWORD",
+    "SSL_CERT_FILE",
+)
 CHECK = "postgres.connections_used"
 
 
@@ -52,6 +56,7 @@ min_severity = "WARNING"
 [notify.email]
 host = "127.0.0.1"
 port = {smtp_port}
+starttls = true
 from = "imsnb@example.test"
 to = ["ops@example.test"]
 user = "imsnb"
@@ -100,6 +105,7 @@ def world(servers, tmp_path_factory, degraded):
         "IMSNB_SLACK_WEBHOOK_URL": servers["slack"].webhook_url,
         "IMSNB_PAGERDUTY_ROUTING_KEY": ROUTING_KEY,
         "IMSNB_SMTP_PASSWORD": SMTP_PASSWORD,
+        "SSL_CERT_FILE": str(servers["smtp"].ca_file),  # the stand-in's private CA, for STARTTLS
         "JIRA_URL": servers["jira"].url,
         "JIRA_USER": "bot@example.test",
         "JIRA_API_TOKEN": JIRA_TOKEN,
@@ -209,7 +215,7 @@ def test_a_warning_run_notifies_slack_and_email_only(flow, servers):
 
 def test_the_email_has_the_findings_table_and_both_attachments(flow, servers):
     mail = flow["warning"]["sent"]["smtp"][0]
-    assert mail["authenticated"] and ("imsnb", True) in servers["smtp"].logins
+    assert mail["authenticated"] and mail["tls"] and ("imsnb", True) in servers["smtp"].logins
     assert sorted(mail["to"]) == ["ops@example.test", "pat@example.test"]  # the list and the person on call
     msg = servers["smtp"].parsed(servers["smtp"].messages.index(mail))
     assert msg["Subject"] == "[WARNING] incident SCHED-1: health_check"
@@ -229,7 +235,7 @@ def test_an_error_run_also_triggers_pagerduty_and_reaches_the_ticket(flow, serve
     assert summary["escalation"]["on_call_name"] == "Pat Placeholder"
     sent = step["sent"]
     assert len(sent["slack"]) == 1 and len(sent["smtp"]) == 1
-    assert "escalated WARNING -> ERROR" in sent["slack"][0]["text"]
+    assert "escalated WARNING -&gt; ERROR" in sent["slack"][0]["text"]  # mrkdwn-escaped, shown as ->
     [event] = sent["pagerduty"]
     target = f"{degraded.env()['DB_HOST']}:{degraded.env()['DB_PORT']}/{degraded.env()['DB_NAME']}"
     assert event["event_action"] == "trigger"
@@ -280,12 +286,12 @@ def test_a_cleared_check_resolves_pagerduty_and_a_failed_ticket_is_one_line(flow
     assert warnings and "HTTP 503" in warnings[0]
     failed = [r for r in summary_of(step["folder"])["notifications"] if r["status"] == "failed"]
     assert failed and {r["channel"] for r in failed} == {"jira"} and "HTTP 503" in failed[0]["error"]
-    state = json.loads((step["folder"].parent.parent / ".notify-state.json").read_text())
+    state = json.loads((step["folder"].parent.parent / ".notify" / "state.json").read_text())
     assert state["checks"] == {}
 
 
 def test_one_channel_down_and_the_others_still_deliver(flow, world, servers, monkeypatch, tmp_path, capsys):
-    for key in ("IMSNB_CONFIG", "IMSNB_SLACK_WEBHOOK_URL", "IMSNB_PAGERDUTY_ROUTING_KEY", "IMSNB_SMTP_PASSWORD"):
+    for key in DELIVERY_ENV:
         monkeypatch.setenv(key, world["env"][key])
     source = flow["error"]["folder"]
     folder = tmp_path / "outputs" / "INC-DOWN" / source.name
@@ -426,7 +432,7 @@ def test_pagerduty_limits_hold_for_long_targets_and_messages(servers):
         (["--notify", "changes"], "", "--notify needs a [notify] table"),
         (["--notify", "always"], '[notify]\n[notify.slack]\nwebhook = "x"\n', "looks like a secret"),
         (["--ticket", "not a key"], None, "is not a Jira issue key"),
-        (["--ticket", "OPS-1"], None, "--ticket needs JIRA_URL, JIRA_USER, JIRA_API_TOKEN"),
+        (["--ticket", "OPS-1"], None, "--ticket needs JIRA_URL, JIRA_API_TOKEN in the environment"),
         (["--notify", "changes"], '[notify.slack]\n[oncall]\nprimary = "x"\n[oncall.people.y]\n', "who is not in"),
     ],
 )
@@ -462,7 +468,7 @@ def test_the_report_and_triage_name_the_person_and_a_bad_roster_never_breaks_the
 
 
 def test_a_suite_is_one_message_with_every_report_attached(flow, world, servers, monkeypatch, tmp_path):
-    for key in ("IMSNB_CONFIG", "IMSNB_SLACK_WEBHOOK_URL", "IMSNB_PAGERDUTY_ROUTING_KEY", "IMSNB_SMTP_PASSWORD"):
+    for key in DELIVERY_ENV:
         monkeypatch.setenv(key, world["env"][key])
     results = []
     for step, notebook in (("warning", "health_check"), ("error", "db_performance")):
@@ -537,7 +543,7 @@ def test_pagerduty_down_is_retried_on_the_next_run_and_clears_by_absence(servers
     notify.deliver([_fake_run(outputs, "redis_cache", [("cache.memory_used", "OK")])], mode="changes")
     events = new_since(servers, before)["pagerduty"]
     assert [(e["event_action"], e["dedup_key"]) for e in events] == [("resolve", "imsnb/prod/cache/cache.evictions")]
-    assert json.loads((outputs / ".notify-state.json").read_text())["checks"] == {}
+    assert json.loads((outputs / ".notify" / "state.json").read_text())["checks"] == {}
     assert servers["pagerduty"].problems == []
 
 

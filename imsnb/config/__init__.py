@@ -6,11 +6,19 @@ below as `config.X`:
 
     targets.py  connection settings and labels (postgres, redis), API, Prometheus and Grafana URLs (and Grafana's
                 token), Prometheus series and AWS resource names, TLS endpoints; which targets are configured
-    secrets.py  which values are secrets (`secret_values`, `SECRET_ENV_NAME`, `url_password`)
+    secrets.py  which values are secrets (`secret_values`, `SECRET_ENV_NAME`, `url_password`) and the one rule for
+                a value that holds one, wherever it enters (`secret_in_value`)
     toml.py     imsnb.toml: where it is, its tables, its named environments (`use_environment`), `[status_pages]`
 """
 
-from imsnb.config.secrets import MIN_SCRUB_LENGTH, SECRET_ENV_NAME, SECRET_QUERY_KEY, secret_values, url_password
+from imsnb.config.secrets import (
+    MIN_SCRUB_LENGTH,
+    SECRET_ENV_NAME,
+    SECRET_QUERY_KEY,
+    secret_in_value,
+    secret_values,
+    url_password,
+)
 from imsnb.config.targets import (
     AWS_NAMES,
     NOT_CONFIGURED,
@@ -63,6 +71,7 @@ __all__ = [
     "prometheus_url",
     "redis_label",
     "redis_settings",
+    "secret_in_value",
     "secret_values",
     "status_pages",
     "target_configured",

@@ -96,6 +96,39 @@ def _aws_profile_secrets() -> list[str]:
 SECRET_QUERY_KEY = re.compile(
     r"pass|pwd|secret|token|credential|signature|(api|access|private|secret)[_-]?key|^(key|sig)$", re.IGNORECASE
 )
+# What a value that holds a secret looks like, wherever it enters (a -p parameter, [environments], [schedules],
+# [notify]): `secret_in_value` is the one rule they all apply.
+_SECRET_VALUE = [
+    (re.compile(r"[a-z][a-z0-9+.-]*://[^/@\s]*:[^/@\s]+@", re.I), "a URL with a password"),
+    (re.compile(r"(^|[\s'\"])(ssl)?password\s*=", re.I), "a connection string with a password"),
+    (re.compile(r"(^|[\s'\"])passfile\s*=", re.I), "a connection string naming a password file"),
+    (re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"), "an AWS access key id"),
+    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key"),
+]
+_QUERY_KEY = re.compile(r"[?&;]([^=&;?#\s]+)=")
+
+
+def secret_in_value(value: object) -> str | None:
+    """What secret a value looks like it holds, or None: a URL with a password or with a query key named like a
+    secret (`?password=`, `?token=`), a connection string's password or passfile, an AWS access key id, a private
+    key. The one rule for every place a value enters (parameters, `[environments]`, `[schedules]`, `[notify]`);
+    lists and tables are searched item by item."""
+    if isinstance(value, dict):
+        return next((w for item in (*value.keys(), *value.values()) if (w := secret_in_value(item))), None)
+    if isinstance(value, list | tuple):
+        return next((w for item in value if (w := secret_in_value(item))), None)
+    if not isinstance(value, str):
+        return None
+    for pattern, what in _SECRET_VALUE:
+        if pattern.search(value):
+            return what
+    for match in _QUERY_KEY.finditer(value):
+        key = unquote(match[1])
+        if SECRET_QUERY_KEY.search(key):
+            return f"a URL with a secret in its query ({key[:40]!r}=...)"
+    return None
+
+
 _CONNINFO_PASSWORD = re.compile(r"(?:^|\s)(?:ssl)?password\s*=\s*('(?:[^'\\]|\\.)*'|[^\s']+)", re.IGNORECASE)
 
 

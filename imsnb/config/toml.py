@@ -9,7 +9,7 @@ import re
 import tomllib
 from pathlib import Path
 
-from imsnb.config.secrets import SECRET_ENV_NAME, url_password
+from imsnb.config.secrets import SECRET_ENV_NAME, secret_in_value
 from imsnb.config.targets import AWS_NAMES, PROMETHEUS_NAMES
 from imsnb.errors import NotConfigured
 
@@ -80,8 +80,13 @@ def environment_settings(name: str) -> dict[str, str]:
                 f"{path}: [environments.{name}] {key} is refused: the run key comes only from "
                 "`imsnb run --allow-actions` (or the environment an interactive kernel starts with)"
             )
-        if SECRET_ENV_NAME.search(key) or url_password(str(value)):
+        if SECRET_ENV_NAME.search(key):
             raise NotConfigured(f"{path}: [environments.{name}] {key} looks like a secret: set it in the environment")
+        what = secret_in_value(str(value))
+        if what:
+            raise NotConfigured(
+                f"{path}: [environments.{name}] {key} looks like a secret ({what}): set it in the environment"
+            )
         if key not in TARGET_SETTINGS:
             raise NotConfigured(
                 f"{path}: [environments.{name}] {key} is not a target setting: an environment may set only "

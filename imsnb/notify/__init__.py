@@ -6,18 +6,20 @@
 
 One message per run (or per suite / triage), sent to the destinations `[notify]` routes the worst severity's
 channels to. `mode`: `always` sends every time; `changes` only when a check is new, escalated, de-escalated or
-cleared since the last notification (state in outputs/.notify-state.json); `never` sends nothing. PagerDuty gets
+cleared since the last notification (state in outputs/.notify/state.json); `never` sends nothing. PagerDuty gets
 one `trigger` per target and check at a paging level (dedup key imsnb/<target>/<check>), and `resolve` when that
-check is found OK again. A channel that fails is one line on stderr and a record in each run's summary.json
-(`notifications`: channel, status, error); the other channels still go out and the run's exit status is unchanged.
+check is found OK again. The page goes first, then Slack, then the mail, each within its whole-call deadline. A
+channel that fails is one line on stderr and a record in each run's summary.json (`notifications`: channel, status,
+error); the other channels still go out and the run's exit status is unchanged.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ from imsnb.errors import BadParameter, ImsnbError, NotConfigured
 from imsnb.files import write_atomic
 from imsnb.findings import Severity
 from imsnb.notify import jira, mail, pagerduty, slack, state
-from imsnb.notify.http import DeliveryFailed
+from imsnb.notify.http import DeliveryFailed, check_secure
 from imsnb.notify.message import Notice, build_notice
 from imsnb.notify.routes import Routes, load_routes, secret
 
@@ -46,12 +48,27 @@ def check_ready(mode: str, ticket: str | None = None) -> None:
         raise BadParameter(f"notify mode {mode!r}: use one of {', '.join(MODES)}")
     try:
         if mode != "never":  # a broken roster only matters to a message: a plain run never fails over it
-            load_routes()
+            routes = load_routes()
             load_roster()
+            problem = next((p for p in _secret_problems(routes) if p), None)
+            if problem:
+                raise BadParameter(problem)
     except NotConfigured as exc:
         raise BadParameter(str(exc)) from None
     if ticket:
         jira.check_ticket(ticket)
+
+
+def _secret_problems(routes: Routes) -> Iterator[str | None]:
+    """Why a configured destination's secret cannot go where it is configured to (plain HTTP off this machine, an
+    SMTP login outside TLS, a routing key of the wrong length), checked before a run as at each send."""
+    if "slack" in routes.settings and secret("slack"):
+        yield check_secure(secret("slack") or "", "IMSNB_SLACK_WEBHOOK_URL")
+    if "pagerduty" in routes.settings:
+        yield check_secure(pagerduty.events_url(routes.settings["pagerduty"]), "the PagerDuty events URL")
+        yield pagerduty.check_routing_key(secret("pagerduty") or "") if secret("pagerduty") else None
+    if "email" in routes.settings:
+        yield mail.tls_problem(routes.settings["email"], secret("email"))
 
 
 def deliver(
@@ -76,7 +93,7 @@ def deliver(
     files = _attachments(folders)
     records: list[dict[str, Any]] = []
     if mode != "never":
-        records += _notify(notice, summaries, folders[0].parent.parent, mode, files)
+        records += _notify(notice, summaries, folders[0].parent.parent, mode, files, warn)
     if ticket:
         records += _ticket(ticket, notice, files, folders[0].parent)
     failed: dict[str, list[dict[str, Any]]] = {}
@@ -93,7 +110,11 @@ def deliver(
 # ---------------------------------------------------------------- notification
 
 
-def _notify(notice: Notice, summaries: list[dict], outputs: Path, mode: str, files: list) -> list[dict[str, Any]]:
+def _notify(
+    notice: Notice, summaries: list[dict], outputs: Path, mode: str, files: list, warn: Callable[[str], None]
+) -> list[dict[str, Any]]:
+    """Compare with the state (read without a lock), send the most urgent first (the page, then Slack, then the
+    mail), then keep what was sent (`state.save`, under the lock): no network call ever holds the lock."""
     try:
         routes = load_routes()
     except NotConfigured as exc:
@@ -105,34 +126,44 @@ def _notify(notice: Notice, summaries: list[dict], outputs: Path, mode: str, fil
         for f in s.get("findings") or []
     ]
     at = _now()
-    records = []
-    with state.locked(outputs) as st:
-        diff = state.compare(st, everything, ok_notebooks, routes.min_severity)
-        notice.changes, notice.resolved = (
-            diff.changes,
-            [{k: r[k] for k in ("target", "check", "was")} for r in diff.resolved],
-        )
-        worst = Severity.parse(notice.severity)
-        level = max([worst] + [Severity.parse(r["was"]) for r in diff.resolved])
-        wanted = worst >= routes.min_severity or bool(diff.resolved)
-        if mode == "changes":
-            message_to = routes.destinations(level) if diff.changed else []
-            if not diff.changed and worst >= routes.min_severity:  # last time's failures, tried again
-                message_to = [d for d in routes.destinations(level) if d in st["failed"] and d != "pagerduty"]
-        else:
-            message_to = routes.destinations(level) if wanted else []
-        failed: list[str] = []
-        for destination in (d for d in message_to if d in ("slack", "email")):
-            record = _send_message(destination, notice, routes, files, mode)
-            records.append(record)
-            if record["status"] == "failed":
-                failed.append(destination)
-        paged, unresolved = set(), set()
-        if "pagerduty" in routes.settings:
-            page_records, paged, unresolved = _page(notice, diff, st, routes, mode)
-            records += page_records
-        st["failed"] = failed if message_to else [d for d in st["failed"] if d not in message_to]
-        state.update(st, diff, routes.min_severity, paged=paged, unresolved=unresolved, at=at)
+    loaded = state.load(outputs, warn)
+    st = loaded.state
+    diff = state.compare(st, everything, ok_notebooks, routes.min_severity)
+    # masked like the rest of the notice: every channel renders this one masked notice
+    notice.changes, notice.resolved = _scrub(
+        [diff.changes, [{k: r[k] for k in ("target", "check", "was")} for r in diff.resolved]]
+    )
+    worst = Severity.parse(notice.severity)
+    level = max([worst] + [Severity.parse(r["was"]) for r in diff.resolved])
+    wanted = worst >= routes.min_severity or bool(diff.resolved)
+    if mode == "changes":
+        message_to = routes.destinations(level) if diff.changed else []
+        if not diff.changed and worst >= routes.min_severity:  # last time's failures, tried again
+            message_to = [d for d in routes.destinations(level) if d in st["failed"] and d != "pagerduty"]
+    else:
+        message_to = routes.destinations(level) if wanted else []
+    records: list[dict[str, Any]] = []
+    paged: set[str] = set()
+    unresolved: set[str] = set()
+    if "pagerduty" in routes.settings:  # the page first: it is what wakes someone
+        records, paged, unresolved = _page(notice, diff, st, routes, mode)
+    failed: list[str] = []
+    for destination in (d for d in ("slack", "email") if d in message_to):
+        record = _send_message(destination, notice, routes, files, mode)
+        records.append(record)
+        if record["status"] == "failed":
+            failed.append(destination)
+
+    def advance(current: dict[str, Any]) -> None:
+        if message_to:
+            current["failed"] = failed
+        state.update(current, diff, routes.min_severity, paged=paged, unresolved=unresolved, at=at)
+
+    if loaded.writable:
+        try:
+            state.save(outputs, advance)
+        except (OSError, state.Untrusted) as exc:
+            warn(f"imsnb: warning: notification state not kept: {exc} (the next run may notify again)")
     if not records:
         reason = "no change since the last notification" if mode == "changes" else "nothing at or above min_severity"
         records.append(
@@ -148,6 +179,9 @@ def _send_message(destination: str, notice: Notice, routes: Routes, files: list,
             url = secret("slack")
             if not url:
                 raise DeliveryFailed("IMSNB_SLACK_WEBHOOK_URL is not set")
+            problem = check_secure(url, "IMSNB_SLACK_WEBHOOK_URL")
+            if problem:
+                raise DeliveryFailed(f"not sent: {problem}")
             detail = slack.send(_scrub(slack.payload(notice)), url)
         else:
             msg = mail.build(notice, settings, files)
@@ -170,22 +204,20 @@ def _page(notice: Notice, diff: state.Diff, st: dict, routes: Routes, mode: str)
         old = st["checks"].get(k) or {}
         if mode == "always" or k in diff.changed_keys or not old.get("paged"):
             triggers.append((k, f))
-    if (triggers or diff.to_resolve) and not key:
-        return (
-            [_failed("pagerduty", "IMSNB_PAGERDUTY_ROUTING_KEY is not set", mode)],
-            set(),
-            {r["key"] for r in diff.to_resolve},
-        )
+    problem = "IMSNB_PAGERDUTY_ROUTING_KEY is not set" if not key else pagerduty.check_routing_key(key)
+    insecure = check_secure(url, "the PagerDuty events URL")
+    problem = problem or (f"not sent: {insecure}" if insecure else None)
+    if (triggers or diff.to_resolve) and problem:
+        return [_failed("pagerduty", problem, mode)], set(), {r["key"] for r in diff.to_resolve}
     events = [(k, _scrub(pagerduty.trigger_event(_scrub(dict(f)), notice, "", at=_now()))) for k, f in triggers]
     events += [(r["key"], _scrub(pagerduty.resolve_event(r["target"], r["check"], ""))) for r in diff.to_resolve]
-    first_error = None
+    stopped = None  # PagerDuty as a whole did not answer (network, deadline, 429, 5xx): the rest waits for next run
     for k, event in events:
         event["routing_key"] = key
-        if first_error is None:  # once PagerDuty fails, the rest is not tried: no 10 s timeout per check
-            record = _event_record(event, url, mode)
-            first_error = record["error"]
+        if stopped is None:
+            record, stopped = _event_record(event, url, mode)
         else:
-            record = {**_failed("pagerduty", f"not sent: {first_error}", mode), "detail": _event_detail(event)}
+            record = {**_failed("pagerduty", f"not sent: {stopped}", mode), "detail": _event_detail(event)}
         records.append(record)
         if event["event_action"] == "trigger" and record["status"] == "sent":
             paged.add(k)
@@ -198,12 +230,17 @@ def _event_detail(event: dict[str, Any]) -> str:
     return f"{event['event_action']} {event['dedup_key']}"
 
 
-def _event_record(event: dict[str, Any], url: str, mode: str) -> dict[str, Any]:
+def _event_record(event: dict[str, Any], url: str, mode: str) -> tuple[dict[str, Any], str | None]:
+    """The record of one event, and the error that stops the batch (None when the next event may still go: it was
+    sent, or only this event was refused, e.g. 400 invalid)."""
     try:
         detail = pagerduty.send(event, url)
     except DeliveryFailed as exc:
-        return {**_failed("pagerduty", str(exc), mode), "detail": _event_detail(event)}
-    return {"channel": "pagerduty", "status": "sent", "error": None, "detail": detail, "mode": mode, "at": _now()}
+        return {**_failed("pagerduty", str(exc), mode), "detail": _event_detail(event)}, (
+            str(exc) if exc.retryable else None
+        )
+    sent = {"channel": "pagerduty", "status": "sent", "error": None, "detail": detail, "mode": mode, "at": _now()}
+    return sent, None
 
 
 # ---------------------------------------------------------------- ticket
@@ -217,12 +254,19 @@ def _ticket(key: str, notice: Notice, files: list, incident_dir: Path) -> list[d
     except BadParameter as exc:
         return [_failed("jira", str(exc), "ticket")]
     records = []
+    where: jira.Site | None = None
+    try:
+        where = jira.site()  # Cloud or Server/Data Center: asked once, before either call
+    except DeliveryFailed as exc:
+        unknown = exc
     for what, call in (
-        ("attach", lambda: jira.attach(key, files)),
-        ("comment", lambda: jira.comment(key, _scrub(jira.comment_document(notice)))),
+        ("attach", lambda site: jira.attach(site, key, files)),
+        ("comment", lambda site: jira.comment(site, key, _scrub(jira.comment_body(site, notice)))),
     ):
         try:
-            detail = call()
+            if where is None:
+                raise unknown
+            detail = call(where)
         except (DeliveryFailed, OSError) as exc:
             records.append({**_failed("jira", str(exc), "ticket"), "detail": f"{what} {key}"})
             continue
@@ -283,10 +327,26 @@ def _target(finding: dict[str, Any], summary: dict[str, Any]) -> str:
     return target_of(finding, summary)
 
 
+# The user info of a URL (scheme://user:pw@host): a target's name never carries it, nor does any message text.
+_USERINFO = re.compile(r"\b([a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
+
+
 def _scrub(value: Any) -> Any:
+    """The one masking every channel's payload and every record goes through: known secrets in every spelling
+    (`imsnb.runs.scrub`), then the user info of any URL."""
     from imsnb.runs.scrub import SUMMARY_KEYS_KEPT, scrub_tree
 
-    return scrub_tree(value, config.secret_values(), keep=SUMMARY_KEYS_KEPT)
+    return _without_userinfo(scrub_tree(value, config.secret_values(), keep=SUMMARY_KEYS_KEPT))
+
+
+def _without_userinfo(value: Any) -> Any:
+    if isinstance(value, str):
+        return _USERINFO.sub(r"\1", value)
+    if isinstance(value, dict):
+        return {k: _without_userinfo(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_userinfo(v) for v in value]
+    return value
 
 
 def _scrubbed(notice: Notice) -> Notice:

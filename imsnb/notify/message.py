@@ -151,6 +151,15 @@ def link(location: str) -> str:
     return Path(location).resolve().as_uri()
 
 
+def host_port(url: str) -> str:
+    """host:port of a URL, never its user info (http://user:pw@host:8000 -> host:8000): a target's name is in
+    messages, dedup keys and the notification state."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    return f"{host}:{parts.port}" if parts.port else host
+
+
 def target_of(finding: dict[str, Any], summary: dict[str, Any]) -> str:
     """The system a finding is about, for PagerDuty's dedup key and source: a named environment and the component,
     else the address imsnb connects to (host:port/db, the API's host, the RDS instance, this host)."""
@@ -164,7 +173,7 @@ def target_of(finding: dict[str, Any], summary: dict[str, Any]) -> str:
         if component == "cache":
             return config.redis_label()
         if component == "api":
-            return urlsplit(config.api_url()).netloc
+            return host_port(config.api_url())
         if component == "tls":
             return ",".join(config.tls_endpoints()) or "tls"
         if component == "aws":

@@ -123,7 +123,21 @@ def routes_from(section: dict[str, Any]) -> Routes:
         raise NotConfigured("[notify] names no destination: add [notify.slack], [notify.email] or [notify.pagerduty]")
     if "email" in settings:
         _check_email(settings["email"])
+    if "pagerduty" in settings:
+        _check_pagerduty(settings["pagerduty"])
     return Routes(routes, settings, minimum)
+
+
+def _check_pagerduty(table: dict[str, Any]) -> None:
+    from imsnb.notify.http import check_secure
+
+    unknown = sorted(set(table) - {"url"})
+    if unknown:
+        raise NotConfigured(f"[notify.pagerduty] unknown key {unknown[0]!r} (use url)")
+    if "url" in table:
+        problem = check_secure(str(table["url"]), "[notify.pagerduty] url")
+        if problem:
+            raise NotConfigured(f"{problem} (the routing key goes with every event)")
 
 
 def _check_email(table: dict[str, Any]) -> None:
@@ -139,6 +153,11 @@ def _check_email(table: dict[str, Any]) -> None:
         int(table.get("port", 25))
     except (TypeError, ValueError):
         raise NotConfigured(f"[notify.email] port={table.get('port')!r} is not a number") from None
+    from imsnb.notify.mail import tls_problem
+
+    problem = tls_problem(table, None)
+    if problem:
+        raise NotConfigured(problem)
 
 
 def _refuse_secrets(value: Any, where: str) -> None:
@@ -151,8 +170,10 @@ def _refuse_secrets(value: Any, where: str) -> None:
     elif isinstance(value, list):
         for item in value:
             _refuse_secrets(item, where)
-    elif isinstance(value, str) and (config.url_password(value) or "hooks.slack.com/" in value):
-        raise NotConfigured(f"{where} holds a secret (a URL with a password or a webhook): use the environment")
+    elif isinstance(value, str) and "hooks.slack.com/" in value:
+        raise NotConfigured(f"{where} holds a secret (a Slack webhook URL): use the environment")
+    elif isinstance(value, str) and config.secret_in_value(value):  # the one rule of every place a value enters
+        raise NotConfigured(f"{where} holds a secret ({config.secret_in_value(value)}): use the environment")
 
 
 def secret(destination: str) -> str | None:

@@ -7,6 +7,7 @@ Limits kept (Slack's Block Kit reference): header text 150 characters, section t
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from imsnb.notify.http import DeliveryFailed, post_json
 from imsnb.notify.message import Notice, link
@@ -16,8 +17,16 @@ FINDINGS_SHOWN = 20
 
 
 def escape(text: str) -> str:
-    """Slack mrkdwn's three control characters."""
+    """Slack mrkdwn's three control characters: text from data or configuration can then make no mention
+    (`<!channel>`), link (`<https://...|label>`) or user reference."""
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_link(url: str, label: str) -> str:
+    """`<url|label>` with both parts from data made inert: the URL percent-encodes what would end or split the
+    link (`|`, `<`, `>`, spaces) and escapes `&`; the label is escaped text."""
+    safe = quote(url, safe="/:?=&%#@!$'()*+,;~-._[]")
+    return f"<{escape(safe)}|{escape(label)}>"
 
 
 def _cut(text: str, limit: int) -> str:
@@ -32,7 +41,7 @@ def payload(notice: Notice) -> dict[str, Any]:
         mention = f"<@{slack_id}>" if slack_id[:1] in "UW" and slack_id.isalnum() else escape(slack_id)
         person = f"{mention} {person}"
     fields = [
-        f"*Severity*\n{notice.severity}",
+        f"*Severity*\n{escape(notice.severity)}",
         f"*Respond within*\n{escape(esc['response_time'])}",
         f"*On call*\n{person}",
         f"*Escalation*\n{escape(esc['escalation'])} ({escape(esc['notification'])})",
@@ -42,7 +51,7 @@ def payload(notice: Notice) -> dict[str, Any]:
     if notice.vp and esc["escalation"] == "Page VP":
         fields.append(f"*VP engineering*\n{escape(str(notice.vp.get('name')))}")
     found = [
-        f"• *{f['severity']}* `{escape(f['check'])}` = {escape(_value(f))}: {escape(f['message'])}"
+        f"• *{escape(f['severity'])}* `{escape(f['check'])}` = {escape(_value(f))}: {escape(f['message'])}"
         for f in notice.findings[:FINDINGS_SHOWN]
     ]
     if len(notice.findings) > FINDINGS_SHOWN:
@@ -57,7 +66,8 @@ def payload(notice: Notice) -> dict[str, Any]:
     if notice.changes or notice.resolved:
         changed = [f"• {escape(c)}" for c in notice.changes]
         changed += [
-            f"• resolved: `{escape(r['check'])}` on {escape(r['target'])} (was {r['was']})" for r in notice.resolved
+            f"• resolved: `{escape(r['check'])}` on {escape(r['target'])} (was {escape(r['was'])})"
+            for r in notice.resolved
         ]
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _cut("\n".join(changed), SECTION_MAX)}})
     blocks.append(
@@ -70,10 +80,11 @@ def payload(notice: Notice) -> dict[str, Any]:
         }
     )
     reports = [
-        f"<{link(a['report'])}|{escape(a['notebook'])} report> `{escape(a['report'])}`" for a in notice.artifacts
+        f"{slack_link(link(a['report']), a['notebook'] + ' report')} `{escape(a['report'])}`" for a in notice.artifacts
     ]
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(" · ".join(reports), SECTION_MAX)}]})
-    return {"text": _cut(notice.text(), TEXT_MAX), "blocks": blocks}
+    # the fallback is what phones and screen readers show, parsed as mrkdwn like the blocks: escaped the same way
+    return {"text": _cut(escape(notice.text()), TEXT_MAX), "blocks": blocks}
 
 
 def _value(finding: dict[str, Any]) -> str:
@@ -83,8 +94,9 @@ def _value(finding: dict[str, Any]) -> str:
 
 
 def send(notice_payload: dict[str, Any], webhook_url: str) -> str:
-    """POST the payload; Slack answers 200 `ok`. Returns a short detail for the record."""
-    status, body = post_json(webhook_url, notice_payload, what="Slack webhook")
-    if body.strip() not in (b"ok", b""):
-        raise DeliveryFailed(f"Slack webhook answered {status}: {body[:200].decode('utf-8', 'replace')}")
+    """POST the payload; only Slack's own 200 with the body `ok` is delivery. Returns a short detail for the
+    record."""
+    answer = post_json(webhook_url, notice_payload, what="Slack webhook")
+    if answer.status != 200 or answer.body.strip() != b"ok":
+        raise DeliveryFailed(f"Slack webhook answered HTTP {answer.status}, not 200 ok: {answer.text(200) or 'empty'}")
     return f"{len(notice_payload['blocks'])} blocks"

@@ -1,12 +1,19 @@
-"""What was last notified, per target and check, kept in the archive so a scheduled run notifies on change only.
+"""What was last notified, per target and check, kept in the outputs folder so a scheduled run notifies on change only.
 
-    outputs/.notify-state.json
+    outputs/.notify/state.json       (the folder 0700, the file 0600, both the user's own)
         {"version": 1,
          "checks": {"<target>|<check>": {"target", "check", "notebook", "severity", "paged", "since", "updated"}},
          "failed": ["slack"]}          # destinations whose last message failed: retried on the next run
 
-A small JSON file, rewritten atomically under a lock on the outputs folder: it survives restarts, and two runs
-finishing together never lose each other's update.
+Whoever can write the state can silence pages (a planted "already paged" entry makes the next run skip the page), so
+it is trusted only when nobody else could have written it: the outputs folder is the user's (or root's) and not
+writable by everyone, `.notify/` is the user's alone, the file is the user's and writable by no one else. Anything
+else is refused with one warning and the run notifies as if nothing had been sent (too many messages, never too
+few). A malformed file is set aside (`state.json.bad-<time>`) the same way.
+
+`load` reads without a lock; `save` re-reads, applies the run's changes and writes atomically under a lock on
+`.notify/`, so the lock is never held across network I/O and two runs finishing together never lose each other's
+update (if both send the same news, it goes out twice: a duplicate, never a lost page).
 """
 
 from __future__ import annotations
@@ -14,44 +21,179 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from imsnb.files import write_atomic
 from imsnb.findings import Severity, escalation_for
 
-STATE_FILE = ".notify-state.json"
+STATE_DIR = ".notify"
+STATE_FILE = "state.json"
+LEGACY_FILE = ".notify-state.json"  # where versions before 0.2 kept it: read once (when trusted), then moved
+DESTINATIONS = ("slack", "email", "pagerduty")
 
 
-@contextmanager
-def locked(outputs: Path) -> Iterator[dict[str, Any]]:
-    """The state, read under an exclusive lock and written back (atomically) when the block ends without error."""
-    outputs.mkdir(parents=True, exist_ok=True)
-    lock = os.open(outputs, os.O_RDONLY | os.O_DIRECTORY)
+class Untrusted(Exception):
+    """The state could have been written by someone else, or cannot be read: why, in one line."""
+
+
+@dataclass
+class Loaded:
+    state: dict[str, Any]
+    writable: bool  # False when the folder is not safe: the run's changes are not kept either
+
+
+def state_path(outputs: Path) -> Path:
+    return Path(outputs) / STATE_DIR / STATE_FILE
+
+
+def fresh() -> dict[str, Any]:
+    return {"version": 1, "checks": {}, "failed": []}
+
+
+def load(outputs: Path, warn: Callable[[str], None]) -> Loaded:
+    """The state to compare this run against. A folder others can write: one warning, an empty state, nothing
+    written back. A file others own or can write, or one that is malformed: set aside, one warning, empty state."""
+    outputs = Path(outputs)
+    try:
+        folder = _safe_folder(outputs)
+    except Untrusted as exc:
+        warn(f"imsnb: warning: notification state not used: {exc}; notifying as if nothing had been sent")
+        return Loaded(fresh(), writable=False)
+    path = folder / STATE_FILE
+    legacy = outputs / LEGACY_FILE
+    if not path.exists() and legacy.is_file() and not legacy.is_symlink():
+        path = legacy
+    try:
+        state = _read_trusted(path)
+    except FileNotFoundError:
+        return Loaded(fresh(), writable=True)
+    except Untrusted as exc:
+        aside = _set_aside(path)
+        warn(
+            f"imsnb: warning: notification state {path} refused: {exc}"
+            + (f"; set aside as {aside.name}" if aside else "")
+            + "; notifying as if nothing had been sent"
+        )
+        return Loaded(fresh(), writable=True)
+    if path == legacy:
+        write(outputs, state)
+        legacy.unlink(missing_ok=True)
+    return Loaded(state, writable=True)
+
+
+def save(outputs: Path, advance: Callable[[dict[str, Any]], None]) -> None:
+    """Under the lock: re-read the state (another run may have written it meanwhile), apply `advance`, write it."""
+    folder = _safe_folder(Path(outputs))
+    lock = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        state = read(outputs)
-        yield state
+        try:
+            state = _read_trusted(folder / STATE_FILE)
+        except (FileNotFoundError, Untrusted):
+            state = fresh()
+        advance(state)
         write(outputs, state)
     finally:
         os.close(lock)
 
 
-def read(outputs: Path) -> dict[str, Any]:
-    try:
-        data = json.loads((outputs / STATE_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        data = {}
-    if not isinstance(data, dict) or not isinstance(data.get("checks"), dict):
-        data = {}
-    return {"version": 1, "checks": data.get("checks", {}), "failed": list(data.get("failed") or [])}
-
-
 def write(outputs: Path, state: dict[str, Any]) -> None:
-    write_atomic(outputs / STATE_FILE, json.dumps(state, indent=1, sort_keys=True), mode=0o600)
+    write_atomic(state_path(outputs), json.dumps(state, indent=1, sort_keys=True), mode=0o600)
+
+
+def _safe_folder(outputs: Path) -> Path:
+    """outputs/.notify, created 0700 when missing; Untrusted when someone else could replace what is in it."""
+    me = os.geteuid()
+    outputs.mkdir(parents=True, exist_ok=True)
+    info = os.lstat(outputs)
+    if stat.S_ISLNK(info.st_mode):
+        info = os.stat(outputs)
+    if info.st_uid not in (me, 0):
+        raise Untrusted(
+            f"{outputs} belongs to uid {info.st_uid}, not to this user (use --outputs in a folder of yours)"
+        )
+    if info.st_mode & stat.S_IWOTH and not info.st_mode & stat.S_ISVTX:
+        raise Untrusted(f"{outputs} is writable by everyone (mode {stat.S_IMODE(info.st_mode):o}): chmod o-w it")
+    folder = outputs / STATE_DIR
+    try:
+        folder.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    info = os.lstat(folder)
+    if not stat.S_ISDIR(info.st_mode):
+        raise Untrusted(f"{folder} is not a folder")
+    if info.st_uid != me:
+        raise Untrusted(f"{folder} belongs to uid {info.st_uid}, not to this user")
+    if stat.S_IMODE(info.st_mode) != 0o700:
+        os.chmod(folder, 0o700)  # ours: only the file's own checks decide whether its content is
+    return folder
+
+
+def _read_trusted(path: Path) -> dict[str, Any]:
+    """The state in `path`; FileNotFoundError when there is none, Untrusted when another user owns it, others can
+    write it, or it is malformed."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise Untrusted("not a regular file")
+        if info.st_uid != os.geteuid():
+            raise Untrusted(f"it belongs to uid {info.st_uid}, not to this user")
+        if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise Untrusted(f"others can write it (mode {stat.S_IMODE(info.st_mode):o})")
+        raw = handle.read(16 * 1024 * 1024)
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise Untrusted(f"not JSON ({' '.join(str(exc).split())[:80]})") from None
+    problem = _malformed(data)
+    if problem:
+        raise Untrusted(f"malformed: {problem}")
+    return {"version": 1, "checks": data["checks"], "failed": list(data.get("failed") or [])}
+
+
+def _malformed(data: Any) -> str | None:
+    """What is wrong with a state's content, or None."""
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    if data.get("version", 1) != 1:
+        return f"version {data.get('version')!r}"
+    checks = data.get("checks")
+    if not isinstance(checks, dict):
+        return "checks is not an object"
+    for key, entry in checks.items():
+        if not isinstance(entry, dict):
+            return f"checks[{key!r}] is not an object"
+        for name in ("target", "check"):
+            if not isinstance(entry.get(name), str):
+                return f"checks[{key!r}].{name} is not a string"
+        try:
+            Severity.parse(entry.get("severity"))
+        except (ValueError, TypeError, AttributeError, KeyError):
+            return f"checks[{key!r}].severity {entry.get('severity')!r}"
+        if not isinstance(entry.get("paged", False), bool):
+            return f"checks[{key!r}].paged is not true or false"
+    failed = data.get("failed") or []
+    if not isinstance(failed, list) or any(d not in DESTINATIONS for d in failed):
+        return f"failed {failed!r} is not a list of destinations"
+    return None
+
+
+def _set_aside(path: Path) -> Path | None:
+    """Rename a refused state beside itself (state.json.bad-<UTC time>) so the next run starts afresh; None when
+    it cannot be moved."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    aside = path.with_name(f"{path.name}.bad-{stamp}")
+    try:
+        os.replace(path, aside)
+    except OSError:
+        return None
+    return aside
 
 
 def key_of(target: str, check: str) -> str:

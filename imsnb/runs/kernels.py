@@ -7,6 +7,8 @@ fresh kernel: a new process with its own pid, process group, environment (the ru
 and namespace. Nothing is shared between two runs' kernels but the read-only pages of the imports.
 
 Fork safety, checked rather than hoped for:
+- the server starts isolated from the caller's folder (`python -P`, cwd "/"): what it imports, every kernel has,
+  so a `pandas.py` in the folder a suite was started from must never be among it;
 - the server never starts a thread, opens a socket to a target, creates a zmq context, a boto3 session or a
   matplotlib figure; it refuses to fork (and the runner starts a plain kernel instead) if a thread exists;
 - imsnb's own modules, which read the run key when first imported (`imsnb._started`), are dropped in the child
@@ -69,10 +71,16 @@ class ForkServer:
         self._lock = threading.Lock()
         env = {k: v for k, v in os.environ.items() if not k.startswith("IMSNB_ALLOW")}  # never the server's key
         env.setdefault("MPLBACKEND", INLINE_BACKEND)  # as ipykernel sets it, before matplotlib is imported
+        if env.get("PYTHONPATH"):
+            env["PYTHONPATH"] = isolated_pythonpath(env["PYTHONPATH"])
+        # Isolated from the caller's folder: `-P` puts no working directory on sys.path (`python -m` would put the
+        # cwd first) and the server runs in "/", so a pandas.py where `imsnb suite` was started is never imported
+        # into every kernel. PYTHONPATH, an explicit choice, is kept (made absolute).
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "imsnb.runs.kernels", str(theirs.fileno()), *warm_set(modules)],
+            [sys.executable, "-P", "-m", "imsnb.runs.kernels", str(theirs.fileno()), *warm_set(modules)],
             pass_fds=[theirs.fileno()],
             env=env,
+            cwd="/",
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # a terminal's Ctrl-C goes to the caller, which stops the runs itself
         )
@@ -166,6 +174,12 @@ class ForkedKernel:
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
+
+
+def isolated_pythonpath(value: str) -> str:
+    """PYTHONPATH for a process started elsewhere: relative entries made absolute from here, empty ones (which
+    mean "the working directory") dropped."""
+    return os.pathsep.join(os.path.abspath(entry) for entry in value.split(os.pathsep) if entry)
 
 
 def notebook_imports(paths: Iterable[Path]) -> list[str]:

@@ -11,7 +11,6 @@ import json
 import math
 import re
 from typing import Any
-from urllib.parse import unquote
 
 from imsnb import config
 from imsnb.errors import BadParameter
@@ -26,16 +25,6 @@ _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 # Parameter names refused outright; `key` only as the last word (api_key, key) so `key_pattern` stays usable.
 _SECRET_NAME = re.compile(r"(^|_)(pass(word|wd)?|pwd|secret|token|credentials?|dsn)(_|$)|(^|_)(api)?key$", re.I)
-_SECRET_VALUE = [
-    (re.compile(r"[a-z][a-z0-9+.-]*://[^/@\s]*:[^/@\s]+@", re.I), "a URL with a password"),
-    (re.compile(r"(^|[\s'\"])(ssl)?password\s*=", re.I), "a connection string with a password"),
-    (re.compile(r"(^|[\s'\"])passfile\s*=", re.I), "a connection string naming a password file"),
-    (re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"), "an AWS access key id"),
-    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key"),
-]
-
-# A URL query key; refused when named like a secret (?password=, ?sslpassword=, ?passfile=, ?token=, ...).
-_QUERY_KEY = re.compile(r"[?&;]([^=&;?#\s]+)=")
 
 
 def check_incident_id(incident_id: str) -> str:
@@ -63,16 +52,9 @@ def check_not_secret(name: str, value: Any) -> None:
         return
     if not isinstance(value, str):
         return
-    for pattern, what in _SECRET_VALUE:
-        if pattern.search(value):
-            raise BadParameter(f"the value of {name!r} looks like {what}: pass secrets through the environment")
-    for match in _QUERY_KEY.finditer(value):
-        key = unquote(match[1])
-        if config.SECRET_QUERY_KEY.search(key):
-            raise BadParameter(
-                f"the value of {name!r} looks like a URL with a secret in its query ({key[:40]!r}=...): "
-                "pass secrets through the environment or ~/.pgpass"
-            )
+    what = config.secret_in_value(value)  # the one rule of every place a value enters
+    if what:
+        raise BadParameter(f"the value of {name!r} looks like {what}: pass secrets through the environment")
     if any(secret in value for secret in config.secret_values()):
         raise BadParameter(f"the value of {name!r} contains a secret known from the environment: remove it")
 

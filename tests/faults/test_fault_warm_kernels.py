@@ -94,3 +94,28 @@ def test_plain_kernels_when_asked(tmp_path, monkeypatch):
     notebook = write_notebook(tmp_path, "facts", FACTS)
     result = run_notebook(str(notebook), {}, incident_id="INC-W3", outputs=tmp_path / "out")
     assert result.status == "ok" and not facts(result)["warm"]
+
+
+PLANTED_PANDAS = """
+import os
+open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "planted-ran"), "a").write(str(os.getpid()) + "\\n")
+raise ImportError("a planted pandas.py")
+"""
+
+
+def test_the_warm_parent_never_imports_from_the_callers_folder(tmp_path, monkeypatch):
+    """`imsnb suite` started from a folder holding a pandas.py: the warm parent imports the real pandas, and
+    nothing from that folder runs, in the parent or in any kernel forked from it."""
+    hostile = tmp_path / "hostile"
+    hostile.mkdir()
+    (hostile / "pandas.py").write_text(PLANTED_PANDAS)
+    notebook = write_notebook(tmp_path, "which_pandas", 'import pandas\nprint("PANDAS " + pandas.__file__)')
+    monkeypatch.chdir(hostile)
+    monkeypatch.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", "") + os.pathsep)  # an empty entry: "the cwd"
+    with ForkServer(["pandas"]) as server:
+        result = run_notebook(str(notebook), {}, incident_id="INC-W4", outputs=tmp_path / "out", kernels=server)
+    assert not (hostile / "planted-ran").exists(), "the planted pandas.py ran"
+    assert result.status == "ok"
+    cells = json.loads((result.folder / "notebook.ipynb").read_text())["cells"]
+    printed = "".join("".join(out.get("text", "")) for cell in cells for out in cell.get("outputs", []))
+    assert "PANDAS " in printed and "site-packages" in printed and str(hostile) not in printed, printed

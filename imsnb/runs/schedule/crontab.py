@@ -1,13 +1,20 @@
 """The crontab for one host: CRON_TZ=UTC, one `imsnb schedule run NAME` line per schedule under `flock -n`, and
-`imsnb record` every minute for the counter history."""
+`imsnb record` every minute for the counter history.
+
+Every value that reaches a line (names, notebook paths, the incident pattern, the config, outputs, log and
+working folders, the env file, the command) is refused when it holds a control character: shlex quoting protects a
+shell word, not a crontab, where a newline starts a new entry (`* * * * * touch ...`) and a comment line is not
+quoted at all."""
 
 from __future__ import annotations
 
 import os
 import shlex
 import sys
+import unicodedata
 from pathlib import Path
 
+from imsnb.errors import BadParameter
 from imsnb.runs.schedule.timetable import Schedule
 
 
@@ -38,6 +45,18 @@ def crontab_lines(
     """A crontab for one host: CRON_TZ=UTC, one line per schedule running `imsnb schedule run NAME` under
     `flock -n` (a run still going makes the next one skip, never pile up), output appended to NAME.log."""
     command = command or imsnb_command()
+    for what, value in [
+        ("the working directory", workdir),
+        ("--outputs", outputs),
+        ("--log-dir", log_dir),
+        ("the config file", config_path),
+        ("--env-file", env_file),
+        *(("the imsnb command", part) for part in command),
+    ]:
+        check_line_safe(what, value)
+    for s in schedules.values():
+        for field_name in ("name", "notebook", "cron", "environment", "incident", "archive"):
+            check_line_safe(f"[schedules.{s.name!r}] {field_name}", getattr(s, field_name))
     header = [
         f"# imsnb schedules from {config_path or 'the runbook default timetable (no imsnb.toml)'}",
         "# install: imsnb schedule crontab ... > imsnb.cron && crontab imsnb.cron   (replaces this user's crontab;"
@@ -63,7 +82,7 @@ def crontab_lines(
     lines = header
     for s in schedules.values():
         run = [*command, "schedule", "run", s.name, "--outputs", str(outputs)]
-        lines += [f"# {s.name}: notebook {s.notebook}", f"{s.cron} {locked(s.name, run)}"]
+        lines += [f"# {s.name}: notebook {q(s.notebook)}", f"{s.cron} {locked(s.name, run)}"]
     # The counter history between incidents (`imsnb record`, one round a minute): what a later run's `window`
     # starts from. Cheap: a few catalogue reads of every configured target.
     record = [*command, "record", "--history", str(outputs / ".history.sqlite")]
@@ -72,6 +91,20 @@ def crontab_lines(
         f"* * * * * {locked('record', record)}",
     ]
     return lines
+
+
+def check_line_safe(what: str, value: object) -> None:
+    """BadParameter when `value` holds a control character (a newline, carriage return, NUL, escape, DEL, C1) or a
+    Unicode line separator: in a crontab it would end the line and start an entry of its own."""
+    if value is None:
+        return
+    text = str(value)
+    bad = next((c for c in text if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
+    if bad is not None:
+        raise BadParameter(
+            f"crontab: {what} {text[:60]!r} holds the control character {bad!r}: cron would read it as a line break "
+            "or worse; rename it without control characters"
+        )
 
 
 def _cron_escape(command: str) -> str:

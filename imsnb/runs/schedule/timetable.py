@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 import string
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -134,6 +135,8 @@ def _schedule_from_table(path: Path, name: str, table: Any, environments: dict) 
     notebook = table.get("notebook", name)
     if not isinstance(notebook, str) or not notebook:
         raise bad("notebook", "must be a notebook name (see `imsnb list`)")
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in notebook):
+        raise bad("notebook", f"{notebook[:60]!r} holds a control character: a crontab would read a line break")
     from imsnb.runs.catalogue import find_notebook, load_info
 
     try:
@@ -210,12 +213,13 @@ def _schedule_from_table(path: Path, name: str, table: Any, environments: dict) 
 
 
 def _refuse_secret(where: str, key: str, value: Any) -> None:
-    """The same refusal as [environments]: a secret-looking key or a URL with a password; plus the parameters'
-    own checks (AWS key ids, private keys, values of secret environment variables)."""
+    """The same refusal as [environments]: a secret-looking key, or a value that holds a secret by the one rule of
+    every place a value enters (`config.secret_in_value`); plus the parameters' own (values of secret environment
+    variables)."""
     from imsnb.runs.parameters import check_not_secret
 
     last = key.rsplit(".", 1)[-1]
-    if config.SECRET_ENV_NAME.search(last) or (isinstance(value, str) and config.url_password(value)):
+    if config.SECRET_ENV_NAME.search(last) or config.secret_in_value(value):
         raise BadParameter(f"{where} {key} looks like a secret: set it in the environment")
     try:
         check_not_secret(last, value)
