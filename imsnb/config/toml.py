@@ -9,7 +9,7 @@ import re
 import tomllib
 from pathlib import Path
 
-from imsnb.config.secrets import SECRET_ENV_NAME, secret_in_value
+from imsnb.config.secrets import SECRET_ENV_NAME, secret_in_value, url_password
 from imsnb.config.targets import AWS_NAMES, PROMETHEUS_NAMES
 from imsnb.errors import NotConfigured
 
