@@ -83,7 +83,7 @@ def test_the_witness_sees_a_page_that_fetches(tmp_path):
     assert asked == ["http://imsnb-probe.invalid/x.png", "https://cdn.imsnb-probe.invalid/a.css"]
 
 
-@pytest.mark.parametrize(("notebook", "charts"), [("db_performance", 5), ("performance_baseline", None)])
+@pytest.mark.parametrize(("notebook", "charts"), [("db_performance", 6), ("performance_baseline", None)])
 def test_report_charts_render_offline_and_nothing_is_fetched(degraded_suite, tmp_path, notebook, charts):
     _, results, _ = degraded_suite
     run = next(r for r in results if r.summary["notebook"] == notebook)

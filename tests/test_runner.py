@@ -69,14 +69,14 @@ def test_executed_notebook_is_the_artifact(degraded_run):
     tags = [c["metadata"].get("tags", []) for c in nb["cells"]]
     assert ["injected-parameters"] in tags
     images = [o for c in nb["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
-    assert len(images) == 5, "RDS CPU, connections and IOPS, the connections chart and the top statements chart"
+    assert len(images) == 6, "RDS CPU, connections and IOPS, the connections and top statements charts, index costs"
     assert summarize(nb)["findings"] == read_summary(degraded_run.folder)["findings"]
 
 
 def test_report_html_is_self_contained(degraded_run):
     html = (degraded_run.folder / "report.html").read_text()
     assert 'src="http' not in html and 'href="http' not in html and "cdnjs" not in html
-    assert html.count('src="data:image/png;base64,') == 5
+    assert html.count('src="data:image/png;base64,') == 6
     assert "postgres.idle_in_transaction" in html
 
 
