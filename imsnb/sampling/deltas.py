@@ -49,8 +49,8 @@ def counters_since(snapshot: Snapshot) -> datetime | None:
     counters going down between two snapshots."""
     if snapshot.source == REDIS_INFO:
         uptime = snapshot.data.get("uptime_s") if isinstance(snapshot.data, dict) else None
-        if isinstance(uptime, (int, float)) and uptime > 0:
-            return snapshot.taken_at - timedelta(seconds=uptime)
+        if isinstance(uptime, (int, float)) and uptime >= 0:  # whole seconds, rounded down: the earliest it can be
+            return snapshot.taken_at - timedelta(seconds=uptime + 1)
         return None
     parts = snapshot.epoch.split("|")
     return _instant(parts[1]) if len(parts) == 2 else None

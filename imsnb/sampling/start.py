@@ -22,7 +22,12 @@ from imsnb.window import Window
 
 SLACK_MIN = timedelta(seconds=90)  # `imsnb record` every minute (from cron, with its jitter) leaves one this close
 SLACK_MAX = timedelta(minutes=15)
-SERVER_START = timedelta(minutes=1)  # statistics that start this close to the server's start started with it
+# Statistics that start this close to the server's start started with it: pg_stat_statements stamps its start while
+# the server sets up, just before pg_postmaster_start_time() (measured: 4 ms); a new cluster stamps its shared
+# statistics at initdb (0.9 s before); after a crash they are discarded as it starts (4 ms after). A reset needs a
+# session, so comes later.
+SET_UP = timedelta(seconds=5)
+STARTING = timedelta(seconds=1)
 MAX_REDIS_SCAN = 1440  # stored Redis snapshots read to find a CONFIG RESETSTAT (a day of `imsnb record` a minute)
 RECORD_ADVICE = "run `imsnb record` every minute (cron) to cover windows"
 
@@ -87,12 +92,14 @@ def window_start(
 
 def started_note(after: Snapshot, since: datetime) -> str:
     """'statistics started 16:44:31 UTC (the server started), inside the window: totals since then'."""
+    server = None if after.source == REDIS_INFO else epoch_start(after.epoch.split("|")[0])
     if after.source == REDIS_INFO:
-        why = "Redis started"
+        why = " (Redis started)"
+    elif server is None or since < server - SET_UP:
+        why = ""  # well before this server's start: a new cluster's set-up, or an earlier start that lost them
     else:
-        server = epoch_start(after.epoch.split("|")[0])
-        why = "the server started" if server and abs(since - server) <= SERVER_START else "a statistics reset"
-    return f"statistics started {_clock(since, after.taken_at)} UTC ({why}), inside the window: totals since then"
+        why = " (the server started)" if since <= server + STARTING else " (a statistics reset)"
+    return f"statistics started {_clock(since, after.taken_at)} UTC{why}, inside the window: totals since then"
 
 
 def uncovered_note(window: Window, covered_s: float, what: str) -> str:
