@@ -61,6 +61,13 @@ WHERE target = :target AND source = :source AND taken_at BETWEEN :earliest AND :
 ORDER BY taken_at
 LIMIT :limit
 """
+NEWEST_BETWEEN = """
+SELECT id, target, source, taken_at, taken_by, epoch, data
+FROM snapshots
+WHERE target = :target AND source = :source AND taken_at BETWEEN :earliest AND :latest
+ORDER BY taken_at DESC
+LIMIT :limit
+"""
 SNAPSHOT_BY_ID = """
 SELECT target, source, taken_at, taken_by, epoch, data
 FROM snapshots
@@ -211,6 +218,28 @@ class History:
             ).fetchall()
         conn.close()
         return [Stored(row_id, datetime.fromtimestamp(taken_at, UTC), epoch) for row_id, taken_at, epoch in rows]
+
+    def newest(
+        self, target: str, source: str, *, earliest: datetime, latest: datetime, limit: int
+    ) -> list[tuple[Stored, Snapshot]]:
+        """Up to `limit` snapshots stored between `earliest` and `latest`, the newest ones, oldest first, counters
+        included, in one read (Redis's are small; a reset shows only by comparing them one after the other)."""
+        if not self.path.exists():
+            return []
+        with self._connect() as conn:
+            rows = conn.execute(
+                NEWEST_BETWEEN,
+                {
+                    "target": target,
+                    "source": source,
+                    "earliest": earliest.timestamp(),
+                    "latest": latest.timestamp(),
+                    "limit": limit,
+                },
+            ).fetchall()
+        conn.close()
+        found = [(row[0], Snapshot.from_row(row[1:])) for row in reversed(rows)]
+        return [(Stored(row_id, snap.taken_at, snap.epoch), snap) for row_id, snap in found]
 
     def load(self, stored: Stored) -> Snapshot | None:
         """The snapshot `stored` names, counters included (None when retention pruned it meanwhile)."""

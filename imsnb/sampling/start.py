@@ -68,18 +68,22 @@ def window_start(
     since = counters_since(after)
     if live and since is not None and since >= window.start:
         return Start(None, since, "window", started_note(after, since)), ""
-    refs = history.stored(after.target, after.source, earliest=window.start - slack(window), latest=older_than)
+    earliest = window.start - slack(window)
+    loaded: dict[int, Snapshot] = {}
+    if after.source == REDIS_INFO:  # small: read with their counters, to find a CONFIG RESETSTAT between them
+        found = history.newest(after.target, after.source, earliest=earliest, latest=older_than, limit=MAX_REDIS_SCAN)
+        refs, loaded = [ref for ref, _ in found], {ref.id: snap for ref, snap in found}
+    else:
+        refs = history.stored(after.target, after.source, earliest=earliest, latest=older_than)
     same = [r for r in refs if same_epoch(r.epoch, after.epoch)]
     void = _void_note(refs, same, after)
     if after.source == REDIS_INFO and same:
-        same, loaded, reset = _after_last_reset(same, first, after, history)
+        same, reset = _after_last_reset(same, loaded, first, after)
         if reset is not None:
             reset_from, reset_by = reset
             if live and reset_from >= window.start:
                 return Start(None, reset_from, "window", _resetstat_note(reset_from, reset_by)), ""
             void = f"stored snapshots up to {reset_from:%H:%M:%S} UTC predate a CONFIG RESETSTAT: not subtracted"
-    else:
-        loaded = {}
     at_or_before = [r for r in same if r.taken_at <= window.start]
     inside = [r for r in same if r.taken_at > window.start]
     for ref in ([at_or_before[-1]] if at_or_before else []) + inside[:1]:
@@ -135,24 +139,19 @@ def _void_note(refs: list[Stored], same: list[Stored], after: Snapshot) -> str:
 
 
 def _after_last_reset(
-    same: list[Stored], first: Snapshot | None, after: Snapshot, history: History
-) -> tuple[list[Stored], dict[int, Snapshot], tuple[datetime, datetime] | None]:
-    """Redis: the stored snapshots taken after the last CONFIG RESETSTAT, the ones read, and between which two
-    snapshots that reset happened (None when the counters never went down).
-
-    A reset shows only as counters going down from one snapshot to the next, so consecutive snapshots are compared
-    (the newest `MAX_REDIS_SCAN` stored ones, then this run's first and the one taken now)."""
-    same = same[-MAX_REDIS_SCAN:]
-    loaded = {ref.id: snap for ref in same if (snap := history.load(ref)) is not None}
-    same = [ref for ref in same if ref.id in loaded]
+    same: list[Stored], loaded: dict[int, Snapshot], first: Snapshot | None, after: Snapshot
+) -> tuple[list[Stored], tuple[datetime, datetime] | None]:
+    """Redis: the stored snapshots taken after the last CONFIG RESETSTAT, and between which two snapshots that reset
+    happened (None when the counters never went down). A reset shows only as counters going down from one snapshot
+    to the next, so consecutive ones are compared: the stored ones, then this run's first and the one taken now."""
     chain: list[tuple[Stored | None, Snapshot]] = [(ref, loaded[ref.id]) for ref in same]
     chain += [(None, s) for s in (first, after) if s is not None]
     for i in range(len(chain) - 2, -1, -1):
         (_, earlier), (_, later) = chain[i], chain[i + 1]
         if counters_went_down(earlier, later):
             kept = [ref for ref, _ in chain[i + 1 :] if ref is not None]
-            return kept, loaded, (earlier.taken_at, later.taken_at)
-    return same, loaded, None
+            return kept, (earlier.taken_at, later.taken_at)
+    return same, None
 
 
 def _clock(at: datetime, now: datetime) -> str:
