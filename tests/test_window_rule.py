@@ -258,3 +258,32 @@ def test_a_redis_resetstat_inside_the_window_starts_the_windows_figures(redis_se
     assert f"statistics started between {stored.taken_at:%H:%M:%S} and" in period.note
     assert "CONFIG RESETSTAT" in period.note and (sampled.hits, sampled.misses) == (5, 50)
     assert sampling.hit_rate_finding(sampled, period).severity >= Severity.WARNING
+
+
+def test_spans_read_as_people_say_them():
+    assert [duration(s) for s in (0.4, 10, 890, 900, 7500, 3 * 86400 + 4 * 3600 + 59)] == [
+        "0 s",
+        "10 s",
+        "14 min 50 s",
+        "15 min",
+        "2 h 5 min",
+        "3 d 4 h",
+    ]
+
+
+def test_a_restart_that_kept_the_counters_is_no_reset():
+    """PostgreSQL's epoch is '<postmaster start>|<when its counters count from>': a new postmaster start with the same
+    counters start runs on (a clean restart keeps pg_stat_statements and pg_stat_database); without a counters start
+    (PostgreSQL 13's pg_stat_statements) any change is taken as a reset."""
+    from imsnb.sampling.deltas import same_epoch
+
+    kept = (
+        "2026-12-01T10:00:00+00:00|2026-11-01T09:00:00+00:00",
+        "2026-12-02T10:00:00+00:00|2026-11-01T09:00:00+00:00",
+    )
+    assert same_epoch(*kept)
+    assert not same_epoch(
+        "2026-12-01T10:00:00+00:00|2026-11-01T09:00:00+00:00", "2026-12-01T10:00:00+00:00|2026-12-02T09:00:00+00:00"
+    )
+    assert not same_epoch("2026-12-01T10:00:00+00:00|None", "2026-12-02T10:00:00+00:00|None")
+    assert same_epoch("run-1", "run-1") and not same_epoch("run-1", "run-2")
