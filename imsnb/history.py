@@ -65,6 +65,25 @@ WHERE target = :target AND source = :source AND taken_at BETWEEN :earliest AND :
 ORDER BY abs(taken_at - :wanted), taken_at
 LIMIT 1
 """
+STORED_BETWEEN = """
+SELECT id, taken_at, epoch
+FROM snapshots
+WHERE target = :target AND source = :source AND taken_at BETWEEN :earliest AND :latest
+ORDER BY taken_at
+LIMIT :limit
+"""
+NEWEST_BETWEEN = """
+SELECT id, target, source, taken_at, taken_by, epoch, data
+FROM snapshots
+WHERE target = :target AND source = :source AND taken_at BETWEEN :earliest AND :latest
+ORDER BY taken_at DESC
+LIMIT :limit
+"""
+SNAPSHOT_BY_ID = """
+SELECT target, source, taken_at, taken_by, epoch, data
+FROM snapshots
+WHERE id = :id
+"""
 PRUNE_BY_AGE = "DELETE FROM snapshots WHERE taken_at < :oldest"
 STORED_BYTES = "SELECT coalesce(sum(length(data)), 0) FROM snapshots"
 PRUNE_OLDEST = "DELETE FROM snapshots WHERE id IN (SELECT id FROM snapshots ORDER BY taken_at LIMIT :rows)"
@@ -128,6 +147,15 @@ class Snapshot:
     def from_row(cls, row: tuple) -> Snapshot:
         target, source, taken_at, taken_by, epoch, data = row
         return cls(target, source, datetime.fromtimestamp(taken_at, UTC), taken_by, epoch, _unpack(data))
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A stored snapshot's identity without its counters: enough to choose one before reading it (`History.load`)."""
+
+    id: int
+    taken_at: datetime
+    epoch: str
 
 
 @dataclass
@@ -212,6 +240,56 @@ class History:
                     "latest": latest.timestamp(),
                 },
             ).fetchone()
+        conn.close()
+        return None if row is None else Snapshot.from_row(row)
+
+    def stored(
+        self, target: str, source: str, *, earliest: datetime, latest: datetime, limit: int = 100_000
+    ) -> list[Stored]:
+        """The snapshots stored between `earliest` and `latest`, oldest first, without their counters: the window
+        rule (`imsnb.sampling.start`) picks among them by time and epoch, then reads only the one it uses."""
+        if not self.path.exists():
+            return []
+        with self._connect() as conn:
+            rows = conn.execute(
+                STORED_BETWEEN,
+                {
+                    "target": target,
+                    "source": source,
+                    "earliest": earliest.timestamp(),
+                    "latest": latest.timestamp(),
+                    "limit": limit,
+                },
+            ).fetchall()
+        conn.close()
+        return [Stored(row_id, datetime.fromtimestamp(taken_at, UTC), epoch) for row_id, taken_at, epoch in rows]
+
+    def newest(
+        self, target: str, source: str, *, earliest: datetime, latest: datetime, limit: int
+    ) -> list[tuple[Stored, Snapshot]]:
+        """Up to `limit` snapshots stored between `earliest` and `latest`, the newest ones, oldest first, counters
+        included, in one read (Redis's are small; a reset shows only by comparing them one after the other)."""
+        if not self.path.exists():
+            return []
+        with self._connect() as conn:
+            rows = conn.execute(
+                NEWEST_BETWEEN,
+                {
+                    "target": target,
+                    "source": source,
+                    "earliest": earliest.timestamp(),
+                    "latest": latest.timestamp(),
+                    "limit": limit,
+                },
+            ).fetchall()
+        conn.close()
+        found = [(row[0], Snapshot.from_row(row[1:])) for row in reversed(rows)]
+        return [(Stored(row_id, snap.taken_at, snap.epoch), snap) for row_id, snap in found]
+
+    def load(self, stored: Stored) -> Snapshot | None:
+        """The snapshot `stored` names, counters included (None when retention pruned it meanwhile)."""
+        with self._connect() as conn:
+            row = conn.execute(SNAPSHOT_BY_ID, {"id": stored.id}).fetchone()
         conn.close()
         return None if row is None else Snapshot.from_row(row)
 

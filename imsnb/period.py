@@ -1,10 +1,14 @@
 """What span a number covers: `Period(start, end, basis)`, carried by every counter-based finding.
 
 The basis says how the span was measured:
-- `sample`: two snapshots taken by this run (the setup cell, then the section), `sample_s` apart;
-- `history`: a snapshot from the history store (taken by an earlier run or `imsnb record`) and one taken now;
-- `window`: a time series over the incident window (CloudWatch, Prometheus): the span the query asked for, carried
-  by the frame the query returned (`tag` / `frame_period`) to the judges that read it;
+- `sample`: two snapshots taken by this run (the setup cell, then the section), `sample_s` apart; with a window, the
+  note says how much of it the sample leaves out;
+- `history`: a snapshot from the history store (taken by an earlier run or `imsnb record`) and one taken now; the
+  note says how much of the window it leaves out when the stored snapshot lies inside the window;
+- `window`: the window's own figures. A time series over the incident window (CloudWatch, Prometheus): the span the
+  query asked for, carried by the frame the query returned (`tag` / `frame_period`) to the judges that read it. Or
+  counters whose statistics started inside the window (a restart that lost them, a reset): their totals since then
+  are all the window holds, from that start (the note says when and why);
 - `since restart`: a counter's lifetime total, since the server started or its statistics were reset. Context, not
   the basis of an alert.
 """
@@ -88,6 +92,21 @@ def frame_period(frame: Any) -> Period | None:
 def since(start: datetime | None, end: datetime | None = None, note: str = "") -> Period:
     """A lifetime counter's period: since `start` (the restart or stats reset) until now."""
     return Period(start, end or datetime.now(UTC), "since restart", note)
+
+
+def duration(seconds: float) -> str:
+    """A span as a reader says it, to the second below an hour: '10 s', '14 min 50 s', '2 h 5 min', '3 d 4 h'."""
+    whole = max(0, round(seconds))
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        minutes, rest = divmod(whole, 60)
+        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+    if whole < 86400:
+        hours, rest = divmod(whole, 3600)
+        return f"{hours} h {rest // 60} min" if rest // 60 else f"{hours} h"
+    days, rest = divmod(whole, 86400)
+    return f"{days} d {rest // 3600} h" if rest // 3600 else f"{days} d"
 
 
 def _span(seconds: float | None) -> str:

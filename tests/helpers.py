@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,3 +26,15 @@ def finding(summary: dict, check: str) -> dict:
 def every_byte(folder: Path) -> bytes:
     """All files of a run folder, concatenated (for secret scans)."""
     return b"\n".join(p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file())
+
+
+def present_began(sandbox) -> datetime:
+    """When a sandbox's present began (its past's snapshots stored), as a UTC time: an incident window that starts
+    then holds the present only. A window reaching back over the sandbox's start holds its seeded past too, since
+    the servers' statistics started inside it (the window rule, imsnb/sampling/start.py)."""
+    return datetime.now(UTC) - timedelta(seconds=time.monotonic() - sandbox.past_recorded_at)
+
+
+def window_from_present(sandbox) -> dict[str, str]:
+    """Notebook parameters for a window from the sandbox's present to now."""
+    return {"start": present_began(sandbox).isoformat()}

@@ -93,7 +93,12 @@ def test_healthy_run_reports_nothing_above_ok(healthy_sandbox, use_env, tmp_path
     summary = read_summary(result.folder)
     assert summary["status"] == "ok" and result.exit_code == 0
     assert not (SEEDED & checks_at_or_above(summary, "INFO"))
-    assert summary["severity"] == "OK"
+    # The sandbox started inside the 1 h window, so its statistics did: the new cluster's cold-start reads are the
+    # window's (e.g. 96% buffer hits in the postgres database), worth knowing (INFO), never an alert.
+    above_ok = [f for f in summary["findings"] if f["severity"] != "OK"]
+    assert all(f["check"] == "postgres.cache_hit_ratio" and f["severity"] == "INFO" for f in above_ok), above_ok
+    assert all("inside the window" in f["period"]["note"] for f in above_ok)
+    assert summary["severity"] in ("OK", "INFO")
 
 
 def test_unreachable_database_completes_with_critical_and_exit_1(monkeypatch, tmp_path):

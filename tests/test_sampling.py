@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from helpers import present_began, window_from_present
 
 from imsnb import cache, postgres, sampling
 from imsnb.findings import Severity
@@ -36,15 +37,15 @@ def _cache(sandbox) -> cache.Cache:
 
 @pytest.fixture(scope="module")
 def degraded_sample(degraded):
-    """One realistic run's counters on the session's db-degradation sandbox over the last hour: the sandbox seeded
-    the history store with a snapshot of its past, so the numbers reach back to before the present began."""
+    """One realistic run's counters on the session's db-degradation sandbox over the incident: a window from when
+    its present began. The sandbox seeded the history store with a snapshot of its past then, so the numbers reach
+    back to it. (A window reaching back over the sandbox's start would hold its past too: its statistics started
+    inside it, test_window_rule.py.)"""
     # The past must lie before this run's first snapshot (the Sample uses stored snapshots at least 0.5 s older):
     # when this module runs first, right after the sandbox started, the seeded one can be younger than that.
-    if degraded.past_recorded_at is not None:
-        time.sleep(max(0.0, degraded.past_recorded_at + 1.0 - time.monotonic()))
-    now = datetime.now(UTC)
+    time.sleep(max(0.0, degraded.past_recorded_at + 1.0 - time.monotonic()))
     with _db(degraded) as db:
-        span = Window(now - timedelta(hours=1), now)
+        span = Window(present_began(degraded), datetime.now(UTC))
         sample = sampling.Sample(SAMPLE_S, db=db, window=span, taken_by="tests", history=History())
         statements = sample.statements(limit=100)
         lifetime = postgres.slow_queries(db, limit=50)
@@ -147,43 +148,28 @@ def test_a_redis_counter_reset_between_snapshots_is_said(healthy_sandbox, tmp_pa
     assert "went down" in delta.period.note and "RESETSTAT" in delta.reset
 
 
-def test_window_uses_the_stored_snapshot_near_its_start(healthy_sandbox, tmp_path):
-    """Two stored snapshots 30 minutes apart: a window=30m run covers that span, not just its sample."""
-    history = History(tmp_path / "h.sqlite")
-    with _db(healthy_sandbox) as db:
-        old = sampling.postgres_snapshot(db, sampling.PG_STATEMENTS, "health_check")
-        old.taken_at -= timedelta(minutes=30)
-        history.add(old)
-        with healthy_sandbox.postgres.connect("ims-backend", autocommit=True) as app:
-            for i in range(50):
-                app.execute("SELECT id FROM orders WHERE customer_id = %(c)s AND id > 0", {"c": i})
-        now = datetime.now(UTC)
-        span = Window(now - timedelta(minutes=30), now)
-        sample = sampling.Sample(1.0, db=db, window=span, history=history, taken_by="tests")
-        statements = sample.statements(limit=200)
-        period = sample.period(sampling.PG_STATEMENTS)
-    assert period.basis == "history" and "taken by health_check" in period.note
-    assert 29 * 60 <= period.seconds <= 31 * 60
-    assert abs((period.start - old.taken_at).total_seconds()) < 1
-    marked = statements[statements["query"].str.contains("AND id >", regex=False)]
-    assert marked["calls"].sum() == 50, "the calls made between the stored snapshot and the run are counted"
-    assert "history" in sampling.slow_queries_finding(statements.head(0), period).message
-
-
 def test_a_reset_since_the_stored_snapshot_is_detected_and_said(healthy_sandbox, tmp_path):
+    """pg_stat_statements_reset() inside the window: the totals since are the window's, the stored snapshot from
+    before it is void; a reset before the window's start voids the stored snapshot and the sample says so."""
     history = History(tmp_path / "h.sqlite")
     with _db(healthy_sandbox) as db:
         old = sampling.postgres_snapshot(db, sampling.PG_STATEMENTS, "imsnb record")
-        old.taken_at -= timedelta(minutes=30)
         history.add(old)
-        time.sleep(0.01)
         with healthy_sandbox.postgres.admin("ims") as admin:
-            admin.execute("SELECT pg_stat_statements_reset()")
-        now = datetime.now(UTC)
-        sample = sampling.Sample(1.0, db=db, window=Window(now - timedelta(minutes=30), now), history=history)
-        period = sample.period(sampling.PG_STATEMENTS)
-    assert period.basis == "sample", "a snapshot from before a reset cannot be subtracted"
-    assert "predates a restart or reset" in period.note and "statistics were reset" in period.note
+            age = admin.execute("SELECT extract(epoch FROM now() - pg_postmaster_start_time())").fetchone()[0]
+            time.sleep(max(0.01, 2.0 - float(age)))  # a reset, not the server's start
+            reset_at = admin.execute("SELECT pg_stat_statements_reset(), now()").fetchone()[1]
+        time.sleep(0.6)
+        window = Window(old.taken_at, datetime.now(UTC))
+        inside = sampling.Sample(0.5, db=db, window=window, history=history, store=False)
+        period = inside.period(sampling.PG_STATEMENTS)
+        after_reset = Window(reset_at + timedelta(milliseconds=50), datetime.now(UTC))
+        later = sampling.Sample(0.5, db=db, window=after_reset, history=history).period(sampling.PG_STATEMENTS)
+    assert period.basis == "window" and inside.delta(sampling.PG_STATEMENTS).before is None
+    assert "(a statistics reset), inside the window: totals since then" in period.note
+    assert abs((period.start - reset_at).total_seconds()) < 1
+    assert later.basis == "sample", "a snapshot from before a reset cannot be subtracted"
+    assert "predates a restart or reset" in later.note and "statistics were reset" in later.note
 
 
 def test_baseline_flags_a_tenfold_regression_of_a_3_ms_statement(healthy_sandbox, tmp_path):
@@ -280,11 +266,12 @@ def test_db_performance_judges_the_sample_and_says_the_period(tmp_path, monkeypa
     with Sandbox("db-degradation") as fresh:
         for key, value in fresh.env().items():
             monkeypatch.setenv(key, value)
-        result = run_notebook("db_performance", {"sample_s": "8"}, incident_id="INC-13", outputs=tmp_path / "out")
+        params = {"sample_s": "8", **window_from_present(fresh)}  # the incident: the sandbox's present
+        result = run_notebook("db_performance", params, incident_id="INC-13", outputs=tmp_path / "out")
     summary = read_summary(result.folder)
     assert summary["status"] == "ok", summary.get("error")
     slow = finding(summary, "postgres.slow_queries")
-    assert slow["severity"] == "WARNING" and slow["period"]["basis"] in ("sample", "history")
+    assert slow["severity"] == "WARNING" and slow["period"]["basis"] == "history"
     assert "pg_sleep" in slow["message"] and "in the " in slow["message"]
     regression = finding(summary, "postgres.statement_regression")
     assert regression["severity"] in ("WARNING", "ERROR") and "items WHERE sku" in regression["message"]

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from helpers import ORDER, finding, read_summary
+from helpers import ORDER, finding, present_began, read_summary
 
 from imsnb import triage
 from imsnb.findings import Finding
@@ -33,12 +34,18 @@ def instant(text: str) -> datetime:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """health_check and triage, each with a sample and with sampling off; triage over an explicit 30-minute window.
-    Returns the results by (notebook, sampled) and that window."""
+    Returns the results by (notebook, sampled) and that window.
+
+    Both windows begin after the sandbox's present began (its months of hits are its past): a window reaching back
+    over the sandbox's start would hold that past too, since Redis started inside it (the window rule). Triage's
+    window is the incident's first 30 minutes, still going on; health_check's is a duration of whole seconds."""
     out = tmp_path_factory.mktemp("screening")
-    end = datetime.now(UTC).replace(microsecond=0)
-    start = end - timedelta(minutes=30)
     results = {}
     with Sandbox("cache-pressure") as sandbox, pytest.MonkeyPatch.context() as patch:
+        began = present_began(sandbox)
+        start = (began + timedelta(seconds=1)).replace(microsecond=0)
+        end = start + timedelta(minutes=30)
+        time.sleep(max(0.0, (start + timedelta(seconds=1) - datetime.now(UTC)).total_seconds()))
         for key, value in sandbox.env().items():
             patch.setenv(key, value)
         for notebook in SCREENING:
@@ -47,6 +54,8 @@ def runs(tmp_path_factory):
                 params = {"sample_s": str(SAMPLE_S if sampled else 0)}
                 if notebook == "triage":
                     params |= {"start": iso(start), "end": iso(end)}
+                else:  # whole seconds back from the kernel's now: never before the present began
+                    params |= {"window": f"{int((datetime.now(UTC) - start).total_seconds())}s"}
                 result = run_notebook(notebook, params, incident_id="INC-PERIODS", outputs=out / "outputs")
                 assert result.summary["status"] == "ok", result.summary.get("error")
                 results[notebook, sampled] = result
@@ -116,5 +125,5 @@ def test_the_key_metrics_table_says_the_period_and_still_points_to_the_follow_up
 def test_health_check_records_the_window_it_used(runs):
     summary = read_summary(runs[0]["health_check", True].folder)
     start, end = instant(summary["window"]["start"]), instant(summary["window"]["end"])
-    assert end - start == timedelta(hours=1), "the notebook's default window"
+    assert end - start == timedelta(seconds=int(summary["parameters"]["window"].removesuffix("s")))
     assert end >= instant(summary["started_at"]), "the kernel's 'now', not a guess from the parameters"

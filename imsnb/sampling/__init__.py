@@ -6,10 +6,12 @@
 
 The first snapshot of every source is taken in the setup cell, the second when a section asks for it; findings are
 judged on the difference (per-statement calls and time keyed by queryid, user and database; hit rates, evictions/s
-and ops/s). A counter that went down between the snapshots (a restart or stats reset) is detected and said. When the
-history store (`imsnb.history`) holds a snapshot near the start of the incident window, it replaces this run's first
-snapshot, so the numbers cover the window. With `sample_s=0` sampling is off and lifetime totals are read, labelled
-"since restart".
+and ops/s). A counter that went down between the snapshots (a restart or stats reset) is detected and said. With an
+incident window, the window rule (`start.py`) says where the numbers start: statistics that started inside the window
+are its figures (their totals since then); else a snapshot from the history store (`imsnb.history`) at or before the
+window's start, else the earliest one inside it, replaces this run's first snapshot; only without any does the sample
+stand alone, saying how much of the window it leaves out. With `sample_s=0` and nothing better, lifetime totals are
+read, labelled "since restart".
 
 Sources: pg_stat_statements (read without query text: text is fetched only for the statements shown),
 pg_stat_database, pg_stat_user_tables, and Redis INFO stats + commandstats.
@@ -19,11 +21,22 @@ pg_stat_database, pg_stat_user_tables, and Redis INFO stats + commandstats.
     plans.py     the statements' generic plans now against the stored ones (history, baseline): plan_change;
                  plan shapes stored by every run and every `imsnb record` round, only when they change
     redis.py     Redis INFO snapshots and deltas; hit rate, evictions, ops/s
+    start.py     the window rule: where a window's numbers start (statistics' start, stored snapshots, the sample)
     sample.py    Sample (the snapshots of one run, the history store, the baseline), baseline_saved_finding and
                  redis_findings (hit rate and evictions of a sample, as health_check and triage judge them)
 """
 
-from imsnb.sampling.deltas import PG_DATABASE, PG_SOURCES, PG_STATEMENTS, PG_TABLES, REDIS_INFO, Delta, period_of
+from imsnb.sampling.deltas import (
+    PG_DATABASE,
+    PG_SOURCES,
+    PG_STATEMENTS,
+    PG_TABLES,
+    REDIS_INFO,
+    Delta,
+    counters_since,
+    period_of,
+    same_counters,
+)
 from imsnb.sampling.plans import (
     EXPLAIN_TOP,
     explain,
@@ -69,6 +82,7 @@ from imsnb.sampling.redis import (
     redis_target,
 )
 from imsnb.sampling.sample import Sample, baseline_saved_finding, redis_findings
+from imsnb.sampling.start import Start, window_start
 
 __all__ = [
     "EXPLAIN_TOP",
@@ -96,8 +110,10 @@ __all__ = [
     "RedisDelta",
     "STATEMENT_COLUMNS",
     "Sample",
+    "Start",
     "TABLE_COLUMNS",
     "baseline_saved_finding",
+    "counters_since",
     "database_delta",
     "database_hit_finding",
     "evictions_finding",
@@ -111,6 +127,7 @@ __all__ = [
     "redis_snapshot",
     "redis_target",
     "regressions",
+    "same_counters",
     "slow_queries_finding",
     "statement_delta",
     "statement_key",
@@ -119,4 +136,5 @@ __all__ = [
     "table_trail",
     "tables_read",
     "trail_text",
+    "window_start",
 ]

@@ -7,7 +7,7 @@ pg_stat_database and pg_stat_user_tables; deltas between two of them; the judges
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -25,6 +25,7 @@ from imsnb.sampling.deltas import (
     epoch_reset_note,
     iso,
     lifetime_capped,
+    same_counters,
 )
 
 MIN_BLOCKS = 1000  # buffer accesses in the sample needed to judge a database's hit ratio
@@ -40,6 +41,19 @@ SELECT
 """
 SERVER_EPOCH_PG13 = "SELECT pg_postmaster_start_time() AS started_at, NULL::timestamptz AS statements_reset"
 STATEMENTS_INFO = "SELECT to_regclass('pg_stat_statements_info') IS NOT NULL AS has_info"
+
+# When pg_stat_database / pg_stat_user_tables count from. PostgreSQL keeps them across a clean restart and discards
+# them after a crash or an immediate stop (measured on 15), stamping the shared statistics' stats_reset then; a
+# database's own stats_reset is its last pg_stat_reset(). Both shared views are reset together only by a discard.
+STATISTICS_START = """
+SELECT
+    pg_postmaster_start_time() AS started_at,
+    least(b.stats_reset, a.stats_reset) AS shared_reset,
+    (SELECT stats_reset FROM pg_stat_database WHERE datname = current_database()) AS database_reset
+FROM pg_stat_bgwriter AS b
+CROSS JOIN pg_stat_archiver AS a
+"""
+DISCARD_AFTER_START = timedelta(minutes=1)  # a discard happens while the server starts; a later shared reset is manual
 
 # Counters only: showtext := false costs a fifth of the read with text (STACK.md); {total} from the version's names.
 STATEMENTS_SNAPSHOT = """
@@ -119,19 +133,36 @@ def postgres_snapshot(db: postgres.Database, source: str, taken_by: str = "imsnb
         epoch = f"{iso(epoch_row['started_at'])}|{iso(epoch_row['statements_reset'])}"
         data = frame[STATEMENT_COLUMNS].values.tolist()
     elif source == PG_DATABASE:
-        started = db.scalar("SELECT pg_postmaster_start_time()")
+        start = db.frame(STATISTICS_START).iloc[0]
         frame = db.frame(DATABASE_SNAPSHOT)
-        resets = frame["stats_reset"].dropna()
-        epoch = f"{iso(started)}|{iso(resets.max()) if len(resets) else None}"
+        resets = frame["stats_reset"]
+        every_database_reset = resets.min() if len(resets) and resets.notna().all() else None
+        epoch = f"{iso(start['started_at'])}|{iso(latest(discarded_at(start), every_database_reset))}"
         data = frame[DATABASE_COLUMNS].values.tolist()
     elif source == PG_TABLES:
-        started = db.scalar("SELECT pg_postmaster_start_time()")
+        start = db.frame(STATISTICS_START).iloc[0]
         frame = db.frame(TABLES_SNAPSHOT, {"limit": MAX_TABLES})
-        epoch = f"{iso(started)}|None"
+        epoch = f"{iso(start['started_at'])}|{iso(latest(discarded_at(start), start['database_reset']))}"
         data = frame[TABLE_COLUMNS].values.tolist()
     else:
         raise ValueError(f"unknown PostgreSQL source {source!r}: use one of {PG_SOURCES}")
     return Snapshot(target, source, datetime.now(UTC), taken_by, epoch, data)
+
+
+def discarded_at(start: pd.Series) -> datetime | None:
+    """When PostgreSQL last discarded its cumulative statistics (a fresh cluster, a crash, an immediate stop): the
+    shared statistics' reset time when it falls before the server was up; None when a later manual
+    pg_stat_reset_shared() hides it."""
+    shared, started = start["shared_reset"], start["started_at"]
+    if iso(shared) is None or iso(started) is None or shared > started + DISCARD_AFTER_START:
+        return None
+    return shared
+
+
+def latest(*times: Any) -> Any:
+    """The latest of the times given that are known (None when none is)."""
+    known = [t for t in times if iso(t) is not None]
+    return max(known) if known else None
 
 
 def statement_delta(before: Snapshot | None, after: Snapshot) -> tuple[pd.DataFrame, str]:
@@ -148,7 +179,7 @@ def statement_delta(before: Snapshot | None, after: Snapshot) -> tuple[pd.DataFr
     merged = now.merge(then, on=keys, how="left", suffixes=("", "_before")).fillna(
         {f"{c}_before": 0.0 for c in STATEMENT_COLUMNS[3:]}
     )
-    epoch_reset = before is not None and before.epoch != after.epoch
+    epoch_reset = before is not None and not same_counters(before, after)
     went_down = merged["calls"] < merged["calls_before"]
     if epoch_reset:
         went_down[:] = True

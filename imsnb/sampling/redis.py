@@ -45,6 +45,14 @@ def redis_snapshot(cache: Any, taken_by: str = "imsnb") -> Snapshot:
     return Snapshot(redis_target(cache), REDIS_INFO, datetime.now(UTC), taken_by, epoch, data)
 
 
+def counters_went_down(before: Snapshot, after: Snapshot) -> list[str]:
+    """The INFO counters lower in `after` than in `before` of the same server run: a CONFIG RESETSTAT between them
+    (Redis records no reset time; this is the only way to see one)."""
+    if before.epoch != after.epoch or not isinstance(before.data, dict) or not isinstance(after.data, dict):
+        return []
+    return [n for n in REDIS_COUNTERS if int(after.data.get(n, 0)) < int(before.data.get(n, 0))]
+
+
 @dataclass
 class RedisDelta:
     hits: int
@@ -67,6 +75,16 @@ class RedisDelta:
     def lifetime_hit_rate(self) -> float | None:
         total = self.lifetime_hits + self.lifetime_misses
         return self.lifetime_hits / total if total else None
+
+    @property
+    def whole_lifetime(self) -> bool:
+        """The period's numbers are the server's lifetime totals (its statistics started inside the window, or no
+        sample): a since-restart figure beside them would repeat them."""
+        return (self.hits, self.misses, self.evicted) == (
+            self.lifetime_hits,
+            self.lifetime_misses,
+            self.lifetime_evicted,
+        )
 
     @property
     def evictions_per_s(self) -> float:
@@ -121,11 +139,14 @@ def hit_rate_finding(
     """Redis hit rate in the period; the since-restart rate (and the baseline's, when saved) is context.
     `lifetime_at_most`: the highest severity a since-restart rate may get (see `lifetime_capped`)."""
     lifetime = sampled.lifetime_hit_rate
-    context = (
-        f"since restart {lifetime:.1%} over up to {sampled.uptime_s / 3600:.1f} h (less after a CONFIG RESETSTAT)"
-        if lifetime is not None
-        else "no lifetime"
-    )
+    if sampled.whole_lifetime and not period.lifetime:
+        context = "every lookup since the statistics started"  # the lifetime rate is this one: no context to add
+    elif lifetime is not None:
+        context = (
+            f"since restart {lifetime:.1%} over up to {sampled.uptime_s / 3600:.1f} h (less after a CONFIG RESETSTAT)"
+        )
+    else:
+        context = "no lifetime"
     if baseline and baseline.get("hit_rate") is not None:
         context += f"; baseline {baseline['hit_rate']:.1%}"
     lookups = sampled.hits + sampled.misses
@@ -155,12 +176,17 @@ def evictions_finding(
 ) -> Finding:
     """Keys evicted in the period (runbook: evictions = 0); lifetime evictions are context, not the verdict.
     `lifetime_at_most`: the highest severity a since-restart count may get (see `lifetime_capped`)."""
+    lifetime = (
+        ""
+        if sampled.whole_lifetime and not period.lifetime
+        else f"; {sampled.lifetime_evicted:,} since restart {sampled.uptime_s / 3600:.1f} h ago, or a CONFIG "
+        "RESETSTAT since"
+    )
     finding = judge(
         "cache.evictions",
         "cache",
         sampled.evicted,
-        f"{during(period)}: {sampled.evicted:,} keys evicted ({sampled.evictions_per_s:.1f}/s); "
-        f"{sampled.lifetime_evicted:,} since restart {sampled.uptime_s / 3600:.1f} h ago, or a CONFIG RESETSTAT since "
+        f"{during(period)}: {sampled.evicted:,} keys evicted ({sampled.evictions_per_s:.1f}/s){lifetime} "
         "(runbook: evictions = 0)",
         period=period,
     )

@@ -36,14 +36,15 @@ from imsnb.sampling.postgres import (
     table_trail,
 )
 from imsnb.sampling.redis import (
-    REDIS_COUNTERS,
     RedisDelta,
+    counters_went_down,
     evictions_finding,
     hit_rate_finding,
     redis_delta,
     redis_snapshot,
     redis_target,
 )
+from imsnb.sampling.start import Start, uncovered_note, window_start
 from imsnb.window import Window
 
 
@@ -53,7 +54,7 @@ def _went_down_note(before: Snapshot, after: Snapshot) -> str:
     if after.source == PG_STATEMENTS:
         return statement_delta(before, after)[1]
     if after.source == REDIS_INFO:
-        down = [n for n in REDIS_COUNTERS if int(after.data.get(n, 0)) < int(before.data.get(n, 0))]
+        down = counters_went_down(before, after)
         if down:
             return f"Redis counters went down between the snapshots ({', '.join(down)}: CONFIG RESETSTAT?)"
     return ""
@@ -125,7 +126,10 @@ class Sample:
             time.sleep(remaining)
 
     def delta(self, source: str) -> Delta:
-        """The before/after snapshots of `source` and the period they cover (sample, history or since restart)."""
+        """The before/after snapshots of `source` and the period they cover, by the window rule (`start.py`):
+        statistics that started inside the window (basis `window`), else a stored snapshot at or before the window's
+        start, else the earliest one inside it (`history`), else this run's sample (`sample`, saying how much of the
+        window it leaves out), else lifetime totals (`since restart`)."""
         if source in self._deltas:
             return self._deltas[source]
         if self.sample_s > 0 and source in self.first:
@@ -133,32 +137,35 @@ class Sample:
         after = self._snapshot(source)
         self.second[source] = after
         self._store([after])
-        before, basis, note = self.first.get(source), "sample", ""
-        if self.sample_s <= 0:
-            note = "sampling off (sample_s=0): lifetime totals"
-        elif before is None:
-            note = f"no first snapshot ({self.first_errors.get(source, 'not taken')}): lifetime totals"
-        stored = self._from_history(source, after)
-        if stored is not None and before is not None:
-            if stored.epoch == after.epoch:
-                before, basis = stored, "history"
-                note = f"from a snapshot taken by {stored.taken_by} at {stored.taken_at:%H:%M:%S} UTC"
-            else:
-                note = (
-                    f"the stored snapshot of {stored.taken_at:%H:%M:%S} UTC predates a restart or reset "
-                    f"({epoch_reset_note(stored, after)}): this run's sample is used"
-                )
-        past = self._past_window_note(after)
-        if past:
-            note = f"{note}; {past}" if note else past
-        reset = ""
-        if before is not None:
-            reset = epoch_reset_note(before, after) or _went_down_note(before, after)
-        period = period_of(before, after, basis, "; ".join(p for p in (note, reset) if p))
-        if before is not None and reset and (start := lifetime_start(after)) and start > before.taken_at:
-            period = Period(start, after.taken_at, basis, period.note)
-        self._deltas[source] = Delta(before, after, period, reset)
+        self._deltas[source] = self._delta_of(source, after)
         return self._deltas[source]
+
+    def _delta_of(self, source: str, after: Snapshot) -> Delta:
+        first = self.first.get(source)
+        past = self._past_window_note(after)
+        chosen, void = self._window_start(after, first, live=not past)
+        if chosen is not None:
+            before, basis, note = chosen.before, chosen.basis, chosen.note
+        elif first is not None:
+            before, basis, note = first, "sample", ""
+        elif self.sample_s <= 0:
+            before, basis, note = None, "since restart", "sampling off (sample_s=0): lifetime totals"
+        else:
+            error = self.first_errors.get(source, "not taken")
+            before, basis, note = None, "since restart", f"no first snapshot ({error}): lifetime totals"
+        reset = (epoch_reset_note(before, after) or _went_down_note(before, after)) if before is not None else ""
+        if chosen is not None and before is None:
+            period = Period(chosen.start, after.taken_at, basis)
+        else:
+            period = period_of(before, after, basis)
+        if before is not None and reset and (start := lifetime_start(after)) and start > before.taken_at:
+            period = Period(start, after.taken_at, basis)
+        covered = ""
+        if self.window is not None and not past and basis in ("sample", "history") and period.seconds is not None:
+            covered = uncovered_note(self.window, period.seconds, basis)
+        notes = "; ".join(p for p in (void, note, covered, reset, past) if p)
+        period = Period(period.start, period.end, period.basis, notes)
+        return Delta(before, after, period, reset)
 
     def _past_window_note(self, after: Snapshot) -> str:
         """A window that ended well before now (`-p end` in the past) is not what live counters cover: say so."""
@@ -172,21 +179,17 @@ class Sample:
             "(the present, not that window)"
         )
 
-    def _from_history(self, source: str, after: Snapshot) -> Snapshot | None:
-        """The stored snapshot nearest the window's start, when one lies within the window (before this run's)."""
-        if self.window is None or self.sample_s <= 0 or source not in self.first:
-            return None
-        first = self.first[source]
-        slack = min(timedelta(seconds=self.window.seconds / 4), timedelta(minutes=15))
-        latest = first.taken_at - timedelta(seconds=0.5)  # any stored snapshot older than this run's first
-        earliest = self.window.start - slack
-        if latest <= earliest:
-            return None
+    def _window_start(self, after: Snapshot, first: Snapshot | None, *, live: bool) -> tuple[Start | None, str]:
+        """The window rule's first three steps (`start.window_start`); (None, "") without a window. Snapshots
+        stored from this run's first one on (or from now, without one) are this run's or a concurrent run's."""
+        if self.window is None:
+            return None, ""
+        older_than = (first.taken_at if first is not None else after.taken_at) - timedelta(seconds=0.5)
         try:
-            return self.history.nearest(after.target, source, self.window.start, earliest=earliest, latest=latest)
-        except Exception as exc:  # noqa: BLE001
+            return window_start(self.window, after, self.history, older_than=older_than, first=first, live=live)
+        except Exception as exc:  # noqa: BLE001 - an unreadable store costs the history, not the diagnosis
             print(f"history store not read ({self.history.path}): {exc}")
-            return None
+            return None, ""
 
     # -- what the sections ask for ---------------------------------------------------------------------------------
 
