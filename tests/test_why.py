@@ -6,7 +6,7 @@ the decoys, nothing built without both keys; with both, the index is built and a
 from __future__ import annotations
 
 import pytest
-from helpers import finding, read_summary
+from helpers import finding, read_summary, window_from_present
 
 from imsnb.findings import Finding
 from imsnb.runs.execute import run_notebook
@@ -31,9 +31,10 @@ def columns(row: dict) -> list[str]:
 
 @pytest.fixture(scope="module")
 def degraded_run(degraded, tmp_path_factory):
-    """db_performance on the session's db-degradation sandbox, without keys (nothing changes)."""
+    """db_performance on the session's db-degradation sandbox, without keys (nothing changes), over the incident: a
+    window from when its present began (one reaching back over the sandbox's start would hold its seeded past)."""
     outputs = tmp_path_factory.mktemp("why")
-    result = run_notebook("db_performance", {"window": "30m"}, incident_id="INC-WHY", outputs=outputs)
+    result = run_notebook("db_performance", window_from_present(degraded), incident_id="INC-WHY", outputs=outputs)
     return result, read_summary(result.folder)
 
 
@@ -78,7 +79,8 @@ def test_nothing_is_built_without_both_keys(degraded_run, degraded):
 def test_with_both_keys_the_index_is_built_and_the_lookup_uses_it_again(use_env, tmp_path):
     with Sandbox("db-degradation") as sandbox:
         use_env(sandbox)
-        first = run_notebook("db_performance", KEYS, incident_id="INC-FIX", outputs=tmp_path, allow_actions=True)
+        parameters = {**KEYS, **window_from_present(sandbox)}
+        first = run_notebook("db_performance", parameters, incident_id="INC-FIX", outputs=tmp_path, allow_actions=True)
         summary = read_summary(first.folder)
         built = {a["target"]: a for a in summary["actions"] if a["action"] == "create_index"}
         assert built["public.items"]["status"] == "applied", built
@@ -86,7 +88,8 @@ def test_with_both_keys_the_index_is_built_and_the_lookup_uses_it_again(use_env,
         with sandbox.postgres.connect("check", autocommit=True) as conn:
             plan = " ".join(r[0] for r in conn.execute("EXPLAIN SELECT id, price FROM items WHERE sku = 'SKU-1'"))
         assert "imsnb_items_sku" in plan
-        again = read_summary(run_notebook("db_performance", {}, incident_id="INC-FIX", outputs=tmp_path).folder)
+        window = window_from_present(sandbox)
+        again = read_summary(run_notebook("db_performance", window, incident_id="INC-FIX", outputs=tmp_path).folder)
         change = finding(again, "postgres.plan_change")
         (lookup,) = [r for r in change["evidence"] if LOOKUP in r["query"]]
         assert lookup["after"].startswith("Index Scan using imsnb_items_sku on items"), lookup
