@@ -107,3 +107,36 @@ def test_an_unknown_incident_is_one_line_bad_input(tmp_path):
     with pytest.raises(BadParameter) as refused:
         write_postmortem_draft("INC-NONE", tmp_path)
     assert "no runs for incident 'INC-NONE'" in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_the_cli_writes_the_draft_and_attaches_it_to_the_ticket(tmp_path, monkeypatch, capsys):
+    from notify_servers import Jira
+
+    from imsnb.cli import main
+
+    incident = tmp_path / "INC-CLI"
+    _run(
+        incident,
+        "20260208T153000Z-triage",
+        "triage",
+        "2026-02-08T15:30:00Z",
+        "ERROR",
+        findings=[("api.error_rate", "ERROR", "5xx error rate peaked at 4.20%")],
+    )
+    jira = Jira("bot@example.test", "jira-token-123456", "OPS-7")
+    try:
+        for name, value in (
+            ("JIRA_URL", jira.url),
+            ("JIRA_USER", "bot@example.test"),
+            ("JIRA_API_TOKEN", "jira-token-123456"),
+        ):
+            monkeypatch.setenv(name, value)
+        assert main(["archive", "postmortem", "INC-CLI", "--outputs", str(tmp_path), "--ticket", "OPS-7"]) == 0
+        out = capsys.readouterr().out
+        assert f"wrote {incident / DRAFT}" in out and "OPS-7: 1 attachment(s)" in out
+        ((field, filename, content),) = jira.attachments
+        assert (field, filename) == ("file", DRAFT)
+        assert content == (incident / DRAFT).read_bytes() and b"5xx error rate peaked at 4.20%" in content
+        assert main(["archive", "postmortem", "INC-NONE", "--outputs", str(tmp_path)]) == 2
+    finally:
+        jira.close()

@@ -1,4 +1,5 @@
-"""`imsnb archive` (list incidents, show one) and `imsnb summarize` (summary.json from an executed notebook)."""
+"""`imsnb archive` (list incidents, show one, draft its post-mortem) and `imsnb summarize` (summary.json from an
+executed notebook)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,11 @@ def add_archive(sub: argparse._SubParsersAction) -> None:
     add_outputs_option(commands.add_parser("list", help="incidents, newest first, with worst severity and run count"))
     show = add_outputs_option(commands.add_parser("show", help="an incident's runs, findings and actions"))
     show.add_argument("incident", help="incident id (see `imsnb archive list`)")
+    draft = add_outputs_option(
+        commands.add_parser("postmortem", help="write the incident's post-mortem draft (Markdown) from its archive")
+    )
+    draft.add_argument("incident", help="incident id (see `imsnb archive list`)")
+    draft.add_argument("--ticket", metavar="KEY", help="also attach the draft to this Jira issue (PROJ-123)")
 
 
 def cmd_archive(args: argparse.Namespace) -> int:
@@ -26,8 +32,30 @@ def cmd_archive(args: argparse.Namespace) -> int:
             failed = f", {inc.failed} failed" if inc.failed else ""
             print(f"{inc.id:<30} {inc.last_started:<21} {inc.worst or 'none':<9} {len(inc.runs)} run(s){failed}")
         return 0
+    if args.archive_command == "postmortem":
+        return _postmortem(args)
     for line in archive.describe_incident(archive.load_incident(args.incident, args.outputs)):
         print(line)
+    return 0
+
+
+def _postmortem(args: argparse.Namespace) -> int:
+    """Write the draft; with --ticket attach it (a refused attachment is one line on stderr and exit 1: the draft
+    is written all the same)."""
+    from imsnb.archive.postmortem import write_postmortem_draft
+    from imsnb.notify import jira
+    from imsnb.notify.http import DeliveryFailed
+
+    key = jira.check_ticket(args.ticket) if args.ticket else None
+    path = write_postmortem_draft(args.incident, args.outputs)
+    print(f"wrote {path}")
+    if key is None:
+        return 0
+    try:
+        print(f"{key}: {jira.attach(jira.site(), key, [(path.name, path)])}")
+    except DeliveryFailed as exc:
+        print(f"imsnb: post-mortem draft not attached to {key}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
