@@ -200,6 +200,7 @@ def index_advice_chart(advice: pd.DataFrame) -> Figure:
     ax.set_xlabel("planner cost (log scale)")
     ax.set_title("Index advice: planner cost per statement, before and with the index")
     ax.legend(fontsize=7, loc="lower right")
+    return fig
 
 
 CHANGE_COLOURS = {"ecs": "#4878a8", "rds": "#8c6bb1", "elasticache": "#2a9d8f", "imsnb": "#7f7f7f"}
