@@ -470,13 +470,16 @@ def trail_text(trail: pd.DataFrame, queryid: Any, period: Period) -> str:
 def database_hit_finding(databases: pd.DataFrame, period: Period, min_blocks: int = MIN_BLOCKS) -> Finding:
     """`postgres.cache_hit_finding` on buffer accesses in the period; the judged database's baseline ratio beside
     it when `databases` has one (`baseline_hit_ratio`, from `Sample.databases`)."""
-    finding = postgres.cache_hit_finding(databases, min_blocks=min_blocks)
+    finding = postgres.cache_hit_finding(databases, min_blocks=min_blocks, seconds=period.seconds)
     finding.message = f"{during(period)}: {finding.message}"
     busy = databases[(databases["blks_hit"] + databases["blks_read"]) >= min_blocks]
     if "baseline_hit_ratio" in busy and not busy.empty and busy["hit_ratio"].notna().any():
-        judged = busy.loc[busy["hit_ratio"].idxmin()]
-        if pd.notna(judged["baseline_hit_ratio"]):
-            finding.message += f" (baseline {judged['baseline_hit_ratio']:.2%})"
+        for judged in busy.itertuples(index=False):  # beside the ratio of the database the finding names
+            named = f"of {judged.database}: {judged.hit_ratio:.2%}"
+            if pd.notna(judged.baseline_hit_ratio) and named in finding.message:
+                baseline = f"{named} (baseline {judged.baseline_hit_ratio:.2%})"
+                finding.message = finding.message.replace(named, baseline, 1)
+                break
     finding.period = period
     if period.lifetime and finding.severity > Severity.INFO:
         finding.message += " (judged on lifetime totals: no sample was available)"
