@@ -20,9 +20,10 @@ import pandas as pd
 from imsnb import config, deadline
 from imsnb.errors import NotAvailable, NotConfigured, Unreachable
 from imsnb.findings import Finding, Severity, judge, threshold
+from imsnb.findings.confidence import judge_ratio, wilson_interval
 from imsnb.period import Period, frame_period, tag
 from imsnb.session import LazySession
-from imsnb.window import Window
+from imsnb.window import Window, parse_duration
 
 TIMEOUT_S = 10.0  # for each whole request (a server trickling its answer is cut off at it)
 MAX_REPLY_BYTES = 16 * 2**20  # 300 points a series: far more than any query here returns
@@ -36,6 +37,8 @@ REQUEST_RATE = "sum(rate({requests}{{{match}}}[{rate_window}]))"
 ERROR_RATE = (
     'sum(rate({requests}{{{match}{status}=~"5.."}}[{rate_window}]))\n/\nsum(rate({requests}{{{match}}}[{rate_window}]))'
 )
+# Requests counted in each point's rate window: the volume an error rate rests on (judged with its uncertainty).
+REQUEST_COUNT = "sum(increase({requests}{{{match}}}[{rate_window}]))"
 P95_LATENCY = "histogram_quantile(0.95, sum by (le) (rate({duration}{{{match}}}[{rate_window}])))"
 BUILD_INFO = "prometheus_build_info"
 
@@ -157,8 +160,16 @@ def request_rate(window: Window, *, prom: Prometheus | None = None, rate_window:
 
 
 def error_rate(window: Window, *, prom: Prometheus | None = None, rate_window: str = RATE_WINDOW) -> pd.DataFrame:
-    """Share of requests answered 5xx over the window, as a ratio (metric `error_rate`)."""
-    return query_range(promql(ERROR_RATE, rate_window), window, name="error_rate", prom=prom)
+    """Share of requests answered 5xx over the window, as a ratio (metric `error_rate`), and beside each point the
+    requests counted in its `rate_window` (`requests`) and that window in seconds (attrs `rate_window_s`): the
+    volume the judge weighs the rate by."""
+    rates = query_range(promql(ERROR_RATE, rate_window), window, name="error_rate", prom=prom)
+    counts = query_range(promql(REQUEST_COUNT, rate_window), window, name="requests", prom=prom)
+    volume = counts.set_index("timestamp")["value"]
+    frame = rates.assign(requests=rates["timestamp"].map(volume).astype(float))
+    frame = tag(frame, frame_period(rates)) if frame_period(rates) is not None else frame
+    frame.attrs["rate_window_s"] = parse_duration(rate_window).total_seconds()
+    return frame
 
 
 def p95_latency(window: Window, *, prom: Prometheus | None = None, rate_window: str = RATE_WINDOW) -> pd.DataFrame:
@@ -206,21 +217,55 @@ def _clean(frame: pd.DataFrame) -> pd.Series:
 
 
 def error_rate_finding(frame: pd.DataFrame) -> Finding:
-    """The window's worst 5-minute error rate against the runbook's 0.1%, with when it peaked and the latest."""
+    """The window's worst 5-minute error rate against the runbook's 0.1%, with when it peaked and the latest.
+
+    With the requests behind each point (`requests`, from `error_rate`) a point escalates only when the lower bound
+    of its 95% interval is over the level (`imsnb/findings/confidence.py`): one failed request in a dozen at 3 AM is
+    "too little traffic to judge", INFO with its counts. Without them the observed peak is judged."""
     values = _clean(frame)
     if values.empty:
         return _no_data("api.error_rate", "error rate", "ratio", frame_period(frame))
     peak, latest = float(values.max()), float(values.iloc[-1])
     limit = threshold("api.error_rate").warning
     above = int((values >= limit).sum())
-    return judge(
+    message = (
+        f"5xx error rate peaked at {peak:.2%} ({values.idxmax():%H:%M} UTC), now {latest:.2%}, mean "
+        f"{values.mean():.2%}; {above} of {len(values)} points at or above {limit:.1%}"
+    )
+    point = _cautious_point(frame)
+    if point is None:
+        return judge("api.error_rate", "api", round(peak, 5), message, period=frame_period(frame))
+    errors, requests, at = point
+    finding = judge_ratio(
         "api.error_rate",
         "api",
-        round(peak, 5),
-        f"5xx error rate peaked at {peak:.2%} ({values.idxmax():%H:%M} UTC), now {latest:.2%}, mean "
-        f"{values.mean():.2%}; {above} of {len(values)} points at or above {limit:.1%}",
+        errors,
+        requests,
+        f"{message}; judged at {at:%H:%M} UTC: {errors:,.0f} 5xx of {requests:,.0f} requests",
+        nouns=("requests", "5xx"),
+        seconds=frame.attrs.get("rate_window_s"),
         period=frame_period(frame),
     )
+    finding.value = round(peak, 5)
+    return finding
+
+
+def _cautious_point(frame: pd.DataFrame) -> tuple[float, float, pd.Timestamp] | None:
+    """(errors, requests, when) of the point whose error rate's lower 95% bound is highest (None without counts)."""
+    if "requests" not in frame:
+        return None
+    points = frame[frame["value"].notna() & frame["requests"].notna() & (frame["requests"] >= 1)]
+    points = points[~points["value"].isin([math.inf, -math.inf])]
+    if points.empty:
+        return None
+    best = None
+    for row in points.itertuples(index=False):
+        requests = float(row.requests)
+        errors = min(max(float(row.value), 0.0), 1.0) * requests
+        low = wilson_interval(errors, requests)[0]
+        if best is None or low > best[0]:
+            best = (low, errors, requests, row.timestamp)
+    return best[1], best[2], best[3]
 
 
 def p95_latency_finding(frame: pd.DataFrame) -> Finding:

@@ -39,7 +39,10 @@ def test_error_rate_shows_the_backfilled_spike_and_low_before_it(prom, degraded)
     assert len(spike) >= 30 and len(before) >= 250
     assert spike["value"].min() == pytest.approx(0.02, rel=0.02)  # db-degradation: 2% of requests fail
     assert before["value"].max() == pytest.approx(0.0002, rel=0.05)  # 0.02%, the 404s not counted
-    assert list(spike.columns) == ["timestamp", "metric", "value"] and set(spike["metric"]) == {"error_rate"}
+    assert list(spike.columns) == ["timestamp", "metric", "value", "requests"] and set(spike["metric"]) == {
+        "error_rate"
+    }
+    assert spike["requests"].notna().all() and (spike["requests"] > 0).all()  # the volume each rate rests on
     assert str(spike["timestamp"].dt.tz) == "UTC"
 
     assert prometheus.error_rate_finding(spike).severity == Severity.ERROR  # 1% and over; CRITICAL from 5%

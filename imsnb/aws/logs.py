@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from imsnb.aws import Aws, aws_or_default, items_table
-from imsnb.findings import Finding, Severity, judge, threshold, unjudged
+from imsnb.findings import Finding, Severity, threshold, unjudged
+from imsnb.findings.confidence import judge_ratio
 from imsnb.window import Window
 
 MAX_EVENTS = 10_000
@@ -118,9 +119,10 @@ def error_summary(
     )
 
 
-def error_rate_finding(summary: ErrorSummary) -> Finding:
+def error_rate_finding(summary: ErrorSummary, seconds: float | None = None) -> Finding:
     """Matching lines as a share of all lines in the window, against the runbook's "Error rate: < 0.1%"
-    (`api.error_rate`'s level, overrides included)."""
+    (`api.error_rate`'s level, overrides included), escalated only when the lower bound of its 95% interval is over
+    it. `seconds`: the window's length, for the message."""
     limit = threshold("api.error_rate")
     if summary.error_rate is None:
         return unjudged(
@@ -131,14 +133,17 @@ def error_rate_finding(summary: ErrorSummary) -> Finding:
             limit=limit,
         )
     top = summary.by_message["message"].iloc[0] if not summary.by_message.empty else ""
-    return judge(
+    return judge_ratio(  # escalated on the lower bound of its 95% interval (imsnb/findings/confidence.py)
         "aws.logs.error_rate",
         "aws",
-        round(summary.error_rate, 5),
+        min(summary.errors, summary.events),
+        summary.events,
         f"{summary.errors:,} of {summary.events:,} events in {summary.log_group} match {summary.pattern!r} "
         f"({summary.error_rate:.2%})"
         + (f"; most common: {top[:120]}" if top else "")
         + (" (capped: more events exist)" if summary.truncated else ""),
+        nouns=("log events", f"matching {summary.pattern!r}"),
+        seconds=seconds,
         limit=limit,
     )
 

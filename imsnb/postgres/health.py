@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from imsnb.findings import Finding, Severity, judge, unjudged
+from imsnb.findings import Finding, Severity, evidence_rows, judge, unjudged
+from imsnb.findings.confidence import judge_ratio
 from imsnb.postgres.session import Database, database_or_default
 
 XID_LIMIT = 2**31
@@ -29,8 +30,10 @@ def cache_hit_ratio(db: Database | None = None, *, limit: int = 20) -> pd.DataFr
     return database_or_default(db).frame(CACHE_HIT_RATIO, {"limit": int(limit)})
 
 
-def cache_hit_finding(hits: pd.DataFrame, min_blocks: int = 10_000) -> Finding:
-    """Judged only for databases with enough traffic (`min_blocks` buffer accesses) to mean anything."""
+def cache_hit_finding(hits: pd.DataFrame, min_blocks: int = 10_000, *, seconds: float | None = None) -> Finding:
+    """Judged only for databases with enough traffic (`min_blocks` buffer accesses) to mean anything, each on the
+    upper bound of its ratio's 95% interval (`judge_ratio`): the most severe one is the finding. `seconds`: the span
+    the counts cover, for the message."""
     busy = hits[(hits["blks_hit"] + hits["blks_read"]) >= min_blocks]
     if busy.empty:
         return unjudged(
@@ -39,14 +42,23 @@ def cache_hit_finding(hits: pd.DataFrame, min_blocks: int = 10_000) -> Finding:
             Severity.OK,
             f"too little traffic to judge (under {min_blocks} buffer accesses)",
         )
-    worst = busy.iloc[busy["hit_ratio"].argmin()]
-    return judge(  # under PgHero's 99% is INFO, worth knowing, not an alert: the catalogue's `first` level
-        "postgres.cache_hit_ratio",
-        "database",
-        round(float(worst["hit_ratio"]), 4),
-        f"buffer cache hit ratio of {worst['database']}: {worst['hit_ratio']:.2%}",
-        evidence=busy,
-    )
+    judged = []
+    for row in busy.itertuples(index=False):
+        accesses = float(row.blks_hit + row.blks_read)
+        finding = judge_ratio(  # under PgHero's 99% is INFO, worth knowing, not an alert: the catalogue's `first`
+            "postgres.cache_hit_ratio",
+            "database",
+            float(row.blks_hit),
+            accesses,
+            f"buffer cache hit ratio of {row.database}: {row.hit_ratio:.2%} "
+            f"({accesses:,.0f} buffer accesses, {row.blks_read:,.0f} reads)",
+            nouns=("buffer accesses", "reads"),
+            seconds=seconds,
+        )
+        judged.append((finding.severity, -(row.hit_ratio if pd.notna(row.hit_ratio) else 1.0), finding))
+    finding = max(judged, key=lambda item: item[:2])[2]
+    finding.evidence = evidence_rows(busy)
+    return finding
 
 
 DATABASE_SIZES = """

@@ -70,12 +70,12 @@ BEGIN
     IF EXISTS (SELECT FROM pg_prepared_statements WHERE name = 'imsnb_explain_generic') THEN
         DEALLOCATE imsnb_explain_generic;
     END IF;
-    EXECUTE 'PREPARE imsnb_explain_generic AS ' || statement;
+    EXECUTE '/* imsnb */ PREPARE imsnb_explain_generic AS ' || statement;
     BEGIN
         SELECT coalesce(array_length(parameter_types, 1), 0) INTO parameters
         FROM pg_prepared_statements
         WHERE name = 'imsnb_explain_generic';
-        EXECUTE 'EXPLAIN (FORMAT JSON) EXECUTE imsnb_explain_generic'
+        EXECUTE '/* imsnb */ EXPLAIN (FORMAT JSON) EXECUTE imsnb_explain_generic'
             || CASE WHEN parameters > 0
                 THEN '(' || array_to_string(array_fill('NULL'::text, ARRAY[parameters]), ', ') || ')'
                 ELSE ''
@@ -142,7 +142,7 @@ SELECT DISTINCT ON (s.queryid)
 FROM pg_stat_statements AS s
 WHERE s.queryid = ANY(%(queryids)s::bigint[])
     AND s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-ORDER BY s.queryid, s.query LIKE 'PREPARE %%', s.calls DESC
+ORDER BY s.queryid, s.query LIKE '/* imsnb */%%', s.query LIKE 'PREPARE %%', s.calls DESC
 """
 
 # Tables the role cannot read (the planner refuses their statements) and whether the function is there instead.

@@ -22,6 +22,18 @@ LOCK_TIMEOUT_MS = 1000
 CONNECT_TIMEOUT_S = 5
 CLIENT_GRACE_S = 5  # how long past statement_timeout the client waits before giving the server up
 
+# Every statement imsnb sends starts with this comment. pg_stat_statements keeps it in the text it stores for an
+# entry imsnb created (its own catalogue reads, its PREPARE of an application's statement), so imsnb can tell its
+# own footprint from the application's and leave it out of what it judges (imsnb.sampling.postgres.OWN_STATEMENTS).
+TAG = "/* imsnb */"
+
+
+def tagged(sql: str | pgsql.Composable) -> str | pgsql.Composable:
+    """`sql` with imsnb's leading comment (once: an already tagged text is left as is)."""
+    if isinstance(sql, str):
+        return sql if sql.lstrip().startswith(TAG) else f"{TAG} {sql.lstrip()}"
+    return pgsql.Composed([pgsql.SQL(f"{TAG} "), sql])
+
 
 class Database(LazySession):
     """One read-only, bounded PostgreSQL session per run, opened on first use.
@@ -91,7 +103,7 @@ class Database(LazySession):
         """
 
         def fetch(cur: psycopg.Cursor) -> tuple[list[str], list[tuple]]:
-            cur.execute(sql, params or {})
+            cur.execute(tagged(sql), params or {})
             return [c.name for c in cur.description], cur.fetchall()
 
         columns, rows = self._bounded(fetch)
@@ -102,7 +114,7 @@ class Database(LazySession):
         """Run one statement that returns no rows (`SET`, `PREPARE`, `DEALLOCATE`) on this session's connection, so
         a sequence of them shares the session's state; bounded like `frame`. The text is sent as is: no parameters
         are bound (a `%` in it is not a placeholder)."""
-        self._bounded(lambda cur: cur.execute(sql))
+        self._bounded(lambda cur: cur.execute(tagged(sql)))
 
     def _bounded(self, work: Callable[[psycopg.Cursor], Any]) -> Any:
         """`work(cursor)` in the worker thread, given up `CLIENT_GRACE_S` after the statement timeout."""

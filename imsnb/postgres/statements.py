@@ -15,7 +15,7 @@ STATEMENTS_COLUMNS = """
 SELECT attname
 FROM pg_attribute
 WHERE attrelid = to_regclass('pg_stat_statements')
-    AND attname IN ('total_exec_time', 'total_time')
+    AND attname IN ('total_exec_time', 'total_time', 'toplevel')
 """
 
 STATEMENTS_EXTENSION = """
@@ -24,7 +24,8 @@ FROM pg_extension
 WHERE extname = 'pg_stat_statements'
 """
 
-# -- the runbook's "identify slow queries"; {total}/{mean}/{order} are filled from STATEMENT_TIME_COLUMNS only
+# -- the runbook's "identify slow queries", less imsnb's own statements (tagged by the session: postgres.session.TAG);
+# {total}/{mean}/{order} are filled from STATEMENT_TIME_COLUMNS only
 STATEMENTS_TEMPLATE = """
 SELECT
     s.queryid::text AS queryid,
@@ -41,6 +42,7 @@ LEFT JOIN pg_database AS d ON d.oid = s.dbid
 LEFT JOIN pg_roles AS r ON r.oid = s.userid
 WHERE s.{mean} >= %(min_mean_ms)s
     AND s.calls >= %(min_calls)s
+    AND s.query NOT LIKE '/* imsnb */%%'
 ORDER BY s.{order} DESC
 LIMIT %(limit)s
 """
@@ -57,15 +59,17 @@ PRELOADED = "SELECT 'pg_stat_statements' = ANY(string_to_array(current_setting('
 
 
 def statement_time_columns(db: Database) -> dict[str, str]:
-    """The names of the total and mean time columns on this server (13+ or 12-); NotAvailable (with how to enable
-    it) when pg_stat_statements is not installed in this database."""
+    """The names of the total and mean time columns on this server (13+ or 12-), and `toplevel`: the expression
+    telling a statement sent by a client from one run inside another (pg_stat_statements 1.9+, PostgreSQL 14; `true`
+    before). NotAvailable (with how to enable it) when pg_stat_statements is not installed in this database."""
     if db.scalar(STATEMENTS_EXTENSION) is None:
         hint = ENABLE_STATEMENTS
         if db.scalar(PRELOADED):  # loaded at start already: no restart needed
             hint = f"It is preloaded already (no restart needed): CREATE EXTENSION pg_stat_statements in {db.label}"
         raise NotAvailable("pg_stat_statements is not installed in this database", hint)
     columns = set(db.frame(STATEMENTS_COLUMNS)["attname"])
-    return STATEMENT_TIME_COLUMNS["total_exec_time" if "total_exec_time" in columns else "total_time"]
+    names = STATEMENT_TIME_COLUMNS["total_exec_time" if "total_exec_time" in columns else "total_time"]
+    return {**names, "toplevel": "s.toplevel" if "toplevel" in columns else "true"}
 
 
 def statements(

@@ -95,9 +95,10 @@ def record_plans(
     restart, without one), explained and stored where their shape changed. `statements`: the pg_stat_statements
     snapshot just taken (else one is taken). Returns the new shapes stored."""
     from imsnb.sampling.deltas import PG_STATEMENTS
-    from imsnb.sampling.postgres import postgres_snapshot, statement_delta
+    from imsnb.sampling.postgres import own_statements, postgres_snapshot, statement_delta
 
     target = postgres_target(db)
+    own = own_statements(db)  # imsnb's own statements are not the application's: their plans are not recorded
     now = statements if statements is not None else postgres_snapshot(db, PG_STATEMENTS, taken_by)
     before = history.nearest(
         target,
@@ -106,9 +107,9 @@ def record_plans(
         earliest=now.taken_at - timedelta(days=1),
         latest=now.taken_at - timedelta(seconds=0.5),
     )
-    moved = statement_delta(before, now)[0] if before is not None and before.epoch == now.epoch else None
+    moved = statement_delta(before, now, own)[0] if before is not None and before.epoch == now.epoch else None
     if moved is None or moved.empty:
-        moved = statement_delta(None, now)[0]
+        moved = statement_delta(None, now, own)[0]
     top = moved.sort_values("total_ms", ascending=False).head(int(limit))
     plans = explain(db, top, limit=limit)
     return store_plans(history, target, plans, taken_by=taken_by, taken_at=now.taken_at)

@@ -55,7 +55,9 @@ CROSS JOIN pg_stat_archiver AS a
 """
 DISCARD_AFTER_START = timedelta(minutes=1)  # a discard happens while the server starts; a later shared reset is manual
 
-# Counters only: showtext := false costs a fifth of the read with text (STACK.md); {total} from the version's names.
+# Counters only: showtext := false costs a fifth of the read with text (STACK.md); {total} and {toplevel} from the
+# version's names. Top-level and nested entries stay apart: imsnb's PREPARE of an application statement is a nested
+# entry under the application's queryid (pg_stat_statements.track = all), imsnb's time, not the application's.
 STATEMENTS_SNAPSHOT = """
 SELECT
     s.queryid::text AS queryid,
@@ -65,12 +67,28 @@ SELECT
     sum(s.{total})::float8 AS total_ms,
     sum(s.rows)::float8 AS rows,
     sum(s.shared_blks_hit)::float8 AS blks_hit,
-    sum(s.shared_blks_read)::float8 AS blks_read
+    sum(s.shared_blks_read)::float8 AS blks_read,
+    {toplevel} AS toplevel
 FROM pg_stat_statements(false) AS s
 LEFT JOIN pg_database AS d ON d.oid = s.dbid
 LEFT JOIN pg_roles AS r ON r.oid = s.userid
 WHERE s.queryid IS NOT NULL
-GROUP BY 1, 2, 3
+GROUP BY 1, 2, 3, 9
+"""
+
+# imsnb's own entries: the texts imsnb sent start with its tag (postgres.session.TAG). One read of the texts per run
+# (the snapshots stay without text); the statements imsnb sends are the same few constants run after run.
+OWN_STATEMENTS = """
+SELECT DISTINCT
+    s.queryid::text AS queryid,
+    d.datname AS database,
+    r.rolname AS user,
+    {toplevel} AS toplevel
+FROM pg_stat_statements AS s
+LEFT JOIN pg_database AS d ON d.oid = s.dbid
+LEFT JOIN pg_roles AS r ON r.oid = s.userid
+WHERE s.queryid IS NOT NULL
+    AND s.query LIKE '/* imsnb */%%'
 """
 
 # One text per queryid: the application's, not imsnb's own PREPARE of it when plans are taken (with
@@ -79,7 +97,7 @@ STATEMENT_TEXTS = """
 SELECT DISTINCT ON (s.queryid) s.queryid::text AS queryid, s.query
 FROM pg_stat_statements AS s
 WHERE s.queryid = ANY(%(queryids)s::bigint[])
-ORDER BY s.queryid, s.query LIKE 'PREPARE %%', s.calls DESC
+ORDER BY s.queryid, s.query LIKE '/* imsnb */%%', s.query LIKE 'PREPARE %%', s.calls DESC
 """
 
 DATABASE_SNAPSHOT = """
@@ -95,21 +113,48 @@ WHERE datname IS NOT NULL
     AND datname NOT IN ('template0', 'template1')
 """
 
+# pg_stat_user_tables' columns, without its cost: the view sums every index's counters for every table (72 ms at
+# 20,000 tables, bench/table_snapshot.py) before LIMIT keeps the top few. The per-table counters come first, cheap,
+# and the index sums only for the tables kept. Same rows and values as the view (tests/test_table_snapshot.py).
 TABLES_SNAPSHOT = """
 SELECT
-    schemaname AS schema,
-    relname AS table,
-    coalesce(seq_scan, 0)::float8 AS seq_scan,
-    coalesce(seq_tup_read, 0)::float8 AS seq_tup_read,
-    coalesce(idx_scan, 0)::float8 AS idx_scan,
-    coalesce(idx_tup_fetch, 0)::float8 AS idx_tup_fetch,
-    n_live_tup::float8 AS live_rows
-FROM pg_stat_user_tables
-ORDER BY seq_tup_read DESC
-LIMIT %(limit)s
+    t.schema,
+    t.table,
+    t.seq_scan,
+    t.seq_tup_read,
+    coalesce(i.idx_scan, 0)::float8 AS idx_scan,
+    coalesce(i.idx_tup_fetch + t.heap_fetched, 0)::float8 AS idx_tup_fetch,
+    t.live_rows
+FROM (
+    SELECT
+        c.oid,
+        n.nspname AS schema,
+        c.relname AS table,
+        pg_stat_get_numscans(c.oid)::float8 AS seq_scan,
+        pg_stat_get_tuples_returned(c.oid)::float8 AS seq_tup_read,
+        pg_stat_get_tuples_fetched(c.oid) AS heap_fetched,
+        pg_stat_get_live_tuples(c.oid)::float8 AS live_rows
+    FROM pg_class AS c
+    JOIN pg_namespace AS n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 't', 'm', 'p')
+        AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+        AND n.nspname !~ '^pg_toast'
+    ORDER BY seq_tup_read DESC
+    LIMIT %(limit)s
+) AS t
+LEFT JOIN LATERAL (
+    SELECT
+        sum(pg_stat_get_numscans(x.indexrelid)) AS idx_scan,
+        sum(pg_stat_get_tuples_fetched(x.indexrelid)) AS idx_tup_fetch
+    FROM pg_index AS x
+    WHERE x.indrelid = t.oid
+) AS i ON true
+ORDER BY t.seq_tup_read DESC
 """
 
-STATEMENT_COLUMNS = ["queryid", "database", "user", "calls", "total_ms", "rows", "blks_hit", "blks_read"]
+STATEMENT_COLUMNS = ["queryid", "database", "user", "calls", "total_ms", "rows", "blks_hit", "blks_read", "toplevel"]
+STATEMENT_KEY = ["queryid", "database", "user", "toplevel"]
+STATEMENT_COUNTERS = ["calls", "total_ms", "rows", "blks_hit", "blks_read"]
 DATABASE_COLUMNS = ["database", "blks_hit", "blks_read", "xact_commit", "xact_rollback"]
 TABLE_COLUMNS = ["schema", "table", "seq_scan", "seq_tup_read", "idx_scan", "idx_tup_fetch", "live_rows"]
 
@@ -129,7 +174,7 @@ def postgres_snapshot(db: postgres.Database, source: str, taken_by: str = "imsnb
         has_info = bool(db.scalar(STATEMENTS_INFO))
         epoch_row = db.frame(SERVER_EPOCH if has_info else SERVER_EPOCH_PG13).iloc[0]
         names = postgres.statement_time_columns(db)
-        frame = db.frame(STATEMENTS_SNAPSHOT.format(total=names["total"]))
+        frame = db.frame(STATEMENTS_SNAPSHOT.format(total=names["total"], toplevel=names["toplevel"]))
         epoch = f"{iso(epoch_row['started_at'])}|{iso(epoch_row['statements_reset'])}"
         data = frame[STATEMENT_COLUMNS].values.tolist()
     elif source == PG_DATABASE:
@@ -165,31 +210,70 @@ def latest(*times: Any) -> Any:
     return max(known) if known else None
 
 
-def statement_delta(before: Snapshot | None, after: Snapshot) -> tuple[pd.DataFrame, str]:
-    """Per statement (queryid, database, user): calls, time and rows between the snapshots, and the mean before them.
+def statement_rows(snapshot: Snapshot | None) -> pd.DataFrame:
+    """A pg_stat_statements snapshot as a frame; one stored before entries were split by `toplevel` counts them as
+    top-level (its rows summed both)."""
+    rows = [list(r) + [True] * (len(STATEMENT_COLUMNS) - len(r)) for r in (snapshot.data if snapshot else [])]
+    frame = pd.DataFrame(rows, columns=STATEMENT_COLUMNS)
+    frame["toplevel"] = frame["toplevel"].astype(bool)
+    return frame
 
-    A statement whose calls went down was reset (or the server restarted): its numbers since then are used.
-    Returns the frame and a note when a reset was seen ("" otherwise)."""
-    now = pd.DataFrame(after.data, columns=STATEMENT_COLUMNS)
-    keys = ["queryid", "database", "user"]
-    if before is None:
-        then = pd.DataFrame(columns=STATEMENT_COLUMNS)
-    else:
-        then = pd.DataFrame(before.data, columns=STATEMENT_COLUMNS)
-    merged = now.merge(then, on=keys, how="left", suffixes=("", "_before")).fillna(
-        {f"{c}_before": 0.0 for c in STATEMENT_COLUMNS[3:]}
+
+OwnKeys = frozenset  # of (queryid, database, user, toplevel): imsnb's own pg_stat_statements entries
+
+
+def own_statements(db: postgres.Database) -> OwnKeys:
+    """The pg_stat_statements entries imsnb itself created (their text starts with its tag), as keys of
+    `statement_rows`: left out of what is judged, counted in `own_load`."""
+    names = postgres.statement_time_columns(db)
+    frame = db.frame(OWN_STATEMENTS.format(toplevel=names["toplevel"]), {})
+    return frozenset((str(r.queryid), r.database, r.user, bool(r.toplevel)) for r in frame.itertuples(index=False))
+
+
+def _counter_deltas(before: Snapshot | None, after: Snapshot) -> tuple[pd.DataFrame, bool, pd.Series]:
+    """Per entry (STATEMENT_KEY): the snapshots' counters side by side and d_<counter> between them; whether the
+    whole epoch was reset; which entries went down (reset: their numbers since then are used)."""
+    now, then = statement_rows(after), statement_rows(before)
+    merged = now.merge(then, on=STATEMENT_KEY, how="left", suffixes=("", "_before")).fillna(
+        {f"{c}_before": 0.0 for c in STATEMENT_COUNTERS}
     )
     epoch_reset = before is not None and not same_counters(before, after)
     went_down = merged["calls"] < merged["calls_before"]
     if epoch_reset:
         went_down[:] = True
-    for column in STATEMENT_COLUMNS[3:]:
+    for column in STATEMENT_COUNTERS:
         merged[f"d_{column}"] = merged[column].where(went_down, merged[column] - merged[f"{column}_before"])
+    return merged, epoch_reset, went_down
+
+
+def is_own(merged: pd.DataFrame, own: OwnKeys) -> pd.Series:
+    """Which rows of a frame keyed by STATEMENT_KEY are imsnb's own entries."""
+    keys = zip(merged["queryid"], merged["database"], merged["user"], merged["toplevel"], strict=True)
+    return pd.Series([(str(q), d, u, bool(t)) in own for q, d, u, t in keys], index=merged.index, dtype=bool)
+
+
+def statement_delta(before: Snapshot | None, after: Snapshot, own: OwnKeys = frozenset()) -> tuple[pd.DataFrame, str]:
+    """Per statement (queryid, database, user): calls, time and rows between the snapshots, and the mean before them;
+    imsnb's own entries (`own`, from `own_statements`) left out, top-level and nested entries of a statement summed.
+
+    A statement whose calls went down was reset (or the server restarted): its numbers since then are used.
+    Returns the frame and a note when a reset was seen ("" otherwise)."""
+    merged, epoch_reset, went_down = _counter_deltas(before, after)
     note = ""
     if epoch_reset:
         note = epoch_reset_note(before, after)
     elif went_down.any():
         note = f"{int(went_down.sum())} statement(s) were reset between the snapshots: their numbers count from then"
+    if own:
+        mine = is_own(merged, own)
+        merged, went_down = merged[~mine], went_down[~mine]
+    merged = merged.assign(
+        before_calls=merged["calls_before"].where(~went_down, 0.0),
+        before_total_ms=merged["total_ms_before"].where(~went_down, 0.0),
+        reset=went_down,
+    )
+    summed = [*(f"d_{c}" for c in STATEMENT_COUNTERS), "before_calls", "before_total_ms", "reset"]
+    merged = merged.groupby(["queryid", "database", "user"], as_index=False, dropna=False, sort=False)[summed].sum()
     frame = pd.DataFrame(
         {
             "queryid": merged["queryid"],
@@ -199,15 +283,57 @@ def statement_delta(before: Snapshot | None, after: Snapshot) -> tuple[pd.DataFr
             "total_ms": merged["d_total_ms"],
             "rows": merged["d_rows"].astype(int),
             "hit_ratio": merged["d_blks_hit"] / (merged["d_blks_hit"] + merged["d_blks_read"]).where(lambda s: s > 0),
-            "before_calls": merged["calls_before"].where(~went_down, 0).astype(int),
-            "before_mean_ms": (merged["total_ms_before"] / merged["calls_before"].where(lambda s: s > 0)).where(
-                ~went_down
+            "before_calls": merged["before_calls"].astype(int),
+            "before_mean_ms": (merged["before_total_ms"] / merged["before_calls"].where(lambda s: s > 0)).where(
+                merged["reset"] == 0
             ),
         }
     )
     frame = frame[frame["calls"] > 0].copy()
     frame.insert(5, "mean_ms", frame["total_ms"] / frame["calls"])
     return frame.reset_index(drop=True), note
+
+
+def own_load(before: Snapshot | None, after: Snapshot, own: OwnKeys) -> pd.DataFrame:
+    """Per database: the calls, time and buffer accesses of imsnb's own top-level statements between the snapshots
+    (their nested entries are inside them), beside every top-level statement's. Columns: database, calls, total_ms,
+    blks_hit, blks_read, all_total_ms, all_blks."""
+    merged = _counter_deltas(before, after)[0]
+    merged = merged[merged["toplevel"]]
+    mine = is_own(merged, own) if own else pd.Series(False, index=merged.index)
+    counters = [f"d_{c}" for c in ("calls", "total_ms", "blks_hit", "blks_read")]
+    frame = merged[mine].groupby("database", dropna=False)[counters].sum()
+    every = merged.groupby("database", dropna=False)[["d_total_ms", "d_blks_hit", "d_blks_read"]].sum()
+    out = pd.DataFrame(
+        {
+            "calls": frame["d_calls"],
+            "total_ms": frame["d_total_ms"],
+            "blks_hit": frame["d_blks_hit"],
+            "blks_read": frame["d_blks_read"],
+        },
+        index=every.index,
+    ).fillna(0.0)
+    out["all_total_ms"] = every["d_total_ms"]
+    out["all_blks"] = every["d_blks_hit"] + every["d_blks_read"]
+    return out.rename_axis("database").reset_index()
+
+
+def own_load_text(load: pd.DataFrame, period: Period) -> str:
+    """One line for the report (not a finding): how much of the period's statement time and buffer accesses was
+    imsnb's own, left out of what was judged."""
+    mine_ms, all_ms = float(load["total_ms"].sum()), float(load["all_total_ms"].sum())
+    mine_blks = float((load["blks_hit"] + load["blks_read"]).sum())
+    all_blks = float(load["all_blks"].sum())
+    return (
+        f"imsnb's own statements in the {period.label()}: {int(load['calls'].sum()):,} calls, "
+        f"{mine_ms:,.1f} ms of {all_ms:,.1f} ms statement time ({share(mine_ms, all_ms)}), "
+        f"{mine_blks:,.0f} of {all_blks:,.0f} buffer accesses ({share(mine_blks, all_blks)}); "
+        "left out of slow, top, regressed, plans, index advice and the hit ratio"
+    )
+
+
+def share(part: float, whole: float) -> str:
+    return f"{part / whole:.0%}" if whole > 0 else "n/a"
 
 
 def table_delta(before: Snapshot | None, after: Snapshot) -> pd.DataFrame:
@@ -369,13 +495,16 @@ def trail_text(trail: pd.DataFrame, queryid: Any, period: Period) -> str:
 def database_hit_finding(databases: pd.DataFrame, period: Period, min_blocks: int = MIN_BLOCKS) -> Finding:
     """`postgres.cache_hit_finding` on buffer accesses in the period; the judged database's baseline ratio beside
     it when `databases` has one (`baseline_hit_ratio`, from `Sample.databases`)."""
-    finding = postgres.cache_hit_finding(databases, min_blocks=min_blocks)
+    finding = postgres.cache_hit_finding(databases, min_blocks=min_blocks, seconds=period.seconds)
     finding.message = f"{during(period)}: {finding.message}"
     busy = databases[(databases["blks_hit"] + databases["blks_read"]) >= min_blocks]
     if "baseline_hit_ratio" in busy and not busy.empty and busy["hit_ratio"].notna().any():
-        judged = busy.loc[busy["hit_ratio"].idxmin()]
-        if pd.notna(judged["baseline_hit_ratio"]):
-            finding.message += f" (baseline {judged['baseline_hit_ratio']:.2%})"
+        for judged in busy.itertuples(index=False):  # beside the ratio of the database the finding names
+            named = f"of {judged.database}: {judged.hit_ratio:.2%}"
+            if pd.notna(judged.baseline_hit_ratio) and named in finding.message:
+                baseline = f"{named} (baseline {judged.baseline_hit_ratio:.2%})"
+                finding.message = finding.message.replace(named, baseline, 1)
+                break
     finding.period = period
     if period.lifetime and finding.severity > Severity.INFO:
         finding.message += " (judged on lifetime totals: no sample was available)"

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from imsnb.findings import Finding, Severity, judge, threshold
+from imsnb.findings.confidence import judge_ratio
 from imsnb.history import Snapshot
 from imsnb.period import Period
 from imsnb.sampling.deltas import REDIS_INFO, during, lifetime_capped
@@ -160,14 +161,17 @@ def hit_rate_finding(
             unit="ratio",
             period=period,
         )
-    finding = judge(
+    finding = judge_ratio(  # escalated on the upper bound of its 95% interval (imsnb/findings/confidence.py)
         "cache.hit_rate",
         "cache",
-        round(sampled.hit_rate, 4),
-        f"{during(period)}: hit rate {sampled.hit_rate or 0:.1%} ({sampled.hits:,} hits, {sampled.misses:,} misses); "
-        f"{context}",
+        sampled.hits,
+        lookups,
+        f"hit rate {sampled.hit_rate or 0:.1%} ({sampled.hits:,} hits, {sampled.misses:,} misses); {context}",
+        nouns=("lookups", "misses"),
+        seconds=period.seconds,
         period=period,
     )
+    finding.message = f"{during(period)}: {finding.message}"
     return lifetime_capped(finding, period, lifetime_at_most)
 
 

@@ -27,7 +27,11 @@ from imsnb.sampling.deltas import (
 from imsnb.sampling.postgres import (
     STATEMENT_TEXTS,
     TABLE_COLUMNS,
+    OwnKeys,
     database_delta,
+    own_load,
+    own_load_text,
+    own_statements,
     postgres_snapshot,
     postgres_target,
     statement_delta,
@@ -90,6 +94,7 @@ class Sample:
         self.first_errors: dict[str, str] = {}
         self._deltas: dict[str, Delta] = {}
         self._baselines: dict[str, dict[str, Any] | None] = {}
+        self._own: OwnKeys | None = None
         if self.sample_s > 0:
             for source in self.sources:
                 try:
@@ -201,7 +206,7 @@ class Sample:
         if by not in ("total", "mean"):
             raise ValueError(f"statements(by={by!r}): use 'total' or 'mean'")
         delta = self.delta(PG_STATEMENTS)
-        frame, _ = statement_delta(delta.before, delta.after)
+        frame, _ = statement_delta(delta.before, delta.after, self.own_statements())
         frame = frame[frame["mean_ms"] >= float(min_mean_ms)]
         frame = frame.sort_values(f"{by}_ms", ascending=False).head(int(limit)).reset_index(drop=True)
         frame["calls_per_s"] = frame["calls"] / delta.seconds
@@ -249,7 +254,7 @@ class Sample:
         rows = []
         if PG_STATEMENTS in sources:
             delta = self.delta(PG_STATEMENTS)
-            frame = statement_delta(delta.before, delta.after)[0]
+            frame = statement_delta(delta.before, delta.after, self.own_statements())[0]
             statements = {
                 statement_key(r.queryid, r.database, r.user): {
                     "calls": int(r.calls),
@@ -297,7 +302,32 @@ class Sample:
 
     def all_statements(self) -> pd.DataFrame:
         delta = self.delta(PG_STATEMENTS)
-        return statement_delta(delta.before, delta.after)[0]
+        return statement_delta(delta.before, delta.after, self.own_statements())[0]
+
+    # -- imsnb's own footprint -------------------------------------------------------------------------------------
+
+    def own_statements(self) -> OwnKeys:
+        """imsnb's own pg_stat_statements entries, read once per run (one read of the texts; `own_statements`).
+        None known when they cannot be read: said, and the statements are judged as they are."""
+        if self._own is None:
+            try:
+                self._own = own_statements(self.db)
+            except Exception as exc:  # noqa: BLE001 - the section that reads the statements reports the failure
+                print(f"imsnb's own statements not told apart: {exc}")
+                self._own = frozenset()
+        return self._own
+
+    def own_load(self) -> pd.DataFrame:
+        """Per database: imsnb's own statements' calls, time and buffer accesses in the statements' period."""
+        delta = self.delta(PG_STATEMENTS)
+        return own_load(delta.before, delta.after, self.own_statements())
+
+    def own_load_line(self) -> str:
+        """The report's line (not a finding) on imsnb's own share of the period's statement time and blocks."""
+        try:
+            return own_load_text(self.own_load(), self.period(PG_STATEMENTS))
+        except Exception as exc:  # noqa: BLE001 - a line of context, never the section's failure
+            return f"imsnb's own share of the statements not measured: {' '.join(str(exc).split())}"
 
     def _with_text(self, frame: pd.DataFrame) -> pd.DataFrame:
         if frame.empty:
@@ -315,13 +345,24 @@ class Sample:
         return frame
 
     def databases(self) -> pd.DataFrame:
-        """Buffer accesses and hit ratio per database in the period, and beside it `baseline_hit_ratio`: the ratio
-        performance_baseline saved for that database (NaN without one)."""
+        """Buffer accesses and hit ratio per database in the period, less imsnb's own statements' (`own_blks`:
+        the accesses left out), and beside it `baseline_hit_ratio`: the ratio performance_baseline saved for that
+        database (NaN without one)."""
         delta = self.delta(PG_DATABASE)
         frame = database_delta(delta.before, delta.after)
+        frame = without_own_blocks(frame, self._own_blocks())
         saved = (self.baseline(PG_STATEMENTS) or {}).get("hit_ratio") or {}
         frame["baseline_hit_ratio"] = frame["database"].map(lambda name: saved.get(name)).astype("float64")
         return frame
+
+    def _own_blocks(self) -> pd.DataFrame:
+        """imsnb's own buffer accesses per database (empty when pg_stat_statements cannot be read: the database
+        counters are then judged whole)."""
+        try:
+            return self.own_load()
+        except Exception as exc:  # noqa: BLE001 - the hit ratio does not need pg_stat_statements
+            print(f"imsnb's own buffer accesses not subtracted: {exc}")
+            return pd.DataFrame(columns=["database", "blks_hit", "blks_read"])
 
     def redis(self) -> RedisDelta:
         delta = self.delta(REDIS_INFO)
@@ -329,6 +370,22 @@ class Sample:
 
     def period(self, source: str) -> Period:
         return self.delta(source).period
+
+
+def without_own_blocks(databases: pd.DataFrame, own: pd.DataFrame) -> pd.DataFrame:
+    """`database_delta` less imsnb's own statements' buffer hits and reads (never below zero), the hit ratio
+    recomputed; `own_blks` says how many accesses were left out."""
+    mine = own.set_index("database")[["blks_hit", "blks_read"]] if not own.empty else None
+    out = databases.copy()
+    hit = out["database"].map(mine["blks_hit"]) if mine is not None else pd.Series(0.0, index=out.index)
+    read = out["database"].map(mine["blks_read"]) if mine is not None else pd.Series(0.0, index=out.index)
+    hit, read = hit.fillna(0.0).clip(upper=out["blks_hit"]), read.fillna(0.0).clip(upper=out["blks_read"])
+    out["blks_hit"] = (out["blks_hit"] - hit).astype(int)
+    out["blks_read"] = (out["blks_read"] - read).astype(int)
+    accesses = out["blks_hit"] + out["blks_read"]
+    out["hit_ratio"] = out["blks_hit"] / accesses.where(accesses > 0)
+    out["own_blks"] = (hit + read).astype(int)
+    return out
 
 
 def redis_findings(sample: Sample, *, lifetime_at_most: Severity | str | None = None) -> list[Finding]:

@@ -25,6 +25,7 @@ SCENARIO_NAMES = (
     "stale-backup",
     "disk-pressure",
     "cache-upgrade",
+    "quiet",
 )
 
 __all__ = ["SCENARIOS", "SCENARIO_NAMES", "Sandbox"]

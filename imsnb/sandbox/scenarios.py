@@ -300,6 +300,38 @@ def cache_upgrade(sandbox: Sandbox) -> None:
         new_pipe.execute()
 
 
+QUIET_TABLES = 2_000  # a multi-tenant schema of small tables; more would push the sandbox's start past ~10 s
+TENANT_TABLES = """
+DO $$
+BEGIN
+    CREATE SCHEMA IF NOT EXISTS tenants;
+    FOR i IN 1..{count} LOOP
+        EXECUTE format('CREATE TABLE tenants.settings_%s (id int PRIMARY KEY, name text NOT NULL, value text)', i);
+        EXECUTE format('INSERT INTO tenants.settings_%s VALUES (1, %L, %L), (2, %L, %L)', i, 'plan', 'basic',
+            'seats', '5');
+        IF i % 200 = 0 THEN
+            COMMIT;  -- one transaction per 200 tables: max_locks_per_transaction
+        END IF;
+    END LOOP;
+END
+$$
+"""
+
+
+def tenant_tables(sandbox: Sandbox, count: int = QUIET_TABLES) -> None:
+    """`count` small tables of two rows each in schema `tenants` (what a multi-tenant schema looks like)."""
+    with sandbox.postgres.connect("ims-migrate", autocommit=True) as conn:
+        conn.execute(TENANT_TABLES.format(count=int(count)))
+
+
+def quiet(sandbox: Sandbox) -> None:
+    """Quiet hours: a multi-tenant schema of many small tables, nothing wrong and nobody working; the past's
+    counters recorded as `imsnb record` would have. Scheduled checks on it must page nobody (tests/test_quiet.py)."""
+    healthy(sandbox, live=False)
+    tenant_tables(sandbox)
+    load.record_past(sandbox)  # no present: no load is started
+
+
 SCENARIOS: dict[str, Callable[[Sandbox], None]] = {
     "healthy": healthy,
     "db-degradation": db_degradation,
@@ -312,6 +344,7 @@ SCENARIOS: dict[str, Callable[[Sandbox], None]] = {
     "stale-backup": stale_backup,
     "disk-pressure": disk_pressure,
     "cache-upgrade": cache_upgrade,
+    "quiet": quiet,
 }
 
 # The API's request history in Prometheus, written before the server starts (scenarios not listed: normal traffic,
