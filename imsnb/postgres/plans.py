@@ -426,7 +426,9 @@ def _top_plan(output: Any) -> dict[str, Any]:
 
 
 def _refused(exc: psycopg.Error, *, via_function: bool) -> PlanUnavailable:
-    access = isinstance(exc, psycopg.errors.InsufficientPrivilege)
+    """`access` only for the application's data (tables, views, sequences, schemas): a function the role may not
+    execute (an admin's `SELECT pg_stat_statements_reset()`) is no gap in what the advice could read."""
+    access = isinstance(exc, psycopg.errors.InsufficientPrivilege) and "for function" not in str(exc)
     return PlanUnavailable(_refusal(exc, via_function=via_function), access=access)
 
 
