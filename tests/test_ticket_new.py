@@ -15,6 +15,7 @@ import pytest
 from notify_servers import Jira, adf_text
 
 from imsnb import notify
+from imsnb.archive.postmortem import DRAFT
 from imsnb.cli import main
 from imsnb.notify import jira
 from imsnb.notify.message import Notice
@@ -97,7 +98,7 @@ def test_a_run_opens_the_incidents_issue_once_and_later_runs_reuse_it(degraded, 
 
         assert main(["archive", "postmortem", "INC-TKT", "--outputs", str(outputs), "--ticket"]) == 0
         assert "OPS-1: 1 attachment(s)" in capsys.readouterr().out
-        assert len(site.issues) == 1 and site.attachments[-1][1] == "postmortem-draft.md"
+        assert len(site.issues) == 1 and site.attachments[-1][1] == DRAFT
         assert site.problems == []
 
         bodies = [r["body"] for r in site.requests]
