@@ -271,6 +271,8 @@ def _ticket(key: str, notice: Notice, files: list, incident_dir: Path) -> list[d
             except (DeliveryFailed, BadParameter, OSError) as exc:
                 return [{**_failed("jira", str(exc), "ticket"), "detail": "open the incident's issue"}]
             opened = _now()
+            # kept at once: a run that stops before the end must not leave the next one to open a second issue
+            _write_json(incident_dir / TICKET_FILE, _ticket_record(incident_dir, key, opened))
             set_as = f"priority {priority}" if priority else "no priority (not on the project's create screen)"
             detail = f"{key}: opened in {fields['project']['key']}, {set_as}"
             records.append(

@@ -1,4 +1,5 @@
-"""Jira: attach report.html and summary.json to an issue, and comment the findings table. Cloud and Server/Data Center.
+"""Jira: attach report.html and summary.json to an issue, and comment the findings table; with `--ticket new`, open
+the incident's issue first (`[jira]` of imsnb.toml). Cloud and Server/Data Center.
 
     Cloud (REST v3)                      Server / Data Center (REST v2)
     POST {JIRA_URL}/rest/api/3/issue/{key}/attachments   .../rest/api/2/issue/{key}/attachments
