@@ -278,10 +278,10 @@ def _ticket(key: str, notice: Notice, files: list, incident_dir: Path) -> list[d
             records.append(
                 {"channel": "jira", "status": "sent", "error": None, "detail": detail, "mode": "ticket", "at": opened}
             )
-    for what, call in (
-        ("attach", lambda site: jira.attach(site, key, files)),
-        ("comment", lambda site: jira.comment(site, key, _scrub(jira.comment_body(site, notice)))),
-    ):
+    calls = [("attach", lambda site: jira.attach(site, key, files))]
+    if not opened:  # an issue opened just now has the findings as its description: the same comment adds nothing
+        calls.append(("comment", lambda site: jira.comment(site, key, _scrub(jira.comment_body(site, notice)))))
+    for what, call in calls:
         try:
             if where is None:
                 raise unknown
