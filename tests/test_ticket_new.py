@@ -212,3 +212,16 @@ def test_the_summary_is_the_verdict_on_one_line_within_255_characters():
         "Low",
     ]
     assert jira.priority_for("ERROR", {"ERROR": "P2"}) == "P2"
+
+
+def test_the_post_mortem_draft_without_a_key_needs_the_incidents_issue(tmp_path, monkeypatch, capsys):
+    site = Jira(USER, TOKEN, "OPS-999")
+    try:
+        outputs = _configure(monkeypatch, tmp_path, site, '[jira]\nproject = "OPS"\n')
+        _fake_run(outputs, "INC-NONE", [("api.error_rate", "ERROR", "5xx at 4.2%")])
+        assert main(["archive", "postmortem", "INC-NONE", "--outputs", str(outputs), "--ticket"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "incident 'INC-NONE' has no Jira issue yet: pass --ticket KEY" in err and len(err.splitlines()) == 1
+        assert site.requests == [] and not (outputs / "INC-NONE" / DRAFT).exists()
+    finally:
+        site.close()
