@@ -366,6 +366,8 @@ class Jira(StandIn):
         self.projects, self.issue_types, self.priorities = projects, issue_types, priorities
         self.priority_on_screen = priority_on_screen
         self.issues: list[dict[str, Any]] = []  # the fields of each issue created, its key added as "key"
+        self.create_gate: threading.Event | None = None  # when set up, each create waits for it (after create_seen)
+        self.create_seen = threading.Event()
         self.deployment = deployment
         self.cloud = deployment == "Cloud"
         if self.cloud:
@@ -387,6 +389,9 @@ class Jira(StandIn):
             return 401, b'{"errorMessages":["not authenticated"]}', [f"wrong or missing {scheme}"]
         api = "/rest/api/3" if self.cloud else "/rest/api/2"
         if request["path"] == f"{api}/issue":
+            self.create_seen.set()
+            if self.create_gate is not None and not self.create_gate.wait(60):
+                return 503, b"{}", ["create issue: the test never opened the gate"]
             return self._create(request, api)
         for key in [self.key] + [issue["key"] for issue in self.issues]:
             base = f"{api}/issue/{key}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -224,4 +225,46 @@ def test_the_post_mortem_draft_without_a_key_needs_the_incidents_issue(tmp_path,
         assert "incident 'INC-NONE' has no Jira issue yet: pass --ticket KEY" in err and len(err.splitlines()) == 1
         assert site.requests == [] and not (outputs / "INC-NONE" / DRAFT).exists()
     finally:
+        site.close()
+
+
+def _waiting_on_a_lock(thread: threading.Thread) -> bool:
+    try:
+        return "lock" in Path(f"/proc/self/task/{thread.native_id}/wchan").read_text()
+    except OSError:
+        return False
+
+
+def test_two_runs_of_one_incident_at_once_open_one_issue(tmp_path, monkeypatch):
+    site = Jira(USER, TOKEN, "OPS-999")
+    site.create_gate = threading.Event()
+    try:
+        outputs = _configure(monkeypatch, tmp_path, site, '[jira]\nproject = "OPS"\n')
+        first, second = (_fake_run(outputs, "INC-RACE", [("api.error_rate", "ERROR", "5xx at 4.2%")]) for _ in "ab")
+        records: dict[str, list] = {}
+
+        def deliver(name: str, result: RunResult) -> threading.Thread:
+            thread = threading.Thread(
+                target=lambda: records.__setitem__(name, notify.deliver([result], mode="never", ticket="new"))
+            )
+            thread.start()
+            return thread
+
+        a = deliver("a", first)
+        assert site.create_seen.wait(30)  # the first run is opening the issue (Jira holds its answer)
+        b = deliver("b", second)
+        creates = lambda: [r for r in site.requests if r["path"] == "/rest/api/3/issue"]  # noqa: E731
+        for _ in range(3000):  # until the second run waits for the first (or, unlocked, asks for its own issue)
+            if _waiting_on_a_lock(b) or len(creates()) > 1:
+                break
+            threading.Event().wait(0.01)
+        site.create_gate.set()
+        a.join(60)
+        b.join(60)
+        assert len(creates()) == 1 and [i["key"] for i in site.issues] == ["OPS-1"]
+        assert records["a"][0]["detail"].startswith("OPS-1: opened in OPS")
+        assert [r["detail"] for r in records["b"]] == ["OPS-1: 2 attachment(s)", "OPS-1: comment added"]
+        assert site.problems == []
+    finally:
+        site.create_gate.set()
         site.close()

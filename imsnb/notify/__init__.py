@@ -15,8 +15,11 @@ error); the other channels still go out and the run's exit status is unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import json
+import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -261,18 +264,21 @@ def _ticket(key: str, notice: Notice, files: list, incident_dir: Path) -> list[d
         unknown = exc
     opened = None
     if key == jira.NEW:  # the incident's issue: the one its archive names, else a new one, opened once
-        key = archive.ticket_key(incident_dir) or ""
-        if not key:
-            try:
-                if where is None:
-                    raise unknown
-                fields = _scrub(jira.issue_fields(where, notice, jira.new_issue_settings()))
-                key, priority = jira.create_issue(where, fields)
-            except (DeliveryFailed, BadParameter, OSError) as exc:
-                return [{**_failed("jira", str(exc), "ticket"), "detail": "open the incident's issue"}]
-            opened = _now()
-            # kept at once: a run that stops before the end must not leave the next one to open a second issue
-            _write_json(incident_dir / TICKET_FILE, _ticket_record(incident_dir, key, opened))
+        # under the incident's lock: two runs of one incident at once open one issue, the second reuses it
+        with _incident_locked(incident_dir):
+            key = archive.ticket_key(incident_dir) or ""
+            if not key:
+                try:
+                    if where is None:
+                        raise unknown
+                    fields = _scrub(jira.issue_fields(where, notice, jira.new_issue_settings()))
+                    key, priority = jira.create_issue(where, fields)
+                except (DeliveryFailed, BadParameter, OSError) as exc:
+                    return [{**_failed("jira", str(exc), "ticket"), "detail": "open the incident's issue"}]
+                opened = _now()
+                # kept at once: a run that stops before the end must not leave the next one to open a second issue
+                _write_json(incident_dir / TICKET_FILE, _ticket_record(incident_dir, key, opened))
+        if opened:
             set_as = f"priority {priority}" if priority else "no priority (not on the project's create screen)"
             detail = f"{key}: opened in {fields['project']['key']}, {set_as}"
             records.append(
@@ -305,6 +311,17 @@ def _ticket(key: str, notice: Notice, files: list, incident_dir: Path) -> list[d
     except OSError as exc:
         records.append(_failed("index", f"index.html not rewritten with the ticket link: {exc}", "ticket"))
     return records
+
+
+@contextlib.contextmanager
+def _incident_locked(incident_dir: Path) -> Iterator[None]:
+    """flock on the incident's folder (as index.html's writer takes it; released before that runs)."""
+    fd = os.open(incident_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _ticket_record(incident_dir: Path, key: str, opened: str | None) -> dict[str, Any]:
