@@ -342,9 +342,32 @@ class Jira(StandIn):
     X-Atlassian-Token: no-check) and POST /rest/api/3/issue/{key}/comment (ADF body), basic auth email:token.
     Jira Server / Data Center (REST v2, `deployment="Server"` or `"DataCenter"`): the same under /rest/api/2, the
     comment body a string, a personal access token as `Authorization: Bearer`. Both answer GET
-    /rest/api/2/serverInfo with their deploymentType, to anyone; 401 for a wrong login, 404 for another issue."""
+    /rest/api/2/serverInfo with their deploymentType, to anyone; 401 for a wrong login, 404 for another issue.
 
-    def __init__(self, user: str, token: str, key: str, *, deployment: str = "Cloud", tls: bool = False) -> None:
+    Creating an issue (POST {api}/issue, `{"fields": {project: {key}, summary, issuetype: {name}, description,
+    priority: {name}}}`): the summary one line of at most 255 characters, the description ADF on Cloud and a string
+    on Server; 201 {"id", "key", "self"} with the next key of the project, which then takes attachments and
+    comments like `key`; 400 with Jira's `errors` for a project, issue type or priority the site does not have (and
+    for any priority when `priority_on_screen=False`, as a project whose create screen lacks the field)."""
+
+    def __init__(
+        self,
+        user: str,
+        token: str,
+        key: str,
+        *,
+        deployment: str = "Cloud",
+        tls: bool = False,
+        projects: tuple[str, ...] = ("OPS",),
+        issue_types: tuple[str, ...] = ("Task", "Bug", "Incident"),
+        priorities: tuple[str, ...] = ("Highest", "High", "Medium", "Low", "Lowest"),
+        priority_on_screen: bool = True,
+    ) -> None:
+        self.projects, self.issue_types, self.priorities = projects, issue_types, priorities
+        self.priority_on_screen = priority_on_screen
+        self.issues: list[dict[str, Any]] = []  # the fields of each issue created, its key added as "key"
+        self.create_gate: threading.Event | None = None  # when set up, each create waits for it (after create_seen)
+        self.create_seen = threading.Event()
         self.deployment = deployment
         self.cloud = deployment == "Cloud"
         if self.cloud:
@@ -365,14 +388,63 @@ class Jira(StandIn):
             scheme = "basic auth" if self.cloud else "Bearer personal access token"
             return 401, b'{"errorMessages":["not authenticated"]}', [f"wrong or missing {scheme}"]
         api = "/rest/api/3" if self.cloud else "/rest/api/2"
-        base = f"{api}/issue/{self.key}"
-        if request["path"] == f"{base}/attachments":
-            return self._attachments(request)
-        if request["path"] == f"{base}/comment":
-            return self._comment(request)
+        if request["path"] == f"{api}/issue":
+            self.create_seen.set()
+            if self.create_gate is not None and not self.create_gate.wait(60):
+                return 503, b"{}", ["create issue: the test never opened the gate"]
+            return self._create(request, api)
+        for key in [self.key] + [issue["key"] for issue in self.issues]:
+            base = f"{api}/issue/{key}"
+            if request["path"] == f"{base}/attachments":
+                return self._attachments(request)
+            if request["path"] == f"{base}/comment":
+                return self._comment(request)
         if request["path"].startswith(f"{api}/issue/"):  # another issue: Jira's own words
             return 404, b'{"errorMessages":["Issue does not exist or you do not have permission to see it."]}', []
         return 404, b'{"errorMessages":["Not found"]}', [f"unexpected path {request['path']}"]
+
+    def _create(self, request: dict[str, Any], api: str) -> tuple[int, bytes, list[str]]:
+        def refused(field: str, message: str, problems: list[str]) -> tuple[int, bytes, list[str]]:
+            return 400, json.dumps({"errorMessages": [], "errors": {field: message}}).encode(), problems
+
+        if not request["headers"].get("content-type", "").startswith("application/json"):
+            return 415, b"{}", ["create issue: not application/json"]
+        try:
+            fields = json.loads(request["body"])["fields"]
+        except (ValueError, KeyError, TypeError):
+            return refused("fields", "no fields", ["create issue: body is not {'fields': {...}}"])
+        project = (fields.get("project") or {}).get("key")
+        if project not in self.projects:
+            return refused("project", "valid project is required", [])
+        summary = fields.get("summary")
+        if not isinstance(summary, str) or not summary.strip() or len(summary) > 255 or "\n" in summary:
+            return refused("summary", "Summary must be less than 255 characters.", [f"summary {summary!r}"])
+        if (fields.get("issuetype") or {}).get("name") not in self.issue_types:
+            return refused("issuetype", "valid issue type is required", [])
+        description = fields.get("description")
+        if self.cloud:
+            if not isinstance(description, dict) or description.get("type") != "doc":
+                return refused("description", "Operation value must be an Atlassian Document", ["v3: not ADF"])
+            problems = adf_problems(description)
+            if problems:
+                return refused("description", "invalid document", problems)
+        elif not isinstance(description, str) or not description.strip():
+            return refused("description", "Operation value must be a string", ["v2: description not a string"])
+        size = len(description) if isinstance(description, str) else len(json.dumps(description, ensure_ascii=False))
+        if size > COMMENT_MAX:
+            return refused("description", "The entered text is too long.", [f"description of {size} characters"])
+        if "priority" in fields:
+            if not self.priority_on_screen:
+                message = "Field 'priority' cannot be set. It is not on the appropriate screen, or unknown."
+                return refused("priority", message, [])
+            if (fields.get("priority") or {}).get("name") not in self.priorities:
+                return refused("priority", "Specify the Priority (id or name) in the string format", [])
+        number = 1 + sum(1 for issue in self.issues if issue["key"].startswith(f"{project}-"))
+        issue_id = str(10_000 + len(self.issues) + 1)
+        key = f"{project}-{number}"
+        self.issues.append({**fields, "key": key})
+        answer = {"id": issue_id, "key": key, "self": f"{self.url}{api}/issue/{issue_id}"}
+        return 201, json.dumps(answer).encode(), []
 
     def _attachments(self, request: dict[str, Any]) -> tuple[int, bytes, list[str]]:
         headers = request["headers"]

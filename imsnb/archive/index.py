@@ -12,6 +12,7 @@ import functools
 import html
 import json
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -193,6 +194,22 @@ def read_ticket(incident_dir: Path) -> dict[str, str]:
     if not isinstance(data, dict) or not str(data.get("url") or "").startswith(("https://", "http://")):
         return {}
     return {"key": str(data.get("key") or data["url"]), "url": str(data["url"])}
+
+
+_KEY = re.compile(r"(?:^|/browse/)([A-Z][A-Z0-9_]*-[1-9][0-9]*)/?$")
+
+
+def ticket_key(incident_dir: Path) -> str | None:
+    """The incident's Jira issue key, so that `--ticket new` opens one issue per incident, not one per run: the key
+    ticket.json keeps (written when a run was attached), else the `ticket` people wrote in postmortem.json when it
+    is an issue key or its /browse/ link; None when the incident has no issue yet."""
+    ticket = read_ticket(incident_dir)
+    for value in (ticket.get("key"), ticket.get("url")):
+        found = _KEY.search(str(value or "").strip())
+        if found:
+            return found.group(1)
+    found = _KEY.search(str(read_postmortem(incident_dir).get("ticket") or "").strip())
+    return found.group(1) if found else None
 
 
 # ---------------------------------------------------------------- index.html

@@ -18,7 +18,13 @@ def add_archive(sub: argparse._SubParsersAction) -> None:
         commands.add_parser("postmortem", help="write the incident's post-mortem draft (Markdown) from its archive")
     )
     draft.add_argument("incident", help="incident id (see `imsnb archive list`)")
-    draft.add_argument("--ticket", metavar="KEY", help="also attach the draft to this Jira issue (PROJ-123)")
+    draft.add_argument(
+        "--ticket",
+        metavar="KEY",
+        nargs="?",
+        const="new",
+        help="also attach the draft to this Jira issue (PROJ-123); alone (or `new`), to the incident's own issue",
+    )
 
 
 def cmd_archive(args: argparse.Namespace) -> int:
@@ -42,11 +48,20 @@ def cmd_archive(args: argparse.Namespace) -> int:
 def _postmortem(args: argparse.Namespace) -> int:
     """Write the draft; with --ticket attach it (a refused attachment is one line on stderr and exit 1: the draft
     is written all the same)."""
+    from imsnb import archive
     from imsnb.archive.postmortem import write_postmortem_draft
+    from imsnb.errors import BadParameter
     from imsnb.notify import jira
     from imsnb.notify.http import DeliveryFailed
 
-    key = jira.check_ticket(args.ticket) if args.ticket else None
+    key = args.ticket
+    if key == jira.NEW:  # the issue `--ticket new` opened for this incident (or the one postmortem.json names)
+        key = archive.ticket_key(archive.load_incident(args.incident, args.outputs).folder)
+        if key is None:
+            raise BadParameter(
+                f"incident {args.incident!r} has no Jira issue yet: pass --ticket KEY, or run it with --ticket new"
+            )
+    key = jira.check_ticket(key) if key else None
     path = write_postmortem_draft(args.incident, args.outputs)
     print(f"wrote {path}")
     if key is None:

@@ -83,7 +83,8 @@ def add_delivery_options(command: argparse.ArgumentParser) -> None:
         "--ticket",
         default=os.environ.get("IMSNB_TICKET") or None,
         metavar="KEY",
-        help="attach report.html and summary.json to this Jira issue and comment the findings (default: $IMSNB_TICKET)",
+        help="attach report.html and summary.json to this Jira issue and comment the findings; `new` opens the "
+        "incident's issue in [jira] project once and reuses it on later runs (default: $IMSNB_TICKET)",
     )
 
 

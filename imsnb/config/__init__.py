@@ -8,7 +8,8 @@ below as `config.X`:
                 token), Prometheus series and AWS resource names, TLS endpoints; which targets are configured
     secrets.py  which values are secrets (`secret_values`, `SECRET_ENV_NAME`, `url_password`) and the one rule for
                 a value that holds one, wherever it enters (`secret_in_value`)
-    toml.py     imsnb.toml: where it is, its tables, its named environments (`use_environment`), `[status_pages]`
+    toml.py     imsnb.toml: where it is, its tables, its named environments (`use_environment`), `[status_pages]`,
+                `[jira]`
 """
 
 from imsnb.config.secrets import (
@@ -43,6 +44,7 @@ from imsnb.config.toml import (
     TARGET_SETTINGS,
     config_file,
     environment_settings,
+    jira_settings,
     read_toml,
     status_pages,
     toml_section,
@@ -63,6 +65,7 @@ __all__ = [
     "config_file",
     "environment_settings",
     "grafana_settings",
+    "jira_settings",
     "postgres_configured",
     "postgres_label",
     "postgres_settings",

@@ -1,6 +1,6 @@
 """imsnb.toml: where it is (IMSNB_CONFIG, the current directory, the repository), its top-level tables, its
 named environments (`[environments.NAME]`), which may set only where the targets are, and the third-party status
-pages to read (`[status_pages]`)."""
+pages to read (`[status_pages]`) and the Jira project incidents are opened in (`[jira]`)."""
 
 from __future__ import annotations
 
@@ -125,3 +125,39 @@ def status_pages() -> dict[str, str]:
             raise NotConfigured(f"{where} holds a password: a status page is public", check=STATUS_PAGES_CHECK)
         pages[str(name)] = url.strip()
     return pages
+
+
+JIRA_PROJECT = re.compile(r"^[A-Z][A-Z0-9_]{0,254}$")
+JIRA_SEVERITIES = ("CRITICAL", "ERROR", "WARNING", "INFO", "OK")
+JIRA_KEYS = frozenset({"project", "issue_type", "priorities"})
+
+
+def jira_settings() -> dict:
+    """`[jira]` of imsnb.toml, for `--ticket new`: `project` (a project key such as OPS, required), `issue_type`
+    (default Task, which every Jira project has) and `priorities` (severity -> Jira priority name, merged over the
+    escalation matrix's defaults). A missing or malformed value is NotConfigured naming the key and the fix."""
+    section = toml_section("jira")
+    where = f"{config_file() or 'imsnb.toml'}: [jira]"
+    if section is None:
+        raise NotConfigured(f'--ticket new needs [jira] project = "KEY" in {config_file() or "imsnb.toml"}')
+    unknown = sorted(set(section) - JIRA_KEYS)
+    if unknown:
+        raise NotConfigured(f"{where} has unknown key(s) {', '.join(unknown)}: use {', '.join(sorted(JIRA_KEYS))}")
+    project = section.get("project")
+    if not isinstance(project, str) or not JIRA_PROJECT.match(project):
+        raise NotConfigured(f'{where} project = {project!r} is not a Jira project key: use its key, such as "OPS"')
+    issue_type = section.get("issue_type", "Task")
+    if not isinstance(issue_type, str) or not issue_type.strip():
+        raise NotConfigured(f'{where} issue_type must be an issue type\'s name, such as "Task" or "Incident"')
+    priorities = section.get("priorities", {})
+    if not isinstance(priorities, dict):
+        raise NotConfigured(f'{where} priorities must be a table: {{ CRITICAL = "Highest", ERROR = "High" }}')
+    names = {}
+    for severity, name in priorities.items():
+        if str(severity).upper() not in JIRA_SEVERITIES or not isinstance(name, str) or not name.strip():
+            raise NotConfigured(
+                f"{where} priorities.{severity} = {name!r}: map a severity ({', '.join(JIRA_SEVERITIES)}) "
+                'to a Jira priority name such as "High"'
+            )
+        names[str(severity).upper()] = name.strip()
+    return {"project": project, "issue_type": issue_type.strip(), "priorities": names}

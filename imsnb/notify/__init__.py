@@ -15,8 +15,11 @@ error); the other channels still go out and the run's exit status is unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import json
+import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -259,10 +262,32 @@ def _ticket(key: str, notice: Notice, files: list, incident_dir: Path) -> list[d
         where = jira.site()  # Cloud or Server/Data Center: asked once, before either call
     except DeliveryFailed as exc:
         unknown = exc
-    for what, call in (
-        ("attach", lambda site: jira.attach(site, key, files)),
-        ("comment", lambda site: jira.comment(site, key, _scrub(jira.comment_body(site, notice)))),
-    ):
+    opened = None
+    if key == jira.NEW:  # the incident's issue: the one its archive names, else a new one, opened once
+        # under the incident's lock: two runs of one incident at once open one issue, the second reuses it
+        with _incident_locked(incident_dir):
+            key = archive.ticket_key(incident_dir) or ""
+            if not key:
+                try:
+                    if where is None:
+                        raise unknown
+                    fields = _scrub(jira.issue_fields(where, notice, jira.new_issue_settings()))
+                    key, priority = jira.create_issue(where, fields)
+                except (DeliveryFailed, BadParameter, OSError) as exc:
+                    return [{**_failed("jira", str(exc), "ticket"), "detail": "open the incident's issue"}]
+                opened = _now()
+                # kept at once: a run that stops before the end must not leave the next one to open a second issue
+                _write_json(incident_dir / TICKET_FILE, _ticket_record(incident_dir, key, opened))
+        if opened:
+            set_as = f"priority {priority}" if priority else "no priority (not on the project's create screen)"
+            detail = f"{key}: opened in {fields['project']['key']}, {set_as}"
+            records.append(
+                {"channel": "jira", "status": "sent", "error": None, "detail": detail, "mode": "ticket", "at": opened}
+            )
+    calls = [("attach", lambda site: jira.attach(site, key, files))]
+    if not opened:  # an issue opened just now has the findings as its description: the same comment adds nothing
+        calls.append(("comment", lambda site: jira.comment(site, key, _scrub(jira.comment_body(site, notice)))))
+    for what, call in calls:
         try:
             if where is None:
                 raise unknown
@@ -280,12 +305,38 @@ def _ticket(key: str, notice: Notice, files: list, incident_dir: Path) -> list[d
                 "at": _now(),
             }
         )
-    _write_json(incident_dir / TICKET_FILE, {"key": key, "url": jira.issue_url(key), "updated": _now()})
+    _write_json(incident_dir / TICKET_FILE, _ticket_record(incident_dir, key, opened))
     try:
         archive.write_index(incident_dir)
     except OSError as exc:
         records.append(_failed("index", f"index.html not rewritten with the ticket link: {exc}", "ticket"))
     return records
+
+
+@contextlib.contextmanager
+def _incident_locked(incident_dir: Path) -> Iterator[None]:
+    """flock on the incident's folder (as index.html's writer takes it; released before that runs)."""
+    fd = os.open(incident_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _ticket_record(incident_dir: Path, key: str, opened: str | None) -> dict[str, Any]:
+    """ticket.json: the key and link the index shows and `--ticket new` reuses, and when imsnb opened the issue
+    (kept across later runs that attach to it)."""
+    record: dict[str, Any] = {"key": key, "url": jira.issue_url(key), "updated": _now()}
+    try:
+        before = json.loads((incident_dir / TICKET_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        before = {}
+    if isinstance(before, dict) and before.get("key") == key and before.get("opened"):
+        opened = opened or str(before["opened"])
+    if opened:
+        record["opened"] = opened
+    return record
 
 
 # ---------------------------------------------------------------- helpers

@@ -1,4 +1,5 @@
-"""Jira: attach report.html and summary.json to an issue, and comment the findings table. Cloud and Server/Data Center.
+"""Jira: attach report.html and summary.json to an issue, and comment the findings table; with `--ticket new`, open
+the incident's issue first (`[jira]` of imsnb.toml). Cloud and Server/Data Center.
 
     Cloud (REST v3)                      Server / Data Center (REST v2)
     POST {JIRA_URL}/rest/api/3/issue/{key}/attachments   .../rest/api/2/issue/{key}/attachments
@@ -7,6 +8,10 @@
          {"body": <Atlassian Document Format>}           {"body": "<text>"} (wiki markup: sent as {noformat})
     Basic JIRA_USER:JIRA_API_TOKEN                       Authorization: Bearer JIRA_API_TOKEN
     (JIRA_USER is the account's email)                   (a personal access token; JIRA_USER is not used)
+
+    POST {JIRA_URL}/rest/api/3/issue                    .../rest/api/2/issue   (`--ticket new`)
+         {"fields": {project, summary, issuetype,        the same, "description": "<text>"
+          priority, "description": <ADF>}} -> 201 {"id", "key", "self"}
 
 Which one: JIRA_DEPLOYMENT (cloud, server or datacenter) when set, else `deploymentType` of
 GET /rest/api/2/serverInfo (asked once per process and site). Everything comes from the environment.
@@ -25,7 +30,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from imsnb.errors import BadParameter
+from imsnb.config.toml import jira_settings
+from imsnb.errors import BadParameter, NotConfigured
+from imsnb.findings import Severity
 from imsnb.notify.http import DeliveryFailed, check_secure, post, request
 from imsnb.notify.message import TABLE_COLUMNS, Notice
 
@@ -34,6 +41,10 @@ COMMENT_MAX, CELL_MAX, MORE_RESERVE = 32_767, 2_000, 200
 ISSUE_KEY = re.compile(r"^[A-Z][A-Z0-9_]*-[1-9][0-9]*$")
 ENV = ("JIRA_URL", "JIRA_API_TOKEN")
 DEPLOYMENTS = {"cloud": "cloud", "server": "server", "datacenter": "server", "data center": "server"}
+NEW = "new"  # `--ticket new`: open the incident's issue, or reuse the one its archive already names
+SUMMARY_MAX = 255  # Jira: "Summary must be less than 255 characters."
+# The escalation matrix as Jira's default priority names: Page VP, Page on-call, respond in 15 min, no response set.
+PRIORITIES = {"CRITICAL": "Highest", "ERROR": "High", "WARNING": "Medium", "INFO": "Low", "OK": "Low"}
 _DETECTED: dict[str, str] = {}  # JIRA_URL -> cloud | server, asked once per process
 
 
@@ -62,10 +73,12 @@ class Site:
 
 
 def check_ticket(key: str) -> str:
-    """A Jira issue key (PROJ-123) with JIRA_URL and JIRA_API_TOKEN set (and JIRA_USER for Cloud, when that is
-    known beforehand), over TLS; BadParameter otherwise."""
-    if not ISSUE_KEY.match(key or ""):
-        raise BadParameter(f"ticket {key!r} is not a Jira issue key: use PROJECT-123")
+    """A Jira issue key (PROJ-123), or `new` with a valid `[jira]` table, with JIRA_URL and JIRA_API_TOKEN set (and
+    JIRA_USER for Cloud, when that is known beforehand), over TLS; BadParameter otherwise."""
+    if key == NEW:
+        new_issue_settings()
+    elif not ISSUE_KEY.match(key or ""):
+        raise BadParameter(f"ticket {key!r} is not a Jira issue key: use PROJECT-123, or new")
     declared = _declared()
     missing = [name for name in ENV if not os.environ.get(name)]
     if declared == "cloud" and not os.environ.get("JIRA_USER"):
@@ -256,3 +269,63 @@ def comment(where: Site, key: str, body: dict[str, Any] | str) -> str:
     if status != 201:
         raise DeliveryFailed(f"Jira comment on {key} answered HTTP {status}, not 201 Created")
     return "comment added"
+
+
+# ---------------------------------------------------------------- --ticket new
+
+
+def new_issue_settings() -> dict[str, Any]:
+    """`[jira]` of imsnb.toml (project, issue_type, priorities); a missing or malformed table is BadParameter."""
+    try:
+        return jira_settings()
+    except NotConfigured as exc:
+        raise BadParameter(str(exc)) from None
+
+
+def priority_for(severity: str, priorities: dict[str, str] | None = None) -> str:
+    """The Jira priority name for the incident's worst severity: the escalation matrix's rank, renamed by
+    `[jira] priorities` where a site calls its priorities otherwise."""
+    return {**PRIORITIES, **(priorities or {})}[Severity.parse(severity or "OK").name]
+
+
+def summary_for(notice: Notice) -> str:
+    """The verdict in one line of at most SUMMARY_MAX characters: the worst severity, the incident and the worst
+    finding (Jira refuses a summary with a newline or over 255 characters)."""
+    lead = notice.findings[0] if notice.findings else None
+    verdict = f"{lead['check']}: {lead['message']}" if lead else "no findings at WARNING or above"
+    return _cut(" ".join(f"[{notice.severity}] {notice.incident_id}: {verdict}".split()), SUMMARY_MAX)
+
+
+def issue_fields(where: Site, notice: Notice, settings: dict[str, Any]) -> dict[str, Any]:
+    """The new issue's fields: the verdict as summary, the findings as description (ADF on Cloud, text on
+    Server/Data Center, as a comment), the priority from the escalation matrix."""
+    return {
+        "project": {"key": settings["project"]},
+        "summary": summary_for(notice),
+        "issuetype": {"name": settings["issue_type"]},
+        "description": comment_body(where, notice),
+        "priority": {"name": priority_for(notice.severity, settings["priorities"])},
+    }
+
+
+def create_issue(where: Site, fields: dict[str, Any]) -> tuple[str, str | None]:
+    """Open the issue; its key and the priority it got. Only 201 with a key is an issue. A project whose create
+    screen has no priority (Jira: "Field 'priority' cannot be set") gets the issue once more without it (priority
+    None): the record of the incident matters more than its priority."""
+    url = f"{where.api}/issue"
+    headers = {**where.headers(), "Content-Type": "application/json"}
+    what = f"Jira issue in {fields['project']['key']}"
+    try:
+        status, answer = post(url, json.dumps({"fields": fields}, ensure_ascii=False).encode(), headers, what=what)
+    except DeliveryFailed as exc:
+        if exc.status != 400 or '"priority"' not in str(exc) or "priority" not in fields:
+            raise
+        fields = {k: v for k, v in fields.items() if k != "priority"}
+        status, answer = post(url, json.dumps({"fields": fields}, ensure_ascii=False).encode(), headers, what=what)
+    try:
+        key = str(json.loads(answer).get("key") or "")
+    except (ValueError, AttributeError):
+        key = ""
+    if status != 201 or not ISSUE_KEY.match(key):
+        raise DeliveryFailed(f"{what} answered HTTP {status} without the issue key Jira returns")
+    return key, (fields.get("priority") or {}).get("name")
