@@ -268,7 +268,7 @@ def test_summarize_a_notebook_run_with_plain_papermill(degraded, tmp_path):
     assert password in executed.read_text(), "papermill writes parameters verbatim (why summarize scrubs)"
     out = run_cli("summarize", str(executed), "--output", str(tmp_path / "summary.json"), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert "wrote " in out.stdout and "health_check, status ok" in out.stdout
+    assert "wrote " in out.stdout and "health_check completed in " in out.stdout
     summary = read_summary(tmp_path)
     assert summary["notebook"] == "health_check" and summary["incident_id"] == "INC-PM"
     assert summary["status"] == "ok" and summary["started_at"] and summary["duration_s"] > 0

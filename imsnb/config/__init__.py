@@ -12,12 +12,15 @@ below as `config.X`:
 
 from imsnb.config.secrets import MIN_SCRUB_LENGTH, SECRET_ENV_NAME, SECRET_QUERY_KEY, secret_values, url_password
 from imsnb.config.targets import (
+    AWS_CREDENTIAL_VARIABLES,
     AWS_NAMES,
     NOT_CONFIGURED,
     PROMETHEUS_NAMES,
     TARGET_VARIABLES,
     api_url,
+    aws_configured,
     aws_name,
+    nothing_checked_message,
     postgres_configured,
     postgres_label,
     postgres_settings,
@@ -40,6 +43,7 @@ from imsnb.config.toml import (
 )
 
 __all__ = [
+    "AWS_CREDENTIAL_VARIABLES",
     "AWS_NAMES",
     "MIN_SCRUB_LENGTH",
     "NOT_CONFIGURED",
@@ -49,9 +53,11 @@ __all__ = [
     "TARGET_SETTINGS",
     "TARGET_VARIABLES",
     "api_url",
+    "aws_configured",
     "aws_name",
     "config_file",
     "environment_settings",
+    "nothing_checked_message",
     "postgres_configured",
     "postgres_label",
     "postgres_settings",
