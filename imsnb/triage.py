@@ -70,7 +70,8 @@ NOTEBOOK_FOR_CHECK = (
     ("prometheus.reachable", "health_check"),
     ("aws.reachable", "health_check"),
 )
-TABLE_COLUMNS = ["area", "metric", "value", "threshold", "unit", "runbook", "severity", "check", "period", "message"]
+# The key-metrics table, the columns a paged engineer reads first first (value and threshold show with their unit).
+TABLE_COLUMNS = ["severity", "area", "metric", "value", "threshold", "unit", "runbook", "message", "period", "check"]
 
 
 def key_findings(
@@ -259,8 +260,9 @@ def _row(
 
 
 def _period_text(finding: Finding) -> str:
-    """What span the row's number covers ("window 14:30:00–15:30:00 UTC (60 min), ..."); "" for a reading now."""
-    return finding.period.label() if finding.period else ""
+    """What span the row's number covers, short ("last 60 min, window"; the times are in the finding's period);
+    "" for a reading now."""
+    return finding.period.short() if finding.period else ""
 
 
 def worst_severity(table: pd.DataFrame) -> Severity:

@@ -68,7 +68,7 @@ def test_index_links_every_report_and_shows_the_worst_severity(degraded_suite):
     assert all((incident / href).is_file() for href in index.hrefs)
     text = " ".join(index.text)
     worst = max((r.summary["severity"] for r in results), key=ORDER.index)
-    assert f"worst severity: {worst}" in " ".join(text.split())
+    assert f"worst finding: {worst}" in " ".join(text.split())
     assert "Incident INC-SUITE" in text and "Root cause" in text and "Action items" in text
     # the timeline holds every finding above OK, e.g. the seeded lock wait
     assert "postgres.blocked_queries" in text and "postgres.idle_in_transaction" in text

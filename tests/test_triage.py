@@ -75,7 +75,7 @@ def _table_severities(notebook: dict) -> list[str]:
         for out in cell.get("outputs", []):
             html = "".join(out.get("data", {}).get("text/html", ""))
             if "Request rate" in html and "Replication lag" in html:
-                return re.findall(r"<td>(OK|INFO|WARNING|ERROR|CRITICAL)</td>", html)
+                return re.findall(r"<td[^>]*>(OK|INFO|WARNING|ERROR|CRITICAL)</td>", html)
     raise AssertionError("no key-metrics table in the notebook")
 
 

@@ -30,6 +30,7 @@ from imsnb.config.targets import (
     redis_label,
     redis_settings,
     target_configured,
+    target_label,
     tls_ca_file,
     tls_endpoints,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "redis_settings",
     "secret_values",
     "target_configured",
+    "target_label",
     "tls_ca_file",
     "tls_endpoints",
     "read_toml",

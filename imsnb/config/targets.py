@@ -241,6 +241,15 @@ NOT_CONFIGURED = {
     "tls": "no TLS endpoint: pass -p endpoints host:port, or set IMSNB_TLS_ENDPOINTS or an https IMSNB_API_URL",
 }
 # The variables to name first when a target is missing, in a one-line hint ("set DB_HOST/PGHOST, REDIS_URL/...").
+TARGET_NAMES = {
+    "postgres": "PostgreSQL",
+    "redis": "Redis",
+    "api": "API",
+    "prometheus": "Prometheus",
+    "aws": "AWS",
+    "tls": "TLS",
+    "host": "host",
+}
 SHORT_HINTS = {
     "postgres": "DB_HOST/PGHOST",
     "redis": "REDIS_URL/REDIS_HOST",
@@ -291,3 +300,52 @@ def postgres_configured() -> None:
     """Raises NotConfigured (check `postgres.configured`) when no PG* or DB_* variable names a server."""
     if not target_configured("postgres"):
         raise NotConfigured(NOT_CONFIGURED["postgres"], check="postgres.configured")
+
+
+def target_label(target: str, environ: dict[str, str] | None = None) -> str:
+    """Where a target is, for people reading a report's header (never a password or a query string): "PostgreSQL
+    db.internal:5432/ims as imsnb_monitor", "Redis cache:6379/0", "AWS us-east-1 (profile prod)", "not configured"."""
+    environ = os.environ if environ is None else environ
+    name = TARGET_NAMES.get(target, target)
+    if not target_configured(target, environ):
+        return f"{name}: not configured"
+    get = environ.get
+    if target == "postgres":
+        where = f"{get('DB_HOST') or get('PGHOST') or 'localhost'}:{get('DB_PORT') or get('PGPORT') or '5432'}"
+        where += f"/{get('DB_NAME') or get('PGDATABASE') or '?'}"
+        user = get("DB_USER") or get("PGUSER")
+        return f"{name} {where}" + (f" as {user}" if user else "") if not get("PGSERVICE") else f"{name} service"
+    if target == "redis":
+        url = get("REDIS_URL")
+        where = _host_port(url, 6379) if url else f"{get('REDIS_HOST')}:{get('REDIS_PORT') or 6379}"
+        return f"{name} {where}"
+    if target in ("api", "prometheus"):
+        url = get("IMSNB_API_URL") or (f"http://{get('API_HOST')}:{get('API_PORT') or 8000}" if target == "api" else "")
+        url = get("PROMETHEUS_URL") if target == "prometheus" else url
+        return f"{name} {_host_port(url, None, scheme=True)}"
+    if target == "aws":
+        region = get("AWS_REGION") or get("AWS_DEFAULT_REGION") or "default region"
+        extra = [f"profile {get('AWS_PROFILE')}"] if get("AWS_PROFILE") else []
+        if get("AWS_ENDPOINT_URL"):
+            extra.append(f"endpoint {_host_port(get('AWS_ENDPOINT_URL'), None, scheme=True)}")
+        return f"{name} {region}" + (f" ({', '.join(extra)})" if extra else "")
+    if target == "tls":
+        return f"{name} {', '.join(tls_endpoints(environ))}"
+    if target == "host":
+        import socket
+
+        return f"host {socket.gethostname()}"
+    return name
+
+
+def _host_port(url: str | None, default_port: int | None, *, scheme: bool = False) -> str:
+    """scheme://host:port/path of a URL without its user, password or query; the URL's text cut at '@'/'?' if it
+    does not parse."""
+    try:
+        parts = urlsplit(str(url or ""))
+        port = parts.port or default_port
+        host = f"{parts.hostname}" + (f":{port}" if port else "")
+        path = parts.path if parts.path not in ("", "/") else ""
+        return (f"{parts.scheme}://" if scheme and parts.scheme else "") + host + path
+    except ValueError:
+        return str(url).split("@")[-1].split("?")[0]

@@ -91,14 +91,30 @@ def check_targets(info: NotebookInfo, environment: str | None = None, parameters
     `endpoints`)."""
     if not info.targets:
         return
-    environ = dict(os.environ)
-    if environment and environment != "default":
-        environ |= config.environment_settings(environment)
+    environ = target_environ(environment)
     if "tls" in info.targets and (parameters or {}).get("endpoints"):
         return
     ordered = sorted(info.targets, key=lambda t: t == "aws")
     if not any(config.target_configured(t, environ) for t in ordered):
         raise BadParameter(config.nothing_checked_message(info.targets, info.name))
+
+
+def target_environ(environment: str | None = None) -> dict[str, str]:
+    """The environment a run's kernel will see its targets in: this process's, with the named environment's
+    settings (`-p environment NAME`) applied."""
+    environ = dict(os.environ)
+    if environment and environment != "default":
+        environ |= config.environment_settings(environment)
+    return environ
+
+
+def target_labels(path: Path, parameters: dict[str, Any]) -> list[str]:
+    """Where the notebook's declared targets are, for the report's header ("PostgreSQL db:5432/ims as monitor",
+    "Redis: not configured"); certificate_expiry's `endpoints` parameter names its TLS target itself."""
+    environ = target_environ(parameters.get("environment"))
+    if parameters.get("endpoints"):
+        environ["IMSNB_TLS_ENDPOINTS"] = ",".join(map(str, parameters["endpoints"]))
+    return [config.target_label(t, environ) for t in load_info(path).targets]
 
 
 def run_notebook(
@@ -150,6 +166,7 @@ def run_notebook(
         summary["actions"] = merge_journal(summary["actions"], read_journal(journal))
         note_unfinished_actions(executed, summary["actions"])
         summary.update(started_at=_iso(started), finished_at=_iso(datetime.now(UTC)), duration_s=round(duration, 2))
+        summary["targets"] = target_labels(path, params)
         if status != "ok":
             summary["status"] = status
         if error:
