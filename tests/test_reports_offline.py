@@ -202,6 +202,9 @@ def test_index_html_post_mortem_is_honest_and_fits_the_window(degraded_suite, tm
         editable = page.evaluate("document.querySelectorAll('textarea, input, [contenteditable]').length")
         said = page.evaluate("document.body.innerText")
         page.screenshot(shots_dir(tmp_path) / "index-html.png")
+        root_cause = "[...document.querySelectorAll('h3')].find(h => h.innerText.startsWith('Root cause'))"
+        page.evaluate(f"{root_cause}.scrollIntoView()")
+        page.screenshot(shots_dir(tmp_path) / "index-html-postmortem.png")
     assert editable == 0
     assert "write the post-mortem in postmortem.json in this folder" in " ".join(said.split())
     assert "Root cause\nnot written yet" in said
@@ -254,8 +257,7 @@ def test_the_findings_table_fits_a_laptop_in_jupyterlab(degraded_suite, tmp_path
                 page.screenshot(tmp_path / "never-rendered.png")
                 raise AssertionError(f"no findings table in the lab: see {tmp_path / 'never-rendered.png'}") from None
             seen = page.evaluate(LAB_FINDINGS)
-            report = "document.querySelector('.imsnb-report')"
-            page.wait_for(f"({report}.scrollIntoView({{block: 'start'}}), {report}.getBoundingClientRect().top < 150)")
+            page.wait_for(FINDINGS_AT_THE_TOP)
             page.screenshot(shots_dir(tmp_path) / "lab-findings.png")
     finally:
         os.killpg(lab.pid, signal.SIGINT)
@@ -274,6 +276,18 @@ SCROLLED_TO_FINDINGS = """
   const outer = document.querySelector('.jp-NotebookPanel .jp-WindowedPanel-outer');
   if (outer) outer.scrollTop = outer.scrollHeight;
   return !!document.querySelector('.jp-OutputArea-output table.imsnb-findings');
+})()
+"""
+
+# The findings at the top of the notebook's view, and staying there (JupyterLab moves the view as outputs settle).
+FINDINGS_AT_THE_TOP = """
+(() => {
+  const report = document.querySelector('.imsnb-report');
+  const top = Math.round(report.getBoundingClientRect().top);
+  if (top < 60 || top > 160) { report.scrollIntoView({block: 'start'}); window.imsnbTop = null; return false; }
+  const stable = window.imsnbTop === top;
+  window.imsnbTop = top;
+  return stable;
 })()
 """
 

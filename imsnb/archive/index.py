@@ -206,7 +206,7 @@ th{background:#f3f3f3} td.n{text-align:right;white-space:nowrap} .t{white-space:
 .OK{background:#e6f4e6}.INFO{background:#e8f0fb}.WARNING{background:#fff3cd}
 .ERROR{background:#f8d7da}.CRITICAL{background:#f1aeb5;font-weight:bold}
 .failed,.timeout{background:#f8d7da} .applying{background:#f1aeb5;font-weight:bold}
-.note{color:#666;font-size:.9em} td{overflow-wrap:anywhere} td.w{min-width:12em} td.d{min-width:20em}
+.note{color:#666;font-size:.9em} td.w{min-width:16em} td.d{min-width:20em;overflow-wrap:anywhere}
 dl.postmortem dt{font-weight:bold;margin-top:.8em} dl.postmortem dd{margin:.2em 0 0 1em;white-space:pre-wrap}
 .unwritten{color:#888;font-style:italic} pre{background:#f7f7f7;padding:.5em .8em;white-space:pre-wrap}
 """
@@ -229,8 +229,8 @@ def render_index(
         status, severity = str(run.get("status") or "?"), str(run.get("severity") or "none")
         rows.append(
             f"<tr><td class=t>{e(str(run.get('started_at') or ''))}</td>"
-            f'<td><a href="{e(link)}/report.html">{e(str(run.get("notebook") or run["folder"]))}</a></td>'
-            f'<td class="{e(status)}">{e(status_word(status))}</td><td class="{e(severity)}">{e(severity)}</td>'
+            f'<td class=t><a href="{e(link)}/report.html">{e(str(run.get("notebook") or run["folder"]))}</a></td>'
+            f'<td class="t {e(status)}">{e(status_word(status))}</td><td class="{e(severity)}">{e(severity)}</td>'
             f"<td class=n>{e(seconds_text(run.get('duration_s')))}</td><td class=t>{e(run_window_text(run))}</td>"
             f'<td><a href="{e(link)}/notebook.ipynb">notebook</a> · <a href="{e(link)}/summary.json">summary</a></td>'
             "</tr>"
