@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 import urllib.request
@@ -46,7 +47,7 @@ class Browser:
             "--remote-debugging-port=0",
             f"--window-size={width},{height}",
         ]
-        if offline:  # a dead proxy and no DNS: a page that fetches anything gets nothing (local servers excepted)
+        if offline:  # a dead proxy: a page that fetches from the network gets nothing (local servers excepted)
             command += ["--proxy-server=127.0.0.1:9", "--proxy-bypass-list=127.0.0.1;localhost"]
         if os.geteuid() == 0:
             command.append("--no-sandbox")
@@ -56,7 +57,13 @@ class Browser:
         self.loop = asyncio.new_event_loop()
         self._id = 0
         self._events: list[dict] = []
-        port_file = work / "profile" / "DevToolsActivePort"
+        try:
+            self._connect(work / "profile" / "DevToolsActivePort")
+        except BaseException:  # never leave a Chromium behind when it could not be driven
+            self.close()
+            raise
+
+    def _connect(self, port_file: Path) -> None:
         deadline = time.monotonic() + 60
         while not (port_file.is_file() and port_file.read_text().count("\n") >= 1):
             if time.monotonic() > deadline or self.proc.poll() is not None:
@@ -74,8 +81,8 @@ class Browser:
         self.send("Page.enable")
         self.send(
             "Emulation.setDeviceMetricsOverride",
-            width=width,
-            height=height,
+            width=self.width,
+            height=self.height,
             deviceScaleFactor=1,
             mobile=False,
         )
@@ -138,13 +145,16 @@ class Browser:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.ws.close()
-        self.proc.terminate()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)  # the browser and its helpers (its own session)
         try:
             self.proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
-        self.loop.close()
+        if not self.loop.is_closed():
+            self.loop.close()
 
 
 @contextlib.contextmanager
