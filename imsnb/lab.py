@@ -32,6 +32,10 @@ from imsnb.shutdown import Shutdown, stop_process
 # an incident bridge (nor is the network call). A user's own choice in these settings is kept.
 QUIET_SETTINGS = {"@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false"}}
 QUIET_SETTINGS_DEFAULTS = {"checkForUpdates": False}
+# The session's own notebook trust store (Jupyter's NotebookNotary: its signatures and the key it signs with). The
+# copies are signed when made, so JupyterLab opens them without "Notebook ... is not trusted" in its log; the user's
+# own store (~/.local/share/jupyter/nbsignatures.db) is left alone.
+TRUST_FOLDER = ".jupyter-trust"
 
 
 def session_folder(outputs: Path | str, at: datetime | None = None) -> Path:
@@ -51,6 +55,7 @@ def prepare_session(folder: Path, user_settings: Path | None = None) -> list[Pat
     copied = []
     for source in runbook_paths(notebooks_dir()):
         copied.append(Path(shutil.copy2(source, folder / source.name)))
+    sign_notebooks(copied, folder / TRUST_FOLDER)
     settings = settings_folder(folder)
     if user_settings is not None and user_settings.is_dir():
         shutil.copytree(user_settings, settings)
@@ -66,6 +71,21 @@ def prepare_session(folder: Path, user_settings: Path | None = None) -> list[Pat
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(merged, indent=2) + "\n", encoding="utf-8")
     return copied
+
+
+def sign_notebooks(paths: list[Path], trust: Path) -> None:
+    """Mark `paths` trusted in the session's trust store (`TRUST_FOLDER`, which the lab's notary is pointed at):
+    they are fresh copies of the catalogue, with no outputs, so there is nothing in them to distrust."""
+    import nbformat
+    from nbformat.sign import NotebookNotary
+
+    trust.mkdir(parents=True, exist_ok=True)
+    notary = NotebookNotary(data_dir=str(trust))
+    try:
+        for path in paths:
+            notary.sign(nbformat.read(path, as_version=4))
+    finally:
+        notary.store.close()
 
 
 def user_settings_dir() -> Path | None:
@@ -112,7 +132,10 @@ def require_jupyterlab() -> None:
 
 def lab_command(notebooks: Path, port: int) -> list[str]:
     """JupyterLab on 127.0.0.1:PORT serving `notebooks` (the session's working folder), its own log quiet: the
-    token comes from JUPYTER_TOKEN and `imsnb lab` prints the one line to open."""
+    token comes from JUPYTER_TOKEN and `imsnb lab` prints the one line to open; the notebooks' trust is the
+    session's (`sign_notebooks`), and kernels talk to it over IPC sockets (no TCP port, so no "Kernel is running
+    over TCP without encryption" at every kernel start). A `tornado_settings` of the user's own Jupyter config is
+    replaced by this one setting for the session."""
     command = [
         sys.executable,
         "-m",
@@ -124,6 +147,11 @@ def lab_command(notebooks: Path, port: int) -> list[str]:
         "--ServerApp.port_retries=0",
         "--ServerApp.log_level=WARN",
         "--LabApp.log_level=WARN",
+        f"--NotebookNotary.data_dir={notebooks / TRUST_FOLDER}",
+        "--KernelManager.transport=ipc",
+        # jupyter_server's kernel websocket pings every 30 s with a 90 s timeout, which tornado >= 6.5 refuses (and
+        # logs at the first connection, then uses 30 s): say 30 s, so the log stays quiet and nothing changes.
+        '--ServerApp.tornado_settings={"ws_ping_timeout": 30000}',
     ]
     if os.geteuid() == 0:  # JupyterLab refuses root without it (containers, CI)
         command.append("--allow-root")
@@ -155,8 +183,15 @@ def serve(
 ) -> int:
     """Run JupyterLab (`command`, this environment plus `added`) until it exits or a stop signal ends the session;
     `on_ready` is called once it listens on `port`. Returns 0 when a signal stopped it, else JupyterLab's own exit
-    status. The process is stopped (terminate, then kill after 15 s) whatever happens."""
-    proc = subprocess.Popen(command, env={**os.environ, **added}, stdin=subprocess.DEVNULL)
+    status. The process is stopped (terminate, then kill after 15 s) whatever happens.
+
+    The session's kernels talk over IPC sockets, whose paths must stay under the kernel's limit of 107 bytes: their
+    runtime folder (JUPYTER_RUNTIME_DIR: connection files, sockets) is a short temporary one, removed at the end."""
+    import tempfile
+
+    runtime = tempfile.mkdtemp(prefix="imsnb-lab-")
+    env = {**os.environ, **added, "JUPYTER_RUNTIME_DIR": runtime}
+    proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
     try:
         ready = False
         while proc.poll() is None:
@@ -169,4 +204,5 @@ def serve(
     finally:
         shutdown.begin()
         stop_process(proc, timeout_s=15)
+        shutil.rmtree(runtime, ignore_errors=True)
     return 0 if shutdown.signal else (proc.returncode or 0)

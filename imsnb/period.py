@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 BASES = ("sample", "history", "window", "since restart")
+SHORT_BASES = {"sample": "sampled", "history": "from history", "window": "window"}
+RECENT_S = 600  # a span that ended this close to now is "the last ..." in `Period.short`
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,21 @@ class Period:
         else:
             text = f"{self.basis} {self.start:%Y-%m-%d %H:%M}–{self.end:%Y-%m-%d %H:%M} UTC ({_span(self.seconds)})"
         return f"{text}, {self.note}" if self.note else text
+
+    def short(self, now: datetime | None = None) -> str:
+        """A glance for a table or a terminal line: 'last 46 s, from history', 'last 10 s, sampled', 'last 60 min,
+        window', 'since restart, 40.1 d'; a span that ended more than RECENT_S before `now` (default: the clock)
+        says when it ended instead of "last". `label()` has the times and the note."""
+        span = _span(self.seconds)
+        if self.lifetime:
+            return f"since restart, {span}" if self.start is not None else "since restart"
+        how = SHORT_BASES[self.basis]
+        if self.start is None:
+            return f"{how}, to {self.end:%H:%M} UTC"
+        now = now or datetime.now(UTC)
+        if abs((now - self.end).total_seconds()) <= RECENT_S:
+            return f"last {span}, {how}"
+        return f"{span} to {self.end:%Y-%m-%d %H:%M} UTC, {how}"
 
     def __str__(self) -> str:
         return self.label()

@@ -1,7 +1,8 @@
 """What a notebook shows people, and the bundle the runner reads back.
 
 `report(findings)` displays one output with three representations: an HTML table for people, plain text for
-terminals, and `application/vnd.imsnb.findings+json` for machines (the runner builds summary.json from it).
+terminals, and `application/vnd.imsnb.findings+json` for machines (the runner builds summary.json from it). Tables
+are shown as people read them (`imsnb.tables`); the findings table keeps to a notebook's width, the message wrapping.
 
 Every text in an HTML output comes from parameters or data (titles, query text, log lines, key names, API bodies)
 and is escaped; no output is Markdown (nbconvert and JupyterLab pass HTML inside Markdown through). Every HTML
@@ -21,27 +22,48 @@ import pandas as pd
 
 from imsnb import __version__
 from imsnb.bundles import FINDINGS_MIME
-from imsnb.findings import Finding, Findings, Severity, escalation_for, on_call, worded
+from imsnb.findings import Finding, Findings, Severity, escalation_for, on_call, skipped_target, skipped_text, worded
+from imsnb.tables import (
+    CELL,
+    HEAD,
+    MISSING,
+    NUMBER,
+    SEVERITY_STYLE,
+    TABLE_STYLE,
+    TEXT,
+    breakable,
+    table_html,
+    table_text,
+    value_text,
+)
 
 MIME_TYPE = FINDINGS_MIME
 MATH_IGNORE = "mathjax_ignore"  # MathJax 3's ignoreHtmlClass default, which JupyterLab 4 keeps
-SEVERITY_STYLE = {
-    "OK": "background:#e3f4e8;color:#1e6b3a",
-    "INFO": "background:#e6eef8;color:#234e85",
-    "WARNING": "background:#fff1d6;color:#8a5a00",
-    "ERROR": "background:#fde0dc;color:#9b1c12",
-    "CRITICAL": "background:#9b1c12;color:#ffffff",
-}
-COLUMNS = ["severity", "check", "component", "value", "threshold", "unit", "period", "message"]
+COLUMNS = ["severity", "check", "message", "value", "threshold", "period"]  # the important first; component: check's
 
 
 def findings_table(findings: list[Finding]) -> pd.DataFrame:
-    """One row per finding, worst first."""
+    """One row per finding, worst first, as people read it: the value and threshold with their unit, the period as
+    a short label ("last 46 s, from history"). Targets that were not configured are left out (`skipped_line`)."""
     rows = [
-        {**f.to_dict(), "period": f.period.label() if f.period else ""}
+        {
+            "severity": f.severity.name,
+            "check": f.check,
+            "message": f.message,
+            "value": value_text(f.value, f.unit),
+            "threshold": value_text(f.threshold, f.unit),
+            "period": f.period.short() if f.period else "",
+        }
         for f in sorted(findings, key=lambda f: -f.severity)
+        if not skipped_target(f)
     ]
-    return pd.DataFrame(rows, columns=COLUMNS + ["evidence"])[COLUMNS]
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def skipped_line(findings: list[Finding]) -> str:
+    """ "Not checked (no target configured): no Redis target: set REDIS_URL, ...; ..." or ""."""
+    skipped = [skipped_text(f) for f in findings if skipped_target(f)]
+    return f"Not checked (no target configured): {'; '.join(skipped)}" if skipped else ""
 
 
 def bundle(findings: list[Finding], *, at: datetime | None = None) -> dict[str, Any]:
@@ -69,26 +91,38 @@ def bundle(findings: list[Finding], *, at: datetime | None = None) -> dict[str, 
 
 
 def render_html(findings: list[Finding], data: dict[str, Any]) -> str:
+    """The findings as a table that fits a laptop's notebook width: the message wraps in the widest column, the
+    other columns stay narrow; what was not checked is said above it, apart."""
     e = html.escape
     esc = data["escalation"]
-    head = "".join(f"<th style='text-align:left;padding:4px 8px'>{e(c)}</th>" for c in COLUMNS)
+    head = "".join(
+        f"<th style='{HEAD};text-align:{'right' if c in ('value', 'threshold') else 'left'}'>{e(c)}</th>"
+        for c in COLUMNS
+    )
+    periods = {id(f): f.period.label() for f in findings if f.period}
+    ordered = [f for f in sorted(findings, key=lambda f: -f.severity) if not skipped_target(f)]
     rows = []
-    for row in findings_table(findings).itertuples(index=False):
-        cells = []
-        for column, value in zip(COLUMNS, row, strict=True):
-            style = SEVERITY_STYLE.get(value, "") + ";font-weight:600" if column == "severity" else ""
-            shown = "" if value is None or (isinstance(value, float) and pd.isna(value)) else value
-            cells.append(f"<td style='padding:4px 8px;{style}'>{e(str(shown))}</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
+    for finding, row in zip(ordered, findings_table(findings).itertuples(index=False), strict=True):
+        severity = f"{CELL};{SEVERITY_STYLE.get(row.severity, '')};font-weight:600;white-space:nowrap;text-align:left"
+        period = f" title='{e(periods[id(finding)])}'" if id(finding) in periods else ""
+        rows.append(
+            f"<tr><td style='{severity}'>{e(row.severity)}</td>"
+            f"<td style='{CELL};text-align:left;min-width:11em'>{breakable(row.check)}</td>"
+            f"<td style='{TEXT};min-width:14em'>{e(row.message)}</td>"
+            f"<td style='{NUMBER}'>{e(row.value)}</td><td style='{NUMBER}'>{e(row.threshold)}</td>"
+            f"<td style='{TEXT};min-width:6em;max-width:10em'{period}>{e(row.period or MISSING)}</td></tr>"
+        )
     worst = data["severity"]
+    skipped = skipped_line(findings)
     return (
         f"<div class='imsnb-report {MATH_IGNORE}'><h3>Findings: "
         f"<span style='{SEVERITY_STYLE.get(worst, '')};padding:2px 8px'>{e(str(worst))}</span></h3>"
-        f"<p>Escalation: respond within <b>{e(worded(str(esc['response_time'])))}</b>; "
+        + (f"<p><b>{e(skipped.split(': ', 1)[0])}:</b> {e(skipped.split(': ', 1)[1])}</p>" if skipped else "")
+        + f"<p>Escalation: respond within <b>{e(worded(str(esc['response_time'])))}</b>; "
         f"notify {e(worded(str(esc['notification'])))}; escalation {e(worded(str(esc['escalation'])))}. "
         f"On call now: <b>{e(_on_call_text(esc))}</b>.</p>"
-        f"<table style='border-collapse:collapse'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-        "</div>"
+        f"<table class='imsnb-findings' style='{TABLE_STYLE};width:100%'><thead><tr>{head}</tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
     )
 
 
@@ -103,8 +137,13 @@ def render_text(findings: list[Finding], data: dict[str, Any]) -> str:
         f"Findings: {data['severity']} — escalation: {worded(data['escalation']['escalation'])}, "
         f"respond within {worded(data['escalation']['response_time'])}"
     ]
+    skipped = skipped_line(findings)
+    if skipped:
+        lines.append(f"  {skipped}")
     for f in sorted(findings, key=lambda f: -f.severity):
-        covers = f" [{f.period.label()}]" if f.period else ""
+        if skipped_target(f):
+            continue
+        covers = f" [{f.period.short()}]" if f.period else ""
         lines.append(f"  {f.severity.name:<8} {f.check:<32} {f.message}{covers}")
     return "\n".join(lines)
 
@@ -137,8 +176,7 @@ def show(obj: Any, title: str | None = None) -> None:
         if obj.empty:
             _display({"text/plain": "(none)", "text/html": html_block("<p><i>(none)</i></p>")})
         else:
-            table = obj.to_html(index=False, max_rows=50, escape=True)
-            _display({"text/html": html_block(table), "text/plain": obj.to_string(max_rows=50)})
+            _display({"text/html": html_block(table_html(obj)), "text/plain": table_text(obj)})
     else:
         _display({"text/plain": str(obj)})
 

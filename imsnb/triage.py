@@ -14,6 +14,8 @@ snapshot, or from a stored one near the window's start), since-restart totals on
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,6 +25,7 @@ from imsnb import cache, config, postgres, prometheus, sampling
 from imsnb.aws import Aws, cloudwatch, rds
 from imsnb.findings import CATALOGUE, Finding, Findings, Severity, escalation_for, on_call
 from imsnb.findings.oncall import on_call_now
+from imsnb.progress import say
 from imsnb.window import Window, parse_duration
 
 
@@ -67,7 +70,8 @@ NOTEBOOK_FOR_CHECK = (
     ("prometheus.reachable", "health_check"),
     ("aws.reachable", "health_check"),
 )
-TABLE_COLUMNS = ["area", "metric", "value", "threshold", "unit", "runbook", "severity", "check", "period", "message"]
+# The key-metrics table, the columns a paged engineer reads first first (value and threshold show with their unit).
+TABLE_COLUMNS = ["severity", "area", "metric", "value", "threshold", "unit", "runbook", "message", "period", "check"]
 
 
 def key_findings(
@@ -87,12 +91,13 @@ def key_findings(
     happening now)."""
     findings = Findings()
     prom = prom or prometheus.Prometheus()
+    say("reading Prometheus: API request rate, 5xx rate, p95 ...")
     for check, fetch, judge in (
         ("api.request_rate", prometheus.request_rate, prometheus.request_rate_finding),
         ("api.error_rate", prometheus.error_rate, prometheus.error_rate_finding),
         ("api.p95_latency", prometheus.p95_latency, prometheus.p95_latency_finding),
     ):
-        with findings.section(check, "api"):
+        with _said(findings), findings.section(check, "api"):
             findings.add(judge(fetch(window, prom=prom)))
     with findings.section("api.third_party_status", "api"):  # the runbook's "Check third-party service status"
         from imsnb.status_pages import third_party_findings
@@ -102,10 +107,11 @@ def key_findings(
     aws = Aws(application)
     instance = config.aws_name("rds_instance", rds_instance)
     load = None
-    with findings.section("aws.rds.cpu", "aws"):
+    say(f"reading CloudWatch: {instance} CPU and free storage ...")
+    with _said(findings), findings.section("aws.rds.cpu", "aws"):
         load = cloudwatch.rds_metrics(instance, window, aws=aws)
         findings.add(cloudwatch.rds_cpu_finding(load, instance))
-    with findings.section("aws.rds.free_storage", "aws"):
+    with _said(findings), findings.section("aws.rds.free_storage", "aws"):
         if load is None:
             load = cloudwatch.rds_metrics(instance, window, aws=aws)
         described = rds.instances(instance, aws=aws)
@@ -113,11 +119,13 @@ def key_findings(
         findings.add(cloudwatch.rds_free_storage_finding(load, instance, allocated))
 
     db = postgres.Database(application)
+    say("reading PostgreSQL: connections, replication lag ...")
     try:
-        findings.add(postgres.reachable_finding(db), postgres.visibility_finding(db))
-        with findings.section("postgres.connections_used", "database"):
+        with _said(findings):
+            findings.add(postgres.reachable_finding(db), postgres.visibility_finding(db))
+        with _said(findings), findings.section("postgres.connections_used", "database"):
             findings.add(postgres.connections_finding(postgres.connections_by_state(db), postgres.max_connections(db)))
-        with findings.section("postgres.replication_lag", "database"):
+        with _said(findings), findings.section("postgres.replication_lag", "database"):
             findings.add(postgres.replication_lag_finding(postgres.replication_lag(db)))
     finally:
         db.close()
@@ -127,17 +135,61 @@ def key_findings(
         sample = sampling.Sample(0, cache=cache.Cache(application), window=window, taken_by=application)
     redis = sample.cache
     try:
-        findings.add(cache.reachable_finding(redis))
-        with findings.section("cache.hit_rate", "cache"):  # waits only for what remains of the sample
+        with _said(findings):
+            reached = cache.reachable_finding(redis)
+            findings.add(reached)
+        left = sample.remaining_s()
+        if reached.severity == Severity.OK:
+            say(
+                f"reading Redis: hit rate and evictions over the counter sample ({left:.0f} s left) ..."
+                if left >= 1
+                else "reading Redis: hit rate, evictions, memory, latency ..."
+            )
+        with _said(findings), findings.section("cache.hit_rate", "cache"):  # waits only for what remains of the sample
             findings.add(sampling.redis_findings(sample, lifetime_at_most=Severity.INFO))
-        with findings.section("cache.memory_used", "cache"):
+        with _said(findings), findings.section("cache.memory_used", "cache"):
             findings.add(cache.memory_finding(cache.memory_usage(redis)))
-        with findings.section("cache.latency", "cache"):
+        with _said(findings), findings.section("cache.latency", "cache"):
             findings.add(cache.latency_finding(cache.latency(redis, samples=cache_latency_samples)))
     finally:
         if own:
             redis.close()
     return findings
+
+
+_METRIC_NAMES = {key.check: f"{key.area} {key.metric}" for key in KEY_METRICS}
+
+
+@contextmanager
+def _said(findings: Findings) -> Iterator[None]:
+    """Tell the runner (`imsnb.progress`) each key metric judged in the block, and any other finding worse than
+    OK (a source down or not configured): `imsnb triage` prints them as they come."""
+    start = len(findings)
+    try:
+        yield
+    finally:
+        for found in findings[start:]:
+            if found.check in _METRIC_NAMES or found.severity > Severity.OK:
+                say(f"{found.severity.name:<8} {_METRIC_NAMES.get(found.check, found.check)}: {found.message}")
+
+
+def plan_text(window: str, sample_s: float, environ: dict[str, str] | None = None) -> str:
+    """What triage is about to do, for the first line a person sees: which configured sources it reads over which
+    window, and the sample of Redis's counters ("reading Prometheus, CloudWatch, ... over the last 1h; sampling
+    Redis counters for 10 s ...")."""
+    sources = [
+        name
+        for target, name in (
+            ("prometheus", "Prometheus"),
+            ("aws", "CloudWatch"),
+            ("postgres", "PostgreSQL"),
+            ("redis", "Redis"),
+        )
+        if config.target_configured(target, environ)
+    ]
+    reading = ", ".join(sources[:-1]) + (" and " if len(sources) > 1 else "") + sources[-1] if sources else "nothing"
+    sampled = f"; sampling Redis counters for {sample_s:g} s" if sample_s > 0 and "Redis" in sources else ""
+    return f"reading {reading} {window}{sampled} ..."
 
 
 def context_window(window: Window, at_least: str = "3h") -> Window:
@@ -212,8 +264,9 @@ def _row(
 
 
 def _period_text(finding: Finding) -> str:
-    """What span the row's number covers ("window 14:30:00–15:30:00 UTC (60 min), ..."); "" for a reading now."""
-    return finding.period.label() if finding.period else ""
+    """What span the row's number covers, short ("last 60 min, window"; the times are in the finding's period);
+    "" for a reading now."""
+    return finding.period.short() if finding.period else ""
 
 
 def worst_severity(table: pd.DataFrame) -> Severity:

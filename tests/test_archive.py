@@ -73,7 +73,7 @@ def test_index_escapes_everything_and_shows_actions_and_postmortem_notes(tmp_pat
     assert "<script>" not in text and 'src="http' not in text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
     assert "Time window: 2026-02-08T15:00:00Z – 2026-02-08T15:35:00Z" in text
-    assert 'worst severity: <span class="ERROR">ERROR</span>' in text
+    assert 'worst finding: <span class="ERROR">ERROR</span>' in text
     # timeline: findings at their run's start, the action at its planned time, in order
     rows = [ln for ln in text.split("<tr>") if "db_performance.check" in ln or "terminate_backend" in ln]
     assert "15:30:00Z" in rows[0] and "terminate_backend pid 4242" in rows[1] and "applied" in rows[1]
@@ -89,7 +89,8 @@ def test_index_without_actions_key_and_with_explicit_start_end(tmp_path):
     text = archive.write_index(incident).read_text()
     assert "Time window: 2026-02-07T16:30:00Z – 2026-02-08T16:30:00Z" in text
     assert "no findings above OK and no actions" in text
-    assert 'placeholder="Root cause: to be filled in"' in text
+    assert "<dt>Root cause</dt><dd class=unwritten>not written yet</dd>" in text
+    assert "<textarea" not in text and "<form" not in text, "no box that forgets what is typed into it"
 
 
 def test_a_run_that_records_its_window_is_read_as_recorded_and_old_folders_fall_back(tmp_path):
@@ -270,7 +271,7 @@ def test_summarize_a_notebook_run_with_plain_papermill(degraded, tmp_path):
     assert password in executed.read_text(), "papermill writes parameters verbatim (why summarize scrubs)"
     out = run_cli("summarize", str(executed), "--output", str(tmp_path / "summary.json"), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert "wrote " in out.stdout and "health_check, status ok" in out.stdout
+    assert "wrote " in out.stdout and "health_check completed in " in out.stdout
     summary = read_summary(tmp_path)
     assert summary["notebook"] == "health_check" and summary["incident_id"] == "INC-PM"
     assert summary["status"] == "ok" and summary["started_at"] and summary["duration_s"] > 0

@@ -35,7 +35,7 @@ def env(upgrade, use_env, monkeypatch):
 def checklist(folder) -> dict[str, str]:
     """The switch checklist's rows from the report: the step's text and its box."""
     html = (folder / "report.html").read_text()
-    rows = re.findall(r"<tr>\s*<td>([^<]*)</td>\s*<td>(\[[ x]\])</td>", html)
+    rows = re.findall(r"<tr>\s*<td[^>]*>([^<]*)</td>\s*<td[^>]*>(\[[ x]\])</td>", html)
     return {step.strip(): box for step, box in rows}
 
 

@@ -84,6 +84,22 @@ def test_a_period_survives_the_summary_round_trip():
         Period(None, end, "lifetime")
 
 
+def test_a_period_has_a_short_label_for_tables_and_terminals():
+    """ "last 2 min, from history": what a table's period column shows; `label()` keeps the times and the note."""
+    from datetime import UTC, datetime, timedelta
+
+    from imsnb.period import Period, since
+
+    end = datetime(2026, 11, 29, 20, 47, tzinfo=UTC)
+    now = end + timedelta(seconds=3)
+    assert Period(end - timedelta(seconds=120), end, "history", "a long note").short(now) == "last 2 min, from history"
+    assert Period(end - timedelta(seconds=10), end, "sample").short(now) == "last 10 s, sampled"
+    assert Period(end - timedelta(hours=1), end, "window").short(now) == "last 60 min, window"
+    assert since(end - timedelta(days=40), end).short(now) == "since restart, 40.0 d"
+    yesterday = Period(end - timedelta(hours=1), end, "window").short(now + timedelta(days=1))
+    assert yesterday == "60 min to 2026-11-29 20:47 UTC, window"
+
+
 def test_finding_constructors_take_the_message_first_and_the_rest_by_name():
     ok = Finding.ok("postgres.blocked_queries", "database", "no session waits on a lock", value=0, unit="s")
     assert (ok.severity, ok.value, ok.threshold, ok.unit, ok.message) == (

@@ -8,7 +8,9 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -123,3 +125,198 @@ def test_incident_index_opens_offline_with_every_report_linked(degraded_suite, t
     assert asked == []
     linked = set(re.findall(r'href="([^"]+/report\.html)"', dom))
     assert linked == {f"{r.folder.name}/report.html" for r in results}
+
+
+# ---------------------------------------------------------------- what a person sees: width, alignment, the header
+
+LAPTOP = (1366, 768)  # a laptop screen; the report pages are also checked at 1400 px, as the issue measured them
+
+
+def shots_dir(tmp_path: Path) -> Path:
+    """Where screenshots go: IMSNB_SCREENSHOTS (docs/img, to refresh the documentation's pictures) or tmp_path."""
+    return Path(os.environ.get("IMSNB_SCREENSHOTS") or tmp_path)
+
+
+def assert_readable(tables: list[dict], window: int) -> None:
+    """Every table within the window or scrolling in its own box; numbers right-aligned, text left-aligned; a long
+    text column at least 12em wide (never one word a line)."""
+    for table in tables:
+        assert table["right"] <= window + 1 or table["scrolls"], (table["heads"], table["right"])
+        for cell in table["cells"]:
+            text = cell["text"]
+            if table["heads"][cell["column"]].endswith("id"):
+                assert cell["lines"] == 1, (table["heads"], cell)  # an id on one line
+            elif re.fullmatch(r"-?[\d,]+(\.\d+)?( ?(ms|s|%|x|GiB|MiB))?", text):
+                assert cell["align"] == "right", (table["heads"], cell)
+            elif len(text) > 40:
+                assert cell["align"] in ("left", "start"), (table["heads"], cell)
+                words = len(text.split())  # never one word a line
+                assert cell["width"] >= 12 * 14 and (cell["lines"] <= 2 or cell["lines"] < 0.6 * words), cell
+
+
+def test_report_html_says_what_it_is_about_and_fits_the_window(degraded_suite, tmp_path):
+    """The issue: report.html was 1,934 px wide in a 1,400 px window, its query column wrapped a word a line beside
+    `4592.508857`, and it did not say which incident, notebook, targets or window it was about."""
+    from browser import MEASURE_TABLES, browser
+
+    _, results, _ = degraded_suite
+    run = next(r for r in results if r.summary["notebook"] == "db_performance")
+    report = run.folder / "report.html"
+    for width in (1400, LAPTOP[0]):
+        with browser(tmp_path / f"chromium-{width}", width=width, height=900) as page:
+            page.open(report.as_uri())
+            seen = page.evaluate(MEASURE_TABLES)
+            about = page.evaluate("document.querySelector('header.about').innerText")
+            if width == 1400:
+                page.screenshot(shots_dir(tmp_path) / "report-html.png")
+        assert seen["scrollWidth"] <= seen["innerWidth"] == width, seen["scrollWidth"]
+        assert_readable(seen["tables"], width)
+    assert about.startswith("Incident INC-SUITE: db_performance"), about
+    window = run.summary["window"]
+    for expected in (
+        "incident\nINC-SUITE",
+        "notebook\ndb_performance",
+        "targets\nPostgreSQL 127.0.0.1:",
+        "AWS us-east-1",
+    ):
+        assert expected in about, about
+    assert f"window\n{window['start'][:10]} {window['start'][11:19]} – {window['end'][11:19]} UTC (30 min)" in about
+    assert f"ran\n{run.summary['started_at'][:10]} " in about and "completed; worst finding" in about
+    findings = next(t for t in seen["tables"] if t["heads"][:3] == ["severity", "check", "message"])
+    assert findings["heads"] == ["severity", "check", "message", "value", "threshold", "period"]
+    cells = [c["text"] for t in seen["tables"] for c in t["cells"]]
+    unrounded = [t for t in cells if re.fullmatch(r"-?[1-9][\d,]*\.\d{3,}( ?\S+)?", t)]  # 4592.508857 was shown
+    assert not unrounded and any(re.fullmatch(r"\d{1,3}(,\d{3})+", t) for t in cells), unrounded
+
+
+def test_index_html_post_mortem_is_honest_and_fits_the_window(degraded_suite, tmp_path):
+    """The post-mortem boxes took typing the next rewrite threw away: the page now shows postmortem.json,
+    read-only, and says where to write it."""
+    from browser import MEASURE_TABLES, browser
+
+    outputs, _, _ = degraded_suite
+    index = outputs / "INC-SUITE" / "index.html"
+    with browser(tmp_path / "chromium", width=LAPTOP[0], height=900) as page:
+        page.open(index.as_uri())
+        seen = page.evaluate(MEASURE_TABLES)
+        editable = page.evaluate("document.querySelectorAll('textarea, input, [contenteditable]').length")
+        said = page.evaluate("document.body.innerText")
+        page.screenshot(shots_dir(tmp_path) / "index-html.png")
+        root_cause = "[...document.querySelectorAll('h3')].find(h => h.innerText.startsWith('Root cause'))"
+        page.evaluate(f"{root_cause}.scrollIntoView()")
+        page.screenshot(shots_dir(tmp_path) / "index-html-postmortem.png")
+    assert editable == 0
+    assert "write the post-mortem in postmortem.json in this folder" in " ".join(said.split())
+    assert "Root cause\nnot written yet" in said
+    assert seen["scrollWidth"] <= seen["innerWidth"], seen["scrollWidth"]
+    assert_readable(seen["tables"], LAPTOP[0])
+
+
+LAB_TARGET = Path(sys.prefix) / "jupyterlab"  # installed by `make .venv/.test-installed`, outside the test venv
+NO_WINDOWING = {"@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"}}
+
+
+def test_the_findings_table_fits_a_laptop_in_jupyterlab(degraded_suite, tmp_path):
+    """A real `imsnb lab` on a 1366x768 screen, the file browser open, showing db_performance as a run left it:
+    the findings table fits the output area (no horizontal scrolling), the value column right-aligned, the message
+    left-aligned and wrapping; the statements table's query column stays readable beside its numbers."""
+    from browser import browser
+
+    if not (LAB_TARGET / "jupyterlab").is_dir():
+        pytest.fail(f"JupyterLab for this test is not in {LAB_TARGET}: run `make .venv/.test-installed`")
+    from helpers import ROOT
+
+    _, results, _ = degraded_suite
+    run = next(r for r in results if r.summary["notebook"] == "db_performance")
+    settings = tmp_path / "user-settings"
+    for relative, value in NO_WINDOWING.items():  # every cell in the page, not only those scrolled to
+        (settings / relative).parent.mkdir(parents=True, exist_ok=True)
+        (settings / relative).write_text(json.dumps(value))
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{LAB_TARGET}",
+        "JUPYTERLAB_DIR": str(LAB_TARGET / "share" / "jupyter" / "lab"),
+        "JUPYTERLAB_SETTINGS_DIR": str(settings),
+    }
+    port = free_port()
+    command = [sys.executable, "-m", "imsnb.cli", "lab", "--port", str(port), "--outputs", str(tmp_path / "out")]
+    lab = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+    )
+    try:
+        ready = lab.stdout.readline()
+        assert "lab ready" in ready, ready + (lab.stderr.read() if lab.poll() is not None else "")
+        folder = Path(re.search(r"copied to (\S+);", ready)[1])
+        url = re.search(r"open (\S+)", ready)[1].replace("/lab?", "/lab/tree/db_performance_run.ipynb?")
+        shutil.copy(run.folder / "notebook.ipynb", folder / "db_performance_run.ipynb")
+        with browser(tmp_path / "chromium", width=LAPTOP[0], height=LAPTOP[1], offline=False) as page:
+            page.open(url)
+            try:
+                page.wait_for(SCROLLED_TO_FINDINGS, timeout_s=120)
+            except TimeoutError:
+                page.screenshot(tmp_path / "never-rendered.png")
+                raise AssertionError(f"no findings table in the lab: see {tmp_path / 'never-rendered.png'}") from None
+            seen = page.evaluate(LAB_FINDINGS)
+            page.wait_for(FINDINGS_AT_THE_TOP)
+            page.screenshot(shots_dir(tmp_path) / "lab-findings.png")
+    finally:
+        os.killpg(lab.pid, signal.SIGINT)
+        lab.wait(timeout=60)
+    assert seen["sidebar"] > 150, "the file browser is open, as on a fresh lab"
+    assert seen["table"] <= seen["area"] + 1 and seen["areaScroll"] <= seen["area"] + 1, seen
+    assert seen["heads"] == ["severity", "check", "message", "value", "threshold", "period"], seen["heads"]
+    assert set(seen["valueAlign"]) == {"right"} and set(seen["messageAlign"]) <= {"left", "start"}, seen
+    assert set(seen["severityAlign"]) <= {"left", "start"}, seen
+    assert seen["queryWidth"] >= 200, f"the query column is {seen['queryWidth']} px wide: one word a line"
+
+
+# Scroll the notebook to its end (JupyterLab renders the cells in view) until the findings table is there.
+SCROLLED_TO_FINDINGS = """
+(() => {
+  const outer = document.querySelector('.jp-NotebookPanel .jp-WindowedPanel-outer');
+  if (outer) outer.scrollTop = outer.scrollHeight;
+  return !!document.querySelector('.jp-OutputArea-output table.imsnb-findings');
+})()
+"""
+
+# The findings at the top of the notebook's view, and staying there (JupyterLab moves the view as outputs settle).
+FINDINGS_AT_THE_TOP = """
+(() => {
+  const report = document.querySelector('.imsnb-report');
+  const top = Math.round(report.getBoundingClientRect().top);
+  if (top < 60 || top > 160) { report.scrollIntoView({block: 'start'}); window.imsnbTop = null; return false; }
+  const stable = window.imsnbTop === top;
+  window.imsnbTop = top;
+  return stable;
+})()
+"""
+
+# The findings table in JupyterLab: its width against its output area's, its alignment; the sidebar's width; the
+# query column of the statements table.
+LAB_FINDINGS = """
+(() => {
+  const t = document.querySelector('.jp-OutputArea-output table.imsnb-findings');
+  const area = t.closest('.jp-OutputArea-output');
+  const col = i => [...t.querySelectorAll('tbody tr')].map(r => getComputedStyle(r.children[i]).textAlign);
+  const side = document.querySelector('#jp-left-stack');
+  const queries = [...document.querySelectorAll('.jp-OutputArea-output table.imsnb-table')]
+    .filter(q => [...q.querySelectorAll('th')].some(th => th.innerText.trim() === 'query'));
+  const heads = queries.length ? [...queries[0].querySelectorAll('th')] : [];
+  const qi = heads.findIndex(th => th.innerText.trim() === 'query');
+  return {
+    table: t.getBoundingClientRect().width, area: area.clientWidth, areaScroll: area.scrollWidth,
+    heads: [...t.querySelectorAll('thead th')].map(th => th.innerText.trim()),
+    valueAlign: col(3), messageAlign: col(2), severityAlign: col(0),
+    sidebar: side ? side.getBoundingClientRect().width : 0,
+    queryWidth: qi < 0 ? 0 : queries[0].querySelector('tbody tr').children[qi].getBoundingClientRect().width,
+  };
+})()
+"""
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -71,7 +72,7 @@ def test_index_links_every_report_and_shows_the_worst_severity(degraded_suite):
     assert all((incident / href).is_file() for href in index.hrefs)
     text = " ".join(index.text)
     worst = max((r.summary["severity"] for r in results), key=ORDER.index)
-    assert f"worst severity: {worst}" in " ".join(text.split())
+    assert f"worst finding: {worst}" in " ".join(text.split())
     assert "Incident INC-SUITE" in text and "Root cause" in text and "Action items" in text
     # the timeline holds every finding above OK, e.g. the seeded lock wait
     assert "postgres.blocked_queries" in text and "postgres.idle_in_transaction" in text
@@ -135,12 +136,15 @@ def test_suite_cli_prints_a_line_per_notebook_and_a_summary(degraded, tmp_path):
     lines = result.stdout.splitlines()
     progress = [ln for ln in lines if ln.startswith("[")]
     assert len(progress) == 2
-    for ln in progress:
-        assert ln.split()[1] in ("health_check", "db_performance") and ln.split()[2] in ORDER and ln.endswith(" ok")
+    for ln in progress:  # what happened, then the worst finding: never "ok" beside "ERROR"
+        assert ln.split()[1] in ("health_check", "db_performance") and ln.split()[2:4] == ["completed", "in"], ln
+        assert ln.split()[-1] in ORDER and "; worst finding " in ln, ln
     assert any(ln.startswith("incident INC-CLI: 2 run(s) in ") for ln in lines)
     assert "index: out/INC-CLI/index.html" in result.stdout
     db = next(p for p in (tmp_path / "out" / "INC-CLI").iterdir() if p.name.endswith("db_performance"))
     assert read_summary(db)["parameters"]["top_n"] == 3
+    worth = [f for f in read_summary(db)["findings"] if ORDER.index(f["severity"]) >= ORDER.index("WARNING")]
+    assert worth and all(f"{f['severity']:<8} db_performance  {f['check']}: " in result.stdout for f in worth)
     listing = sorted(p.name for p in (tmp_path / "out" / "INC-CLI").iterdir())
     health = next((p for p in (tmp_path / "out" / "INC-CLI").iterdir() if p.name.endswith("health_check")), listing)
     assert "top_n" not in read_summary(health)["parameters"]
@@ -192,3 +196,27 @@ def test_suite_bad_input_is_one_line_before_any_progress(argv, tmp_path, capsys)
     out, err = capsys.readouterr()
     assert out == "" and len(err.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_demo_says_what_matters_once_and_ends_with_the_next_steps(degraded_suite, capsys):
+    """`make demo`'s output, captured from the suite's real runs: findings at WARNING and above, each plan listed
+    but "both keys are missing ..." said once (not once per plan), what happened per run, then where to look."""
+    from imsnb.cli.sandbox import DemoPrinter
+
+    outputs, results, _ = degraded_suite
+    printer = DemoPrinter("db-degradation")
+    for r in results:
+        printer.start(r.summary["notebook"])
+        printer.result(r)
+    printer.end(results)
+    out = capsys.readouterr().out
+    planned = [a for r in results for a in r.summary["actions"] if a["status"] == "planned"]
+    assert len(planned) >= 3, planned
+    assert out.count("both keys are missing") == 1, out
+    assert all(f"action planned  {a['action']} {a['target']}" in out for a in planned), out
+    assert "status ok" not in out and out.count(": completed in ") == len(results), out
+    assert not re.search(r"^  (OK|INFO) ", out, re.M), "OK and INFO findings stay in the reports"
+    assert len(out.splitlines()) < 120, len(out.splitlines())
+    steps = out.split("\nnext steps:\n")[1]
+    assert f"open {outputs / 'INC-SUITE' / 'index.html'}" in steps
+    assert "make lab SCENARIO=db-degradation" in steps and "imsnb triage --incident PRACTICE --run-suggested" in steps

@@ -75,7 +75,7 @@ def _table_severities(notebook: dict) -> list[str]:
         for out in cell.get("outputs", []):
             html = "".join(out.get("data", {}).get("text/html", ""))
             if "Request rate" in html and "Replication lag" in html:
-                return re.findall(r"<td>(OK|INFO|WARNING|ERROR|CRITICAL)</td>", html)
+                return re.findall(r"<td[^>]*>(OK|INFO|WARNING|ERROR|CRITICAL)</td>", html)
     raise AssertionError("no key-metrics table in the notebook")
 
 
@@ -121,14 +121,17 @@ def test_the_notebook_with_every_dependency_down(tmp_path, monkeypatch):
 
 
 def test_cli_triage_runs_the_suggested_notebooks_under_one_incident(tmp_path, degraded):
+    """What the paged engineer reads, captured: what triage is about to do before its kernel starts, each key metric
+    as it is judged, what happened ("completed"), then the follow-ups' own findings, escalation and index."""
     args = ["triage", "--run-suggested", "--incident", "INC-77", "-p", "window", "30m", "--outputs", "out"]
     result = subprocess.run(
         [sys.executable, "-m", "imsnb.cli", *args], cwd=tmp_path, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 1, result.stderr  # ERROR findings, --fail-on ERROR; no notebook failed
-    suggested = re.search(r"suggested notebooks: (.+)", result.stdout)[1].split(", ")
+    out = result.stdout
+    suggested = re.search(r"suggested notebooks: (.+)", out)[1].split(", ")
     assert set(suggested) == {"db_performance", "high_error_rate", "api_timeout"}
-    assert re.search(r"ERROR +API Error rate +5xx error rate", result.stdout)
+    assert re.search(r"ERROR +API Error rate +5xx error rate", out)
     folders = sorted((tmp_path / "out").iterdir())
     assert [f.name for f in folders] == ["INC-77"]
     runs = {read_summary(run)["notebook"]: read_summary(run) for run in folders[0].iterdir() if run.is_dir()}
@@ -138,6 +141,27 @@ def test_cli_triage_runs_the_suggested_notebooks_under_one_incident(tmp_path, de
     assert {s["incident_id"] for s in runs.values()} == {"INC-77"}
     assert {s["status"] for s in runs.values()} == {"ok"}
     assert {s["parameters"]["window"] for s in runs.values()} == {"30m"}
+
+    lines = out.splitlines()
+    plan = "triage: reading Prometheus, CloudWatch, PostgreSQL and Redis over the last 30m; sampling Redis counters for"
+    assert lines[0].startswith(plan), lines[0]  # said before the kernel starts
+    done = next(i for i, ln in enumerate(lines) if ln.startswith("triage: completed in "))
+    judged = {m[1] for ln in lines[1:done] if (m := re.match(r"  (?:OK|INFO|WARNING|ERROR|CRITICAL) +(.+?): ", ln))}
+    assert {f"{area} {metric}" for area, metric in RUNBOOK_METRICS} <= judged, lines[:done]
+    assert lines[done].endswith("; worst finding ERROR"), lines[done]  # what happened, then the worst finding
+    assert "status ok" not in out and not re.search(r"\bok$", out, re.M), out
+
+    follow = lines[lines.index("running the 3 suggested notebook(s), 2 at a time ...") :]
+    assert len([ln for ln in follow if re.match(r"\[\d/3\] \w+ +completed in [\d.]+ s; worst finding", ln)]) == 3
+    summary = next(i for i, ln in enumerate(follow) if ln.startswith("follow-ups: 3 run(s) in "))
+    assert follow[summary].endswith(
+        f"worst finding {_worst(s['severity'] for s in runs.values() if s['notebook'] != 'triage')}"
+    )
+    rows = follow[summary + 1 :]
+    assert re.search(r"(ERROR|CRITICAL) +db_performance +postgres\.statement_regression: .*WHERE sku = \$1", out)
+    assert re.search(r"(ERROR|CRITICAL) +db_performance +postgres\.blocked_queries: .*held by \[\d+\]", "\n".join(rows))
+    assert any(ln.startswith("  escalation: Page") for ln in rows), rows
+    assert rows[-1] == "index: out/INC-77/index.html", rows
 
 
 def test_cli_triage_bad_input_writes_nothing(tmp_path):

@@ -8,6 +8,7 @@ from typing import Any
 
 from imsnb.archive.index import INDEX, incident_window, read_runs, seconds_text, timeline, worst
 from imsnb.errors import BadParameter
+from imsnb.runs.summary import status_word
 
 
 @dataclass
@@ -59,15 +60,16 @@ def describe_incident(incident: Incident) -> list[str]:
     """Lines for `imsnb archive show`: window, runs, findings above OK, actions."""
     window = incident_window(incident.runs)
     lines = [
-        f"incident {incident.id}: {len(incident.runs)} run(s), worst {incident.worst or 'none'}",
+        f"incident {incident.id}: {len(incident.runs)} run(s), worst finding {incident.worst or 'none'}",
         f"window: {window[0]} – {window[1]}" if window else "window: unknown",
         f"index: {incident.folder / INDEX}",
         "",
         "runs:",
     ]
     for run in incident.runs:
+        status = status_word(run.get("status"))
         lines.append(
-            f"  {run.get('started_at') or '?':<21} {run.get('notebook') or '?':<22} {run.get('status') or '?':<8}"
+            f"  {run.get('started_at') or '?':<21} {run.get('notebook') or '?':<22} {status:<10}"
             f"{run.get('severity') or 'none':<9}{seconds_text(run.get('duration_s')):>8} s  {run['folder']}"
         )
     events = timeline(incident.runs)

@@ -21,6 +21,7 @@ from urllib.parse import quote
 from imsnb.errors import ImsnbError
 from imsnb.files import write_atomic
 from imsnb.findings import Severity
+from imsnb.runs.summary import status_word
 
 INDEX = "index.html"
 POSTMORTEM = "postmortem.json"
@@ -222,8 +223,9 @@ th{background:#f3f3f3} td.n{text-align:right;white-space:nowrap} .t{white-space:
 .OK{background:#e6f4e6}.INFO{background:#e8f0fb}.WARNING{background:#fff3cd}
 .ERROR{background:#f8d7da}.CRITICAL{background:#f1aeb5;font-weight:bold}
 .failed,.timeout{background:#f8d7da} .applying{background:#f1aeb5;font-weight:bold}
-textarea{width:100%;min-height:4em;font:inherit} label{font-weight:bold;display:block;margin-top:.8em}
-.note{color:#666;font-size:.9em}
+.note{color:#666;font-size:.9em} td.w{min-width:16em} td.d{min-width:20em;overflow-wrap:anywhere}
+dl.postmortem dt{font-weight:bold;margin-top:.8em} dl.postmortem dd{margin:.2em 0 0 1em;white-space:pre-wrap}
+.unwritten{color:#888;font-style:italic} pre{background:#f7f7f7;padding:.5em .8em;white-space:pre-wrap}
 """
 
 
@@ -244,23 +246,25 @@ def render_index(
         status, severity = str(run.get("status") or "?"), str(run.get("severity") or "none")
         rows.append(
             f"<tr><td class=t>{e(str(run.get('started_at') or ''))}</td>"
-            f'<td><a href="{e(link)}/report.html">{e(str(run.get("notebook") or run["folder"]))}</a></td>'
-            f'<td class="{e(status)}">{e(status)}</td><td class="{e(severity)}">{e(severity)}</td>'
+            f'<td class=t><a href="{e(link)}/report.html">{e(str(run.get("notebook") or run["folder"]))}</a></td>'
+            f'<td class="t {e(status)}">{e(status_word(status))}</td><td class="{e(severity)}">{e(severity)}</td>'
             f"<td class=n>{e(seconds_text(run.get('duration_s')))}</td><td class=t>{e(run_window_text(run))}</td>"
             f'<td><a href="{e(link)}/notebook.ipynb">notebook</a> · <a href="{e(link)}/summary.json">summary</a></td>'
             "</tr>"
         )
     events = [
         f"<tr><td class=t>{e(ev['at'])}</td><td>{e(ev['source'])}</td><td>{e(ev['kind'])}</td>"
-        f'<td class="{e(ev["level"])}">{e(ev["level"])}</td><td>{e(ev["what"])}</td><td>{e(ev["detail"])}</td></tr>'
+        f'<td class="{e(ev["level"])}">{e(ev["level"])}</td><td class=w>{e(ev["what"])}</td>'
+        f"<td class=d>{e(ev['detail'])}</td></tr>"
         for ev in timeline(runs)
     ]
     postmortem = postmortem or {}
     fields = "".join(
-        f'<label for="{key}">{e(label)}</label><textarea id="{key}" name="{key}" '
-        f'placeholder="{e(label)}: to be filled in">{e(postmortem.get(key, ""))}</textarea>'
+        f"<dt>{e(label)}</dt>"
+        + (f"<dd>{e(postmortem[key])}</dd>" if postmortem.get(key) else "<dd class=unwritten>not written yet</dd>")
         for key, label in POSTMORTEM_FIELDS
     )
+    template = e(json.dumps({key: postmortem.get(key, "") for key, _ in POSTMORTEM_FIELDS}, indent=2))
     window_text = f"{e(window[0])} – {e(window[1])}" if window else "unknown"
     no_runs = "<tr><td colspan=7>no finished runs</td></tr>"
     no_events = "<tr><td colspan=6>no findings above OK and no actions</td></tr>"
@@ -270,19 +274,21 @@ def render_index(
 <title>Incident {e(incident_id)}</title><style>{_CSS}</style></head>
 <body>
 <h1>Incident {e(incident_id)}</h1>
-<p>Time window: {window_text} · runs: {len(runs)} · worst severity: <span class="{e(worst_seen)}">{e(worst_seen)}</span>
+<p>Time window: {window_text} · runs: {len(runs)} · worst finding: <span class="{e(worst_seen)}">{e(worst_seen)}</span>
 · index written {e(iso(datetime.now(UTC)))}</p>
 {ticket_line}<h2>Runs</h2>
-<table><thead><tr><th>started (UTC)</th><th>notebook (report)</th><th>status</th><th>severity</th>
+<table><thead><tr><th>started (UTC)</th><th>notebook (report)</th><th>run</th><th>worst finding</th>
 <th>duration (s)</th><th>window (UTC)</th><th>files</th></tr></thead><tbody>{"".join(rows) or no_runs}</tbody></table>
 <h2>Post-mortem</h2>
 <h3>Timeline of findings and actions</h3>
 <table><thead><tr><th>time (UTC)</th><th>notebook</th><th>kind</th><th>severity / status</th><th>what</th>
 <th>detail</th></tr></thead><tbody>{"".join(events) or no_events}</tbody></table>
 <h3>Root cause and follow-up</h3>
-<p class=note>Document the root cause and create a ticket (runbook). To keep what you write here across index
-rewrites, put it in <code>{POSTMORTEM}</code> in this folder (keys: {", ".join(k for k, _ in POSTMORTEM_FIELDS)}).</p>
-<form>{fields}</form>
+<p class=note>Document the root cause and create a ticket (runbook). This page is rewritten after every run and
+cannot keep what is typed into it: write the post-mortem in <code>{POSTMORTEM}</code> in this folder (keys:
+{", ".join(k for k, _ in POSTMORTEM_FIELDS)}); the next run shows it here.</p>
+<dl class=postmortem>{fields}</dl>
+<details><summary>{POSTMORTEM} to start from</summary><pre>{template}</pre></details>
 </body></html>
 """
 

@@ -82,6 +82,7 @@ def add_summarize(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_summarize(args: argparse.Namespace) -> int:
+    from imsnb.cli.output import outcome_text
     from imsnb.runs.summary import summary_of_file, summary_text, write_summary
 
     summary = summary_of_file(args.notebook)
@@ -89,5 +90,5 @@ def cmd_summarize(args: argparse.Namespace) -> int:
         sys.stdout.write(summary_text(summary))
         return 0
     out = write_summary(summary, args.output)
-    print(f"wrote {out}: {summary['notebook']}, status {summary['status']}, worst {summary['severity'] or 'none'}")
+    print(f"wrote {out}: {summary['notebook']} {outcome_text(summary)}")
     return 0

@@ -1,5 +1,5 @@
-"""What the commands share: the parser class (errors as one line, exit 2), the option sets repeated across
-commands, and how a run's result is printed."""
+"""What the commands share: the parser class (errors as one line, exit 2) and the option sets repeated across
+commands. What they print is `imsnb.cli.output`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import Any
 
 from imsnb.errors import ImsnbError
-from imsnb.findings import Severity
 from imsnb.runs.exits import EXIT_BAD_INPUT
 from imsnb.sandbox import SCENARIO_NAMES
 
@@ -121,45 +120,3 @@ def deliver(args: argparse.Namespace, results: list) -> None:
     for r in notify.deliver(results, mode=args.notify, ticket=args.ticket, archive=args.archive):
         if r["status"] != "failed":
             print(f"notify {r['channel']}: {r['status']}" + (f" ({r['detail']})" if r.get("detail") else ""))
-
-
-def print_outcome(summary: dict[str, Any]) -> None:
-    """A run's error, actions and escalation, one line each."""
-    if summary.get("error"):
-        print(f"  error: {summary['error']['ename']}: {summary['error']['evalue']}")
-    for a in summary.get("actions") or []:
-        print(f"  action {a['status']:<8} {a['action']} {a['target']}: {a['detail'] or a['reason']}")
-    if summary.get("escalation"):
-        esc = summary["escalation"]
-        who = esc.get("on_call_name") or esc["on_call"]
-        from imsnb.findings.escalation import worded
-
-        print(f"  escalation: {worded(esc['escalation'])}; notify {worded(esc['notification'])}; on call: {who}")
-
-
-def print_result(result: Any) -> None:
-    """One run: its findings worst first, its status line, its outcome and its folder."""
-    summary = result.summary
-    for f in sorted(summary["findings"], key=lambda f: -Severity.parse(f["severity"])):
-        print(f"  {f['severity']:<8} {f['check']:<30} {f['message']}")
-    worst = summary["severity"] or "none"
-    print(f"{summary['notebook']}: status {summary['status']}, worst {worst}, {summary['duration_s']} s")
-    print_outcome(summary)
-    print(f"run folder: {result.folder}")
-
-
-def progress_printer(names: list[str]) -> Callable[[Any], None]:
-    """A suite's progress display: one line per notebook as it finishes (severity, duration, status)."""
-    done: list = []
-    width = max((len(n) for n in names), default=8)
-
-    def progress(result: Any) -> None:
-        done.append(result)
-        s = result.summary
-        print(
-            f"[{len(done):>{len(str(len(names)))}}/{len(names)}] {s['notebook']:<{width}}  "
-            f"{s['severity'] or 'none':<8} {s['duration_s']:>7.1f} s  {s['status']}",
-            flush=True,
-        )
-
-    return progress

@@ -10,15 +10,20 @@ from imsnb.cli.common import (
     check_delivery,
     deliver,
     parameters,
+    run_settings,
+)
+from imsnb.cli.output import (
+    outcome_text,
     print_outcome,
     print_result,
+    print_runs_summary,
+    print_skipped,
     progress_printer,
-    run_settings,
 )
 from imsnb.findings import Severity
 from imsnb.runs.exits import worst_exit_code
 
-TRIAGE_ROWS_SHOWN = 6
+TRIAGE_ROWS_SHOWN = 8  # key metrics at WARNING and above in triage's closing table (all were said as judged)
 
 
 def add_run(sub: argparse._SubParsersAction) -> None:
@@ -60,31 +65,40 @@ def add_triage(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_triage(args: argparse.Namespace) -> int:
-    from imsnb.runs.followups import run_suggested, run_triage
+    from imsnb.runs.followups import run_suggested, run_triage, triage_plan
     from imsnb.runs.suite import default_jobs
 
     params = parameters(args)
     check_delivery(args)
-    triage = run_triage(params, incident_id=args.incident, **run_settings(args))
+    print(f"triage: {triage_plan(params, incident_id=args.incident, **run_settings(args))}", flush=True)
+    triage = run_triage(params, incident_id=args.incident, on_progress=_indented, **run_settings(args))
     result, summary = triage.result, triage.result.summary
-    print(f"triage: status {result.status}, worst {summary['severity'] or 'none'}, {summary['duration_s']} s")
-    for row in triage.table.head(TRIAGE_ROWS_SHOWN).itertuples():
+    print(f"triage: {outcome_text(summary)}")
+    print_skipped(summary["findings"])
+    worth = triage.table[triage.table["severity"].map(Severity.parse) >= Severity.WARNING]
+    for row in worth.head(TRIAGE_ROWS_SHOWN).itertuples():
         print(f"  {row.severity:<8} {row.area + ' ' + row.metric:<28} {row.message}")
     print_outcome(summary)
     print(f"suggested notebooks: {', '.join(triage.suggested) or 'none'}")
     print(f"run folder: {result.folder}")
     results = [result]
     if args.run_suggested and triage.suggested:
+        import time
+
         jobs = default_jobs()
         print(f"\nrunning the {len(triage.suggested)} suggested notebook(s), {jobs} at a time ...", flush=True)
+        started = time.monotonic()
         followed = run_suggested(
             triage, params, jobs=jobs, on_result=progress_printer(triage.suggested), **run_settings(args)
         )
-        for r in followed:
-            print(f"run folder: {r.folder}")
+        print_runs_summary(followed, time.monotonic() - started, title="follow-ups")
         results += followed
     deliver(args, results)
     return worst_exit_code([r.exit_code for r in results])
+
+
+def _indented(line: str) -> None:
+    print(f"  {line}", flush=True)
 
 
 def add_suite(sub: argparse._SubParsersAction) -> None:
@@ -104,7 +118,6 @@ def add_suite(sub: argparse._SubParsersAction) -> None:
 def cmd_suite(args: argparse.Namespace) -> int:
     import time
 
-    from imsnb.archive import INDEX
     from imsnb.runs.suite import (
         check_jobs,
         default_jobs,
@@ -113,7 +126,6 @@ def cmd_suite(args: argparse.Namespace) -> int:
         suite_exit_code,
         suite_incident_id,
         suite_notebooks,
-        worst_severity,
     )
 
     environment = dict(args.parameter).get("environment")
@@ -131,20 +143,6 @@ def cmd_suite(args: argparse.Namespace) -> int:
     results = run_suite(
         names, params, incident_id=args.incident, jobs=jobs, on_result=progress_printer(names), **run_settings(args)
     )
-    elapsed = time.monotonic() - started
-    incident_dir = results[0].folder.parent
-    failed = [r.summary["notebook"] for r in results if r.status != "ok"]
-    total = sum(r.summary["duration_s"] or 0 for r in results)
-    print(
-        f"\nincident {incident_dir.name}: {len(results)} run(s) in {elapsed:.1f} s "
-        f"(sum of run times {total:.1f} s), worst {worst_severity(results) or 'none'}"
-        + (f", failed: {', '.join(failed)}" if failed else "")
-    )
-    width = max(len(n) for n in names)
-    for r in sorted(results, key=lambda r: -Severity.parse(r.summary["severity"] or "OK")):
-        for f in r.summary["findings"]:
-            if Severity.parse(f["severity"]) >= Severity.WARNING:
-                print(f"  {f['severity']:<8} {r.summary['notebook']:<{width}}  {f['check']}: {f['message']}")
-    print(f"index: {incident_dir / INDEX}")
+    print_runs_summary(results, time.monotonic() - started)
     deliver(args, results)
     return suite_exit_code(results)

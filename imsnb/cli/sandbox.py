@@ -6,8 +6,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
-from imsnb.cli.common import SCENARIOS, add_outputs_option, print_result
+from imsnb.cli.common import SCENARIOS, add_outputs_option
+from imsnb.cli.output import print_result
 
 SANDBOX_STOPS = (
     "Ctrl-C (SIGINT), SIGTERM or SIGHUP stops the sandbox within seconds and removes its files, also when it was "
@@ -83,16 +85,51 @@ def add_demo(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Every notebook against the sandbox, db_performance first; the findings of each, then where they are."""
+    """Every notebook against the sandbox, db_performance first; what each found at WARNING and above, each
+    action's reason said once, then the next steps."""
     from imsnb.runs.demo import demo_exit_code, run_demo
 
-    def starting(name: str) -> None:
+    printer = DemoPrinter(args.scenario)
+    print(f"starting the sandbox ({args.scenario}) ...", flush=True)
+    results = run_demo(args.scenario, args.outputs, on_start=printer.start, on_result=printer.result)
+    printer.end(results)
+    return demo_exit_code(results)
+
+
+class DemoPrinter:
+    """What `imsnb demo` prints: a heading per notebook, its findings at WARNING and above (the rest counted, in
+    the report), its plans with why they were not applied said the first time only; at the end where to look and
+    what to try next."""
+
+    def __init__(self, scenario: str) -> None:
+        from imsnb.cli.output import ActionPrinter
+
+        self.scenario = scenario
+        self.actions = ActionPrinter()
+
+    def start(self, name: str) -> None:
         print(f"\n== {name}", flush=True)
 
-    print(f"starting the sandbox ({args.scenario}) ...", flush=True)
-    results = run_demo(args.scenario, args.outputs, on_start=starting, on_result=print_result)
-    print(f"\nopen {Path(results[0].folder) / 'report.html'} in a browser to read the db_performance report")
-    return demo_exit_code(results)
+    def result(self, result: Any) -> None:
+        from imsnb.findings import Severity
+
+        print_result(result, self.actions, at_least=Severity.WARNING)
+
+    def end(self, results: list) -> None:
+        from imsnb.archive import INDEX
+
+        first = results[0]
+        steps = [
+            (f"open {Path(first.folder).parent / INDEX}", "every run of this demo, its report, the post-mortem"),
+            (f"open {Path(first.folder) / 'report.html'}", f"the {first.summary['notebook']} report"),
+            (f"make lab SCENARIO={self.scenario}", "the notebooks in JupyterLab, against the same scenario"),
+            (f"imsnb sandbox --scenario {self.scenario}", "as on a real page: paste its exports in another shell,"),
+            ("", "then: imsnb triage --incident PRACTICE --run-suggested"),
+        ]
+        width = max(len(command) for command, _ in steps)
+        print("\nnext steps:")
+        for command, why in steps:
+            print(f"  {command:<{width}}   {why}")
 
 
 def add_sandbox(sub: argparse._SubParsersAction) -> None:

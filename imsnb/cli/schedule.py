@@ -7,7 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from imsnb.cli.common import add_group, add_outputs_option, print_result
+from imsnb.cli.common import add_group, add_outputs_option
+from imsnb.cli.output import print_result
 from imsnb.errors import ImsnbError
 
 

@@ -21,13 +21,16 @@ from imsnb.config.secrets import (
     url_password,
 )
 from imsnb.config.targets import (
+    AWS_CREDENTIAL_VARIABLES,
     AWS_NAMES,
     NOT_CONFIGURED,
     PROMETHEUS_NAMES,
     TARGET_VARIABLES,
     api_url,
+    aws_configured,
     aws_name,
     grafana_settings,
+    nothing_checked_message,
     postgres_configured,
     postgres_label,
     postgres_settings,
@@ -37,6 +40,7 @@ from imsnb.config.targets import (
     redis_label,
     redis_settings,
     target_configured,
+    target_label,
     tls_ca_file,
     tls_endpoints,
 )
@@ -52,6 +56,7 @@ from imsnb.config.toml import (
 )
 
 __all__ = [
+    "AWS_CREDENTIAL_VARIABLES",
     "AWS_NAMES",
     "MIN_SCRUB_LENGTH",
     "NOT_CONFIGURED",
@@ -61,11 +66,13 @@ __all__ = [
     "TARGET_SETTINGS",
     "TARGET_VARIABLES",
     "api_url",
+    "aws_configured",
     "aws_name",
     "config_file",
     "environment_settings",
     "grafana_settings",
     "jira_settings",
+    "nothing_checked_message",
     "postgres_configured",
     "postgres_label",
     "postgres_settings",
@@ -78,6 +85,7 @@ __all__ = [
     "secret_values",
     "status_pages",
     "target_configured",
+    "target_label",
     "tls_ca_file",
     "tls_endpoints",
     "read_toml",

@@ -192,13 +192,14 @@ def aws_name(kind: str, given: str | None = None) -> str:
     return given or os.environ.get(variable) or default
 
 
-def tls_endpoints() -> list[str]:
+def tls_endpoints(environ: dict[str, str] | None = None) -> list[str]:
     """host:port endpoints whose certificates to check: IMSNB_TLS_ENDPOINTS (comma-separated), else the API's
     host on 443 when IMSNB_API_URL is https."""
-    listed = [e.strip() for e in os.environ.get("IMSNB_TLS_ENDPOINTS", "").split(",") if e.strip()]
+    environ = os.environ if environ is None else environ
+    listed = [e.strip() for e in environ.get("IMSNB_TLS_ENDPOINTS", "").split(",") if e.strip()]
     if listed:
         return listed
-    url = os.environ.get("IMSNB_API_URL", "")
+    url = environ.get("IMSNB_API_URL", "")
     if url.startswith("https://"):
         parts = urlsplit(url)
         return [f"{parts.hostname}:{parts.port or 443}"]
@@ -213,7 +214,8 @@ def tls_ca_file() -> str | None:
 # --- which targets are configured --------------------------------------------------------------------------------
 # A target none of whose variables is set is not configured: its checks are one INFO "<target>.configured ... :
 # skipped" finding, out of the escalation. CRITICAL is kept for a configured target that does not answer. AWS is
-# not listed: its credential chain (instance roles, SSO) cannot be known without asking it.
+# configured when its credentials or a profile resolve (`aws_configured`), never by default: a run that reached
+# nothing must not read as an all-clear.
 TARGET_VARIABLES = {
     "postgres": (
         "PGHOST",
@@ -231,23 +233,130 @@ TARGET_VARIABLES = {
     "api": ("IMSNB_API_URL", "API_HOST"),
     "prometheus": ("PROMETHEUS_URL",),
 }
+# Variables that make boto3's chain resolve credentials (a profile, keys, a web identity, a container's role). Without
+# them the chain's files, SSO, credential_process and instance metadata are asked (`aws_configured`).
+AWS_CREDENTIAL_VARIABLES = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+)
 NOT_CONFIGURED = {
     "postgres": "no PostgreSQL target: set PGHOST (and PGPORT, PGDATABASE, PGUSER), or DB_HOST, DB_NAME, DB_USER",
     "redis": "no Redis target: set REDIS_URL, or REDIS_HOST (and REDIS_PORT, REDIS_PASSWORD)",
     "api": "no API target: set IMSNB_API_URL (e.g. https://api.ims-2.0.com) or API_HOST",
     "prometheus": "no Prometheus target: set PROMETHEUS_URL (e.g. http://prometheus:9090)",
+    "aws": "no AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_REGION)",
+    "tls": "no TLS endpoint: pass -p endpoints host:port, or set IMSNB_TLS_ENDPOINTS or an https IMSNB_API_URL",
+}
+# The variables to name first when a target is missing, in a one-line hint ("set DB_HOST/PGHOST, REDIS_URL/...").
+TARGET_NAMES = {
+    "postgres": "PostgreSQL",
+    "redis": "Redis",
+    "api": "API",
+    "prometheus": "Prometheus",
+    "aws": "AWS",
+    "tls": "TLS",
+    "host": "host",
+}
+SHORT_HINTS = {
+    "postgres": "DB_HOST/PGHOST",
+    "redis": "REDIS_URL/REDIS_HOST",
+    "api": "IMSNB_API_URL/API_HOST",
+    "prometheus": "PROMETHEUS_URL",
+    "aws": "AWS_PROFILE/AWS_ACCESS_KEY_ID",
+    "tls": "IMSNB_TLS_ENDPOINTS or -p endpoints host:port",
 }
 
 
 def target_configured(target: str, environ: dict[str, str] | None = None) -> bool:
-    """Whether a target (postgres, redis, api, prometheus) has any of its variables set; other targets (aws, tls,
-    host) count as configured, as their configuration cannot be known beforehand."""
+    """Whether a target (postgres, redis, api, prometheus, aws, tls) is configured: one of its variables set, for
+    AWS credentials or a profile that resolve, for TLS an endpoint (`tls_endpoints`; a notebook's `endpoints`
+    parameter is the runner's to add); `host` is this machine, always there."""
     environ = os.environ if environ is None else environ
+    if target == "aws":
+        return aws_configured(environ)
+    if target == "tls":
+        return bool(tls_endpoints(environ))
     names = TARGET_VARIABLES.get(target)
     return names is None or any(environ.get(name) for name in names)
+
+
+def aws_configured(environ: dict[str, str] | None = None) -> bool:
+    """Whether boto3 would find credentials: a profile or keys in `environ`, else its own chain (the shared files,
+    SSO, credential_process, a container's or an instance's role; the instance metadata lookup costs up to a
+    second or two off EC2, paid only when nothing else answers). A chain that fails while resolving (an expired SSO
+    token, a broken profile) counts as configured: that is a finding for the run to show, not a target to skip."""
+    environ = os.environ if environ is None else environ
+    if any(environ.get(name) for name in AWS_CREDENTIAL_VARIABLES):
+        return True
+    try:
+        import botocore.session
+
+        return botocore.session.Session().get_credentials() is not None
+    except Exception:  # noqa: BLE001 - botocore's many config errors all mean "configured, but broken"
+        return True
+
+
+def nothing_checked_message(targets: list[str] | tuple[str, ...], what: str = "") -> str:
+    """The one line for a run that would check nothing, naming the variables that would give it a target."""
+    hints = ", ".join(SHORT_HINTS[t] for t in targets if t in SHORT_HINTS)
+    where = f" for {what}" if what else ""
+    return f"NOTHING CHECKED: no target configured{where} (set {hints}, or -p environment NAME)"
 
 
 def postgres_configured() -> None:
     """Raises NotConfigured (check `postgres.configured`) when no PG* or DB_* variable names a server."""
     if not target_configured("postgres"):
         raise NotConfigured(NOT_CONFIGURED["postgres"], check="postgres.configured")
+
+
+def target_label(target: str, environ: dict[str, str] | None = None) -> str:
+    """Where a target is, for people reading a report's header (never a password or a query string): "PostgreSQL
+    db.internal:5432/ims as imsnb_monitor", "Redis cache:6379/0", "AWS us-east-1 (profile prod)", "not configured"."""
+    environ = os.environ if environ is None else environ
+    name = TARGET_NAMES.get(target, target)
+    if not target_configured(target, environ):
+        return f"{name}: not configured"
+    get = environ.get
+    if target == "postgres":
+        where = f"{get('DB_HOST') or get('PGHOST') or 'localhost'}:{get('DB_PORT') or get('PGPORT') or '5432'}"
+        where += f"/{get('DB_NAME') or get('PGDATABASE') or '?'}"
+        user = get("DB_USER") or get("PGUSER")
+        return f"{name} {where}" + (f" as {user}" if user else "") if not get("PGSERVICE") else f"{name} service"
+    if target == "redis":
+        url = get("REDIS_URL")
+        where = _host_port(url, 6379) if url else f"{get('REDIS_HOST')}:{get('REDIS_PORT') or 6379}"
+        return f"{name} {where}"
+    if target in ("api", "prometheus"):
+        url = get("IMSNB_API_URL") or (f"http://{get('API_HOST')}:{get('API_PORT') or 8000}" if target == "api" else "")
+        url = get("PROMETHEUS_URL") if target == "prometheus" else url
+        return f"{name} {_host_port(url, None, scheme=True)}"
+    if target == "aws":
+        region = get("AWS_REGION") or get("AWS_DEFAULT_REGION") or "default region"
+        extra = [f"profile {get('AWS_PROFILE')}"] if get("AWS_PROFILE") else []
+        if get("AWS_ENDPOINT_URL"):
+            extra.append(f"endpoint {_host_port(get('AWS_ENDPOINT_URL'), None, scheme=True)}")
+        return f"{name} {region}" + (f" ({', '.join(extra)})" if extra else "")
+    if target == "tls":
+        return f"{name} {', '.join(tls_endpoints(environ))}"
+    if target == "host":
+        import socket
+
+        return f"host {socket.gethostname()}"
+    return name
+
+
+def _host_port(url: str | None, default_port: int | None, *, scheme: bool = False) -> str:
+    """scheme://host:port/path of a URL without its user, password or query; the URL's text cut at '@'/'?' if it
+    does not parse."""
+    try:
+        parts = urlsplit(str(url or ""))
+        port = parts.port or default_port
+        host = f"{parts.hostname}" + (f":{port}" if port else "")
+        path = parts.path if parts.path not in ("", "/") else ""
+        return (f"{parts.scheme}://" if scheme and parts.scheme else "") + host + path
+    except ValueError:
+        return str(url).split("@")[-1].split("?")[0]

@@ -1,6 +1,7 @@
 """Findings, the threshold catalogue from the runbook's Monitoring section, the escalation matrix and who is on call.
 
-    finding.py     Severity, Finding (+ Finding.of / Finding.ok / Finding.unusable), Findings (a run's, sections)
+    finding.py     Severity, Finding (+ Finding.of / Finding.ok / Finding.unusable), Findings (a run's, sections),
+                   skipped_target (a target not configured: listed first, apart)
     catalogue.py   Threshold, CATALOGUE, threshold() with its IMSNB_THRESHOLD_* overrides, judge(..., floor=, limit=),
                    unjudged (nothing to judge: the level and unit all the same)
     escalation.py  the escalation matrix (escalation_for) and the on-call rotation (on_call: which role)
@@ -20,6 +21,8 @@ from imsnb.findings.finding import (
     Severity,
     component_of,
     evidence_rows,
+    skipped_target,
+    skipped_text,
 )
 
 __all__ = [
@@ -39,6 +42,8 @@ __all__ = [
     "evidence_rows",
     "judge",
     "on_call",
+    "skipped_target",
+    "skipped_text",
     "threshold",
     "worded",
     "unjudged",

@@ -23,6 +23,7 @@ COMPONENTS = ("api", "database", "cache", "aws", "host", "tls")
 PACKAGE = Path(__file__).resolve().parents[1]  # imsnb/
 SOURCE_COMPONENTS = {"postgres": "database", "prometheus": "api"}  # the rest: the source is the component
 EVIDENCE_ROWS = 20
+SKIPPED = ": skipped"  # how the message of a target that is not configured ends (`Finding.unusable`)
 
 
 class Severity(IntEnum):
@@ -113,7 +114,7 @@ class Finding:
         """What a source that cannot be used is reported as: `<source>.reachable` CRITICAL when it did not answer,
         `<source>.configured` INFO ("...: skipped") when it is not set up; the failure's own `check` if it names one."""
         if isinstance(failure, NotConfigured):
-            return cls.of(failure.check or f"{source}.configured", component, Severity.INFO, f"{failure}: skipped")
+            return cls.of(failure.check or f"{source}.configured", component, Severity.INFO, f"{failure}{SKIPPED}")
         return cls.of(failure.check or f"{source}.reachable", component, Severity.CRITICAL, str(failure))
 
     @classmethod
@@ -124,6 +125,24 @@ class Finding:
             evidence=data.get("evidence"),
             period=Period.from_dict(data.get("period")),
         )
+
+
+def skipped_target(finding: Finding | dict[str, Any]) -> bool:
+    """Whether a finding (or its summary dict) says a target was not configured and its checks were skipped
+    (`Finding.unusable` of a NotConfigured): listed first, apart from the findings, where people read a run."""
+    get = finding.get if isinstance(finding, dict) else lambda key: getattr(finding, key)
+    severity = get("severity")
+    return (
+        str(getattr(severity, "name", severity)) == "INFO"
+        and str(get("message") or "").endswith(SKIPPED)
+        and (str(get("check")).endswith(".configured") or get("check") == "aws.credentials")
+    )
+
+
+def skipped_text(finding: Finding | dict[str, Any]) -> str:
+    """A skipped target's message without its ": skipped" ending: what to set."""
+    message = finding["message"] if isinstance(finding, dict) else finding.message
+    return message.removesuffix(SKIPPED)
 
 
 def _plain(value: Any) -> Any:

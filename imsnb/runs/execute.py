@@ -14,6 +14,7 @@ import secrets
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,7 +74,7 @@ def prepare(
             config.environment_settings(environment)
         except NotConfigured as exc:
             raise BadParameter(str(exc)) from None
-    check_targets(info, environment)
+    check_targets(info, environment, parameters)
     if parameters.get("apply_actions") is True and not str(parameters.get("approver") or "").strip():
         raise BadParameter("apply_actions is True but no approver is named: add -p approver NAME (who approved)")
     check_bounds(parameters)
@@ -81,19 +82,39 @@ def prepare(
     return path, parameters, incident
 
 
-def check_targets(info: NotebookInfo, environment: str | None = None) -> None:
+def check_targets(info: NotebookInfo, environment: str | None = None, parameters: dict[str, Any] | None = None) -> None:
     """Bad input when none of the targets a notebook declares (metadata `imsnb.targets`) is configured, in the
-    process environment or the named environment: a run would only say "not configured" (e.g. `redis_cache` with
-    no Redis). A notebook with at least one configured target runs; the others become INFO findings."""
+    process environment or the named environment: the run would check nothing and must not read as an all-clear
+    ("NOTHING CHECKED: ..."). A notebook with at least one configured target runs; the others are skipped, and
+    said so first (`imsnb.findings.skipped_target`). AWS is asked last: resolving its credentials can take a
+    moment, and one configured target is enough. `parameters` may name a target themselves (certificate_expiry's
+    `endpoints`)."""
     if not info.targets:
         return
+    environ = target_environ(environment)
+    if "tls" in info.targets and (parameters or {}).get("endpoints"):
+        return
+    ordered = sorted(info.targets, key=lambda t: t == "aws")
+    if not any(config.target_configured(t, environ) for t in ordered):
+        raise BadParameter(config.nothing_checked_message(info.targets, info.name))
+
+
+def target_environ(environment: str | None = None) -> dict[str, str]:
+    """The environment a run's kernel will see its targets in: this process's, with the named environment's
+    settings (`-p environment NAME`) applied."""
     environ = dict(os.environ)
     if environment and environment != "default":
         environ |= config.environment_settings(environment)
-    missing = [t for t in info.targets if not config.target_configured(t, environ)]
-    if len(missing) == len(info.targets):
-        hints = "; ".join(config.NOT_CONFIGURED[t] for t in missing)
-        raise BadParameter(f"notebook {info.name!r} has nothing to check: {hints}")
+    return environ
+
+
+def target_labels(path: Path, parameters: dict[str, Any]) -> list[str]:
+    """Where the notebook's declared targets are, for the report's header ("PostgreSQL db:5432/ims as monitor",
+    "Redis: not configured"); certificate_expiry's `endpoints` parameter names its TLS target itself."""
+    environ = target_environ(parameters.get("environment"))
+    if parameters.get("endpoints"):
+        environ["IMSNB_TLS_ENDPOINTS"] = ",".join(map(str, parameters["endpoints"]))
+    return [config.target_label(t, environ) for t in load_info(path).targets]
 
 
 def run_notebook(
@@ -106,6 +127,7 @@ def run_notebook(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     allow_actions: bool = False,
     kernels: ForkServer | None = None,
+    on_progress: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Execute one notebook into a new run folder; raises BadParameter (nothing written) for bad input.
 
@@ -113,6 +135,8 @@ def run_notebook(
     actions are planned and shown, never applied. `kernels`: a warm parent to fork the kernel from (a suite and
     triage's follow-ups share one); without it, a plain kernel: for a single run a warm parent of its own cost
     more than it saved (bench/run_overhead.py, 2026-11-30: 1.05x wall, 1.16x CPU of a plain kernel).
+    `on_progress`: called with each line the notebook reports while it runs (`imsnb.progress.say`), secrets
+    scrubbed; triage says each key metric as it is judged.
     """
     threshold = check_run_settings(fail_on, timeout_s)
     path, params, incident = prepare(notebook, parameters or {}, incident_id, outputs)
@@ -124,21 +148,29 @@ def run_notebook(
         files = scratch / "files"
         files.mkdir()
         run = RunPlace(Path(outputs).resolve() / incident / run_folder_name(started, path.stem), files)
-        executed, status, error = _execute(
-            path,
-            scratch / "notebook.ipynb",
-            params,
-            timeout_s,
-            allow_actions,
-            journal=journal,
-            kernels=kernels,
-            run=run,
-        )
+        progress = scratch / "progress.log" if on_progress is not None else None
+        follower = _follow(progress, on_progress)
+        try:
+            executed, status, error = _execute(
+                path,
+                scratch / "notebook.ipynb",
+                params,
+                timeout_s,
+                allow_actions,
+                journal=journal,
+                kernels=kernels,
+                run=run,
+                progress=progress,
+            )
+        finally:
+            if follower is not None:
+                follower.stop()
         duration = time.monotonic() - clock
         summary = summarize(executed, notebook=path.stem, incident_id=incident)
         summary["actions"] = merge_journal(summary["actions"], read_journal(journal))
         note_unfinished_actions(executed, summary["actions"])
         summary.update(started_at=_iso(started), finished_at=_iso(datetime.now(UTC)), duration_s=round(duration, 2))
+        summary["targets"] = target_labels(path, params)
         if status != "ok":
             summary["status"] = status
         if error:
@@ -163,6 +195,7 @@ def _execute(
     journal: Path | None = None,
     kernels: ForkServer | None = None,
     run: RunPlace | None = None,
+    progress: Path | None = None,
 ) -> tuple[dict, str, dict | None]:
     """papermill in this process; returns the executed notebook (as a dict), the status and the error, if any."""
     import papermill
@@ -181,7 +214,7 @@ def _execute(
             start_timeout=60,
             shutdown_kernel="immediate",  # every output is in by then; a graceful stop only costs time
             kernel_manager_class=_kernel_manager_class(
-                kernel_environment(allow_actions, journal=journal, timeout_s=timeout_s, run=run),
+                kernel_environment(allow_actions, journal=journal, timeout_s=timeout_s, run=run, progress=progress),
                 cwd=path.parent.resolve(),
                 ipc=output.parent,
                 kernels=kernels,
@@ -228,6 +261,7 @@ def kernel_environment(
     journal: Path | None = None,
     timeout_s: float | None = None,
     run: RunPlace | None = None,
+    progress: Path | None = None,
 ) -> dict[str, str | None]:
     """What the kernel's environment differs by from this process's (None: removed).
 
@@ -238,8 +272,10 @@ def kernel_environment(
     IMSNB_CELL_TIMEOUT_S: the cell timeout, so that long waits (a restore) stop short of it.
     IMSNB_RUN_FOLDER, IMSNB_RUN_FILES: where the run will be written (a link to it, its incident's earlier runs),
     and where the notebook puts files to keep with it (performance_baseline's metrics export).
+    IMSNB_PROGRESS: where the notebook says what it is doing (`imsnb.progress`), when the caller follows it.
     """
     from imsnb._started import ALLOW_ENV, CELL_TIMEOUT_ENV, JOURNAL_ENV, RUN_FILES_ENV, RUN_FOLDER_ENV
+    from imsnb.progress import PROGRESS_ENV
 
     changes: dict[str, str | None] = {
         ALLOW_ENV: "1" if allow_actions else None,
@@ -247,6 +283,7 @@ def kernel_environment(
         CELL_TIMEOUT_ENV: f"{math.ceil(timeout_s)}" if timeout_s else None,
         RUN_FOLDER_ENV: str(run.folder) if run is not None else None,
         RUN_FILES_ENV: str(run.files) if run is not None else None,
+        PROGRESS_ENV: str(progress) if progress is not None else None,
     }
     found = config.config_file()
     if "IMSNB_CONFIG" not in os.environ and found is not None:
@@ -310,6 +347,17 @@ def _mark_interrupted(nb: dict, error: dict) -> None:
         "source": f"**This run did not finish{where}: {error['ename']}: {error['evalue']}.** Later cells did not run.",
     }
     cells.insert(0, banner)
+
+
+def _follow(path: Path | None, on_line: Callable[[str], None] | None) -> Any:
+    """A started `imsnb.progress.Follower` of `path` (secrets scrubbed from each line), or None."""
+    if path is None or on_line is None:
+        return None
+    from imsnb.progress import Follower
+    from imsnb.runs.scrub import scrubber
+
+    path.touch()
+    return Follower(path, on_line, clean=scrubber()).start()
 
 
 def _iso(at: datetime) -> str:

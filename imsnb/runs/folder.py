@@ -48,11 +48,12 @@ def refresh_index(incident_dir: Path) -> None:
         logging.getLogger(__name__).warning("index.html of %s not rewritten: %s", incident_dir, exc)
 
 
-def export_html(notebook_json: str) -> str:
-    """A self-contained HTML report: the verdict first, charts embedded as PNG, nothing fetched, no script."""
+def export_html(notebook_json: str, summary: dict | None = None) -> str:
+    """A self-contained HTML report: what it is about (from the run's summary), the verdict, charts embedded as PNG,
+    nothing fetched, no script."""
     from imsnb.runs.html import render_report
 
-    return render_report(json.loads(notebook_json))
+    return render_report(json.loads(notebook_json), summary=summary)
 
 
 # A file a notebook keeps with its run: a plain name, UTF-8 text (scrubbed like the rest), at most this big.
@@ -118,7 +119,7 @@ def write_run_folder(
     ]
     notebook_text = json.dumps(clean, indent=1, ensure_ascii=False) + "\n"
     try:
-        html_text = scrub(export_html(notebook_text), rare)
+        html_text = scrub(export_html(notebook_text, summary), rare)
     except Exception as exc:  # noqa: BLE001 - the run folder is written whatever the exporter does
         html_text = f"<html><body><p>HTML export failed: {html.escape(type(exc).__name__)}: {html.escape(str(exc))}"
         html_text = scrub(html_text + "</p><p>Open notebook.ipynb instead.</p></body></html>", known)

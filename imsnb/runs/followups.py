@@ -30,6 +30,38 @@ class TriageRun:
     suggested: list[str]  # the incident notebooks the findings point to
 
 
+def triage_plan(
+    parameters: dict[str, Any],
+    *,
+    incident_id: str | None = None,
+    outputs: Path | str = "outputs",
+    fail_on: str | Severity = Severity.ERROR,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> str:
+    """What a triage run with these parameters is about to do, said before its kernel starts ("sampling counters
+    for 10 s; reading Prometheus, CloudWatch, PostgreSQL and Redis over the last 1h ..."); bad input (including a
+    run that would check nothing) raises BadParameter first, as the run itself would."""
+    from imsnb import config
+    from imsnb.runs.catalogue import load_info
+    from imsnb.runs.execute import check_run_settings, prepare
+    from imsnb.triage import plan_text
+
+    check_run_settings(fail_on, timeout_s)
+    path, given, _ = prepare("triage", parameters, incident_id, outputs)
+    params = {name: p.default for name, p in load_info(path).parameters.items()} | given
+    if params.get("start"):
+        span = f"from {params['start']} to {params.get('end') or 'now'}"
+    else:
+        span = f"over the last {params.get('window') or '1h'}" + (f" to {params['end']}" if params.get("end") else "")
+    environment = params.get("environment")
+    environ = None
+    if environment and environment != "default":
+        import os
+
+        environ = dict(os.environ) | config.environment_settings(environment)
+    return plan_text(span, float(params.get("sample_s") or 0), environ)
+
+
 def run_triage(
     parameters: dict[str, Any],
     *,
@@ -37,13 +69,21 @@ def run_triage(
     outputs: Path | str = "outputs",
     fail_on: str | Severity = Severity.ERROR,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    on_progress: Callable[[str], None] | None = None,
 ) -> TriageRun:
-    """Run the triage notebook; its key metrics and the notebooks its findings suggest."""
+    """Run the triage notebook; its key metrics and the notebooks its findings suggest. `on_progress` gets each
+    key metric as the notebook judges it (`imsnb.progress`)."""
     from imsnb.findings import Finding
     from imsnb.triage import key_metrics, suggested_notebooks
 
     result = run_notebook(
-        "triage", parameters, incident_id=incident_id, outputs=outputs, fail_on=fail_on, timeout_s=timeout_s
+        "triage",
+        parameters,
+        incident_id=incident_id,
+        outputs=outputs,
+        fail_on=fail_on,
+        timeout_s=timeout_s,
+        on_progress=on_progress,
     )
     findings = [Finding.from_dict(f) for f in result.summary["findings"]]
     return TriageRun(result, key_metrics(findings), suggested_notebooks(findings))

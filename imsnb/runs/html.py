@@ -25,7 +25,10 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]")
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em auto;color:#222;max-width:80em;padding:0 1em}
 table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #ddd;padding:.25em .6em;text-align:left;
-vertical-align:top}th{background:#f3f3f3}img{max-width:100%}
+vertical-align:top}th{background:#f3f3f3}img{max-width:100%}.out{overflow-x:auto;max-width:100%}
+.about{border-bottom:1px solid #cfd8e3;margin-bottom:1.2em}.about h1{margin:.2em 0 .3em}
+.about dl{display:grid;grid-template-columns:max-content 1fr;gap:.15em 1em;margin:.4em 0 1em}
+.about dt{color:#555}.about dd{margin:0;overflow-wrap:anywhere}
 pre{background:#f7f7f7;padding:.5em .8em;overflow-x:auto;white-space:pre-wrap;font-size:.88em}
 .cell{margin:0 0 1.2em}.code pre{border-left:3px solid #cfd8e3;background:#fafbfc;color:#444}
 .stderr pre{background:#fff5f5}.error pre{background:#fde0dc;color:#7a1a10}
@@ -34,14 +37,18 @@ details>summary{cursor:pointer;color:#555}
 """
 
 
-def render_report(nb: dict[str, Any], *, title: str | None = None) -> str:
-    """The whole page for an executed notebook (a dict as nbformat stores it)."""
+def render_report(nb: dict[str, Any], *, title: str | None = None, summary: dict[str, Any] | None = None) -> str:
+    """The whole page for an executed notebook (a dict as nbformat stores it); with the run's `summary`, it opens
+    with what the report is about: the incident, the notebook, its targets, the window and when it ran."""
     cells = nb.get("cells", [])
     shown = [out for cell in cells for out in _outputs(cell) if _is_verdict(out)]
     # the findings table with its escalation first, then the actions planned or taken
     verdict = sorted(shown, key=lambda out: FINDINGS_MIME not in (out.get("data") or {}))
     body = [_cell(cell) for cell in cells]
     title = title or _title(cells) or "imsnb report"
+    about = _about(title, summary) if summary else ""
+    if summary:
+        title = f"{summary.get('incident_id') or '?'} · {summary.get('notebook') or '?'} · {title}"
     top = ""
     if verdict:
         top = (
@@ -53,8 +60,51 @@ def render_report(nb: dict[str, Any], *, title: str | None = None) -> str:
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n"
-        f'<body class="mathjax_ignore">\n{top}\n<main>{"".join(body)}</main>\n</body></html>\n'
+        f'<body class="mathjax_ignore">\n{about}{top}\n<main>{"".join(body)}</main>\n</body></html>\n'
     )
+
+
+def _about(title: str, summary: dict[str, Any]) -> str:
+    """The page's header: what this report is about, in the order a ticket reader asks."""
+    from imsnb.runs.summary import status_word
+
+    e = html.escape
+    took = summary.get("duration_s")
+    ran = f"{_utc_text(summary.get('started_at'))}" + (f", {took:.1f} s" if isinstance(took, (int, float)) else "")
+    worst = summary.get("severity")
+    outcome = status_word(summary.get("status")) + (f"; worst finding {worst}" if worst else "; no findings")
+    rows = [
+        ("incident", summary.get("incident_id") or "?"),
+        ("notebook", f"{summary.get('notebook') or '?'} ({title})"),
+        ("targets", "; ".join(summary.get("targets") or []) or "—"),
+        ("window", _window_text(summary.get("window"))),
+        ("ran", f"{ran}: {outcome}"),
+    ]
+    items = "".join(f"<dt>{e(name)}</dt><dd>{e(str(value))}</dd>" for name, value in rows)
+    heading = f"Incident {summary.get('incident_id') or '?'}: {summary.get('notebook') or '?'}"
+    return f'<header class="about"><h1>{e(heading)}</h1><dl>{items}</dl></header>\n'
+
+
+def _utc_text(value: Any) -> str:
+    """'2026-12-02T18:00:34Z' → '2026-12-02 18:00:34 UTC'."""
+    text = str(value or "?")
+    return text.replace("T", " ").replace("Z", " UTC") if text.endswith("Z") else text
+
+
+def _window_text(window: Any) -> str:
+    """'2026-12-02 17:00:34 – 18:00:34 UTC (60 min)' from summary.json's {"start", "end"}."""
+    from datetime import datetime
+
+    from imsnb.period import _span
+
+    if not isinstance(window, dict) or not window.get("start") or not window.get("end"):
+        return "—"
+    try:
+        start, end = (datetime.fromisoformat(str(window[k]).replace("Z", "+00:00")) for k in ("start", "end"))
+    except ValueError:
+        return f"{window['start']} – {window['end']}"
+    to = f"{end:%H:%M:%S}" if start.date() == end.date() else f"{end:%Y-%m-%d %H:%M:%S}"
+    return f"{start:%Y-%m-%d %H:%M:%S} – {to} UTC ({_span((end - start).total_seconds())})"
 
 
 def _title(cells: list[dict]) -> str | None:
@@ -102,10 +152,31 @@ def _output(out: dict) -> str:
         trace = "\n".join(out.get("traceback") or []) or f"{out.get('ename')}: {out.get('evalue')}"
         return f'<div class="error"><pre>{_plain(trace)}</pre></div>'
     data = out.get("data") or {}
+    if isinstance(data.get(ACTIONS_MIME), dict) and data[ACTIONS_MIME].get("actions"):
+        return f'<div class="out">{_actions(data)}</div>'
     for mime in PRIORITY:
         if mime in data:
             return f'<div class="out">{_data(mime, data[mime])}</div>'
     return ""
+
+
+# An action plan's columns as a ticket reader asks: what state it is in, what it does to what and why, the command,
+# what to expect, how to undo it, and the detail of what happened.
+ACTION_COLUMNS = ("status", "action", "target", "reason", "command", "expected_effect", "undo", "detail", "approver")
+
+
+def _actions(data: dict[str, Any]) -> str:
+    """An action plan from its bundle (the notebook's own HTML is pandas' default table): its first line (the title
+    and whether the keys were turned), then the actions as a readable table (`imsnb.tables`)."""
+    import pandas as pd
+
+    from imsnb.tables import table_html
+
+    first = _text(data.get("text/plain")).split("\n", 1)[0]
+    actions = pd.DataFrame(data[ACTIONS_MIME]["actions"])
+    shown = actions[[c for c in ACTION_COLUMNS if c in actions.columns]]
+    shown = shown.drop(columns=[c for c in shown.columns if shown[c].isna().all()])
+    return f"<p>{html.escape(first)}</p>{table_html(shown)}"
 
 
 def _data(mime: str, value: Any) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -59,6 +60,12 @@ def scrub(text: str, secret_values: list[str] | None = None, *, forms: list[str]
         if form in text:
             text = text.replace(form, REDACTED)
     return text
+
+
+def scrubber(secret_values: list[str] | None = None) -> Callable[[str], str]:
+    """`scrub` with the secrets' spellings worked out once: for text scrubbed line by line (a run's progress)."""
+    forms = _all_forms(config.secret_values() if secret_values is None else secret_values)
+    return lambda text: scrub(text, forms=forms)
 
 
 def scrub_tree(

@@ -20,6 +20,15 @@ from imsnb.errors import ImsnbError
 from imsnb.files import write_atomic
 from imsnb.runs.scrub import SUMMARY_KEYS_KEPT, redact_parameters, scrub_tree
 
+# summary.json's `status` ("ok": the notebook ran to its end) as people read it: next to "worst finding ERROR",
+# "ok" reads as a contradiction.
+STATUS_WORDS = {"ok": "completed", "failed": "failed", "timeout": "timed out"}
+
+
+def status_word(status: str | None) -> str:
+    """ "completed", "failed" or "timed out" for a summary's status."""
+    return STATUS_WORDS.get(str(status), str(status or "?"))
+
 
 def read_journal(path: Path) -> list[dict[str, Any]]:
     """The action journal the kernel wrote (one JSON record a line, write-ahead); a torn last line is ignored."""

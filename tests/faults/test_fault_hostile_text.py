@@ -19,7 +19,7 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
-from helpers import read_summary
+from helpers import ROOT, read_summary
 from test_reports_offline import open_offline
 
 from imsnb.runs.execute import run_notebook
@@ -157,7 +157,7 @@ def test_query_text_shows_verbatim_in_jupyterlab(hostile_run, tmp_path):
         pytest.fail(f"JupyterLab for this test is not in {LAB_TARGET}: run `make .venv/.test-installed`")
     env = {
         **os.environ,
-        "PYTHONPATH": str(LAB_TARGET),
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{LAB_TARGET}",  # this checkout's imsnb, not the venv's editable one
         "JUPYTERLAB_DIR": str(LAB_TARGET / "share" / "jupyter" / "lab"),
         "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "user-settings"),
     }

@@ -87,3 +87,95 @@ def test_the_catalogue_lists_only_runbook_notebooks(tmp_path):
     run = imsnb("run", "Untitled", "--outputs", str(tmp_path / "out"), cwd=tmp_path, IMSNB_NOTEBOOKS=str(folder))
     assert run.returncode == 2 and "choose one of health_check, redis_cache" in run.stderr
     assert not (tmp_path / "out").exists()
+
+
+LAB_TARGET = Path(sys.prefix) / "jupyterlab"  # installed by `make .venv/.test-installed`, outside the test venv
+LAB_NOISE = ("is not trusted", "without encryption", "websocket_ping_timeout")
+
+
+def test_a_lab_session_log_says_nothing_imsnb_can_quiet(tmp_path):
+    """A real `imsnb lab` (JupyterLab from .venv/jupyterlab): a notebook opened, a kernel started and run over the
+    websocket as the browser does, the notebook saved and opened again. Its log has none of what JupyterLab said
+    at each of these before: "Notebook ... is not trusted" (the copies are signed in the session's own trust
+    store), the kernel's "running over TCP without encryption" (kernels use IPC), the websocket ping warning."""
+    import os
+    import re
+    import signal
+    import urllib.request
+
+    import pytest
+
+    if not (LAB_TARGET / "jupyterlab").is_dir():
+        pytest.fail(f"JupyterLab for this test is not in {LAB_TARGET}: run `make .venv/.test-installed`")
+    from test_fault_hostile_text import free_port
+
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{LAB_TARGET}",
+        "JUPYTERLAB_DIR": str(LAB_TARGET / "share" / "jupyter" / "lab"),
+        "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "user-settings"),
+    }
+    port = free_port()
+    command = [sys.executable, "-m", "imsnb.cli", "lab", "--port", str(port), "--outputs", str(tmp_path / "out")]
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+    )
+    try:
+        ready = proc.stdout.readline()
+        assert "lab ready" in ready, ready + (proc.stderr.read() if proc.poll() is not None else "")
+        token = re.search(r"token=(\S+)", ready)[1]
+        base = f"http://127.0.0.1:{port}"
+
+        def api(method: str, path: str, body: dict | None = None) -> dict:
+            request = urllib.request.Request(
+                f"{base}/api/{path}",
+                method=method,
+                data=None if body is None else json.dumps(body).encode(),
+                headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=60) as answer:
+                return json.loads(answer.read() or b"{}")
+
+        model = api("GET", "contents/health_check.ipynb")
+        assert model["content"]["cells"], model
+        session = api(
+            "POST", "sessions", {"path": "health_check.ipynb", "type": "notebook", "kernel": {"name": "python3"}}
+        )
+        code = "from ipykernel.kernelapp import IPKernelApp\nprint(IPKernelApp.instance().transport, 6 * 7)"
+        assert run_in_kernel(base, token, session["kernel"]["id"], session["id"], code) == "ipc 42\n"
+        api("PUT", "contents/health_check.ipynb", {"type": "notebook", "format": "json", "content": model["content"]})
+        api("GET", "contents/health_check.ipynb")
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        _, log = proc.communicate(timeout=60)
+    noise = [line for line in log.splitlines() if any(n in line for n in LAB_NOISE)]
+    assert noise == [], log
+
+
+def run_in_kernel(base: str, token: str, kernel: str, session: str, code: str) -> str:
+    """What `code` prints, run in a lab kernel through the server's websocket, as JupyterLab itself sends it."""
+    import asyncio
+    import uuid
+
+    from tornado.websocket import websocket_connect
+
+    async def run() -> str:
+        url = f"{base.replace('http', 'ws', 1)}/api/kernels/{kernel}/channels?session_id={session}&token={token}"
+        ws = await websocket_connect(url)
+        msg_id = uuid.uuid4().hex
+        header = {"msg_id": msg_id, "username": "imsnb-test", "session": session, "msg_type": "execute_request"}
+        content = {"code": code, "silent": False, "store_history": False, "user_expressions": {}, "allow_stdin": False}
+        message = {"header": {**header, "version": "5.3", "date": ""}, "parent_header": {}, "metadata": {}}
+        await ws.write_message(json.dumps({**message, "channel": "shell", "content": content}))
+        printed = ""
+        while True:
+            reply = json.loads(await asyncio.wait_for(ws.read_message(), 60))
+            if reply.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            if reply["msg_type"] == "stream":
+                printed += reply["content"]["text"]
+            if reply["msg_type"] == "status" and reply["content"]["execution_state"] == "idle":
+                ws.close()
+                return printed
+
+    return asyncio.run(run())

@@ -63,7 +63,7 @@ def test_a_dying_kernel_leaves_a_failed_run_and_exit_3(tmp_path, capsys):
     text = json.dumps(executed)
     assert "before the fault" in text and "after the fault\\n" not in text.split('"outputs"', 1)[-1]
     assert (folder / "report.html").stat().st_size > 0
-    assert "status failed" in capsys.readouterr().out
+    assert "dies: failed after " in capsys.readouterr().out
 
 
 def test_a_cell_timeout_leaves_a_timeout_run_and_exit_3(tmp_path, capsys):
@@ -77,7 +77,7 @@ def test_a_cell_timeout_leaves_a_timeout_run_and_exit_3(tmp_path, capsys):
     assert "3 s" in summary["error"]["evalue"]
     banner = json.loads((folder / "notebook.ipynb").read_text())["cells"][0]
     assert "did not finish" in "".join(banner["source"])
-    assert "status timeout" in capsys.readouterr().out
+    assert "sleeps: timed out after " in capsys.readouterr().out
 
 
 def test_two_runs_at_the_same_second_get_two_complete_folders(tmp_path):
