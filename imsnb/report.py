@@ -108,7 +108,7 @@ def render_html(findings: list[Finding], data: dict[str, Any]) -> str:
         rows.append(
             f"<tr><td style='{severity}'>{e(row.severity)}</td>"
             f"<td style='{CELL};text-align:left;min-width:11em'>{breakable(row.check)}</td>"
-            f"<td style='{TEXT};min-width:14em'>{e(row.message)}</td>"
+            f"<td style='{TEXT};min-width:12em'>{e(row.message)}</td>"
             f"<td style='{NUMBER}'>{e(row.value)}</td><td style='{NUMBER}'>{e(row.threshold)}</td>"
             f"<td style='{TEXT};min-width:6em;max-width:10em'{period}>{e(row.period or MISSING)}</td></tr>"
         )

@@ -111,8 +111,8 @@ def cell_text(value: Any, column: str = "") -> str:
 
 
 def _is_identifier(column: str) -> bool:
-    """Ids are shown as they are (no thousands separators): pid, queryid, run_id, ..."""
-    return column == "pid" or column.endswith("id")
+    """Ids are shown as they are (no thousands separators): pid, queryid, run_id, queryids (a list of them), ..."""
+    return column == "pid" or column.endswith(("id", "ids"))
 
 
 def value_text(value: Any, unit: str = "") -> str:
@@ -153,6 +153,13 @@ def _columns(frame: pd.DataFrame) -> list[tuple[str, list[str], bool | None]]:
     return shown
 
 
+LONG_WORD = 30  # characters: a word longer than this (a qualified index name) widens its column to fit it
+
+
+def _longest_word(texts: list[str]) -> int:
+    return max((len(word) for text in texts for word in text.split()), default=0)
+
+
 def table_html(frame: pd.DataFrame, *, max_rows: int = MAX_ROWS) -> str:
     """The frame as an HTML table people can read (see the module's docstring); at most `max_rows` rows, the rest
     counted under it."""
@@ -167,6 +174,8 @@ def table_html(frame: pd.DataFrame, *, max_rows: int = MAX_ROWS) -> str:
         cells = []
         for (name, texts, numeric), wide in zip(columns, long, strict=True):
             style = NUMBER if numeric else IDENTIFIER if numeric is None else LONG if wide else TEXT
+            if wide and not numeric and (longest := _longest_word(texts)) > LONG_WORD:
+                style += f";min-width:{min(28.0, longest * 0.6):.1f}em"  # a long name (an index) on one line
             if name == "severity" and texts[r] in SEVERITY_STYLE:
                 style = f"{CELL};{SEVERITY_STYLE[texts[r]]};font-weight:600;white-space:nowrap;text-align:left"
             cells.append(f"<td style='{style}'>{html.escape(texts[r])}</td>")

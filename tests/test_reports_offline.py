@@ -144,7 +144,7 @@ def assert_readable(tables: list[dict], window: int) -> None:
         assert table["right"] <= window + 1 or table["scrolls"], (table["heads"], table["right"])
         for cell in table["cells"]:
             text = cell["text"]
-            if table["heads"][cell["column"]].endswith("id"):
+            if table["heads"][cell["column"]].endswith(("id", "ids")):
                 assert cell["lines"] == 1, (table["heads"], cell)  # an id on one line
             elif re.fullmatch(r"-?[\d,]+(\.\d+)?( ?(ms|s|%|x|GiB|MiB))?", text):
                 assert cell["align"] == "right", (table["heads"], cell)

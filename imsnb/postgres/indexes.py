@@ -40,7 +40,7 @@ def invalid_indexes_finding(invalid: pd.DataFrame) -> Finding:
     progress is INFO."""
     leftovers = invalid[~invalid["building"].astype(bool)] if not invalid.empty else invalid
     if invalid.empty:
-        return Finding.ok("postgres.invalid_indexes", "database", "no INVALID index", value=0, unit="indexes")
+        return Finding.ok("postgres.invalid_indexes", "database", "no INVALID index", value=0)
     if leftovers.empty:
         names = ", ".join(invalid["index"])
         return Finding.of(
@@ -49,7 +49,6 @@ def invalid_indexes_finding(invalid: pd.DataFrame) -> Finding:
             Severity.INFO,
             f"{len(invalid)} index(es) being built right now (not valid until the build ends): {names}",
             value=0,
-            unit="indexes",
             evidence=invalid,
         )
     names = ", ".join(f"{r.schema}.{r.index}" for r in leftovers.itertuples(index=False))
@@ -60,6 +59,5 @@ def invalid_indexes_finding(invalid: pd.DataFrame) -> Finding:
         f"{len(leftovers)} INVALID index(es) left by a failed or interrupted CREATE INDEX CONCURRENTLY: {names}; "
         "the planner never uses them and every write still maintains them (a drop is planned under Mitigation)",
         value=len(leftovers),
-        unit="indexes",
         evidence=leftovers,
     )

@@ -215,7 +215,6 @@ def plan_change_finding(changes: pd.DataFrame, regressed: pd.DataFrame | None, p
             "database",
             f"{during(period)}: no statement's plan changed ({compared} compared with their stored plans{no_history})",
             value=0,
-            unit="statements",
             period=period,
         )
     limit = threshold("postgres.statement_regression").warning
@@ -262,7 +261,6 @@ def plan_change_finding(changes: pd.DataFrame, regressed: pd.DataFrame | None, p
         severity,
         message,
         value=len(frame),
-        unit="statements",
         evidence=evidence,
         period=period,
     )

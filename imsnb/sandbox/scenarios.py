@@ -104,10 +104,6 @@ def db_degradation(sandbox: Sandbox) -> None:
     and RDS CPU over 80% for the last 20 minutes. The cause to name: the item lookup's plan changed when a migration
     dropped its index (its past plan is in the history), and a new screen's query has no index at all."""
     healthy(sandbox, cpu_spike=True, live=False)
-    # The API in front of the sick database tells the same story from its side: /health reports the database
-    # unhealthy and the orders endpoint waits on it (what Prometheus shows: ~2% 5xx, p95 ~2.3 s).
-    sandbox.api.state.unhealthy = {"database"}
-    sandbox.api.state.slow_paths["/api/v1/orders"] = 1.5
     load.past_nightly_report(sandbox)  # the past: a slow report that does not run now
     load.record_plans(sandbox)  # the past's plans: the item lookup on its index
     load.regress_items(sandbox)  # the migration that dropped the item lookup's index
