@@ -20,7 +20,7 @@ from pglast.stream import maybe_double_quote_name
 from imsnb import config, postgres
 from imsnb.actions.gate import Changed, Plan
 from imsnb.limits import check_max_indexes
-from imsnb.postgres.advice import create_index_statement, index_name
+from imsnb.postgres.advice import INDEXES, create_index_statement, index_name, index_serves
 
 MAX_INDEXES = 2  # indexes built per run, at most (the hard limit is imsnb.limits.MAX_INDEXES_LIMIT)
 LOCK_TIMEOUT_MS = 5_000
@@ -28,23 +28,8 @@ BUILD_TIMEOUT_MS = 15 * 60_000
 
 TABLE_EXISTS = "SELECT to_regclass(%(table)s) IS NOT NULL AS present"
 
-# The table's valid indexes with their columns in order (expressions as NULL): an index with the same leading
-# columns already serves the statement.
-TABLE_INDEXES = """
-SELECT
-    c.relname AS index,
-    i.indisvalid AS valid,
-    array(
-        SELECT a.attname
-        FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, position)
-        LEFT JOIN pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-        ORDER BY k.position
-    )::text[] AS columns
-FROM pg_index AS i
-JOIN pg_class AS c ON c.oid = i.indexrelid
-WHERE i.indrelid = to_regclass(%(table)s)
-ORDER BY c.relname
-"""
+# The table's oid, for the advice's own index query (imsnb.postgres.advice.INDEXES).
+TABLE_OID = "SELECT to_regclass(%(table)s)::oid::int8 AS oid"
 
 INDEX_STATE = """
 SELECT i.indisvalid AS valid, pg_relation_size(i.indexrelid)::float8 AS size_bytes
@@ -86,11 +71,15 @@ def write_connection(
 
 
 def serving_index(db: postgres.Database | None, qualified: str, columns: list[str]) -> str | None:
-    """The name of a valid index of the table whose leading columns are `columns`, or None."""
-    indexes = postgres.database_or_default(db).frame(TABLE_INDEXES, {"table": qualified})
-    for row in indexes.itertuples(index=False):
-        if row.valid and list(row.columns[: len(columns)]) == columns:
-            return str(row.index)
+    """The name of an index of the table that serves `columns` by the advice's own rule (`index_serves`: a valid,
+    non-partial btree index starting with them), or None."""
+    session = postgres.database_or_default(db)
+    oid = session.scalar(TABLE_OID, {"table": qualified})
+    if oid is None or pd.isna(oid):
+        return None
+    for index in session.frame(INDEXES, {"oids": [int(oid)]}).to_dict(orient="records"):
+        if index_serves(index, tuple(columns)):
+            return str(index["index"])
     return None
 
 

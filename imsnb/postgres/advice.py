@@ -656,17 +656,22 @@ def _useful(statement: _Statement, tables: dict[tuple, _Table]) -> list[Candidat
     return list(dict.fromkeys(keep))
 
 
+def index_serves(index: dict[str, Any], columns: tuple[str, ...]) -> bool:
+    """A row of INDEXES that is a valid, non-partial btree index starting with exactly these columns: what the
+    advice skips and what the create_index action re-checks before building."""
+    usable = index["method"] == "btree" and bool(index["valid"]) and not index["partial"]
+    return usable and tuple(index["columns"][: len(columns)]) == tuple(columns)
+
+
 def _served(candidate: Candidate, table: _Table) -> bool:
     """An existing valid, non-partial btree index starts with the candidate's columns (its equality columns in any
     order)."""
     width = len(candidate.columns)
     for index in table.indexes:
-        if index["method"] != "btree" or not index["valid"] or index["partial"]:
-            continue
-        leading = tuple(index["columns"][:width])
-        if leading == candidate.columns:
+        if index_serves(index, candidate.columns):
             return True
-        if len(candidate.keys) == width and set(leading) == set(candidate.columns):
+        usable = index["method"] == "btree" and index["valid"] and not index["partial"]
+        if usable and len(candidate.keys) == width and set(index["columns"][:width]) == set(candidate.columns):
             return True
     return False
 

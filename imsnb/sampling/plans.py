@@ -240,21 +240,8 @@ def plan_change_finding(changes: pd.DataFrame, regressed: pd.DataFrame | None, p
         message += f"; {worst['lost_indexes']} no longer exists"
     if pd.notna(worst["regressed_x"]):
         message += f"; it runs {worst['regressed_x']:g}x slower than before"
-    evidence = frame[
-        [
-            "queryid",
-            "before",
-            "after",
-            "reference",
-            "last_seen_before",
-            "first_seen_after",
-            "cost_before",
-            "cost_after",
-            "lost_indexes",
-            "regressed_x",
-            "query",
-        ]
-    ]
+    shown = [c for c in CHANGE_COLUMNS if c != "query" and not c.endswith("_hash")]
+    evidence = frame[[*shown, "regressed_x", "query"]]
     return Finding.of(
         "postgres.plan_change",
         "database",
