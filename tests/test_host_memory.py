@@ -153,7 +153,9 @@ def test_imsnb_own_kernels_growing_are_left_out_and_counted(monkeypatch):
         try:
             time.sleep(0.3)
             found = host_memory.growth_finding(host_memory.sample(2.0))
-            assert found.severity >= Severity.ERROR and "imsnb-leak-next" in found.message
+            # named among the growers: another test's kernel importing pandas may grow faster in those 2 s
+            assert found.severity >= Severity.ERROR
+            assert any(r["pid"] == leaker.pid and r["name"] == "imsnb-leak-next" for r in found.evidence)
         finally:
             leaker.close()
     finally:

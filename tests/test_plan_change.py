@@ -163,7 +163,7 @@ def test_record_keeps_the_plan_and_a_run_names_the_dropped_index(server, tmp_pat
             app.execute("SELECT id, price FROM items WHERE sku = %s", (f"SKU-{i}",))
     with postgres.Database("test-run", settings=settings) as db:
         sample = sampling.Sample(0, db=db, history=history)
-        statements = sample.statements(limit=5)
+        statements = sample.statements(limit=20)  # DDL of the set-up ranks above the lookup; it is never explained
         plans, changes = sampling.plans_and_changes(sample, statements)
     lookup = changes[changes["query"].str.contains("FROM items WHERE sku")]
     assert lookup["before"].iloc[0].startswith("Index Scan using items_sku on items")
@@ -191,3 +191,17 @@ def test_the_baseline_keeps_the_busiest_statements_plans(server, tmp_path):
         saved = sample.baseline(sampling.PG_STATEMENTS)
     nodes = [node for shape in saved["plans"].values() for node in shape["nodes"]]
     assert "Seq Scan on items" in nodes
+
+
+def test_ddl_takes_no_place_among_the_statements_worth_explaining():
+    """The set-up's INSERT, CREATE INDEX and ANALYZE outweigh an application's lookup in total time; the utility
+    statements are never planned, so the limit counts only what can be."""
+    frame = pd.DataFrame(
+        {
+            "queryid": ["1", "2", "3", "4"],
+            "query": ["CREATE INDEX items_sku ON items (sku)", "ANALYZE items", "VACUUM items", "SELECT 1 FROM t"],
+            "total_ms": [68.0, 34.0, 20.0, 5.0],
+        }
+    )
+    chosen = sampling.statements_to_explain(frame, limit=2)
+    assert chosen["query"].tolist() == ["SELECT 1 FROM t"]

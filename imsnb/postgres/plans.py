@@ -340,6 +340,18 @@ def explain_function(db: Database) -> str | None:
     return db.scalar(EXPLAIN_FUNCTION, {"schema": FUNCTION_SCHEMA, "name": FUNCTION_NAME})
 
 
+def is_utility(query: str | None) -> bool:
+    """True for a text that parses as one utility/DDL statement (CREATE INDEX, VACUUM, SET...): never planned, so it
+    takes no place among the statements worth explaining. A text that does not parse is not called utility here."""
+    if query is None or not str(query).strip():
+        return False
+    try:
+        statements = parse_sql(SQL_PREPARE.sub("", str(query).strip().rstrip(";"), count=1))
+    except ParseError:
+        return False
+    return len(statements) == 1 and not isinstance(statements[0].stmt, PLANNED_STATEMENTS)
+
+
 def plannable_text(query: str | None, text_size: Any = None) -> str:
     """The text to PREPARE: one SELECT/INSERT/UPDATE/DELETE (WITH included) that parses, without trailing `;`.
     `text_size()`: track_activity_query_size in bytes, asked only when the text may have been cut there."""

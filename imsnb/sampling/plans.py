@@ -17,11 +17,13 @@ from imsnb import postgres
 from imsnb.findings import Finding, Severity, threshold
 from imsnb.history import History, Snapshot, StoredPlan
 from imsnb.period import Period
+from imsnb.postgres.plans import is_utility, raw_texts
 from imsnb.sampling.deltas import during
 from imsnb.sampling.postgres import postgres_target
 
 EXPLAIN_TOP = 20  # statements explained per run (and per record round), at most
 RECORD_TOP = 20
+UTILITY_ALLOWANCE = 5  # `imsnb record` reads the texts of up to 5x RECORD_TOP statements to find RECORD_TOP plannable
 
 # Which of the named indexes exist now (an index the old plan used that is gone is the classic cause).
 INDEXES_PRESENT = """
@@ -54,6 +56,8 @@ def statements_to_explain(*frames: pd.DataFrame | None, limit: int = EXPLAIN_TOP
     if not shown:
         return pd.DataFrame(columns=["queryid", "calls", "total_ms", "mean_ms"])
     frame = pd.concat(shown, ignore_index=True).drop_duplicates("queryid")
+    if "query" in frame:  # DDL and other utility statements are never planned: they take no place in the limit
+        frame = frame[~frame["query"].map(is_utility)]
     if "total_ms" in frame:
         frame = frame.sort_values("total_ms", ascending=False)
     return frame.head(int(limit)).reset_index(drop=True)
@@ -110,7 +114,9 @@ def record_plans(
     moved = statement_delta(before, now, own)[0] if before is not None and before.epoch == now.epoch else None
     if moved is None or moved.empty:
         moved = statement_delta(None, now, own)[0]
-    top = moved.sort_values("total_ms", ascending=False).head(int(limit))
+    top = moved.sort_values("total_ms", ascending=False).head(int(limit) * UTILITY_ALLOWANCE)
+    texts = raw_texts(db, [str(q) for q in top["queryid"]])
+    top = top[[not is_utility(texts.get(str(q))) for q in top["queryid"]]].head(int(limit))
     plans = explain(db, top, limit=limit)
     return store_plans(history, target, plans, taken_by=taken_by, taken_at=now.taken_at)
 
