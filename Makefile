@@ -1,7 +1,10 @@
 # make demo   set up .venv, start the sandbox, run every notebook against it, print the findings
-# make test   set up .venv with the test extras (and .venv-airflow), run every test and notebook (what CI runs)
+# make test   set up .venv with the test extras (and .venv-airflow), run every test and notebook, build the docs
+#             strictly (tests/test_docs.py): what CI runs
 # make lint   ruff check + ruff format --check
-# make lab    JupyterLab in notebooks/ (SCENARIO=db-degradation to practise against a sandbox)
+# make lab    JupyterLab on fresh copies of the notebooks in outputs/.lab/<time>/ (the tracked notebooks/ stay
+#             untouched), with this shell's targets; SCENARIO=db-degradation starts a sandbox for the session
+# make docs   the documentation site (mkdocs.yml, docs/) built with --strict into site/
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -9,7 +12,7 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 AIRFLOW_VENV ?= .venv-airflow
 AIRFLOW_VERSION ?= 3.3.2
 
-.PHONY: demo test lint lab system-deps test-system-deps clean
+.PHONY: demo test lint lab docs system-deps test-system-deps clean
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -28,6 +31,10 @@ $(VENV)/.test-installed: pyproject.toml | $(VENV)/bin/python
 
 $(VENV)/.lab-installed: pyproject.toml | $(VENV)/bin/python
 	$(PIP) install -e '.[lab,sandbox]'
+	touch $@
+
+$(VENV)/.docs-installed: pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -e '.[docs]'
 	touch $@
 
 # Apache Airflow in a venv of its own (its pins never move .venv's), with imsnb installed into it as a worker
@@ -57,9 +64,12 @@ SCENARIO ?=
 lab: system-deps $(VENV)/.lab-installed
 	$(VENV)/bin/imsnb lab $(if $(SCENARIO),--sandbox $(SCENARIO))
 
+docs: $(VENV)/.docs-installed
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict  # no notice about Material's successor
+
 lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
 clean:
-	rm -rf $(VENV) $(AIRFLOW_VENV) .pytest_cache
+	rm -rf $(VENV) $(AIRFLOW_VENV) .pytest_cache site
