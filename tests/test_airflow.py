@@ -1,5 +1,5 @@
 """imsnb.integrations.airflow on the real engine: Apache Airflow in its own venv (.venv-airflow, built and cached
-by the Makefile like .venv), `airflow dags test` of the README's DAG file against a sandbox. The health-check DAG's
+by the Makefile like .venv), `airflow dags test` of the documented DAG file against a sandbox. The health-check DAG's
 run folder lands in the archive bucket (moto) with the scenario's findings and its severity is the task's XCom;
 a notebook that fails fails its task at once (no retry), although the DAG has retries; an unreachable target is
 retried, and its last try reports the finding."""
@@ -45,8 +45,8 @@ print(json.dumps({
 
 
 def readme_dag_file() -> str:
-    """The DAG file exactly as the README shows it."""
-    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    """The DAG file exactly as docs/schedules.md shows it."""
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "schedules.md").read_text(), re.S)
     [dag_file] = [b for b in blocks if "globals().update(dags())" in b]
     return dag_file
 

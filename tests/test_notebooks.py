@@ -1,4 +1,5 @@
-"""The notebook contract (DESIGN.md): stripped, titled, parameters after imports, no raw SQL or boto3, in README."""
+"""The notebook contract (DESIGN.md): stripped, titled, parameters after imports, no raw SQL or boto3, a row in the
+docs' catalogue (docs/notebooks.md)."""
 
 from __future__ import annotations
 
@@ -54,10 +55,10 @@ def test_no_raw_sql_or_boto3(path):
     assert not re.search(r"\b(SELECT|UPDATE|DELETE|INSERT)\s+\S", code), "SQL belongs in imsnb, not in notebooks"
 
 
-def test_every_notebook_has_a_readme_row():
-    readme = (ROOT / "README.md").read_text()
+def test_every_notebook_has_a_row_in_the_docs_catalogue():
+    catalogue = (ROOT / "docs" / "notebooks.md").read_text()
     for info in list_notebooks():
-        assert f"| `{info.name}` |" in readme, f"README has no row for {info.name}"
+        assert f"| `{info.name}` |" in catalogue, f"docs/notebooks.md has no row for {info.name}"
 
 
 def test_list_reads_types_defaults_and_help():

@@ -184,9 +184,9 @@ def test_pg_read_all_data_plans_selects_but_not_updates(server, reader):
 
 
 def test_the_security_definer_function_plans_for_a_pg_monitor_role_and_explains_only(server):
-    """The README's function, created verbatim and owned by a role that owns nothing but may read and write the
-    tables it plans: the monitoring role plans SELECTs and UPDATEs through it, nothing is executed, and a second
-    statement smuggled after a `;` is refused."""
+    """The documented function (docs/plans-and-index-advice.md), created verbatim and owned by a role that owns
+    nothing but may read and write the tables it plans: the monitoring role plans SELECTs and UPDATEs through it,
+    nothing is executed, and a second statement smuggled after a `;` is refused."""
     with server.admin(APP_DATABASE) as admin:
         admin.execute("SET pg_stat_statements.track_utility = off")
         admin.execute("CREATE ROLE imsnb_explainer NOLOGIN IN ROLE pg_read_all_data")

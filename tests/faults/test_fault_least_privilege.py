@@ -17,13 +17,14 @@ from psycopg import sql
 
 from imsnb.runs.execute import run_notebook
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+CONFIGURATION = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
 MONITOR_ROLE = "imsnb_monitor"
-# The README's role: login, pg_monitor, nothing else (no ownership, no write grant, no CREATE on any schema).
+# The documented role (docs/configuration.md): login, pg_monitor, nothing else (no ownership, no write grant, no
+# CREATE on any schema).
 CREATE_ROLE = "CREATE ROLE {} LOGIN PASSWORD {} IN ROLE pg_monitor"
 ACL_USER = "imsnb-monitor"
-# The README's ACL line: exactly the commands imsnb/cache/ and the flush plan send, keys read-only, no channels.
+# The documented ACL line: exactly the commands imsnb/cache/ and the flush plan send, keys read-only, no channels.
 ACL_RULES = [
     "on",
     "resetkeys",
@@ -123,10 +124,10 @@ def test_redis_cache_works_under_the_read_only_acl_user(degraded, acl_user, monk
     assert "FLUSHDB ASYNC" in text and "NOPERM" not in text
 
 
-def test_the_readme_documents_this_role_and_this_acl_line():
-    readme = README.read_text()
-    assert f"CREATE ROLE {MONITOR_ROLE} LOGIN PASSWORD '...' IN ROLE pg_monitor;" in readme
-    assert f"ACL SETUSER {ACL_USER} on >... {' '.join(ACL_RULES[1:])}\n" in readme
+def test_the_docs_document_this_role_and_this_acl_line():
+    documented = CONFIGURATION.read_text()
+    assert f"CREATE ROLE {MONITOR_ROLE} LOGIN PASSWORD '...' IN ROLE pg_monitor;" in documented
+    assert f"ACL SETUSER {ACL_USER} on >... {' '.join(ACL_RULES[1:])}\n" in documented
 
 
 # --- less than that: said in the findings, never a false all-clear or a crashed run ------------------------------
