@@ -131,7 +131,7 @@ class Aws(LazySession):
             )
             from botocore.exceptions import NoRegionError
 
-            # botocore reads AWS_DEFAULT_REGION but not AWS_REGION (the runbook's and the README's name).
+            # botocore reads AWS_DEFAULT_REGION but not AWS_REGION (the runbook's and the docs' name).
             region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
             try:
                 client = self._session.client(service, config=config, region_name=region)

@@ -16,7 +16,7 @@ from imsnb.session import LazySession, one_line
 SOCKET_TIMEOUT_S = 2.0
 CONNECT_TIMEOUT_S = 2.0
 UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.AuthenticationError)
-ACL_HINT = "grant the monitoring user the commands of the README's ACL line (Against real infrastructure)"
+ACL_HINT = "grant the monitoring user the commands of the documented ACL line (docs/configuration.md, Redis)"
 
 
 class Cache(LazySession):

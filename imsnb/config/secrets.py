@@ -14,7 +14,7 @@ SECRET_ENV_NAME = re.compile(
     r"PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIAL|WEBHOOK|ROUTING_?KEY",
     re.IGNORECASE,
 )
-# Secrets shorter than this are not scrubbed (they would shred the artifact); the README says so.
+# Secrets shorter than this are not scrubbed (they would shred the artifact); docs/configuration.md says so.
 MIN_SCRUB_LENGTH = 4
 
 _URL_WITH_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@\s]*:[^/@\s]*@", re.IGNORECASE)

@@ -83,7 +83,7 @@ def load_routes() -> Routes:
     section = config.toml_section("notify")
     if section is None:
         where = config.config_file() or "imsnb.toml (none found; set IMSNB_CONFIG)"
-        raise NotConfigured(f"--notify needs a [notify] table in {where}: see the README's Notifications section")
+        raise NotConfigured(f"--notify needs a [notify] table in {where}: see docs/notifications.md")
     return routes_from(section)
 
 

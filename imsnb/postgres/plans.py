@@ -459,7 +459,8 @@ def _refusal(exc: psycopg.Error, *, via_function: bool) -> str:
             )
         return (
             f"{first}: the planner checks table privileges; GRANT pg_read_all_data (SELECT; an UPDATE or DELETE "
-            f"needs its own privilege) or create {FUNCTION_SCHEMA}.{FUNCTION_NAME} (README: Plans and index advice)"
+            f"needs its own privilege) or create {FUNCTION_SCHEMA}.{FUNCTION_NAME} "
+            "(docs/plans-and-index-advice.md, Privileges)"
         )
     if isinstance(exc, psycopg.errors.LockNotAvailable):
         return "a lock on its tables was not granted within lock_timeout (a migration holding it?)"
@@ -575,5 +576,5 @@ def plan_access_gap(db: Database) -> str | None:
     return (
         f"role {role} cannot read {int(row['unreadable'])} table(s) (e.g. {row['example']}), and the planner will not "
         f"plan statements on a table its role cannot read: no plans or index advice for them; {grant}, or create "
-        f"the function {FUNCTION_SCHEMA}.{FUNCTION_NAME} (README: Plans and index advice)"
+        f"the function {FUNCTION_SCHEMA}.{FUNCTION_NAME} (docs/plans-and-index-advice.md, Privileges)"
     )
