@@ -64,8 +64,9 @@ SCENARIO ?=
 lab: system-deps $(VENV)/.lab-installed
 	$(VENV)/bin/imsnb lab $(if $(SCENARIO),--sandbox $(SCENARIO))
 
+# NO_MKDOCS_2_WARNING: no banner about Material's successor on every build.
 docs: $(VENV)/.docs-installed
-	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict  # no notice about Material's successor
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check .
