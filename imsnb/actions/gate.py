@@ -35,6 +35,7 @@ import pandas as pd
 
 from imsnb import _started
 from imsnb.bundles import ACTIONS_MIME
+from imsnb.tables import table_html, table_text
 
 ALLOW_ENV = _started.ALLOW_ENV
 WAIT_MARGIN_S = 30.0  # long waits stop this long (or a fifth of the timeout, at least 5 s) before the cell timeout
@@ -215,13 +216,13 @@ def _display_outcome(frame: pd.DataFrame, turned: Keys, title: str, *, display_i
     else:
         line = f"Plan only, nothing was changed: {turned.missing}."
     shown = frame.drop(columns=["id", "planned_at", "applying_at", "finished_at"])
-    table = "<p><i>(nothing to do)</i></p>" if frame.empty else shown.to_html(index=False)
+    table = "<p><i>(nothing to do)</i></p>" if frame.empty else table_html(shown)
     data = {
         # mathjax_ignore: JupyterLab would read a query's $1 placeholders in the plan as TeX (see imsnb.report)
         "text/html": (
             f"<div class='mathjax_ignore'><p><b>{html.escape(title)}.</b> {html.escape(line)}</p>{table}</div>"
         ),
-        "text/plain": f"{title}. {line}\n" + ("(nothing to do)" if frame.empty else shown.to_string(index=False)),
+        "text/plain": f"{title}. {line}\n" + ("(nothing to do)" if frame.empty else table_text(shown)),
         ACTIONS_MIME: {"title": title, "keys": _keys_dict(turned), "actions": _records(frame)},
     }
     try:
