@@ -27,6 +27,7 @@ from imsnb.state.url import (
     STATE_URL_ENV,
     StoreUrl,
     check_not_target,
+    check_store,
     configured_store,
     parse_store_url,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "Store",
     "StoreUrl",
     "check_not_target",
+    "check_store",
     "configured_store",
     "open_store",
     "parse_store_url",

@@ -29,6 +29,15 @@ APPLICATION_NAME = "imsnb/state"
 ADVISORY_LOCK = "SELECT pg_advisory_xact_lock(:key)"
 SET_LOCK_TIMEOUT = "SELECT set_config('lock_timeout', :timeout, true)"  # true: for this transaction only
 
+
+def store_errors() -> tuple[type[BaseException], ...]:
+    """What a store's use can raise beyond StoreError: the drivers' own errors (a locked or corrupt file, a missing
+    privilege on a table)."""
+    import psycopg
+
+    return StoreError, sqlite3.Error, psycopg.Error
+
+
 _NAMED = re.compile(r"(?<![:\w]):(?!:)([A-Za-z_]\w*)")
 
 

@@ -85,6 +85,8 @@ class Store:
 
     def version(self) -> int:
         """The schema version the store holds (0: none yet), read without creating anything."""
+        if not self.exists():
+            return 0
         conn = self._open()
         try:
             if not conn.execute(schema.HAS_VERSION_TABLE[self.dialect]).fetchone()[0]:

@@ -142,13 +142,22 @@ def _toml_url() -> StoreUrl | None:
     return parse_store_url(url, origin="imsnb.toml [state] url")
 
 
-def check_not_target(store: StoreUrl) -> None:
+def check_store(environ: dict[str, str] | None = None) -> StoreUrl:
+    """The configured store, checked before a run or a recording: BadParameter for a URL that cannot be used or
+    for the diagnosed database itself (`check_not_target`, with the run's environment `environ`)."""
+    store = configured_store()
+    check_not_target(store, environ)
+    return store
+
+
+def check_not_target(store: StoreUrl, environ: dict[str, str] | None = None) -> None:
     """BadParameter when a PostgreSQL store is the diagnosed target's own database (same host, port and database;
-    localhost, 127.0.0.1 and ::1 count as one host): imsnb's writes must never land on the server it diagnoses.
-    IMSNB_STATE_ALLOW_TARGET=1 allows it (a sandbox, a test)."""
-    if store.dialect != POSTGRES or os.environ.get(ALLOW_TARGET_ENV, "").strip() in ("1", "true", "yes"):
+    localhost, 127.0.0.1, ::1 and a socket folder count as this machine): imsnb's writes must never land on the
+    server it diagnoses. IMSNB_STATE_ALLOW_TARGET=1 allows it (a sandbox, a test)."""
+    environ = os.environ if environ is None else environ
+    if store.dialect != POSTGRES or environ.get(ALLOW_TARGET_ENV, "").strip().lower() in ("1", "true", "yes"):
         return
-    target = diagnosed_endpoint()
+    target = diagnosed_endpoint(environ)
     if target is not None and _same(store.endpoint, target):
         raise BadParameter(
             f"{store.origin}: the store {store.name} is the database being diagnosed: give the team's own database "
@@ -156,21 +165,20 @@ def check_not_target(store: StoreUrl) -> None:
         )
 
 
-def diagnosed_endpoint() -> tuple[str, str, str] | None:
-    """(host, port, database) the PostgreSQL diagnostics connect to (DB_*, else libpq's PG* defaults), or None when
+def diagnosed_endpoint(environ: dict[str, str]) -> tuple[str, str, str] | None:
+    """(host, port, database) the PostgreSQL diagnostics connect to, from the runbook's DB_* and libpq's PG*
+    variables (a host left unset is this machine's socket; a database left unset is the user's name), or None when
     no PostgreSQL target is configured."""
-    from psycopg import pq
-
     from imsnb import config
 
-    if not config.target_configured("postgres"):
+    if not config.target_configured("postgres", environ):
         return None
-    settings = config.postgres_settings()
-    defaults = {o.keyword.decode(): (o.val or b"").decode() for o in pq.Conninfo.get_defaults()}
-    host = settings.get("host") or defaults.get("host") or defaults.get("hostaddr") or ""
-    port = settings.get("port") or defaults.get("port") or "5432"
-    user = settings.get("user") or defaults.get("user") or ""
-    return host, port, settings.get("dbname") or defaults.get("dbname") or user
+
+    def pick(*names: str) -> str:
+        return next((environ[n].strip() for n in names if environ.get(n, "").strip()), "")
+
+    database = pick("DB_NAME", "PGDATABASE") or pick("DB_USER", "PGUSER") or getpass.getuser()
+    return pick("DB_HOST", "PGHOST", "PGHOSTADDR"), pick("DB_PORT", "PGPORT") or "5432", database
 
 
 def _same(a: tuple[str, str, str], b: tuple[str, str, str]) -> bool:
