@@ -25,7 +25,7 @@ class StoreProblems:
         """One failure: `what` is the line said now ("history store not written"); `snapshots` not written,
         `missed` what the run goes without ("history", "baseline", "plans")."""
         reason = " ".join(str(exc).split()) or type(exc).__name__
-        print(f"{what} ({self.history.name}): {reason}")
+        print(f"{what}: {reason}" if self.history.name in reason else f"{what} ({self.history.name}): {reason}")
         self.unwritten += snapshots
         if reason not in self.reasons:
             self.reasons.append(reason)
