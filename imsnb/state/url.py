@@ -119,14 +119,21 @@ def configured_store() -> StoreUrl:
 
 
 def _toml_url() -> StoreUrl | None:
-    from imsnb.config import config_file, secret_in_value, toml_section
+    """`[state] url` of imsnb.toml, or None. A file that cannot be read at all is not this function's to report:
+    what needs the rest of it (notifications, schedules, environments) says so; a plain run goes on."""
+    from imsnb.config import config_file, read_toml, secret_in_value
 
-    try:
-        section = toml_section("state")
-    except NotConfigured as exc:
-        raise BadParameter(str(exc)) from None
-    if not section:
+    path = config_file()
+    if path is None or not path.is_file():
         return None
+    try:
+        section = read_toml(path).get("state")
+    except NotConfigured:
+        return None
+    if section is None:
+        return None
+    if not isinstance(section, dict):
+        raise BadParameter(f"{path}: state must be a table ([state] with url = ...)")
     where = f"{config_file()}: [state]"
     unknown = sorted(set(section) - STATE_KEYS)
     if unknown:
