@@ -6,7 +6,8 @@
 
 One message per run (or per suite / triage), sent to the destinations `[notify]` routes the worst severity's
 channels to. `mode`: `always` sends every time; `changes` only when a check is new, escalated, de-escalated or
-cleared since the last notification (state in outputs/.notify/state.json); `never` sends nothing. PagerDuty gets
+cleared since the last notification (state in outputs/.notify/state.json, or in the store IMSNB_STATE_URL names,
+shared by every worker: `imsnb.notify.state`); `never` sends nothing. PagerDuty gets
 one `trigger` per target and check at a paging level (dedup key imsnb/<target>/<check>), and `resolve` when that
 check is found OK again. The page goes first, then Slack, then the mail, each within its whole-call deadline. A
 channel that fails is one line on stderr and a record in each run's summary.json (`notifications`: channel, status,
