@@ -4,7 +4,8 @@ ImsnbError                 root: anything imsnb raises on purpose
 ├── BadParameter           a run's input is wrong (exit 2); the message names it and what to do
 ├── NotConfigured          a target is not set (no env var, no imsnb.toml entry)
 ├── Unreachable            a target did not answer (refused, timeout, auth); becomes a `*.reachable` finding
-└── NotAvailable           a target answered but lacks a feature (e.g. pg_stat_statements not installed)
+├── NotAvailable           a target answered but lacks a feature (e.g. pg_stat_statements not installed)
+└── StoreError             imsnb's own store (history, notification state, run catalogue) cannot be used
 """
 
 
@@ -40,3 +41,8 @@ class NotAvailable(ImsnbError):
     def __init__(self, message: str, hint: str = ""):
         super().__init__(message)
         self.hint = hint
+
+
+class StoreError(ImsnbError):
+    """imsnb's own store (`imsnb.state`: history, baselines, notification state, run catalogue) cannot be used:
+    unreachable, refused, or of a newer schema. Named without credentials; a run goes on from what it can read."""

@@ -1,15 +1,16 @@
-"""The snapshot history: counter snapshots and baselines in an embedded SQLite store, with bounded retention.
+"""The snapshot history: counter snapshots, baselines and plans in imsnb's store, with bounded retention.
 
 One row per target, source and time. A snapshot holds counters only (no query text, no literals, nothing secret),
-zlib-compressed JSON. Where: IMSNB_HISTORY, else `outputs/.history.sqlite` in the repository. Kept for
-IMSNB_HISTORY_DAYS (default 14) and at most IMSNB_HISTORY_MAX_MB (default 200) of snapshot data; every write prunes.
+zlib-compressed JSON. Where: the store `imsnb.state` opens (IMSNB_STATE_URL, a team's PostgreSQL or a SQLite file),
+else IMSNB_HISTORY, else `outputs/.history.sqlite` in the repository; the tables are `imsnb.state.schema`'s, the
+queries below are shared by both dialects. Kept for IMSNB_HISTORY_DAYS (default 14) and at most
+IMSNB_HISTORY_MAX_MB (default 200) of snapshot data; every write prunes.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,43 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from imsnb.errors import ImsnbError
+from imsnb.state import Store, StoreUrl, open_store
 
 DEFAULT_DAYS = 14.0
 DEFAULT_MAX_MB = 200.0
-BUSY_TIMEOUT_S = 5.0
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS snapshots (
-    id INTEGER PRIMARY KEY,
-    target TEXT NOT NULL,
-    source TEXT NOT NULL,
-    taken_at REAL NOT NULL,
-    taken_by TEXT NOT NULL,
-    epoch TEXT NOT NULL,
-    data BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS snapshots_by_target ON snapshots (target, source, taken_at);
-CREATE TABLE IF NOT EXISTS baselines (
-    target TEXT NOT NULL,
-    source TEXT NOT NULL,
-    saved_at REAL NOT NULL,
-    taken_by TEXT NOT NULL,
-    period TEXT NOT NULL,
-    data BLOB NOT NULL,
-    PRIMARY KEY (target, source)
-);
-CREATE TABLE IF NOT EXISTS plans (
-    id INTEGER PRIMARY KEY,
-    target TEXT NOT NULL,
-    queryid TEXT NOT NULL,
-    plan_hash TEXT NOT NULL,
-    first_seen REAL NOT NULL,
-    last_seen REAL NOT NULL,
-    taken_by TEXT NOT NULL,
-    shape BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS plans_by_statement ON plans (target, queryid, first_seen);
-"""
 INSERT_SNAPSHOT = """
 INSERT INTO snapshots (target, source, taken_at, taken_by, epoch, data)
 VALUES (:target, :source, :taken_at, :taken_by, :epoch, :data)
@@ -112,7 +81,7 @@ INSERT_PLAN = """
 INSERT INTO plans (target, queryid, plan_hash, first_seen, last_seen, taken_by, shape)
 VALUES (:target, :queryid, :plan_hash, :seen, :seen, :taken_by, :shape)
 """
-TOUCH_PLAN = "UPDATE plans SET last_seen = max(last_seen, :seen) WHERE id = :id"
+TOUCH_PLAN = "UPDATE plans SET last_seen = CASE WHEN last_seen > :seen THEN last_seen ELSE :seen END WHERE id = :id"
 SELECT_PLANS = """
 SELECT queryid, plan_hash, first_seen, last_seen, taken_by, shape
 FROM plans
@@ -181,9 +150,11 @@ class StoredPlan:
 
 
 def history_path() -> Path:
-    """IMSNB_HISTORY, else outputs/.history.sqlite next to the notebooks (the archive's folder)."""
-    default = Path(__file__).resolve().parent.parent / "outputs" / ".history.sqlite"
-    return Path(os.environ.get("IMSNB_HISTORY") or default)
+    """IMSNB_HISTORY, else outputs/.history.sqlite next to the notebooks (the archive's folder): the SQLite store
+    when no IMSNB_STATE_URL names one."""
+    from imsnb.state.url import sqlite_default
+
+    return sqlite_default()
 
 
 def retention() -> tuple[timedelta, int]:
@@ -199,16 +170,24 @@ def retention() -> tuple[timedelta, int]:
 
 
 class History:
-    """The store. Opened per use (a run writes a handful of rows); safe for several runs at once (SQLite locking)."""
+    """The history in a store. Opened per use (a run writes a handful of rows); safe for several runs and workers
+    at once (each write one transaction).
 
-    def __init__(self, path: Path | str | None = None):
-        self.path = Path(path) if path is not None else history_path()
+    `where`: a SQLite path, a store URL (sqlite:///PATH, postgresql://...) or a StoreUrl; default: the configured
+    store (`imsnb.state.configured_store`). Never raises when made: a store that cannot be used raises StoreError
+    (naming it without credentials) when used."""
 
-    def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
-        conn.executescript(SCHEMA)
-        return conn
+    def __init__(self, where: Path | str | StoreUrl | None = None):
+        self.store: Store = open_store(where)
+        self.path: Path | None = self.store.path  # the SQLite file (None for PostgreSQL)
+
+    @property
+    def name(self) -> str:
+        """The store, for messages: its path, or postgresql://host:port/database (never a user or password)."""
+        return self.store.name
+
+    def _connect(self):
+        return self.store.connect()
 
     def add(self, *snapshots: Snapshot) -> None:
         """Store snapshots, then prune what is past retention (age, then size)."""
@@ -227,7 +206,7 @@ class History:
         self, target: str, source: str, wanted: datetime, *, earliest: datetime, latest: datetime
     ) -> Snapshot | None:
         """The stored snapshot nearest to `wanted`, taken between `earliest` and `latest`; None when there is none."""
-        if not self.path.exists():
+        if not self.store.exists():
             return None
         with self._connect() as conn:
             row = conn.execute(
@@ -248,7 +227,7 @@ class History:
     ) -> list[Stored]:
         """The snapshots stored between `earliest` and `latest`, oldest first, without their counters: the window
         rule (`imsnb.sampling.start`) picks among them by time and epoch, then reads only the one it uses."""
-        if not self.path.exists():
+        if not self.store.exists():
             return []
         with self._connect() as conn:
             rows = conn.execute(
@@ -269,7 +248,7 @@ class History:
     ) -> list[tuple[Stored, Snapshot]]:
         """Up to `limit` snapshots stored between `earliest` and `latest`, the newest ones, oldest first, counters
         included, in one read (Redis's are small; a reset shows only by comparing them one after the other)."""
-        if not self.path.exists():
+        if not self.store.exists():
             return []
         with self._connect() as conn:
             rows = conn.execute(
@@ -294,7 +273,7 @@ class History:
         return None if row is None else Snapshot.from_row(row)
 
     def count(self) -> int:
-        if not self.path.exists():
+        if not self.store.exists():
             return 0
         with self._connect() as conn:
             rows = conn.execute(COUNT_ROWS).fetchone()[0]
@@ -317,7 +296,7 @@ class History:
         conn.close()
 
     def baseline(self, target: str, source: str) -> Baseline | None:
-        if not self.path.exists():
+        if not self.store.exists():
             return None
         with self._connect() as conn:
             row = conn.execute(SELECT_BASELINE, {"target": target, "source": source}).fetchone()
@@ -357,7 +336,7 @@ class History:
 
     def plans(self, target: str, queryid: str, *, until: datetime | None = None) -> list[StoredPlan]:
         """The shapes stored for one statement, oldest first (first seen at or before `until`, default: all)."""
-        if not self.path.exists():
+        if not self.store.exists():
             return []
         until_ts = (until or datetime.now(UTC) + timedelta(days=1)).timestamp()
         with self._connect() as conn:

@@ -40,10 +40,14 @@ class Incident:
     sample: Sample | None = None
 
     def close(self) -> None:
-        """Close the database and Redis sessions (AWS clients hold no connection to close)."""
+        """Close the database and Redis sessions (AWS clients hold no connection to close), and add what imsnb's
+        store could not do during the run (a WARNING `host.state_store`: snapshots not written, history not
+        read), so a run that went without its memory says so in its findings."""
         for session in (self.db, self.cache):
             if session is not None:
                 session.close()
+        if self.sample is not None:
+            self.findings.add(self.sample.store_finding())
 
 
 def begin(

@@ -45,23 +45,35 @@ def record_once(history: History | None = None) -> list[str]:
         with Database("imsnb/record") as db:
             try:
                 snapshots = [postgres_snapshot(db, source, TAKEN_BY) for source in PG_SOURCES]
-                history.add(*snapshots)
-                lines.append(f"{snapshots[0].target}: {len(snapshots)} snapshots")
             except Exception as exc:  # noqa: BLE001 - a recorder outlives an outage
                 lines.append(f"postgres {db.label}: not recorded: {_one_line(exc)}")
             else:
-                lines.append(_record_plans(db, history, snapshots[0]))
+                line, written = _written(history, snapshots)
+                lines.append(line)
+                if written:
+                    lines.append(_record_plans(db, history, snapshots[0]))
     if redis_configured():
         with Cache("imsnb/record") as cache:
             try:
                 snapshot = redis_snapshot(cache, TAKEN_BY)
-                history.add(snapshot)
-                lines.append(f"{snapshot.target}: 1 snapshot")
             except Exception as exc:  # noqa: BLE001
                 lines.append(f"redis {cache.label}: not recorded: {_one_line(exc)}")
+            else:
+                lines.append(_written(history, [snapshot])[0])
     if not lines:
         lines.append("no target configured: set DB_HOST/PG* and/or REDIS_URL/REDIS_HOST")
     return lines
+
+
+def _written(history: History, snapshots: list) -> tuple[str, bool]:
+    """Store the round's snapshots of one target: the line (how many, or that they were taken but not written, and
+    why: an unreachable store; the recorder goes on, the next round tries again) and whether they were written."""
+    target = snapshots[0].target
+    try:
+        history.add(*snapshots)
+    except Exception as exc:  # noqa: BLE001 - a recorder outlives its store's outage too
+        return f"{target}: {len(snapshots)} snapshot(s) taken but not written ({_one_line(exc)})", False
+    return f"{target}: {len(snapshots)} snapshot{'s' if len(snapshots) > 1 else ''}", True
 
 
 def _record_plans(db, history: History, statements) -> str:
@@ -104,19 +116,21 @@ def record_until_stopped(
     *,
     history_path: Path | str | None = None,
     on_round: Callable[[list[str]], None] = lambda lines: None,
-) -> tuple[int, Path]:
+) -> tuple[int, str]:
     """`imsnb record`: one round, or rounds every `every` for `duration` (durations such as "60s", "2h"; without
-    `duration`, until stopped). Bad durations and a bad IMSNB_HISTORY_DAYS are bad input before any round; SIGTERM
-    ends the loop after the round in progress. The rounds taken and the store they went into."""
+    `duration`, until stopped). Bad durations, a bad IMSNB_HISTORY_DAYS, a bad IMSNB_STATE_URL or one naming the
+    diagnosed database are bad input before any round; SIGTERM ends the loop after the round in progress. The
+    rounds taken and the store they went into (its name, without credentials)."""
+    from imsnb.state import check_store
     from imsnb.window import parse_duration
 
     every_s = parse_duration(every).total_seconds() if every else None
     for_s = parse_duration(duration).total_seconds() if duration else None
     retention()
-    history = History(history_path) if history_path else History()
+    history = History(history_path) if history_path else History(check_store())
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    return record(every_s, for_s, history=history, stop=stop, on_round=on_round), history.path
+    return record(every_s, for_s, history=history, stop=stop, on_round=on_round), history.name
 
 
 def _one_line(exc: BaseException) -> str:

@@ -10,7 +10,8 @@ Everything shown comes from the runs' summary.json files, so the index can be re
 
 Where things are:
 
-    index.py      reading runs, each run's window, the timeline, post-mortem and ticket; render / write index.html
+    index.py      reading runs (this folder's, and other workers' from a shared store's catalogue), each run's
+                  window, the timeline, post-mortem and ticket; render / write index.html
     incidents.py  list, load and describe incidents (`imsnb archive list|show`)
     upload.py     S3 URL parsing and the upload of run folders (UploadFailed)
 """
@@ -21,6 +22,7 @@ from imsnb.archive.index import (
     POSTMORTEM,
     POSTMORTEM_FIELDS,
     TICKET,
+    incident_runs,
     incident_window,
     read_postmortem,
     read_runs,
@@ -43,6 +45,7 @@ __all__ = [
     "Incident",
     "UploadFailed",
     "describe_incident",
+    "incident_runs",
     "incident_window",
     "list_incidents",
     "load_incident",

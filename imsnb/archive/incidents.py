@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imsnb.archive.index import INDEX, incident_window, read_runs, seconds_text, timeline, worst
+from imsnb.archive.index import INDEX, incident_runs, incident_window, read_runs, seconds_text, timeline, worst
 from imsnb.errors import BadParameter
 from imsnb.runs.summary import status_word
 
@@ -31,17 +32,28 @@ class Incident:
 
 
 def list_incidents(outputs: Path | str = "outputs") -> list[Incident]:
-    """Incidents with at least one finished run, newest (latest run start) first."""
+    """Incidents with at least one finished run, newest (latest run start) first: this outputs folder's and, with a
+    shared store (IMSNB_STATE_URL), those in its run catalogue from other workers (their runs counted in)."""
+    from imsnb.state.catalogue import remote_incidents, shared_store
+
     outputs = Path(outputs)
-    if not outputs.is_dir():
+    store = shared_store()
+    if not outputs.is_dir() and store is None:
         raise BadParameter(f"no archive at {outputs}: run a notebook first, or pass --outputs DIR")
-    found = []
-    for folder in outputs.iterdir():
+    found: dict[str, Incident] = {}
+    for folder in outputs.iterdir() if outputs.is_dir() else ():
         if folder.is_dir() and not folder.name.startswith("."):
             runs = read_runs(folder)
             if runs:
-                found.append(Incident(folder.name, folder, runs))
-    return sorted(found, key=lambda i: (i.last_started, i.id), reverse=True)
+                found[folder.name] = Incident(folder.name, folder, runs)
+    try:
+        remote = remote_incidents(outputs, store) if store is not None else {}
+    except Exception as exc:  # noqa: BLE001 - the store never costs the local listing
+        logging.getLogger(__name__).warning("other workers' incidents not listed: %s", exc)
+        remote = {}
+    for incident, runs in remote.items():
+        found.setdefault(incident, Incident(incident, outputs / incident, [])).runs.extend(runs)
+    return sorted(found.values(), key=lambda i: (i.last_started, i.id), reverse=True)
 
 
 def load_incident(incident_id: str, outputs: Path | str = "outputs") -> Incident:
@@ -49,7 +61,7 @@ def load_incident(incident_id: str, outputs: Path | str = "outputs") -> Incident
 
     check_incident_id(incident_id)
     folder = Path(outputs) / incident_id
-    runs = read_runs(folder)
+    runs = incident_runs(folder)
     if not runs:
         known = ", ".join(i.id for i in list_incidents(outputs)[:10]) if Path(outputs).is_dir() else ""
         raise BadParameter(f"no runs for incident {incident_id!r} in {outputs}: see `imsnb archive list` ({known})")
@@ -68,9 +80,10 @@ def describe_incident(incident: Incident) -> list[str]:
     ]
     for run in incident.runs:
         status = status_word(run.get("status"))
+        where = f"on {run.get('worker')}: {run.get('location')}" if run.get("remote") else run["folder"]
         lines.append(
             f"  {run.get('started_at') or '?':<21} {run.get('notebook') or '?':<22} {status:<10}"
-            f"{run.get('severity') or 'none':<9}{seconds_text(run.get('duration_s')):>8} s  {run['folder']}"
+            f"{run.get('severity') or 'none':<9}{seconds_text(run.get('duration_s')):>8} s  {where}"
         )
     events = timeline(incident.runs)
     lines += ["", "findings and actions:" if events else "findings and actions: none above OK"]

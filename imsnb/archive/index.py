@@ -11,6 +11,7 @@ import fcntl
 import functools
 import html
 import json
+import logging
 import os
 import re
 from datetime import UTC, datetime
@@ -51,6 +52,20 @@ def read_runs(incident_dir: Path) -> list[dict[str, Any]]:
             continue
         if isinstance(summary, dict):
             runs.append({**summary, "folder": folder.name})
+    return sorted(runs, key=lambda r: (str(r.get("started_at") or ""), r["folder"]))
+
+
+def incident_runs(incident_dir: Path) -> list[dict[str, Any]]:
+    """Every finished run of an incident, oldest first: this folder's (`read_runs`) and, with a shared store
+    (IMSNB_STATE_URL), those other workers or outputs folders recorded in its catalogue (`remote: True`, with
+    `worker` and `location`). A store that cannot be read is one warning; the local runs are shown all the same."""
+    from imsnb.state.catalogue import remote_runs
+
+    runs = read_runs(incident_dir)
+    try:
+        runs += remote_runs(incident_dir)
+    except Exception as exc:  # noqa: BLE001 - the store never costs the local index
+        logging.getLogger(__name__).warning("other workers' runs of %s not shown: %s", incident_dir.name, exc)
     return sorted(runs, key=lambda r: (str(r.get("started_at") or ""), r["folder"]))
 
 
@@ -244,13 +259,18 @@ def render_index(
     for run in runs:
         link = quote(run["folder"])
         status, severity = str(run.get("status") or "?"), str(run.get("severity") or "none")
+        name = e(str(run.get("notebook") or run["folder"]))
+        if run.get("remote"):  # another worker's folder: said where it is, not linked
+            notebook = name
+            files = f"on {e(str(run.get('worker') or '?'))}: <code>{e(str(run.get('location') or ''))}</code>"
+        else:
+            notebook = f'<a href="{e(link)}/report.html">{name}</a>'
+            files = f'<a href="{e(link)}/notebook.ipynb">notebook</a> · <a href="{e(link)}/summary.json">summary</a>'
         rows.append(
-            f"<tr><td class=t>{e(str(run.get('started_at') or ''))}</td>"
-            f'<td class=t><a href="{e(link)}/report.html">{e(str(run.get("notebook") or run["folder"]))}</a></td>'
+            f"<tr><td class=t>{e(str(run.get('started_at') or ''))}</td><td class=t>{notebook}</td>"
             f'<td class="t {e(status)}">{e(status_word(status))}</td><td class="{e(severity)}">{e(severity)}</td>'
             f"<td class=n>{e(seconds_text(run.get('duration_s')))}</td><td class=t>{e(run_window_text(run))}</td>"
-            f'<td><a href="{e(link)}/notebook.ipynb">notebook</a> · <a href="{e(link)}/summary.json">summary</a></td>'
-            "</tr>"
+            f"<td class=d>{files}</td></tr>"
         )
     events = [
         f"<tr><td class=t>{e(ev['at'])}</td><td>{e(ev['source'])}</td><td>{e(ev['kind'])}</td>"
@@ -294,7 +314,8 @@ cannot keep what is typed into it: write the post-mortem in <code>{POSTMORTEM}</
 
 
 def write_index(incident_dir: Path | str) -> Path:
-    """Rebuild <incident>/index.html from the run folders; atomic (temp file + rename), serialised by a lock
+    """Rebuild <incident>/index.html from the run folders (and other workers' runs in a shared store's catalogue);
+    atomic (temp file + rename), serialised by a lock
     so concurrent runs of the same incident never leave an index missing one of them."""
     incident_dir = Path(incident_dir)
     incident_dir.mkdir(parents=True, exist_ok=True)
@@ -303,7 +324,7 @@ def write_index(incident_dir: Path | str) -> Path:
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
         text = render_index(
-            incident_dir.name, read_runs(incident_dir), read_postmortem(incident_dir), read_ticket(incident_dir)
+            incident_dir.name, incident_runs(incident_dir), read_postmortem(incident_dir), read_ticket(incident_dir)
         )
         write_atomic(target, text)
     finally:

@@ -1,7 +1,7 @@
 """The `imsnb` command: argument parsing and printing only, over the library; library errors become one-line
 messages. Each command is a parser (`add_*`) and a `cmd_*` beside it in the module of its group (`runs`, `archive`,
-`sandbox`, `schedule`, `reference`); each imports what it needs when it runs, so `import imsnb.cli` (and `--help`)
-stays light.
+`sandbox`, `schedule`, `reference`, `state`); each imports what it needs when it runs, so `import imsnb.cli` (and
+`--help`) stays light.
 
 Exit status: 0 below --fail-on, 1 at or above it, 2 bad input, 3 the notebook failed or timed out; a command that
 runs several notebooks (suite, triage --run-suggested) exits with the worst of them (3 over 1 over 0). A failed
@@ -15,7 +15,7 @@ import os
 import sys
 
 from imsnb import __version__
-from imsnb.cli import archive, reference, runs, sandbox, schedule
+from imsnb.cli import archive, reference, runs, sandbox, schedule, state
 from imsnb.cli.common import Parser
 from imsnb.errors import ImsnbError
 from imsnb.runs.exits import EXIT_BAD_INPUT
@@ -35,6 +35,7 @@ COMMANDS = (
     sandbox.add_sandbox,
     schedule.add_schedule,
     schedule.add_record,
+    state.add_state,
 )
 
 

@@ -64,7 +64,9 @@ def add_record(sub: argparse._SubParsersAction) -> None:
     rec = sub.add_parser("record", help="store counter snapshots of every configured target in the history")
     rec.add_argument("--every", metavar="DURATION", help="one round every DURATION (e.g. 60s); without --for: forever")
     rec.add_argument("--for", dest="duration", metavar="DURATION", help="stop after DURATION (e.g. 2h)")
-    rec.add_argument("--history", metavar="PATH", help="the SQLite store (default: IMSNB_HISTORY)")
+    rec.add_argument(
+        "--history", metavar="PATH", help="a SQLite file to record into (default: IMSNB_STATE_URL, else IMSNB_HISTORY)"
+    )
     rec.set_defaults(handler=cmd_record)
 
 
@@ -80,8 +82,8 @@ def cmd_record(args: argparse.Namespace) -> int:
             print(f"{stamp} {line}", flush=True)
 
     try:
-        rounds, path = record_until_stopped(args.every, args.duration, history_path=args.history, on_round=printed)
+        rounds, store = record_until_stopped(args.every, args.duration, history_path=args.history, on_round=printed)
     except KeyboardInterrupt:
         return 0
-    print(f"{rounds} round(s) recorded into {path}", file=sys.stderr)
+    print(f"{rounds} round(s) recorded into {store}", file=sys.stderr)
     return 0

@@ -155,10 +155,24 @@ def _embedded_secrets(value: str) -> list[str]:
     return found
 
 
+# imsnb's own store (`imsnb.state`): its URL names a database and often a user and password of the team's.
+STATE_URL_ENV = "IMSNB_STATE_URL"
+
+
+def _store_url_secrets() -> list[str]:
+    """The store URL as a whole when it carries credentials (a user, a password, a query): its password alone is
+    found like any URL's, but the URL itself must not reach an artifact either. Its name without them
+    (postgresql://host:port/database, what messages say) is not a secret."""
+    value = os.environ.get(STATE_URL_ENV, "").strip()
+    if "@" not in value and "?" not in value:
+        return []
+    return [value, os.environ[STATE_URL_ENV]]
+
+
 def secret_values() -> list[str]:
     """Every secret value imsnb can know of, longest first: secret-named env vars, passwords and query secrets
-    inside URLs and conninfo strings (REDIS_URL's ?password=), ~/.pgpass, PGSERVICEFILE services, and the keys of
-    every ~/.aws/credentials (and config) profile."""
+    inside URLs and conninfo strings (REDIS_URL's ?password=), the store URL (IMSNB_STATE_URL) with its
+    credentials, ~/.pgpass, PGSERVICEFILE services, and the keys of every ~/.aws/credentials (and config) profile."""
     found: set[str] = set()
     for name, value in os.environ.items():
         if not value:
@@ -168,6 +182,7 @@ def secret_values() -> list[str]:
             if "WEBHOOK" in name.upper() and "://" in value:  # the token a webhook URL ends with, on its own too
                 found.add(urlsplit(value).path.rstrip("/").rsplit("/", 1)[-1])
         found.update(_embedded_secrets(value))
+    found.update(_store_url_secrets())
     found.update(_pgpass_passwords())
     found.update(_service_passwords())
     found.update(_aws_profile_secrets())

@@ -6,7 +6,8 @@
 
 One message per run (or per suite / triage), sent to the destinations `[notify]` routes the worst severity's
 channels to. `mode`: `always` sends every time; `changes` only when a check is new, escalated, de-escalated or
-cleared since the last notification (state in outputs/.notify/state.json); `never` sends nothing. PagerDuty gets
+cleared since the last notification (state in outputs/.notify/state.json, or in the store IMSNB_STATE_URL names,
+shared by every worker: `imsnb.notify.state`); `never` sends nothing. PagerDuty gets
 one `trigger` per target and check at a paging level (dedup key imsnb/<target>/<check>), and `resolve` when that
 check is found OK again. The page goes first, then Slack, then the mail, each within its whole-call deadline. A
 channel that fails is one line on stderr and a record in each run's summary.json (`notifications`: channel, status,
@@ -116,8 +117,10 @@ def deliver(
 def _notify(
     notice: Notice, summaries: list[dict], outputs: Path, mode: str, files: list, warn: Callable[[str], None]
 ) -> list[dict[str, Any]]:
-    """Compare with the state (read without a lock), send the most urgent first (the page, then Slack, then the
-    mail), then keep what was sent (`state.save`, under the lock): no network call ever holds the lock."""
+    """Under the notification lock (`state.exchange`): compare with the state, page (the most urgent first: it is
+    what wakes someone), keep what was paged. Then, with the lock released, Slack and the mail, and a second, short
+    exchange keeps the destinations that failed (retried by the next run). Two runs or workers finding the same
+    failure at once page once: the second compares with what the first kept."""
     try:
         routes = load_routes()
     except NotConfigured as exc:
@@ -129,44 +132,39 @@ def _notify(
         for f in s.get("findings") or []
     ]
     at = _now()
-    loaded = state.load(outputs, warn)
-    st = loaded.state
-    diff = state.compare(st, everything, ok_notebooks, routes.min_severity)
-    # masked like the rest of the notice: every channel renders this one masked notice
-    notice.changes, notice.resolved = _scrub(
-        [diff.changes, [{k: r[k] for k in ("target", "check", "was")} for r in diff.resolved]]
-    )
-    worst = Severity.parse(notice.severity)
-    level = max([worst] + [Severity.parse(r["was"]) for r in diff.resolved])
-    wanted = worst >= routes.min_severity or bool(diff.resolved)
-    if mode == "changes":
-        message_to = routes.destinations(level) if diff.changed else []
-        if not diff.changed and worst >= routes.min_severity:  # last time's failures, tried again
-            message_to = [d for d in routes.destinations(level) if d in st["failed"] and d != "pagerduty"]
-    else:
-        message_to = routes.destinations(level) if wanted else []
-    records: list[dict[str, Any]] = []
-    paged: set[str] = set()
-    unresolved: set[str] = set()
-    if "pagerduty" in routes.settings:  # the page first: it is what wakes someone
-        records, paged, unresolved = _page(notice, diff, st, routes, mode)
+
+    def decide_and_page(st: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+        diff = state.compare(st, everything, ok_notebooks, routes.min_severity)
+        # masked like the rest of the notice: every channel renders this one masked notice
+        notice.changes, notice.resolved = _scrub(
+            [diff.changes, [{k: r[k] for k in ("target", "check", "was")} for r in diff.resolved]]
+        )
+        worst = Severity.parse(notice.severity)
+        level = max([worst] + [Severity.parse(r["was"]) for r in diff.resolved])
+        wanted = worst >= routes.min_severity or bool(diff.resolved)
+        if mode == "changes":
+            message_to = routes.destinations(level) if diff.changed else []
+            if not diff.changed and worst >= routes.min_severity:  # last time's failures, tried again
+                message_to = [d for d in routes.destinations(level) if d in st["failed"] and d != "pagerduty"]
+        else:
+            message_to = routes.destinations(level) if wanted else []
+        records: list[dict[str, Any]] = []
+        paged: set[str] = set()
+        unresolved: set[str] = set()
+        if "pagerduty" in routes.settings:
+            records, paged, unresolved = _page(notice, diff, st, routes, mode)
+        state.update(st, diff, routes.min_severity, paged=paged, unresolved=unresolved, at=at)
+        return records, message_to
+
+    (records, message_to), kept = state.exchange(outputs, decide_and_page, warn)
     failed: list[str] = []
     for destination in (d for d in ("slack", "email") if d in message_to):
         record = _send_message(destination, notice, routes, files, mode)
         records.append(record)
         if record["status"] == "failed":
             failed.append(destination)
-
-    def advance(current: dict[str, Any]) -> None:
-        if message_to:
-            current["failed"] = failed
-        state.update(current, diff, routes.min_severity, paged=paged, unresolved=unresolved, at=at)
-
-    if loaded.writable:
-        try:
-            state.save(outputs, advance)
-        except (OSError, state.Untrusted) as exc:
-            warn(f"imsnb: warning: notification state not kept: {exc} (the next run may notify again)")
+    if message_to and kept:
+        state.exchange(outputs, lambda st: st.update(failed=failed), warn)
     if not records:
         reason = "no change since the last notification" if mode == "changes" else "nothing at or above min_severity"
         records.append(

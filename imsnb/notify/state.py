@@ -11,9 +11,14 @@ writable by everyone, `.notify/` is the user's alone, the file is the user's and
 else is refused with one warning and the run notifies as if nothing had been sent (too many messages, never too
 few). A malformed file is set aside (`state.json.bad-<time>`) the same way.
 
-`load` reads without a lock; `save` re-reads, applies the run's changes and writes atomically under a lock on
-`.notify/`, so the lock is never held across network I/O and two runs finishing together never lose each other's
-update (if both send the same news, it goes out twice: a duplicate, never a lost page).
+`exchange` reads, lets the caller compare, page and update, and writes atomically, all under a lock on `.notify/`
+(or, with a shared store, in one transaction holding the store's notification lock: `imsnb.state.notify`), so two
+runs finding the same failure at once page once and never lose each other's update. The lock is held across the
+page (each PagerDuty call has its own deadline), never across Slack or the mail: those are sent after it, and the
+destinations that failed are kept by a second, short `exchange`.
+
+With IMSNB_STATE_URL (or `[state] url`) the state lives in that store, shared by every worker, and the file is not
+used.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from imsnb.files import write_atomic
 from imsnb.findings import Severity, escalation_for
@@ -35,6 +40,7 @@ STATE_DIR = ".notify"
 STATE_FILE = "state.json"
 LEGACY_FILE = ".notify-state.json"  # where versions before 0.2 kept it: read once (when trusted), then moved
 DESTINATIONS = ("slack", "email", "pagerduty")
+T = TypeVar("T")
 
 
 class Untrusted(Exception):
@@ -86,20 +92,47 @@ def load(outputs: Path, warn: Callable[[str], None]) -> Loaded:
     return Loaded(state, writable=True)
 
 
-def save(outputs: Path, advance: Callable[[dict[str, Any]], None]) -> None:
-    """Under the lock: re-read the state (another run may have written it meanwhile), apply `advance`, write it."""
-    folder = _safe_folder(Path(outputs))
+def exchange(outputs: Path, work: Callable[[dict[str, Any]], T], warn: Callable[[str], None]) -> tuple[T, bool]:
+    """Under the notification lock: read the state, `work(state)` (compare, page, update it in place), write it.
+    Returns (what `work` returned, whether the state was kept). The shared store's when one is configured, else
+    outputs/.notify/state.json; a state that cannot be used is one warning and `work` runs on an empty one."""
+    store = shared_store(warn)
+    if store is not None:
+        from imsnb.state.notify import exchange as store_exchange
+
+        return store_exchange(store, work, warn, check=_malformed)
+    try:
+        folder = _safe_folder(Path(outputs))
+    except (OSError, Untrusted) as exc:
+        warn(f"imsnb: warning: notification state not used: {exc}; notifying as if nothing had been sent")
+        return work(fresh()), False
     lock = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        loaded = load(outputs, warn)
+        result = work(loaded.state)
+        if not loaded.writable:
+            return result, False
         try:
-            state = _read_trusted(folder / STATE_FILE)
-        except (FileNotFoundError, Untrusted):
-            state = fresh()
-        advance(state)
-        write(outputs, state)
+            write(outputs, loaded.state)
+        except OSError as exc:
+            warn(f"imsnb: warning: notification state not kept: {exc} (the next run may notify again)")
+            return result, False
+        return result, True
     finally:
-        os.close(lock)
+        os.close(lock)  # releases the lock
+
+
+def shared_store(warn: Callable[[str], None]) -> Any:
+    """The shared store (IMSNB_STATE_URL or `[state] url`) the state lives in, or None for the outputs folder's
+    file. A store URL that cannot be used is one warning, and None (the file, this run only)."""
+    from imsnb.state import open_store
+
+    store = open_store()
+    if store.url is None:
+        warn(f"imsnb: warning: {store.problem}; notification state kept in the outputs folder this time")
+        return None
+    return store if store.shared else None
 
 
 def write(outputs: Path, state: dict[str, Any]) -> None:

@@ -25,10 +25,11 @@ from imsnb.errors import BadParameter, NotConfigured
 from imsnb.findings import Severity, check_threshold_overrides
 from imsnb.runs.catalogue import NotebookInfo, find_notebook, load_info
 from imsnb.runs.exits import run_exit_code
-from imsnb.runs.folder import check_writable, refresh_index, write_run_folder
+from imsnb.runs.folder import check_writable, record_in_catalogue, refresh_index, write_run_folder
 from imsnb.runs.kernels import ForkServer
 from imsnb.runs.parameters import check_bounds, check_incident_id, is_positive_seconds, validate
 from imsnb.runs.summary import merge_journal, note_unfinished_actions, read_journal, summarize
+from imsnb.state import check_store
 
 DEFAULT_TIMEOUT_S = 600
 
@@ -79,6 +80,7 @@ def prepare(
         raise BadParameter("apply_actions is True but no approver is named: add -p approver NAME (who approved)")
     check_bounds(parameters)
     check_writable(Path(outputs))
+    check_store(target_environ(environment))  # a bad IMSNB_STATE_URL, or the diagnosed database itself: bad input
     return path, parameters, incident
 
 
@@ -181,6 +183,7 @@ def run_notebook(
         )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    record_in_catalogue(folder, summary)
     refresh_index(folder.parent)
     return RunResult(folder, summary, run_exit_code(summary["status"], summary["severity"], threshold))
 

@@ -19,6 +19,7 @@ import os
 import re
 import secrets
 import shutil
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -46,6 +47,16 @@ def refresh_index(incident_dir: Path) -> None:
         archive.write_index(incident_dir)
     except OSError as exc:
         logging.getLogger(__name__).warning("index.html of %s not rewritten: %s", incident_dir, exc)
+
+
+def record_in_catalogue(folder: Path, summary: dict) -> None:
+    """Record the run in a shared store's catalogue (IMSNB_STATE_URL), so other workers' indexes and listings show
+    it; a store that cannot take it is one warning on stderr (the run folder is complete)."""
+    from imsnb.state.catalogue import record_run
+
+    problem = record_run(folder, summary)
+    if problem:
+        print(f"imsnb: warning: {problem} (the run folder is complete)", file=sys.stderr, flush=True)
 
 
 def export_html(notebook_json: str, summary: dict | None = None) -> str:

@@ -20,6 +20,7 @@ from imsnb.period import Period
 from imsnb.postgres.plans import is_utility, raw_texts
 from imsnb.sampling.deltas import during
 from imsnb.sampling.postgres import postgres_target
+from imsnb.state.backends import store_errors
 
 EXPLAIN_TOP = 20  # statements explained per run (and per record round), at most
 RECORD_TOP = 20
@@ -283,11 +284,22 @@ def plans_and_changes(
     now = datetime.now(UTC)
     start = sample.window.start if sample.window is not None else now - timedelta(hours=1)
     saved = (sample.baseline(PG_STATEMENTS) or {}).get("plans") or {}
-    changes = plan_changes(plans, sample.history, target, window_start=start, baseline_plans=saved, now=now)
+    try:
+        changes = plan_changes(plans, sample.history, target, window_start=start, baseline_plans=saved, now=now)
+    except store_errors() as exc:  # the stored plans cannot be read: compared with the baseline's alone
+        sample.store_problems.failed("stored plans not read", exc, missed="plans")
+        changes = plan_changes(plans, _NoPlans(), target, window_start=start, baseline_plans=saved, now=now)
     changes = with_lost_indexes(sample.db, changes)
     if sample.store:
         try:
             store_plans(sample.history, target, plans, taken_by=sample.taken_by, taken_at=now)
-        except Exception as exc:  # noqa: BLE001 - a full disk must not cost the diagnosis
-            print(f"plans not stored in the history ({sample.history.path}): {exc}")
+        except Exception as exc:  # noqa: BLE001 - a full disk or an unreachable store must not cost the diagnosis
+            sample.store_problems.failed("plans not stored in the history", exc, missed="plans")
     return plans, changes
+
+
+class _NoPlans:
+    """A history that holds no plan (the store could not be read)."""
+
+    def plans(self, *args: Any, **kwargs: Any) -> list[StoredPlan]:
+        return []

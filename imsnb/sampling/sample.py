@@ -49,6 +49,7 @@ from imsnb.sampling.redis import (
     redis_target,
 )
 from imsnb.sampling.start import Start, uncovered_note, window_start
+from imsnb.sampling.stored import StoreProblems
 from imsnb.window import Window
 
 
@@ -88,6 +89,7 @@ class Sample:
         self.db, self.cache, self.window, self.taken_by = db, cache, window, taken_by
         self.history = history if history is not None else History()
         self.store = store
+        self.store_problems = StoreProblems(self.history)  # said as they happen, then as `store_finding()`
         self.started = time.monotonic()
         self.first: dict[str, Snapshot] = {}
         self.second: dict[str, Snapshot] = {}
@@ -117,8 +119,12 @@ class Sample:
         if self.store and snapshots:
             try:
                 self.history.add(*snapshots)
-            except Exception as exc:  # noqa: BLE001 - a full disk must not cost the diagnosis
-                print(f"history store not written ({self.history.path}): {exc}")
+            except Exception as exc:  # noqa: BLE001 - a full disk or an unreachable store must not cost the diagnosis
+                self.store_problems.failed("history store not written", exc, snapshots=len(snapshots))
+
+    def store_finding(self) -> Finding | None:
+        """WARNING `host.state_store` when the store could not be used during the run (once), else None."""
+        return self.store_problems.finding()
 
     def remaining_s(self) -> float:
         return max(0.0, self.sample_s - (time.monotonic() - self.started))
@@ -193,7 +199,7 @@ class Sample:
         try:
             return window_start(self.window, after, self.history, older_than=older_than, first=first, live=live)
         except Exception as exc:  # noqa: BLE001 - an unreadable store costs the history, not the diagnosis
-            print(f"history store not read ({self.history.path}): {exc}")
+            self.store_problems.failed("history store not read", exc, missed="history")
             return None, ""
 
     # -- what the sections ask for ---------------------------------------------------------------------------------
@@ -229,7 +235,7 @@ class Sample:
         try:
             found = self.history.baseline(self.target(source), source)
         except Exception as exc:  # noqa: BLE001 - no baseline is not a failure of the section
-            print(f"baseline not read ({self.history.path}): {exc}")
+            self.store_problems.failed("baseline not read", exc, missed="baseline")
             found = None
         self._baselines[source] = None if found is None else {**found.data, "saved_at": found.saved_at.isoformat()}
         return self._baselines[source]

@@ -1,0 +1,151 @@
+"""The run catalogue in a shared store: one row per run folder written on any worker (its incident, notebook, start,
+status, worst severity and scrubbed summary.json), so an incident's index.html and `imsnb archive list` show the
+runs every worker made, not only this one's outputs folder.
+
+A run is identified by the worker that wrote it (its host name) and the folder's path there. The folders stay
+where they are (and in the S3 archive); the catalogue only says they exist and what they found. Without a shared
+store (no IMSNB_STATE_URL or `[state] url`) nothing is recorded and only the local folders are read, as before.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+from imsnb.state.store import Store, open_store
+
+UPSERT_RUN = """
+INSERT INTO runs (worker, location, incident, folder, notebook, started_at, status, severity, recorded_at, summary)
+VALUES (:worker, :location, :incident, :folder, :notebook, :started_at, :status, :severity, :recorded_at, :summary)
+ON CONFLICT (worker, location) DO UPDATE SET
+    incident = excluded.incident, folder = excluded.folder, notebook = excluded.notebook,
+    started_at = excluded.started_at, status = excluded.status, severity = excluded.severity,
+    recorded_at = excluded.recorded_at, summary = excluded.summary
+"""
+INCIDENT_RUNS = """
+SELECT worker, location, folder, summary
+FROM runs
+WHERE incident = :incident
+ORDER BY started_at, folder
+LIMIT :limit
+"""
+# Without the summaries: what `imsnb archive list` needs of every incident's runs.
+ALL_RUNS = """
+SELECT incident, worker, location, folder, notebook, started_at, status, severity
+FROM runs
+ORDER BY started_at DESC
+LIMIT :limit
+"""
+MAX_RUNS = 10_000
+
+
+def worker_name() -> str:
+    """This worker, as the catalogue names it: the host name."""
+    return socket.gethostname()
+
+
+def shared_store() -> Store | None:
+    """The configured store when it is a shared one (IMSNB_STATE_URL or `[state] url`), else None."""
+    store = open_store()
+    return store if store.shared else None
+
+
+def record_run(folder: Path, summary: dict[str, Any], store: Store | None = None) -> str | None:
+    """Record a written run folder in the shared store; None when recorded (or there is no shared store), else why
+    not, in one line naming the store without credentials (the folder itself is complete either way)."""
+    store = store or shared_store()
+    if store is None:
+        return None
+    folder = Path(folder).resolve()
+    row = {
+        "worker": worker_name(),
+        "location": str(folder),
+        "incident": folder.parent.name,
+        "folder": folder.name,
+        "notebook": str(summary.get("notebook") or ""),
+        "started_at": str(summary.get("started_at") or ""),
+        "status": str(summary.get("status") or ""),
+        "severity": summary.get("severity"),
+        "recorded_at": time.time(),
+        "summary": zlib.compress(json.dumps(summary, ensure_ascii=False, default=str).encode(), 6),
+    }
+    try:
+        conn = store.connect()
+        try:
+            with conn:
+                conn.execute(UPSERT_RUN, row)
+        finally:
+            conn.close()
+    except Exception as exc:  # noqa: BLE001 - sqlite3/psycopg errors: said, never the loss of the run
+        return f"run {folder.name} not recorded in the store: {_reason(store, exc)}"
+    return None
+
+
+def remote_runs(incident_dir: Path, store: Store | None = None) -> list[dict[str, Any]]:
+    """The incident's runs the catalogue holds from other workers or other outputs folders (those in `incident_dir`
+    are read from their folders), as `read_runs` returns local ones (summary.json plus `folder`), with `worker`,
+    `location` and `remote: True`; empty without a shared store. StoreError (or the driver's error) when the store
+    cannot be read."""
+    store = store or shared_store()
+    if store is None:
+        return []
+    conn = store.connect()
+    try:
+        rows = conn.execute(INCIDENT_RUNS, {"incident": Path(incident_dir).name, "limit": MAX_RUNS}).fetchall()
+    finally:
+        conn.close()
+    runs = []
+    for worker, location, folder, blob in rows:
+        if _is_in(worker, location, incident_dir):
+            continue
+        try:
+            summary = json.loads(zlib.decompress(bytes(blob)).decode())
+        except (ValueError, zlib.error):
+            continue
+        if isinstance(summary, dict):
+            runs.append({**summary, "folder": folder, "worker": worker, "location": location, "remote": True})
+    return runs
+
+
+def remote_incidents(outputs: Path, store: Store | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Every incident's runs from other workers or outputs folders than `outputs` (without their findings: what a
+    listing needs), by incident id."""
+    store = store or shared_store()
+    if store is None:
+        return {}
+    conn = store.connect()
+    try:
+        rows = conn.execute(ALL_RUNS, {"limit": MAX_RUNS}).fetchall()
+    finally:
+        conn.close()
+    found: dict[str, list[dict[str, Any]]] = {}
+    for incident, worker, location, folder, notebook, started_at, status, severity in rows:
+        if _is_in(worker, location, Path(outputs) / incident):
+            continue
+        found.setdefault(incident, []).append(
+            {
+                "folder": folder,
+                "notebook": notebook,
+                "started_at": started_at,
+                "status": status,
+                "severity": severity,
+                "worker": worker,
+                "location": location,
+                "remote": True,
+            }
+        )
+    return found
+
+
+def _is_in(worker: str, location: str, incident_dir: Path) -> bool:
+    """A run this worker wrote into `incident_dir`: read from its folder there, not from the catalogue."""
+    return worker == worker_name() and Path(location).parent == Path(incident_dir).resolve()
+
+
+def _reason(store: Store, exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if store.name in text else f"store {store.name}: {text}"
