@@ -23,8 +23,8 @@ from imsnb.errors import BadParameter
 from imsnb.findings import CATALOGUE
 from imsnb.notify.jira import check_ticket
 from imsnb.runs.catalogue import list_notebooks
-from imsnb.runs.schedule import DEFAULT_TIMETABLE
 from imsnb.sandbox.scenarios import SCENARIOS
+from imsnb.schedule import DEFAULT_TIMETABLE
 
 README = (ROOT / "README.md").read_text()
 DOCS = ROOT / "docs"
@@ -259,7 +259,7 @@ def test_plain_papermill_sees_every_parameter_imsnb_sees():
 def test_the_configuration_examples_are_accepted_as_written(tmp_path, monkeypatch):
     from imsnb import notify
     from imsnb.config.toml import environment_settings
-    from imsnb.runs.schedule import load_schedules
+    from imsnb.schedule import load_schedules
 
     def toml_blocks(page: str) -> list[str]:
         return re.findall(r"```toml\n(.*?)```", _page(page), re.S)

@@ -1,4 +1,4 @@
-"""imsnb.runs.schedule and `imsnb schedule`: [schedules.NAME] validation, the runbook's default timetable, next runs in
+"""imsnb.schedule and `imsnb schedule`: [schedules.NAME] validation, the runbook's default timetable, next runs in
 UTC, last runs from the archive, one scheduled run against the sandbox (archived to the moto server), and crontab
 lines executed by a real /bin/sh with a real flock."""
 
@@ -16,10 +16,10 @@ import pytest
 from croniter import croniter
 from helpers import read_summary
 
+from imsnb import schedule
 from imsnb.cli import main
 from imsnb.errors import BadParameter
 from imsnb.integrations.airflow import task_outcome, unreachable_targets
-from imsnb.runs import schedule
 
 NOW = datetime(2026, 11, 29, 22, 5, tzinfo=UTC)
 

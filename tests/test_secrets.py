@@ -9,7 +9,7 @@ from helpers import every_byte, read_summary
 
 from imsnb.errors import BadParameter
 from imsnb.runs.execute import run_notebook
-from imsnb.runs.scrub import scrub, scrub_tree
+from imsnb.scrub import scrub, scrub_tree
 
 
 def test_every_spelling_of_a_secret_is_scrubbed():

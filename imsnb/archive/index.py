@@ -23,6 +23,7 @@ from imsnb.errors import ImsnbError
 from imsnb.files import write_atomic
 from imsnb.findings import Severity
 from imsnb.runs.summary import status_word
+from imsnb.scrub import scrub_tree
 
 INDEX = "index.html"
 POSTMORTEM = "postmortem.json"
@@ -183,7 +184,6 @@ def read_postmortem(incident_dir: Path) -> dict[str, str]:
     """The post-mortem fields people wrote in postmortem.json, scrubbed of every known secret (a pasted password or
     connection string must not reach index.html, nor the S3 upload that copies it)."""
     from imsnb import config
-    from imsnb.runs.scrub import scrub_tree
 
     try:
         data = json.loads((incident_dir / POSTMORTEM).read_text(encoding="utf-8"))

@@ -18,6 +18,7 @@ from typing import Any
 from imsnb.archive.incidents import Incident, load_incident
 from imsnb.archive.index import incident_window, read_postmortem, read_ticket, timeline
 from imsnb.findings import Severity
+from imsnb.scrub import scrub
 
 DRAFT = "postmortem.md"
 GAP = "_(to be written)_"
@@ -77,7 +78,6 @@ def _minutes(window: tuple[str, str]) -> str:
 def postmortem_draft(incident: Incident) -> str:
     """The draft's Markdown text for one incident of the archive (secrets scrubbed)."""
     from imsnb import config
-    from imsnb.runs.scrub import scrub
 
     runs = incident.runs
     written = read_postmortem(incident.folder)

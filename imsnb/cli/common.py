@@ -97,26 +97,21 @@ def parameters(args: argparse.Namespace) -> dict[str, str]:
 
 def check_delivery(args: argparse.Namespace) -> None:
     """Before any run: a bad --archive URL, --notify set-up or --ticket is bad input."""
-    from imsnb import notify
-    from imsnb.archive import parse_archive_url
+    from imsnb import delivery  # lazy: archive and notify pull in boto3 and pandas; `imsnb --help` stays quick
 
-    if args.archive:
-        parse_archive_url(args.archive)
-    notify.check_ready(args.notify, args.ticket)
+    delivery.check_delivery(args.archive, args.notify, args.ticket)
 
 
 def deliver(args: argparse.Namespace, results: list) -> None:
-    """After the runs: the upload (a failure is one line on stderr, the runs stay as they are), then notifications
-    and the ticket (a failed channel is a stderr line only)."""
-    from imsnb import archive, notify
+    """After the runs: `imsnb.delivery.deliver`, printed (a failed upload or channel is a stderr line only)."""
+    from imsnb import delivery  # lazy, as above
 
-    folders = [r.folder for r in results]
-    if args.archive and folders:
-        try:
-            keys = archive.upload(args.archive, folders, folders[0].parent)
-            print(f"archived {len(keys)} file(s) to {args.archive.rstrip('/')}/{folders[0].parent.name}/")
-        except archive.UploadFailed as exc:
-            print(f"imsnb: warning: {exc} (the local run folders are complete)", file=sys.stderr)
-    for r in notify.deliver(results, mode=args.notify, ticket=args.ticket, archive=args.archive):
+    done = delivery.deliver(results, archive=args.archive, notify=args.notify, ticket=args.ticket)
+    if done.archived_keys:
+        folder = results[0].folder.parent.name
+        print(f"archived {len(done.archived_keys)} file(s) to {args.archive.rstrip('/')}/{folder}/")
+    if done.archive_error:
+        print(f"imsnb: warning: {done.archive_error} (the local run folders are complete)", file=sys.stderr)
+    for r in done.notifications:
         if r["status"] != "failed":
             print(f"notify {r['channel']}: {r['status']}" + (f" ({r['detail']})" if r.get("detail") else ""))

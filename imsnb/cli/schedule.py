@@ -28,14 +28,14 @@ def add_schedule(sub: argparse._SubParsersAction) -> None:
 
 def cmd_schedule(args: argparse.Namespace) -> int:
     from imsnb import config
-    from imsnb.runs.schedule import crontab_lines, default_log_dir, describe_schedules, get_schedule, load_schedules
+    from imsnb.schedule import crontab_lines, default_log_dir, describe_schedules, get_schedule, load_schedules
 
     if args.schedule_command == "list":
         for line in describe_schedules(load_schedules(), args.outputs):
             print(line)
         return 0
     if args.schedule_command == "run":
-        from imsnb.runs.schedule import run_schedule
+        from imsnb.schedule import run_schedule
 
         scheduled = run_schedule(get_schedule(args.name), outputs=args.outputs)
         print_result(scheduled.result)

@@ -5,7 +5,7 @@
     globals().update(dags())
 
 Each DAG (`imsnb_<schedule>`) has one task, `run_notebook`, that makes the same run as `imsnb schedule run NAME`
-(`imsnb.runs.schedule.run_schedule`: imsnb's own runner, so the run folder, scrubbing, summary and exit codes are those
+(`imsnb.schedule.run_schedule`: imsnb's own runner, so the run folder, scrubbing, summary and exit codes are those
 of `imsnb run`) and uploads the run folder to the schedule's archive (`archive`, else IMSNB_ARCHIVE): workers are
 ephemeral, the archive is the record. Cron in UTC, `max_active_runs=1`, `catchup=False`.
 
@@ -85,7 +85,7 @@ def run_task(
     """The task's body, without Airflow: run schedule `name` and decide. Raises `Retry` or `Fail` (mapped to
     Airflow's exceptions by the task), else returns what the task pushes."""
     from imsnb.errors import ImsnbError
-    from imsnb.runs.schedule import get_schedule, run_schedule
+    from imsnb.schedule import get_schedule, run_schedule
 
     try:
         schedule = get_schedule(name, Path(config) if config else "auto")
@@ -132,7 +132,7 @@ def dags(
     `config` is an imsnb.toml path (default: IMSNB_CONFIG, the current directory, the repository root). A bad
     schedule raises BadParameter with one line naming the file, table and field: Airflow shows it as the DAG
     file's import error."""
-    from imsnb.runs.schedule import load_schedules
+    from imsnb.schedule import load_schedules
 
     schedules = load_schedules(Path(config) if config else "auto")
     built = {}

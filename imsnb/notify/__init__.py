@@ -36,6 +36,7 @@ from imsnb.notify import jira, mail, pagerduty, slack, state
 from imsnb.notify.http import DeliveryFailed, check_secure
 from imsnb.notify.message import Notice, build_notice
 from imsnb.notify.routes import Routes, load_routes, secret
+from imsnb.scrub import SUMMARY_KEYS_KEPT, scrub_tree
 
 MODES = ("always", "changes", "never")
 TICKET_FILE = "ticket.json"
@@ -382,8 +383,7 @@ _USERINFO = re.compile(r"\b([a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
 
 def _scrub(value: Any) -> Any:
     """The one masking every channel's payload and every record goes through: known secrets in every spelling
-    (`imsnb.runs.scrub`), then the user info of any URL."""
-    from imsnb.runs.scrub import SUMMARY_KEYS_KEPT, scrub_tree
+    (`imsnb.scrub`), then the user info of any URL."""
 
     return _without_userinfo(scrub_tree(value, config.secret_values(), keep=SUMMARY_KEYS_KEPT))
 

@@ -1,7 +1,8 @@
 """The run machinery: find notebooks (`catalogue`), check their parameters (`parameters`), execute them in warm
-kernels (`execute`, `kernels`), summarize (`summary`), scrub secrets (`scrub`) and write the run folder (`folder`,
-`html` renders report.html); several at once (`suite`), triage and the notebooks it suggests (`followups`), every
-notebook against a sandbox (`demo`), on a timetable (`schedule`); exit codes (`exits`).
+kernels (`execute`, `kernels`), summarize (`summary`) and write the run folder (`folder`, `html` renders
+report.html; secrets scrubbed by the shared `imsnb.scrub`); several at once (`suite`), triage and the notebooks it
+suggests (`followups`), every notebook against a sandbox (`demo`); exit codes (`exits`). What follows a run (archive,
+notify, ticket) is `imsnb.delivery`'s; runs on a timetable are `imsnb.schedule`'s.
 
 The public entry points are importable from here (`from imsnb.runs import run_notebook, run_suite`); they are
 loaded on first use, so importing `imsnb.runs` (as `imsnb.cli` does) costs no pandas, papermill or psycopg.

@@ -29,6 +29,7 @@ from imsnb.runs.folder import check_writable, record_in_catalogue, refresh_index
 from imsnb.runs.kernels import ForkServer
 from imsnb.runs.parameters import check_bounds, check_incident_id, is_positive_seconds, validate
 from imsnb.runs.summary import merge_journal, note_unfinished_actions, read_journal, summarize
+from imsnb.scrub import scrubber
 from imsnb.state import check_store
 
 DEFAULT_TIMEOUT_S = 600
@@ -357,7 +358,6 @@ def _follow(path: Path | None, on_line: Callable[[str], None] | None) -> Any:
     if path is None or on_line is None:
         return None
     from imsnb.progress import Follower
-    from imsnb.runs.scrub import scrubber
 
     path.touch()
     return Follower(path, on_line, clean=scrubber()).start()

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from imsnb import config
 from imsnb.errors import BadParameter
-from imsnb.runs.scrub import SUMMARY_KEYS_KEPT, scrub, scrub_tree
+from imsnb.scrub import SUMMARY_KEYS_KEPT, scrub, scrub_tree
 
 
 def check_writable(folder: Path) -> None:

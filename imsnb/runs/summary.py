@@ -18,7 +18,7 @@ from imsnb import __version__, config
 from imsnb.bundles import ACTIONS_MIME, FINDINGS_MIME, WINDOW_MIME
 from imsnb.errors import ImsnbError
 from imsnb.files import write_atomic
-from imsnb.runs.scrub import SUMMARY_KEYS_KEPT, redact_parameters, scrub_tree
+from imsnb.scrub import SUMMARY_KEYS_KEPT, redact_parameters, scrub_tree
 
 # summary.json's `status` ("ok": the notebook ran to its end) as people read it: next to "worst finding ERROR",
 # "ok" reads as a contradiction.

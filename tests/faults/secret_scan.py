@@ -12,7 +12,7 @@ import base64
 from collections.abc import Iterable
 from pathlib import Path
 
-from imsnb.runs.scrub import secret_forms
+from imsnb.scrub import secret_forms
 
 
 def encoded_forms(secret: str) -> set[bytes]:

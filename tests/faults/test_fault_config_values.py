@@ -13,7 +13,7 @@ from imsnb.errors import BadParameter, NotConfigured
 from imsnb.notify.routes import load_routes
 from imsnb.runs.catalogue import find_notebook, load_info
 from imsnb.runs.parameters import validate
-from imsnb.runs.schedule import load_schedules
+from imsnb.schedule import load_schedules
 
 SECRET_VALUES = {
     "query-password": "redis://cache.internal:6379/0?password=Zk9hunter2",

@@ -13,7 +13,7 @@ import pytest
 from helpers import ROOT
 
 from imsnb.errors import BadParameter
-from imsnb.runs.schedule import Schedule, crontab_lines
+from imsnb.schedule import Schedule, crontab_lines
 
 INJECTED = "* * * * * touch /tmp/imsnb-crontab-injected"
 HOSTILE = {

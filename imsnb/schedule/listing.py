@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from imsnb.errors import ImsnbError
-from imsnb.runs.schedule.timetable import Schedule, next_runs
+from imsnb.schedule.timetable import Schedule, next_runs
 
 
 def _incident_regex(schedule: Schedule) -> re.Pattern:

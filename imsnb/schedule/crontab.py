@@ -15,7 +15,7 @@ import unicodedata
 from pathlib import Path
 
 from imsnb.errors import BadParameter
-from imsnb.runs.schedule.timetable import Schedule
+from imsnb.schedule.timetable import Schedule
 
 
 def default_log_dir() -> Path:

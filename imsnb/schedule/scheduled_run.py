@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from imsnb import config
-from imsnb.runs.schedule.timetable import Schedule, incident_for
+from imsnb.schedule.timetable import Schedule, incident_for
 
 
 @dataclass
@@ -27,13 +27,11 @@ def run_schedule(schedule: Schedule, *, outputs: Path | str = "outputs", at: dat
     """One run of `schedule`, exactly as cron (`imsnb schedule run`) and Airflow make it: its parameters and
     environment, the incident from its pattern, fail-on ERROR, never actions (no run key), then the run folder
     uploaded to its archive. An upload failure is returned, not raised (the local run folder is complete)."""
-    from imsnb import archive as archive_mod
-    from imsnb import notify
+    from imsnb import delivery  # lazy: archive and notify pull in boto3; listing schedules needs neither
     from imsnb.runs.execute import run_notebook
 
     url = schedule.archive_url()
-    if url:
-        archive_mod.parse_archive_url(url)  # a bad IMSNB_ARCHIVE is bad input, before the run
+    delivery.check_delivery(url)  # a bad IMSNB_ARCHIVE is bad input, before the run
     at = at or datetime.now(UTC)
     with config_of(schedule):
         result = run_notebook(
@@ -44,18 +42,12 @@ def run_schedule(schedule: Schedule, *, outputs: Path | str = "outputs", at: dat
             timeout_s=schedule.timeout_s,
             allow_actions=False,  # a scheduled run plans actions in its report, never applies them
         )
-        keys, error = [], None
-        if url:
-            try:
-                keys = archive_mod.upload(url, [result.folder], result.folder.parent)
-            except archive_mod.UploadFailed as exc:
-                error = str(exc)
         # A scheduled run tells people when the state changes (a new finding at a level, an escalation, a
         # resolution), not every time, through the [notify] routes of the schedule's imsnb.toml (state kept in the
         # archive). A channel that fails is a line on stderr and a record in summary.json, never a failed run.
-        if config.toml_section("notify") is not None:
-            notify.deliver([result], mode="changes", archive=url if keys else None)
-    return ScheduledRun(result, url, keys, error)
+        mode = "changes" if config.toml_section("notify") is not None else "never"
+        done = delivery.deliver([result], archive=url, notify=mode)
+    return ScheduledRun(result, url, done.archived_keys, done.archive_error)
 
 
 @contextlib.contextmanager

@@ -9,10 +9,10 @@
 Cron, crontab lines and Airflow DAGs all make a run through `run_schedule`: one place says what a scheduled run is.
 """
 
-from imsnb.runs.schedule.crontab import crontab_lines, default_log_dir, imsnb_command
-from imsnb.runs.schedule.listing import describe_schedules, last_run
-from imsnb.runs.schedule.scheduled_run import ScheduledRun, config_of, run_schedule
-from imsnb.runs.schedule.timetable import (
+from imsnb.schedule.crontab import crontab_lines, default_log_dir, imsnb_command
+from imsnb.schedule.listing import describe_schedules, last_run
+from imsnb.schedule.scheduled_run import ScheduledRun, config_of, run_schedule
+from imsnb.schedule.timetable import (
     DEFAULT_INCIDENT,
     DEFAULT_TIMEOUT_S,
     DEFAULT_TIMETABLE,
