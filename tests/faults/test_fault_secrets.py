@@ -27,7 +27,11 @@ from imsnb.runs.catalogue import list_notebooks
 from imsnb.runs.execute import run_notebook
 
 EMAIL = "leak.check@example.org"
-LITERAL_QUERY = f"SELECT pg_sleep(120), count(*) FROM orders WHERE email = '{EMAIL}'"  # a literal, on purpose
+# The statements in flight run on the session's sandbox while notebooks run, and outlive any test: each is cancelled
+# at teardown, so pg_stat_statements never records it. One that completed would stay there as a slow statement and
+# turn later tests' postgres.slow_queries CRITICAL (a pg_sleep(120) did, when the every-notebook run took 144 s).
+IN_FLIGHT_S = 3600
+LITERAL_QUERY = f"SELECT pg_sleep({IN_FLIGHT_S}), count(*) FROM orders WHERE email = '{EMAIL}'"  # a literal, on purpose
 AWKWARD = "Zq\"8<k>&'p\\w%4 tok"
 
 
@@ -48,7 +52,8 @@ def test_the_scan_finds_secrets_in_every_encoding():
 def literal_in_flight(degraded):
     """A statement carrying an email literal, running (so pg_stat_activity shows its text) during the runs."""
     conn = degraded.postgres.connect("ims-report", autocommit=True)
-    worker = threading.Thread(target=lambda: _quietly(conn, LITERAL_QUERY), daemon=True)
+    outcome: list[str] = []
+    worker = threading.Thread(target=_quietly, args=(conn, LITERAL_QUERY, outcome), daemon=True)
     worker.start()
     with degraded.postgres.admin("ims") as admin:
         for _ in range(100):
@@ -58,16 +63,26 @@ def literal_in_flight(degraded):
         else:
             pytest.fail("the literal statement never started")
     yield
+    _cancel(conn, worker, outcome)
+
+
+def _quietly(conn: psycopg.Connection, query: str, outcome: list[str]) -> None:
+    try:
+        conn.execute(query)
+        outcome.append("completed")
+    except psycopg.errors.QueryCanceled:
+        outcome.append("cancelled")
+    except psycopg.Error as exc:
+        outcome.append(f"failed: {exc}")
+
+
+def _cancel(conn: psycopg.Connection, worker: threading.Thread, outcome: list[str]) -> None:
+    """Cancel a statement in flight, and fail here if it was not cancelled: one that completed is in the session
+    sandbox's pg_stat_statements for every later test of this worker."""
     conn.cancel_safe(timeout=5)
     worker.join(timeout=10)
     conn.close()
-
-
-def _quietly(conn: psycopg.Connection, query: str) -> None:
-    try:
-        conn.execute(query)
-    except psycopg.Error:
-        pass
+    assert outcome == ["cancelled"], f"the statement in flight was not cancelled by the teardown: {outcome}"
 
 
 def test_no_secret_in_any_run_folder_of_any_notebook(degraded, literal_in_flight, monkeypatch, tmp_path):
@@ -340,9 +355,10 @@ def identifiers_in_flight(degraded, secret_sources):
     query text shown by db_performance carries them and only the scrubber stands between them and the artifacts."""
     aliases = ", ".join(f'{i} AS "{s.replace(chr(34), chr(34) * 2)}"' for i, s in enumerate(secret_sources))
     marker = "imsnb_scan_marker"
-    query = f"SELECT {aliases}, pg_sleep(120) AS {marker}"
+    query = f"SELECT {aliases}, pg_sleep({IN_FLIGHT_S}) AS {marker}"
     conn = degraded.postgres.connect("ims-report", autocommit=True)
-    worker = threading.Thread(target=lambda: _quietly(conn, query), daemon=True)
+    outcome: list[str] = []
+    worker = threading.Thread(target=_quietly, args=(conn, query, outcome), daemon=True)
     worker.start()
     with degraded.postgres.admin("ims") as admin:
         for _ in range(100):
@@ -352,9 +368,7 @@ def identifiers_in_flight(degraded, secret_sources):
         else:
             pytest.fail("the statement never started")
     yield secret_sources
-    conn.cancel_safe(timeout=5)
-    worker.join(timeout=10)
-    conn.close()
+    _cancel(conn, worker, outcome)
 
 
 def test_service_file_redis_url_query_and_aws_profile_secrets_are_scrubbed(degraded, identifiers_in_flight, tmp_path):
