@@ -1,13 +1,19 @@
 """A notebook's set-up cell in one call: the named environment, the window, the findings, the sessions the notebook
 reads and the first counter snapshots.
 
-    run = incident.begin("redis_cache", incident_id, environment, window, start, end, sample_s, cache=True)
+    run = incident.begin(
+        "redis_cache", incident_id=incident_id, environment=environment, window=window, start=start, end=end,
+        sample_s=sample_s, cache=True,
+    )
     findings, span, redis, sample = run.findings, run.span, run.cache, run.sample
 
 Every notebook has the same five shared parameters (incident_id, environment, window, start, end), and those that
 read counters also `sample_s`; `begin` is what they mean, in one place. The sessions connect lazily (an unreachable
 target becomes its section's finding), and the first snapshots are taken here, as early as the run can, so the
 sample overlaps the sections.
+
+This is the notebook layer, above every data source (postgres, cache, aws, sampling): nothing below imports it. It
+imports the sources a notebook asks for lazily, so a notebook that reads only AWS never loads psycopg or redis.
 """
 
 from __future__ import annotations
@@ -52,13 +58,13 @@ class Incident:
 
 def begin(
     notebook: str,
+    *,
     incident_id: str,
     environment: str = "default",
     window: str | None = "1h",
     start: str | None = None,
     end: str | None = None,
     sample_s: float = 0.0,
-    *,
     db: bool = False,
     cache: bool = False,
     aws: bool = False,

@@ -208,8 +208,9 @@ def test_db_performance_metrics_section_makes_one_call(degraded, use_env, tmp_pa
     nb = json.loads((ROOT / "notebooks" / "db_performance.ipynb").read_text())
     for cell in nb["cells"]:
         source = "".join(cell["source"])
-        if 'incident.begin("db_performance"' in source:  # the set-up cell: count the calls of the run's client
-            begin, rest = source.split("\n", 1)
+        if source.startswith("run = incident.begin("):  # the set-up cell: count the calls of the run's client
+            begin, rest = source.split("\n)\n", 1)
+            begin += "\n)"
             counted = 'calls = []\nrun.aws = imsnb.aws.Aws("db_performance", on_call=calls.append)'
             cell["source"] = f"{begin}\nimport imsnb.aws\n{counted}\n{rest}"
     nb["cells"].insert(

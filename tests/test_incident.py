@@ -12,7 +12,9 @@ from imsnb.postgres import verification_database
 
 
 def test_begin_resolves_the_window_and_opens_only_what_the_notebook_reads(degraded, capsys):
-    run = incident.begin("health_check", "INC-7", "default", None, "2026-11-29T20:17:00Z", "2026-11-29T20:47:00Z")
+    run = incident.begin(
+        "health_check", incident_id="INC-7", window=None, start="2026-11-29T20:17:00Z", end="2026-11-29T20:47:00Z"
+    )
     assert (run.span.start, run.span.end) == (
         datetime(2026, 11, 29, 20, 17, tzinfo=UTC),
         datetime(2026, 11, 29, 20, 47, tzinfo=UTC),
@@ -23,7 +25,7 @@ def test_begin_resolves_the_window_and_opens_only_what_the_notebook_reads(degrad
 
 
 def test_begin_takes_the_first_snapshots_on_the_sessions_it_opens(degraded):
-    run = incident.begin("api_timeout", "INC-8", window="30m", sample_s=0.2, db=True)
+    run = incident.begin("api_timeout", incident_id="INC-8", window="30m", sample_s=0.2, db=True)
     try:
         assert run.db.application == "imsnb/api_timeout"
         assert run.sample.sample_s == 0.2 and run.sample.taken_by == "api_timeout"
@@ -39,7 +41,7 @@ def test_begin_takes_the_first_snapshots_on_the_sessions_it_opens(degraded):
 
 def test_begin_refuses_a_bad_window_in_one_line():
     with pytest.raises(BadParameter, match="window '90x' is not a duration"):
-        incident.begin("health_check", "INC-9", window="90x")
+        incident.begin("health_check", incident_id="INC-9", window="90x")
 
 
 def test_verification_database_prefers_the_conninfo_then_the_restored_endpoint(degraded):

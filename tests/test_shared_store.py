@@ -224,7 +224,7 @@ def probe_notebook(path: Path) -> Path:
             'incident_id = "adhoc"  # incident\nsample_s = 1.0  # sample', metadata={"tags": ["parameters"]}
         ),
         nbformat.v4.new_code_cell(
-            'run = incident.begin("store_probe", incident_id, "default", "1h", None, None, sample_s, db=True)\n'
+            'run = incident.begin("store_probe", incident_id=incident_id, sample_s=sample_s, db=True)\n'
             "findings, sample = run.findings, run.sample\n"
             'print("the store is", os.environ["IMSNB_STATE_URL"])\n'
             'with findings.section("postgres.slow_queries"):\n'
