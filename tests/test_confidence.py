@@ -81,5 +81,5 @@ def test_a_database_hit_ratio_on_few_accesses_is_info():
 def test_judge_ratio_keeps_the_catalogue_levels(monkeypatch):
     for suffix, level in (("", "0.65"), ("_ERROR", "0.3"), ("_CRITICAL", "0.2")):
         monkeypatch.setenv(f"IMSNB_THRESHOLD_CACHE_HIT_RATE{suffix}", level)
-    finding = judge_ratio("cache.hit_rate", "cache", 600, 1_000, "hit rate 60%", nouns=("lookups", "misses"))
+    finding = judge_ratio("cache.hit_rate", 600, 1_000, "hit rate 60%", nouns=("lookups", "misses"))
     assert finding.severity == Severity.WARNING and finding.threshold == 0.65  # upper bound 63.0% < 65%

@@ -181,7 +181,7 @@ def test_baseline_flags_a_tenfold_regression_of_a_3_ms_statement(healthy_sandbox
             app.execute(query, {"s": 0.003})
         saved = normal.save_baseline(sampling.PG_STATEMENTS)
         assert saved.iloc[0]["items"] >= 1
-        assert sampling.baseline_saved_finding(saved, "database").period.basis == "sample"
+        assert sampling.baseline_saved_finding(saved).period.basis == "sample"
 
         incident = sampling.Sample(1.0, db=db, history=history, taken_by="db_performance")
         for _ in range(10):

@@ -40,7 +40,6 @@ def latency_finding(measured: Latency) -> Finding:
     """Judged on the median round trip (p99 on a shared host is noise); both are in the message."""
     return judge(
         "cache.latency",
-        "cache",
         measured.p50_ms,
         f"PING round trip p50 {measured.p50_ms:.2f} ms, p99 {measured.p99_ms:.2f} ms over "
         f"{measured.samples} samples (runbook: < {threshold('cache.latency').warning:g} ms)",

@@ -36,14 +36,12 @@ def memory_finding(memory: MemoryUsage) -> Finding:
     if memory.used_ratio is None:
         return unjudged(
             "cache.memory_used",
-            "cache",
             Severity.WARNING,
             f"no maxmemory set: Redis uses {memory.used_bytes / 2**20:.1f} MiB and can grow until the "
             "host runs out of memory",
         )
     return judge(
         "cache.memory_used",
-        "cache",
         round(memory.used_ratio, 4),
         f"{memory.used_bytes / 2**20:.1f} of {memory.maxmemory_bytes / 2**20:.1f} MiB used "
         f"({memory.used_ratio:.0%}), policy {memory.policy}",

@@ -116,4 +116,4 @@ def reachable_finding(cache: Cache | None = None) -> Finding:
         info = cache.call("info", "server")
         return f"connected to {cache.label}: Redis {info.get('redis_version')}"
 
-    return session.reachable_finding("cache", "cache", connected)
+    return session.reachable_finding("cache", connected)

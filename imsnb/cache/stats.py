@@ -46,7 +46,6 @@ def clients_finding(cache_stats: CacheStats) -> Finding:
     severity = Severity.WARNING if cache_stats.blocked_clients else Severity.OK
     return Finding.of(
         "cache.blocked_clients",
-        "cache",
         severity,
         f"{cache_stats.connected_clients} clients connected, {cache_stats.blocked_clients} blocked",
         value=cache_stats.blocked_clients,

@@ -122,7 +122,6 @@ def check_threshold_overrides(environ: dict[str, str] | None = None) -> None:
 
 def judge(
     check: str,
-    component: str,
     value: float,
     message: str,
     *,
@@ -135,15 +134,13 @@ def judge(
     without an entry of its own is judged by (api.response_time by `threshold("api.p95_latency")`)."""
     limit = limit or threshold(check)
     severity = limit.severity(value) if floor is None else max(limit.severity(value), floor)
-    return Finding.of(
-        check, component, severity, message, value=value, threshold=limit.warning, unit=limit.unit, **extra
-    )
+    return Finding.of(check, severity, message, value=value, threshold=limit.warning, unit=limit.unit, **extra)
 
 
 def unjudged(
-    check: str, component: str, severity: Severity | str, message: str, *, limit: Threshold | None = None, **extra: Any
+    check: str, severity: Severity | str, message: str, *, limit: Threshold | None = None, **extra: Any
 ) -> Finding:
     """A finding for `check` that had nothing to judge (no data, too little traffic, no replica), showing the
     catalogue's level and unit all the same; `limit` as for `judge`."""
     limit = limit or threshold(check)
-    return Finding.of(check, component, severity, message, threshold=limit.warning, unit=limit.unit, **extra)
+    return Finding.of(check, severity, message, threshold=limit.warning, unit=limit.unit, **extra)

@@ -55,7 +55,6 @@ def span_text(seconds: float | None) -> str:
 
 def judge_ratio(
     check: str,
-    component: str,
     k: float,
     n: float,
     message: str,
@@ -86,6 +85,4 @@ def judge_ratio(
         )
     else:
         message = f"{message} ({interval})"
-    return Finding.of(
-        check, component, severity, message, value=round(rate, 5), threshold=limit.warning, unit=limit.unit, **extra
-    )
+    return Finding.of(check, severity, message, value=round(rate, 5), threshold=limit.warning, unit=limit.unit, **extra)

@@ -151,7 +151,6 @@ def growth_finding(taken: Sample, *, min_growth_bytes: int = 8 * MIB) -> Finding
         limit = threshold("host.process_growth")
         return Finding.ok(
             "host.process_growth",
-            "host",
             f"no process grew by {min_growth_bytes / MIB:.0f} MiB or more over the {taken.sample_s:g} s sample"
             f"{skipped}",
             value=0.0,
@@ -165,7 +164,6 @@ def growth_finding(taken: Sample, *, min_growth_bytes: int = 8 * MIB) -> Finding
     )[["pid", "name", "rss_before_mib", "rss_after_mib", "growth_mib_per_min", "command"]]
     return judge(
         "host.process_growth",
-        "host",
         float(top["growth_mib_per_min"]),
         f"{top['name']} (pid {top['pid']}) grew {top['rss_before'] / MIB:.0f} → {top['rss_after'] / MIB:.0f} MiB "
         f"in {taken.sample_s:g} s ({top['growth_mib_per_min']:+.0f} MiB/min): {top['command']}{skipped}",

@@ -72,7 +72,7 @@ def reachable_finding(db: Database | None = None) -> Finding:
         role = "replica" if info["in_recovery"] else "primary"
         return f"connected to {db.label}: PostgreSQL {info['version']} ({role})"
 
-    return session.reachable_finding("postgres", "database", connected)
+    return session.reachable_finding("postgres", connected)
 
 
 def visibility_finding(db: Database | None = None) -> Finding | None:
@@ -100,10 +100,10 @@ def visibility_finding(db: Database | None = None) -> Finding | None:
     # Plans it cannot take make no check read a false OK; they leave the "why" unexplained: INFO, worth knowing.
     unplanned = plan_access_gap(database_or_default(db))
     if not hidden and unplanned is None:
-        return Finding.ok("postgres.visibility", "database", f"role {row['role']} sees every session and statement")
+        return Finding.ok("postgres.visibility", f"role {row['role']} sees every session and statement")
     severity = Severity.WARNING if hidden else Severity.INFO
     said = hidden if unplanned is None else [*hidden, unplanned]
-    return Finding.of("postgres.visibility", "database", severity, "; ".join(said))
+    return Finding.of("postgres.visibility", severity, "; ".join(said))
 
 
 def connections_finding(by_state: pd.DataFrame, max_conn: int) -> Finding:
@@ -112,7 +112,6 @@ def connections_finding(by_state: pd.DataFrame, max_conn: int) -> Finding:
     states = ", ".join(f"{r.state} {r.connections}" for r in by_state.itertuples())
     return judge(
         "postgres.connections_used",
-        "database",
         round(ratio, 4),
         f"{used} of {max_conn} connections in use ({ratio:.0%}): {states or 'none'}",
         evidence=by_state,

@@ -38,7 +38,6 @@ def cache_hit_finding(hits: pd.DataFrame, min_blocks: int = 10_000, *, seconds: 
     if busy.empty:
         return unjudged(
             "postgres.cache_hit_ratio",
-            "database",
             Severity.OK,
             f"too little traffic to judge (under {min_blocks} buffer accesses)",
         )
@@ -47,7 +46,6 @@ def cache_hit_finding(hits: pd.DataFrame, min_blocks: int = 10_000, *, seconds: 
         accesses = float(row.blks_hit + row.blks_read)
         finding = judge_ratio(  # under PgHero's 99% is INFO, worth knowing, not an alert: the catalogue's `first`
             "postgres.cache_hit_ratio",
-            "database",
             float(row.blks_hit),
             accesses,
             f"buffer cache hit ratio of {row.database}: {row.hit_ratio:.2%} "
@@ -102,7 +100,6 @@ def xid_age_finding(ages: pd.DataFrame) -> Finding:
     worst = ages.iloc[ages["wraparound_ratio"].argmax()]
     return judge(
         "postgres.xid_age",
-        "database",
         round(float(worst["wraparound_ratio"]), 4),
         f"{worst['database']}: {int(worst['xid_age']):,} transactions since the oldest freeze "
         f"({worst['wraparound_ratio']:.1%} of the way to wraparound)",
@@ -144,11 +141,10 @@ def replication_lag(db: Database | None = None) -> pd.DataFrame:
 
 def replication_lag_finding(lag: pd.DataFrame) -> Finding:
     if lag.empty:
-        return unjudged("postgres.replication_lag", "database", Severity.OK, "no replica is attached to this primary")
+        return unjudged("postgres.replication_lag", Severity.OK, "no replica is attached to this primary")
     worst = lag.iloc[lag["lag_s"].argmax()]
     return judge(
         "postgres.replication_lag",
-        "database",
         round(float(worst["lag_s"]), 2),
         f"{worst['role']} {worst['replica']}: replay lag {worst['lag_s']:.1f} s",
         evidence=lag,

@@ -40,12 +40,11 @@ def invalid_indexes_finding(invalid: pd.DataFrame) -> Finding:
     progress is INFO."""
     leftovers = invalid[~invalid["building"].astype(bool)] if not invalid.empty else invalid
     if invalid.empty:
-        return Finding.ok("postgres.invalid_indexes", "database", "no INVALID index", value=0)
+        return Finding.ok("postgres.invalid_indexes", "no INVALID index", value=0)
     if leftovers.empty:
         names = ", ".join(invalid["index"])
         return Finding.of(
             "postgres.invalid_indexes",
-            "database",
             Severity.INFO,
             f"{len(invalid)} index(es) being built right now (not valid until the build ends): {names}",
             value=0,
@@ -54,7 +53,6 @@ def invalid_indexes_finding(invalid: pd.DataFrame) -> Finding:
     names = ", ".join(f"{r.schema}.{r.index}" for r in leftovers.itertuples(index=False))
     return Finding.of(
         "postgres.invalid_indexes",
-        "database",
         Severity.WARNING,
         f"{len(leftovers)} INVALID index(es) left by a failed or interrupted CREATE INDEX CONCURRENTLY: {names}; "
         "the planner never uses them and every write still maintains them (a drop is planned under Mitigation)",

@@ -43,9 +43,7 @@ def row_count_findings(counts: pd.DataFrame, expected: dict[str, int], *, tolera
         want = expected.get(row.table)
         if row.rows is None or pd.isna(row.rows):
             message = f"{row.table}: {row.error}"
-            found.append(
-                Finding.of("postgres.row_count", "database", Severity.ERROR, message, threshold=want, unit="rows")
-            )
+            found.append(Finding.of("postgres.row_count", Severity.ERROR, message, threshold=want, unit="rows"))
             continue
         if want is None:
             message, severity = f"{row.table}: {int(row.rows):,} rows (no expectation given)", Severity.INFO
@@ -55,9 +53,7 @@ def row_count_findings(counts: pd.DataFrame, expected: dict[str, int], *, tolera
             message = f"{row.table}: {int(row.rows):,} rows, expected {int(want):,}"
             severity = Severity.ERROR
         found.append(
-            Finding.of(
-                "postgres.row_count", "database", severity, message, value=int(row.rows), threshold=want, unit="rows"
-            )
+            Finding.of("postgres.row_count", severity, message, value=int(row.rows), threshold=want, unit="rows")
         )
     return found
 

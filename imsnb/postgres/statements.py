@@ -110,7 +110,6 @@ def slow_queries_finding(slow: pd.DataFrame, min_mean_ms: float | None = None) -
     if slow.empty:
         return Finding.ok(
             "postgres.slow_queries",
-            "database",
             f"no statement averages {min_mean_ms:g} ms or more",
             value=0,
             threshold=min_mean_ms,
@@ -119,7 +118,6 @@ def slow_queries_finding(slow: pd.DataFrame, min_mean_ms: float | None = None) -
     worst = slow.sort_values("mean_ms", ascending=False).iloc[0]
     finding = judge(
         "postgres.slow_queries",
-        "database",
         round(float(worst["mean_ms"]), 1),
         f"{len(slow)} statement(s) average ≥ {min_mean_ms:g} ms; slowest {worst['mean_ms']:.0f} ms mean "
         f"over {int(worst['calls'])} calls: {excerpt(worst['query'])}",

@@ -218,7 +218,6 @@ def plan_change_finding(changes: pd.DataFrame, regressed: pd.DataFrame | None, p
         no_history = f"; {unknown} without a stored plan (run `imsnb record` to keep plan history)" if unknown else ""
         return Finding.ok(
             "postgres.plan_change",
-            "database",
             f"{during(period)}: no statement's plan changed ({compared} compared with their stored plans{no_history})",
             value=0,
             period=period,
@@ -250,7 +249,6 @@ def plan_change_finding(changes: pd.DataFrame, regressed: pd.DataFrame | None, p
     evidence = frame[[*shown, "regressed_x", "query"]]
     return Finding.of(
         "postgres.plan_change",
-        "database",
         severity,
         message,
         value=len(frame),

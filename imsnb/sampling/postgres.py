@@ -412,7 +412,6 @@ def statement_regression_finding(regressed: pd.DataFrame, period: Period, trail:
         compared = len(regressed)
         return Finding.ok(
             "postgres.statement_regression",
-            "database",
             f"{during(period)}: no statement runs {limit.warning:g}x slower than its baseline "
             f"({compared} compared with a baseline or their earlier calls)",
             value=round(float(regressed["ratio"].max()), 2) if compared else None,
@@ -424,7 +423,6 @@ def statement_regression_finding(regressed: pd.DataFrame, period: Period, trail:
     text = trail_text(trail, worst["queryid"], period) if trail is not None else ""
     finding = judge(
         "postgres.statement_regression",
-        "database",
         round(float(worst["ratio"]), 1),
         f"{during(period)}: {len(flagged)} statement(s) regressed; worst {worst['ratio']:.0f}x: "
         f"{worst['mean_ms']:.1f} ms mean over {int(worst['calls'])} calls vs {milliseconds(worst['reference_ms'])} ms "

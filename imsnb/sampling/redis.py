@@ -154,7 +154,6 @@ def hit_rate_finding(
     if sampled.hit_rate is None or (not period.lifetime and lookups < min_lookups):
         return Finding.ok(
             "cache.hit_rate",
-            "cache",
             f"{during(period)}: too few lookups to judge ({lookups}); {context}",
             value=sampled.hit_rate,
             threshold=threshold("cache.hit_rate").warning,
@@ -163,7 +162,6 @@ def hit_rate_finding(
         )
     finding = judge_ratio(  # escalated on the upper bound of its 95% interval (imsnb/findings/confidence.py)
         "cache.hit_rate",
-        "cache",
         sampled.hits,
         lookups,
         f"hit rate {sampled.hit_rate or 0:.1%} ({sampled.hits:,} hits, {sampled.misses:,} misses); {context}",
@@ -188,7 +186,6 @@ def evictions_finding(
     )
     finding = judge(
         "cache.evictions",
-        "cache",
         sampled.evicted,
         f"{during(period)}: {sampled.evicted:,} keys evicted ({sampled.evictions_per_s:.1f}/s){lifetime} "
         "(runbook: evictions = 0)",
@@ -203,7 +200,6 @@ def ops_finding(sampled: RedisDelta, period: Period, baseline: dict[str, Any] | 
         top += f"; baseline {baseline['ops_per_s']:.1f}/s"
     return Finding.ok(  # throughput is context for the other findings, not a verdict
         "cache.ops_per_s",
-        "cache",
         f"{during(period)}: {sampled.ops_per_s:.1f} commands/s ({top or 'none'})",
         value=round(sampled.ops_per_s, 1),
         unit="ops/s",

@@ -399,16 +399,16 @@ def redis_findings(sample: Sample, *, lifetime_at_most: Severity | str | None = 
     ]
 
 
-def baseline_saved_finding(saved: pd.DataFrame, component: str) -> Finding:
-    """OK (a record, not an alert): what was saved as the baseline and the period it covers."""
+def baseline_saved_finding(saved: pd.DataFrame) -> Finding:
+    """OK (a record, not an alert): what was saved as the baseline (one source, a row of `Sample.save_baseline`) and
+    the period it covers."""
     row = saved.iloc[0]
     period = row["period"]
     what = "statements" if row["source"] == PG_STATEMENTS else "rates"
-    check = "postgres.baseline" if component == "database" else "cache.baseline"
+    check = "postgres.baseline" if row["source"] == PG_STATEMENTS else "cache.baseline"
     note = " (lifetime totals: set sample_s above 0 for a baseline of the present)" if period.lifetime else ""
     return Finding.ok(
         check,
-        component,
         f"baseline of {row['target']} saved: {int(row['items'])} {what} over the {period.label()}{note}",
         value=int(row["items"]),
         unit=what,
