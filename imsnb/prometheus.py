@@ -234,17 +234,16 @@ def error_rate_finding(frame: pd.DataFrame) -> Finding:
     if point is None:
         return judge("api.error_rate", round(peak, 5), message, period=frame_period(frame))
     errors, requests, at = point
-    finding = judge_ratio(
+    return judge_ratio(
         "api.error_rate",
         errors,
         requests,
         f"{message}; judged at {at:%H:%M} UTC: {errors:,.0f} 5xx of {requests:,.0f} requests",
         nouns=("requests", "5xx"),
         seconds=frame.attrs.get("rate_window_s"),
+        value=round(peak, 5),
         period=frame_period(frame),
     )
-    finding.value = round(peak, 5)
-    return finding
 
 
 def _cautious_point(frame: pd.DataFrame) -> tuple[float, float, pd.Timestamp] | None:

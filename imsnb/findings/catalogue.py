@@ -9,6 +9,7 @@ from typing import Any
 
 from imsnb.errors import BadParameter, ImsnbError
 from imsnb.findings.finding import Finding, Severity
+from imsnb.period import Period
 
 
 @dataclass(frozen=True)
@@ -127,14 +128,20 @@ def judge(
     *,
     floor: Severity | None = None,
     limit: Threshold | None = None,
+    period: Period | None = None,
+    lifetime_at_most: Severity | str | None = None,
     **extra: Any,
 ) -> Finding:
     """A finding for `value` against the catalogue's threshold for `check`; `floor`: the least severity it gets
     (a session waiting on a lock is a WARNING whatever the wait); `limit`: the threshold of the runbook line a check
-    without an entry of its own is judged by (api.response_time by `threshold("api.p95_latency")`)."""
+    without an entry of its own is judged by (api.response_time by `threshold("api.p95_latency")`); `period`: the
+    span the value covers, which the message does not repeat (a since-restart one: see `on_lifetime`)."""
     limit = limit or threshold(check)
     severity = limit.severity(value) if floor is None else max(limit.severity(value), floor)
-    return Finding.of(check, severity, message, value=value, threshold=limit.warning, unit=limit.unit, **extra)
+    severity, message = on_lifetime(severity, message, period, lifetime_at_most)
+    return Finding.of(
+        check, severity, message, value=value, threshold=limit.warning, unit=limit.unit, period=period, **extra
+    )
 
 
 def unjudged(
@@ -144,3 +151,23 @@ def unjudged(
     catalogue's level and unit all the same; `limit` as for `judge`."""
     limit = limit or threshold(check)
     return Finding.of(check, severity, message, threshold=limit.warning, unit=limit.unit, **extra)
+
+
+def on_lifetime(
+    severity: Severity, message: str, period: Period | None, at_most: Severity | str | None = None
+) -> tuple[Severity, str]:
+    """The severity and message of a number judged over `period`: unchanged unless the period is a since-restart
+    one (lifetime totals, no sample). Such a number alone may still warn (nothing better exists), and the message
+    says so; with `at_most` (health_check and triage pass INFO) it is context only: never above that level, and the
+    message says what it would have been and why it is not a verdict."""
+    if period is None or not period.lifetime:
+        return severity, message
+    cap = None if at_most is None else Severity.parse(at_most)
+    if cap is not None and severity > cap:
+        return cap, (
+            f"{message} (since restart: context only, not a verdict on now; {severity.name} on lifetime totals, "
+            f"{cap.name} at most without a sample: set sample_s above 0)"
+        )
+    if severity >= Severity.WARNING:
+        return severity, f"{message} (judged on lifetime totals: no sample was available)"
+    return severity, message

@@ -5,7 +5,8 @@
     connections.py  server info, reachability, connections by state against max_connections
     activity.py     long-running statements, sessions idle in a transaction
     locks.py        blocked queries (pg_blocking_pids)
-    statements.py   pg_stat_statements: slow and slowest statements
+    statements.py   pg_stat_statements: slow and slowest statements (judged over a sample's period when given one)
+    trail.py        the tables a statement reads, with their scans in the same period (named in its finding)
     indexes.py      INVALID indexes left by an interrupted CREATE INDEX CONCURRENTLY
     health.py       cache hit ratio, database sizes, transaction ID wraparound, replication lag
     row_counts.py   exact row counts judged against expected counts, on the server a restore is verified on
@@ -42,6 +43,8 @@ from imsnb.postgres.connections import (
 from imsnb.postgres.health import (
     CACHE_HIT_RATIO,
     DATABASE_SIZES,
+    MIN_BLOCKS,
+    MIN_BLOCKS_SAMPLED,
     REPLICATION_LAG_PRIMARY,
     REPLICATION_LAG_REPLICA,
     TRANSACTION_ID_AGE,
@@ -94,6 +97,7 @@ from imsnb.postgres.statements import (
     statement_time_columns,
     statements,
 )
+from imsnb.postgres.trail import TRAIL_COLUMNS, table_trail, tables_read, trail_text
 
 __all__ = [
     "INVALID_INDEXES",
@@ -123,6 +127,12 @@ __all__ = [
     "STATEMENT_TIME_COLUMNS",
     "TRANSACTION_ID_AGE",
     "XID_LIMIT",
+    "MIN_BLOCKS",
+    "MIN_BLOCKS_SAMPLED",
+    "TRAIL_COLUMNS",
+    "table_trail",
+    "tables_read",
+    "trail_text",
     "Candidate",
     "Database",
     "PlanShape",

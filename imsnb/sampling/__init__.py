@@ -17,7 +17,8 @@ Sources: pg_stat_statements (read without query text: text is fetched only for t
 pg_stat_database, pg_stat_user_tables, and Redis INFO stats + commandstats.
 
     deltas.py    the source names, two snapshots and the period between them, restart and reset notes
-    postgres.py  PostgreSQL snapshots and deltas; slow and regressed statements, the table trail, database hit ratio
+    postgres.py  PostgreSQL snapshots and deltas; regressed statements (slow ones, the database hit ratio and the
+                 tables a statement read are judged in imsnb.postgres, given the period)
     plans.py     the statements' generic plans now against the stored ones (history, baseline): plan_change;
                  plan shapes stored by every run and every `imsnb record` round, only when they change
     redis.py     Redis INFO snapshots and deltas; hit rate, evictions, ops/s
@@ -50,28 +51,22 @@ from imsnb.sampling.plans import (
 from imsnb.sampling.postgres import (
     DATABASE_COLUMNS,
     MAX_TABLES,
-    MIN_BLOCKS,
     REGRESSION_MIN_CALLS,
     REGRESSION_MIN_HISTORY_CALLS,
     REGRESSION_MIN_MEAN_MS,
     STATEMENT_COLUMNS,
     TABLE_COLUMNS,
     database_delta,
-    database_hit_finding,
     own_load,
     own_load_text,
     own_statements,
     postgres_snapshot,
     postgres_target,
     regressions,
-    slow_queries_finding,
     statement_delta,
     statement_key,
     statement_regression_finding,
     table_delta,
-    table_trail,
-    tables_read,
-    trail_text,
 )
 from imsnb.sampling.redis import (
     MIN_LOOKUPS,
@@ -99,7 +94,6 @@ __all__ = [
     "DATABASE_COLUMNS",
     "Delta",
     "MAX_TABLES",
-    "MIN_BLOCKS",
     "MIN_LOOKUPS",
     "PG_DATABASE",
     "PG_SOURCES",
@@ -118,7 +112,6 @@ __all__ = [
     "baseline_saved_finding",
     "counters_since",
     "database_delta",
-    "database_hit_finding",
     "evictions_finding",
     "hit_rate_finding",
     "ops_finding",
@@ -134,13 +127,9 @@ __all__ = [
     "redis_target",
     "regressions",
     "same_counters",
-    "slow_queries_finding",
     "statement_delta",
     "statement_key",
     "statement_regression_finding",
     "table_delta",
-    "table_trail",
-    "tables_read",
-    "trail_text",
     "window_start",
 ]

@@ -18,7 +18,6 @@ from imsnb.findings import Finding, Severity, threshold
 from imsnb.history import History, Snapshot, StoredPlan
 from imsnb.period import Period
 from imsnb.postgres.plans import is_utility, raw_texts
-from imsnb.sampling.deltas import during
 from imsnb.sampling.postgres import postgres_target
 
 EXPLAIN_TOP = 20  # statements explained per run (and per record round), at most
@@ -218,7 +217,7 @@ def plan_change_finding(changes: pd.DataFrame, regressed: pd.DataFrame | None, p
         no_history = f"; {unknown} without a stored plan (run `imsnb record` to keep plan history)" if unknown else ""
         return Finding.ok(
             "postgres.plan_change",
-            f"{during(period)}: no statement's plan changed ({compared} compared with their stored plans{no_history})",
+            f"no statement's plan changed ({compared} compared with their stored plans{no_history})",
             value=0,
             period=period,
         )
@@ -238,7 +237,7 @@ def plan_change_finding(changes: pd.DataFrame, regressed: pd.DataFrame | None, p
     else:
         severity = Severity.INFO
     message = (
-        f"{during(period)}: the plan of {len(frame)} statement(s) changed; {postgres.excerpt(worst['query'])}: "
+        f"the plan of {len(frame)} statement(s) changed; {postgres.excerpt(worst['query'])}: "
         f"{worst['before']} → {worst['after']} ({_when(worst)})"
     )
     if worst["lost"]:

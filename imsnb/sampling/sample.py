@@ -13,6 +13,7 @@ from imsnb import postgres
 from imsnb.findings import Finding, Severity
 from imsnb.history import History, Snapshot
 from imsnb.period import Period
+from imsnb.postgres.trail import table_trail
 from imsnb.sampling.deltas import (
     PG_DATABASE,
     PG_SOURCES,
@@ -37,7 +38,6 @@ from imsnb.sampling.postgres import (
     statement_delta,
     statement_key,
     table_delta,
-    table_trail,
 )
 from imsnb.sampling.redis import (
     RedisDelta,
