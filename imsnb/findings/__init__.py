@@ -1,50 +1,28 @@
-"""Findings, the threshold catalogue from the runbook's Monitoring section, the escalation matrix and who is on call.
+"""Findings, the catalogue of checks with their thresholds, the judges, the escalation matrix and who is on call.
 
     finding.py     Severity, Finding (+ Finding.of / Finding.ok / Finding.unusable), Findings (a run's, sections),
-                   skipped_target (a target not configured: listed first, apart)
-    catalogue.py   Threshold, CATALOGUE, threshold() with its IMSNB_THRESHOLD_* overrides, judge(..., floor=, limit=),
-                   unjudged (nothing to judge: the level and unit all the same)
+                   skipped_target (a target not configured: listed first, apart); the component is the check's
+    catalogue.py   CATALOGUE (every check: what it tells, its Threshold), SECTIONS (notebook sections without a
+                   verdict), threshold() with its IMSNB_THRESHOLD_* overrides
+    judging.py     judge(check, value, message, floor=, limit=, period=), unjudged (nothing to judge: the level and
+                   unit all the same), on_lifetime (a since-restart number is context)
+    confidence.py  judge_ratio: a rate judged on its 95% interval (hit and error rates)
     escalation.py  the escalation matrix (escalation_for) and the on-call rotation (on_call: which role)
     oncall.py      the `[oncall]` roster: which person holds the role and how to reach them
 
-A new check is a fetcher and a judge in its source's topic module (exported from the source package's `__init__`),
-plus a CATALOGUE entry here; the judge words its message from `threshold(check)`, never a copied number.
+A new check is a fetcher and a judge in its source's topic module (in that module's `__all__`, so the source
+package exports it), plus a CATALOGUE entry here; the judge words its message from `threshold(check)`, never a copied
+number, and takes the period its number covers. tests/test_catalogue.py fails when either half is missing.
 """
 
-from imsnb.findings.catalogue import CATALOGUE, Threshold, check_threshold_overrides, judge, threshold, unjudged
-from imsnb.findings.escalation import ESCALATION, PRIMARY_HOURS, Escalation, escalation_for, on_call, worded
-from imsnb.findings.finding import (
-    COMPONENTS,
-    EVIDENCE_ROWS,
-    Finding,
-    Findings,
-    Severity,
-    component_of,
-    evidence_rows,
-    skipped_target,
-    skipped_text,
-)
+from imsnb.findings import catalogue, escalation, finding, judging
+from imsnb.findings.catalogue import *
+from imsnb.findings.escalation import *
+from imsnb.findings.finding import *
+from imsnb.findings.judging import *
 
-__all__ = [
-    "CATALOGUE",
-    "COMPONENTS",
-    "ESCALATION",
-    "EVIDENCE_ROWS",
-    "PRIMARY_HOURS",
-    "Escalation",
-    "Finding",
-    "Findings",
-    "Severity",
-    "Threshold",
-    "check_threshold_overrides",
-    "component_of",
-    "escalation_for",
-    "evidence_rows",
-    "judge",
-    "on_call",
-    "skipped_target",
-    "skipped_text",
-    "threshold",
-    "worded",
-    "unjudged",
-]
+__all__: list[str] = []
+__all__ += catalogue.__all__
+__all__ += judging.__all__
+__all__ += escalation.__all__
+__all__ += finding.__all__

@@ -13,8 +13,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from imsnb.findings.catalogue import Threshold, on_lifetime, threshold
+from imsnb.findings.catalogue import Threshold, threshold
 from imsnb.findings.finding import Finding, Severity
+from imsnb.findings.judging import on_lifetime
 from imsnb.period import Period
 
 Z95 = 1.96  # the normal quantile of a two-sided 95% interval

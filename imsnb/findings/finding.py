@@ -19,6 +19,18 @@ from typing import Any
 from imsnb.errors import NotAvailable, NotConfigured, Unreachable
 from imsnb.period import Period
 
+__all__ = [
+    "COMPONENTS",
+    "EVIDENCE_ROWS",
+    "Finding",
+    "Findings",
+    "Severity",
+    "component_of",
+    "evidence_rows",
+    "skipped_target",
+    "skipped_text",
+]
+
 COMPONENTS = ("api", "database", "cache", "aws", "host", "tls")
 PACKAGE = Path(__file__).resolve().parents[1]  # imsnb/
 SOURCE_COMPONENTS = {"postgres": "database", "prometheus": "api", "grafana": "api"}  # the rest: the source itself
