@@ -13,6 +13,20 @@ import pandas as pd
 from imsnb import config, deadline
 from imsnb.findings import Finding, Severity, judge, threshold, unjudged
 
+__all__ = [
+    "BODY_EXCERPT",
+    "EXPECTED_SERVICES",
+    "MAX_BODY_BYTES",
+    "TIMEOUT_S",
+    "HealthCheck",
+    "Response",
+    "fetch",
+    "health",
+    "health_findings",
+    "response_time_finding",
+    "response_times",
+]
+
 TIMEOUT_S = 5.0
 MAX_BODY_BYTES = 64 * 1024  # a /health answer is a few hundred bytes
 BODY_EXCERPT = 300

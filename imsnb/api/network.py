@@ -13,6 +13,12 @@ from imsnb import config
 from imsnb.errors import NotConfigured
 from imsnb.findings import Finding, Severity
 
+__all__ = [
+    "api_targets",
+    "reachability_findings",
+    "tcp_reachability",
+]
+
 
 def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 1)

@@ -16,6 +16,14 @@ from imsnb import config, deadline
 from imsnb.api.health import TIMEOUT_S
 from imsnb.findings import Finding, Severity, judge
 
+__all__ = [
+    "Certificate",
+    "certificate",
+    "certificate_finding",
+    "certificates",
+    "no_endpoints_finding",
+]
+
 
 @dataclass
 class Certificate:

@@ -10,6 +10,12 @@ import pandas as pd
 from imsnb.cache.session import Cache, cache_or_default
 from imsnb.findings import Finding, judge, threshold
 
+__all__ = [
+    "Latency",
+    "latency",
+    "latency_finding",
+]
+
 
 @dataclass
 class Latency:

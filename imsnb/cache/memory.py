@@ -7,6 +7,12 @@ from dataclasses import dataclass
 from imsnb.cache.session import Cache, cache_or_default
 from imsnb.findings import Finding, Severity, judge, unjudged
 
+__all__ = [
+    "MemoryUsage",
+    "memory_finding",
+    "memory_usage",
+]
+
 
 @dataclass
 class MemoryUsage:

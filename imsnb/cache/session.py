@@ -13,6 +13,15 @@ from imsnb.errors import NotAvailable, NotConfigured, Unreachable
 from imsnb.findings import Finding
 from imsnb.session import LazySession, one_line
 
+__all__ = [
+    "CONNECT_TIMEOUT_S",
+    "SOCKET_TIMEOUT_S",
+    "Cache",
+    "cache_or_default",
+    "default_cache",
+    "reachable_finding",
+]
+
 SOCKET_TIMEOUT_S = 2.0
 CONNECT_TIMEOUT_S = 2.0
 UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.AuthenticationError)

@@ -7,6 +7,12 @@ from dataclasses import dataclass
 from imsnb.cache.session import Cache, cache_or_default
 from imsnb.findings import Finding, Severity
 
+__all__ = [
+    "CacheStats",
+    "clients_finding",
+    "stats",
+]
+
 
 @dataclass
 class CacheStats:

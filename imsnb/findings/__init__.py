@@ -15,14 +15,18 @@ package exports it), plus a CATALOGUE entry here; the judge words its message fr
 number, and takes the period its number covers. tests/test_catalogue.py fails when either half is missing.
 """
 
-from imsnb.findings import catalogue, escalation, finding, judging
+# The face re-exports each topic module's __all__: a new name goes in its module's __all__, not here.
+from imsnb.findings import catalogue as _catalogue
+from imsnb.findings import escalation as _escalation
+from imsnb.findings import finding as _finding
+from imsnb.findings import judging as _judging
 from imsnb.findings.catalogue import *
 from imsnb.findings.escalation import *
 from imsnb.findings.finding import *
 from imsnb.findings.judging import *
 
 __all__: list[str] = []
-__all__ += catalogue.__all__
-__all__ += judging.__all__
-__all__ += escalation.__all__
-__all__ += finding.__all__
+__all__ += _catalogue.__all__
+__all__ += _escalation.__all__
+__all__ += _finding.__all__
+__all__ += _judging.__all__

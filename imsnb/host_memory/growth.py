@@ -16,6 +16,17 @@ from imsnb.findings import Finding, judge, threshold
 from imsnb.host_memory.cgroups import CGROUP_ROOT, container_growth, containers
 from imsnb.host_memory.meminfo import MIB, PROC
 
+__all__ = [
+    "GROWTH_COLUMNS",
+    "PROCESS_COLUMNS",
+    "Sample",
+    "growth_finding",
+    "process_growth",
+    "processes",
+    "sample",
+    "top_processes",
+]
+
 _SECRET_ARG = re.compile(r"(?i)((?:pass(?:word)?|secret|token|api[_-]?key)[=:\s]+)\S+")
 _URL_PASSWORD = re.compile(r"(://[^/:@\s]*:)[^/@\s]+@")
 PROCESS_COLUMNS = ["pid", "name", "command", "rss_bytes", "started"]

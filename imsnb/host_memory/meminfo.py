@@ -9,6 +9,16 @@ import pandas as pd
 
 from imsnb.findings import Finding, judge, threshold
 
+__all__ = [
+    "MIB",
+    "PROC",
+    "HostMemory",
+    "memory",
+    "memory_finding",
+    "memory_table",
+    "swap_finding",
+]
+
 MIB = 2**20
 PROC = Path("/proc")
 

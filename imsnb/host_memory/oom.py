@@ -15,6 +15,17 @@ import pandas as pd
 from imsnb.findings import Finding, Severity, judge, threshold
 from imsnb.host_memory.meminfo import PROC
 
+__all__ = [
+    "KERNEL_LOG_TIMEOUT_S",
+    "KMSG_MAX_RECORDS",
+    "OOM_COLUMNS",
+    "OOM_VICTIM",
+    "OomReport",
+    "oom_finding",
+    "oom_kills",
+    "oom_victims",
+]
+
 KERNEL_LOG_TIMEOUT_S = 5.0
 KMSG_MAX_RECORDS = 100_000
 # the victim a kernel log line of an OOM kill names

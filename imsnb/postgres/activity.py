@@ -9,6 +9,16 @@ from imsnb.postgres.literals import excerpt, masked
 from imsnb.postgres.locks import LOCK_WAITS
 from imsnb.postgres.session import Database, database_or_default
 
+__all__ = [
+    "IDLE_IN_TRANSACTION",
+    "RUNNING_QUERIES",
+    "idle_in_transaction",
+    "idle_in_transaction_finding",
+    "long_running_finding",
+    "long_running_queries",
+    "running_queries",
+]
+
 # -- from PgHero's running_queries, with the wait event and the transaction's age
 RUNNING_QUERIES = """
 SELECT

@@ -42,6 +42,13 @@ from imsnb.postgres.literals import excerpt
 from imsnb.postgres.plans import Planned, PlanUnavailable, generic_plans, plan_nodes, planned_statements
 from imsnb.postgres.session import Database, database_or_default
 
+__all__ = [
+    "Candidate",
+    "index_advice",
+    "index_advice_finding",
+    "index_candidates",
+]
+
 CHECK = "postgres.index_advice"
 ADVICE_ATTR = "imsnb.index_advice"  # what the advice examined, in the frame's attrs (for the finding)
 MIN_ROWS = 10_000  # a table smaller than this is read whole faster than through an index: never advised

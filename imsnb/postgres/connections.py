@@ -12,6 +12,19 @@ from imsnb.findings import Finding, Severity, judge
 from imsnb.postgres.plans import plan_access_gap
 from imsnb.postgres.session import Database, database_or_default
 
+__all__ = [
+    "CONNECTIONS_BY_STATE",
+    "MAX_CONNECTIONS",
+    "SERVER_INFO",
+    "VISIBILITY",
+    "connections_by_state",
+    "connections_finding",
+    "max_connections",
+    "reachable_finding",
+    "server_info",
+    "visibility_finding",
+]
+
 SERVER_INFO = """
 SELECT
     current_setting('server_version') AS version,

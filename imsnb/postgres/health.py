@@ -9,6 +9,24 @@ from imsnb.findings.confidence import judge_ratio
 from imsnb.period import Period
 from imsnb.postgres.session import Database, database_or_default
 
+__all__ = [
+    "CACHE_HIT_RATIO",
+    "DATABASE_SIZES",
+    "MIN_BLOCKS",
+    "MIN_BLOCKS_SAMPLED",
+    "REPLICATION_LAG_PRIMARY",
+    "REPLICATION_LAG_REPLICA",
+    "TRANSACTION_ID_AGE",
+    "XID_LIMIT",
+    "cache_hit_finding",
+    "cache_hit_ratio",
+    "database_sizes",
+    "replication_lag",
+    "replication_lag_finding",
+    "transaction_id_age",
+    "xid_age_finding",
+]
+
 XID_LIMIT = 2**31
 MIN_BLOCKS = 10_000  # buffer accesses since the statistics started needed to judge a database's hit ratio
 MIN_BLOCKS_SAMPLED = 1000  # the same in a period's deltas (a sample of seconds, a window)

@@ -8,6 +8,12 @@ import pandas as pd
 from imsnb.findings import Finding, Severity
 from imsnb.postgres.session import Database, database_or_default
 
+__all__ = [
+    "INVALID_INDEXES",
+    "invalid_indexes",
+    "invalid_indexes_finding",
+]
+
 # An index being built right now is also not valid yet: `building` tells it apart (pg_stat_progress_create_index).
 INVALID_INDEXES = """
 SELECT

@@ -8,6 +8,12 @@ from imsnb.findings import Finding, Severity, judge
 from imsnb.postgres.literals import masked
 from imsnb.postgres.session import Database, database_or_default
 
+__all__ = [
+    "BLOCKED_QUERIES",
+    "blocked_queries",
+    "blocked_queries_finding",
+]
+
 # Lock waits only: pg_blocking_pids is called for sessions waiting on a lock, not for every backend.
 LOCK_WAITS = """
 WITH waits AS (

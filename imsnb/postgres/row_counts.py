@@ -12,6 +12,14 @@ from imsnb.findings import Finding, Severity
 from imsnb.postgres.session import Database, database_or_default
 from imsnb.session import one_line
 
+__all__ = [
+    "ROW_COUNT",
+    "expected_row_counts",
+    "row_count_findings",
+    "table_row_counts",
+    "verification_database",
+]
+
 # Row counts for verification: the table name is an identifier, never text pasted into SQL.
 ROW_COUNT = pgsql.SQL("SELECT count(*) AS row_count FROM {table}")
 

@@ -15,6 +15,19 @@ from imsnb.postgres.session import Database, database_or_default
 from imsnb.postgres.trail import trail_text
 from imsnb.session import one_line
 
+__all__ = [
+    "ENABLE_STATEMENTS",
+    "STATEMENT_TIME_COLUMNS",
+    "STATEMENTS_COLUMNS",
+    "STATEMENTS_EXTENSION",
+    "STATEMENTS_TEMPLATE",
+    "slow_queries",
+    "slow_queries_finding",
+    "slowest_statements",
+    "statement_time_columns",
+    "statements",
+]
+
 STATEMENTS_COLUMNS = """
 SELECT attname
 FROM pg_attribute

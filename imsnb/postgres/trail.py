@@ -8,6 +8,13 @@ from typing import Any
 
 import pandas as pd
 
+__all__ = [
+    "TRAIL_COLUMNS",
+    "table_trail",
+    "tables_read",
+    "trail_text",
+]
+
 TRAIL_COLUMNS = ["queryid", "table", "seq_scan", "seq_tup_read", "idx_scan", "idx_tup_fetch", "live_rows"]
 
 _NAME = r'(?:"[^"]+"|[A-Za-z_][\w$]*)'

@@ -11,6 +11,18 @@ import pandas as pd
 from imsnb.history import Snapshot
 from imsnb.period import Period, since
 
+__all__ = [
+    "PG_DATABASE",
+    "PG_SOURCES",
+    "PG_STATEMENTS",
+    "PG_TABLES",
+    "REDIS_INFO",
+    "Delta",
+    "counters_since",
+    "period_of",
+    "same_counters",
+]
+
 PG_STATEMENTS = "pg_stat_statements"
 PG_DATABASE = "pg_stat_database"
 PG_TABLES = "pg_stat_user_tables"

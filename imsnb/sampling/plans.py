@@ -20,6 +20,17 @@ from imsnb.period import Period
 from imsnb.postgres.plans import is_utility, raw_texts
 from imsnb.sampling.postgres import postgres_target
 
+__all__ = [
+    "EXPLAIN_TOP",
+    "explain",
+    "plan_change_finding",
+    "plan_changes",
+    "plans_and_changes",
+    "record_plans",
+    "statements_to_explain",
+    "store_plans",
+]
+
 EXPLAIN_TOP = 20  # statements explained per run (and per record round), at most
 RECORD_TOP = 20
 UTILITY_ALLOWANCE = 5  # `imsnb record` reads the texts of up to 5x RECORD_TOP statements to find RECORD_TOP plannable

@@ -26,6 +26,27 @@ from imsnb.sampling.deltas import (
     same_counters,
 )
 
+__all__ = [
+    "DATABASE_COLUMNS",
+    "MAX_TABLES",
+    "REGRESSION_MIN_CALLS",
+    "REGRESSION_MIN_HISTORY_CALLS",
+    "REGRESSION_MIN_MEAN_MS",
+    "STATEMENT_COLUMNS",
+    "TABLE_COLUMNS",
+    "database_delta",
+    "own_load",
+    "own_load_text",
+    "own_statements",
+    "postgres_snapshot",
+    "postgres_target",
+    "regressions",
+    "statement_delta",
+    "statement_key",
+    "statement_regression_finding",
+    "table_delta",
+]
+
 REGRESSION_MIN_CALLS = 3  # calls in the window before a statement's mean is compared
 REGRESSION_MIN_HISTORY_CALLS = 100  # calls before the window for their mean to serve as the reference
 REGRESSION_MIN_MEAN_MS = 1.0  # below this a "regression" is noise (0.01 -> 0.06 ms)

@@ -14,6 +14,18 @@ from imsnb.history import Snapshot
 from imsnb.period import Period, duration
 from imsnb.sampling.deltas import REDIS_INFO
 
+__all__ = [
+    "MIN_LOOKUPS",
+    "REDIS_COUNTERS",
+    "RedisDelta",
+    "evictions_finding",
+    "hit_rate_finding",
+    "ops_finding",
+    "redis_delta",
+    "redis_snapshot",
+    "redis_target",
+]
+
 MIN_LOOKUPS = 20  # Redis lookups in the sample needed to judge its hit rate
 
 

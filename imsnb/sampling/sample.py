@@ -51,6 +51,12 @@ from imsnb.sampling.redis import (
 from imsnb.sampling.start import Start, uncovered_note, window_start
 from imsnb.window import Window
 
+__all__ = [
+    "Sample",
+    "baseline_saved_finding",
+    "redis_findings",
+]
+
 
 def _went_down_note(before: Snapshot, after: Snapshot) -> str:
     """Counters lower than before without a new epoch: a partial reset (pg_stat_statements_reset of one statement,
