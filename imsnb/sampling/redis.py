@@ -167,7 +167,7 @@ def hit_rate_finding(
 ) -> Finding:
     """Redis hit rate in the period ("hit rate 70.0%, 700 hits and 300 misses"); the lifetime rate (with the
     lookups it covers) and the baseline's, when saved, are context after it. `lifetime_at_most`: the highest
-    severity a since-restart rate may get (`imsnb.findings.catalogue.on_lifetime`)."""
+    severity a since-restart rate may get (`imsnb.findings.on_lifetime`)."""
     context = []
     if not sampled.whole_lifetime and sampled.lifetime_hit_rate is not None:  # else the rate is the lifetime one
         total = sampled.lifetime_hits + sampled.lifetime_misses

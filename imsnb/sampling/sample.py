@@ -396,7 +396,8 @@ def without_own_blocks(databases: pd.DataFrame, own: pd.DataFrame) -> pd.DataFra
 
 def redis_findings(sample: Sample, *, lifetime_at_most: Severity | str | None = None) -> list[Finding]:
     """`cache.hit_rate` (with the baseline's rate beside it) and `cache.evictions` over the sample's period; waits
-    only for what remains of `sample_s`. `lifetime_at_most`: see `lifetime_capped` (health_check, triage: INFO)."""
+    only for what remains of `sample_s`. `lifetime_at_most`: see `imsnb.findings.on_lifetime` (health_check and
+    triage pass INFO)."""
     sampled, period = sample.redis(), sample.period(REDIS_INFO)
     baseline = sample.baseline(REDIS_INFO)
     return [
