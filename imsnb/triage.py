@@ -23,7 +23,7 @@ import pandas as pd
 
 from imsnb import cache, config, postgres, prometheus, sampling
 from imsnb.aws import Aws, cloudwatch, rds
-from imsnb.findings import Finding, Findings, Severity, escalation_for, on_call, threshold, thresholds
+from imsnb.findings import CATALOGUE, Finding, Findings, Severity, escalation_for, on_call
 from imsnb.findings.oncall import on_call_now
 from imsnb.progress import say
 from imsnb.window import Window, parse_duration
@@ -247,8 +247,8 @@ def key_metrics(findings: list[Finding]) -> pd.DataFrame:
 def _row(
     key: KeyMetric, value: object, limit: object, unit: str, severity: Severity, check: str, message: str
 ) -> dict[str, object]:
-    if limit is None and key.check in thresholds() and check == key.check:
-        limit = threshold(key.check).warning
+    if limit is None and key.check in CATALOGUE and check == key.check:
+        limit = CATALOGUE[key.check].warning
     return {
         "area": key.area,
         "metric": key.metric,

@@ -1,11 +1,11 @@
 """A check is one judge and one catalogue entry (issue 25): the two halves are held together here, without servers.
 
-Read from the source, not from a run: every check name a judge or a finding uses in imsnb/ is in CATALOGUE; every
-CATALOGUE entry is judged somewhere (or its levels judge another check) and says what it tells; every
+Read from the source, not from a run: every check name a judge or a finding uses in imsnb/ is in CHECKS; every
+CHECKS entry is judged somewhere (or its levels judge another check) and says what it tells; every
 `findings.section("...")` in the notebooks and in imsnb/ names a check or one of SECTIONS, and every SECTIONS entry
 is a section somewhere. A forgotten entry used to surface only at run time, as a "could not complete" WARNING.
 
-The documentation of a check is its CATALOGUE entry's `about` (and its Threshold's `source`, the runbook's words):
+The documentation of a check is its CHECKS entry's `about` (and its Threshold's `source`, the runbook's words):
 the docs pages are written from it, so an entry without one fails here.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from imsnb.findings import CATALOGUE, COMPONENTS, SECTIONS, component_of
+from imsnb.findings import CHECKS, COMPONENTS, SECTIONS, component_of
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "imsnb"
@@ -188,8 +188,8 @@ def test_the_reader_finds_the_checks_it_should(uses):
 
 
 def test_every_check_a_judge_names_is_in_the_catalogue(uses):
-    missing = {name: where[:3] for name, where in uses.judged.items() if name not in CATALOGUE}
-    assert not missing, f"add these to imsnb/findings/catalogue.py CATALOGUE (a Check with `about`): {missing}"
+    missing = {name: where[:3] for name, where in uses.judged.items() if name not in CHECKS}
+    assert not missing, f"add these to imsnb/findings/catalogue.py CHECKS (a Check with `about`): {missing}"
 
 
 def test_judges_name_their_check_where_it_can_be_read(uses):
@@ -199,12 +199,12 @@ def test_judges_name_their_check_where_it_can_be_read(uses):
 
 def test_every_catalogue_entry_is_judged_somewhere(uses):
     used = set(uses.judged) | set(uses.levels)
-    unused = sorted(set(CATALOGUE) - used)
-    assert not unused, f"CATALOGUE entries no judge names and no threshold() reads (judge or remove them): {unused}"
+    unused = sorted(set(CHECKS) - used)
+    assert not unused, f"CHECKS entries no judge names and no threshold() reads (judge or remove them): {unused}"
 
 
 def test_every_catalogue_entry_says_what_it_tells():
-    for name, check in CATALOGUE.items():
+    for name, check in CHECKS.items():
         words = check.about.split()
         assert len(words) >= 4 and check.about != name, f"{name}: `about` says what the finding tells, in words"
         assert not check.about.endswith("."), f"{name}: `about` is a phrase, like the others (no final period)"
@@ -216,19 +216,19 @@ def test_every_catalogue_entry_says_what_it_tells():
 
 
 def test_every_check_and_section_belongs_to_a_component():
-    for name in [*CATALOGUE, *SECTIONS]:
+    for name in [*CHECKS, *SECTIONS]:
         assert component_of(name) in COMPONENTS
         assert re.fullmatch(r"[a-z0-9_]+(\.[a-z0-9_]+)+", name), f"{name}: dotted lower-case words"
-    assert not set(CATALOGUE) & set(SECTIONS), "a name is a check (it judges) or a section (it only shows), not both"
+    assert not set(CHECKS) & set(SECTIONS), "a name is a check (it judges) or a section (it only shows), not both"
 
 
 def test_every_notebook_section_names_a_check_or_a_section(uses):
     sections = _notebook_sections()
     for name, where in uses.sections.items():
         sections.setdefault(name, []).extend(where)
-    unknown = {name: where[:3] for name, where in sections.items() if name not in CATALOGUE and name not in SECTIONS}
+    unknown = {name: where[:3] for name, where in sections.items() if name not in CHECKS and name not in SECTIONS}
     assert not unknown, (
-        "name a CATALOGUE check, or add the section to SECTIONS in imsnb/findings/catalogue.py with what it shows: "
+        "name a CHECKS check, or add the section to SECTIONS in imsnb/findings/catalogue.py with what it shows: "
         f"{unknown}"
     )
 

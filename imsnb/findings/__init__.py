@@ -2,8 +2,8 @@
 
     finding.py     Severity, Finding (+ Finding.of / Finding.ok / Finding.unusable), Findings (a run's, sections),
                    skipped_target (a target not configured: listed first, apart); the component is the check's
-    catalogue.py   CATALOGUE (every check: what it tells, its Threshold), SECTIONS (notebook sections without a
-                   verdict), threshold() with its IMSNB_THRESHOLD_* overrides
+    catalogue.py   CHECKS (every check: what it tells, its Threshold), CATALOGUE (the checks' thresholds), SECTIONS
+                   (notebook sections without a verdict), threshold() with its IMSNB_THRESHOLD_* overrides
     judging.py     judge(check, value, message, floor=, limit=, period=), unjudged (nothing to judge: the level and
                    unit all the same), on_lifetime (a since-restart number is context)
     confidence.py  judge_ratio: a rate judged on its 95% interval (hit and error rates)
@@ -11,7 +11,7 @@
     oncall.py      the `[oncall]` roster: which person holds the role and how to reach them
 
 A new check is a fetcher and a judge in its source's topic module (in that module's `__all__`, so the source
-package exports it), plus a CATALOGUE entry here; the judge words its message from `threshold(check)`, never a copied
+package exports it), plus a CHECKS entry here; the judge words its message from `threshold(check)`, never a copied
 number, and takes the period its number covers. tests/test_catalogue.py fails when either half is missing.
 """
 

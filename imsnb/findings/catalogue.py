@@ -1,10 +1,11 @@
 """The catalogue: every check imsnb reports, what it tells the engineer, and the levels it is judged by.
 
-A check is one entry in CATALOGUE (`Check`: `about`, its documentation, and `limit`, its Threshold from the runbook's
+A check is one entry in CHECKS (`Check`: `about`, its documentation, and `limit`, its Threshold from the runbook's
 Monitoring section, or None where a rule of its own judges it) and one judge in its source's topic module that words
-the finding from `threshold(check)`. SECTIONS names the notebook sections that show evidence without a verdict of
-their own (a failure there is reported under that name). tests/test_catalogue.py holds the two together: every name a
-judge, a finding or a notebook section uses is here, and every entry here is used and says what it is.
+the finding from `threshold(check)`. CATALOGUE, the threshold catalogue, is derived: the checks that have levels.
+SECTIONS names the notebook sections that show evidence without a verdict of their own (a failure there is reported
+under that name). tests/test_catalogue.py holds the two halves together: every name a judge, a finding or a notebook
+section uses is here, and every entry here is used and says what it is.
 
 The warning levels are the runbook's; error and critical levels are imsnb's, written beside them. Each level can be
 overridden per deployment with IMSNB_THRESHOLD_<CHECK>[_ERROR|_CRITICAL] (`threshold`, `check_threshold_overrides`).
@@ -21,12 +22,12 @@ from imsnb.findings.finding import Severity
 
 __all__ = [
     "CATALOGUE",
+    "CHECKS",
     "SECTIONS",
     "Check",
     "Threshold",
     "check_threshold_overrides",
     "threshold",
-    "thresholds",
 ]
 
 
@@ -61,7 +62,7 @@ class Check:
 
 
 T = Threshold
-CATALOGUE: dict[str, Check] = {
+CHECKS: dict[str, Check] = {
     # -- PostgreSQL (component: database) ---------------------------------------------------------------------------
     "postgres.configured": Check("no PostgreSQL target is set (DB_HOST/PG*): its checks are skipped, listed apart"),
     "postgres.reachable": Check("whether imsnb could connect and how long it took; CRITICAL when it could not"),
@@ -270,18 +271,13 @@ SECTIONS: dict[str, str] = {
     "aws.logs.retention_plan": "the plan to set log groups' retention to the runbook's 30 days",
 }
 
-
-def thresholds() -> dict[str, Threshold]:
-    """The checks judged against levels, with their catalogue levels (no overrides): name -> Threshold."""
-    return {name: check.limit for name, check in CATALOGUE.items() if check.limit is not None}
+# The threshold catalogue: the checks judged against levels (IMSNB_THRESHOLD_* overrides name these), name -> Threshold.
+CATALOGUE: dict[str, Threshold] = {name: check.limit for name, check in CHECKS.items() if check.limit is not None}
 
 
 def threshold(check: str) -> Threshold:
     """The catalogue entry for `check`, with levels overridden by IMSNB_THRESHOLD_<CHECK>[_ERROR|_CRITICAL]."""
-    entry = CATALOGUE.get(check)
-    if entry is None or entry.limit is None:
-        raise KeyError(f"{check!r} has no threshold in imsnb/findings/catalogue.py CATALOGUE")
-    base = entry.limit
+    base = CATALOGUE[check]
     env_name = "IMSNB_THRESHOLD_" + check.upper().replace(".", "_")
     levels = {}
     for suffix, attr in (("", "warning"), ("_ERROR", "error"), ("_CRITICAL", "critical")):
@@ -300,7 +296,7 @@ def check_threshold_overrides(environ: dict[str, str] | None = None) -> None:
     """Every IMSNB_THRESHOLD_* variable names a check of the catalogue and holds a finite number; BadParameter
     otherwise, so a typo or a unit in the value is refused before a run rather than ignored or half-applied."""
     environ = os.environ if environ is None else environ
-    known = {check.upper().replace(".", "_") for check in thresholds()}
+    known = {check.upper().replace(".", "_") for check in CATALOGUE}
     for name, raw in sorted(environ.items()):
         if not name.startswith("IMSNB_THRESHOLD_") or not raw:
             continue
