@@ -78,7 +78,6 @@ def key_counts_finding(table: pd.DataFrame, *, old_label: str, new_label: str) -
     if table.empty or table["old_keys"].sum() == 0:
         return Finding.of(
             "cache.key_counts",
-            "cache",
             Severity.WARNING,
             f"the old node {old_label} has no keys: nothing to compare (is it the right node?)",
             unit="ratio",
@@ -87,7 +86,6 @@ def key_counts_finding(table: pd.DataFrame, *, old_label: str, new_label: str) -
     per_db = ", ".join(f"db{r.db} {r.new_keys}/{r.old_keys}" for r in table.itertuples())
     return judge(
         "cache.key_counts",
-        "cache",
         float(worst["gap_ratio"]),
         f"new {new_label} against old {old_label}: {per_db} keys; worst db{int(worst['db'])} lacks "
         f"{int(worst['missing'])} ({worst['gap_ratio']:.1%})",

@@ -93,7 +93,6 @@ def annotation_finding(result: Annotation) -> Finding:
     if result.error is None:
         return Finding.ok(
             CHECK,
-            "api",
             f"annotation {result.id} posted to {result.url} (tags {', '.join(result.tags)})",
             value=result.id,
         )
@@ -102,7 +101,6 @@ def annotation_finding(result: Annotation) -> Finding:
     )
     return Finding.of(
         CHECK,
-        "api",
         Severity.WARNING,
         f"baseline annotation not posted to {result.url}: {result.error}{hint}; the baseline itself is saved",
         value=result.status,

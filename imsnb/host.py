@@ -155,7 +155,6 @@ def disk_findings(usage: pd.DataFrame) -> list[Finding]:
     return [
         judge(
             "host.disk_used",
-            "host",
             float(row.used_ratio),
             f"{row.path}: {row.used_ratio:.0%} used (df's Use%), {row.used_bytes / 2**30:.1f} GiB used, "
             f"{row.free_bytes / 2**30:.1f} GiB available of {row.total_bytes / 2**30:.1f} GiB",
@@ -169,7 +168,6 @@ def old_files_finding(old: pd.DataFrame, older_than_days: float = 30) -> Finding
     if old.empty:
         return Finding.ok(
             "host.old_logs",
-            "host",
             f"no log file older than {older_than_days:g} days",
             value=0,
             threshold=older_than_days,
@@ -177,7 +175,6 @@ def old_files_finding(old: pd.DataFrame, older_than_days: float = 30) -> Finding
         )
     return Finding.of(
         "host.old_logs",
-        "host",
         Severity.INFO,
         f"{len(old)} log file(s) older than {older_than_days:g} days, {old['bytes'].sum() / 2**20:.1f} MiB: "
         "candidates for the runbook's cleanup",
@@ -194,7 +191,6 @@ def rotation_finding(logs: pd.DataFrame, min_bytes: int = 100 * 2**20) -> Findin
     if unrotated.empty:
         return Finding.ok(
             "host.log_rotation",
-            "host",
             f"no log of {min_bytes / 2**20:.0f} MiB or more without rotated copies",
             value=0,
             threshold=min_bytes,
@@ -202,7 +198,6 @@ def rotation_finding(logs: pd.DataFrame, min_bytes: int = 100 * 2**20) -> Findin
         )
     return Finding.of(
         "host.log_rotation",
-        "host",
         Severity.WARNING,
         f"{len(unrotated)} large log(s) never rotated, e.g. {unrotated.iloc[0]['log']} "
         f"({unrotated.iloc[0]['bytes'] / 2**20:.0f} MiB)",

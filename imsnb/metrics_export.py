@@ -122,7 +122,6 @@ def export_finding(export: Export, window: Window) -> Finding:
     if export.path is None:
         return Finding.of(
             CHECK,
-            "api",
             Severity.INFO,
             f"{counted} read but {export.name} not written: not run by `imsnb run` (no run folder){missing}",
             value=export.points,
@@ -131,7 +130,6 @@ def export_finding(export: Export, window: Window) -> Finding:
         )
     return Finding.of(
         CHECK,
-        "api",
         Severity.INFO if export.empty else Severity.OK,
         f"{counted} exported to {export.name} in the run folder{missing}",
         value=export.points,

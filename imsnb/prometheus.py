@@ -185,13 +185,12 @@ def reachable_finding(prom: Prometheus | None = None) -> Finding:
     try:
         data = prom.get("query", {"query": BUILD_INFO})
     except (Unreachable, NotConfigured) as exc:
-        return Finding.unusable(exc, "prometheus", "api")
+        return Finding.unusable(exc, "prometheus")
     except NotAvailable as exc:
-        return Finding.of("prometheus.reachable", "api", Severity.WARNING, str(exc))
+        return Finding.of("prometheus.reachable", Severity.WARNING, str(exc))
     versions = {r.get("metric", {}).get("version") for r in (data or {}).get("result", [])} - {None}
     return Finding.ok(
         "prometheus.reachable",
-        "api",
         f"connected to Prometheus at {prom.url}" + (f" ({', '.join(sorted(versions))})" if versions else ""),
     )
 
@@ -202,7 +201,6 @@ def reachable_finding(prom: Prometheus | None = None) -> Finding:
 def _no_data(check: str, metric: str, unit: str, period: Period | None) -> Finding:
     return Finding.of(
         check,
-        "api",
         Severity.INFO,
         f"no {metric} samples in the window: is the API scraped, and are the IMSNB_PROM_* names right?",
         threshold=threshold(check).warning if check in ("api.error_rate", "api.p95_latency") else None,
@@ -234,20 +232,18 @@ def error_rate_finding(frame: pd.DataFrame) -> Finding:
     )
     point = _cautious_point(frame)
     if point is None:
-        return judge("api.error_rate", "api", round(peak, 5), message, period=frame_period(frame))
+        return judge("api.error_rate", round(peak, 5), message, period=frame_period(frame))
     errors, requests, at = point
-    finding = judge_ratio(
+    return judge_ratio(
         "api.error_rate",
-        "api",
         errors,
         requests,
         f"{message}; judged at {at:%H:%M} UTC: {errors:,.0f} 5xx of {requests:,.0f} requests",
         nouns=("requests", "5xx"),
         seconds=frame.attrs.get("rate_window_s"),
+        value=round(peak, 5),
         period=frame_period(frame),
     )
-    finding.value = round(peak, 5)
-    return finding
 
 
 def _cautious_point(frame: pd.DataFrame) -> tuple[float, float, pd.Timestamp] | None:
@@ -276,7 +272,6 @@ def p95_latency_finding(frame: pd.DataFrame) -> Finding:
     peak, latest = float(values.max()), float(values.iloc[-1])
     return judge(
         "api.p95_latency",
-        "api",
         round(peak, 1),
         f"p95 response time peaked at {peak:.0f} ms ({values.idxmax():%H:%M} UTC), now {latest:.0f} ms, "
         f"median {values.median():.0f} ms",
@@ -294,7 +289,6 @@ def request_rate_finding(frame: pd.DataFrame, *, steady_ratio: float = 0.5) -> F
     steady = median > 0 and low >= median * (1 - steady_ratio) and high <= median * (1 + steady_ratio)
     return Finding.of(
         "api.request_rate",
-        "api",
         Severity.OK if steady else Severity.INFO,
         f"{median:.1f} req/s median, between {low:.1f} and {high:.1f}"
         + ("" if steady else f": not steady (beyond ±{steady_ratio:.0%} of the median)"),

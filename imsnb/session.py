@@ -62,17 +62,17 @@ def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def reachable_finding(source: str, component: str, probe: Callable[[], str]) -> Finding:
+def reachable_finding(source: str, probe: Callable[[], str]) -> Finding:
     """`<source>.reachable`: OK with what `probe()` says ("connected to ...: <server and version>") and how long it
     took, or what the failure is reported as (`Finding.unusable`); never raises for an unusable source."""
     started = time.monotonic()
     try:
         connected = probe()
     except (Unreachable, NotConfigured) as exc:
-        return Finding.unusable(exc, source, component)
+        return Finding.unusable(exc, source)
     except NotAvailable as exc:  # it answers, but may not run what the probe asks (a restricted user)
-        return Finding.of(f"{source}.reachable", component, Severity.WARNING, f"{exc}: {exc.hint}".rstrip(": "))
+        return Finding.of(f"{source}.reachable", Severity.WARNING, f"{exc}: {exc.hint}".rstrip(": "))
     elapsed_ms = (time.monotonic() - started) * 1000
     return Finding.ok(
-        f"{source}.reachable", component, f"{connected} in {elapsed_ms:.0f} ms", value=round(elapsed_ms, 1), unit="ms"
+        f"{source}.reachable", f"{connected} in {elapsed_ms:.0f} ms", value=round(elapsed_ms, 1), unit="ms"
     )

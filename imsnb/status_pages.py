@@ -88,7 +88,6 @@ def status_findings(statuses: pd.DataFrame) -> list[Finding]:
             found.append(
                 Finding.of(
                     STATUS_PAGES_CHECK,
-                    "api",
                     Severity.INFO,
                     f"{row.provider}: status page not read ({row.error}): check {row.url} by hand",
                     threshold="none",
@@ -99,7 +98,6 @@ def status_findings(statuses: pd.DataFrame) -> list[Finding]:
         found.append(
             Finding.of(
                 STATUS_PAGES_CHECK,
-                "api",
                 Severity.OK if row.indicator == "none" else Severity.WARNING,
                 f"{row.provider} reports no incident{said}"
                 if row.indicator == "none"

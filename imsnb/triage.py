@@ -97,9 +97,9 @@ def key_findings(
         ("api.error_rate", prometheus.error_rate, prometheus.error_rate_finding),
         ("api.p95_latency", prometheus.p95_latency, prometheus.p95_latency_finding),
     ):
-        with _said(findings), findings.section(check, "api"):
+        with _said(findings), findings.section(check):
             findings.add(judge(fetch(window, prom=prom)))
-    with findings.section("api.third_party_status", "api"):  # the runbook's "Check third-party service status"
+    with findings.section("api.third_party_status"):  # the runbook's "Check third-party service status"
         from imsnb.status_pages import third_party_findings
 
         findings.add(third_party_findings())  # nothing when imsnb.toml names no [status_pages]
@@ -108,10 +108,10 @@ def key_findings(
     instance = config.aws_name("rds_instance", rds_instance)
     load = None
     say(f"reading CloudWatch: {instance} CPU and free storage ...")
-    with _said(findings), findings.section("aws.rds.cpu", "aws"):
+    with _said(findings), findings.section("aws.rds.cpu"):
         load = cloudwatch.rds_metrics(instance, window, aws=aws)
         findings.add(cloudwatch.rds_cpu_finding(load, instance))
-    with _said(findings), findings.section("aws.rds.free_storage", "aws"):
+    with _said(findings), findings.section("aws.rds.free_storage"):
         if load is None:
             load = cloudwatch.rds_metrics(instance, window, aws=aws)
         described = rds.instances(instance, aws=aws)
@@ -123,9 +123,9 @@ def key_findings(
     try:
         with _said(findings):
             findings.add(postgres.reachable_finding(db), postgres.visibility_finding(db))
-        with _said(findings), findings.section("postgres.connections_used", "database"):
+        with _said(findings), findings.section("postgres.connections_used"):
             findings.add(postgres.connections_finding(postgres.connections_by_state(db), postgres.max_connections(db)))
-        with _said(findings), findings.section("postgres.replication_lag", "database"):
+        with _said(findings), findings.section("postgres.replication_lag"):
             findings.add(postgres.replication_lag_finding(postgres.replication_lag(db)))
     finally:
         db.close()
@@ -145,11 +145,11 @@ def key_findings(
                 if left >= 1
                 else "reading Redis: hit rate, evictions, memory, latency ..."
             )
-        with _said(findings), findings.section("cache.hit_rate", "cache"):  # waits only for what remains of the sample
+        with _said(findings), findings.section("cache.hit_rate"):  # waits only for what remains of the sample
             findings.add(sampling.redis_findings(sample, lifetime_at_most=Severity.INFO))
-        with _said(findings), findings.section("cache.memory_used", "cache"):
+        with _said(findings), findings.section("cache.memory_used"):
             findings.add(cache.memory_finding(cache.memory_usage(redis)))
-        with _said(findings), findings.section("cache.latency", "cache"):
+        with _said(findings), findings.section("cache.latency"):
             findings.add(cache.latency_finding(cache.latency(redis, samples=cache_latency_samples)))
     finally:
         if own:

@@ -180,7 +180,7 @@ def test_endpoint_down_is_a_finding_within_seconds(monkeypatch):
     findings = Findings()
     started = time.monotonic()
     for check in ("aws.rds.cpu", "aws.rds.snapshot_age"):
-        with findings.section(check, "aws"):
+        with findings.section(check):
             rds.snapshots("ims-postgres-db", aws=aws)
     assert [f.check for f in findings] == ["aws.reachable"] and findings[0].severity == Severity.CRITICAL
     assert time.monotonic() - started < 15
@@ -195,7 +195,7 @@ def test_no_credentials_is_an_info_finding(monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     findings = Findings()
-    with findings.section("aws.rds.cpu", "aws"):
+    with findings.section("aws.rds.cpu"):
         rds.instances(aws=Aws("tests"))
     assert findings[0].check == "aws.credentials" and findings[0].severity == Severity.INFO
     with pytest.raises(NotConfigured):
@@ -240,7 +240,7 @@ def test_aws_region_alone_is_enough_and_no_region_is_an_info_finding(monkeypatch
     monkeypatch.delenv("AWS_REGION", raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     found = Findings()
-    with found.section("aws.rds.cpu", "aws"):
+    with found.section("aws.rds.cpu"):
         Aws("test").call("rds", "describe_db_instances")
     assert [(f.check, f.severity.name) for f in found] == [("aws.credentials", "INFO")]
     monkeypatch.setenv("AWS_REGION", "eu-west-1")

@@ -26,9 +26,9 @@ def test_wilson_interval_matches_the_formula_and_never_collapses():
         wilson_interval(0, 0)
 
 
-def _redis(hits: int, misses: int) -> sampling.RedisDelta:
+def _redis(hits: int, misses: int, *, uptime_s: int = 86_400) -> sampling.RedisDelta:
     empty = pd.DataFrame(columns=["command", "calls", "per_s", "usec_per_call"])
-    return sampling.RedisDelta(hits, misses, 0, 0, hits + misses, 120.0, 10**6, 10**5, 0, 86_400, empty)
+    return sampling.RedisDelta(hits, misses, 0, 0, hits + misses, 120.0, 10**6, 10**5, 0, uptime_s, empty)
 
 
 def test_a_redis_hit_rate_on_few_lookups_is_info_with_its_counts():
@@ -37,7 +37,24 @@ def test_a_redis_hit_rate_on_few_lookups_is_info_with_its_counts():
     assert "too little traffic to judge: 25 lookups, 8 misses in 2 min" in few.message
     assert few.value == pytest.approx(0.68)
     many = sampling.hit_rate_finding(_redis(17_000, 8_000), TWO_MINUTES)
-    assert many.severity == Severity.WARNING and "95% interval 67.4%–68.6%" in many.message
+    assert many.severity == Severity.WARNING and many.message == (
+        "hit rate 68.0%, 17,000 hits and 8,000 misses (95% interval 67.4%–68.6%); "
+        "90.9% of 1,100,000 lookups since Redis started 1 d ago (or its last CONFIG RESETSTAT)"
+    )
+    assert many.period == TWO_MINUTES
+
+
+def test_the_lifetime_rate_says_what_it_covers_never_an_absurd_span():
+    """Issue 23 §6: not "since restart 99.0% over up to 0.0 h" for a Redis started a minute ago."""
+    young = sampling.hit_rate_finding(_redis(17_000, 8_000, uptime_s=40), TWO_MINUTES).message
+    assert young.endswith("; 90.9% of 1,100,000 lookups since Redis started 40 s ago (or its last CONFIG RESETSTAT)")
+    unknown = sampling.hit_rate_finding(_redis(17_000, 8_000, uptime_s=0), TWO_MINUTES).message
+    assert unknown.endswith("; 90.9% of 1,100,000 lookups since Redis started (or its last CONFIG RESETSTAT)")
+    evicted = sampling.RedisDelta(10, 0, 5, 0, 10, 120.0, 10, 0, 1_234, 7_500, pd.DataFrame())
+    assert sampling.evictions_finding(evicted, TWO_MINUTES).message == (
+        "5 keys evicted, 0.042/s; 1,234 since Redis started 2 h 5 min ago (or its last CONFIG RESETSTAT); "
+        "runbook: evictions = 0"
+    )
 
 
 def test_one_failed_log_line_in_400_pages_nobody_but_a_real_rate_still_does():
@@ -72,8 +89,11 @@ def test_an_api_error_rate_is_judged_on_its_lower_bound_at_each_point():
 
 def test_a_database_hit_ratio_on_few_accesses_is_info():
     hits = pd.DataFrame({"database": ["ims"], "blks_hit": [9], "blks_read": [3], "hit_ratio": [0.75]})
-    few = postgres.cache_hit_finding(hits, min_blocks=10, seconds=14)  # 75%: CRITICAL on the observed ratio
+    now = datetime.now(UTC)
+    sampled = Period(now - timedelta(seconds=14), now, "sample")
+    few = postgres.cache_hit_finding(hits, min_blocks=10, period=sampled)  # 75%: CRITICAL on the observed ratio
     assert few.severity == Severity.INFO and "12 buffer accesses, 3 reads in 14 s" in few.message
+    assert few.period == sampled and few.message.startswith("too little traffic to judge: ")
     hits = pd.DataFrame({"database": ["ims"], "blks_hit": [7_769], "blks_read": [2_231], "hit_ratio": [0.7769]})
     assert postgres.cache_hit_finding(hits, min_blocks=10).severity == Severity.CRITICAL
 
@@ -81,5 +101,5 @@ def test_a_database_hit_ratio_on_few_accesses_is_info():
 def test_judge_ratio_keeps_the_catalogue_levels(monkeypatch):
     for suffix, level in (("", "0.65"), ("_ERROR", "0.3"), ("_CRITICAL", "0.2")):
         monkeypatch.setenv(f"IMSNB_THRESHOLD_CACHE_HIT_RATE{suffix}", level)
-    finding = judge_ratio("cache.hit_rate", "cache", 600, 1_000, "hit rate 60%", nouns=("lookups", "misses"))
+    finding = judge_ratio("cache.hit_rate", 600, 1_000, "hit rate 60%", nouns=("lookups", "misses"))
     assert finding.severity == Severity.WARNING and finding.threshold == 0.65  # upper bound 63.0% < 65%

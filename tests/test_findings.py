@@ -8,18 +8,18 @@ from imsnb.findings import Finding, Findings, Severity, escalation_for, judge, o
 
 
 def test_catalogue_levels_follow_the_runbook():
-    assert judge("postgres.connections_used", "database", 0.79, "").severity == Severity.OK
-    assert judge("postgres.connections_used", "database", 0.80, "").severity == Severity.WARNING
-    assert judge("postgres.connections_used", "database", 0.95, "").severity == Severity.ERROR
-    assert judge("cache.hit_rate", "cache", 0.81, "").severity == Severity.OK
-    assert judge("cache.hit_rate", "cache", 0.75, "").severity == Severity.WARNING
-    assert judge("postgres.replication_lag", "database", 12, "").severity == Severity.WARNING
+    assert judge("postgres.connections_used", 0.79, "").severity == Severity.OK
+    assert judge("postgres.connections_used", 0.80, "").severity == Severity.WARNING
+    assert judge("postgres.connections_used", 0.95, "").severity == Severity.ERROR
+    assert judge("cache.hit_rate", 0.81, "").severity == Severity.OK
+    assert judge("cache.hit_rate", 0.75, "").severity == Severity.WARNING
+    assert judge("postgres.replication_lag", 12, "").severity == Severity.WARNING
     assert threshold("api.p95_latency").warning == 500 and threshold("host.disk_free").warning == 0.20
 
 
 def test_thresholds_are_overridable_by_environment(monkeypatch):
     monkeypatch.setenv("IMSNB_THRESHOLD_POSTGRES_CONNECTIONS_USED", "0.5")
-    assert judge("postgres.connections_used", "database", 0.6, "").severity == Severity.WARNING
+    assert judge("postgres.connections_used", 0.6, "").severity == Severity.WARNING
     assert threshold("postgres.connections_used").error == 0.90
 
 
@@ -33,7 +33,7 @@ def test_escalation_matrix_and_on_call():
 
 def test_section_turns_failures_into_findings():
     findings = Findings()
-    with findings.section("postgres.slow_queries", "database"):
+    with findings.section("postgres.slow_queries"):
         raise TimeoutError("canceling statement due to lock timeout")
     assert findings[0].severity == Severity.WARNING and "lock timeout" in findings[0].message
     assert findings.worst == Severity.WARNING
@@ -101,7 +101,7 @@ def test_a_period_has_a_short_label_for_tables_and_terminals():
 
 
 def test_finding_constructors_take_the_message_first_and_the_rest_by_name():
-    ok = Finding.ok("postgres.blocked_queries", "database", "no session waits on a lock", value=0, unit="s")
+    ok = Finding.ok("postgres.blocked_queries", "no session waits on a lock", value=0, unit="s")
     assert (ok.severity, ok.value, ok.threshold, ok.unit, ok.message) == (
         Severity.OK,
         0,
@@ -109,22 +109,22 @@ def test_finding_constructors_take_the_message_first_and_the_rest_by_name():
         "s",
         "no session waits on a lock",
     )
-    row = Finding.of("postgres.row_count", "database", "ERROR", "orders: missing", threshold=20000, unit="rows")
+    row = Finding.of("postgres.row_count", "ERROR", "orders: missing", threshold=20000, unit="rows")
     assert row.severity == Severity.ERROR and row.value is None and row.threshold == 20000
     with pytest.raises(TypeError):
-        Finding.ok("postgres.blocked_queries", "database", "x", 0)  # value only by name
+        Finding.ok("postgres.blocked_queries", "x", 0)  # value only by name
 
 
 def test_judge_floor_raises_a_severity_below_it_and_keeps_one_above():
-    low = judge("postgres.blocked_queries", "database", 0.2, "a short wait", floor=Severity.WARNING)
+    low = judge("postgres.blocked_queries", 0.2, "a short wait", floor=Severity.WARNING)
     assert low.severity == Severity.WARNING, "under the catalogue's first level, lifted to the floor"
-    assert judge("postgres.blocked_queries", "database", 0.2, "a short wait").severity == Severity.OK
-    high = judge("postgres.blocked_queries", "database", 400, "a long wait", floor=Severity.WARNING)
+    assert judge("postgres.blocked_queries", 0.2, "a short wait").severity == Severity.OK
+    high = judge("postgres.blocked_queries", 400, "a long wait", floor=Severity.WARNING)
     assert high.severity == threshold("postgres.blocked_queries").severity(400) > Severity.WARNING
 
 
 def test_worst_severity_of_findings_severities_and_names():
-    found = [Finding.ok("cache.hit_rate", "cache", "fine"), Finding.of("cache.evictions", "cache", "ERROR", "evicting")]
+    found = [Finding.ok("cache.hit_rate", "fine"), Finding.of("cache.evictions", "ERROR", "evicting")]
     assert Severity.worst(found) == Severity.ERROR
     assert Severity.worst(["INFO", None, "", "bogus", Severity.WARNING]) == Severity.WARNING
     assert Severity.worst([]) == Severity.OK
@@ -182,25 +182,25 @@ def test_a_name_error_with_no_earlier_failure_is_a_bug_not_a_skip():
 
 
 def test_judge_limit_judges_a_check_by_another_runbook_line_overrides_included(monkeypatch):
-    slow = judge("api.response_time", "api", 700.0, "sampled p95", limit=threshold("api.p95_latency"))
+    slow = judge("api.response_time", 700.0, "sampled p95", limit=threshold("api.p95_latency"))
     assert (slow.check, slow.severity, slow.threshold, slow.unit) == ("api.response_time", Severity.WARNING, 500, "ms")
     monkeypatch.setenv("IMSNB_THRESHOLD_API_P95_LATENCY", "800")
-    assert judge("api.response_time", "api", 700.0, "", limit=threshold("api.p95_latency")).severity == Severity.OK
+    assert judge("api.response_time", 700.0, "", limit=threshold("api.p95_latency")).severity == Severity.OK
     with pytest.raises(KeyError):
-        judge("api.response_time", "api", 700.0, "")  # no entry of its own: the borrowed line must be named
+        judge("api.response_time", 700.0, "")  # no entry of its own: the borrowed line must be named
 
 
 def test_unjudged_shows_the_catalogue_level_and_unit(monkeypatch):
-    none = unjudged("cache.hit_rate", "cache", Severity.OK, "too few lookups", value=None)
+    none = unjudged("cache.hit_rate", Severity.OK, "too few lookups", value=None)
     assert (none.severity, none.threshold, none.unit, none.value) == (Severity.OK, 0.8, "ratio", None)
     monkeypatch.setenv("IMSNB_THRESHOLD_API_ERROR_RATE", "0.02")
-    logs = unjudged("aws.logs.error_rate", "aws", "INFO", "no events", limit=threshold("api.error_rate"))
+    logs = unjudged("aws.logs.error_rate", "INFO", "no events", limit=threshold("api.error_rate"))
     assert (logs.check, logs.severity, logs.threshold) == ("aws.logs.error_rate", Severity.INFO, 0.02)
 
 
 def test_a_first_level_worth_knowing_is_info_and_the_levels_below_it_keep_theirs(monkeypatch):
     def hit(ratio: float) -> Severity:
-        return judge("postgres.cache_hit_ratio", "database", ratio, "").severity
+        return judge("postgres.cache_hit_ratio", ratio, "").severity
 
     assert [hit(0.995), hit(0.95), hit(0.85), hit(0.5)] == [
         Severity.OK,
@@ -216,15 +216,15 @@ def test_a_first_level_worth_knowing_is_info_and_the_levels_below_it_keep_theirs
 def test_an_unusable_source_is_reachable_critical_or_configured_info():
     from imsnb.errors import NotConfigured, Unreachable
 
-    down = Finding.unusable(Unreachable("database db:5432", "connection refused"), "postgres", "database")
+    down = Finding.unusable(Unreachable("database db:5432", "connection refused"), "postgres")
     assert (down.check, down.severity, down.message) == (
         "postgres.reachable",
         Severity.CRITICAL,
         "database db:5432 unreachable: connection refused",
     )
-    unset = Finding.unusable(NotConfigured("no DB_HOST"), "postgres", "database")
+    unset = Finding.unusable(NotConfigured("no DB_HOST"), "postgres")
     assert (unset.check, unset.severity, unset.message) == ("postgres.configured", Severity.INFO, "no DB_HOST: skipped")
-    named = Finding.unusable(NotConfigured("AWS has no region", check="aws.credentials"), "aws", "aws")
+    named = Finding.unusable(NotConfigured("AWS has no region", check="aws.credentials"), "aws")
     assert named.check == "aws.credentials"
 
 

@@ -109,7 +109,7 @@ def test_a_refused_token_is_a_warning_and_no_grafana_is_skipped(grafana_url, mon
 
     monkeypatch.delenv("GRAFANA_URL")
     findings = Findings()
-    with findings.section("grafana.annotation", "api"):
+    with findings.section("grafana.annotation"):
         grafana.post_annotation("Daily baseline captured")
     (skipped,) = findings
     assert (skipped.check, skipped.severity) == ("grafana.configured", Severity.INFO)

@@ -132,7 +132,7 @@ def test_pg_stat_statements_missing_is_not_available_with_a_hint(degraded):
         assert caught.value.hint.startswith("It is preloaded already (no restart needed): CREATE EXTENSION")
         assert "shared_preload_libraries" in postgres.ENABLE_STATEMENTS
         findings = Findings()
-        with findings.section("postgres.slow_queries", "database"):
+        with findings.section("postgres.slow_queries"):
             postgres.slow_queries(other)
         assert findings[0].severity == Severity.INFO and "CREATE EXTENSION" in findings[0].message
 
@@ -186,7 +186,7 @@ def test_unreachable_is_fast_remembered_and_a_finding():
     assert time.monotonic() - started < 5
     findings = Findings()
     for check in ("postgres.connections_used", "postgres.slow_queries"):
-        with findings.section(check, "database"):
+        with findings.section(check):
             postgres.connections_by_state(database)
     assert [f.check for f in findings] == ["postgres.reachable"]
 

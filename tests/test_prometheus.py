@@ -114,7 +114,7 @@ def test_a_closed_port_is_unreachable_and_remembered():
 
     findings = Findings()
     for check in ("api.error_rate", "api.p95_latency"):
-        with findings.section(check, "api"):
+        with findings.section(check):
             prometheus.error_rate(span, prom=prom)
     assert [(f.check, f.severity) for f in findings] == [("prometheus.reachable", Severity.CRITICAL)]
     assert prometheus.reachable_finding(prom).severity == Severity.CRITICAL
@@ -124,7 +124,7 @@ def test_no_url_is_not_configured(monkeypatch):
     monkeypatch.delenv("PROMETHEUS_URL", raising=False)
     prom = prometheus.Prometheus()
     findings = Findings()
-    with findings.section("api.error_rate", "api"):
+    with findings.section("api.error_rate"):
         prometheus.error_rate(Window(datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC)), prom=prom)
     assert [(f.check, f.severity) for f in findings] == [("prometheus.configured", Severity.INFO)]
     with pytest.raises(NotConfigured):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -12,6 +13,7 @@ from helpers import present_began, window_from_present
 from imsnb import cache, postgres, sampling
 from imsnb.findings import Severity
 from imsnb.history import History
+from imsnb.period import duration
 from imsnb.sandbox import Sandbox
 from imsnb.window import Window
 
@@ -63,9 +65,11 @@ def test_regressed_statement_with_a_fast_past_is_flagged(degraded_sample):
     assert lookup["mean_ms"] > 5 * lookup["before_mean_ms"] and lookup["calls"] >= 3
     regressed = sampling.regressions(statements)
     finding = sampling.statement_regression_finding(regressed, period)
-    assert finding.severity >= Severity.WARNING
-    assert "items WHERE sku" in finding.message and "earlier calls" in finding.message
-    assert finding.period == period and "in the history" in finding.message
+    worst = regressed.iloc[0]
+    assert finding.severity >= Severity.WARNING and finding.value == round(worst["ratio"], 1)
+    assert finding.message.startswith(f"{worst['ratio']:,.0f}x slower: ") and "items WHERE sku" in finding.message
+    assert f"earlier calls) over {int(worst['calls']):,} calls" in finding.message
+    assert finding.period == period and "in the history" not in finding.message, "the period is in its own field"
     assert finding.to_dict()["period"]["basis"] == "history"
     assert lookup["mean_ms"] < 100, "under the absolute slow-query line: only the regression check names it"
 
@@ -74,8 +78,13 @@ def test_slow_statement_running_now_is_flagged_and_old_slow_batch_is_not(degrade
     sample, statements, lifetime, _ = degraded_sample
     period = sample.period(sampling.PG_STATEMENTS)
     slow = statements[statements["mean_ms"] >= 100]
-    finding = sampling.slow_queries_finding(slow, period)
-    assert finding.severity == Severity.WARNING and "pg_sleep" in finding.message
+    finding = postgres.slow_queries_finding(slow, period=period)
+    slowest = slow.sort_values("mean_ms").iloc[-1]
+    assert finding.severity == Severity.WARNING and "pg_sleep" in finding.message and finding.period == period
+    assert finding.message.startswith(
+        f"{len(slow)} statement(s) average ≥ 100 ms; slowest {slowest['mean_ms']:.0f} ms mean over "
+        f"{int(slowest['calls'])} calls"
+    )
     assert "GROUP BY status" not in " ".join(slow["query"]), "the nightly report did not run in the sample"
     assert "GROUP BY status" in " ".join(lifetime["query"]), "…but its lifetime mean is still over 100 ms"
     assert not any("GROUP BY status" in str(row.get("query")) for row in finding.evidence)
@@ -84,13 +93,16 @@ def test_slow_statement_running_now_is_flagged_and_old_slow_batch_is_not(degrade
 def test_tables_read_by_the_regressed_statement_show_the_scans(degraded_sample):
     sample, statements, _, tables = degraded_sample
     regressed = sampling.regressions(statements)
-    trail = sampling.table_trail(regressed, tables)
+    trail = postgres.table_trail(regressed, tables)
     items = trail[trail["table"] == "public.items"].iloc[0]
     assert items["seq_scan"] >= 3 and items["idx_scan"] == 0
     assert items["seq_tup_read"] >= items["seq_scan"] * 50_000, "every lookup reads the whole table"
     finding = sampling.statement_regression_finding(regressed, sample.period(sampling.PG_STATEMENTS), trail)
     assert "public.items:" in finding.message and "sequential scans reading" in finding.message
-    assert "0 index scans" in finding.message
+    assert (
+        f"public.items: {items['seq_scan']:,} sequential scans reading {items['seq_tup_read']:,} rows, 0 index scans"
+        in (finding.message)
+    )
 
 
 def test_sampling_off_reads_lifetime_totals_and_says_so(degraded, tmp_path):
@@ -101,8 +113,9 @@ def test_sampling_off_reads_lifetime_totals_and_says_so(degraded, tmp_path):
         assert time.monotonic() - started < SAMPLE_S, "no wait with sampling off"
         period = sample.period(sampling.PG_STATEMENTS)
     assert period.basis == "since restart" and "sample_s=0" in period.note
-    finding = sampling.slow_queries_finding(statements[statements["mean_ms"] >= 100], period)
-    assert finding.severity >= Severity.WARNING and "lifetime totals" in finding.message
+    finding = postgres.slow_queries_finding(statements[statements["mean_ms"] >= 100], period=period)
+    assert finding.severity >= Severity.WARNING and finding.period == period
+    assert finding.message.endswith(" (judged on lifetime totals: no sample was available)")
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +131,13 @@ def test_live_miss_storm_is_flagged_despite_a_high_historic_hit_rate(pressured, 
     assert sampled.lifetime_hit_rate > 0.9, "months of hits in the past"
     hit = sampling.hit_rate_finding(sampled, period)
     assert hit.severity >= Severity.WARNING and sampled.hit_rate < 0.5
-    assert "in the sample" in hit.message and "since restart" in hit.message
+    assert hit.message.startswith(
+        f"hit rate {sampled.hit_rate:.1%}, {sampled.hits:,} hits and {sampled.misses:,} misses"
+    )
+    lookups = sampled.lifetime_hits + sampled.lifetime_misses
+    since = f"since Redis started {duration(sampled.uptime_s)} ago (or its last CONFIG RESETSTAT)"
+    assert f"; {sampled.lifetime_hit_rate:.1%} of {lookups:,} lookups {since}" in hit.message
+    assert hit.period == period and "in the sample" not in hit.message, "the period is in its own field"
     evictions = sampling.evictions_finding(sampled, period)
     assert evictions.severity >= Severity.WARNING and sampled.evicted > 0
     assert sampling.ops_finding(sampled, period).value > 0
@@ -131,7 +150,8 @@ def test_past_evictions_with_none_in_the_sample_are_ok(pressured, tmp_path):
         sampled, period = sample.redis(), sample.period(sampling.REDIS_INFO)
     assert sampled.lifetime_evicted > 1000 and sampled.evicted == 0
     finding = sampling.evictions_finding(sampled, period)
-    assert finding.severity == Severity.OK and f"{sampled.lifetime_evicted:,} since restart" in finding.message
+    assert finding.severity == Severity.OK and finding.message.startswith("0 keys evicted, 0/s; ")
+    assert f"; {sampled.lifetime_evicted:,} since Redis started {duration(sampled.uptime_s)} ago" in finding.message
     with _cache(pressured) as c:  # no sample: the lifetime count says what it covers and is context only
         off = sampling.Sample(0, cache=c, history=History(tmp_path / "h.sqlite"))
         unsampled, lifetime = off.redis(), off.period(sampling.REDIS_INFO)
@@ -181,7 +201,7 @@ def test_baseline_flags_a_tenfold_regression_of_a_3_ms_statement(healthy_sandbox
             app.execute(query, {"s": 0.003})
         saved = normal.save_baseline(sampling.PG_STATEMENTS)
         assert saved.iloc[0]["items"] >= 1
-        assert sampling.baseline_saved_finding(saved, "database").period.basis == "sample"
+        assert sampling.baseline_saved_finding(saved).period.basis == "sample"
 
         incident = sampling.Sample(1.0, db=db, history=history, taken_by="db_performance")
         for _ in range(10):
@@ -216,16 +236,15 @@ def test_baseline_hit_ratio_is_shown_beside_the_sampled_one(healthy_sandbox, tmp
         unsaved = sampling.Sample(0, db=db, history=History(tmp_path / "empty.sqlite")).databases()
     ims = databases.set_index("database").loc["ims"]
     assert 0 < saved["ims"] <= 1 and ims["baseline_hit_ratio"] == pytest.approx(saved["ims"])
-    assert ims["blks_hit"] + ims["blks_read"] >= sampling.MIN_BLOCKS
-    judged = databases[databases["blks_hit"] + databases["blks_read"] >= sampling.MIN_BLOCKS]
+    assert ims["blks_hit"] + ims["blks_read"] >= postgres.MIN_BLOCKS_SAMPLED
+    judged = databases[databases["blks_hit"] + databases["blks_read"] >= postgres.MIN_BLOCKS_SAMPLED]
     worst = judged.loc[judged["hit_ratio"].idxmin()]
-    finding = sampling.database_hit_finding(databases, period)
-    assert f"of {worst['database']}: {worst['hit_ratio']:.2%} (baseline {worst['baseline_hit_ratio']:.2%})" in (
-        finding.message
-    )
+    finding = postgres.cache_hit_finding(databases, period=period)
+    assert f"of {worst['database']}: {worst['hit_ratio']:.2%} (" in finding.message and finding.period == period
+    assert finding.message.endswith(f"; baseline {worst['baseline_hit_ratio']:.2%}")
     assert any("baseline_hit_ratio" in row for row in finding.evidence), "in the table too"
     assert unsaved["baseline_hit_ratio"].isna().all(), "no baseline saved: nothing to compare with"
-    assert "(baseline" not in sampling.database_hit_finding(unsaved, period).message
+    assert "baseline" not in postgres.cache_hit_finding(unsaved, period=period).message
 
 
 def test_history_retention_is_bounded(tmp_path, monkeypatch, healthy_sandbox):
@@ -272,9 +291,11 @@ def test_db_performance_judges_the_sample_and_says_the_period(tmp_path, monkeypa
     assert summary["status"] == "ok", summary.get("error")
     slow = finding(summary, "postgres.slow_queries")
     assert slow["severity"] == "WARNING" and slow["period"]["basis"] == "history"
-    assert "pg_sleep" in slow["message"] and "in the " in slow["message"]
+    said = r"^\d+ statement\(s\) average ≥ 100 ms; slowest \d+ ms mean over \d+ calls: SELECT pg_sleep"
+    assert re.match(said, slow["message"]) and "in the " not in slow["message"], "the period is in its own field"
     regression = finding(summary, "postgres.statement_regression")
     assert regression["severity"] in ("WARNING", "ERROR") and "items WHERE sku" in regression["message"]
+    assert re.match(r"^[\d,]+x slower: SELECT ", regression["message"]), regression["message"]
     assert "public.items:" in regression["message"] and "0 index scans" in regression["message"]
     html = (result.folder / "report.html").read_text()
     assert "period" in html and "UTC (" in html

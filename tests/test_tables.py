@@ -66,10 +66,10 @@ def test_a_table_aligns_numbers_right_and_text_left_and_says_what_is_missing():
 
 def test_the_findings_table_puts_the_message_early_and_lists_skipped_targets_apart():
     findings = [
-        Finding.of("postgres.connections_used", "database", "WARNING", "25 of 30 connections in use (83%)",
+        Finding.of("postgres.connections_used", "WARNING", "25 of 30 connections in use (83%)",
                    value=0.8333, threshold=0.8, unit="ratio"),
-        Finding.of("cache.configured", "cache", "INFO", "no Redis target: set REDIS_URL: skipped"),
-        Finding.of("postgres.blocked_queries", "database", "ERROR", "1 session(s) wait", value=358.4, threshold=1,
+        Finding.of("cache.configured", "INFO", "no Redis target: set REDIS_URL: skipped"),
+        Finding.of("postgres.blocked_queries", "ERROR", "1 session(s) wait", value=358.4, threshold=1,
                    unit="s"),
     ]  # fmt: skip
     table = findings_table(findings)

@@ -76,16 +76,18 @@ def test_statistics_started_inside_the_window_are_the_windows_figures(fresh_pg, 
         period = sample.period(sampling.PG_STATEMENTS)
         regressed = sampling.regressions(sample.statements(limit=100))
         databases = sample.period(sampling.PG_DATABASE)
-    finding = sampling.slow_queries_finding(slow, period, 100)
+    finding = postgres.slow_queries_finding(slow, 100, period=period)
     assert finding.severity == Severity.WARNING and "generate_series" in finding.message
     assert _calls(slow, "generate_series") == 3, "the three runs before the sample are the window's"
     assert period.basis == "window" and sample.delta(sampling.PG_STATEMENTS).before is None
     assert f"statistics started {started:%H:%M:%S} UTC (the server started), inside the window" in period.note
-    assert period.start == started and finding.message.startswith(f"in the window {started:%H:%M:%S}–")
+    assert period.start == started and finding.period == period
+    assert finding.message.startswith(f"{len(slow)} statement(s) average ≥ 100 ms; slowest ")
     assert "lifetime totals" not in finding.message, "the window's own figure, not a lifetime number"
     assert finding.to_dict()["period"]["basis"] == "window"
     regression = sampling.statement_regression_finding(regressed, period)
-    assert regression.severity == Severity.OK and regression.message.startswith("in the window ")
+    assert regression.severity == Severity.OK and regression.period == period
+    assert regression.message.startswith("no statement runs 5x slower than its baseline (")
     assert databases.basis == "window" and "(the server started)" in databases.note
 
 
@@ -142,8 +144,9 @@ def test_with_nothing_stored_the_sample_says_how_much_of_the_window_is_not_cover
     note = re.search(r"the sample covers (.+) of the 15 min window; (.+) not covered; (.+)$", period.note)
     assert note and note[1] == duration(period.seconds) and note[2] == duration(900 - period.seconds)
     assert note[3] == "run `imsnb record` every minute (cron) to cover windows"
-    message = sampling.slow_queries_finding(slow, period, 100).message
-    assert "not covered" in message and "imsnb record" in message
+    finding = postgres.slow_queries_finding(slow, 100, period=period)
+    assert finding.period == period and finding.message == "no statement averages 100 ms or more"
+    assert "not covered" in finding.to_dict()["period"]["note"], "said once, with the period it qualifies"
 
 
 def test_a_stored_snapshot_from_before_a_restart_inside_the_window_is_void(tmp_path):
@@ -232,8 +235,8 @@ def test_redis_started_inside_the_window_is_judged_on_its_totals(redis_server, t
     assert (sampled.hits, sampled.misses) == (20, 200) and period.basis == "window"
     assert "(Redis started), inside the window: totals since then" in period.note
     hit = sampling.hit_rate_finding(sampled, period, lifetime_at_most="INFO")
-    assert hit.severity >= Severity.WARNING and "hit rate 9.1% (20 hits, 200 misses)" in hit.message
-    assert "since restart" not in hit.message and "context only" not in hit.message, "the window's figure"
+    assert hit.severity >= Severity.WARNING and hit.message.startswith("hit rate 9.1%, 20 hits and 200 misses (")
+    assert "since Redis started" not in hit.message and "context only" not in hit.message, "the window's figure"
     assert sampling.evictions_finding(sampled, period).severity == Severity.OK
 
 

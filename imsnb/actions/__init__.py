@@ -5,9 +5,9 @@ shows the plans and applies them only when both keys are turned (the notebook's 
 and the run's `imsnb run --allow-actions`), each re-checked right before it acts and journalled write-ahead. The
 rules of the two keys and the audit are told in full in `imsnb.actions.gate`.
 
-Where things are (one home per target; a new action is a function returning a `Plan` in its target's module, plus
-a re-export below; e.g. an ElastiCache restore goes in a new `elasticache.py`, an RDS delete or storage increase in
-`rds.py`, an ECS force-new-deployment in `ecs.py`):
+Where things are (one home per target; a new action is a function returning a `Plan` in its target's module, listed
+in that module's `__all__`; e.g. an ElastiCache restore goes in a new `elasticache.py` (imported below), an RDS delete
+or storage increase in `rds.py`, an ECS force-new-deployment in `ecs.py`):
 
     gate.py      Plan, Changed, Keys, keys(), execute(), wait_deadline(): the two keys, the re-check, the
                  write-ahead journal and the plan table shown in the notebook. Target modules import it; it imports
@@ -26,151 +26,39 @@ a re-export below; e.g. an ElastiCache restore goes in a new `elasticache.py`, a
     host_disk.py old logs on this host: archived to S3 (verified) and only then deleted, under named roots, capped
 """
 
+# The face re-exports each topic module's __all__: a new name goes in its module's __all__, not here.
+from imsnb.actions import backup as _backup
+from imsnb.actions import ecs as _ecs
+from imsnb.actions import elasticache as _elasticache
+from imsnb.actions import gate as _gate
+from imsnb.actions import host_disk as _host_disk
+from imsnb.actions import indexes as _indexes
+from imsnb.actions import logs as _logs
+from imsnb.actions import postgres as _postgres
+from imsnb.actions import rds as _rds
+from imsnb.actions import redis as _redis
+from imsnb.actions.backup import *
+from imsnb.actions.ecs import *
+from imsnb.actions.elasticache import *
+from imsnb.actions.gate import *
+from imsnb.actions.host_disk import *
+from imsnb.actions.indexes import *
+from imsnb.actions.logs import *
+from imsnb.actions.postgres import *
+from imsnb.actions.rds import *
+from imsnb.actions.redis import *
+
 # The hard limits live with the parameters (checked there before a kernel starts); re-exported for callers.
-from imsnb.actions.backup import (
-    RESTORE_TEST_TAG,
-    rds_delete_restore_test_action,
-    rds_restore_test_action,
-    restore_test_instance_id,
-    run_token,
-)
-from imsnb.actions.ecs import (
-    desired_count_bounds,
-    ecs_desired_count_action,
-    ecs_force_new_deployment_action,
-    ecs_rollback_action,
-    ecs_rollback_to_action,
-    error_rollback_plans,
-    scaling_actions,
-)
-from imsnb.actions.elasticache import elasticache_create_from_snapshot_action, elasticache_snapshot_action
-from imsnb.actions.gate import (
-    ALLOW_ENV,
-    RECORD_KEYS,
-    WAIT_MARGIN_S,
-    Changed,
-    Keys,
-    Plan,
-    execute,
-    keys,
-    wait_budget_s,
-    wait_deadline,
-    wait_for_status,
-)
-from imsnb.actions.host_disk import (
-    check_root,
-    cleanup_actions,
-    cleanup_candidates,
-    log_archive_cleanup_action,
-    missing_roots,
-    upload_verified,
-    verified_upload,
-)
-from imsnb.actions.indexes import (
-    MAX_INDEXES,
-    create_index_action,
-    create_index_actions,
-    drop_invalid_index_action,
-    drop_invalid_index_actions,
-)
-from imsnb.actions.logs import RETENTION_DAYS, log_retention_action, retention_actions
-from imsnb.actions.postgres import (
-    BACKEND_NOW,
-    CANCEL_BACKEND,
-    EXPECTED_STATE,
-    MAX_BACKENDS,
-    PLAN_COLUMNS,
-    SIGNAL_SQL,
-    TERMINATE_BACKEND,
-    TERMINATE_WAIT_MS,
-    backend_action,
-    backend_actions,
-    terminate_backends_plan,
-)
-from imsnb.actions.rds import (
-    RDS_CLASS_LADDER,
-    RESTORE_POLL_S,
-    RESTORE_WAIT_S,
-    bottleneck_actions,
-    next_rds_class,
-    promotion_checklist,
-    rds_failover_action,
-    rds_resize_action,
-    rds_restore_action,
-    rds_storage_increase_action,
-    resize_target_class,
-)
-from imsnb.actions.redis import CLIENT_DB_FIELD, flush_action, flush_plan
 from imsnb.limits import MAX_BACKENDS_LIMIT, MAX_COUNT_LIMIT, check_max_backends, check_max_count
 
-__all__ = [
-    "MAX_INDEXES",
-    "create_index_action",
-    "create_index_actions",
-    "drop_invalid_index_action",
-    "drop_invalid_index_actions",
-    "ALLOW_ENV",
-    "BACKEND_NOW",
-    "CANCEL_BACKEND",
-    "CLIENT_DB_FIELD",
-    "EXPECTED_STATE",
-    "MAX_BACKENDS",
-    "MAX_BACKENDS_LIMIT",
-    "MAX_COUNT_LIMIT",
-    "PLAN_COLUMNS",
-    "RDS_CLASS_LADDER",
-    "RECORD_KEYS",
-    "RESTORE_POLL_S",
-    "RESTORE_TEST_TAG",
-    "RESTORE_WAIT_S",
-    "RETENTION_DAYS",
-    "SIGNAL_SQL",
-    "TERMINATE_BACKEND",
-    "TERMINATE_WAIT_MS",
-    "WAIT_MARGIN_S",
-    "Changed",
-    "Keys",
-    "Plan",
-    "backend_action",
-    "backend_actions",
-    "bottleneck_actions",
-    "check_max_backends",
-    "check_max_count",
-    "check_root",
-    "cleanup_actions",
-    "cleanup_candidates",
-    "desired_count_bounds",
-    "ecs_desired_count_action",
-    "ecs_force_new_deployment_action",
-    "ecs_rollback_action",
-    "ecs_rollback_to_action",
-    "elasticache_create_from_snapshot_action",
-    "elasticache_snapshot_action",
-    "error_rollback_plans",
-    "execute",
-    "flush_action",
-    "flush_plan",
-    "keys",
-    "log_archive_cleanup_action",
-    "log_retention_action",
-    "missing_roots",
-    "next_rds_class",
-    "promotion_checklist",
-    "rds_delete_restore_test_action",
-    "rds_failover_action",
-    "rds_resize_action",
-    "rds_restore_action",
-    "rds_restore_test_action",
-    "rds_storage_increase_action",
-    "resize_target_class",
-    "restore_test_instance_id",
-    "retention_actions",
-    "run_token",
-    "scaling_actions",
-    "terminate_backends_plan",
-    "upload_verified",
-    "verified_upload",
-    "wait_budget_s",
-    "wait_deadline",
-    "wait_for_status",
-]
+__all__: list[str] = ["MAX_BACKENDS_LIMIT", "MAX_COUNT_LIMIT", "check_max_backends", "check_max_count"]
+__all__ += _backup.__all__
+__all__ += _ecs.__all__
+__all__ += _elasticache.__all__
+__all__ += _gate.__all__
+__all__ += _host_disk.__all__
+__all__ += _indexes.__all__
+__all__ += _logs.__all__
+__all__ += _postgres.__all__
+__all__ += _rds.__all__
+__all__ += _redis.__all__

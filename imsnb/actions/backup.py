@@ -11,6 +11,14 @@ from imsnb.actions.gate import Plan, one_line, wait_for_status
 from imsnb.actions.rds import RESTORE_POLL_S, describe_instance, restore_blocked
 from imsnb.aws import aws_or_default
 
+__all__ = [
+    "RESTORE_TEST_TAG",
+    "rds_delete_restore_test_action",
+    "rds_restore_test_action",
+    "restore_test_instance_id",
+    "run_token",
+]
+
 # --- RDS: the monthly restore test (Daily Backup Verification › Verify backup integrity) --------------------------
 
 RESTORE_TEST_TAG = "imsnb-restore-test"

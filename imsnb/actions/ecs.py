@@ -14,6 +14,16 @@ from imsnb.aws import ecs as ecs_source
 from imsnb.findings import threshold
 from imsnb.limits import MAX_COUNT_LIMIT
 
+__all__ = [
+    "desired_count_bounds",
+    "ecs_desired_count_action",
+    "ecs_force_new_deployment_action",
+    "ecs_rollback_action",
+    "ecs_rollback_to_action",
+    "error_rollback_plans",
+    "scaling_actions",
+]
+
 
 def _service(aws: Any, cluster: str, service: str) -> dict[str, Any]:
     return ecs_source.describe_service(cluster, service, aws=aws)

@@ -8,6 +8,11 @@ from typing import Any
 from imsnb.actions.gate import Plan, wait_for_status
 from imsnb.aws import aws_or_default, if_exists
 
+__all__ = [
+    "elasticache_create_from_snapshot_action",
+    "elasticache_snapshot_action",
+]
+
 # --- ElastiCache: the cache cluster upgrade (Scaling Operations › Cache Cluster Upgrade) --------------------------
 
 

@@ -37,6 +37,20 @@ from imsnb import _started
 from imsnb.bundles import ACTIONS_MIME
 from imsnb.tables import table_html, table_text
 
+__all__ = [
+    "ALLOW_ENV",
+    "RECORD_KEYS",
+    "WAIT_MARGIN_S",
+    "Changed",
+    "Keys",
+    "Plan",
+    "execute",
+    "keys",
+    "wait_budget_s",
+    "wait_deadline",
+    "wait_for_status",
+]
+
 ALLOW_ENV = _started.ALLOW_ENV
 WAIT_MARGIN_S = 30.0  # long waits stop this long (or a fifth of the timeout, at least 5 s) before the cell timeout
 RECORD_KEYS = [

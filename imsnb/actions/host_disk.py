@@ -35,6 +35,16 @@ from imsnb.actions.gate import Changed, Plan
 from imsnb.aws import aws_or_default
 from imsnb.errors import BadParameter
 
+__all__ = [
+    "check_root",
+    "cleanup_actions",
+    "cleanup_candidates",
+    "log_archive_cleanup_action",
+    "missing_roots",
+    "upload_verified",
+    "verified_upload",
+]
+
 OLDER_THAN_DAYS = 30.0  # the runbook's `-mtime +30`
 MAX_FILES = 200  # files one run archives and deletes at most (per root)
 MAX_BYTES = 1 * 2**30  # bytes one run archives and deletes at most (per root)

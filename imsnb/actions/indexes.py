@@ -22,6 +22,14 @@ from imsnb.actions.gate import Changed, Plan
 from imsnb.limits import check_max_indexes
 from imsnb.postgres.advice import INDEXES, create_index_statement, index_name, index_serves
 
+__all__ = [
+    "MAX_INDEXES",
+    "create_index_action",
+    "create_index_actions",
+    "drop_invalid_index_action",
+    "drop_invalid_index_actions",
+]
+
 MAX_INDEXES = 2  # indexes built per run, at most (the hard limit is imsnb.limits.MAX_INDEXES_LIMIT)
 LOCK_TIMEOUT_MS = 5_000
 BUILD_TIMEOUT_MS = 15 * 60_000

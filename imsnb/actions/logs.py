@@ -11,6 +11,12 @@ from imsnb.actions.gate import Plan
 from imsnb.aws import aws_or_default
 from imsnb.aws.logs import RUNBOOK_RETENTION_DAYS
 
+__all__ = [
+    "RETENTION_DAYS",
+    "log_retention_action",
+    "retention_actions",
+]
+
 # The values CloudWatch Logs accepts for retentionInDays (PutRetentionPolicy's documented enumeration).
 RETENTION_DAYS = frozenset(
     {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653}

@@ -12,6 +12,20 @@ from imsnb.actions.gate import Changed, Plan
 from imsnb.findings import threshold
 from imsnb.limits import check_max_backends
 
+__all__ = [
+    "BACKEND_NOW",
+    "CANCEL_BACKEND",
+    "EXPECTED_STATE",
+    "MAX_BACKENDS",
+    "PLAN_COLUMNS",
+    "SIGNAL_SQL",
+    "TERMINATE_BACKEND",
+    "TERMINATE_WAIT_MS",
+    "backend_action",
+    "backend_actions",
+    "terminate_backends_plan",
+]
+
 MAX_BACKENDS = 5  # blast-radius cap: at most this many backends cancelled or terminated per run
 
 PLAN_COLUMNS = [

@@ -11,6 +11,20 @@ import pandas as pd
 from imsnb.actions.gate import Plan, wait_deadline
 from imsnb.aws import aws_or_default
 
+__all__ = [
+    "RDS_CLASS_LADDER",
+    "RESTORE_POLL_S",
+    "RESTORE_WAIT_S",
+    "bottleneck_actions",
+    "next_rds_class",
+    "promotion_checklist",
+    "rds_failover_action",
+    "rds_resize_action",
+    "rds_restore_action",
+    "rds_storage_increase_action",
+    "resize_target_class",
+]
+
 RESTORE_WAIT_S = 1800.0
 RESTORE_POLL_S = 15.0
 

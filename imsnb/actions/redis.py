@@ -8,6 +8,12 @@ import pandas as pd
 
 from imsnb.actions.gate import Plan
 
+__all__ = [
+    "CLIENT_DB_FIELD",
+    "flush_action",
+    "flush_plan",
+]
+
 CLIENT_DB_FIELD = "db"
 
 

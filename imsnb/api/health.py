@@ -13,6 +13,20 @@ import pandas as pd
 from imsnb import config, deadline
 from imsnb.findings import Finding, Severity, judge, threshold, unjudged
 
+__all__ = [
+    "BODY_EXCERPT",
+    "EXPECTED_SERVICES",
+    "MAX_BODY_BYTES",
+    "TIMEOUT_S",
+    "HealthCheck",
+    "Response",
+    "fetch",
+    "health",
+    "health_findings",
+    "response_time_finding",
+    "response_times",
+]
+
 TIMEOUT_S = 5.0
 MAX_BODY_BYTES = 64 * 1024  # a /health answer is a few hundred bytes
 BODY_EXCERPT = 300
@@ -123,23 +137,21 @@ def response_times(
 def health_findings(check: HealthCheck) -> list[Finding]:
     """`api.reachable` (CRITICAL when the request failed) and `api.health` (ERROR when anything is off)."""
     if check.error:
-        return [Finding.of("api.reachable", "api", Severity.CRITICAL, f"API unreachable at {check.url}: {check.error}")]
+        return [Finding.of("api.reachable", Severity.CRITICAL, f"API unreachable at {check.url}: {check.error}")]
     reach = Finding.ok(
         "api.reachable",
-        "api",
         f"{check.url} answered HTTP {check.status_code} in {check.elapsed_ms:.0f} ms",
         value=check.elapsed_ms,
         unit="ms",
     )
     if not check.problems:
         healthy = "status healthy; database, cache and api healthy"
-        return [reach, Finding.ok("api.health", "api", healthy, value="healthy", threshold="healthy")]
+        return [reach, Finding.ok("api.health", healthy, value="healthy", threshold="healthy")]
     body = " ".join(check.body.split())
     return [
         reach,
         Finding.of(
             "api.health",
-            "api",
             Severity.ERROR,
             f"{'; '.join(check.problems)} — body: {body[:BODY_EXCERPT]}",
             value=(check.data or {}).get("status"),
@@ -156,11 +168,10 @@ def response_time_finding(times: pd.DataFrame) -> Finding:
     failed = len(times) - len(ok)
     if ok.empty:
         message = f"all {len(times)} requests failed: {times['error'].iloc[0]}"
-        return unjudged("api.response_time", "api", Severity.CRITICAL, message, limit=limit)
+        return unjudged("api.response_time", Severity.CRITICAL, message, limit=limit)
     p95 = float(ok["elapsed_ms"].quantile(0.95))
     return judge(
         "api.response_time",
-        "api",
         round(p95, 1),
         f"{times['url'].iloc[0]}: p95 {p95:.0f} ms, median {ok['elapsed_ms'].median():.0f} ms over "
         f"{len(times)} requests" + (f", {failed} failed" if failed else ""),

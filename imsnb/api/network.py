@@ -13,6 +13,12 @@ from imsnb import config
 from imsnb.errors import NotConfigured
 from imsnb.findings import Finding, Severity
 
+__all__ = [
+    "api_targets",
+    "reachability_findings",
+    "tcp_reachability",
+]
+
 
 def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 1)
@@ -48,13 +54,12 @@ def reachability_findings(reach: pd.DataFrame) -> list[Finding]:
     return [
         Finding.ok(
             "host.tcp_reachable",
-            "host",
             f"{row.target} accepts connections ({row.connect_ms:.0f} ms)",
             value=row.connect_ms,
             unit="ms",
         )
         if row.reachable
-        else Finding.of("host.tcp_reachable", "host", Severity.CRITICAL, f"{row.target} unreachable: {row.error}")
+        else Finding.of("host.tcp_reachable", Severity.CRITICAL, f"{row.target} unreachable: {row.error}")
         for row in reach.itertuples()
     ]
 

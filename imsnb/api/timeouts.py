@@ -6,6 +6,10 @@ import pandas as pd
 
 from imsnb.findings import threshold
 
+__all__ = [
+    "timeout_recommendations",
+]
+
 
 def timeout_recommendations(
     statements: pd.DataFrame | None, times: pd.DataFrame | None, reach: pd.DataFrame | None

@@ -16,6 +16,14 @@ from imsnb import config, deadline
 from imsnb.api.health import TIMEOUT_S
 from imsnb.findings import Finding, Severity, judge
 
+__all__ = [
+    "Certificate",
+    "certificate",
+    "certificate_finding",
+    "certificates",
+    "no_endpoints_finding",
+]
+
 
 @dataclass
 class Certificate:
@@ -120,7 +128,7 @@ def certificates(endpoints: list[str], **kwargs: Any) -> pd.DataFrame:
 def certificate_finding(cert: Certificate) -> Finding:
     """WARNING under 30 days, ERROR under 7, CRITICAL expired, invalid chain or no handshake."""
     if cert.error:
-        return Finding.of("tls.reachable", "tls", Severity.CRITICAL, f"{cert.endpoint}: no TLS handshake: {cert.error}")
+        return Finding.of("tls.reachable", Severity.CRITICAL, f"{cert.endpoint}: no TLS handshake: {cert.error}")
     expired = cert.days_left is not None and cert.days_left <= 0
     message = (
         f"{cert.endpoint}: certificate for {', '.join(cert.sans) or cert.subject} "
@@ -129,13 +137,12 @@ def certificate_finding(cert: Certificate) -> Finding:
     if not cert.chain_valid:
         message += f"; chain does not verify: {cert.verify_error}"
     critical = expired or not cert.chain_valid
-    return judge("tls.days_to_expiry", "tls", cert.days_left, message, floor=Severity.CRITICAL if critical else None)
+    return judge("tls.days_to_expiry", cert.days_left, message, floor=Severity.CRITICAL if critical else None)
 
 
 def no_endpoints_finding() -> Finding:
     return Finding.of(
         "tls.days_to_expiry",
-        "tls",
         Severity.INFO,
         "no TLS endpoint to check: pass -p endpoints host:port or set IMSNB_TLS_ENDPOINTS",
     )

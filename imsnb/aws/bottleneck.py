@@ -192,7 +192,6 @@ def bottleneck_finding(table: pd.DataFrame, instance_id: str) -> Finding:
     if found is None:
         return Finding.ok(
             "aws.rds.bottleneck",
-            "aws",
             f"{instance_id}: no bottleneck ({'; '.join(parts)})",
             evidence=table,
             period=frame_period(table),
@@ -200,7 +199,6 @@ def bottleneck_finding(table: pd.DataFrame, instance_id: str) -> Finding:
     row = table[table["resource"] == found].iloc[0]
     return Finding.of(
         "aws.rds.bottleneck",
-        "aws",
         row["severity"],
         f"{instance_id}: {found} is the bottleneck ({'; '.join(parts)}); the plan sizes the step from it",
         value=found,
@@ -213,11 +211,10 @@ def memory_finding(table: pd.DataFrame, instance_id: str) -> Finding:
     row = table[table["resource"] == "memory"].iloc[0]
     if row["used_ratio"] is None or pd.isna(row["used_ratio"]):
         return unjudged(
-            "aws.rds.memory_used", "aws", Severity.INFO, f"{instance_id}: {row['basis']}", period=frame_period(table)
+            "aws.rds.memory_used", Severity.INFO, f"{instance_id}: {row['basis']}", period=frame_period(table)
         )
     return judge(
         "aws.rds.memory_used",
-        "aws",
         float(row["used_ratio"]),
         f"{instance_id}: FreeableMemory down to {row['seen']:.2f} of {row['capacity']:g} GiB "
         f"({row['used_ratio']:.0%} used)",

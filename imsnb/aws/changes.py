@@ -346,7 +346,6 @@ def correlation_finding(found: Correlation) -> Finding:
     if found.onset is None:
         return Finding.ok(
             "aws.change_correlation",
-            "aws",
             f"errors stayed at or under {_pct(found.level)} of log lines in every minute: no rise to explain "
             f"({found.changes_in_window} change(s) in the window)",
             **common,
@@ -355,7 +354,6 @@ def correlation_finding(found: Correlation) -> Finding:
     if not found.rose_in_window:
         return Finding.of(
             "aws.change_correlation",
-            "aws",
             Severity.INFO,
             f"errors were already above {_pct(found.level)} in the first minute with log lines ({_hm(found.onset)}; "
             f"peak {peak}): the rise is older than what was read, widen the window to see what changed before",
@@ -365,7 +363,6 @@ def correlation_finding(found: Correlation) -> Finding:
     if found.change is None:
         return Finding.of(
             "aws.change_correlation",
-            "aws",
             Severity.INFO,
             f"{rise} at {_hm(found.onset)} (peak {peak}); no change in the {lead} before "
             f"({found.changes_in_window} in the window): look beyond what imsnb reads (code, configuration, "
@@ -376,7 +373,6 @@ def correlation_finding(found: Correlation) -> Finding:
     others = len(found.candidates) - 1
     return Finding.of(
         "aws.change_correlation",
-        "aws",
         Severity.WARNING,
         f"{rise} {_lag(found.lag_s)} after {change['what']} ({_hm(change['at'])})"
         + (f"; {others} earlier change(s) within {lead} too" if others else ""),

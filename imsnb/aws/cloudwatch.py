@@ -166,13 +166,12 @@ def rds_cpu_finding(frame: pd.DataFrame, instance_id: str) -> Finding:
     cpu = series(frame, "CPUUtilization")
     if cpu.empty:
         message = f"no CPUUtilization datapoints for {instance_id} in the window"
-        return unjudged("aws.rds.cpu", "aws", Severity.INFO, message, period=frame_period(frame))
+        return unjudged("aws.rds.cpu", Severity.INFO, message, period=frame_period(frame))
     peak = float(cpu.max())
     line = threshold("aws.rds.cpu").warning
     above = int((cpu >= line).sum())
     return judge(
         "aws.rds.cpu",
-        "aws",
         round(peak, 1),
         f"{instance_id}: CPU peaked at {peak:.0f}% ({cpu.idxmax():%H:%M} UTC), mean {cpu.mean():.0f}%; "
         f"{above} of {len(cpu)} datapoints at or above {line:g}%",
@@ -186,11 +185,10 @@ def rds_free_storage_finding(frame: pd.DataFrame, instance_id: str, allocated_gi
     free = series(frame, "FreeStorageSpace")
     if free.empty or not allocated_gib:
         message = f"no FreeStorageSpace datapoints or allocated size for {instance_id}"
-        return unjudged("aws.rds.free_storage", "aws", Severity.INFO, message, limit=limit, period=frame_period(frame))
+        return unjudged("aws.rds.free_storage", Severity.INFO, message, limit=limit, period=frame_period(frame))
     ratio = float(free.min()) / (allocated_gib * 2**30)
     return judge(
         "aws.rds.free_storage",
-        "aws",
         round(ratio, 4),
         f"{instance_id}: {free.min() / 2**30:.1f} of {allocated_gib:g} GiB free at the lowest ({ratio:.0%})",
         limit=limit,
@@ -218,7 +216,6 @@ def memory_trend_finding(frame: pd.DataFrame, service: str, *, horizon_h: float 
     if memory.empty:
         return Finding.of(
             "aws.ecs.memory_trend",
-            "aws",
             Severity.INFO,
             f"no MemoryUtilization datapoints for {service}",
             unit="%/h",
@@ -228,7 +225,6 @@ def memory_trend_finding(frame: pd.DataFrame, service: str, *, horizon_h: float 
     if to_full is None or to_full > horizon_h:
         return Finding.ok(
             "aws.ecs.memory_trend",
-            "aws",
             f"{service}: memory {memory.iloc[-1]:.0f}%, trend {slope:+.2f}%/h: no exhaustion in sight",
             value=round(slope, 3),
             unit="%/h",
@@ -237,7 +233,6 @@ def memory_trend_finding(frame: pd.DataFrame, service: str, *, horizon_h: float 
     severity = Severity.ERROR if to_full <= horizon_h / 4 else Severity.WARNING
     return Finding.of(
         "aws.ecs.memory_trend",
-        "aws",
         severity,
         f"{service}: memory {memory.iloc[-1]:.0f}% and climbing {slope:+.2f}%/h: 100% in about {to_full:.1f} h",
         value=round(slope, 3),
@@ -270,7 +265,6 @@ def baseline_finding(table: pd.DataFrame, expected_metrics: int) -> Finding:
         severity = Severity.WARNING
     return Finding.of(
         "aws.baseline",
-        "aws",
         severity,
         message,
         value=seen,

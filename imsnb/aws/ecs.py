@@ -110,7 +110,6 @@ def running_vs_desired_findings(table: pd.DataFrame, cluster: str) -> list[Findi
         findings.append(
             Finding.of(
                 "aws.ecs.running_vs_desired",
-                "aws",
                 severity,
                 f"{cluster}/{row.service}: {row.running} running of {row.desired} desired, "
                 f"{row.pending} pending ({row.rollout or 'no rollout state'})",
@@ -127,7 +126,6 @@ def rollback_finding(revisions: pd.DataFrame, service: str) -> Finding:
     if len(revisions) < 2:
         return Finding.of(
             "aws.ecs.rollback_candidate",
-            "aws",
             Severity.WARNING,
             f"{service}: no earlier task definition revision to roll back to",
             value=len(revisions),
@@ -137,7 +135,6 @@ def rollback_finding(revisions: pd.DataFrame, service: str) -> Finding:
     current, previous = revisions.iloc[0], revisions.iloc[1]
     return Finding.of(
         "aws.ecs.rollback_candidate",
-        "aws",
         Severity.INFO,
         f"{service}: a rollback would go from {current['task_definition']} to {previous['task_definition']}",
         value=previous["task_definition"],

@@ -40,7 +40,6 @@ def status_findings(table: pd.DataFrame) -> list[Finding]:
     return [
         Finding.of(
             "aws.elasticache.status",
-            "aws",
             Severity.OK if row.status == "available" else Severity.WARNING,
             f"{row.cluster}: {row.status}, {row.nodes} x {row.node_type}",
             value=row.status,
@@ -80,15 +79,12 @@ def usage_findings(frame: pd.DataFrame, cluster_id: str) -> list[Finding]:
     period = frame_period(frame)  # the span CloudWatch was asked for
     memory = series(frame, "DatabaseMemoryUsagePercentage")
     if memory.empty:
-        found.append(
-            unjudged("aws.elasticache.memory_used", "aws", Severity.INFO, f"{cluster_id}: no data", period=period)
-        )
+        found.append(unjudged("aws.elasticache.memory_used", Severity.INFO, f"{cluster_id}: no data", period=period))
     else:
         peak = float(memory.max()) / 100
         found.append(
             judge(
                 "aws.elasticache.memory_used",
-                "aws",
                 round(peak, 4),
                 f"{cluster_id}: memory peaked at {peak:.0%} of the node ({memory.idxmax():%H:%M} UTC)",
                 period=period,
@@ -99,7 +95,6 @@ def usage_findings(frame: pd.DataFrame, cluster_id: str) -> list[Finding]:
     found.append(
         judge(
             "aws.elasticache.evictions",
-            "aws",
             int(total),
             f"{cluster_id}: {int(total)} key(s) evicted in the window",
             period=period,

@@ -127,7 +127,6 @@ def error_rate_finding(summary: ErrorSummary, seconds: float | None = None) -> F
     if summary.error_rate is None:
         return unjudged(
             "aws.logs.error_rate",
-            "aws",
             Severity.INFO,
             f"no log events in {summary.log_group} in the window",
             limit=limit,
@@ -135,7 +134,6 @@ def error_rate_finding(summary: ErrorSummary, seconds: float | None = None) -> F
     top = summary.by_message["message"].iloc[0] if not summary.by_message.empty else ""
     return judge_ratio(  # escalated on the lower bound of its 95% interval (imsnb/findings/confidence.py)
         "aws.logs.error_rate",
-        "aws",
         min(summary.errors, summary.events),
         summary.events,
         f"{summary.errors:,} of {summary.events:,} events in {summary.log_group} match {summary.pattern!r} "
@@ -172,7 +170,6 @@ def retention_findings(groups: pd.DataFrame, expected_days: int = RUNBOOK_RETENT
         findings.append(
             Finding.of(
                 "aws.logs.retention",
-                "aws",
                 Severity.OK if days == expected_days else Severity.WARNING,
                 f"{row.log_group}: kept {shown}" + ("" if days == expected_days else f", runbook says {expected_days}"),
                 value=days,

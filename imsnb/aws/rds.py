@@ -68,7 +68,6 @@ def snapshot_findings(snaps: pd.DataFrame, instance_id: str, *, max_age_h: float
         findings.append(
             Finding.of(
                 "aws.rds.snapshot_age",
-                "aws",
                 Severity.CRITICAL,
                 f"{instance_id}: no available snapshot",
                 threshold=max_age_h,
@@ -81,7 +80,6 @@ def snapshot_findings(snaps: pd.DataFrame, instance_id: str, *, max_age_h: float
         findings.append(
             Finding.of(
                 "aws.rds.snapshot_age",
-                "aws",
                 Severity.OK if age <= max_age_h else Severity.WARNING if age <= 2 * max_age_h else Severity.ERROR,
                 f"{instance_id}: newest snapshot {newest['snapshot']} ({newest['type']}) is "
                 f"{age:.0f} h old (expected under {max_age_h:g} h)",
@@ -95,7 +93,6 @@ def snapshot_findings(snaps: pd.DataFrame, instance_id: str, *, max_age_h: float
         findings.append(
             Finding.of(
                 "aws.rds.snapshot_failed",
-                "aws",
                 Severity.ERROR,
                 f"{len(failed)} snapshot(s) failed: {', '.join(failed['snapshot'][:5])}",
                 value=len(failed),
@@ -145,10 +142,9 @@ def snapshot_choice_finding(chosen: dict[str, Any] | None, *, before: Any = None
             if snapshot_id
             else "an available snapshot" + (f" created before {before}" if before else "")
         )
-        return Finding.of("aws.rds.snapshot_choice", "aws", Severity.ERROR, f"no {wanted}: nothing to restore")
+        return Finding.of("aws.rds.snapshot_choice", Severity.ERROR, f"no {wanted}: nothing to restore")
     return Finding.ok(
         "aws.rds.snapshot_choice",
-        "aws",
         f"restore from {chosen['snapshot']} ({chosen.get('type')}, created {chosen['created']})",
         value=chosen.get("age_h"),
         unit="h",
@@ -172,7 +168,7 @@ def restore_test_finding(
         return str(frame["status"].iloc[0]), str(frame["detail"].iloc[0] or "")
 
     def result(severity: Severity, message: str, **extra: Any) -> Finding:
-        return Finding.of("aws.rds.restore_test", "aws", severity, message, **extra)
+        return Finding.of("aws.rds.restore_test", severity, message, **extra)
 
     restored, restore_detail = outcome(restore)
     deleted, delete_detail = outcome(delete)

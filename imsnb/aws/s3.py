@@ -60,7 +60,6 @@ def backup_age_finding(summary: BucketSummary, *, max_age_h: float = 24.0) -> Fi
     if summary.newest_age_h is None:
         return Finding.of(
             "aws.s3.backup_age",
-            "aws",
             Severity.CRITICAL,
             f"s3://{summary.bucket}/{summary.prefix}: no backup objects",
             threshold=max_age_h,
@@ -68,7 +67,6 @@ def backup_age_finding(summary: BucketSummary, *, max_age_h: float = 24.0) -> Fi
         )
     return Finding.of(
         "aws.s3.backup_age",
-        "aws",
         Severity.OK if summary.newest_age_h <= max_age_h else Severity.WARNING,
         f"s3://{summary.bucket}/{summary.prefix}: {summary.objects:,} objects, "
         f"{summary.total_bytes / 2**30:.2f} GiB; newest {summary.newest_key} is {summary.newest_age_h:.0f} h old",

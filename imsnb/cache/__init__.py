@@ -11,37 +11,24 @@
 Nothing here walks the keyspace with KEYS: big keys come from a bounded SCAN sample and MEMORY USAGE.
 """
 
-from imsnb.cache.keys import big_keys, keyspace
-from imsnb.cache.latency import Latency, latency, latency_finding
-from imsnb.cache.memory import MemoryUsage, memory_finding, memory_usage
-from imsnb.cache.session import (
-    CONNECT_TIMEOUT_S,
-    SOCKET_TIMEOUT_S,
-    Cache,
-    cache_or_default,
-    default_cache,
-    reachable_finding,
-)
-from imsnb.cache.slowlog import slow_log
-from imsnb.cache.stats import CacheStats, clients_finding, stats
+# The face re-exports each topic module's __all__: a new name goes in its module's __all__, not here.
+from imsnb.cache import keys as _keys
+from imsnb.cache import latency as _latency
+from imsnb.cache import memory as _memory
+from imsnb.cache import session as _session
+from imsnb.cache import slowlog as _slowlog
+from imsnb.cache import stats as _stats
+from imsnb.cache.keys import *
+from imsnb.cache.latency import *
+from imsnb.cache.memory import *
+from imsnb.cache.session import *
+from imsnb.cache.slowlog import *
+from imsnb.cache.stats import *
 
-__all__ = [
-    "CONNECT_TIMEOUT_S",
-    "SOCKET_TIMEOUT_S",
-    "Cache",
-    "CacheStats",
-    "Latency",
-    "MemoryUsage",
-    "big_keys",
-    "cache_or_default",
-    "clients_finding",
-    "default_cache",
-    "keyspace",
-    "latency",
-    "latency_finding",
-    "memory_finding",
-    "memory_usage",
-    "reachable_finding",
-    "slow_log",
-    "stats",
-]
+__all__: list[str] = []
+__all__ += _keys.__all__
+__all__ += _latency.__all__
+__all__ += _memory.__all__
+__all__ += _session.__all__
+__all__ += _slowlog.__all__
+__all__ += _stats.__all__

@@ -10,6 +10,11 @@ from imsnb.cache.session import UNREACHABLE, Cache, cache_or_default
 from imsnb.errors import Unreachable
 from imsnb.session import one_line
 
+__all__ = [
+    "big_keys",
+    "keyspace",
+]
+
 
 def keyspace(cache: Cache | None = None) -> pd.DataFrame:
     """Keys and keys-with-expiry per database (INFO keyspace)."""

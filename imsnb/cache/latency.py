@@ -10,6 +10,12 @@ import pandas as pd
 from imsnb.cache.session import Cache, cache_or_default
 from imsnb.findings import Finding, judge, threshold
 
+__all__ = [
+    "Latency",
+    "latency",
+    "latency_finding",
+]
+
 
 @dataclass
 class Latency:
@@ -40,7 +46,6 @@ def latency_finding(measured: Latency) -> Finding:
     """Judged on the median round trip (p99 on a shared host is noise); both are in the message."""
     return judge(
         "cache.latency",
-        "cache",
         measured.p50_ms,
         f"PING round trip p50 {measured.p50_ms:.2f} ms, p99 {measured.p99_ms:.2f} ms over "
         f"{measured.samples} samples (runbook: < {threshold('cache.latency').warning:g} ms)",

@@ -7,6 +7,12 @@ from dataclasses import dataclass
 from imsnb.cache.session import Cache, cache_or_default
 from imsnb.findings import Finding, Severity, judge, unjudged
 
+__all__ = [
+    "MemoryUsage",
+    "memory_finding",
+    "memory_usage",
+]
+
 
 @dataclass
 class MemoryUsage:
@@ -36,14 +42,12 @@ def memory_finding(memory: MemoryUsage) -> Finding:
     if memory.used_ratio is None:
         return unjudged(
             "cache.memory_used",
-            "cache",
             Severity.WARNING,
             f"no maxmemory set: Redis uses {memory.used_bytes / 2**20:.1f} MiB and can grow until the "
             "host runs out of memory",
         )
     return judge(
         "cache.memory_used",
-        "cache",
         round(memory.used_ratio, 4),
         f"{memory.used_bytes / 2**20:.1f} of {memory.maxmemory_bytes / 2**20:.1f} MiB used "
         f"({memory.used_ratio:.0%}), policy {memory.policy}",

@@ -13,6 +13,15 @@ from imsnb.errors import NotAvailable, NotConfigured, Unreachable
 from imsnb.findings import Finding
 from imsnb.session import LazySession, one_line
 
+__all__ = [
+    "CONNECT_TIMEOUT_S",
+    "SOCKET_TIMEOUT_S",
+    "Cache",
+    "cache_or_default",
+    "default_cache",
+    "reachable_finding",
+]
+
 SOCKET_TIMEOUT_S = 2.0
 CONNECT_TIMEOUT_S = 2.0
 UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.AuthenticationError)
@@ -116,4 +125,4 @@ def reachable_finding(cache: Cache | None = None) -> Finding:
         info = cache.call("info", "server")
         return f"connected to {cache.label}: Redis {info.get('redis_version')}"
 
-    return session.reachable_finding("cache", "cache", connected)
+    return session.reachable_finding("cache", connected)

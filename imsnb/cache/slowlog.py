@@ -9,6 +9,10 @@ import pandas as pd
 from imsnb.cache.keys import decoded
 from imsnb.cache.session import Cache, cache_or_default
 
+__all__ = [
+    "slow_log",
+]
+
 
 def slow_log(cache: Cache | None = None, *, limit: int = 20) -> pd.DataFrame:
     """The slow log, newest first; arguments after the key are masked (they can hold customer data)."""

@@ -7,6 +7,12 @@ from dataclasses import dataclass
 from imsnb.cache.session import Cache, cache_or_default
 from imsnb.findings import Finding, Severity
 
+__all__ = [
+    "CacheStats",
+    "clients_finding",
+    "stats",
+]
+
 
 @dataclass
 class CacheStats:
@@ -46,7 +52,6 @@ def clients_finding(cache_stats: CacheStats) -> Finding:
     severity = Severity.WARNING if cache_stats.blocked_clients else Severity.OK
     return Finding.of(
         "cache.blocked_clients",
-        "cache",
         severity,
         f"{cache_stats.connected_clients} clients connected, {cache_stats.blocked_clients} blocked",
         value=cache_stats.blocked_clients,

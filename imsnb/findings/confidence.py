@@ -15,6 +15,8 @@ from typing import Any
 
 from imsnb.findings.catalogue import Threshold, threshold
 from imsnb.findings.finding import Finding, Severity
+from imsnb.findings.judging import on_lifetime
+from imsnb.period import Period
 
 Z95 = 1.96  # the normal quantile of a two-sided 95% interval
 
@@ -55,7 +57,6 @@ def span_text(seconds: float | None) -> str:
 
 def judge_ratio(
     check: str,
-    component: str,
     k: float,
     n: float,
     message: str,
@@ -64,13 +65,20 @@ def judge_ratio(
     seconds: float | None = None,
     limit: Threshold | None = None,
     z: float = Z95,
+    context: str = "",
+    value: float | None = None,
+    period: Period | None = None,
+    lifetime_at_most: Severity | str | None = None,
     **extra: Any,
 ) -> Finding:
     """A finding for the rate k/n against the catalogue's levels for `check`, escalated by its cautious bound.
 
     `k`: what the rate counts (hits for a hit rate, errors for an error rate); `nouns`: what n and the bad events
-    are called ("lookups", "misses"), for "too little traffic to judge: 40 lookups, 9 misses in 2 min". The value is
-    the observed rate; the message ends with its 95% interval."""
+    are called ("lookups", "misses"), for "too little traffic to judge: 40 lookups, 9 misses in 2 min". The message
+    says the rate, then its 95% interval, then `context` (a lifetime rate, a baseline). `value`: the number shown
+    (default the observed rate; an error rate shows its peak). `seconds`: the span the counts cover, for "in 2 min"
+    (a sample's period; an error rate's rate window, not the whole window); `period`, `lifetime_at_most`: as for
+    `judge`."""
     limit = limit or threshold(check)
     rate = k / n
     low, high = wilson_interval(k, n, z)
@@ -86,6 +94,10 @@ def judge_ratio(
         )
     else:
         message = f"{message} ({interval})"
+    if context:
+        message = f"{message}; {context}"
+    severity, message = on_lifetime(severity, message, period, lifetime_at_most)
+    shown = round(rate, 5) if value is None else value
     return Finding.of(
-        check, component, severity, message, value=round(rate, 5), threshold=limit.warning, unit=limit.unit, **extra
+        check, severity, message, value=shown, threshold=limit.warning, unit=limit.unit, period=period, **extra
     )

@@ -7,6 +7,15 @@ from datetime import UTC, datetime, time
 
 from imsnb.findings.finding import Severity
 
+__all__ = [
+    "ESCALATION",
+    "PRIMARY_HOURS",
+    "Escalation",
+    "escalation_for",
+    "on_call",
+    "worded",
+]
+
 
 @dataclass(frozen=True)
 class Escalation:

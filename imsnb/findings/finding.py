@@ -19,9 +19,21 @@ from typing import Any
 from imsnb.errors import NotAvailable, NotConfigured, Unreachable
 from imsnb.period import Period
 
+__all__ = [
+    "COMPONENTS",
+    "EVIDENCE_ROWS",
+    "Finding",
+    "Findings",
+    "Severity",
+    "component_of",
+    "evidence_rows",
+    "skipped_target",
+    "skipped_text",
+]
+
 COMPONENTS = ("api", "database", "cache", "aws", "host", "tls")
 PACKAGE = Path(__file__).resolve().parents[1]  # imsnb/
-SOURCE_COMPONENTS = {"postgres": "database", "prometheus": "api"}  # the rest: the source is the component
+SOURCE_COMPONENTS = {"postgres": "database", "prometheus": "api", "grafana": "api"}  # the rest: the source itself
 EVIDENCE_ROWS = 20
 SKIPPED = ": skipped"  # how the message of a target that is not configured ends (`Finding.unusable`)
 
@@ -91,7 +103,6 @@ class Finding:
     def of(
         cls,
         check: str,
-        component: str,
         severity: Severity | str,
         message: str,
         *,
@@ -101,21 +112,22 @@ class Finding:
         evidence: Any = None,
         period: Period | None = None,
     ) -> Finding:
-        """A finding with its message up front and the rest by name (instead of seven positional arguments)."""
-        return cls(check, component, severity, value, threshold, unit, message, evidence, period)
+        """A finding with its message up front and the rest by name (instead of seven positional arguments); the
+        component is the check's (`component_of`: `postgres.*` is the database's), so a check names it once."""
+        return cls(check, component_of(check), severity, value, threshold, unit, message, evidence, period)
 
     @classmethod
-    def ok(cls, check: str, component: str, message: str, **extra: Any) -> Finding:
-        """An OK finding, the rest by name: `Finding.ok("postgres.blocked_queries", "database", "no wait", value=0)`."""
-        return cls.of(check, component, Severity.OK, message, **extra)
+    def ok(cls, check: str, message: str, **extra: Any) -> Finding:
+        """An OK finding, the rest by name: `Finding.ok("postgres.blocked_queries", "no wait", value=0)`."""
+        return cls.of(check, Severity.OK, message, **extra)
 
     @classmethod
-    def unusable(cls, failure: Unreachable | NotConfigured, source: str, component: str) -> Finding:
+    def unusable(cls, failure: Unreachable | NotConfigured, source: str) -> Finding:
         """What a source that cannot be used is reported as: `<source>.reachable` CRITICAL when it did not answer,
         `<source>.configured` INFO ("...: skipped") when it is not set up; the failure's own `check` if it names one."""
         if isinstance(failure, NotConfigured):
-            return cls.of(failure.check or f"{source}.configured", component, Severity.INFO, f"{failure}{SKIPPED}")
-        return cls.of(failure.check or f"{source}.reachable", component, Severity.CRITICAL, str(failure))
+            return cls.of(failure.check or f"{source}.configured", Severity.INFO, f"{failure}{SKIPPED}")
+        return cls.of(failure.check or f"{source}.reachable", Severity.CRITICAL, str(failure))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Finding:
@@ -195,37 +207,36 @@ class Findings(list):
         return Severity.worst(self)
 
     @contextmanager
-    def section(self, check: str, component: str | None = None) -> Iterator[None]:
+    def section(self, check: str) -> Iterator[None]:
         """Run one notebook section; a failure becomes a finding instead of an error that stops the notebook.
 
         An unreachable target is reported once as a CRITICAL `<source>.reachable` finding; later sections for the
         same target are skipped with a note. A missing feature is INFO with its hint; anything else (a timeout,
         a lock wait, a permission error) is a WARNING that the check could not complete. A section that needs a
         name an earlier, failed section did not set is skipped (INFO "skipped: ..." naming that failure) instead
-        of reporting a NameError. `component` defaults to the check's (`postgres.*` is the database's).
+        of reporting a NameError. The findings' component is the check's (`component_of`).
         """
-        component = component or component_of(check)
         try:
             yield
         except (Unreachable, NotConfigured) as exc:
             self._failed.append((check, str(exc)))
-            failed = Finding.unusable(exc, check.split(".")[0], component)
+            failed = Finding.unusable(exc, check.split(".")[0])
             if any(f.check == failed.check for f in self):
                 print(f"skipped {check}: {exc}")
             else:
                 self.add(failed)
         except NotAvailable as exc:
             self._failed.append((check, str(exc)))
-            self.add(Finding.of(check, component, Severity.INFO, f"{exc}. {exc.hint}".strip()))
+            self.add(Finding.of(check, Severity.INFO, f"{exc}. {exc.hint}".strip()))
         except NameError as exc:
             if not self._failed or _raised_in_library(exc):  # a bug, not a name a failed section left unset
-                self._could_not_complete(check, component, exc)
+                self._could_not_complete(check, exc)
                 return
-            self._skipped(check, component, exc.name or _quoted_name(str(exc)))
+            self._skipped(check, exc.name or _quoted_name(str(exc)))
         except Missing as exc:
-            self._skipped(check, component, exc.name)
+            self._skipped(check, exc.name)
         except Exception as exc:  # noqa: BLE001 - a diagnostic must never crash the notebook
-            self._could_not_complete(check, component, exc)
+            self._could_not_complete(check, exc)
 
     def needs(self, **values: Any) -> None:
         """Skip the rest of this section (INFO "skipped: ...", naming the earlier failure) when a value an earlier
@@ -234,21 +245,19 @@ class Findings(list):
             if value is None:
                 raise Missing(name)
 
-    def _skipped(self, check: str, component: str, name: str | None) -> None:
+    def _skipped(self, check: str, name: str | None) -> None:
         if self._failed:
             earlier, why = self._failed[-1]
             message = f"skipped: needs `{name}`, which was not set because {earlier} failed earlier ({why})"
         else:
             message = f"skipped: `{name}` is None: an earlier section found nothing to act on (see its finding)"
         print(message)
-        self.add(Finding.of(check, component, Severity.INFO, message))
+        self.add(Finding.of(check, Severity.INFO, message))
 
-    def _could_not_complete(self, check: str, component: str, exc: BaseException) -> None:
+    def _could_not_complete(self, check: str, exc: BaseException) -> None:
         reason = " ".join(str(exc).split()) or type(exc).__name__
         self._failed.append((check, f"{type(exc).__name__}: {reason}"))
-        self.add(
-            Finding.of(check, component, Severity.WARNING, f"check could not complete: {type(exc).__name__}: {reason}")
-        )
+        self.add(Finding.of(check, Severity.WARNING, f"check could not complete: {type(exc).__name__}: {reason}"))
         traceback.print_exc(limit=1)
 
 

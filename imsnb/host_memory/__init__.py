@@ -14,67 +14,21 @@ Growth is judged over the run's own sample, never over a process's lifetime. Eve
 bounded. The disk (`df`, `du`, old logs, rotation) is `imsnb.host`.
 """
 
-from imsnb.host_memory.cgroups import (
-    CGROUP_MAX_DIRS,
-    CGROUP_ROOT,
-    CONTAINER_CGROUP,
-    CONTAINER_COLUMNS,
-    container_growth,
-    containers,
-)
-from imsnb.host_memory.growth import (
-    GROWTH_COLUMNS,
-    PROCESS_COLUMNS,
-    Sample,
-    growth_finding,
-    process_growth,
-    processes,
-    sample,
-    top_processes,
-)
-from imsnb.host_memory.meminfo import MIB, PROC, HostMemory, memory, memory_finding, memory_table, swap_finding
-from imsnb.host_memory.oom import (
-    KERNEL_LOG_TIMEOUT_S,
-    KMSG_MAX_RECORDS,
-    OOM_COLUMNS,
-    OOM_VICTIM,
-    OomReport,
-    oom_finding,
-    oom_kills,
-    oom_victims,
-)
-from imsnb.host_memory.plan import SWAP_COMMANDS, mitigation_plan
+# The face re-exports each topic module's __all__: a new name goes in its module's __all__, not here.
+from imsnb.host_memory import cgroups as _cgroups
+from imsnb.host_memory import growth as _growth
+from imsnb.host_memory import meminfo as _meminfo
+from imsnb.host_memory import oom as _oom
+from imsnb.host_memory import plan as _plan
+from imsnb.host_memory.cgroups import *
+from imsnb.host_memory.growth import *
+from imsnb.host_memory.meminfo import *
+from imsnb.host_memory.oom import *
+from imsnb.host_memory.plan import *
 
-__all__ = [
-    "CGROUP_MAX_DIRS",
-    "CGROUP_ROOT",
-    "CONTAINER_CGROUP",
-    "CONTAINER_COLUMNS",
-    "GROWTH_COLUMNS",
-    "KERNEL_LOG_TIMEOUT_S",
-    "KMSG_MAX_RECORDS",
-    "MIB",
-    "OOM_COLUMNS",
-    "OOM_VICTIM",
-    "PROC",
-    "PROCESS_COLUMNS",
-    "SWAP_COMMANDS",
-    "HostMemory",
-    "OomReport",
-    "Sample",
-    "container_growth",
-    "containers",
-    "growth_finding",
-    "memory",
-    "memory_finding",
-    "memory_table",
-    "mitigation_plan",
-    "oom_finding",
-    "oom_kills",
-    "oom_victims",
-    "process_growth",
-    "processes",
-    "sample",
-    "swap_finding",
-    "top_processes",
-]
+__all__: list[str] = []
+__all__ += _cgroups.__all__
+__all__ += _growth.__all__
+__all__ += _meminfo.__all__
+__all__ += _oom.__all__
+__all__ += _plan.__all__

@@ -11,6 +11,15 @@ import pandas as pd
 
 from imsnb.host_memory.meminfo import MIB
 
+__all__ = [
+    "CGROUP_MAX_DIRS",
+    "CGROUP_ROOT",
+    "CONTAINER_CGROUP",
+    "CONTAINER_COLUMNS",
+    "container_growth",
+    "containers",
+]
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CGROUP_MAX_DIRS = 5_000
 CONTAINER_CGROUP = re.compile(r"docker|containerd|libpod|crio|kubepods|lxc", re.IGNORECASE)

@@ -16,6 +16,17 @@ from imsnb.findings import Finding, judge, threshold
 from imsnb.host_memory.cgroups import CGROUP_ROOT, container_growth, containers
 from imsnb.host_memory.meminfo import MIB, PROC
 
+__all__ = [
+    "GROWTH_COLUMNS",
+    "PROCESS_COLUMNS",
+    "Sample",
+    "growth_finding",
+    "process_growth",
+    "processes",
+    "sample",
+    "top_processes",
+]
+
 _SECRET_ARG = re.compile(r"(?i)((?:pass(?:word)?|secret|token|api[_-]?key)[=:\s]+)\S+")
 _URL_PASSWORD = re.compile(r"(://[^/:@\s]*:)[^/@\s]+@")
 PROCESS_COLUMNS = ["pid", "name", "command", "rss_bytes", "started"]
@@ -151,7 +162,6 @@ def growth_finding(taken: Sample, *, min_growth_bytes: int = 8 * MIB) -> Finding
         limit = threshold("host.process_growth")
         return Finding.ok(
             "host.process_growth",
-            "host",
             f"no process grew by {min_growth_bytes / MIB:.0f} MiB or more over the {taken.sample_s:g} s sample"
             f"{skipped}",
             value=0.0,
@@ -165,7 +175,6 @@ def growth_finding(taken: Sample, *, min_growth_bytes: int = 8 * MIB) -> Finding
     )[["pid", "name", "rss_before_mib", "rss_after_mib", "growth_mib_per_min", "command"]]
     return judge(
         "host.process_growth",
-        "host",
         float(top["growth_mib_per_min"]),
         f"{top['name']} (pid {top['pid']}) grew {top['rss_before'] / MIB:.0f} → {top['rss_after'] / MIB:.0f} MiB "
         f"in {taken.sample_s:g} s ({top['growth_mib_per_min']:+.0f} MiB/min): {top['command']}{skipped}",

@@ -9,6 +9,16 @@ import pandas as pd
 
 from imsnb.findings import Finding, judge, threshold
 
+__all__ = [
+    "MIB",
+    "PROC",
+    "HostMemory",
+    "memory",
+    "memory_finding",
+    "memory_table",
+    "swap_finding",
+]
+
 MIB = 2**20
 PROC = Path("/proc")
 
@@ -78,7 +88,6 @@ def memory_finding(mem: HostMemory) -> Finding:
     """Used memory (total less available) against the runbook's "Memory: < 90% used"."""
     return judge(
         "host.memory_used",
-        "host",
         mem.used_ratio,
         f"{mem.used_bytes / 2**30:.1f} of {mem.total_bytes / 2**30:.1f} GiB used ({mem.used_ratio:.0%}), "
         f"{mem.available_bytes / 2**30:.1f} GiB available",
@@ -91,14 +100,12 @@ def swap_finding(mem: HostMemory) -> Finding:
         limit = threshold("host.swap_used")
         return Finding.ok(
             "host.swap_used",
-            "host",
             "no swap configured (the runbook's temporary mitigation adds a 4 GiB swap file; see the plan)",
             threshold=limit.warning,
             unit=limit.unit,
         )
     return judge(
         "host.swap_used",
-        "host",
         mem.swap_used_ratio,
         f"swap {mem.swap_used_bytes / MIB:.0f} of {mem.swap_total_bytes / MIB:.0f} MiB used "
         f"({mem.swap_used_ratio:.0%})",

@@ -15,6 +15,17 @@ import pandas as pd
 from imsnb.findings import Finding, Severity, judge, threshold
 from imsnb.host_memory.meminfo import PROC
 
+__all__ = [
+    "KERNEL_LOG_TIMEOUT_S",
+    "KMSG_MAX_RECORDS",
+    "OOM_COLUMNS",
+    "OOM_VICTIM",
+    "OomReport",
+    "oom_finding",
+    "oom_kills",
+    "oom_victims",
+]
+
 KERNEL_LOG_TIMEOUT_S = 5.0
 KMSG_MAX_RECORDS = 100_000
 # the victim a kernel log line of an OOM kill names
@@ -134,14 +145,12 @@ def oom_finding(report: OomReport, containers_table: pd.DataFrame | None = None,
         if new_in_containers:
             return judge(
                 "host.oom_kills",
-                "host",
                 new_in_containers,
                 f"{new_in_containers} OOM kill(s) in containers during the sample (memory.events); "
                 f"the kernel log is not readable ({report.source}){boot}",
             )
         return Finding.of(
             "host.oom_kills",
-            "host",
             Severity.INFO,
             f"OOM kills unknown: the kernel log is not readable ({report.source}){boot}",
             threshold=limit.warning,
@@ -151,7 +160,6 @@ def oom_finding(report: OomReport, containers_table: pd.DataFrame | None = None,
     if not kills:
         return Finding.ok(
             "host.oom_kills",
-            "host",
             f"no OOM kill in the kernel log ({report.source}) since {since:%Y-%m-%d %H:%M} UTC",
             value=0,
             threshold=limit.warning,
@@ -160,7 +168,6 @@ def oom_finding(report: OomReport, containers_table: pd.DataFrame | None = None,
     victims = ", ".join(f"{r.process} (pid {r.pid})" for r in report.events.head(5).itertuples())
     return judge(
         "host.oom_kills",
-        "host",
         kills,
         f"{kills} OOM kill(s) since {since:%Y-%m-%d %H:%M} UTC ({report.source}): {victims or 'in containers'}",
         evidence=report.events,

@@ -7,6 +7,11 @@ import pandas as pd
 from imsnb.host_memory.growth import Sample, own_rows
 from imsnb.host_memory.meminfo import MIB, HostMemory
 
+__all__ = [
+    "SWAP_COMMANDS",
+    "mitigation_plan",
+]
+
 SWAP_COMMANDS = [
     "sudo fallocate -l {size} /swapfile",
     "sudo chmod 600 /swapfile",

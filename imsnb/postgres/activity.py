@@ -9,6 +9,16 @@ from imsnb.postgres.literals import excerpt, masked
 from imsnb.postgres.locks import LOCK_WAITS
 from imsnb.postgres.session import Database, database_or_default
 
+__all__ = [
+    "IDLE_IN_TRANSACTION",
+    "RUNNING_QUERIES",
+    "idle_in_transaction",
+    "idle_in_transaction_finding",
+    "long_running_finding",
+    "long_running_queries",
+    "running_queries",
+]
+
 # -- from PgHero's running_queries, with the wait event and the transaction's age
 RUNNING_QUERIES = """
 SELECT
@@ -55,7 +65,6 @@ def long_running_finding(running: pd.DataFrame, min_duration_s: float | None = N
     if long.empty:
         return Finding.ok(
             "postgres.long_running",
-            "database",
             f"no statement has run for {min_duration_s:g} s or more",
             value=0,
             threshold=min_duration_s,
@@ -64,7 +73,6 @@ def long_running_finding(running: pd.DataFrame, min_duration_s: float | None = N
     longest = long.iloc[long["duration_s"].argmax()]
     return judge(
         "postgres.long_running",
-        "database",
         round(float(longest["duration_s"]), 1),
         f"{len(long)} statement(s) running ≥ {min_duration_s:g} s; longest pid {longest['pid']} "
         f"{longest['duration_s']:.0f} s: {excerpt(longest['query'])}",
@@ -110,7 +118,6 @@ def idle_in_transaction_finding(idle: pd.DataFrame, min_age_s: float | None = No
     if idle.empty:
         return Finding.ok(
             "postgres.idle_in_transaction",
-            "database",
             "no session is idle in a transaction",
             value=0,
             threshold=min_age_s,
@@ -123,7 +130,6 @@ def idle_in_transaction_finding(idle: pd.DataFrame, min_age_s: float | None = No
     if flagged.empty:
         return Finding.ok(
             "postgres.idle_in_transaction",
-            "database",
             f"{len(idle)} session(s) idle in transaction, none blocking, oldest {oldest:.0f} s",
             value=round(oldest, 1),
             threshold=min_age_s,
@@ -131,7 +137,6 @@ def idle_in_transaction_finding(idle: pd.DataFrame, min_age_s: float | None = No
         )
     return judge(
         "postgres.idle_in_transaction",
-        "database",
         round(oldest, 1),
         f"{len(flagged)} session(s) idle in transaction: {len(blocking)} blocking others "
         f"(pids {sorted(blocking['pid'].tolist())}), {len(old)} older than {min_age_s:g} s; oldest {oldest:.0f} s",

@@ -42,6 +42,13 @@ from imsnb.postgres.literals import excerpt
 from imsnb.postgres.plans import Planned, PlanUnavailable, generic_plans, plan_nodes, planned_statements
 from imsnb.postgres.session import Database, database_or_default
 
+__all__ = [
+    "Candidate",
+    "index_advice",
+    "index_advice_finding",
+    "index_candidates",
+]
+
 CHECK = "postgres.index_advice"
 ADVICE_ATTR = "imsnb.index_advice"  # what the advice examined, in the frame's attrs (for the finding)
 MIN_ROWS = 10_000  # a table smaller than this is read whole faster than through an index: never advised
@@ -885,8 +892,8 @@ def index_advice_finding(advice: pd.DataFrame, period: Period | None = None) -> 
     value = None if math.isnan(share) else round(share, 4)
     evidence = evidence_rows(_evidence(advice))
     if verified and value is not None:
-        return judge(CHECK, "database", value, message, floor=Severity.INFO, evidence=evidence, period=period)
-    return unjudged(CHECK, "database", Severity.INFO, message, evidence=evidence, period=period)
+        return judge(CHECK, value, message, floor=Severity.INFO, evidence=evidence, period=period)
+    return unjudged(CHECK, Severity.INFO, message, evidence=evidence, period=period)
 
 
 def _no_advice(examined: dict[str, Any], period: Period | None) -> Finding:
@@ -896,7 +903,6 @@ def _no_advice(examined: dict[str, Any], period: Period | None) -> Finding:
     if planned == 0 and skipped:
         return unjudged(
             CHECK,
-            "database",
             Severity.INFO,
             f"no advice: none of {len(skipped)} statement(s) could be planned ({excerpt(reasons, 400)})",
             period=period,
@@ -905,14 +911,13 @@ def _no_advice(examined: dict[str, Any], period: Period | None) -> Finding:
     if unreadable:  # an OK would vouch for statements nobody looked at
         return unjudged(
             CHECK,
-            "database",
             Severity.INFO,
             f"no advice for {planned} statement(s) planned, but {unreadable} could not be planned with this role's "
             f"privileges ({excerpt(reasons, 400)})",
             period=period,
         )
     if planned == 0:
-        return unjudged(CHECK, "database", Severity.OK, "no statement to examine", period=period)
+        return unjudged(CHECK, Severity.OK, "no statement to examine", period=period)
     how = VERIFIED if examined.get("hypopg") else NOT_VERIFIED
     tables = ", ".join(examined.get("tables", [])) or "none"
     message = (
@@ -921,7 +926,7 @@ def _no_advice(examined: dict[str, Any], period: Period | None) -> Finding:
     )
     if skipped:
         message += f"; {len(skipped)} not planned ({excerpt(reasons, 200)})"
-    return unjudged(CHECK, "database", Severity.OK, message, value=0, period=period)
+    return unjudged(CHECK, Severity.OK, message, value=0, period=period)
 
 
 def _unique_shares(advice: pd.DataFrame) -> list[float]:

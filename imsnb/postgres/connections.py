@@ -12,6 +12,19 @@ from imsnb.findings import Finding, Severity, judge
 from imsnb.postgres.plans import plan_access_gap
 from imsnb.postgres.session import Database, database_or_default
 
+__all__ = [
+    "CONNECTIONS_BY_STATE",
+    "MAX_CONNECTIONS",
+    "SERVER_INFO",
+    "VISIBILITY",
+    "connections_by_state",
+    "connections_finding",
+    "max_connections",
+    "reachable_finding",
+    "server_info",
+    "visibility_finding",
+]
+
 SERVER_INFO = """
 SELECT
     current_setting('server_version') AS version,
@@ -72,7 +85,7 @@ def reachable_finding(db: Database | None = None) -> Finding:
         role = "replica" if info["in_recovery"] else "primary"
         return f"connected to {db.label}: PostgreSQL {info['version']} ({role})"
 
-    return session.reachable_finding("postgres", "database", connected)
+    return session.reachable_finding("postgres", connected)
 
 
 def visibility_finding(db: Database | None = None) -> Finding | None:
@@ -100,10 +113,10 @@ def visibility_finding(db: Database | None = None) -> Finding | None:
     # Plans it cannot take make no check read a false OK; they leave the "why" unexplained: INFO, worth knowing.
     unplanned = plan_access_gap(database_or_default(db))
     if not hidden and unplanned is None:
-        return Finding.ok("postgres.visibility", "database", f"role {row['role']} sees every session and statement")
+        return Finding.ok("postgres.visibility", f"role {row['role']} sees every session and statement")
     severity = Severity.WARNING if hidden else Severity.INFO
     said = hidden if unplanned is None else [*hidden, unplanned]
-    return Finding.of("postgres.visibility", "database", severity, "; ".join(said))
+    return Finding.of("postgres.visibility", severity, "; ".join(said))
 
 
 def connections_finding(by_state: pd.DataFrame, max_conn: int) -> Finding:
@@ -112,7 +125,6 @@ def connections_finding(by_state: pd.DataFrame, max_conn: int) -> Finding:
     states = ", ".join(f"{r.state} {r.connections}" for r in by_state.itertuples())
     return judge(
         "postgres.connections_used",
-        "database",
         round(ratio, 4),
         f"{used} of {max_conn} connections in use ({ratio:.0%}): {states or 'none'}",
         evidence=by_state,

@@ -4,11 +4,32 @@ from __future__ import annotations
 
 import pandas as pd
 
-from imsnb.findings import Finding, Severity, evidence_rows, judge, unjudged
+from imsnb.findings import Finding, Severity, judge, unjudged
 from imsnb.findings.confidence import judge_ratio
+from imsnb.period import Period
 from imsnb.postgres.session import Database, database_or_default
 
+__all__ = [
+    "CACHE_HIT_RATIO",
+    "DATABASE_SIZES",
+    "MIN_BLOCKS",
+    "MIN_BLOCKS_SAMPLED",
+    "REPLICATION_LAG_PRIMARY",
+    "REPLICATION_LAG_REPLICA",
+    "TRANSACTION_ID_AGE",
+    "XID_LIMIT",
+    "cache_hit_finding",
+    "cache_hit_ratio",
+    "database_sizes",
+    "replication_lag",
+    "replication_lag_finding",
+    "transaction_id_age",
+    "xid_age_finding",
+]
+
 XID_LIMIT = 2**31
+MIN_BLOCKS = 10_000  # buffer accesses since the statistics started needed to judge a database's hit ratio
+MIN_BLOCKS_SAMPLED = 1000  # the same in a period's deltas (a sample of seconds, a window)
 
 
 CACHE_HIT_RATIO = """
@@ -30,35 +51,41 @@ def cache_hit_ratio(db: Database | None = None, *, limit: int = 20) -> pd.DataFr
     return database_or_default(db).frame(CACHE_HIT_RATIO, {"limit": int(limit)})
 
 
-def cache_hit_finding(hits: pd.DataFrame, min_blocks: int = 10_000, *, seconds: float | None = None) -> Finding:
+def cache_hit_finding(hits: pd.DataFrame, min_blocks: int | None = None, *, period: Period | None = None) -> Finding:
     """Judged only for databases with enough traffic (`min_blocks` buffer accesses) to mean anything, each on the
-    upper bound of its ratio's 95% interval (`judge_ratio`): the most severe one is the finding. `seconds`: the span
-    the counts cover, for the message."""
+    upper bound of its ratio's 95% interval (`judge_ratio`): the most severe one is the finding.
+
+    `period`: the span the counts cover (a sample's deltas, `Sample.databases`), None for the lifetime totals
+    `cache_hit_ratio` reads. `min_blocks` defaults to MIN_BLOCKS for lifetime totals, MIN_BLOCKS_SAMPLED for a
+    period's. A `baseline_hit_ratio` column (from `Sample.databases`) is said beside the judged database's ratio."""
+    if min_blocks is None:
+        min_blocks = MIN_BLOCKS if period is None or period.lifetime else MIN_BLOCKS_SAMPLED
     busy = hits[(hits["blks_hit"] + hits["blks_read"]) >= min_blocks]
     if busy.empty:
         return unjudged(
             "postgres.cache_hit_ratio",
-            "database",
             Severity.OK,
-            f"too little traffic to judge (under {min_blocks} buffer accesses)",
+            f"too little traffic to judge (under {min_blocks:,} buffer accesses)",
+            period=period,
         )
     judged = []
     for row in busy.itertuples(index=False):
         accesses = float(row.blks_hit + row.blks_read)
+        baseline = getattr(row, "baseline_hit_ratio", None)
         finding = judge_ratio(  # under PgHero's 99% is INFO, worth knowing, not an alert: the catalogue's `first`
             "postgres.cache_hit_ratio",
-            "database",
             float(row.blks_hit),
             accesses,
             f"buffer cache hit ratio of {row.database}: {row.hit_ratio:.2%} "
             f"({accesses:,.0f} buffer accesses, {row.blks_read:,.0f} reads)",
             nouns=("buffer accesses", "reads"),
-            seconds=seconds,
+            context=f"baseline {baseline:.2%}" if baseline is not None and pd.notna(baseline) else "",
+            evidence=busy,
+            seconds=None if period is None else period.seconds,
+            period=period,
         )
         judged.append((finding.severity, -(row.hit_ratio if pd.notna(row.hit_ratio) else 1.0), finding))
-    finding = max(judged, key=lambda item: item[:2])[2]
-    finding.evidence = evidence_rows(busy)
-    return finding
+    return max(judged, key=lambda item: item[:2])[2]
 
 
 DATABASE_SIZES = """
@@ -102,7 +129,6 @@ def xid_age_finding(ages: pd.DataFrame) -> Finding:
     worst = ages.iloc[ages["wraparound_ratio"].argmax()]
     return judge(
         "postgres.xid_age",
-        "database",
         round(float(worst["wraparound_ratio"]), 4),
         f"{worst['database']}: {int(worst['xid_age']):,} transactions since the oldest freeze "
         f"({worst['wraparound_ratio']:.1%} of the way to wraparound)",
@@ -144,11 +170,10 @@ def replication_lag(db: Database | None = None) -> pd.DataFrame:
 
 def replication_lag_finding(lag: pd.DataFrame) -> Finding:
     if lag.empty:
-        return unjudged("postgres.replication_lag", "database", Severity.OK, "no replica is attached to this primary")
+        return unjudged("postgres.replication_lag", Severity.OK, "no replica is attached to this primary")
     worst = lag.iloc[lag["lag_s"].argmax()]
     return judge(
         "postgres.replication_lag",
-        "database",
         round(float(worst["lag_s"]), 2),
         f"{worst['role']} {worst['replica']}: replay lag {worst['lag_s']:.1f} s",
         evidence=lag,

@@ -8,6 +8,12 @@ import pandas as pd
 from imsnb.findings import Finding, Severity
 from imsnb.postgres.session import Database, database_or_default
 
+__all__ = [
+    "INVALID_INDEXES",
+    "invalid_indexes",
+    "invalid_indexes_finding",
+]
+
 # An index being built right now is also not valid yet: `building` tells it apart (pg_stat_progress_create_index).
 INVALID_INDEXES = """
 SELECT
@@ -40,12 +46,11 @@ def invalid_indexes_finding(invalid: pd.DataFrame) -> Finding:
     progress is INFO."""
     leftovers = invalid[~invalid["building"].astype(bool)] if not invalid.empty else invalid
     if invalid.empty:
-        return Finding.ok("postgres.invalid_indexes", "database", "no INVALID index", value=0)
+        return Finding.ok("postgres.invalid_indexes", "no INVALID index", value=0)
     if leftovers.empty:
         names = ", ".join(invalid["index"])
         return Finding.of(
             "postgres.invalid_indexes",
-            "database",
             Severity.INFO,
             f"{len(invalid)} index(es) being built right now (not valid until the build ends): {names}",
             value=0,
@@ -54,7 +59,6 @@ def invalid_indexes_finding(invalid: pd.DataFrame) -> Finding:
     names = ", ".join(f"{r.schema}.{r.index}" for r in leftovers.itertuples(index=False))
     return Finding.of(
         "postgres.invalid_indexes",
-        "database",
         Severity.WARNING,
         f"{len(leftovers)} INVALID index(es) left by a failed or interrupted CREATE INDEX CONCURRENTLY: {names}; "
         "the planner never uses them and every write still maintains them (a drop is planned under Mitigation)",

@@ -7,6 +7,12 @@ from typing import Any
 import pandas as pd
 from pglast.parser import ParseError, scan
 
+__all__ = [
+    "excerpt",
+    "mask_literals",
+    "masked",
+]
+
 # PostgreSQL's own lexer (libpg_query, through pglast) names every token; these are the ones whose text is data.
 _LITERAL_TOKENS = frozenset({"SCONST", "USCONST", "BCONST", "XCONST", "ICONST", "FCONST"})
 _NUMERIC_TOKENS = frozenset({"ICONST", "FCONST"})

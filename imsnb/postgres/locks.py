@@ -8,6 +8,12 @@ from imsnb.findings import Finding, Severity, judge
 from imsnb.postgres.literals import masked
 from imsnb.postgres.session import Database, database_or_default
 
+__all__ = [
+    "BLOCKED_QUERIES",
+    "blocked_queries",
+    "blocked_queries_finding",
+]
+
 # Lock waits only: pg_blocking_pids is called for sessions waiting on a lock, not for every backend.
 LOCK_WAITS = """
 WITH waits AS (
@@ -50,11 +56,10 @@ def blocked_queries(db: Database | None = None, *, limit: int = 100) -> pd.DataF
 def blocked_queries_finding(blocked: pd.DataFrame) -> Finding:
     """Any session waiting on a lock is at least a WARNING; longer waits escalate by the catalogue."""
     if blocked.empty:
-        return Finding.ok("postgres.blocked_queries", "database", "no session waits on a lock", value=0, unit="s")
+        return Finding.ok("postgres.blocked_queries", "no session waits on a lock", value=0, unit="s")
     longest = float(blocked["waiting_s"].max())
     finding = judge(
         "postgres.blocked_queries",
-        "database",
         round(longest, 1),
         f"{blocked['pid'].nunique()} session(s) wait on locks held by {sorted(set(blocked['blocking_pid']))}; "
         f"longest wait {longest:.0f} s",

@@ -36,6 +36,16 @@ from imsnb.postgres.literals import mask_literals
 from imsnb.postgres.session import Database, database_or_default
 from imsnb.session import one_line
 
+__all__ = [
+    "EXPLAIN_GENERIC_FUNCTION",
+    "PlanShape",
+    "PlanUnavailable",
+    "generic_plan",
+    "plan_access_gap",
+    "plan_shape",
+    "statement_plans",
+]
+
 FUNCTION_SCHEMA = "imsnb"
 FUNCTION_NAME = "explain_generic"
 

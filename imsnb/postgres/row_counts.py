@@ -12,6 +12,14 @@ from imsnb.findings import Finding, Severity
 from imsnb.postgres.session import Database, database_or_default
 from imsnb.session import one_line
 
+__all__ = [
+    "ROW_COUNT",
+    "expected_row_counts",
+    "row_count_findings",
+    "table_row_counts",
+    "verification_database",
+]
+
 # Row counts for verification: the table name is an identifier, never text pasted into SQL.
 ROW_COUNT = pgsql.SQL("SELECT count(*) AS row_count FROM {table}")
 
@@ -43,9 +51,7 @@ def row_count_findings(counts: pd.DataFrame, expected: dict[str, int], *, tolera
         want = expected.get(row.table)
         if row.rows is None or pd.isna(row.rows):
             message = f"{row.table}: {row.error}"
-            found.append(
-                Finding.of("postgres.row_count", "database", Severity.ERROR, message, threshold=want, unit="rows")
-            )
+            found.append(Finding.of("postgres.row_count", Severity.ERROR, message, threshold=want, unit="rows"))
             continue
         if want is None:
             message, severity = f"{row.table}: {int(row.rows):,} rows (no expectation given)", Severity.INFO
@@ -55,9 +61,7 @@ def row_count_findings(counts: pd.DataFrame, expected: dict[str, int], *, tolera
             message = f"{row.table}: {int(row.rows):,} rows, expected {int(want):,}"
             severity = Severity.ERROR
         found.append(
-            Finding.of(
-                "postgres.row_count", "database", severity, message, value=int(row.rows), threshold=want, unit="rows"
-            )
+            Finding.of("postgres.row_count", severity, message, value=int(row.rows), threshold=want, unit="rows")
         )
     return found
 

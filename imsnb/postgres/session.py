@@ -17,6 +17,16 @@ from imsnb import config
 from imsnb.errors import NotConfigured, Unreachable
 from imsnb.session import LazySession, one_line
 
+__all__ = [
+    "CLIENT_GRACE_S",
+    "CONNECT_TIMEOUT_S",
+    "LOCK_TIMEOUT_MS",
+    "STATEMENT_TIMEOUT_MS",
+    "Database",
+    "database_or_default",
+    "default_database",
+]
+
 STATEMENT_TIMEOUT_MS = 5000
 LOCK_TIMEOUT_MS = 1000
 CONNECT_TIMEOUT_S = 5

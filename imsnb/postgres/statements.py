@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 import psycopg
 
 from imsnb.errors import NotAvailable
-from imsnb.findings import Finding, Severity, judge, threshold
+from imsnb.findings import Finding, Severity, judge, threshold, unjudged
+from imsnb.period import Period
 from imsnb.postgres.literals import excerpt, masked
 from imsnb.postgres.session import Database, database_or_default
+from imsnb.postgres.trail import trail_text
 from imsnb.session import one_line
+
+__all__ = [
+    "ENABLE_STATEMENTS",
+    "STATEMENT_TIME_COLUMNS",
+    "STATEMENTS_COLUMNS",
+    "STATEMENTS_EXTENSION",
+    "STATEMENTS_TEMPLATE",
+    "slow_queries",
+    "slow_queries_finding",
+    "slowest_statements",
+    "statement_time_columns",
+    "statements",
+]
 
 STATEMENTS_COLUMNS = """
 SELECT attname
@@ -103,28 +120,38 @@ def slowest_statements(db: Database | None = None, *, limit: int = 5) -> pd.Data
     return statements(db, limit=limit, by="mean")
 
 
-def slow_queries_finding(slow: pd.DataFrame, min_mean_ms: float | None = None) -> Finding:
-    """Any statement in `slow` (already filtered at `min_mean_ms`) is at least a WARNING; slower ones escalate."""
-    limit = threshold("postgres.slow_queries")
-    min_mean_ms = limit.warning if min_mean_ms is None else min_mean_ms
+def slow_queries_finding(
+    slow: pd.DataFrame,
+    min_mean_ms: float | None = None,
+    *,
+    period: Period | None = None,
+    trail: pd.DataFrame | None = None,
+) -> Finding:
+    """Any statement in `slow` (already filtered at `min_mean_ms`, the threshold shown) is at least a WARNING; slower
+    ones escalate on the catalogue's levels. The slowest statement is named with its baseline mean (a
+    `baseline_mean_ms` column, `Sample.statements`) and the tables it read (`trail`, `Sample.trail`).
+
+    `period`: the span the means cover (a sample's deltas); None for pg_stat_statements' lifetime means."""
+    limit = replace(threshold("postgres.slow_queries"), warning=min_mean_ms) if min_mean_ms is not None else None
+    min_mean_ms = (limit or threshold("postgres.slow_queries")).warning
     if slow.empty:
-        return Finding.ok(
-            "postgres.slow_queries",
-            "database",
-            f"no statement averages {min_mean_ms:g} ms or more",
-            value=0,
-            threshold=min_mean_ms,
-            unit="ms",
-        )
+        return unjudged(
+            "postgres.slow_queries", Severity.OK, f"no statement averages {min_mean_ms:g} ms or more", limit=limit,
+            value=0, period=period,
+        )  # fmt: skip
     worst = slow.sort_values("mean_ms", ascending=False).iloc[0]
-    finding = judge(
+    baseline = worst.get("baseline_mean_ms")
+    baseline = f" (baseline {baseline:.1f} ms)" if baseline is not None and pd.notna(baseline) else ""
+    tables = trail_text(trail, worst["queryid"])
+    shown = ("queryid", "calls", "mean_ms", "before_mean_ms", "baseline_mean_ms", "total_ms", "query")
+    return judge(
         "postgres.slow_queries",
-        "database",
         round(float(worst["mean_ms"]), 1),
-        f"{len(slow)} statement(s) average ≥ {min_mean_ms:g} ms; slowest {worst['mean_ms']:.0f} ms mean "
-        f"over {int(worst['calls'])} calls: {excerpt(worst['query'])}",
-        evidence=slow[["queryid", "calls", "mean_ms", "total_ms", "query"]],
+        f"{len(slow)} statement(s) average ≥ {min_mean_ms:g} ms; slowest {worst['mean_ms']:.0f} ms mean over "
+        f"{int(worst['calls'])} calls{baseline}: {excerpt(worst['query'])}"
+        + (f". Tables it read: {tables}" if tables else ""),
+        evidence=slow[[c for c in shown if c in slow]],
         floor=Severity.WARNING,
+        limit=limit,
+        period=period,
     )
-    finding.threshold = min_mean_ms
-    return finding

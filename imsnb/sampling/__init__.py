@@ -17,7 +17,8 @@ Sources: pg_stat_statements (read without query text: text is fetched only for t
 pg_stat_database, pg_stat_user_tables, and Redis INFO stats + commandstats.
 
     deltas.py    the source names, two snapshots and the period between them, restart and reset notes
-    postgres.py  PostgreSQL snapshots and deltas; slow and regressed statements, the table trail, database hit ratio
+    postgres.py  PostgreSQL snapshots and deltas; regressed statements (slow ones, the database hit ratio and the
+                 tables a statement read are judged in imsnb.postgres, given the period)
     plans.py     the statements' generic plans now against the stored ones (history, baseline): plan_change;
                  plan shapes stored by every run and every `imsnb record` round, only when they change
     redis.py     Redis INFO snapshots and deltas; hit rate, evictions, ops/s
@@ -26,121 +27,24 @@ pg_stat_database, pg_stat_user_tables, and Redis INFO stats + commandstats.
                  redis_findings (hit rate and evictions of a sample, as health_check and triage judge them)
 """
 
-from imsnb.sampling.deltas import (
-    PG_DATABASE,
-    PG_SOURCES,
-    PG_STATEMENTS,
-    PG_TABLES,
-    REDIS_INFO,
-    Delta,
-    counters_since,
-    period_of,
-    same_counters,
-)
-from imsnb.sampling.plans import (
-    EXPLAIN_TOP,
-    explain,
-    plan_change_finding,
-    plan_changes,
-    plans_and_changes,
-    record_plans,
-    statements_to_explain,
-    store_plans,
-)
-from imsnb.sampling.postgres import (
-    DATABASE_COLUMNS,
-    MAX_TABLES,
-    MIN_BLOCKS,
-    REGRESSION_MIN_CALLS,
-    REGRESSION_MIN_HISTORY_CALLS,
-    REGRESSION_MIN_MEAN_MS,
-    STATEMENT_COLUMNS,
-    TABLE_COLUMNS,
-    database_delta,
-    database_hit_finding,
-    own_load,
-    own_load_text,
-    own_statements,
-    postgres_snapshot,
-    postgres_target,
-    regressions,
-    slow_queries_finding,
-    statement_delta,
-    statement_key,
-    statement_regression_finding,
-    table_delta,
-    table_trail,
-    tables_read,
-    trail_text,
-)
-from imsnb.sampling.redis import (
-    MIN_LOOKUPS,
-    REDIS_COUNTERS,
-    RedisDelta,
-    evictions_finding,
-    hit_rate_finding,
-    ops_finding,
-    redis_delta,
-    redis_snapshot,
-    redis_target,
-)
-from imsnb.sampling.sample import Sample, baseline_saved_finding, redis_findings
-from imsnb.sampling.start import Start, window_start
+# The face re-exports each topic module's __all__: a new name goes in its module's __all__, not here.
+from imsnb.sampling import deltas as _deltas
+from imsnb.sampling import plans as _plans
+from imsnb.sampling import postgres as _postgres
+from imsnb.sampling import redis as _redis
+from imsnb.sampling import sample as _sample
+from imsnb.sampling import start as _start
+from imsnb.sampling.deltas import *
+from imsnb.sampling.plans import *
+from imsnb.sampling.postgres import *
+from imsnb.sampling.redis import *
+from imsnb.sampling.sample import *
+from imsnb.sampling.start import *
 
-__all__ = [
-    "EXPLAIN_TOP",
-    "explain",
-    "plan_change_finding",
-    "plan_changes",
-    "plans_and_changes",
-    "record_plans",
-    "statements_to_explain",
-    "store_plans",
-    "DATABASE_COLUMNS",
-    "Delta",
-    "MAX_TABLES",
-    "MIN_BLOCKS",
-    "MIN_LOOKUPS",
-    "PG_DATABASE",
-    "PG_SOURCES",
-    "PG_STATEMENTS",
-    "PG_TABLES",
-    "REDIS_COUNTERS",
-    "REDIS_INFO",
-    "REGRESSION_MIN_CALLS",
-    "REGRESSION_MIN_HISTORY_CALLS",
-    "REGRESSION_MIN_MEAN_MS",
-    "RedisDelta",
-    "STATEMENT_COLUMNS",
-    "Sample",
-    "Start",
-    "TABLE_COLUMNS",
-    "baseline_saved_finding",
-    "counters_since",
-    "database_delta",
-    "database_hit_finding",
-    "evictions_finding",
-    "hit_rate_finding",
-    "ops_finding",
-    "own_load",
-    "own_load_text",
-    "own_statements",
-    "period_of",
-    "postgres_snapshot",
-    "postgres_target",
-    "redis_delta",
-    "redis_findings",
-    "redis_snapshot",
-    "redis_target",
-    "regressions",
-    "same_counters",
-    "slow_queries_finding",
-    "statement_delta",
-    "statement_key",
-    "statement_regression_finding",
-    "table_delta",
-    "table_trail",
-    "tables_read",
-    "trail_text",
-    "window_start",
-]
+__all__: list[str] = []
+__all__ += _deltas.__all__
+__all__ += _plans.__all__
+__all__ += _postgres.__all__
+__all__ += _redis.__all__
+__all__ += _sample.__all__
+__all__ += _start.__all__

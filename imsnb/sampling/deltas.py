@@ -8,9 +8,20 @@ from typing import Any
 
 import pandas as pd
 
-from imsnb.findings import Finding, Severity
 from imsnb.history import Snapshot
 from imsnb.period import Period, since
+
+__all__ = [
+    "PG_DATABASE",
+    "PG_SOURCES",
+    "PG_STATEMENTS",
+    "PG_TABLES",
+    "REDIS_INFO",
+    "Delta",
+    "counters_since",
+    "period_of",
+    "same_counters",
+]
 
 PG_STATEMENTS = "pg_stat_statements"
 PG_DATABASE = "pg_stat_database"
@@ -107,27 +118,3 @@ def iso(value: Any) -> str | None:
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return None
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
-
-
-def lifetime_capped(finding: Finding, period: Period, at_most: Severity | str | None = None) -> Finding:
-    """A since-restart number alone may still warn (nothing better exists), but the message says so.
-
-    With `at_most` (health_check and triage pass INFO) a since-restart number is context only: never above that
-    level, and the message says what it would have been and why it is not a verdict."""
-    finding.period = period
-    if not period.lifetime:
-        return finding
-    cap = None if at_most is None else Severity.parse(at_most)
-    if cap is not None and finding.severity > cap:
-        finding.message += (
-            f" (since restart: context only, not a verdict on now; {finding.severity.name} on lifetime totals, "
-            f"{cap.name} at most without a sample: set sample_s above 0)"
-        )
-        finding.severity = cap
-    elif finding.severity >= Severity.WARNING:
-        finding.message += " (judged on lifetime totals: no sample was available)"
-    return finding
-
-
-def during(period: Period) -> str:
-    return f"in the {period.label()}" if not period.lifetime else period.label()

@@ -18,9 +18,19 @@ from imsnb.findings import Finding, Severity, threshold
 from imsnb.history import History, Snapshot, StoredPlan
 from imsnb.period import Period
 from imsnb.postgres.plans import is_utility, raw_texts
-from imsnb.sampling.deltas import during
 from imsnb.sampling.postgres import postgres_target
 from imsnb.state.backends import store_errors
+
+__all__ = [
+    "EXPLAIN_TOP",
+    "explain",
+    "plan_change_finding",
+    "plan_changes",
+    "plans_and_changes",
+    "record_plans",
+    "statements_to_explain",
+    "store_plans",
+]
 
 EXPLAIN_TOP = 20  # statements explained per run (and per record round), at most
 RECORD_TOP = 20
@@ -219,8 +229,7 @@ def plan_change_finding(changes: pd.DataFrame, regressed: pd.DataFrame | None, p
         no_history = f"; {unknown} without a stored plan (run `imsnb record` to keep plan history)" if unknown else ""
         return Finding.ok(
             "postgres.plan_change",
-            "database",
-            f"{during(period)}: no statement's plan changed ({compared} compared with their stored plans{no_history})",
+            f"no statement's plan changed ({compared} compared with their stored plans{no_history})",
             value=0,
             period=period,
         )
@@ -240,7 +249,7 @@ def plan_change_finding(changes: pd.DataFrame, regressed: pd.DataFrame | None, p
     else:
         severity = Severity.INFO
     message = (
-        f"{during(period)}: the plan of {len(frame)} statement(s) changed; {postgres.excerpt(worst['query'])}: "
+        f"the plan of {len(frame)} statement(s) changed; {postgres.excerpt(worst['query'])}: "
         f"{worst['before']} → {worst['after']} ({_when(worst)})"
     )
     if worst["lost"]:
@@ -251,7 +260,6 @@ def plan_change_finding(changes: pd.DataFrame, regressed: pd.DataFrame | None, p
     evidence = frame[[*shown, "regressed_x", "query"]]
     return Finding.of(
         "postgres.plan_change",
-        "database",
         severity,
         message,
         value=len(frame),

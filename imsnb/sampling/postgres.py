@@ -6,29 +6,47 @@ pg_stat_database and pg_stat_user_tables; deltas between two of them; the judges
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
 
 from imsnb import postgres
-from imsnb.findings import Finding, Severity, evidence_rows, judge, threshold
+from imsnb.findings import Finding, Severity, judge, threshold, unjudged
 from imsnb.history import Snapshot
 from imsnb.period import Period
+from imsnb.postgres.trail import trail_text
 from imsnb.sampling.deltas import (
     PG_DATABASE,
     PG_SOURCES,
     PG_STATEMENTS,
     PG_TABLES,
-    during,
     epoch_reset_note,
     iso,
-    lifetime_capped,
     same_counters,
 )
 
-MIN_BLOCKS = 1000  # buffer accesses in the sample needed to judge a database's hit ratio
+__all__ = [
+    "DATABASE_COLUMNS",
+    "MAX_TABLES",
+    "REGRESSION_MIN_CALLS",
+    "REGRESSION_MIN_HISTORY_CALLS",
+    "REGRESSION_MIN_MEAN_MS",
+    "STATEMENT_COLUMNS",
+    "TABLE_COLUMNS",
+    "database_delta",
+    "own_load",
+    "own_load_text",
+    "own_statements",
+    "postgres_snapshot",
+    "postgres_target",
+    "regressions",
+    "statement_delta",
+    "statement_key",
+    "statement_regression_finding",
+    "table_delta",
+]
+
 REGRESSION_MIN_CALLS = 3  # calls in the window before a statement's mean is compared
 REGRESSION_MIN_HISTORY_CALLS = 100  # calls before the window for their mean to serve as the reference
 REGRESSION_MIN_MEAN_MS = 1.0  # below this a "regression" is noise (0.01 -> 0.06 ms)
@@ -361,29 +379,6 @@ def database_delta(before: Snapshot | None, after: Snapshot) -> pd.DataFrame:
     return out.sort_values("blks_hit", ascending=False).reset_index(drop=True)
 
 
-def slow_queries_finding(
-    slow: pd.DataFrame, period: Period, min_mean_ms: float | None = None, trail: pd.DataFrame | None = None
-) -> Finding:
-    """`postgres.slow_queries_finding` on the statements of the period; the message says what span they cover,
-    the slowest statement's baseline (when saved) and the tables it read in the same period (`trail`)."""
-    finding = postgres.slow_queries_finding(slow, min_mean_ms)
-    finding.message = f"{during(period)}: {finding.message}"
-    if not slow.empty:
-        keep = [
-            c
-            for c in ("queryid", "calls", "mean_ms", "before_mean_ms", "baseline_mean_ms", "total_ms", "query")
-            if c in slow
-        ]
-        finding.evidence = evidence_rows(slow[keep])
-        worst = slow.sort_values("mean_ms", ascending=False).iloc[0]
-        if pd.notna(worst.get("baseline_mean_ms")):
-            finding.message += f" (baseline {worst['baseline_mean_ms']:.1f} ms)"
-        text = trail_text(trail, worst["queryid"], period) if trail is not None else ""
-        if text:
-            finding.message += f". Tables it read: {text}"
-    return lifetime_capped(finding, period)
-
-
 def regressions(statements: pd.DataFrame, baseline: dict[str, dict] | None = None) -> pd.DataFrame:
     """Statements whose mean in the period is a multiple of their reference mean: the saved baseline's when there is
     one for the statement, else the mean of their calls before the period (when there were enough of them)."""
@@ -405,35 +400,33 @@ def regressions(statements: pd.DataFrame, baseline: dict[str, dict] | None = Non
 
 
 def statement_regression_finding(regressed: pd.DataFrame, period: Period, trail: pd.DataFrame | None = None) -> Finding:
-    """WARNING when a statement's mean is `postgres.statement_regression` times its reference (default 5x)."""
+    """WARNING when a statement's mean in `period` is `postgres.statement_regression` times its reference (default
+    5x): "4,580x slower: <statement>, 8.6 ms vs 0.0019 ms (its 1,000 earlier calls) over 95 calls"."""
     limit = threshold("postgres.statement_regression")
     flagged = regressed[regressed["ratio"] >= limit.warning] if not regressed.empty else regressed
     if flagged.empty:
         compared = len(regressed)
-        return Finding.ok(
+        return unjudged(
             "postgres.statement_regression",
-            "database",
-            f"{during(period)}: no statement runs {limit.warning:g}x slower than its baseline "
+            Severity.OK,
+            f"no statement runs {limit.warning:g}x slower than its baseline "
             f"({compared} compared with a baseline or their earlier calls)",
             value=round(float(regressed["ratio"].max()), 2) if compared else None,
-            threshold=limit.warning,
-            unit="x",
             period=period,
         )
     worst = flagged.iloc[0]
-    text = trail_text(trail, worst["queryid"], period) if trail is not None else ""
-    finding = judge(
+    tables = trail_text(trail, worst["queryid"])
+    others = f"; {len(flagged) - 1} more statement(s) regressed" if len(flagged) > 1 else ""
+    return judge(
         "postgres.statement_regression",
-        "database",
         round(float(worst["ratio"]), 1),
-        f"{during(period)}: {len(flagged)} statement(s) regressed; worst {worst['ratio']:.0f}x: "
-        f"{worst['mean_ms']:.1f} ms mean over {int(worst['calls'])} calls vs {milliseconds(worst['reference_ms'])} ms "
-        f"({worst['reference']}): {postgres.excerpt(worst['query'])}" + (f". Tables it read: {text}" if text else ""),
+        f"{worst['ratio']:,.0f}x slower: {postgres.excerpt(worst['query'])}, {milliseconds(worst['mean_ms'])} ms vs "
+        f"{milliseconds(worst['reference_ms'])} ms ({worst['reference']}) over {int(worst['calls']):,} calls{others}"
+        + (f". Tables it read: {tables}" if tables else ""),
         evidence=flagged[["queryid", "calls", "mean_ms", "reference_ms", "reference", "ratio", "query"]],
         period=period,
         floor=Severity.WARNING,
     )
-    return lifetime_capped(finding, period)
 
 
 def milliseconds(value: float) -> str:
@@ -443,69 +436,3 @@ def milliseconds(value: float) -> str:
 
 def statement_key(queryid: Any, database: Any, user: Any) -> str:
     return f"{queryid}|{database}|{user}"
-
-
-_NAME = r'(?:"[^"]+"|[A-Za-z_][\w$]*)'
-_TABLE_REFERENCE = re.compile(rf"\b(?:FROM|JOIN|UPDATE|INTO)\s+({_NAME}(?:\.{_NAME})?)", re.I)
-
-
-def tables_read(query: str | None) -> list[str]:
-    """Table names a statement mentions after FROM/JOIN/UPDATE/INTO (unqualified, lower-cased unless quoted)."""
-    names = []
-    for match in _TABLE_REFERENCE.finditer(query or ""):
-        last = match.group(1).split(".")[-1]
-        name = last.strip('"') if last.startswith('"') else last.lower()
-        if name not in names:
-            names.append(name)
-    return names
-
-
-def table_trail(statements: pd.DataFrame, tables: pd.DataFrame) -> pd.DataFrame:
-    """For each statement shown, the tables it reads with their scans and rows read in the same period."""
-    rows = []
-    for stmt in statements.itertuples(index=False):
-        for name in tables_read(stmt.query):
-            for table in tables[tables["table"] == name].itertuples(index=False):
-                rows.append(
-                    {
-                        "queryid": stmt.queryid,
-                        "table": f"{table.schema}.{table.table}",
-                        "seq_scan": table.seq_scan,
-                        "seq_tup_read": table.seq_tup_read,
-                        "idx_scan": table.idx_scan,
-                        "idx_tup_fetch": table.idx_tup_fetch,
-                        "live_rows": int(table.live_rows),
-                    }
-                )
-    return pd.DataFrame(
-        rows, columns=["queryid", "table", "seq_scan", "seq_tup_read", "idx_scan", "idx_tup_fetch", "live_rows"]
-    )
-
-
-def trail_text(trail: pd.DataFrame, queryid: Any, period: Period) -> str:
-    """'public.items: 30 sequential scans reading 6,000,000 rows, 0 index scans in 10 s'."""
-    parts = [
-        f"{t.table}: {t.seq_scan:,} sequential scans reading {t.seq_tup_read:,} rows, {t.idx_scan:,} index scans"
-        for t in trail[trail["queryid"] == queryid].itertuples(index=False)
-    ]
-    span = f" in {period.seconds:.0f} s" if period.seconds else ""
-    return "; ".join(parts) + span if parts else ""
-
-
-def database_hit_finding(databases: pd.DataFrame, period: Period, min_blocks: int = MIN_BLOCKS) -> Finding:
-    """`postgres.cache_hit_finding` on buffer accesses in the period; the judged database's baseline ratio beside
-    it when `databases` has one (`baseline_hit_ratio`, from `Sample.databases`)."""
-    finding = postgres.cache_hit_finding(databases, min_blocks=min_blocks, seconds=period.seconds)
-    finding.message = f"{during(period)}: {finding.message}"
-    busy = databases[(databases["blks_hit"] + databases["blks_read"]) >= min_blocks]
-    if "baseline_hit_ratio" in busy and not busy.empty and busy["hit_ratio"].notna().any():
-        for judged in busy.itertuples(index=False):  # beside the ratio of the database the finding names
-            named = f"of {judged.database}: {judged.hit_ratio:.2%}"
-            if pd.notna(judged.baseline_hit_ratio) and named in finding.message:
-                baseline = f"{named} (baseline {judged.baseline_hit_ratio:.2%})"
-                finding.message = finding.message.replace(named, baseline, 1)
-                break
-    finding.period = period
-    if period.lifetime and finding.severity > Severity.INFO:
-        finding.message += " (judged on lifetime totals: no sample was available)"
-    return finding

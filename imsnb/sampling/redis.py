@@ -8,11 +8,23 @@ from typing import Any
 
 import pandas as pd
 
-from imsnb.findings import Finding, Severity, judge, threshold
+from imsnb.findings import Finding, Severity, judge, unjudged
 from imsnb.findings.confidence import judge_ratio
 from imsnb.history import Snapshot
-from imsnb.period import Period
-from imsnb.sampling.deltas import REDIS_INFO, during, lifetime_capped
+from imsnb.period import Period, duration
+from imsnb.sampling.deltas import REDIS_INFO
+
+__all__ = [
+    "MIN_LOOKUPS",
+    "REDIS_COUNTERS",
+    "RedisDelta",
+    "evictions_finding",
+    "hit_rate_finding",
+    "ops_finding",
+    "redis_delta",
+    "redis_snapshot",
+    "redis_target",
+]
 
 MIN_LOOKUPS = 20  # Redis lookups in the sample needed to judge its hit rate
 
@@ -129,6 +141,22 @@ def redis_delta(before: Snapshot | None, after: Snapshot, seconds: float) -> Red
     )
 
 
+def per_s(rate: float) -> str:
+    """A rate as a reader says it: "0/s", "0.042/s" (never "0.0/s" for a few keys in minutes), "3.5/s", "1,200/s"."""
+    if rate == 0:
+        return "0/s"
+    if rate < 0.1:
+        return f"{rate:.2g}/s"
+    return f"{rate:,.1f}/s" if rate < 100 else f"{rate:,.0f}/s"
+
+
+def lifetime_text(sampled: RedisDelta) -> str:
+    """What Redis's own lifetime counters cover, said without a figure that could mislead: "since Redis started
+    2 h 5 min ago (or its last CONFIG RESETSTAT, which Redis does not record)"."""
+    started = f" {duration(sampled.uptime_s)} ago" if sampled.uptime_s > 0 else ""
+    return f"since Redis started{started} (or its last CONFIG RESETSTAT)"
+
+
 def hit_rate_finding(
     sampled: RedisDelta,
     period: Period,
@@ -137,74 +165,61 @@ def hit_rate_finding(
     *,
     lifetime_at_most: Severity | str | None = None,
 ) -> Finding:
-    """Redis hit rate in the period; the since-restart rate (and the baseline's, when saved) is context.
-    `lifetime_at_most`: the highest severity a since-restart rate may get (see `lifetime_capped`)."""
-    lifetime = sampled.lifetime_hit_rate
-    if sampled.whole_lifetime and not period.lifetime:
-        context = "every lookup since the statistics started"  # the lifetime rate is this one: no context to add
-    elif lifetime is not None:
-        context = (
-            f"since restart {lifetime:.1%} over up to {sampled.uptime_s / 3600:.1f} h (less after a CONFIG RESETSTAT)"
-        )
-    else:
-        context = "no lifetime"
+    """Redis hit rate in the period ("hit rate 70.0%, 700 hits and 300 misses"); the lifetime rate (with the
+    lookups it covers) and the baseline's, when saved, are context after it. `lifetime_at_most`: the highest
+    severity a since-restart rate may get (`imsnb.findings.on_lifetime`)."""
+    context = []
+    if not sampled.whole_lifetime and sampled.lifetime_hit_rate is not None:  # else the rate is the lifetime one
+        total = sampled.lifetime_hits + sampled.lifetime_misses
+        context.append(f"{sampled.lifetime_hit_rate:.1%} of {total:,} lookups {lifetime_text(sampled)}")
     if baseline and baseline.get("hit_rate") is not None:
-        context += f"; baseline {baseline['hit_rate']:.1%}"
+        context.append(f"baseline {baseline['hit_rate']:.1%}")
     lookups = sampled.hits + sampled.misses
     if sampled.hit_rate is None or (not period.lifetime and lookups < min_lookups):
-        return Finding.ok(
+        return unjudged(
             "cache.hit_rate",
-            "cache",
-            f"{during(period)}: too few lookups to judge ({lookups}); {context}",
+            Severity.OK,
+            "; ".join([f"too few lookups to judge: {lookups}", *context]),
             value=sampled.hit_rate,
-            threshold=threshold("cache.hit_rate").warning,
-            unit="ratio",
             period=period,
         )
-    finding = judge_ratio(  # escalated on the upper bound of its 95% interval (imsnb/findings/confidence.py)
+    return judge_ratio(  # escalated on the upper bound of its 95% interval (imsnb/findings/confidence.py)
         "cache.hit_rate",
-        "cache",
         sampled.hits,
         lookups,
-        f"hit rate {sampled.hit_rate or 0:.1%} ({sampled.hits:,} hits, {sampled.misses:,} misses); {context}",
+        f"hit rate {sampled.hit_rate:.1%}, {sampled.hits:,} hits and {sampled.misses:,} misses",
         nouns=("lookups", "misses"),
+        context="; ".join(context),
         seconds=period.seconds,
         period=period,
+        lifetime_at_most=lifetime_at_most,
     )
-    finding.message = f"{during(period)}: {finding.message}"
-    return lifetime_capped(finding, period, lifetime_at_most)
 
 
 def evictions_finding(
     sampled: RedisDelta, period: Period, *, lifetime_at_most: Severity | str | None = None
 ) -> Finding:
     """Keys evicted in the period (runbook: evictions = 0); lifetime evictions are context, not the verdict.
-    `lifetime_at_most`: the highest severity a since-restart count may get (see `lifetime_capped`)."""
-    lifetime = (
-        ""
-        if sampled.whole_lifetime and not period.lifetime
-        else f"; {sampled.lifetime_evicted:,} since restart {sampled.uptime_s / 3600:.1f} h ago, or a CONFIG "
-        "RESETSTAT since"
-    )
-    finding = judge(
+    `lifetime_at_most`: the highest severity a since-restart count may get (`on_lifetime`)."""
+    lifetime = "" if sampled.whole_lifetime else f"; {sampled.lifetime_evicted:,} {lifetime_text(sampled)}"
+    return judge(
         "cache.evictions",
-        "cache",
         sampled.evicted,
-        f"{during(period)}: {sampled.evicted:,} keys evicted ({sampled.evictions_per_s:.1f}/s){lifetime} "
-        "(runbook: evictions = 0)",
+        f"{sampled.evicted:,} keys evicted, {per_s(sampled.evictions_per_s)}{lifetime}; runbook: evictions = 0",
         period=period,
+        lifetime_at_most=lifetime_at_most,
     )
-    return lifetime_capped(finding, period, lifetime_at_most)
 
 
 def ops_finding(sampled: RedisDelta, period: Period, baseline: dict[str, Any] | None = None) -> Finding:
+    """Commands per second in the period, the busiest three beside it: context for the other findings, not a
+    verdict (always OK)."""
     top = ", ".join(f"{r.command} {r.per_s:.1f}/s" for r in sampled.by_command.head(3).itertuples())
     if baseline and baseline.get("ops_per_s") is not None:
         top += f"; baseline {baseline['ops_per_s']:.1f}/s"
-    return Finding.ok(  # throughput is context for the other findings, not a verdict
+    return Finding.ok(
         "cache.ops_per_s",
-        "cache",
-        f"{during(period)}: {sampled.ops_per_s:.1f} commands/s ({top or 'none'})",
+        f"{sampled.ops_per_s:.1f} commands/s ({top or 'none'})",
         value=round(sampled.ops_per_s, 1),
         unit="ops/s",
         evidence=sampled.by_command,

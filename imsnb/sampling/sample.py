@@ -13,6 +13,7 @@ from imsnb import postgres
 from imsnb.findings import Finding, Severity
 from imsnb.history import History, Snapshot
 from imsnb.period import Period
+from imsnb.postgres.trail import table_trail
 from imsnb.sampling.deltas import (
     PG_DATABASE,
     PG_SOURCES,
@@ -37,7 +38,6 @@ from imsnb.sampling.postgres import (
     statement_delta,
     statement_key,
     table_delta,
-    table_trail,
 )
 from imsnb.sampling.redis import (
     RedisDelta,
@@ -51,6 +51,12 @@ from imsnb.sampling.redis import (
 from imsnb.sampling.start import Start, uncovered_note, window_start
 from imsnb.sampling.stored import StoreProblems
 from imsnb.window import Window
+
+__all__ = [
+    "Sample",
+    "baseline_saved_finding",
+    "redis_findings",
+]
 
 
 def _went_down_note(before: Snapshot, after: Snapshot) -> str:
@@ -396,7 +402,8 @@ def without_own_blocks(databases: pd.DataFrame, own: pd.DataFrame) -> pd.DataFra
 
 def redis_findings(sample: Sample, *, lifetime_at_most: Severity | str | None = None) -> list[Finding]:
     """`cache.hit_rate` (with the baseline's rate beside it) and `cache.evictions` over the sample's period; waits
-    only for what remains of `sample_s`. `lifetime_at_most`: see `lifetime_capped` (health_check, triage: INFO)."""
+    only for what remains of `sample_s`. `lifetime_at_most`: see `imsnb.findings.on_lifetime` (health_check and
+    triage pass INFO)."""
     sampled, period = sample.redis(), sample.period(REDIS_INFO)
     baseline = sample.baseline(REDIS_INFO)
     return [
@@ -405,16 +412,16 @@ def redis_findings(sample: Sample, *, lifetime_at_most: Severity | str | None = 
     ]
 
 
-def baseline_saved_finding(saved: pd.DataFrame, component: str) -> Finding:
-    """OK (a record, not an alert): what was saved as the baseline and the period it covers."""
+def baseline_saved_finding(saved: pd.DataFrame) -> Finding:
+    """OK (a record, not an alert): what was saved as the baseline (one source, a row of `Sample.save_baseline`) and
+    the period it covers."""
     row = saved.iloc[0]
     period = row["period"]
     what = "statements" if row["source"] == PG_STATEMENTS else "rates"
-    check = "postgres.baseline" if component == "database" else "cache.baseline"
+    check = "postgres.baseline" if row["source"] == PG_STATEMENTS else "cache.baseline"
     note = " (lifetime totals: set sample_s above 0 for a baseline of the present)" if period.lifetime else ""
     return Finding.ok(
         check,
-        component,
         f"baseline of {row['target']} saved: {int(row['items'])} {what} over the {period.label()}{note}",
         value=int(row["items"]),
         unit=what,

@@ -20,6 +20,11 @@ from imsnb.sampling.deltas import REDIS_INFO, counters_since, epoch_reset_note, 
 from imsnb.sampling.redis import counters_went_down
 from imsnb.window import Window
 
+__all__ = [
+    "Start",
+    "window_start",
+]
+
 SLACK_MIN = timedelta(seconds=90)  # `imsnb record` every minute (from cron, with its jitter) leaves one this close
 SLACK_MAX = timedelta(minutes=15)
 # Statistics that start this close to the server's start started with it: pg_stat_statements stamps its start while
