@@ -190,6 +190,10 @@ CHECKS: dict[str, Check] = {
     "host.old_logs": Check("log files older than the given age: cleanup candidates (INFO), with their size"),
     "host.log_rotation": Check("a large log with no rotated copy beside it: logrotate is not running (WARNING)"),
     "host.tcp_reachable": Check("whether a TCP connection to each dependency opened; CRITICAL when it did not"),
+    "host.state_store": Check(
+        "whether the shared state store (IMSNB_STATE_URL) could be used during the run; WARNING naming it (never its"
+        " credentials), the snapshots not written and what was not read"
+    ),
     # Memory Leak / OOM Killer, on the host itself
     "host.memory_used": Check(
         "memory in use (total less available)", T(0.90, 0.95, 0.98, unit="ratio", source="Memory: < 90% used")

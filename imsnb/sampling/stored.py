@@ -49,4 +49,4 @@ class StoreProblems:
             f"imsnb's store could not be used ({reason}): {'; '.join(what) or 'nothing kept'}; "
             "this run's numbers come from what it could read (its own sample)"
         )
-        return Finding.of(CHECK, "host", Severity.WARNING, message, value=self.unwritten, unit="snapshots")
+        return Finding.of(CHECK, Severity.WARNING, message, value=self.unwritten, unit="snapshots")
