@@ -14,8 +14,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from imsnb import host, host_memory
+from imsnb import host
 from imsnb.findings import Severity
+from imsnb.host import memory as host_memory
 
 MIB = 2**20
 DAY = 86400
@@ -384,7 +385,7 @@ def test_the_budgets_stop_the_whole_walk_and_inside_one_huge_directory(tmp_path,
             listed.append(step[0])
             yield step
 
-    monkeypatch.setattr(host.os, "walk", counted_walk)
+    monkeypatch.setattr(host.disk.os, "walk", counted_walk)
     found = host.old_files(str(tmp_path / "logs"), older_than_days=30, max_entries=12)
     monkeypatch.undo()
     assert len(found) == 12, "exactly the budget's entries"

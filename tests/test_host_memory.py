@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from helpers import checks_at_or_above, finding, read_summary
 
-from imsnb import host_memory
 from imsnb.findings import Severity
+from imsnb.host import memory as host_memory
 from imsnb.runs.execute import run_notebook
 from imsnb.sandbox import Sandbox
 from imsnb.sandbox.scenarios import LeakingProcess

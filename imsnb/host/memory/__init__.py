@@ -11,20 +11,20 @@ one module per topic, each holding its reader and its judge together.
     plan.py     the runbook's mitigations as commands to review (never run)
 
 Growth is judged over the run's own sample, never over a process's lifetime. Everything here is read-only and
-bounded. The disk (`df`, `du`, old logs, rotation) is `imsnb.host`.
+bounded. The disk (`df`, `du`, old logs, rotation) is `imsnb.host.disk`.
 """
 
 # The face re-exports each topic module's __all__: a new name goes in its module's __all__, not here.
-from imsnb.host_memory import cgroups as _cgroups
-from imsnb.host_memory import growth as _growth
-from imsnb.host_memory import meminfo as _meminfo
-from imsnb.host_memory import oom as _oom
-from imsnb.host_memory import plan as _plan
-from imsnb.host_memory.cgroups import *
-from imsnb.host_memory.growth import *
-from imsnb.host_memory.meminfo import *
-from imsnb.host_memory.oom import *
-from imsnb.host_memory.plan import *
+from imsnb.host.memory import cgroups as _cgroups
+from imsnb.host.memory import growth as _growth
+from imsnb.host.memory import meminfo as _meminfo
+from imsnb.host.memory import oom as _oom
+from imsnb.host.memory import plan as _plan
+from imsnb.host.memory.cgroups import *
+from imsnb.host.memory.growth import *
+from imsnb.host.memory.meminfo import *
+from imsnb.host.memory.oom import *
+from imsnb.host.memory.plan import *
 
 __all__: list[str] = []
 __all__ += _cgroups.__all__

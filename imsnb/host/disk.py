@@ -17,6 +17,17 @@ import pandas as pd
 
 from imsnb.findings import Finding, Severity, judge
 
+__all__ = [
+    "cleanup_plan",
+    "disk_findings",
+    "disk_usage",
+    "largest_directories",
+    "log_rotation",
+    "old_files",
+    "old_files_finding",
+    "rotation_finding",
+]
+
 MAX_ENTRIES = 200_000
 DEADLINE_S = 10.0
 _ROTATED = re.compile(r"\.(\d+)(\.gz|\.xz|\.bz2|\.zst)?$|-\d{8}(\.gz)?$|\.gz$")

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 
 from imsnb.findings import Finding, Severity, judge, threshold
-from imsnb.host_memory.meminfo import PROC
+from imsnb.host.memory.meminfo import PROC
 
 __all__ = [
     "KERNEL_LOG_TIMEOUT_S",

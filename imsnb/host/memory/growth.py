@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 from imsnb.findings import Finding, judge, threshold
-from imsnb.host_memory.cgroups import CGROUP_ROOT, container_growth, containers
-from imsnb.host_memory.meminfo import MIB, PROC
+from imsnb.host.memory.cgroups import CGROUP_ROOT, container_growth, containers
+from imsnb.host.memory.meminfo import MIB, PROC
 
 __all__ = [
     "GROWTH_COLUMNS",

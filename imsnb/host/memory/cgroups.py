@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from imsnb.host_memory.meminfo import MIB
+from imsnb.host.memory.meminfo import MIB
 
 __all__ = [
     "CGROUP_MAX_DIRS",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from imsnb.host_memory.growth import Sample, own_rows
-from imsnb.host_memory.meminfo import MIB, HostMemory
+from imsnb.host.memory.growth import Sample, own_rows
+from imsnb.host.memory.meminfo import MIB, HostMemory
 
 __all__ = [
     "SWAP_COMMANDS",
