@@ -15,7 +15,7 @@ or storage increase in `rds.py`, an ECS force-new-deployment in `ecs.py`):
     postgres.py  cancel / terminate backends (SQL beside its function), the blast-radius cap
     indexes.py   build the index the planner verified (CREATE INDEX CONCURRENTLY on a connection opened at apply
                  time), drop INVALID leftovers of an interrupted build
-    redis.py     FLUSHDB ASYNC
+    cache.py     FLUSHDB ASYNC (Redis)
     rds.py       resize (the class ladder), failover, restore from snapshot, the promotion checklist, storage
                  increase and the plans sized from the bottleneck
     ecs.py       desired count, rollback to the previous task definition (or to what the deployment the errors
@@ -28,6 +28,7 @@ or storage increase in `rds.py`, an ECS force-new-deployment in `ecs.py`):
 
 # The face re-exports each topic module's __all__: a new name goes in its module's __all__, not here.
 from imsnb.actions import backup as _backup
+from imsnb.actions import cache as _cache
 from imsnb.actions import ecs as _ecs
 from imsnb.actions import elasticache as _elasticache
 from imsnb.actions import gate as _gate
@@ -36,8 +37,8 @@ from imsnb.actions import indexes as _indexes
 from imsnb.actions import logs as _logs
 from imsnb.actions import postgres as _postgres
 from imsnb.actions import rds as _rds
-from imsnb.actions import redis as _redis
 from imsnb.actions.backup import *
+from imsnb.actions.cache import *
 from imsnb.actions.ecs import *
 from imsnb.actions.elasticache import *
 from imsnb.actions.gate import *
@@ -46,7 +47,6 @@ from imsnb.actions.indexes import *
 from imsnb.actions.logs import *
 from imsnb.actions.postgres import *
 from imsnb.actions.rds import *
-from imsnb.actions.redis import *
 
 # The hard limits live with the parameters (checked there before a kernel starts); re-exported for callers.
 from imsnb.limits import MAX_BACKENDS_LIMIT, MAX_COUNT_LIMIT, check_max_backends, check_max_count
@@ -61,4 +61,4 @@ __all__ += _indexes.__all__
 __all__ += _logs.__all__
 __all__ += _postgres.__all__
 __all__ += _rds.__all__
-__all__ += _redis.__all__
+__all__ += _cache.__all__

@@ -21,23 +21,23 @@ pg_stat_database, pg_stat_user_tables, and Redis INFO stats + commandstats.
                  tables a statement read are judged in imsnb.postgres, given the period)
     plans.py     the statements' generic plans now against the stored ones (history, baseline): plan_change;
                  plan shapes stored by every run and every `imsnb record` round, only when they change
-    redis.py     Redis INFO snapshots and deltas; hit rate, evictions, ops/s
+    cache.py     Redis INFO snapshots and deltas; hit rate, evictions, ops/s
     start.py     the window rule: where a window's numbers start (statistics' start, stored snapshots, the sample)
     sample.py    Sample (the snapshots of one run, the history store, the baseline), baseline_saved_finding and
                  redis_findings (hit rate and evictions of a sample, as health_check and triage judge them)
 """
 
 # The face re-exports each topic module's __all__: a new name goes in its module's __all__, not here.
+from imsnb.sampling import cache as _cache
 from imsnb.sampling import deltas as _deltas
 from imsnb.sampling import plans as _plans
 from imsnb.sampling import postgres as _postgres
-from imsnb.sampling import redis as _redis
 from imsnb.sampling import sample as _sample
 from imsnb.sampling import start as _start
+from imsnb.sampling.cache import *
 from imsnb.sampling.deltas import *
 from imsnb.sampling.plans import *
 from imsnb.sampling.postgres import *
-from imsnb.sampling.redis import *
 from imsnb.sampling.sample import *
 from imsnb.sampling.start import *
 
@@ -45,6 +45,6 @@ __all__: list[str] = []
 __all__ += _deltas.__all__
 __all__ += _plans.__all__
 __all__ += _postgres.__all__
-__all__ += _redis.__all__
+__all__ += _cache.__all__
 __all__ += _sample.__all__
 __all__ += _start.__all__

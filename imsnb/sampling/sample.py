@@ -14,6 +14,15 @@ from imsnb.findings import Finding, Severity
 from imsnb.history import History, Snapshot
 from imsnb.period import Period
 from imsnb.postgres.trail import table_trail
+from imsnb.sampling.cache import (
+    RedisDelta,
+    counters_went_down,
+    evictions_finding,
+    hit_rate_finding,
+    redis_delta,
+    redis_snapshot,
+    redis_target,
+)
 from imsnb.sampling.deltas import (
     PG_DATABASE,
     PG_SOURCES,
@@ -38,15 +47,6 @@ from imsnb.sampling.postgres import (
     statement_delta,
     statement_key,
     table_delta,
-)
-from imsnb.sampling.redis import (
-    RedisDelta,
-    counters_went_down,
-    evictions_finding,
-    hit_rate_finding,
-    redis_delta,
-    redis_snapshot,
-    redis_target,
 )
 from imsnb.sampling.start import Start, uncovered_note, window_start
 from imsnb.sampling.stored import StoreProblems

@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 
 from imsnb.history import History, Snapshot, Stored
 from imsnb.period import duration
+from imsnb.sampling.cache import counters_went_down
 from imsnb.sampling.deltas import REDIS_INFO, counters_since, epoch_reset_note, epoch_start, same_epoch
-from imsnb.sampling.redis import counters_went_down
 from imsnb.window import Window
 
 __all__ = [
