@@ -216,7 +216,10 @@ def test_the_demo_says_what_matters_once_and_ends_with_the_next_steps(degraded_s
     assert all(f"action planned  {a['action']} {a['target']}" in out for a in planned), out
     assert "status ok" not in out and out.count(": completed in ") == len(results), out
     assert not re.search(r"^  (OK|INFO) ", out, re.M), "OK and INFO findings stay in the reports"
-    assert len(out.splitlines()) < 120, len(out.splitlines())
+    # One line per finding at WARNING and above (as many as the scenario's story has: ~17 on db-degradation), and
+    # besides them a few lines per run and the next steps: ~103 lines, where the repeated sentence made 187 in all.
+    told = [line for line in out.splitlines() if re.match(r"  (WARNING|ERROR|CRITICAL) ", line)]
+    assert len(out.splitlines()) - len(told) < 110, out
     steps = out.split("\nnext steps:\n")[1]
     assert f"open {outputs / 'INC-SUITE' / 'index.html'}" in steps
     assert "make lab SCENARIO=db-degradation" in steps and "imsnb triage --incident PRACTICE --run-suggested" in steps

@@ -239,6 +239,7 @@ th{background:#f3f3f3} td.n{text-align:right;white-space:nowrap} .t{white-space:
 .ERROR{background:#f8d7da}.CRITICAL{background:#f1aeb5;font-weight:bold}
 .failed,.timeout{background:#f8d7da} .applying{background:#f1aeb5;font-weight:bold}
 .note{color:#666;font-size:.9em} td.w{min-width:16em} td.d{min-width:20em;overflow-wrap:anywhere}
+td.f{overflow-wrap:anywhere}
 dl.postmortem dt{font-weight:bold;margin-top:.8em} dl.postmortem dd{margin:.2em 0 0 1em;white-space:pre-wrap}
 .unwritten{color:#888;font-style:italic} pre{background:#f7f7f7;padding:.5em .8em;white-space:pre-wrap}
 """
@@ -270,7 +271,7 @@ def render_index(
             f"<tr><td class=t>{e(str(run.get('started_at') or ''))}</td><td class=t>{notebook}</td>"
             f'<td class="t {e(status)}">{e(status_word(status))}</td><td class="{e(severity)}">{e(severity)}</td>'
             f"<td class=n>{e(seconds_text(run.get('duration_s')))}</td><td class=t>{e(run_window_text(run))}</td>"
-            f"<td class=d>{files}</td></tr>"
+            f"<td class=f>{files}</td></tr>"
         )
     events = [
         f"<tr><td class=t>{e(ev['at'])}</td><td>{e(ev['source'])}</td><td>{e(ev['kind'])}</td>"
