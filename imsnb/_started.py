@@ -85,6 +85,7 @@ def _watch_cells() -> None:
     if _CELL_TIMEOUT_S is None:
         return
     try:
+        # lazy: IPython is there only inside a kernel; the CLI and workers never load it
         from IPython import get_ipython
     except ImportError:
         return

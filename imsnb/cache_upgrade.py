@@ -10,6 +10,7 @@ ticked only from what this run verified.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pandas as pd
 
@@ -34,8 +35,6 @@ def redis_settings_for(address: str = "") -> dict[str, Any]:
     if not host or not port.isdigit() or (db and not db.isdigit()):
         raise BadParameter(f"cannot read the Redis node {address!r}: use host:port or host:port/db")
     if "url" in base:  # the credentials of REDIS_URL, for the other node
-        from urllib.parse import unquote, urlsplit
-
         parts = urlsplit(str(base.pop("url")))
         if parts.username:
             base["username"] = unquote(parts.username)

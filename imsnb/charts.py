@@ -5,6 +5,7 @@ Show one in a notebook with `imsnb.report.show(fig)`; it is embedded as PNG in t
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -133,8 +134,6 @@ def timeseries_chart(
     `check` draws that check's warning level from the catalogue (with its IMSNB_THRESHOLD_* override, so the line
     moves with the finding); `threshold_value` is for a line no check judges."""
     if check is not None:
-        from imsnb.findings import threshold
-
         threshold_value = threshold(check).warning
     rows = frame[frame["metric"] == metric]
     fig = Figure(figsize=(9, 2.8), layout="constrained")
@@ -153,8 +152,6 @@ def timeseries_chart(
             label=f"threshold {threshold_value:g}{unit}",
         )
     if fit and len(rows) >= 3:
-        import numpy as np
-
         hours = (times - times.iloc[0]).dt.total_seconds().to_numpy() / 3600
         slope, intercept = np.polyfit(hours, rows["value"].to_numpy(dtype=float), 1)
         ax.plot(

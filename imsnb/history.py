@@ -19,6 +19,7 @@ from typing import Any
 
 from imsnb.errors import ImsnbError
 from imsnb.state import Store, StoreUrl, open_store
+from imsnb.state.url import sqlite_default
 
 DEFAULT_DAYS = 14.0
 DEFAULT_MAX_MB = 200.0
@@ -152,7 +153,6 @@ class StoredPlan:
 def history_path() -> Path:
     """IMSNB_HISTORY, else outputs/.history.sqlite next to the notebooks (the archive's folder): the SQLite store
     when no IMSNB_STATE_URL names one."""
-    from imsnb.state.url import sqlite_default
 
     return sqlite_default()
 

@@ -22,7 +22,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from imsnb import config
+from imsnb.aws import Aws
+from imsnb.bundles import WINDOW_MIME
+from imsnb.cache import Cache
 from imsnb.findings import Findings
+from imsnb.postgres import Database
+from imsnb.sampling import Sample
 from imsnb.window import Window, resolve_window
 
 if TYPE_CHECKING:
@@ -79,20 +84,12 @@ def begin(
     span = resolve_window(window, start, end)
     run = Incident(id=incident_id, notebook=notebook, span=span, findings=Findings())
     if db:
-        from imsnb.postgres import Database
-
         run.db = Database(notebook)
     if cache:
-        from imsnb.cache import Cache
-
         run.cache = Cache(notebook)
     if aws:
-        from imsnb.aws import Aws
-
         run.aws = Aws(notebook)
     if db or cache:
-        from imsnb.sampling import Sample
-
         run.sample = Sample(sample_s, db=run.db, cache=run.cache, window=span, taken_by=notebook)
     show_window(incident_id, span)
     return run
@@ -100,10 +97,10 @@ def begin(
 
 def show_window(incident_id: str, span: Window) -> None:
     """'Incident INC-7: window ...' printed; in a kernel, displayed with the window as a `WINDOW_MIME` bundle."""
-    from imsnb.bundles import WINDOW_MIME
 
     line = f"Incident {incident_id}: window {span}"
     try:
+        # lazy: IPython is there only inside a kernel; the CLI and workers never load it
         from IPython import get_ipython
         from IPython.display import display
     except ImportError:

@@ -17,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -76,6 +77,7 @@ def prepare_session(folder: Path, user_settings: Path | None = None) -> list[Pat
 def sign_notebooks(paths: list[Path], trust: Path) -> None:
     """Mark `paths` trusted in the session's trust store (`TRUST_FOLDER`, which the lab's notary is pointed at):
     they are fresh copies of the catalogue, with no outputs, so there is nothing in them to distrust."""
+    # lazy: nbformat (~1 s) only when the lab starts
     import nbformat
     from nbformat.sign import NotebookNotary
 
@@ -93,6 +95,7 @@ def user_settings_dir() -> Path | None:
     if os.environ.get("JUPYTERLAB_SETTINGS_DIR"):
         return Path(os.environ["JUPYTERLAB_SETTINGS_DIR"])
     try:
+        # lazy: only when the lab starts
         from jupyter_core.paths import jupyter_config_dir
     except ImportError:
         return None
@@ -187,7 +190,6 @@ def serve(
 
     The session's kernels talk over IPC sockets, whose paths must stay under the kernel's limit of 107 bytes: their
     runtime folder (JUPYTER_RUNTIME_DIR: connection files, sockets) is a short temporary one, removed at the end."""
-    import tempfile
 
     runtime = tempfile.mkdtemp(prefix="imsnb-lab-")
     env = {**os.environ, **added, "JUPYTER_RUNTIME_DIR": runtime}

@@ -15,9 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from imsnb import config
+from imsnb.cache import Cache
 from imsnb.errors import NotConfigured
 from imsnb.history import History, retention
+from imsnb.postgres import Database
 from imsnb.sampling import PG_SOURCES, postgres_snapshot, record_plans, redis_snapshot
+from imsnb.state import check_store
+from imsnb.window import parse_duration
 
 TAKEN_BY = "imsnb record"
 
@@ -36,8 +40,6 @@ def redis_configured() -> bool:
 
 def record_once(history: History | None = None) -> list[str]:
     """One round: snapshots of every source of every configured target, stored; one line per target."""
-    from imsnb.cache import Cache
-    from imsnb.postgres import Database
 
     history = history or History()
     lines = []
@@ -121,8 +123,6 @@ def record_until_stopped(
     `duration`, until stopped). Bad durations, a bad IMSNB_HISTORY_DAYS, a bad IMSNB_STATE_URL or one naming the
     diagnosed database are bad input before any round; SIGTERM ends the loop after the round in progress. The
     rounds taken and the store they went into (its name, without credentials)."""
-    from imsnb.state import check_store
-    from imsnb.window import parse_duration
 
     every_s = parse_duration(every).total_seconds() if every else None
     for_s = parse_duration(duration).total_seconds() if duration else None

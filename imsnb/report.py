@@ -12,6 +12,7 @@ placeholders in query text alone (JupyterLab 4 honours that class, not `tex2jax_
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import html
 import io
@@ -23,6 +24,7 @@ import pandas as pd
 from imsnb import __version__
 from imsnb.bundles import FINDINGS_MIME
 from imsnb.findings import Finding, Findings, Severity, escalation_for, on_call, skipped_target, skipped_text, worded
+from imsnb.findings.oncall import on_call_now
 from imsnb.tables import (
     CELL,
     HEAD,
@@ -68,7 +70,6 @@ def skipped_line(findings: list[Finding]) -> str:
 
 def bundle(findings: list[Finding], *, at: datetime | None = None) -> dict[str, Any]:
     """The machine-readable report: findings, the worst severity, its escalation and who is on call."""
-    from imsnb.findings.oncall import on_call_now
 
     at = at or datetime.now(UTC)
     person = on_call_now(at)
@@ -189,12 +190,11 @@ def html_block(inner: str) -> str:
 
 def _display(data: dict[str, Any]) -> None:
     try:
+        # lazy: IPython is there only inside a kernel; the CLI and workers never load it
         from IPython.display import display
     except ImportError:  # plain Python: print the text form
         print(data.get("text/plain", ""))
         return
     if "image/png" in data:
-        import base64
-
         data = {**data, "image/png": base64.b64encode(data["image/png"]).decode()}
     display(data, raw=True)

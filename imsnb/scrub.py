@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
@@ -13,15 +14,39 @@ from imsnb import config
 from imsnb.errors import BadParameter
 
 REDACTED = "********"
+_SECRET_NAME = re.compile(r"(^|_)(pass(word|wd)?|pwd|secret|token|credentials?|dsn)(_|$)|(^|_)(api)?key$", re.I)
 
 
 # Identifiers in summary.json, never scrubbed (a password equal to "postgres" must not rename checks).
 SUMMARY_KEYS_KEPT = frozenset({"check", "component", "severity", "notebook", "status", "unit", "action"})
 
 
-def redact_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
-    from imsnb.runs.parameters import check_not_secret
+def check_not_secret(name: str, value: Any) -> None:
+    """A parameter named like a secret, or holding one (by the one rule of every value, or a configured secret's
+    value), is bad input: secrets come from the environment, never from -p."""
+    if _SECRET_NAME.search(name):
+        raise BadParameter(
+            f"parameter {name!r} looks like a secret: set secrets in the environment (e.g. PGPASSWORD), never with -p"
+        )
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            check_not_secret(name, item)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            check_not_secret(name, key)
+            check_not_secret(name, item)
+        return
+    if not isinstance(value, str):
+        return
+    what = config.secret_in_value(value)  # the one rule of every place a value enters
+    if what:
+        raise BadParameter(f"the value of {name!r} looks like {what}: pass secrets through the environment")
+    if any(secret in value for secret in config.secret_values()):
+        raise BadParameter(f"the value of {name!r} contains a secret known from the environment: remove it")
 
+
+def redact_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
     clean = {}
     for name, value in parameters.items():
         try:

@@ -26,6 +26,7 @@ from imsnb.aws import Aws, cloudwatch, rds
 from imsnb.findings import CATALOGUE, Finding, Findings, Severity, escalation_for, on_call
 from imsnb.findings.oncall import on_call_now
 from imsnb.progress import say
+from imsnb.status_pages import third_party_findings
 from imsnb.window import Window, parse_duration
 
 
@@ -100,8 +101,6 @@ def key_findings(
         with _said(findings), findings.section(check):
             findings.add(judge(fetch(window, prom=prom)))
     with findings.section("api.third_party_status"):  # the runbook's "Check third-party service status"
-        from imsnb.status_pages import third_party_findings
-
         findings.add(third_party_findings())  # nothing when imsnb.toml names no [status_pages]
 
     aws = Aws(application)

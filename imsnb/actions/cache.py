@@ -6,6 +6,7 @@ from typing import Any
 
 import pandas as pd
 
+from imsnb import cache as redis_cache
 from imsnb.actions.gate import Plan
 
 __all__ = [
@@ -23,7 +24,6 @@ def flush_plan(cache: Any = None, *, db: int = 0) -> pd.DataFrame:
     The expected impact is taken from the cache as it is now: keys lost, memory freed, and the read load that
     falls through to PostgreSQL until the cache is warm again (hits per second before the flush).
     """
-    from imsnb import cache as redis_cache
 
     keys_by_db = redis_cache.keyspace(cache)
     row = keys_by_db[keys_by_db["db"] == db]
@@ -53,7 +53,6 @@ def flush_plan(cache: Any = None, *, db: int = 0) -> pd.DataFrame:
 
 def flush_action(cache: Any = None, *, db: int = 0) -> Plan:
     """The runbook's `redis-cli FLUSHDB ASYNC` on database `db` of the configured server."""
-    from imsnb import cache as redis_cache
 
     planned = flush_plan(cache, db=db).iloc[0]
     server = redis_cache.cache_or_default(cache)

@@ -9,7 +9,7 @@ import pandas as pd
 
 from imsnb.actions.gate import Plan
 from imsnb.actions.rds import next_rds_class, rds_resize_action
-from imsnb.aws import aws_or_default
+from imsnb.aws import aws_or_default, changes
 from imsnb.aws import ecs as ecs_source
 from imsnb.findings import threshold
 from imsnb.limits import MAX_COUNT_LIMIT
@@ -258,7 +258,6 @@ def error_rollback_plans(
     deployment of this service, back to exactly what that deployment replaced; when they followed another change
     (an RDS failover, an imsnb action), no rollback; when no change was named, the previous revision of what runs
     now, as before. Returns the plans and a line saying which case it is."""
-    from imsnb.aws import changes
 
     change = None if correlation is None else correlation.change
     culprit = changes.named_deployment(correlation, cluster, service)

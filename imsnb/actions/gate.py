@@ -240,6 +240,7 @@ def _display_outcome(frame: pd.DataFrame, turned: Keys, title: str, *, display_i
         ACTIONS_MIME: {"title": title, "keys": _keys_dict(turned), "actions": _records(frame)},
     }
     try:
+        # lazy: IPython is there only inside a kernel; the CLI and workers never load it
         from IPython.display import display, update_display
     except ImportError:  # plain Python: print the text form once, at the end
         if stage == "final":

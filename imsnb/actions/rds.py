@@ -10,6 +10,7 @@ import pandas as pd
 
 from imsnb.actions.gate import Plan, wait_deadline
 from imsnb.aws import aws_or_default
+from imsnb.aws import bottleneck as bn
 
 __all__ = [
     "RDS_CLASS_LADDER",
@@ -310,7 +311,6 @@ def rds_storage_increase_action(
 def bottleneck_actions(table: pd.DataFrame, cap: dict[str, Any], *, aws: Any = None) -> list[Plan]:
     """The runbook's "CPU: increase vCPU / Memory: increase RAM / Disk: add storage", for the bottleneck found:
     a class with more vCPU or more RAM (one resize), or a storage increase as its own action."""
-    from imsnb.aws import bottleneck as bn
 
     found = bn.bottleneck(table)
     if found is None:

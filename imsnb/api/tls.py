@@ -43,6 +43,7 @@ def certificate(
     endpoint: str, *, timeout_s: float = TIMEOUT_S, ca_file: str | None = None, now: datetime | None = None
 ) -> Certificate:
     """The certificate a TLS endpoint presents (fetched even if invalid), and whether its chain and name verify."""
+    # lazy: cryptography (~0.5 s to import) only for the TLS check's certificate
     from cryptography import x509
 
     host, _, port_text = endpoint.rpartition(":")

@@ -9,7 +9,9 @@ from typing import Any
 
 from imsnb.archive.index import INDEX, incident_runs, incident_window, read_runs, seconds_text, timeline, worst
 from imsnb.errors import BadParameter
+from imsnb.runs.parameters import check_incident_id
 from imsnb.runs.summary import status_word
+from imsnb.state.catalogue import remote_incidents, shared_store
 
 
 @dataclass
@@ -34,7 +36,6 @@ class Incident:
 def list_incidents(outputs: Path | str = "outputs") -> list[Incident]:
     """Incidents with at least one finished run, newest (latest run start) first: this outputs folder's and, with a
     shared store (IMSNB_STATE_URL), those in its run catalogue from other workers (their runs counted in)."""
-    from imsnb.state.catalogue import remote_incidents, shared_store
 
     outputs = Path(outputs)
     store = shared_store()
@@ -57,8 +58,6 @@ def list_incidents(outputs: Path | str = "outputs") -> list[Incident]:
 
 
 def load_incident(incident_id: str, outputs: Path | str = "outputs") -> Incident:
-    from imsnb.runs.parameters import check_incident_id
-
     check_incident_id(incident_id)
     folder = Path(outputs) / incident_id
     runs = incident_runs(folder)

@@ -19,11 +19,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from imsnb import config
 from imsnb.errors import ImsnbError
 from imsnb.files import write_atomic
 from imsnb.findings import Severity
+from imsnb.runs.catalogue import find_notebook, load_info
 from imsnb.runs.summary import status_word
 from imsnb.scrub import scrub_tree
+from imsnb.state.catalogue import remote_runs
+from imsnb.window import parse_instant, resolve_window
 
 INDEX = "index.html"
 POSTMORTEM = "postmortem.json"
@@ -60,7 +64,6 @@ def incident_runs(incident_dir: Path) -> list[dict[str, Any]]:
     """Every finished run of an incident, oldest first: this folder's (`read_runs`) and, with a shared store
     (IMSNB_STATE_URL), those other workers or outputs folders recorded in its catalogue (`remote: True`, with
     `worker` and `location`). A store that cannot be read is one warning; the local runs are shown all the same."""
-    from imsnb.state.catalogue import remote_runs
 
     runs = read_runs(incident_dir)
     try:
@@ -89,7 +92,6 @@ def run_window(run: dict[str, Any]) -> tuple[datetime, datetime] | None:
     folder written since the runner records it); for an older folder, rebuilt from its `start`/`end` or `window`
     parameters (ending at its start), with the notebook's default window when none was passed; None when neither
     can be read."""
-    from imsnb.window import parse_instant, resolve_window
 
     recorded = run.get("window")
     if isinstance(recorded, dict):
@@ -118,7 +120,6 @@ def run_window_text(run: dict[str, Any]) -> str:
 @functools.lru_cache(maxsize=64)
 def _default_window(notebook: str) -> str | None:
     """The `window` a notebook uses when none is passed (papermill records only the parameters given)."""
-    from imsnb.runs.catalogue import find_notebook, load_info
 
     try:
         declared = load_info(find_notebook(notebook)).parameters.get("window")
@@ -183,7 +184,6 @@ def _applying_note(action: dict[str, Any]) -> str | None:
 def read_postmortem(incident_dir: Path) -> dict[str, str]:
     """The post-mortem fields people wrote in postmortem.json, scrubbed of every known secret (a pasted password or
     connection string must not reach index.html, nor the S3 upload that copies it)."""
-    from imsnb import config
 
     try:
         data = json.loads((incident_dir / POSTMORTEM).read_text(encoding="utf-8"))

@@ -15,8 +15,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from imsnb import config
 from imsnb.archive.incidents import Incident, load_incident
 from imsnb.archive.index import incident_window, read_postmortem, read_ticket, timeline
+from imsnb.files import write_atomic
 from imsnb.findings import Severity
 from imsnb.scrub import scrub
 
@@ -77,7 +79,6 @@ def _minutes(window: tuple[str, str]) -> str:
 
 def postmortem_draft(incident: Incident) -> str:
     """The draft's Markdown text for one incident of the archive (secrets scrubbed)."""
-    from imsnb import config
 
     runs = incident.runs
     written = read_postmortem(incident.folder)
@@ -165,7 +166,6 @@ def postmortem_draft(incident: Incident) -> str:
 def write_postmortem_draft(incident_id: str, outputs: Path | str = "outputs") -> Path:
     """Draft the incident's post-mortem into outputs/<incident>/postmortem.md; its path. BadParameter (one line)
     for an incident the archive does not have."""
-    from imsnb.files import write_atomic
 
     incident = load_incident(incident_id, outputs)
     return write_atomic(incident.folder / DRAFT, postmortem_draft(incident))

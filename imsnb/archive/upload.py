@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from imsnb.archive.index import INDEX
+from imsnb.aws import Aws
 from imsnb.errors import BadParameter, ImsnbError
 
 RUN_FILES = ("notebook.ipynb", "report.html", "summary.json")
@@ -38,9 +39,8 @@ def upload(url: str, run_folders: list[Path], incident_dir: Path) -> list[str]:
     Uses the same boto3 client construction as the diagnostics (AWS_ENDPOINT_URL, bounded retries and timeouts).
     Needs s3:PutObject on the bucket. Raises UploadFailed with one line on any failure.
     """
+    # lazy: botocore/boto3 (~0.5-2 s to import) only where AWS is called
     from botocore.exceptions import BotoCoreError, ClientError
-
-    from imsnb.aws import Aws
 
     bucket, prefix = parse_archive_url(url)
     base = "/".join(p for p in (prefix, incident_dir.name) if p)

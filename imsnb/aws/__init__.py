@@ -118,7 +118,10 @@ class Aws(LazySession):
     def client(self, service: str) -> Any:
         self.raise_if_failed()
         if service not in self._clients:
+            # lazy: botocore/boto3 (~0.5-2 s to import) only where AWS is called
             import boto3
+
+            # lazy: botocore/boto3 (~0.5-2 s to import) only where AWS is called
             from botocore.config import Config
 
             if self._session is None:
@@ -129,6 +132,7 @@ class Aws(LazySession):
                 read_timeout=READ_TIMEOUT_S,
                 user_agent_extra=f"imsnb/{self.application}",
             )
+            # lazy: botocore/boto3 (~0.5-2 s to import) only where AWS is called
             from botocore.exceptions import NoRegionError
 
             # botocore reads AWS_DEFAULT_REGION but not AWS_REGION (the runbook's and the docs' name).
@@ -148,6 +152,7 @@ class Aws(LazySession):
 
     def call(self, service: str, operation: str, /, **kwargs: Any) -> dict[str, Any]:
         """One API call; connection and credential failures become Unreachable (remembered for the run)."""
+        # lazy: botocore/boto3 (~0.5-2 s to import) only where AWS is called
         from botocore.exceptions import (
             ConnectTimeoutError,
             EndpointConnectionError,
@@ -250,6 +255,7 @@ def _no_retry_after_timeout(caught_exception: BaseException | None = None, **_: 
     """An endpoint that accepted and did not answer in READ_TIMEOUT_S will not answer the next attempt either:
     give it up at once (botocore would retry it MAX_ATTEMPTS times, 30 s and more); throttling and 5xx are still
     retried."""
+    # lazy: botocore/boto3 (~0.5-2 s to import) only where AWS is called
     from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
 
     if isinstance(caught_exception, (ReadTimeoutError, ConnectTimeoutError)):
@@ -295,6 +301,7 @@ Column = str | Callable[[dict[str, Any]], Any]
 def items_table(items: list[dict[str, Any]], columns: dict[str, Column]) -> pd.DataFrame:
     """API items as a table, one row each, the columns in the order given: a column is the item's value under that
     key (None when absent) or a function of the item."""
+    # lazy: pandas (~2 s to import) only for this table
     import pandas as pd
 
     rows = [

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pandas as pd
 
 from imsnb.aws import Aws, aws_or_default, engine, if_exists, items_table
+from imsnb.aws.cloudwatch import series
 from imsnb.findings import Finding, Severity, judge, unjudged
+from imsnb.period import frame_period
 
 CLUSTER_COLUMNS = {
     "cluster": "CacheClusterId",
@@ -72,8 +74,6 @@ def snapshots(cluster_id: str | None = None, *, aws: Aws | None = None) -> pd.Da
 def usage_findings(frame: pd.DataFrame, cluster_id: str) -> list[Finding]:
     """The window's peak DatabaseMemoryUsagePercentage against the runbook's "Memory: < 90% used", and the
     evictions summed over the window against "Evictions: = 0" (CloudWatch: the window, not the node's lifetime)."""
-    from imsnb.aws.cloudwatch import series
-    from imsnb.period import frame_period
 
     found = []
     period = frame_period(frame)  # the span CloudWatch was asked for

@@ -1,6 +1,9 @@
 """`imsnb archive` (list incidents, show one, draft its post-mortem) and `imsnb summarize` (summary.json from an
 executed notebook)."""
 
+# Lazy imports: each command imports the library when it runs (imsnb/cli/__init__.py), so `imsnb --help` and a
+# mistyped flag answer without loading pandas, papermill, psycopg or boto3 (tests/test_startup.py).
+
 from __future__ import annotations
 
 import argparse
@@ -28,6 +31,7 @@ def add_archive(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_archive(args: argparse.Namespace) -> int:
+    # lazy: imsnb.tables pulls in pandas (~2 s); the runner's parent renders reports without it otherwise
     from imsnb import archive
 
     if args.archive_command == "list":
@@ -48,10 +52,19 @@ def cmd_archive(args: argparse.Namespace) -> int:
 def _postmortem(args: argparse.Namespace) -> int:
     """Write the draft; with --ticket attach it (a refused attachment is one line on stderr and exit 1: the draft
     is written all the same)."""
+    # lazy: imsnb.tables pulls in pandas (~2 s); the runner's parent renders reports without it otherwise
     from imsnb import archive
+
+    # lazy: imsnb.tables pulls in pandas (~2 s); the runner's parent renders reports without it otherwise
     from imsnb.archive.postmortem import write_postmortem_draft
+
+    # lazy: imsnb.tables pulls in pandas (~2 s); the runner's parent renders reports without it otherwise
     from imsnb.errors import BadParameter
+
+    # lazy: imsnb.tables pulls in pandas (~2 s); the runner's parent renders reports without it otherwise
     from imsnb.notify import jira
+
+    # lazy: imsnb.tables pulls in pandas (~2 s); the runner's parent renders reports without it otherwise
     from imsnb.notify.http import DeliveryFailed
 
     key = args.ticket
@@ -82,7 +95,10 @@ def add_summarize(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_summarize(args: argparse.Namespace) -> int:
+    # lazy: imsnb.tables pulls in pandas (~2 s); the runner's parent renders reports without it otherwise
     from imsnb.cli.output import outcome_text
+
+    # lazy: imsnb.tables pulls in pandas (~2 s); the runner's parent renders reports without it otherwise
     from imsnb.runs.summary import summary_of_file, summary_text, write_summary
 
     summary = summary_of_file(args.notebook)

@@ -7,6 +7,9 @@
   escalation and the incident's index.html.
 """
 
+# Lazy imports: each command imports the library when it runs (imsnb/cli/__init__.py), so `imsnb --help` and a
+# mistyped flag answer without loading pandas, papermill, psycopg or boto3 (tests/test_startup.py).
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
@@ -109,7 +112,10 @@ def progress_printer(names: list[str]) -> Callable[[Any], None]:
 def print_runs_summary(results: list[Any], elapsed: float | None = None, *, title: str | None = None) -> None:
     """Several runs under one incident, as `suite` and `triage --run-suggested` end: how they went, their findings
     at WARNING and above (skipped targets first), the worst severity with its escalation, and the index."""
+    # lazy: imsnb.tables pulls in pandas (~2 s); the runner's parent renders reports without it otherwise
     from imsnb.archive import INDEX
+
+    # lazy: imsnb.tables pulls in pandas (~2 s); the runner's parent renders reports without it otherwise
     from imsnb.runs.suite import worst_severity
 
     incident_dir = Path(results[0].folder).parent

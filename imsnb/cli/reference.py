@@ -1,6 +1,9 @@
 """Commands that print what imsnb has and needs: `imsnb list` (the notebooks and their parameters) and
 `imsnb iam-policy` (the AWS permissions)."""
 
+# Lazy imports: each command imports the library when it runs (imsnb/cli/__init__.py), so `imsnb --help` and a
+# mistyped flag answer without loading pandas, papermill, psycopg or boto3 (tests/test_startup.py).
+
 from __future__ import annotations
 
 import argparse
@@ -11,6 +14,7 @@ def add_list(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    # lazy: imsnb.tables pulls in pandas (~2 s); the runner's parent renders reports without it otherwise
     from imsnb.runs.catalogue import list_notebooks
 
     for info in list_notebooks():
@@ -32,7 +36,10 @@ def add_iam_policy(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_iam_policy(args: argparse.Namespace) -> int:
+    # lazy: imsnb.tables pulls in pandas (~2 s); the runner's parent renders reports without it otherwise
     from imsnb.archive import parse_archive_url
+
+    # lazy: imsnb.tables pulls in pandas (~2 s); the runner's parent renders reports without it otherwise
     from imsnb.aws import iam_policy_json
 
     archive = parse_archive_url(args.archive) if args.archive else None

@@ -1,5 +1,8 @@
 """`imsnb run`, `imsnb triage` and `imsnb suite`: the commands that run notebooks, and what they print."""
 
+# Lazy imports: each command imports the library when it runs (imsnb/cli/__init__.py), so `imsnb --help` and a
+# mistyped flag answer without loading pandas, papermill, psycopg or boto3 (tests/test_startup.py).
+
 from __future__ import annotations
 
 import argparse

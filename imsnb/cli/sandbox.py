@@ -1,6 +1,9 @@
 """The commands around the sandbox: `imsnb sandbox` (start it, print its exports), `imsnb lab` (JupyterLab on fresh
 notebook copies, a sandbox optional) and `imsnb demo` (every notebook against a sandbox)."""
 
+# Lazy imports: each command imports the library when it runs (imsnb/cli/__init__.py), so `imsnb --help` and a
+# mistyped flag answer without loading pandas, papermill, psycopg or boto3 (tests/test_startup.py).
+
 from __future__ import annotations
 
 import argparse

@@ -1,6 +1,9 @@
 """`imsnb schedule` (list, run, crontab: the runbook's routine from imsnb.toml) and `imsnb record` (counter
 snapshots between incidents)."""
 
+# Lazy imports: each command imports the library when it runs (imsnb/cli/__init__.py), so `imsnb --help` and a
+# mistyped flag answer without loading pandas, papermill, psycopg or boto3 (tests/test_startup.py).
+
 from __future__ import annotations
 
 import argparse

@@ -1,6 +1,9 @@
 """`imsnb state`: the store imsnb keeps its memory in (IMSNB_STATE_URL or `[state] url`, else the SQLite history):
 create its schema, migrate it, say what it holds."""
 
+# Lazy imports: each command imports the library when it runs (imsnb/cli/__init__.py), so `imsnb --help` and a
+# mistyped flag answer without loading pandas, papermill, psycopg or boto3 (tests/test_startup.py).
+
 from __future__ import annotations
 
 import argparse

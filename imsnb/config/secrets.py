@@ -4,10 +4,11 @@ every AWS profile. Secrets are read here and in `targets` (the connection settin
 
 from __future__ import annotations
 
+import configparser
 import os
 import re
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 # An environment variable whose name matches holds a secret: its value is scrubbed from artifacts.
 SECRET_ENV_NAME = re.compile(
@@ -74,7 +75,6 @@ _AWS_SECRET_KEYS = ("aws_secret_access_key", "aws_session_token", "aws_security_
 
 def _aws_profile_secrets() -> list[str]:
     """Keys and tokens of every profile in the shared AWS credentials and config files."""
-    import configparser
 
     found = []
     for variable, default in (("AWS_SHARED_CREDENTIALS_FILE", "credentials"), ("AWS_CONFIG_FILE", "config")):
@@ -134,7 +134,6 @@ _CONNINFO_PASSWORD = re.compile(r"(?:^|\s)(?:ssl)?password\s*=\s*('(?:[^'\\]|\\.
 
 def _embedded_secrets(value: str) -> list[str]:
     """Secrets inside one value: a URL's password and query secrets (?password=), a conninfo's password=."""
-    from urllib.parse import parse_qsl
 
     found = []
     raw = _raw_url_password(value)

@@ -5,9 +5,10 @@ variable names; and which targets are configured at all."""
 from __future__ import annotations
 
 import os
+import socket
 from urllib.parse import urlsplit
 
-from imsnb.errors import NotConfigured
+from imsnb.errors import BadParameter, NotConfigured
 
 
 def postgres_settings() -> dict[str, str]:
@@ -33,9 +34,8 @@ def postgres_settings_for(conninfo: str = "", *, host: str | None = None, port: 
     instance a notebook restored, from AWS; never a parameter). A conninfo naming any other server gets
     `password=''`: libpq then sends only that server's own ~/.pgpass (PGPASSFILE) entry, or nothing.
     """
+    # lazy: psycopg (~1 s to import) only for a PostgreSQL target or store; SQLite and the CLI skip it
     from psycopg.conninfo import conninfo_to_dict
-
-    from imsnb.errors import BadParameter
 
     try:
         settings = {k: str(v) for k, v in conninfo_to_dict(conninfo).items()}
@@ -65,6 +65,7 @@ def postgres_settings_for(conninfo: str = "", *, host: str | None = None, port: 
 
 def _configured_endpoint(base: dict[str, str]) -> tuple[str, str, str]:
     """(host, hostaddr, port) the usual target connects to: DB_* first, else libpq's defaults (PG*, PGSERVICE)."""
+    # lazy: psycopg (~1 s to import) only for a PostgreSQL target or store; SQLite and the CLI skip it
     from psycopg import pq
 
     defaults = {o.keyword.decode(): (o.val or b"").decode() for o in pq.Conninfo.get_defaults()}
@@ -293,6 +294,7 @@ def aws_configured(environ: dict[str, str] | None = None) -> bool:
     if any(environ.get(name) for name in AWS_CREDENTIAL_VARIABLES):
         return True
     try:
+        # lazy: botocore/boto3 (~0.5-2 s to import) only where AWS is called
         import botocore.session
 
         return botocore.session.Session().get_credentials() is not None
@@ -343,8 +345,6 @@ def target_label(target: str, environ: dict[str, str] | None = None) -> str:
     if target == "tls":
         return f"{name} {', '.join(tls_endpoints(environ))}"
     if target == "host":
-        import socket
-
         return f"host {socket.gethostname()}"
     return name
 

@@ -29,7 +29,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from imsnb.errors import ImsnbError
 from imsnb.findings import Severity
+from imsnb.schedule import get_schedule, load_schedules, run_schedule
 
 DAG_PREFIX = "imsnb_"
 TASK_ID = "run_notebook"
@@ -84,8 +86,6 @@ def run_task(
 ) -> dict[str, Any]:
     """The task's body, without Airflow: run schedule `name` and decide. Raises `Retry` or `Fail` (mapped to
     Airflow's exceptions by the task), else returns what the task pushes."""
-    from imsnb.errors import ImsnbError
-    from imsnb.schedule import get_schedule, run_schedule
 
     try:
         schedule = get_schedule(name, Path(config) if config else "auto")
@@ -132,7 +132,6 @@ def dags(
     `config` is an imsnb.toml path (default: IMSNB_CONFIG, the current directory, the repository root). A bad
     schedule raises BadParameter with one line naming the file, table and field: Airflow shows it as the DAG
     file's import error."""
-    from imsnb.schedule import load_schedules
 
     schedules = load_schedules(Path(config) if config else "auto")
     built = {}
@@ -142,11 +141,14 @@ def dags(
 
 
 def _dag(schedule, retries: int, retry_delay: timedelta, outputs, config) -> Any:
+    # lazy: Airflow is installed only on Airflow's workers (the `airflow` extra)
     from airflow.sdk import DAG, task
 
     try:
+        # lazy: Airflow is installed only on Airflow's workers (the `airflow` extra)
         from airflow.sdk import CronTriggerTimetable
     except ImportError:  # older Airflow 3 releases
+        # lazy: Airflow is installed only on Airflow's workers (the `airflow` extra)
         from airflow.timetables.trigger import CronTriggerTimetable
 
     name = schedule.name
@@ -173,11 +175,14 @@ def _dag(schedule, retries: int, retry_delay: timedelta, outputs, config) -> Any
 
 def _airflow_task(name: str, outputs, config) -> dict[str, Any]:
     """Inside a running Airflow task: run, then map our outcome to Airflow's exceptions and push the severity."""
+    # lazy: Airflow is installed only on Airflow's workers (the `airflow` extra)
     from airflow.sdk import get_current_context
 
     try:
+        # lazy: Airflow is installed only on Airflow's workers (the `airflow` extra)
         from airflow.sdk.exceptions import AirflowException, AirflowFailException
     except ImportError:
+        # lazy: Airflow is installed only on Airflow's workers (the `airflow` extra)
         from airflow.exceptions import AirflowException, AirflowFailException
 
     context = get_current_context()

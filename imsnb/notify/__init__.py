@@ -28,13 +28,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from imsnb import config
+from imsnb import archive, config
 from imsnb.errors import BadParameter, ImsnbError, NotConfigured
 from imsnb.files import write_atomic
 from imsnb.findings import Severity
+from imsnb.findings.oncall import load_roster
 from imsnb.notify import jira, mail, pagerduty, slack, state
 from imsnb.notify.http import DeliveryFailed, check_secure
-from imsnb.notify.message import Notice, build_notice
+from imsnb.notify.message import Notice, build_notice, target_of
 from imsnb.notify.routes import Routes, load_routes, secret
 from imsnb.scrub import SUMMARY_KEYS_KEPT, scrub_tree
 
@@ -47,7 +48,6 @@ __all__ = ["MODES", "check_ready", "deliver"]
 def check_ready(mode: str, ticket: str | None = None) -> None:
     """Refuse, before anything runs, what would make delivery impossible: an unknown mode, a missing or wrong
     `[notify]` / `[oncall]` table, a malformed ticket key or missing Jira variables."""
-    from imsnb.findings.oncall import load_roster
 
     if mode not in MODES:
         raise BadParameter(f"notify mode {mode!r}: use one of {', '.join(MODES)}")
@@ -249,8 +249,6 @@ def _event_record(event: dict[str, Any], url: str, mode: str) -> tuple[dict[str,
 
 
 def _ticket(key: str, notice: Notice, files: list, incident_dir: Path) -> list[dict[str, Any]]:
-    from imsnb import archive
-
     try:
         jira.check_ticket(key)
     except BadParameter as exc:
@@ -372,8 +370,6 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 def _target(finding: dict[str, Any], summary: dict[str, Any]) -> str:
-    from imsnb.notify.message import target_of
-
     return target_of(finding, summary)
 
 

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from imsnb import config
 from imsnb.errors import ImsnbError
 from imsnb.findings import Severity, escalation_for, worded
+from imsnb.findings.oncall import on_call_now, role_contact
 
 SHOWN_MIN = Severity.WARNING
 TABLE_COLUMNS = ("severity", "notebook", "check", "value", "message")
@@ -105,7 +106,6 @@ def value_text(finding: dict[str, Any]) -> str:
 
 def build_notice(summaries: list[dict[str, Any]], folders: list[Path], *, archive: str | None = None) -> Notice:
     """The one message for these runs (their summary.json contents and folders)."""
-    from imsnb.findings.oncall import on_call_now, role_contact
 
     worst = Severity.worst(s.get("severity") for s in summaries)
     esc = escalation_for(worst)

@@ -37,6 +37,8 @@ from typing import Any
 from imsnb import config
 from imsnb.errors import NotConfigured
 from imsnb.findings import Severity, escalation_for
+from imsnb.notify.http import check_secure
+from imsnb.notify.mail import tls_problem
 
 DESTINATIONS = ("slack", "email", "pagerduty")
 # The secret each destination needs, from the environment only (every name matches config.SECRET_ENV_NAME, so its
@@ -129,8 +131,6 @@ def routes_from(section: dict[str, Any]) -> Routes:
 
 
 def _check_pagerduty(table: dict[str, Any]) -> None:
-    from imsnb.notify.http import check_secure
-
     unknown = sorted(set(table) - {"url"})
     if unknown:
         raise NotConfigured(f"[notify.pagerduty] unknown key {unknown[0]!r} (use url)")
@@ -153,7 +153,6 @@ def _check_email(table: dict[str, Any]) -> None:
         int(table.get("port", 25))
     except (TypeError, ValueError):
         raise NotConfigured(f"[notify.email] port={table.get('port')!r} is not a number") from None
-    from imsnb.notify.mail import tls_problem
 
     problem = tls_problem(table, None)
     if problem:

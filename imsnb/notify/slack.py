@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import quote
 
 from imsnb.notify.http import DeliveryFailed, post_json
-from imsnb.notify.message import Notice, link
+from imsnb.notify.message import Notice, link, value_text
 
 HEADER_MAX, SECTION_MAX, FIELD_MAX, FIELDS_MAX, TEXT_MAX = 150, 3000, 2000, 10, 3000
 FINDINGS_SHOWN = 20
@@ -88,8 +88,6 @@ def payload(notice: Notice) -> dict[str, Any]:
 
 
 def _value(finding: dict[str, Any]) -> str:
-    from imsnb.notify.message import value_text
-
     return value_text(finding)
 
 

@@ -35,6 +35,8 @@ from typing import Any, TypeVar
 
 from imsnb.files import write_atomic
 from imsnb.findings import Severity, escalation_for
+from imsnb.state import open_store
+from imsnb.state.notify import exchange as store_exchange
 
 STATE_DIR = ".notify"
 STATE_FILE = "state.json"
@@ -98,8 +100,6 @@ def exchange(outputs: Path, work: Callable[[dict[str, Any]], T], warn: Callable[
     outputs/.notify/state.json; a state that cannot be used is one warning and `work` runs on an empty one."""
     store = shared_store(warn)
     if store is not None:
-        from imsnb.state.notify import exchange as store_exchange
-
         return store_exchange(store, work, warn, check=_malformed)
     try:
         folder = _safe_folder(Path(outputs))
@@ -126,7 +126,6 @@ def exchange(outputs: Path, work: Callable[[dict[str, Any]], T], warn: Callable[
 def shared_store(warn: Callable[[str], None]) -> Any:
     """The shared store (IMSNB_STATE_URL or `[state] url`) the state lives in, or None for the outputs folder's
     file. A store URL that cannot be used is one warning, and None (the file, this run only)."""
-    from imsnb.state import open_store
 
     store = open_store()
     if store.url is None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from imsnb.runs.catalogue import list_notebooks
 from imsnb.runs.execute import RunResult, run_notebook
 from imsnb.runs.exits import EXIT_NOTEBOOK_FAILED, EXIT_OK
+from imsnb.sandbox import Sandbox
 
 DEMO_INCIDENT = "DEMO"
 DEMO_PARAMETERS = {"window": "30m"}
@@ -44,7 +45,6 @@ def run_demo(
 ) -> list[RunResult]:
     """Start the `scenario` sandbox, run every notebook against it under incident DEMO, stop it; the results in
     the order run. `on_start` and `on_result` are called around each run (the CLI prints there)."""
-    from imsnb.sandbox import Sandbox
 
     names, results = demo_notebooks(), []
     with Sandbox(scenario) as sandbox, exported(sandbox.env()):

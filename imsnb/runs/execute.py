@@ -21,12 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from imsnb import config
+from imsnb._started import ALLOW_ENV, CELL_TIMEOUT_ENV, JOURNAL_ENV, RUN_FILES_ENV, RUN_FOLDER_ENV
 from imsnb.errors import BadParameter, NotConfigured
 from imsnb.findings import Severity, check_threshold_overrides
+from imsnb.progress import PROGRESS_ENV, Follower
 from imsnb.runs.catalogue import NotebookInfo, find_notebook, load_info
 from imsnb.runs.exits import run_exit_code
 from imsnb.runs.folder import check_writable, record_in_catalogue, refresh_index, write_run_folder
-from imsnb.runs.kernels import ForkServer
+from imsnb.runs.kernels import ForkServer, provisioner_class
 from imsnb.runs.parameters import check_bounds, check_incident_id, is_positive_seconds, validate
 from imsnb.runs.summary import merge_journal, note_unfinished_actions, read_journal, summarize
 from imsnb.scrub import scrubber
@@ -202,7 +204,10 @@ def _execute(
     progress: Path | None = None,
 ) -> tuple[dict, str, dict | None]:
     """papermill in this process; returns the executed notebook (as a dict), the status and the error, if any."""
+    # lazy: papermill (~3 s to import) only in the process that executes a notebook
     import papermill
+
+    # lazy: the kernel machinery (~1 s) only in the process that executes a notebook
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     status, error = "ok", None
@@ -278,8 +283,6 @@ def kernel_environment(
     and where the notebook puts files to keep with it (performance_baseline's metrics export).
     IMSNB_PROGRESS: where the notebook says what it is doing (`imsnb.progress`), when the caller follows it.
     """
-    from imsnb._started import ALLOW_ENV, CELL_TIMEOUT_ENV, JOURNAL_ENV, RUN_FILES_ENV, RUN_FOLDER_ENV
-    from imsnb.progress import PROGRESS_ENV
 
     changes: dict[str, str | None] = {
         ALLOW_ENV: "1" if allow_actions else None,
@@ -304,9 +307,8 @@ def _kernel_manager_class(
 
     `ipc`: a private folder for the kernel's sockets (IPC, not TCP: no ports, nothing reachable from the network,
     and no "running over TCP without encryption" warning). `kernels`: fork the kernel from this warm parent."""
+    # lazy: the kernel machinery (~1 s) only in the process that executes a notebook
     from jupyter_client import AsyncKernelManager
-
-    from imsnb.runs.kernels import provisioner_class
 
     provisioner = None if kernels is None else provisioner_class(kernels)
 
@@ -357,7 +359,6 @@ def _follow(path: Path | None, on_line: Callable[[str], None] | None) -> Any:
     """A started `imsnb.progress.Follower` of `path` (secrets scrubbed from each line), or None."""
     if path is None or on_line is None:
         return None
-    from imsnb.progress import Follower
 
     path.touch()
     return Follower(path, on_line, clean=scrubber()).start()

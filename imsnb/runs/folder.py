@@ -25,7 +25,9 @@ from pathlib import Path
 
 from imsnb import config
 from imsnb.errors import BadParameter
+from imsnb.runs.html import render_report
 from imsnb.scrub import SUMMARY_KEYS_KEPT, scrub, scrub_tree
+from imsnb.state.catalogue import record_run
 
 
 def check_writable(folder: Path) -> None:
@@ -41,10 +43,13 @@ def check_writable(folder: Path) -> None:
 
 def refresh_index(incident_dir: Path) -> None:
     """Rewrite the incident's index.html; a failure there never costs the run (the index can be rebuilt)."""
-    from imsnb import archive
+
+    # lazy: the one edge from runs back to the archive (which reads run folders and the notebook catalogue); at the
+    # top it would close a package circle runs -> archive -> runs
+    from imsnb.archive.index import write_index
 
     try:
-        archive.write_index(incident_dir)
+        write_index(incident_dir)
     except OSError as exc:
         logging.getLogger(__name__).warning("index.html of %s not rewritten: %s", incident_dir, exc)
 
@@ -52,7 +57,6 @@ def refresh_index(incident_dir: Path) -> None:
 def record_in_catalogue(folder: Path, summary: dict) -> None:
     """Record the run in a shared store's catalogue (IMSNB_STATE_URL), so other workers' indexes and listings show
     it; a store that cannot take it is one warning on stderr (the run folder is complete)."""
-    from imsnb.state.catalogue import record_run
 
     problem = record_run(folder, summary)
     if problem:
@@ -62,7 +66,6 @@ def record_in_catalogue(folder: Path, summary: dict) -> None:
 def export_html(notebook_json: str, summary: dict | None = None) -> str:
     """A self-contained HTML report: what it is about (from the run's summary), the verdict, charts embedded as PNG,
     nothing fetched, no script."""
-    from imsnb.runs.html import render_report
 
     return render_report(json.loads(notebook_json), summary=summary)
 

@@ -7,14 +7,18 @@ only runs notebooks. Actions are never applied here: a follow-up plans them in i
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from imsnb.findings import Severity
-from imsnb.runs.execute import DEFAULT_TIMEOUT_S, RunResult, run_notebook
+from imsnb import config
+from imsnb.findings import Finding, Severity
+from imsnb.runs.catalogue import load_info
+from imsnb.runs.execute import DEFAULT_TIMEOUT_S, RunResult, check_run_settings, prepare, run_notebook
 from imsnb.runs.suite import run_suite
+from imsnb.triage import key_metrics, plan_text, suggested_notebooks
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,10 +45,6 @@ def triage_plan(
     """What a triage run with these parameters is about to do, said before its kernel starts ("sampling counters
     for 10 s; reading Prometheus, CloudWatch, PostgreSQL and Redis over the last 1h ..."); bad input (including a
     run that would check nothing) raises BadParameter first, as the run itself would."""
-    from imsnb import config
-    from imsnb.runs.catalogue import load_info
-    from imsnb.runs.execute import check_run_settings, prepare
-    from imsnb.triage import plan_text
 
     check_run_settings(fail_on, timeout_s)
     path, given, _ = prepare("triage", parameters, incident_id, outputs)
@@ -56,8 +56,6 @@ def triage_plan(
     environment = params.get("environment")
     environ = None
     if environment and environment != "default":
-        import os
-
         environ = dict(os.environ) | config.environment_settings(environment)
     return plan_text(span, float(params.get("sample_s") or 0), environ)
 
@@ -73,8 +71,6 @@ def run_triage(
 ) -> TriageRun:
     """Run the triage notebook; its key metrics and the notebooks its findings suggest. `on_progress` gets each
     key metric as the notebook judges it (`imsnb.progress`)."""
-    from imsnb.findings import Finding
-    from imsnb.triage import key_metrics, suggested_notebooks
 
     result = run_notebook(
         "triage",

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import html
 import re
+from datetime import datetime
 from typing import Any
 
 from imsnb.bundles import ACTIONS_MIME, FINDINGS_MIME
+from imsnb.period import _span
+from imsnb.runs.summary import status_word
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 # nbconvert's order for HTML, restricted to what a report can show without a script.
@@ -66,7 +69,6 @@ def render_report(nb: dict[str, Any], *, title: str | None = None, summary: dict
 
 def _about(title: str, summary: dict[str, Any]) -> str:
     """The page's header: what this report is about, in the order a ticket reader asks."""
-    from imsnb.runs.summary import status_word
 
     e = html.escape
     took = summary.get("duration_s")
@@ -93,9 +95,6 @@ def _utc_text(value: Any) -> str:
 
 def _window_text(window: Any) -> str:
     """'2026-12-02 17:00:34 – 18:00:34 UTC (60 min)' from summary.json's {"start", "end"}."""
-    from datetime import datetime
-
-    from imsnb.period import _span
 
     if not isinstance(window, dict) or not window.get("start") or not window.get("end"):
         return "—"
@@ -168,9 +167,10 @@ ACTION_COLUMNS = ("status", "action", "target", "reason", "command", "expected_e
 def _actions(data: dict[str, Any]) -> str:
     """An action plan from its bundle (the notebook's own HTML is pandas' default table): its first line (the title
     and whether the keys were turned), then the actions as a readable table (`imsnb.tables`)."""
+    # lazy: pandas (~2 s to import) only for this table
     import pandas as pd
 
-    from imsnb.tables import table_html
+    from imsnb.tables import table_html  # lazy: it imports pandas at its top
 
     first = _text(data.get("text/plain")).split("\n", 1)[0]
     actions = pd.DataFrame(data[ACTIONS_MIME]["actions"])
@@ -205,6 +205,7 @@ def _markdown(text: str, *, trusted: bool) -> str:
     """Markdown to HTML; raw HTML passes only in the notebook's own cells (trusted), never in outputs."""
     render = _MARKDOWN.get(trusted)
     if render is None:
+        # lazy: the Markdown renderer only for a report with Markdown cells
         import mistune
 
         render = _MARKDOWN[trusted] = mistune.create_markdown(escape=not trusted, plugins=["table", "strikethrough"])

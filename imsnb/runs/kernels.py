@@ -222,6 +222,7 @@ def warm_set(modules: Iterable[str]) -> list[str]:
 def provisioner_class(server: ForkServer) -> type:
     """A LocalProvisioner that asks `server` for the kernel instead of starting an interpreter (and starts a plain
     one, with a warning in the log, when the server cannot give one)."""
+    # lazy: the kernel machinery (~1 s) only in the process that executes a notebook
     from jupyter_client.provisioning import LocalProvisioner
 
     class ForkProvisioner(LocalProvisioner):
@@ -309,16 +310,19 @@ def _become_kernel(request: dict[str, Any]) -> None:
         for name in [m for m in sys.modules if m.split(".")[0] == "imsnb" and m != __name__]:
             del sys.modules[name]
         if "matplotlib" in sys.modules:  # read MPLBACKEND at import, in the server: read it again for this run
+            # lazy: preloaded in the kernel only (the runner's parent process never draws)
             import matplotlib
 
             matplotlib.rcParams["backend"] = os.environ.get("MPLBACKEND") or INLINE_BACKEND
         if "numpy" in sys.modules:
+            # lazy: preloaded in the kernel only (the runner's parent process never draws)
             import numpy
 
             numpy.random.seed()  # not the server's state, shared by every fork
         # IPKernelApp read JPY_PARENT_PID when the server imported it: give this run's value explicitly
         args = [*request["args"], f"--IPKernelApp.parent_handle={int(os.environ.get('JPY_PARENT_PID') or 0)}"]
         sys.argv = [KERNEL_MODULE, *args]
+        # lazy: the kernel machinery (~1 s) only in the process that becomes a kernel
         from ipykernel.kernelapp import IPKernelApp
 
         IPKernelApp.launch_instance(argv=args)

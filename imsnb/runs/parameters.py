@@ -12,10 +12,10 @@ import math
 import re
 from typing import Any
 
-from imsnb import config
 from imsnb.errors import BadParameter
 from imsnb.limits import check_max_backends, check_max_count, check_max_indexes
 from imsnb.runs.catalogue import NotebookInfo, Parameter
+from imsnb.scrub import check_not_secret
 from imsnb.window import parse_duration, parse_instant, resolve_window
 
 MAX_VALUE_LENGTH = 2000
@@ -24,7 +24,6 @@ INCIDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 # Parameter names refused outright; `key` only as the last word (api_key, key) so `key_pattern` stays usable.
-_SECRET_NAME = re.compile(r"(^|_)(pass(word|wd)?|pwd|secret|token|credentials?|dsn)(_|$)|(^|_)(api)?key$", re.I)
 
 
 def check_incident_id(incident_id: str) -> str:
@@ -34,29 +33,6 @@ def check_incident_id(incident_id: str) -> str:
             "e.g. INC-1234"
         )
     return incident_id
-
-
-def check_not_secret(name: str, value: Any) -> None:
-    if _SECRET_NAME.search(name):
-        raise BadParameter(
-            f"parameter {name!r} looks like a secret: set secrets in the environment (e.g. PGPASSWORD), never with -p"
-        )
-    if isinstance(value, (list, tuple)):
-        for item in value:
-            check_not_secret(name, item)
-        return
-    if isinstance(value, dict):
-        for key, item in value.items():
-            check_not_secret(name, key)
-            check_not_secret(name, item)
-        return
-    if not isinstance(value, str):
-        return
-    what = config.secret_in_value(value)  # the one rule of every place a value enters
-    if what:
-        raise BadParameter(f"the value of {name!r} looks like {what}: pass secrets through the environment")
-    if any(secret in value for secret in config.secret_values()):
-        raise BadParameter(f"the value of {name!r} contains a secret known from the environment: remove it")
 
 
 def coerce(param: Parameter, raw: Any) -> Any:

@@ -33,6 +33,7 @@ from imsnb.runs.execute import (
     run_notebook,
 )
 from imsnb.runs.exits import worst_exit_code
+from imsnb.runs.folder import refresh_index
 from imsnb.runs.kernels import ForkServer, notebook_imports
 from imsnb.runs.parameters import check_incident_id
 
@@ -131,7 +132,6 @@ def run_suite(
     `on_result` is called (in the caller's thread) as each run finishes. The incident's index.html is rewritten
     after each run and once more at the end.
     """
-    from imsnb import archive
 
     parameters = dict(parameters or {})
     jobs = default_jobs() if jobs is None else jobs
@@ -177,7 +177,7 @@ def run_suite(
             for future in futures:
                 future.cancel()
             raise
-    archive.write_index(Path(outputs) / incident)
+    refresh_index(Path(outputs) / incident)
     if errors:
         raise errors[0]
     return [results[i] for i in sorted(results)]

@@ -18,7 +18,9 @@ from imsnb import __version__, config
 from imsnb.bundles import ACTIONS_MIME, FINDINGS_MIME, WINDOW_MIME
 from imsnb.errors import ImsnbError
 from imsnb.files import write_atomic
+from imsnb.runs.catalogue import parse_parameters
 from imsnb.scrub import SUMMARY_KEYS_KEPT, redact_parameters, scrub_tree
+from imsnb.window import parse_instant, resolve_window
 
 # summary.json's `status` ("ok": the notebook ran to its end) as people read it: next to "worst finding ERROR",
 # "ok" reads as a contradiction.
@@ -143,8 +145,6 @@ def _is_window(value: Any) -> bool:
 def parameters_window(nb: dict) -> dict[str, str] | None:
     """The window an executed notebook's parameters describe (its parameters cell's defaults, overridden by what
     papermill injected), ending when papermill started it; None when it declares no window or it cannot be read."""
-    from imsnb.runs.catalogue import parse_parameters
-    from imsnb.window import parse_instant, resolve_window
 
     meta = nb.get("metadata", {}).get("papermill", {})
     declared: dict[str, Any] = {}

@@ -17,8 +17,9 @@ from imsnb import postgres
 from imsnb.findings import Finding, Severity, threshold
 from imsnb.history import History, Snapshot, StoredPlan
 from imsnb.period import Period
-from imsnb.postgres.plans import is_utility, raw_texts
-from imsnb.sampling.postgres import postgres_target
+from imsnb.postgres.plans import PlanShape, is_utility, raw_texts
+from imsnb.sampling.deltas import PG_STATEMENTS
+from imsnb.sampling.postgres import own_statements, postgres_snapshot, postgres_target, statement_delta
 from imsnb.state.backends import store_errors
 
 __all__ = [
@@ -109,8 +110,6 @@ def record_plans(
     """`imsnb record`'s plans: the statements with the most time since the previous stored snapshot (or since
     restart, without one), explained and stored where their shape changed. `statements`: the pg_stat_statements
     snapshot just taken (else one is taken). Returns the new shapes stored."""
-    from imsnb.sampling.deltas import PG_STATEMENTS
-    from imsnb.sampling.postgres import own_statements, postgres_snapshot, statement_delta
 
     target = postgres_target(db)
     own = own_statements(db)  # imsnb's own statements are not the application's: their plans are not recorded
@@ -145,7 +144,6 @@ def plan_changes(
     other shape seen, when the present shape first appeared inside the window) or else from the saved baseline.
 
     `frame.attrs`: `compared` (statements with a plan from before to compare with) and `unknown` (none stored)."""
-    from imsnb.postgres.plans import PlanShape
 
     now = now or datetime.now(UTC)
     baseline_plans = baseline_plans or {}
@@ -195,7 +193,6 @@ def _change_in_history(
 ) -> tuple[Any, datetime | None, datetime | None] | None:
     """(the shape before, when it was last seen, when the present shape was first seen) when the present shape
     first appeared inside the window after another one; None when the plan has not changed in the window."""
-    from imsnb.postgres.plans import PlanShape
 
     first_seen = None
     for stored_plan in reversed(stored):
@@ -285,7 +282,6 @@ def plans_and_changes(
     """For a run (`Sample`): the plans of the statements in `frames` worth explaining, and their changes against the
     history store and the saved baseline (compared before this run's plans are stored, so they compare with the
     past only)."""
-    from imsnb.sampling.deltas import PG_STATEMENTS
 
     target = postgres_target(sample.db)
     plans = explain(sample.db, statements_to_explain(*frames, limit=limit), limit=limit)

@@ -34,6 +34,7 @@ from imsnb.sampling.deltas import (
     lifetime_start,
     period_of,
 )
+from imsnb.sampling.plans import EXPLAIN_TOP, explain, plan_hashes
 from imsnb.sampling.postgres import (
     STATEMENT_TEXTS,
     TABLE_COLUMNS,
@@ -299,7 +300,6 @@ class Sample:
     def _baseline_plans(self, statements: pd.DataFrame) -> dict[str, dict[str, Any]]:
         """The shapes of the busiest statements' plans, saved with the baseline (`postgres.plan_change` compares
         with them when the history holds no plan); none when they cannot be taken (said, not raised)."""
-        from imsnb.sampling.plans import EXPLAIN_TOP, explain, plan_hashes
 
         try:
             top = statements.sort_values("total_ms", ascending=False).head(EXPLAIN_TOP)

@@ -32,7 +32,7 @@ __all__ = ["SCENARIOS", "SCENARIO_NAMES", "Sandbox"]
 
 
 def __getattr__(name: str) -> Any:
-    """`Sandbox` and `SCENARIOS` load their servers' modules (psycopg, redis, boto3, moto) on first use only."""
+    """Lazy: `Sandbox` and `SCENARIOS` load their servers' modules (psycopg, redis, boto3, moto) on first use only."""
     if name == "Sandbox":
         from imsnb.sandbox.box import Sandbox
 

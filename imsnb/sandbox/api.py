@@ -7,7 +7,9 @@ the same API with a certificate from a private CA generated at start, expiring w
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import shutil
 import socket
 import ssl
 import tempfile
@@ -156,16 +158,13 @@ class ApiServer:
             server.server_close()
         self._servers.clear()
         if self.dir is not None:
-            import shutil
-
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
 
 
 def issue_certificate(days: float, host: str = "localhost") -> tuple[bytes, bytes, bytes]:
     """A private CA and a server certificate for `host`/127.0.0.1 expiring in `days` days: (ca, cert, key) PEM."""
-    import ipaddress
-
+    # lazy: cryptography (~0.5 s) only when a scenario needs a TLS endpoint
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec

@@ -89,6 +89,7 @@ class AwsServer:
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
+            # lazy: boto3 (~2 s) only when the sandbox seeds AWS
             import boto3
 
             self._clients[service] = boto3.client(

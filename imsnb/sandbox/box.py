@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import socket
 import threading
 from typing import Any
 
@@ -48,8 +49,6 @@ class Sandbox:
         return self
 
     def _database_answers(self) -> bool:
-        import socket
-
         try:
             with socket.create_connection(("127.0.0.1", self.postgres.port), timeout=1):
                 return True

@@ -109,6 +109,7 @@ def regress_items(sandbox: Sandbox, rows: int = DEGRADED_ITEMS) -> None:
 def record_past(sandbox: Sandbox) -> None:
     """Seeded history: snapshots of the past's counters in the history store (IMSNB_HISTORY), as `imsnb record`
     would have taken them before the incident, so a run's `window` reaches back to before the present began."""
+    # lazy: the sources pull in pandas and psycopg (~3 s); `imsnb sandbox list` and the scenarios' imports skip them
     from imsnb import cache, postgres, sampling
     from imsnb.history import History
 
@@ -131,6 +132,7 @@ def record_past(sandbox: Sandbox) -> None:
 def record_plans(sandbox: Sandbox) -> None:
     """Seeded plan history: the statements' plans as `imsnb record` would have kept them before the incident (the
     item lookup on its index), so a run can name the plan change and the index that disappeared."""
+    # lazy: as in record_past
     from imsnb import postgres, sampling
     from imsnb.history import History
 
@@ -215,6 +217,7 @@ def slow_lookups(load: LiveLoad, tick: int) -> None:
 
 def slow_report(load: LiveLoad, tick: int) -> None:
     """The ~300 ms report, about once a second."""
+    # lazy: scenarios imports this module at its top (the scenarios are made of these loads)
     from imsnb.sandbox.scenarios import SLOW_QUERY
 
     if tick % 2 == 0:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 
 def main(port: int, clock_file: Path) -> None:
+    # lazy: this module is the moto server process's entry point; its parent (the sandbox) never loads moto
     import moto.core.utils as core_utils
     from moto.server import ThreadedMotoServer
 
@@ -32,6 +33,7 @@ def main(port: int, clock_file: Path) -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
+    # lazy: the models exist once the server has loaded its backends
     import moto.ecs.models
     import moto.rds.models
     import moto.s3.models

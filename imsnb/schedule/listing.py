@@ -8,7 +8,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from imsnb.archive import read_runs
 from imsnb.errors import ImsnbError
+from imsnb.runs.catalogue import find_notebook, load_info
+from imsnb.runs.parameters import validate
 from imsnb.schedule.timetable import Schedule, next_runs
 
 
@@ -30,9 +33,6 @@ def last_run(schedule: Schedule, outputs: Path | str = "outputs") -> dict[str, A
     """The newest run of this schedule in the local archive (summary.json plus `folder`, the run folder's path), or
     None. A run is this schedule's when its incident matches the pattern, its notebook is the schedule's and its
     recorded parameters include the schedule's (two schedules of one notebook differ by parameters/environment)."""
-    from imsnb.archive import read_runs
-    from imsnb.runs.catalogue import find_notebook, load_info
-    from imsnb.runs.parameters import validate
 
     outputs = Path(outputs)
     if not outputs.is_dir():

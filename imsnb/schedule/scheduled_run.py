@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from imsnb import config
+from imsnb.runs.execute import run_notebook
 from imsnb.schedule.timetable import Schedule, incident_for
 
 
@@ -28,7 +29,6 @@ def run_schedule(schedule: Schedule, *, outputs: Path | str = "outputs", at: dat
     environment, the incident from its pattern, fail-on ERROR, never actions (no run key), then the run folder
     uploaded to its archive. An upload failure is returned, not raised (the local run folder is complete)."""
     from imsnb import delivery  # lazy: archive and notify pull in boto3; listing schedules needs neither
-    from imsnb.runs.execute import run_notebook
 
     url = schedule.archive_url()
     delivery.check_delivery(url)  # a bad IMSNB_ARCHIVE is bad input, before the run

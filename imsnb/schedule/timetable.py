@@ -25,7 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from imsnb import config
+from imsnb.archive import parse_archive_url
 from imsnb.errors import BadParameter, ImsnbError, NotConfigured
+from imsnb.runs.catalogue import find_notebook, load_info
+from imsnb.runs.parameters import check_incident_id, is_positive_seconds, validate
+from imsnb.scrub import check_not_secret
 
 DEFAULT_INCIDENT = "sched-{notebook}-{date}"
 DEFAULT_TIMEOUT_S = 600.0
@@ -137,7 +141,6 @@ def _schedule_from_table(path: Path, name: str, table: Any, environments: dict) 
         raise bad("notebook", "must be a notebook name (see `imsnb list`)")
     if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in notebook):
         raise bad("notebook", f"{notebook[:60]!r} holds a control character: a crontab would read a line break")
-    from imsnb.runs.catalogue import find_notebook, load_info
 
     try:
         info = load_info(find_notebook(notebook))
@@ -155,7 +158,6 @@ def _schedule_from_table(path: Path, name: str, table: Any, environments: dict) 
         _refuse_secret(where, f"parameters.{key}", value)
         if key in RESERVED_PARAMETERS:
             raise bad(f"parameters.{key}", RESERVED_PARAMETERS[key])
-    from imsnb.runs.parameters import validate
 
     for key, value in parameters.items():
         try:
@@ -184,16 +186,12 @@ def _schedule_from_table(path: Path, name: str, table: Any, environments: dict) 
 
     archive = table.get("archive")
     if archive is not None:
-        from imsnb.archive import parse_archive_url
-
         if not isinstance(archive, str):
             raise bad("archive", "must be an S3 URL: s3://bucket or s3://bucket/prefix")
         try:
             parse_archive_url(archive)
         except ImsnbError as exc:
             raise bad("archive", str(exc)) from None
-
-    from imsnb.runs.parameters import is_positive_seconds
 
     timeout = table.get("timeout", DEFAULT_TIMEOUT_S)
     if not is_positive_seconds(timeout):
@@ -216,7 +214,6 @@ def _refuse_secret(where: str, key: str, value: Any) -> None:
     """The same refusal as [environments]: a secret-looking key, or a value that holds a secret by the one rule of
     every place a value enters (`config.secret_in_value`); plus the parameters' own (values of secret environment
     variables)."""
-    from imsnb.runs.parameters import check_not_secret
 
     last = key.rsplit(".", 1)[-1]
     if config.SECRET_ENV_NAME.search(last) or config.secret_in_value(value):
@@ -229,6 +226,7 @@ def _refuse_secret(where: str, key: str, value: Any) -> None:
 
 def check_cron(expression: Any, bad=None) -> str:
     """A five-field cron expression (UTC) that cron(8), croniter and Airflow all read the same way."""
+    # lazy: croniter only where a cron is read; `imsnb --help` stays quick
     from croniter import croniter
 
     bad = bad or BadParameter
@@ -261,7 +259,6 @@ def check_incident_pattern(pattern: str, schedule: str, notebook: str, environme
     if unknown:
         raise bad(f"unknown placeholder {{{unknown[0]}}} in {pattern!r} (known: {', '.join(PLACEHOLDERS)})")
     example = incident_id(pattern, schedule, notebook, environment, datetime(2026, 12, 31, tzinfo=UTC))
-    from imsnb.runs.parameters import check_incident_id
 
     try:
         check_incident_id(example)
@@ -283,6 +280,7 @@ def incident_for(schedule: Schedule, at: datetime) -> str:
 
 def next_runs(schedule: Schedule, after: datetime | None = None, count: int = 3) -> list[datetime]:
     """The next `count` run times after `after` (default now), in UTC."""
+    # lazy: croniter only where a cron is read; `imsnb --help` stays quick
     from croniter import croniter
 
     start = (after or datetime.now(UTC)).astimezone(UTC)

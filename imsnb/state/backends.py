@@ -33,6 +33,7 @@ SET_LOCK_TIMEOUT = "SELECT set_config('lock_timeout', :timeout, true)"  # true: 
 def store_errors() -> tuple[type[BaseException], ...]:
     """What a store's use can raise beyond StoreError: the drivers' own errors (a locked or corrupt file, a missing
     privilege on a table)."""
+    # lazy: psycopg (~1 s to import) only for a PostgreSQL target or store; SQLite and the CLI skip it
     import psycopg
 
     return StoreError, sqlite3.Error, psycopg.Error
@@ -88,6 +89,7 @@ class PostgresConnection:
         self.name = name
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> Any:
+        # lazy: psycopg (~1 s to import) only for a PostgreSQL target or store; SQLite and the CLI skip it
         import psycopg
 
         try:
@@ -96,6 +98,7 @@ class PostgresConnection:
             raise StoreError(f"store {self.name}: {one_line(exc)}") from None
 
     def executemany(self, sql: str, rows: list[dict[str, Any]]) -> Any:
+        # lazy: psycopg (~1 s to import) only for a PostgreSQL target or store; SQLite and the CLI skip it
         import psycopg
 
         cursor = self.raw.cursor()
@@ -129,6 +132,7 @@ class PostgresConnection:
 
 def postgres_connect(conninfo: dict[str, str], name: str) -> PostgresConnection:
     """A connection to the store with bounded waits: connect, every statement; named imsnb/state on the server."""
+    # lazy: psycopg (~1 s to import) only for a PostgreSQL target or store; SQLite and the CLI skip it
     import psycopg
 
     settings = dict(conninfo)
@@ -145,6 +149,7 @@ def postgres_connect(conninfo: dict[str, str], name: str) -> PostgresConnection:
 
 def postgres_begin_locked(conn: PostgresConnection, name: str, *, wait_s: float) -> None:
     """The named advisory lock for this transaction, waiting at most `wait_s` (then StoreError)."""
+    # lazy: psycopg (~1 s to import) only for a PostgreSQL target or store; SQLite and the CLI skip it
     import psycopg
 
     try:

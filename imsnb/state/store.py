@@ -23,7 +23,15 @@ from imsnb.state.backends import (
     sqlite_begin_locked,
     sqlite_connect,
 )
-from imsnb.state.url import POSTGRES, SQLITE, StoreUrl, check_not_target, configured_store, sqlite_store
+from imsnb.state.url import (
+    POSTGRES,
+    SQLITE,
+    StoreUrl,
+    check_not_target,
+    configured_store,
+    parse_store_url,
+    sqlite_store,
+)
 
 DOWN_FOR_S = 60.0
 MIGRATE_LOCK = "schema"
@@ -176,7 +184,6 @@ class Store:
 def open_store(where: Path | str | StoreUrl | None = None) -> Store:
     """The store at `where` (a StoreUrl, a sqlite:// or postgresql:// URL, or a SQLite path), else the configured
     one (`url.configured_store`). Never raises: a URL that cannot be used makes a Store whose every use says why."""
-    from imsnb.state.url import parse_store_url
 
     try:
         if isinstance(where, StoreUrl):

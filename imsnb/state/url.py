@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from imsnb import config
+from imsnb.config import config_file, read_toml, secret_in_value
 from imsnb.errors import BadParameter, NotConfigured
 
 STATE_URL_ENV = "IMSNB_STATE_URL"
@@ -84,6 +86,7 @@ def _postgres_store(text: str, *, origin: str, shared: bool) -> StoreUrl:
     """libpq keywords from the URL alone: host, port, database and user come from it (never from the PG* variables,
     which describe the diagnosed target), and without a password in the URL, `password=''` makes libpq use the
     store's own ~/.pgpass line instead of PGPASSWORD (the target's)."""
+    # lazy: psycopg (~1 s to import) only for a PostgreSQL target or store; SQLite and the CLI skip it
     from psycopg.conninfo import conninfo_to_dict
 
     try:
@@ -121,7 +124,6 @@ def configured_store() -> StoreUrl:
 def _toml_url() -> StoreUrl | None:
     """`[state] url` of imsnb.toml, or None. A file that cannot be read at all is not this function's to report:
     what needs the rest of it (notifications, schedules, environments) says so; a plain run goes on."""
-    from imsnb.config import config_file, read_toml, secret_in_value
 
     path = config_file()
     if path is None or not path.is_file():
@@ -176,7 +178,6 @@ def diagnosed_endpoint(environ: dict[str, str]) -> tuple[str, str, str] | None:
     """(host, port, database) the PostgreSQL diagnostics connect to, from the runbook's DB_* and libpq's PG*
     variables (a host left unset is this machine's socket; a database left unset is the user's name), or None when
     no PostgreSQL target is configured."""
-    from imsnb import config
 
     if not config.target_configured("postgres", environ):
         return None
