@@ -91,7 +91,15 @@ def key_findings(
     most. A since-restart hit rate or eviction count is never more than INFO here (triage pages on what is
     happening now)."""
     findings = Findings()
-    prom = prom or prometheus.Prometheus()
+    _api_findings(findings, window, prom or prometheus.Prometheus())
+    _aws_findings(findings, window, application, rds_instance)
+    _postgres_findings(findings, application)
+    _cache_findings(findings, window, application, sample, cache_latency_samples)
+    return findings
+
+
+def _api_findings(findings: Findings, window: Window, prom: prometheus.Prometheus) -> None:
+    """The API's request rate, 5xx rate and p95 from Prometheus; third-party status pages when configured."""
     say("reading Prometheus: API request rate, 5xx rate, p95 ...")
     for check, fetch, judge in (
         ("api.request_rate", prometheus.request_rate, prometheus.request_rate_finding),
@@ -103,6 +111,9 @@ def key_findings(
     with findings.section("api.third_party_status"):  # the runbook's "Check third-party service status"
         findings.add(third_party_findings())  # nothing when imsnb.toml names no [status_pages]
 
+
+def _aws_findings(findings: Findings, window: Window, application: str, rds_instance: str | None) -> None:
+    """The RDS instance's CPU and free storage from CloudWatch (one metrics read for both)."""
     aws = Aws(application)
     instance = config.aws_name("rds_instance", rds_instance)
     load = None
@@ -117,6 +128,9 @@ def key_findings(
         allocated = float(described["allocated_gib"].iloc[0]) if not described.empty else None
         findings.add(cloudwatch.rds_free_storage_finding(load, instance, allocated))
 
+
+def _postgres_findings(findings: Findings, application: str) -> None:
+    """PostgreSQL's reachability, connections used and replication lag, in a session closed afterwards."""
     db = postgres.Database(application)
     say("reading PostgreSQL: connections, replication lag ...")
     try:
@@ -129,6 +143,12 @@ def key_findings(
     finally:
         db.close()
 
+
+def _cache_findings(
+    findings: Findings, window: Window, application: str, sample: sampling.Sample | None, latency_samples: int
+) -> None:
+    """Redis: hit rate and evictions over the run's counter sample (else lifetime totals, INFO at most), memory and
+    latency."""
     own = sample is None or sample.cache is None
     if own:
         sample = sampling.Sample(0, cache=cache.Cache(application), window=window, taken_by=application)
@@ -149,11 +169,10 @@ def key_findings(
         with _said(findings), findings.section("cache.memory_used"):
             findings.add(cache.memory_finding(cache.memory_usage(redis)))
         with _said(findings), findings.section("cache.latency"):
-            findings.add(cache.latency_finding(cache.latency(redis, samples=cache_latency_samples)))
+            findings.add(cache.latency_finding(cache.latency(redis, samples=latency_samples)))
     finally:
         if own:
             redis.close()
-    return findings
 
 
 _METRIC_NAMES = {key.check: f"{key.area} {key.metric}" for key in KEY_METRICS}

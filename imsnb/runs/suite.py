@@ -13,6 +13,7 @@ run's kernel, so the imports every notebook makes are paid once per suite.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
@@ -142,6 +143,24 @@ def run_suite(
     parameters.pop("incident_id", None)
     plan = plan_suite(names, parameters, incident_id=incident, outputs=outputs, fail_on=fail_on, timeout_s=timeout_s)
 
+    run = functools.partial(run_notebook, incident_id=incident, outputs=outputs, fail_on=fail_on, timeout_s=timeout_s)
+    results, errors = _run_plan(plan, run, jobs=jobs, workers=workers, on_result=on_result)
+    refresh_index(Path(outputs) / incident)
+    if errors:
+        raise errors[0]
+    return [results[i] for i in sorted(results)]
+
+
+def _run_plan(
+    plan: list[tuple[str, dict[str, Any]]],
+    run: Callable[..., RunResult],
+    *,
+    jobs: int,
+    workers: str,
+    on_result: Callable[[RunResult], None] | None,
+) -> tuple[dict[int, RunResult], list[BaseException]]:
+    """Every planned run, `jobs` at a time: the results by their place in the plan, and the errors of runs that
+    raised (the others finish first)."""
     results: dict[int, RunResult] = {}
     errors: list[BaseException] = []
     # One warm parent forks every run's kernel (threads only: a spawned worker starts its own per run).
@@ -150,19 +169,7 @@ def run_suite(
     with contextlib.ExitStack() as stack, _executor(workers, min(jobs, len(plan))) as pool:
         for server in shared.values():  # closed after the pool has finished every run
             stack.callback(server.close)
-        futures = {
-            pool.submit(
-                run_notebook,
-                name,
-                own,
-                incident_id=incident,
-                outputs=outputs,
-                fail_on=fail_on,
-                timeout_s=timeout_s,
-                **shared,
-            ): index
-            for index, (name, own) in enumerate(plan)
-        }
+        futures = {pool.submit(run, name, own, **shared): index for index, (name, own) in enumerate(plan)}
         try:
             for future in as_completed(futures):
                 try:
@@ -177,10 +184,7 @@ def run_suite(
             for future in futures:
                 future.cancel()
             raise
-    refresh_index(Path(outputs) / incident)
-    if errors:
-        raise errors[0]
-    return [results[i] for i in sorted(results)]
+    return results, errors
 
 
 def _executor(workers: str, jobs: int) -> Executor:
