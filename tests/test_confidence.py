@@ -28,7 +28,19 @@ def test_wilson_interval_matches_the_formula_and_never_collapses():
 
 def _redis(hits: int, misses: int, *, uptime_s: int = 86_400) -> sampling.RedisDelta:
     empty = pd.DataFrame(columns=["command", "calls", "per_s", "usec_per_call"])
-    return sampling.RedisDelta(hits, misses, 0, 0, hits + misses, 120.0, 10**6, 10**5, 0, uptime_s, empty)
+    return sampling.RedisDelta(
+        hits=hits,
+        misses=misses,
+        evicted=0,
+        expired=0,
+        commands=hits + misses,
+        seconds=120.0,
+        lifetime_hits=10**6,
+        lifetime_misses=10**5,
+        lifetime_evicted=0,
+        uptime_s=uptime_s,
+        by_command=empty,
+    )
 
 
 def test_a_redis_hit_rate_on_few_lookups_is_info_with_its_counts():
@@ -50,7 +62,19 @@ def test_the_lifetime_rate_says_what_it_covers_never_an_absurd_span():
     assert young.endswith("; 90.9% of 1,100,000 lookups since Redis started 40 s ago (or its last CONFIG RESETSTAT)")
     unknown = sampling.hit_rate_finding(_redis(17_000, 8_000, uptime_s=0), TWO_MINUTES).message
     assert unknown.endswith("; 90.9% of 1,100,000 lookups since Redis started (or its last CONFIG RESETSTAT)")
-    evicted = sampling.RedisDelta(10, 0, 5, 0, 10, 120.0, 10, 0, 1_234, 7_500, pd.DataFrame())
+    evicted = sampling.RedisDelta(
+        hits=10,
+        misses=0,
+        evicted=5,
+        expired=0,
+        commands=10,
+        seconds=120.0,
+        lifetime_hits=10,
+        lifetime_misses=0,
+        lifetime_evicted=1_234,
+        uptime_s=7_500,
+        by_command=pd.DataFrame(),
+    )
     assert sampling.evictions_finding(evicted, TWO_MINUTES).message == (
         "5 keys evicted, 0.042/s; 1,234 since Redis started 2 h 5 min ago (or its last CONFIG RESETSTAT); "
         "runbook: evictions = 0"

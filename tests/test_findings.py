@@ -45,7 +45,14 @@ def test_finding_is_json_safe():
     import numpy as np
     import pandas as pd
 
-    f = Finding("x.y", "database", "warning", np.float64(1.5), np.int64(2), evidence=pd.DataFrame({"a": [np.nan]}))
+    f = Finding(
+        "x.y",
+        "database",
+        "warning",
+        value=np.float64(1.5),
+        threshold=np.int64(2),
+        evidence=pd.DataFrame({"a": [np.nan]}),
+    )
     assert json.loads(json.dumps(f.to_dict())) == {
         "check": "x.y",
         "component": "database",
@@ -69,7 +76,16 @@ def test_a_period_survives_the_summary_round_trip():
 
     end = datetime(2026, 11, 29, 20, 47, tzinfo=UTC)
     period = Period(end - timedelta(minutes=30), end, "history", "from a snapshot taken by health_check")
-    f = Finding("cache.hit_rate", "cache", "WARNING", 0.1, 0.8, "ratio", "hit rate 10%", period=period)
+    f = Finding(
+        "cache.hit_rate",
+        "cache",
+        "WARNING",
+        value=0.1,
+        threshold=0.8,
+        unit="ratio",
+        message="hit rate 10%",
+        period=period,
+    )
     data = json.loads(json.dumps(f.to_dict()))
     assert data["period"] == {
         "from": "2026-11-29T20:17:00+00:00",

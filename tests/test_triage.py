@@ -38,8 +38,18 @@ def _worst(severities) -> str:
 def test_a_source_that_is_down_fills_its_rows():
     findings = [
         Finding("prometheus.reachable", "api", Severity.CRITICAL, message="prometheus unreachable: refused"),
-        Finding("cache.hit_rate", "cache", Severity.WARNING, 0.7, 0.8, "ratio", "hit rate 70%"),
-        Finding("postgres.connections_used", "database", Severity.OK, 0.1, 0.8, "ratio", "3 of 30"),
+        Finding(
+            "cache.hit_rate", "cache", Severity.WARNING, value=0.7, threshold=0.8, unit="ratio", message="hit rate 70%"
+        ),
+        Finding(
+            "postgres.connections_used",
+            "database",
+            Severity.OK,
+            value=0.1,
+            threshold=0.8,
+            unit="ratio",
+            message="3 of 30",
+        ),
     ]
     table = triage.key_metrics(findings)
     assert set(zip(table["area"], table["metric"], strict=True)) == RUNBOOK_METRICS

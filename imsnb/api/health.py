@@ -33,7 +33,7 @@ BODY_EXCERPT = 300
 EXPECTED_SERVICES = ("database", "cache", "api")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class HealthCheck:
     url: str
     status_code: int | None
@@ -87,7 +87,15 @@ def health(*, base: str | None = None, path: str = "/health", timeout_s: float =
     reply = fetch(path, base=base, timeout_s=timeout_s)
     excerpt = reply.body[:BODY_EXCERPT]
     if reply.error:
-        return HealthCheck(reply.url, None, reply.elapsed_ms, "", None, [reply.error], reply.error)
+        return HealthCheck(
+            url=reply.url,
+            status_code=None,
+            elapsed_ms=reply.elapsed_ms,
+            body="",
+            data=None,
+            problems=[reply.error],
+            error=reply.error,
+        )
     problems = []
     data = None
     if reply.truncated:
@@ -113,7 +121,14 @@ def health(*, base: str | None = None, path: str = "/health", timeout_s: float =
             for name in EXPECTED_SERVICES:
                 if services.get(name) != "healthy":
                     problems.append(f"services.{name} is {services.get(name)!r}")
-    return HealthCheck(reply.url, reply.status_code, reply.elapsed_ms, excerpt, data, problems)
+    return HealthCheck(
+        url=reply.url,
+        status_code=reply.status_code,
+        elapsed_ms=reply.elapsed_ms,
+        body=excerpt,
+        data=data,
+        problems=problems,
+    )
 
 
 def response_times(

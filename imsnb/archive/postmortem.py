@@ -79,31 +79,47 @@ def _minutes(window: tuple[str, str]) -> str:
 
 def postmortem_draft(incident: Incident) -> str:
     """The draft's Markdown text for one incident of the archive (secrets scrubbed)."""
-
     runs = incident.runs
     written = read_postmortem(incident.folder)
-    ticket = read_ticket(incident.folder)
     findings = _findings(runs)
-    worst = incident.worst or "OK"
     lines = [
         f"# Post-mortem draft: {incident.id}",
         "",
         f"Drafted by imsnb from {len(runs)} archived run(s) of this incident; each {GAP} is for people to fill.",
         "",
-        "## Summary",
-        "",
+        *_summary(incident, findings, written),
+        *_impact_window(runs, written),
+        *_detection(runs, findings),
+        *_timeline(runs),
+        *_causes(findings),
+        *_actions_taken(runs),
+        *_open_items(runs, written),
     ]
+    return scrub("\n".join(lines) + "\n", config.secret_values())
+
+
+def _summary(incident: Incident, findings: list[tuple[dict, dict]], written: dict[str, Any]) -> list[str]:
+    """The worst severity, the ticket, the three worst findings and the root cause people write."""
+    ticket = read_ticket(incident.folder)
+    lines = ["## Summary", ""]
     top = sorted(findings, key=lambda rf: -_level(rf[1]))[:3]
+    worst = incident.worst or "OK"
     lines.append(f"Worst severity: **{worst}**." + (f" Ticket: [{ticket['key']}]({ticket['url']})." if ticket else ""))
     lines += [f"- {f.get('severity')} `{f.get('check')}`: {_cell(f.get('message'))}" for _, f in top] or [
         "- no finding above OK in any run"
     ]
-    lines += ["", f"Root cause: {written.get('root_cause') or GAP}", "", "## Impact window", ""]
+    return [*lines, "", f"Root cause: {written.get('root_cause') or GAP}", ""]
+
+
+def _impact_window(runs: list[dict[str, Any]], written: dict[str, Any]) -> list[str]:
     window = incident_window(runs)
-    lines.append(
-        f"What the runs looked at: {window[0]} – {window[1]} UTC{_minutes(window)}." if window else "No run says."
-    )
-    lines += ["", f"Impact: {written.get('impact') or GAP}", "", "## Detection", ""]
+    looked = f"What the runs looked at: {window[0]} – {window[1]} UTC{_minutes(window)}." if window else "No run says."
+    return ["## Impact window", "", looked, "", f"Impact: {written.get('impact') or GAP}", ""]
+
+
+def _detection(runs: list[dict[str, Any]], findings: list[tuple[dict, dict]]) -> list[str]:
+    """The first run, and the first finding above OK."""
+    lines = ["## Detection", ""]
     first = runs[0] if runs else {}
     worst_first = first.get("severity") or "none"
     lines.append(f"First imsnb run: `{first.get('notebook')}` at {first.get('started_at')} (worst {worst_first}).")
@@ -113,20 +129,39 @@ def postmortem_draft(incident: Incident) -> str:
             f"First finding above OK: {found.get('severity')} `{found.get('check')}` in `{run.get('notebook')}` "
             f"at {run.get('started_at')}: {_cell(found.get('message'))}"
         )
-    lines += ["", "How it was noticed (alert, customer, schedule): " + GAP, "", "## Timeline (UTC)", ""]
+    return [*lines, "", "How it was noticed (alert, customer, schedule): " + GAP, ""]
+
+
+def _timeline(runs: list[dict[str, Any]]) -> list[str]:
+    lines = ["## Timeline (UTC)", ""]
     events = timeline(runs)
     rows = [[e["at"], e["source"], e["level"], e["what"], e["detail"]] for e in events[:MAX_TIMELINE_ROWS]]
     lines += _table(["at", "notebook", "level", "what", "detail"], rows) if rows else ["Nothing above OK, no action."]
     if len(events) > MAX_TIMELINE_ROWS:
         lines.append(f"\n_{len(events) - MAX_TIMELINE_ROWS} later event(s) left out: see index.html._")
-    lines += ["", "## Causes imsnb named", ""]
+    return [*lines, ""]
+
+
+def _causes(findings: list[tuple[dict, dict]]) -> list[str]:
     causes = [(r, f) for r, f in findings if f.get("check") in CAUSE_CHECKS and _level(f) >= Severity.WARNING]
-    lines += [
-        f"- `{f.get('check')}` ({r.get('notebook')}, {r.get('started_at')}): {_cell(f.get('message'))}"
-        for r, f in causes
-    ] or ["- none: imsnb named no cause in these runs"]
-    lines += ["", "## Actions taken", ""]
-    taken = [(r, a) for r, a in _actions(runs) if a.get("status") in TAKEN]
+    return [
+        "## Causes imsnb named",
+        "",
+        *(
+            [
+                f"- `{f.get('check')}` ({r.get('notebook')}, {r.get('started_at')}): {_cell(f.get('message'))}"
+                for r, f in causes
+            ]
+            or ["- none: imsnb named no cause in these runs"]
+        ),
+        "",
+    ]
+
+
+def _actions_taken(runs: list[dict[str, Any]]) -> list[str]:
+    """The actions applied (or left applying), with who approved them; then the ones only planned."""
+    lines = ["## Actions taken", ""]
+    taken = [a for _, a in _actions(runs) if a.get("status") in TAKEN]
     rows = [
         [
             a.get("applying_at") or a.get("finished_at") or a.get("planned_at"),
@@ -136,16 +171,20 @@ def postmortem_draft(incident: Incident) -> str:
             a.get("approver") or "",
             a.get("detail") or "",
         ]
-        for _, a in taken
+        for a in taken
     ]
     lines += _table(["at", "action", "target", "status", "approved by", "detail"], rows) if rows else ["None."]
     planned = [a for _, a in _actions(runs) if a.get("status") == "planned"]
     if planned:
         lines += ["", "Planned, not applied: " + "; ".join(f"{a.get('action')} on {a.get('target')}" for a in planned)]
-    lines += ["", "## Open action items", ""]
+    return [*lines, ""]
+
+
+def _open_items(runs: list[dict[str, Any]], written: dict[str, Any]) -> list[str]:
+    """What is still open: actions left applying, findings at ERROR in each notebook's last run, people's items."""
     items = [
         f"- [ ] check {a.get('target')} by hand: {a.get('action')} was still `applying` when its run stopped"
-        for _, a in taken
+        for _, a in _actions(runs)
         if a.get("status") == "applying"
     ]
     last = {run.get("notebook"): run for run in runs}  # each notebook's latest run says what is still open
@@ -159,8 +198,7 @@ def postmortem_draft(incident: Incident) -> str:
     if written_items:
         items += [f"- [ ] {line.removeprefix('- ')}" for line in written_items.splitlines() if line.strip()]
     items.append("- [ ] the permanent fix, as a Jira ticket (the runbook's post-incident step) " + GAP)
-    lines += items
-    return scrub("\n".join(lines) + "\n", config.secret_values())
+    return ["## Open action items", "", *items]
 
 
 def write_postmortem_draft(incident_id: str, outputs: Path | str = "outputs") -> Path:

@@ -10,7 +10,7 @@ import re
 import traceback
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
 from enum import IntEnum
 from pathlib import Path
@@ -72,6 +72,7 @@ class Finding:
     check: str
     component: str
     severity: Severity
+    _: KW_ONLY  # the rest by name: Finding("cache.hit_rate", "cache", "WARNING", value=0.7, threshold=0.8, ...)
     value: Any = None
     threshold: Any = None
     unit: str = ""

@@ -170,12 +170,7 @@ def run_notebook(
         finally:
             if follower is not None:
                 follower.stop()
-        duration = time.monotonic() - clock
-        summary = summarize(executed, notebook=path.stem, incident_id=incident)
-        summary["actions"] = merge_journal(summary["actions"], read_journal(journal))
-        note_unfinished_actions(executed, summary["actions"])
-        summary.update(started_at=_iso(started), finished_at=_iso(datetime.now(UTC)), duration_s=round(duration, 2))
-        summary["targets"] = target_labels(path, params)
+        summary = _run_summary(executed, path, params, incident, journal, started, time.monotonic() - clock)
         if status != "ok":
             summary["status"] = status
         if error:
@@ -189,6 +184,19 @@ def run_notebook(
     record_in_catalogue(folder, summary)
     refresh_index(folder.parent)
     return RunResult(folder, summary, run_exit_code(summary["status"], summary["severity"], threshold))
+
+
+def _run_summary(
+    executed: dict, path: Path, params: dict, incident: str, journal: Path, started: datetime, duration: float
+) -> dict[str, Any]:
+    """summary.json's content: the findings from the notebook, the actions from it and from the write-ahead journal
+    (an action the kernel died in is said unfinished), the timing and the targets."""
+    summary = summarize(executed, notebook=path.stem, incident_id=incident)
+    summary["actions"] = merge_journal(summary["actions"], read_journal(journal))
+    note_unfinished_actions(executed, summary["actions"])
+    summary.update(started_at=_iso(started), finished_at=_iso(datetime.now(UTC)), duration_s=round(duration, 2))
+    summary["targets"] = target_labels(path, params)
+    return summary
 
 
 def _execute(

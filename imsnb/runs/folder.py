@@ -123,14 +123,7 @@ def write_run_folder(
             f"{len(common)} secret value(s) also occur in the notebook's code (an ordinary word as a password): "
             "scrubbed from outputs but not from code; change those passwords"
         )
-    clean = scrub_tree({k: v for k, v in nb.items() if k != "cells"}, known)
-    clean["cells"] = [
-        {
-            **scrub_tree({k: v for k, v in cell.items() if k != "source"}, known),
-            "source": scrub_tree(cell.get("source", ""), rare),
-        }
-        for cell in nb.get("cells", [])
-    ]
+    clean = _scrubbed_notebook(nb, known, rare)
     notebook_text = json.dumps(clean, indent=1, ensure_ascii=False) + "\n"
     try:
         html_text = scrub(export_html(notebook_text, summary), rare)
@@ -144,16 +137,36 @@ def write_run_folder(
         summary.setdefault("warnings", []).append("files not kept with the run: " + "; ".join(left_out))
     summary = scrub_tree(summary, known, keep=SUMMARY_KEYS_KEPT)
     summary_text = json.dumps(summary, indent=2, ensure_ascii=False, default=str) + "\n"
+    files = [
+        ("notebook.ipynb", notebook_text),
+        ("report.html", html_text),
+        ("summary.json", summary_text),
+        *((name, scrub(text, known)) for name, text in extra),
+    ]
+    return _publish(incident_dir, f"{started:%Y%m%dT%H%M%SZ}-{notebook}", files), summary
+
+
+def _scrubbed_notebook(nb: dict, known: list[str], rare: list[str]) -> dict:
+    """Every secret out of outputs and metadata; out of code only the `rare` ones (see write_run_folder)."""
+    clean = scrub_tree({k: v for k, v in nb.items() if k != "cells"}, known)
+    clean["cells"] = [
+        {
+            **scrub_tree({k: v for k, v in cell.items() if k != "source"}, known),
+            "source": scrub_tree(cell.get("source", ""), rare),
+        }
+        for cell in nb.get("cells", [])
+    ]
+    return clean
+
+
+def _publish(incident_dir: Path, base: str, files: list[tuple[str, str]]) -> Path:
+    """The files written and fsynced in a hidden folder, then renamed to `base` (or `base-2`, ...): a reader sees a
+    whole run folder or none."""
     incident_dir.mkdir(parents=True, exist_ok=True)
-    partial = incident_dir / f".partial-{started:%Y%m%dT%H%M%SZ}-{notebook}-{os.getpid()}-{secrets.token_hex(4)}"
+    partial = incident_dir / f".partial-{base}-{os.getpid()}-{secrets.token_hex(4)}"
     partial.mkdir()
     try:
-        for name, text in (
-            ("notebook.ipynb", notebook_text),
-            ("report.html", html_text),
-            ("summary.json", summary_text),
-            *((name, scrub(text, known)) for name, text in extra),
-        ):
+        for name, text in files:
             with open(partial / name, "w", encoding="utf-8") as handle:
                 handle.write(text)
                 handle.flush()
@@ -161,12 +174,11 @@ def write_run_folder(
     except BaseException:  # disk full, interrupted: leave no half-written folder behind, hidden or not
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    base = f"{started:%Y%m%dT%H%M%SZ}-{notebook}"
     for attempt in range(1, 1000):
         target = incident_dir / (base if attempt == 1 else f"{base}-{attempt}")
         try:
             os.rename(partial, target)  # atomic; fails if target exists and is not empty
-            return target, summary
+            return target
         except OSError:
             if not target.exists():
                 raise

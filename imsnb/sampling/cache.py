@@ -66,7 +66,7 @@ def counters_went_down(before: Snapshot, after: Snapshot) -> list[str]:
     return [n for n in REDIS_COUNTERS if int(after.data.get(n, 0)) < int(before.data.get(n, 0))]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RedisDelta:
     hits: int
     misses: int
@@ -127,17 +127,17 @@ def redis_delta(before: Snapshot | None, after: Snapshot, seconds: float) -> Red
             rows.append({"command": name, "calls": calls, "per_s": calls / seconds, "usec_per_call": usec / calls})
     by_command = pd.DataFrame(rows, columns=["command", "calls", "per_s", "usec_per_call"])
     return RedisDelta(
-        diff("keyspace_hits"),
-        diff("keyspace_misses"),
-        diff("evicted_keys"),
-        diff("expired_keys"),
-        diff("total_commands_processed"),
-        seconds,
-        int(now.get("keyspace_hits", 0)),
-        int(now.get("keyspace_misses", 0)),
-        int(now.get("evicted_keys", 0)),
-        int(now.get("uptime_s", 0)),
-        by_command.sort_values("calls", ascending=False).reset_index(drop=True),
+        hits=diff("keyspace_hits"),
+        misses=diff("keyspace_misses"),
+        evicted=diff("evicted_keys"),
+        expired=diff("expired_keys"),
+        commands=diff("total_commands_processed"),
+        seconds=seconds,
+        lifetime_hits=int(now.get("keyspace_hits", 0)),
+        lifetime_misses=int(now.get("keyspace_misses", 0)),
+        lifetime_evicted=int(now.get("evicted_keys", 0)),
+        uptime_s=int(now.get("uptime_s", 0)),
+        by_command=by_command.sort_values("calls", ascending=False).reset_index(drop=True),
     )
 
 
