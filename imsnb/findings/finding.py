@@ -115,7 +115,17 @@ class Finding:
     ) -> Finding:
         """A finding with its message up front and the rest by name (instead of seven positional arguments); the
         component is the check's (`component_of`: `postgres.*` is the database's), so a check names it once."""
-        return cls(check, component_of(check), severity, value, threshold, unit, message, evidence, period)
+        return cls(
+            check,
+            component_of(check),
+            severity,
+            value=value,
+            threshold=threshold,
+            unit=unit,
+            message=message,
+            evidence=evidence,
+            period=period,
+        )
 
     @classmethod
     def ok(cls, check: str, message: str, **extra: Any) -> Finding:
