@@ -6,6 +6,7 @@ private PostgreSQL started here), as a team's workers (cron hosts, Celery or Kub
 - two `imsnb record` at once lose no snapshot (SQLite and PostgreSQL);
 - a run on one worker starts its numbers from the snapshot another worker recorded, and every worker's
   `imsnb archive list` shows the run;
+- two workers opening the incident's Jira issue at once (`--ticket new`) open one, the second reusing its key;
 - an unreachable store is a WARNING naming it without credentials, the run completes, and the store URL (with its
   password) never reaches the run folder.
 """
@@ -24,7 +25,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from helpers import every_byte, finding, read_summary
-from notify_servers import PagerDuty, Slack
+from notify_servers import Jira, PagerDuty, Slack
 from store_server import fake_run, new_store, rows, store_name
 
 from imsnb.history import History
@@ -40,7 +41,7 @@ from imsnb import notify
 from imsnb.runs.execute import RunResult
 folder = Path(sys.argv[1])
 summary = json.loads((folder / "summary.json").read_text())
-print(json.dumps(notify.deliver([RunResult(folder, summary, 0)], mode="changes")))
+print(json.dumps(notify.deliver([RunResult(folder, summary, 0)], mode=sys.argv[2], ticket=sys.argv[3] or None)))
 """
 
 
@@ -122,7 +123,9 @@ def two_workers_deliver(server, url, stand_ins, tmp_path, severity: str) -> list
     workers = []
     for name in ("worker-a", "worker-b"):
         run = fake_run(tmp_path / name, [("cache.evictions", severity)])
-        workers.append(subprocess.Popen([sys.executable, "-c", DELIVER, str(run.folder)], env=env, **_piped()))
+        workers.append(
+            subprocess.Popen([sys.executable, "-c", DELIVER, str(run.folder), "changes", ""], env=env, **_piped())
+        )
         if name == "worker-a":
             assert wait_for(pd.arrived.is_set), "worker A never reached PagerDuty"
     try:
@@ -158,6 +161,56 @@ def test_two_workers_finding_one_failure_page_once_and_a_healthy_run_resolves_on
     assert [b["text"].startswith("[RESOLVED]") for b in slack.json_bodies()[before_slack:]] == [True]
     assert rows(store_server, url, "SELECT count(*) FROM notify_checks") == [(0,)]
     assert pd.problems == [] and slack.problems == []
+
+
+# ---------------------------------------------------------------- one incident, two workers, one Jira issue
+
+
+JIRA_USER, JIRA_TOKEN = "bot@example.test", "ATATT3xSharedJiraT0ken-77"
+
+
+def test_two_workers_opening_the_incidents_issue_at_once_open_one(store_server, tmp_path):
+    """`--ticket new` on two workers with their own outputs folders: without the store each folder's ticket.json
+    would be its own and Jira would get two issues for one incident."""
+    url = new_store(store_server)
+    site = Jira(JIRA_USER, JIRA_TOKEN, "OPS-999")
+    site.create_gate = threading.Event()
+    try:
+        config = tmp_path / "imsnb.toml"
+        config.write_text('[jira]\nproject = "OPS"\n')
+        env = env_of(
+            IMSNB_STATE_URL=url,
+            IMSNB_CONFIG=str(config),
+            JIRA_URL=site.url,
+            JIRA_USER=JIRA_USER,
+            JIRA_API_TOKEN=JIRA_TOKEN,
+        )
+        workers, runs = [], []
+        for name in ("worker-a", "worker-b"):
+            run = fake_run(tmp_path / name, [("cache.evictions", "ERROR")], incident="INC-TICKET")
+            runs.append(run)
+            command = [sys.executable, "-c", DELIVER, str(run.folder), "never", "new"]
+            workers.append(subprocess.Popen(command, env=env, **_piped()))
+            if name == "worker-a":
+                assert site.create_seen.wait(60), "worker A never asked Jira for the issue"
+        try:
+            assert wait_for(lambda: waiting_on_the_lock(store_server, url)), "worker B did not wait on the store"
+        finally:
+            site.create_gate.set()
+        outs = [w.communicate(timeout=120) for w in workers]
+        assert [w.returncode for w in workers] == [0, 0], [err for _, err in outs]
+        first, second = (json.loads(out) for out, _ in outs)
+        creates = [r for r in site.requests if r["path"] == "/rest/api/3/issue"]
+        assert len(creates) == 1 and [i["key"] for i in site.issues] == ["OPS-1"]
+        assert first[0]["detail"].startswith("OPS-1: opened in OPS")
+        assert [r["detail"] for r in second] == ["OPS-1: 2 attachment(s)", "OPS-1: comment added"]
+        tickets = [json.loads((run.folder.parent / "ticket.json").read_text())["key"] for run in runs]
+        assert tickets == ["OPS-1", "OPS-1"], "each worker's index links the one issue"
+        assert rows(store_server, url, "SELECT incident, ticket_key FROM tickets") == [("INC-TICKET", "OPS-1")]
+        assert site.problems == []
+    finally:
+        site.create_gate.set()
+        site.close()
 
 
 # ---------------------------------------------------------------- two recorders, no snapshot lost

@@ -25,7 +25,7 @@ from imsnb.history import History, Snapshot
 from imsnb.sandbox.postgres import PostgresServer, free_port
 from imsnb.state import open_store, parse_store_url
 from imsnb.state.catalogue import record_run, worker_name
-from imsnb.state.schema import LATEST
+from imsnb.state.schema import LATEST, MIGRATIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 ROUTING_KEY = "StoreRoutingKeyPagerDuty01234567"
@@ -128,15 +128,15 @@ def test_the_diagnosed_database_is_refused_as_the_store_unless_allowed(store_ser
 
 def test_state_init_creates_the_schema_and_migrate_says_it_is_current(store_server, store):
     created = imsnb("state", "init", env={"IMSNB_STATE_URL": store})
-    assert created.returncode == 0 and created.stdout.strip() == f"{store_name(store)}: schema created (version 2)"
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.strip() == f"{store_name(store)}: schema created (version {LATEST})"
     again = imsnb("state", "migrate", env={"IMSNB_STATE_URL": store})
-    assert again.stdout.strip() == f"{store_name(store)}: schema already current (version 2); nothing to do"
+    assert again.stdout.strip() == f"{store_name(store)}: schema already current (version {LATEST}); nothing to do"
     assert rows(store_server, store, "SELECT version, name FROM imsnb_schema ORDER BY version") == [
-        (1, "counter snapshots, baselines and plans"),
-        (2, "notification state and run catalogue"),
+        (m.version, m.name) for m in MIGRATIONS
     ]
     status = imsnb("state", "status", env={"IMSNB_STATE_URL": store}).stdout
-    assert "schema: version 2" in status and "runs           0 row(s)" in status
+    assert f"schema: version {LATEST}" in status and "runs           0 row(s)" in status
     assert store_server.password not in created.stdout + again.stdout + status
 
 
@@ -174,7 +174,9 @@ def test_workers_opening_a_new_store_at_once_migrate_it_once(store_server):
     for thread in threads:
         thread.join(timeout=120)
     assert errors == []
-    assert rows(store_server, url, "SELECT version FROM imsnb_schema ORDER BY version") == [(1,), (2,)]
+    assert rows(store_server, url, "SELECT version FROM imsnb_schema ORDER BY version") == [
+        (m.version,) for m in MIGRATIONS
+    ]
 
 
 # ---------------------------------------------------------------- the history on both dialects

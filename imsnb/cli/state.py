@@ -10,7 +10,7 @@ import argparse
 
 from imsnb.cli.common import add_group
 
-COUNTED = ("snapshots", "baselines", "plans", "notify_checks", "runs")
+COUNTED = ("snapshots", "baselines", "plans", "notify_checks", "runs", "tickets")
 
 
 def add_state(sub: argparse._SubParsersAction) -> None:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from imsnb import archive, config
-from imsnb.errors import BadParameter, ImsnbError, NotConfigured
+from imsnb.errors import BadParameter, ImsnbError, NotConfigured, StoreError
 from imsnb.files import write_atomic
 from imsnb.findings import Severity
 from imsnb.findings.oncall import load_roster
@@ -38,6 +38,8 @@ from imsnb.notify.http import DeliveryFailed, check_secure
 from imsnb.notify.message import Notice, build_notice, target_of
 from imsnb.notify.routes import Routes, load_routes, secret
 from imsnb.scrub import SUMMARY_KEYS_KEPT, scrub_tree
+from imsnb.state.catalogue import shared_store
+from imsnb.state.tickets import incident_issue
 
 MODES = ("always", "changes", "never")
 TICKET_FILE = "ticket.json"
@@ -261,23 +263,33 @@ def _ticket(key: str, notice: Notice, files: list, incident_dir: Path) -> list[d
         unknown = exc
     opened = None
     if key == jira.NEW:  # the incident's issue: the one its archive names, else a new one, opened once
-        # under the incident's lock: two runs of one incident at once open one issue, the second reuses it
+        created: dict[str, Any] = {}
+
+        def open_issue() -> str:
+            created["asked"] = True
+            if where is None:
+                raise unknown
+            created["fields"] = _scrub(jira.issue_fields(where, notice, jira.new_issue_settings()))
+            created["key"], created["priority"] = jira.create_issue(where, created["fields"])
+            return created["key"]
+
+        # under the incident folder's lock (two runs on this worker) and the shared store's (two workers with
+        # their own folders): two runs of one incident at once open one issue, the second reuses it
         with _incident_locked(incident_dir):
             key = archive.ticket_key(incident_dir) or ""
             if not key:
                 try:
-                    if where is None:
-                        raise unknown
-                    fields = _scrub(jira.issue_fields(where, notice, jira.new_issue_settings()))
-                    key, priority = jira.create_issue(where, fields)
+                    key, said = _incident_issue(incident_dir.name, open_issue, created)
                 except (DeliveryFailed, BadParameter, OSError) as exc:
                     return [{**_failed("jira", str(exc), "ticket"), "detail": "open the incident's issue"}]
-                opened = _now()
+                records += said
+                opened = _now() if "key" in created else None
                 # kept at once: a run that stops before the end must not leave the next one to open a second issue
                 _write_json(incident_dir / TICKET_FILE, _ticket_record(incident_dir, key, opened))
         if opened:
+            priority = created["priority"]
             set_as = f"priority {priority}" if priority else "no priority (not on the project's create screen)"
-            detail = f"{key}: opened in {fields['project']['key']}, {set_as}"
+            detail = f"{key}: opened in {created['fields']['project']['key']}, {set_as}"
             records.append(
                 {"channel": "jira", "status": "sent", "error": None, "detail": detail, "mode": "ticket", "at": opened}
             )
@@ -308,6 +320,28 @@ def _ticket(key: str, notice: Notice, files: list, incident_dir: Path) -> list[d
     except OSError as exc:
         records.append(_failed("index", f"index.html not rewritten with the ticket link: {exc}", "ticket"))
     return records
+
+
+def _incident_issue(
+    incident: str, open_issue: Callable[[], str], created: dict[str, Any]
+) -> tuple[str, list[dict[str, Any]]]:
+    """The incident's issue key from the shared store (opened there once, under its lock), else opened by this
+    worker alone; with a record saying so when the store could not be used (`created` holds what open_issue made:
+    an issue opened before the store failed is kept, never opened twice)."""
+    store = shared_store()
+    if store is None:
+        return open_issue(), []
+    try:
+        key, _ = incident_issue(store, incident, open_issue)
+        return key, []
+    except Exception as exc:  # noqa: BLE001 - sqlite3/psycopg errors too: the store never costs the ticket
+        if created.get("asked") and "key" not in created:
+            raise  # Jira's answer, not the store's
+        reason = str(exc) if isinstance(exc, StoreError) else " ".join(str(exc).split())
+    said = _failed("store", f"{reason}; the incident's issue is this worker's own", "ticket")
+    if "key" in created:  # opened, then the store failed: keep it (never open a second one now)
+        return created["key"], [said]
+    return open_issue(), [said]
 
 
 @contextlib.contextmanager

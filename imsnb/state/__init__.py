@@ -1,5 +1,5 @@
 """imsnb's memory in one store chosen by URL: counter snapshots, baselines and plans (`imsnb.history`), the
-notification state (`imsnb.notify`) and the run catalogue (`imsnb.archive`).
+notification state and the incident's ticket (`imsnb.notify`) and the run catalogue (`imsnb.archive`).
 
     IMSNB_STATE_URL=postgresql://imsnb@state-db.internal/imsnb_state   # a team's workers share one store
     IMSNB_STATE_URL=sqlite:///var/lib/imsnb/state.sqlite                 # one machine, everything in one file
@@ -15,6 +15,7 @@ Where things are:
     store.py      Store: open, schema made current on first use, transactions holding a named lock
     notify.py     the notification state's tables: read and written under the notification lock
     catalogue.py  the run catalogue: each run folder recorded, the runs of other workers read back
+    tickets.py    the incident's Jira issue, opened once across workers (`--ticket new`)
 
 Concurrency: every write is a transaction; the notification state is read, compared, paged on and written inside
 one transaction holding the notification lock (SQLite `BEGIN IMMEDIATE`, PostgreSQL `pg_advisory_xact_lock`), so

@@ -118,6 +118,18 @@ CREATE TABLE IF NOT EXISTS runs (
     ]
 
 
+def _ticket_table(real: str) -> list[str]:
+    """Version 3: the incident's Jira issue, one row per incident, so `--ticket new` opens one across workers."""
+    return [
+        f"""
+CREATE TABLE IF NOT EXISTS tickets (
+    incident TEXT PRIMARY KEY,
+    ticket_key TEXT NOT NULL,
+    opened_at {real} NOT NULL
+)""",
+    ]
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -142,6 +154,7 @@ MIGRATIONS = (
             POSTGRES: _shared_tables("DOUBLE PRECISION", "BYTEA", "BOOLEAN"),
         },
     ),
+    Migration(3, "the incident's ticket", {SQLITE: _ticket_table("REAL"), POSTGRES: _ticket_table("DOUBLE PRECISION")}),
 )
 LATEST = MIGRATIONS[-1].version
 
