@@ -13,6 +13,8 @@ from imsnb.errors import Unreachable
 from imsnb.findings import Severity
 from imsnb.sandbox import Sandbox
 
+pytestmark = pytest.mark.servers  # cache-pressure and healthy sandboxes
+
 
 @pytest.fixture(scope="module")
 def pressured():

@@ -15,6 +15,8 @@ from imsnb.runs.execute import run_notebook
 from imsnb.sandbox import Sandbox
 from imsnb.sandbox.scenarios import LeakingProcess
 
+pytestmark = pytest.mark.servers  # leaking processes, sampled for seconds
+
 MIB = 2**20
 
 

@@ -17,6 +17,8 @@ from imsnb.period import duration
 from imsnb.sandbox import Sandbox
 from imsnb.window import Window
 
+pytestmark = pytest.mark.servers  # samples of the sandboxes' servers
+
 SAMPLE_S = 10.0  # realistic: the notebooks' default
 
 
