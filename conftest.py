@@ -7,8 +7,9 @@
   the first `servers` item runs, its env exported into os.environ, so notebooks (nbval) and the `imsnb` processes the
   tests start run unchanged against it. A run that selects no `servers` item starts no server; under pytest-xdist
   only the workers that get such items start one (the controller runs no test and never does).
-- A run that selected no `servers` item refuses to start a sandbox, so a unit test that needs servers fails at once
-  with a message saying how to mark it, instead of making the fast lane slow.
+- A run that selected no `servers` item refuses to start a sandbox or any of its servers (PostgreSQL, Redis,
+  Prometheus, moto), so a unit test that needs one fails at once with a message saying how to mark it, instead of
+  making the fast lane slow or needing the servers' system packages.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ SANDBOX_FIXTURES = frozenset(
     {"degraded", "session_sandbox", "healthy_sandbox", "private_sandbox", "use_env", "degraded_suite", "own_sandbox"}
 )
 NO_SERVERS_HINT = (
-    "this run selected no test that needs servers (e.g. `make test-fast`, `-m 'not servers'`), so none was started: "
-    "if this test needs PostgreSQL, Redis, moto or the API, request a sandbox fixture (degraded, private_sandbox, "
-    "healthy_sandbox) or mark its module `pytestmark = pytest.mark.servers`"
+    "this run selected no test that needs servers (e.g. `make test-fast`, `-m 'not servers'`), so none may start: "
+    "if this test needs PostgreSQL, Redis, Prometheus, moto or a notebook run on them, request a sandbox fixture "
+    "(degraded, private_sandbox, healthy_sandbox) or mark it `@pytest.mark.servers` (a module: "
+    "`pytestmark = pytest.mark.servers`)"
 )
 
 _SAVED_ENV: dict[str, str] = {}
@@ -80,12 +82,27 @@ def pytest_collection_finish(session) -> None:
 
 
 def _refuse_sandboxes() -> None:
+    """Every server imsnb.sandbox can start refuses to: the fast lane needs none (nor their system packages)."""
     from imsnb.sandbox import Sandbox
+    from imsnb.sandbox.aws import AwsServer
+    from imsnb.sandbox.postgres import PostgresServer
+    from imsnb.sandbox.prometheus import PrometheusServer
+    from imsnb.sandbox.redis import RedisServer
 
-    def refuse(self, *args, **kwargs):
-        raise NoServersInThisRun(f"Sandbox({self.scenario!r}).start(): {NO_SERVERS_HINT}")
+    def refuser(name: str):
+        def refuse(self, *args, **kwargs):
+            raise NoServersInThisRun(f"{name}: {NO_SERVERS_HINT}")
 
-    Sandbox.start = refuse
+        return refuse
+
+    for server, method in [
+        (Sandbox, "start"),
+        (PostgresServer, "start"),
+        (RedisServer, "start"),
+        (PrometheusServer, "start"),
+        (AwsServer, "launch"),
+    ]:
+        setattr(server, method, refuser(f"{server.__name__}.{method}()"))
 
 
 def _session_sandbox(config):
