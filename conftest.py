@@ -44,6 +44,7 @@ def pytest_configure(config) -> None:
         "markers", "servers: needs real servers (a sandbox); set automatically, deselected by `make test-fast`"
     )
     config.imsnb_sandbox = None
+    config.imsnb_sandbox_failure = None
     config.imsnb_servers_selected = True  # until collection says otherwise
 
 
@@ -106,11 +107,18 @@ def _refuse_sandboxes() -> None:
 
 
 def _session_sandbox(config):
-    """The session's db-degradation sandbox, started on first use and exported into os.environ."""
+    """The session's db-degradation sandbox, started on first use and exported into os.environ. A start that failed
+    is not tried again for every later test: each of them errors at once with the first failure."""
     if config.imsnb_sandbox is None:
         from imsnb.sandbox import Sandbox
 
-        config.imsnb_sandbox = Sandbox("db-degradation").start()
+        if config.imsnb_sandbox_failure is not None:
+            raise RuntimeError(f"the session's sandbox did not start: {config.imsnb_sandbox_failure}")
+        try:
+            config.imsnb_sandbox = Sandbox("db-degradation").start()
+        except Exception as exc:
+            config.imsnb_sandbox_failure = f"{type(exc).__name__}: {exc}"
+            raise
         os.environ.update(config.imsnb_sandbox.env())
     return config.imsnb_sandbox
 
