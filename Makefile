@@ -65,8 +65,8 @@ test: test-system-deps $(VENV)/.test-installed $(AIRFLOW_VENV)/.installed
 	$(VENV)/bin/pytest -n 3 --dist loadfile
 
 # The tests marked `servers` at collection (conftest.py: a sandbox fixture, a notebook, tests/faults/, a module's
-# `pytestmark`) are deselected, so the session's sandbox never starts; one process, as xdist's start-up costs more
-# than it saves here.
+# `pytestmark`) are deselected, so no sandbox starts (one that tries fails, naming the marker). One process: each
+# xdist worker would repeat the imports and collection, ~10 s of CPU of the lane's ~40.
 test-fast: $(VENV)/.test-installed
 	$(VENV)/bin/pytest -m "not servers"
 
