@@ -1,8 +1,9 @@
 """Servers start only for the tests that need them, so the unit tests run in seconds (`make test-fast`).
 
-- The `servers` marker is set at collection on every item that needs servers: one that requests a sandbox fixture
-  (SANDBOX_FIXTURES), a notebook run by nbval, or one marked by hand (`pytestmark = pytest.mark.servers` in a module
-  that starts a `Sandbox` itself or relies on the session's). `pytest -m "not servers"` is the fast lane.
+- The `servers` marker is set at collection on every item that is not a unit test: one that requests a sandbox
+  fixture (SANDBOX_FIXTURES), a notebook run by nbval, every test under tests/faults/ (its conftest), or one marked
+  by hand (`pytestmark = pytest.mark.servers` in a module that starts servers, notebook runs or a browser itself, or
+  relies on the session's sandbox). `pytest -m "not servers"` is the fast lane.
 - The session's sandbox, a real PostgreSQL (and the rest) with the `db-degradation` scenario, starts lazily: before
   the first `servers` item runs, its env exported into os.environ, so notebooks (nbval) and the `imsnb` processes the
   tests start run unchanged against it. A run that selects no `servers` item starts no server; under pytest-xdist
@@ -41,7 +42,9 @@ class NoServersInThisRun(RuntimeError):
 
 def pytest_configure(config) -> None:
     config.addinivalue_line(
-        "markers", "servers: needs real servers (a sandbox); set automatically, deselected by `make test-fast`"
+        "markers",
+        "servers: needs real servers, notebook runs or a browser; set for sandbox fixtures, notebooks and "
+        "tests/faults/ (conftest.py), deselected by `make test-fast`",
     )
     config.imsnb_sandbox = None
     config.imsnb_sandbox_failure = None
