@@ -66,7 +66,7 @@ test: test-system-deps $(VENV)/.test-installed $(AIRFLOW_VENV)/.installed
 
 # The tests marked `servers` at collection (conftest.py: a sandbox fixture, a notebook, tests/faults/, a module's
 # `pytestmark`) are deselected, so no sandbox starts (one that tries fails, naming the marker). One process: each
-# xdist worker would repeat the imports and collection, ~10 s of CPU of the lane's ~40.
+# xdist worker would repeat the imports and collection, ~10 s of CPU of the lane's ~35.
 test-fast: $(VENV)/.test-installed
 	$(VENV)/bin/pytest -m "not servers"
 
