@@ -1,10 +1,13 @@
-# make demo   set up .venv, start the sandbox, run every notebook against it, print the findings
-# make test   set up .venv with the test extras (and .venv-airflow), run every test and notebook, build the docs
-#             strictly (tests/test_docs.py): what CI runs
-# make lint   ruff check + ruff format --check
-# make lab    JupyterLab on fresh copies of the notebooks in outputs/.lab/<time>/ (the tracked notebooks/ stay
-#             untouched), with this shell's targets; SCENARIO=db-degradation starts a sandbox for the session
-# make docs   the documentation site (mkdocs.yml, docs/) built with --strict into site/
+# make demo       set up .venv, start the sandbox, run every notebook against it, print the findings
+# make test       set up .venv with the test extras (and .venv-airflow), run every test and notebook, build the
+#                 docs strictly (tests/test_docs.py): what CI runs
+# make test-fast  set up .venv with the test extras, run the tests that need no server, kernel or imsnb process
+#                 (`pytest -m "not servers"`: findings, parameters, charts, report, config...); no sandbox starts,
+#                 no system package is needed
+# make lint       ruff check + ruff format --check
+# make lab        JupyterLab on fresh copies of the notebooks in outputs/.lab/<time>/ (the tracked notebooks/ stay
+#                 untouched), with this shell's targets; SCENARIO=db-degradation starts a sandbox for the session
+# make docs       the documentation site (mkdocs.yml, docs/) built with --strict into site/
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -12,7 +15,7 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 AIRFLOW_VENV ?= .venv-airflow
 AIRFLOW_VERSION ?= 3.3.2
 
-.PHONY: demo test lint lab docs system-deps test-system-deps clean
+.PHONY: demo test test-fast lint lab docs system-deps test-system-deps clean
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -22,8 +25,9 @@ $(VENV)/.demo-installed: pyproject.toml | $(VENV)/bin/python
 	$(PIP) install -e '.[sandbox]'
 	touch $@
 
-# JupyterLab for the one browser test that needs it (tests/faults/test_fault_hostile_text.py), in a folder of its
-# own, put on the lab's PYTHONPATH by that test only: the test venv stays without it (~1 min cold, 220 MB).
+# JupyterLab for the tests that open a real lab (tests/test_reports_offline.py, tests/faults/test_fault_hostile_text.py,
+# tests/faults/test_fault_lab_session.py), in a folder of its own, put on the lab's PYTHONPATH by those tests only:
+# the test venv stays without it (~1 min cold, 220 MB).
 $(VENV)/.test-installed: pyproject.toml | $(VENV)/bin/python
 	$(PIP) install -e '.[test,sandbox]'
 	$(PIP) install --upgrade --target $(VENV)/jupyterlab 'jupyterlab>=4'
@@ -59,6 +63,12 @@ demo: system-deps $(VENV)/.demo-installed
 # so three share two cores well (measured: 10.8 min against 20.3 min in one process).
 test: test-system-deps $(VENV)/.test-installed $(AIRFLOW_VENV)/.installed
 	$(VENV)/bin/pytest -n 3 --dist loadfile
+
+# The tests marked `servers` at collection (conftest.py: a sandbox fixture, a notebook, tests/faults/, a module's
+# `pytestmark`) are deselected, so no sandbox starts (one that tries fails, naming the marker). One process: each
+# xdist worker would repeat the imports and collection, ~10 s of CPU of the lane's ~35.
+test-fast: $(VENV)/.test-installed
+	$(VENV)/bin/pytest -m "not servers"
 
 SCENARIO ?=
 lab: system-deps $(VENV)/.lab-installed

@@ -1,4 +1,16 @@
+"""The sandboxes tests run against. Requesting any of these fixtures marks a test `servers` (the root conftest.py):
+it runs in `make test`, not in `make test-fast`.
+
+- `degraded`: the session's db-degradation sandbox, started lazily and exported in os.environ (the default env of
+  every `servers` test and notebook).
+- `healthy_sandbox`: one healthy sandbox shared by the session (read-only use: tests that break things take their own).
+- `private_sandbox(scenario, **options)`: a sandbox of this test's own, stopped at its teardown.
+- `use_env(sandbox, **overrides)`: point this process (and the kernels and processes it starts) at a sandbox.
+"""
+
 from __future__ import annotations
+
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -6,23 +18,38 @@ from imsnb.sandbox import Sandbox
 
 
 @pytest.fixture(scope="session")
-def degraded(pytestconfig):
-    """The session's db-degradation sandbox (started by the root conftest and exported in os.environ)."""
-    return pytestconfig.imsnb_sandbox
+def degraded(session_sandbox) -> Sandbox:
+    """The session's db-degradation sandbox (root conftest.py), by the name the tests use."""
+    return session_sandbox
 
 
 @pytest.fixture(scope="session")
-def healthy_sandbox():
+def healthy_sandbox() -> Iterator[Sandbox]:
     with Sandbox("healthy") as sandbox:
         yield sandbox
 
 
 @pytest.fixture
-def use_env(monkeypatch):
-    """Point the process environment (and so the kernels started from it) at a sandbox."""
+def private_sandbox() -> Iterator[Callable[..., Sandbox]]:
+    """Start a sandbox for this test alone: `private_sandbox("cache-pressure")`; each is stopped at teardown."""
+    started: list[Sandbox] = []
 
-    def apply(sandbox: Sandbox) -> None:
-        for key, value in sandbox.env().items():
+    def start(scenario: str = "healthy", **options) -> Sandbox:
+        sandbox = Sandbox(scenario, **options).start()  # a start that fails stops what it started
+        started.append(sandbox)
+        return sandbox
+
+    yield start
+    for sandbox in reversed(started):
+        sandbox.stop()
+
+
+@pytest.fixture
+def use_env(monkeypatch) -> Callable[..., None]:
+    """Point the process environment (and so the kernels started from it) at a sandbox, plus any overrides."""
+
+    def apply(sandbox: Sandbox, **overrides: str) -> None:
+        for key, value in (sandbox.env() | overrides).items():
             monkeypatch.setenv(key, value)
 
     return apply

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -38,3 +39,18 @@ def present_began(sandbox) -> datetime:
 def window_from_present(sandbox) -> dict[str, str]:
     """Notebook parameters for a window from the sandbox's present to now."""
     return {"start": present_began(sandbox).isoformat()}
+
+
+def wait_until(
+    predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.05, what: str = ""
+) -> object:
+    """Poll until predicate() returns something true and return it, instead of sleeping a fixed time: as fast as the
+    condition allows, and a clear failure (naming what was awaited) if it never holds within timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"waited {timeout:g} s for {what or getattr(predicate, '__name__', 'a condition')}")
+        time.sleep(interval)

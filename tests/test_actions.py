@@ -8,7 +8,7 @@ import time
 
 import psycopg
 import pytest
-from helpers import read_summary
+from helpers import read_summary, wait_until
 
 from imsnb import _started, actions, postgres
 from imsnb.cli import main
@@ -284,11 +284,14 @@ def test_cancel_is_the_gentler_step_for_a_long_statement(env, monkeypatch):
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    time.sleep(1.5)
     try:
         with postgres.Database("test-actions") as db:
-            plans = actions.backend_actions(db, long_running_s=1, idle_in_transaction_s=3600)
-            (plan,) = [p for p in plans if f"pid {slow.info.backend_pid} " in p.target]
+
+            def slow_plans() -> list:  # the statement's own, once it has run past long_running_s
+                plans = actions.backend_actions(db, long_running_s=1, idle_in_transaction_s=3600)
+                return [p for p in plans if f"pid {slow.info.backend_pid} " in p.target]
+
+            (plan,) = wait_until(slow_plans, interval=0.2, what="the statement to run past 1 s")
             assert plan.action == "cancel_backend"
             outcome = actions.execute([plan], apply_actions=True, approver="jane")
         assert outcome["status"].tolist() == ["applied"]

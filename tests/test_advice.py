@@ -22,6 +22,8 @@ from imsnb.period import Period
 from imsnb.postgres.advice import NOT_VERIFIED, VERIFIED, Candidate, index_name
 from imsnb.sandbox.postgres import APP_DATABASE
 
+pytestmark = pytest.mark.servers  # a PostgreSQL planner server
+
 # What an application sends (literals) and how pg_stat_statements' text of it starts ($n for the literals).
 WORKLOAD = {
     "recent orders": (

@@ -19,6 +19,8 @@ from helpers import ROOT, checks_at_or_above
 
 from imsnb.sandbox import Sandbox
 
+pytestmark = pytest.mark.servers  # runs Airflow and notebooks on a sandbox
+
 AIRFLOW_VENV = ROOT / ".venv-airflow"
 BUCKET = "imsnb-airflow-archive"
 LOGICAL_DATE = "2026-11-29T20:00:00+00:00"

@@ -10,7 +10,6 @@ import pytest
 
 from imsnb import api
 from imsnb.findings import Severity
-from imsnb.sandbox import Sandbox
 
 
 def _base(sandbox) -> str:
@@ -24,19 +23,19 @@ def test_healthy_health_matches_the_runbook_shape(healthy_sandbox):
     assert [f.severity for f in api.health_findings(checked)] == [Severity.OK, Severity.OK]
 
 
-def test_degraded_health_is_an_error_with_the_body():
-    with Sandbox("api-degraded") as sandbox:
-        checked = api.health(base=_base(sandbox))
-        assert checked.status_code == 503
-        assert "services.database is 'unhealthy'" in checked.problems
-        finding = api.health_findings(checked)[1]
-        assert finding.check == "api.health" and finding.severity == Severity.ERROR
-        assert '"database": "unhealthy"' in finding.message
-        times = api.response_times("/api/v1/orders", base=_base(sandbox), samples=2)
-        assert (times["elapsed_ms"] >= 1400).all()
-        assert api.response_time_finding(times).severity >= Severity.ERROR
-        advice = api.timeout_recommendations(None, times, None)
-        assert advice.iloc[0]["area"] == "endpoint"
+def test_degraded_health_is_an_error_with_the_body(private_sandbox):
+    sandbox = private_sandbox("api-degraded")
+    checked = api.health(base=_base(sandbox))
+    assert checked.status_code == 503
+    assert "services.database is 'unhealthy'" in checked.problems
+    finding = api.health_findings(checked)[1]
+    assert finding.check == "api.health" and finding.severity == Severity.ERROR
+    assert '"database": "unhealthy"' in finding.message
+    times = api.response_times("/api/v1/orders", base=_base(sandbox), samples=2)
+    assert (times["elapsed_ms"] >= 1400).all()
+    assert api.response_time_finding(times).severity >= Severity.ERROR
+    advice = api.timeout_recommendations(None, times, None)
+    assert advice.iloc[0]["area"] == "endpoint"
 
 
 def test_health_timeout_invalid_json_and_refused():
@@ -67,21 +66,21 @@ def test_tcp_reachability(healthy_sandbox):
     assert [f.severity for f in api.reachability_findings(reach)] == [Severity.OK, Severity.CRITICAL, Severity.CRITICAL]
 
 
-def test_certificate_days_chain_and_sans():
-    with Sandbox("cert-expiring") as sandbox:
-        endpoint = f"localhost:{sandbox.api.tls_port}"
-        cert = api.certificate(endpoint, ca_file=str(sandbox.api.ca_file))
-        assert 9.5 < cert.days_left <= 10 and cert.chain_valid
-        assert cert.sans == ["localhost", "127.0.0.1"] and "imsnb sandbox CA" in cert.issuer
-        assert api.certificate_finding(cert).severity == Severity.WARNING
-        untrusted = api.certificate(endpoint)  # without the private CA: the chain does not verify
-        assert untrusted.chain_valid is False and api.certificate_finding(untrusted).severity == Severity.CRITICAL
-        later = api.certificate(endpoint, ca_file=str(sandbox.api.ca_file), now=datetime.now(UTC) + timedelta(days=5))
-        assert api.certificate_finding(later).severity == Severity.ERROR
-        sandbox.api.set_certificate(days=-1)
-        expired = api.certificate(endpoint, ca_file=str(sandbox.api.ca_file))
-        finding = api.certificate_finding(expired)
-        assert finding.severity == Severity.CRITICAL and "EXPIRED" in finding.message
+def test_certificate_days_chain_and_sans(private_sandbox):
+    sandbox = private_sandbox("cert-expiring")
+    endpoint = f"localhost:{sandbox.api.tls_port}"
+    cert = api.certificate(endpoint, ca_file=str(sandbox.api.ca_file))
+    assert 9.5 < cert.days_left <= 10 and cert.chain_valid
+    assert cert.sans == ["localhost", "127.0.0.1"] and "imsnb sandbox CA" in cert.issuer
+    assert api.certificate_finding(cert).severity == Severity.WARNING
+    untrusted = api.certificate(endpoint)  # without the private CA: the chain does not verify
+    assert untrusted.chain_valid is False and api.certificate_finding(untrusted).severity == Severity.CRITICAL
+    later = api.certificate(endpoint, ca_file=str(sandbox.api.ca_file), now=datetime.now(UTC) + timedelta(days=5))
+    assert api.certificate_finding(later).severity == Severity.ERROR
+    sandbox.api.set_certificate(days=-1)
+    expired = api.certificate(endpoint, ca_file=str(sandbox.api.ca_file))
+    finding = api.certificate_finding(expired)
+    assert finding.severity == Severity.CRITICAL and "EXPIRED" in finding.message
 
 
 def test_certificate_of_a_closed_port_or_silent_server():

@@ -323,6 +323,7 @@ def test_a_fresh_kernel_needs_no_setup_code(degraded):
     assert "blocked 1" in text, nb.cells[0].outputs
 
 
+@pytest.mark.servers  # `imsnb lab --sandbox` starts one
 def test_lab_dry_run_shows_the_command_and_the_sandbox_targets(tmp_path):
     result = run_cli("lab", "--sandbox", "healthy", "--port", "8899", "--dry-run", cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -17,7 +17,6 @@ from imsnb.aws import Aws, cloudwatch, ecs, elasticache, logs, rds, s3
 from imsnb.errors import NotConfigured, Unreachable
 from imsnb.findings import Findings, Severity
 from imsnb.runs.execute import run_notebook
-from imsnb.sandbox import Sandbox
 from imsnb.window import resolve_window
 
 CASES = {
@@ -38,15 +37,15 @@ def counted(degraded, use_env):
 
 
 @pytest.mark.parametrize("scenario", sorted(CASES))
-def test_seeded_problem_is_found(scenario, use_env, tmp_path):
+def test_seeded_problem_is_found(private_sandbox, scenario, use_env, tmp_path):
     notebook, check = CASES[scenario]
-    with Sandbox(scenario) as sandbox:
-        use_env(sandbox)
-        result = run_notebook(notebook, {}, incident_id="INC-AWS", outputs=tmp_path)
-        summary = read_summary(result.folder)
-        assert summary["status"] == "ok"
-        assert check in checks_at_or_above(summary, "WARNING"), summary["findings"]
-        assert sandbox.aws.secret_key.encode() not in b"".join(p.read_bytes() for p in result.folder.iterdir())
+    sandbox = private_sandbox(scenario)
+    use_env(sandbox)
+    result = run_notebook(notebook, {}, incident_id="INC-AWS", outputs=tmp_path)
+    summary = read_summary(result.folder)
+    assert summary["status"] == "ok"
+    assert check in checks_at_or_above(summary, "WARNING"), summary["findings"]
+    assert sandbox.aws.secret_key.encode() not in b"".join(p.read_bytes() for p in result.folder.iterdir())
 
 
 @pytest.mark.parametrize("notebook", sorted({n for n, _ in CASES.values()} | {"performance_baseline"}))

@@ -9,7 +9,6 @@ from helpers import finding, read_summary
 from imsnb import actions
 from imsnb.aws import Aws, bottleneck
 from imsnb.runs.execute import run_notebook
-from imsnb.sandbox import Sandbox
 from imsnb.window import resolve_window
 
 KEYS = {"apply_actions": "True", "approver": "jane.oncall"}
@@ -47,11 +46,11 @@ def test_db_degradation_is_cpu_bound_and_the_plan_adds_vcpu(degraded, use_env):
     assert plan.action == "rds_resize" and "db.t3.xlarge" in plan.command and "4 vCPU" in plan.reason
 
 
-def test_scaling_names_memory_and_plans_more_ram(use_env, tmp_path):
-    with Sandbox("scaling") as sandbox:
-        use_env(sandbox)
-        result = run_notebook("scaling", {}, incident_id="INC-S", outputs=tmp_path)
-        summary = read_summary(result.folder)
+def test_scaling_names_memory_and_plans_more_ram(private_sandbox, use_env, tmp_path):
+    sandbox = private_sandbox("scaling")
+    use_env(sandbox)
+    result = run_notebook("scaling", {}, incident_id="INC-S", outputs=tmp_path)
+    summary = read_summary(result.folder)
     assert finding(summary, "aws.rds.bottleneck")["value"] == "memory"
     assert finding(summary, "aws.rds.memory_used")["severity"] in ("ERROR", "CRITICAL")  # ~96-98% of 1 GiB used
     assert finding(summary, "aws.rds.cpu")["severity"] == "OK"
@@ -60,12 +59,12 @@ def test_scaling_names_memory_and_plans_more_ram(use_env, tmp_path):
     assert "--db-instance-class db.t3.small" in resize[0]["command"] and "memory" in resize[0]["reason"]
 
 
-def test_disk_pressure_plans_storage_on_its_own_and_both_keys_apply_it(use_env, tmp_path):
-    with Sandbox("disk-pressure") as sandbox:
-        use_env(sandbox)
-        result = run_notebook("scaling", KEYS, incident_id="INC-S", outputs=tmp_path, allow_actions=True)
-        summary = read_summary(result.folder)
-        storage = sandbox.aws.client("rds").describe_db_instances()["DBInstances"][0]
+def test_disk_pressure_plans_storage_on_its_own_and_both_keys_apply_it(private_sandbox, use_env, tmp_path):
+    sandbox = private_sandbox("disk-pressure")
+    use_env(sandbox)
+    result = run_notebook("scaling", KEYS, incident_id="INC-S", outputs=tmp_path, allow_actions=True)
+    summary = read_summary(result.folder)
+    storage = sandbox.aws.client("rds").describe_db_instances()["DBInstances"][0]
     assert finding(summary, "aws.rds.bottleneck")["value"] == "storage"
     (step,) = [a for a in summary["actions"] if a["action"].startswith("rds_")]
     assert step["action"] == "rds_storage_increase" and step["status"] == "applied", step

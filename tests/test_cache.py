@@ -13,6 +13,8 @@ from imsnb.errors import Unreachable
 from imsnb.findings import Severity
 from imsnb.sandbox import Sandbox
 
+pytestmark = pytest.mark.servers  # cache-pressure and healthy sandboxes
+
 
 @pytest.fixture(scope="module")
 def pressured():
@@ -74,20 +76,20 @@ def test_wrong_password_and_closed_port_are_unreachable(healthy_sandbox):
     assert finding.severity == Severity.CRITICAL and "refused" in finding.message.lower()
 
 
-def test_a_hung_redis_costs_seconds_not_minutes():
-    with Sandbox("healthy") as sandbox:
-        c = _cache(sandbox)
-        cache.stats(c)
-        os.kill(sandbox.redis.process.pid, signal.SIGSTOP)
-        try:
-            started = time.monotonic()
-            with pytest.raises(Unreachable, match="Timeout"):
-                cache.stats(c)
-            with pytest.raises(Unreachable):  # remembered: no second wait
-                cache.memory_usage(c)
-            assert time.monotonic() - started < 10  # the bound: a hang is seconds (2 s timeout), not minutes
-        finally:
-            os.kill(sandbox.redis.process.pid, signal.SIGCONT)
+def test_a_hung_redis_costs_seconds_not_minutes(private_sandbox):
+    sandbox = private_sandbox("healthy")
+    c = _cache(sandbox)
+    cache.stats(c)
+    os.kill(sandbox.redis.process.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        with pytest.raises(Unreachable, match="Timeout"):
+            cache.stats(c)
+        with pytest.raises(Unreachable):  # remembered: no second wait
+            cache.memory_usage(c)
+        assert time.monotonic() - started < 10  # the bound: a hang is seconds (2 s timeout), not minutes
+    finally:
+        os.kill(sandbox.redis.process.pid, signal.SIGCONT)
 
 
 @pytest.mark.parametrize(("name", "value"), [("REDIS_PORT", "abc"), ("REDIS_URL", "http://cache:1")])

@@ -16,6 +16,8 @@ from imsnb.sandbox import Sandbox
 from imsnb.sandbox.scenarios import UPGRADE_KEYS, UPGRADE_LATE_WRITES
 from imsnb.window import parse_instant
 
+pytestmark = pytest.mark.servers  # a cache-upgrade sandbox
+
 KEYS = {"apply_actions": "True", "approver": "jane.oncall"}
 
 

@@ -24,6 +24,8 @@ from imsnb.runs.execute import run_notebook
 from imsnb.sandbox.aws import CACHE_CLUSTER, ECS_CLUSTER, ECS_SERVICE, LOG_GROUP, RDS_INSTANCE, AwsServer
 from imsnb.window import Window
 
+pytestmark = pytest.mark.servers  # a moto server
+
 FAMILY = "orders-task"
 ONSET_BEFORE_NOW = timedelta(minutes=10)
 DEPLOYED_BEFORE_ONSET = timedelta(seconds=90)

@@ -19,6 +19,8 @@ from imsnb.errors import BadParameter
 from imsnb.runs.execute import run_notebook
 from imsnb.sandbox.aws import RDS_INSTANCE, AwsServer
 
+pytestmark = pytest.mark.servers  # a moto server
+
 BUCKET = "ims-backups"
 DAY = 86400
 

@@ -62,6 +62,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, args, need
     assert not (tmp_path / "outputs").exists()
 
 
+@pytest.mark.servers  # `imsnb sandbox` starts one
 def test_sandbox_prints_exports_and_cleans_up_on_ctrl_c(tmp_path):
     import tempfile
 

@@ -3,11 +3,11 @@ where readable; the memory-leak scenario through the runner, with the ECS restar
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
-from helpers import checks_at_or_above, finding, read_summary
+from helpers import checks_at_or_above, finding, read_summary, wait_until
 
 from imsnb.findings import Severity
 from imsnb.host import memory as host_memory
@@ -15,13 +15,21 @@ from imsnb.runs.execute import run_notebook
 from imsnb.sandbox import Sandbox
 from imsnb.sandbox.scenarios import LeakingProcess
 
+pytestmark = pytest.mark.servers  # leaking processes, sampled for seconds
+
 MIB = 2**20
+
+
+def wait_named(process: LeakingProcess) -> None:
+    """Wait until the leaker's interpreter has started and named itself (its /proc comm), as the sample reads it."""
+    comm = Path(f"/proc/{process.pid}/comm")
+    wait_until(lambda: comm.read_text().strip() == process.name[:15], what=f"{process.name} to name itself")
 
 
 def test_a_process_that_grows_its_memory_is_named():
     leaker = LeakingProcess("imsnb-leak-test", mib_per_s=16, cap_mib=512).start()
     try:
-        time.sleep(0.3)  # let the interpreter start and name itself
+        wait_named(leaker)
         taken = host_memory.sample(2.0)
         row = taken.growth[taken.growth["pid"] == leaker.pid].iloc[0]
         assert row["name"] == "imsnb-leak-test" and row["growth_bytes"] >= 16 * MIB
@@ -139,7 +147,7 @@ def test_imsnb_own_kernels_growing_are_left_out_and_counted(monkeypatch):
     kernel = LeakingProcess("imsnb-kernel-test", mib_per_s=16, cap_mib=512).start()
     monkeypatch.delenv("IMSNB_CELL_TIMEOUT_S")
     try:
-        time.sleep(0.3)
+        wait_named(kernel)
         taken = host_memory.sample(2.0)
         row = taken.growth[taken.growth["pid"] == kernel.pid].iloc[0]
         assert row["growth_bytes"] >= 16 * MIB and bool(row["own"])
@@ -151,7 +159,7 @@ def test_imsnb_own_kernels_growing_are_left_out_and_counted(monkeypatch):
         assert "imsnb-kernel-test" not in " ".join(plan["command"].astype(str)), "nor named as the hog in the plan"
         leaker = LeakingProcess("imsnb-leak-next", mib_per_s=16, cap_mib=512).start()
         try:
-            time.sleep(0.3)
+            wait_named(leaker)
             found = host_memory.growth_finding(host_memory.sample(2.0))
             # named among the growers: another test's kernel importing pandas may grow faster in those 2 s
             assert found.severity >= Severity.ERROR

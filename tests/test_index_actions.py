@@ -11,6 +11,8 @@ from imsnb import _started, actions, postgres
 from imsnb.errors import BadParameter
 from imsnb.sandbox.postgres import PostgresServer
 
+pytestmark = pytest.mark.servers  # a PostgreSQL of its own
+
 ORDERS = """
 CREATE TABLE orders (
     id serial PRIMARY KEY,

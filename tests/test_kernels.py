@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from helpers import ROOT
 
 from imsnb.runs.kernels import KERNEL_MODULES, notebook_imports, warm_set
@@ -35,6 +36,7 @@ def test_the_catalogue_warms_what_its_notebooks_use():
     assert {"imsnb.findings", "imsnb.report", "imsnb.postgres", "boto3"} <= warm
 
 
+@pytest.mark.servers  # an `imsnb run` on the session's sandbox
 def test_a_run_prints_no_kernel_transport_warning(tmp_path):
     """Kernels talk over IPC: no '[IPKernelApp] WARNING | Kernel is running over TCP without encryption'."""
     result = subprocess.run(

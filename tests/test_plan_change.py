@@ -15,6 +15,8 @@ from imsnb.period import Period
 from imsnb.postgres.plans import plan_shape
 from imsnb.sandbox.postgres import PostgresServer
 
+pytestmark = pytest.mark.servers  # a PostgreSQL of its own
+
 INDEX_SCAN = {
     "Node Type": "Index Scan",
     "Index Name": "items_sku",

@@ -12,6 +12,8 @@ from imsnb.findings import Severity
 from imsnb.postgres.plans import plannable_text, shape_hash
 from imsnb.sandbox.postgres import APP_DATABASE
 
+pytestmark = pytest.mark.servers  # a PostgreSQL planner server
+
 LOOKUP = "SELECT id, total FROM orders WHERE customer_id = $1 ORDER BY created_at DESC LIMIT $2"
 
 

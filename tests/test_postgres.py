@@ -210,26 +210,24 @@ def test_mask_literals(sql, masked):
     assert postgres.mask_literals(sql) == masked
 
 
-def test_a_frozen_server_costs_the_statement_timeout_plus_grace_not_forever():
+def test_a_frozen_server_costs_the_statement_timeout_plus_grace_not_forever(private_sandbox):
     import os
     import signal
 
-    from imsnb.sandbox import Sandbox
-
-    with Sandbox("healthy") as sandbox:
-        database = postgres.Database("tests", settings=_settings(sandbox), statement_timeout_ms=1000)
-        postgres.connections_by_state(database)
-        backend = database.connection().info.backend_pid
-        os.kill(backend, signal.SIGSTOP)  # this session's server process stops answering
-        try:
-            started = time.monotonic()
-            with pytest.raises(Unreachable, match="no answer within 6 s"):
-                postgres.connections_by_state(database)
-            with pytest.raises(Unreachable):
-                postgres.max_connections(database)
-            assert time.monotonic() - started < 15
-        finally:
-            os.kill(backend, signal.SIGCONT)
+    sandbox = private_sandbox("healthy")
+    database = postgres.Database("tests", settings=_settings(sandbox), statement_timeout_ms=1000)
+    postgres.connections_by_state(database)
+    backend = database.connection().info.backend_pid
+    os.kill(backend, signal.SIGSTOP)  # this session's server process stops answering
+    try:
+        started = time.monotonic()
+        with pytest.raises(Unreachable, match="no answer within 6 s"):
+            postgres.connections_by_state(database)
+        with pytest.raises(Unreachable):
+            postgres.max_connections(database)
+        assert time.monotonic() - started < 15
+    finally:
+        os.kill(backend, signal.SIGCONT)
 
 
 def test_statistics_turned_off_is_said_not_read_as_quiet(degraded, db):

@@ -89,6 +89,7 @@ def test_history_reaches_back_hours_and_the_live_scrape_continues_it(prom, degra
         time.sleep(1)
 
 
+@pytest.mark.servers  # a Prometheus of its own
 def test_a_healthy_history_has_no_spike_and_stop_cleans_up():
     with PrometheusServer(Traffic()) as server:
         data_dir, process = server.dir, server.process

@@ -13,6 +13,8 @@ from imsnb.runs.execute import run_notebook
 from imsnb.sandbox import Sandbox
 from imsnb.sandbox.scenarios import BLOCKED_UPDATE, BLOCKER_UPDATE, QUIET_TABLES, WAITING
 
+pytestmark = pytest.mark.servers  # a quiet sandbox
+
 
 @pytest.fixture(scope="module")
 def quiet(tmp_path_factory):

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.servers  # headless Chromium (a system package), and the suite's runs on the session's sandbox
+
 PROBE = (
     "<script>window.addEventListener('load', () => document.body.setAttribute('data-imsnb-images', "
     "JSON.stringify([...document.images].map(i => [i.complete, i.naturalWidth, i.naturalHeight]))));</script>"

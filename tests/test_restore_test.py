@@ -13,6 +13,8 @@ from imsnb import actions
 from imsnb.runs.execute import run_notebook
 from imsnb.sandbox import Sandbox
 
+pytestmark = pytest.mark.servers  # a healthy sandbox
+
 KEYS = {"apply_actions": "True", "approver": "jane.oncall"}
 
 

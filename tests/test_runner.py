@@ -13,6 +13,8 @@ from imsnb.errors import BadParameter
 from imsnb.runs.execute import run_notebook
 from imsnb.runs.summary import summarize
 
+pytestmark = pytest.mark.servers  # notebook runs on the session's sandbox
+
 SEEDED = {
     "postgres.slow_queries",
     "postgres.blocked_queries",

@@ -17,6 +17,8 @@ from imsnb.period import duration
 from imsnb.sandbox import Sandbox
 from imsnb.window import Window
 
+pytestmark = pytest.mark.servers  # samples of the sandboxes' servers
+
 SAMPLE_S = 10.0  # realistic: the notebooks' default
 
 
@@ -273,20 +275,19 @@ def test_snapshots_in_the_store_hold_no_query_text(degraded, tmp_path):
     assert degraded.postgres.password not in text + stored.target and "SELECT" not in text
 
 
-def test_db_performance_judges_the_sample_and_says_the_period(tmp_path, monkeypatch):
+def test_db_performance_judges_the_sample_and_says_the_period(private_sandbox, tmp_path, monkeypatch):
     """On a sandbox of its own: the session's db-degradation sandbox has been under live load for as long as the
     suite has run, and other runs have stored snapshots of it, so what counts as "before" depends on test order."""
     from helpers import finding, read_summary
 
     from imsnb.runs.execute import run_notebook
-    from imsnb.sandbox import Sandbox
 
     monkeypatch.setenv("IMSNB_HISTORY", str(tmp_path / "history.sqlite"))  # before the sandbox seeds its snapshot
-    with Sandbox("db-degradation") as fresh:
-        for key, value in fresh.env().items():
-            monkeypatch.setenv(key, value)
-        params = {"sample_s": "8", **window_from_present(fresh)}  # the incident: the sandbox's present
-        result = run_notebook("db_performance", params, incident_id="INC-13", outputs=tmp_path / "out")
+    fresh = private_sandbox("db-degradation")
+    for key, value in fresh.env().items():
+        monkeypatch.setenv(key, value)
+    params = {"sample_s": "8", **window_from_present(fresh)}  # the incident: the sandbox's present
+    result = run_notebook("db_performance", params, incident_id="INC-13", outputs=tmp_path / "out")
     summary = read_summary(result.folder)
     assert summary["status"] == "ok", summary.get("error")
     slow = finding(summary, "postgres.slow_queries")

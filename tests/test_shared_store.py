@@ -31,6 +31,8 @@ from store_server import fake_run, new_store, rows, store_name
 from imsnb.history import History
 from imsnb.sandbox.postgres import PostgresServer, free_port
 
+pytestmark = pytest.mark.servers  # a PostgreSQL store
+
 ROOT = Path(__file__).resolve().parent.parent
 ROUTING_KEY = "SharedRoutingKeyPagerDuty0123456"
 WEBHOOK_TOKEN = "WhK9s3cretT0kenForSlackShared55"

@@ -27,6 +27,8 @@ from imsnb.state import open_store, parse_store_url
 from imsnb.state.catalogue import record_run, worker_name
 from imsnb.state.schema import LATEST, MIGRATIONS
 
+pytestmark = pytest.mark.servers  # a PostgreSQL store
+
 ROOT = Path(__file__).resolve().parent.parent
 ROUTING_KEY = "StoreRoutingKeyPagerDuty01234567"
 WEBHOOK_TOKEN = "WhK9s3cretT0kenForSlackStore77"

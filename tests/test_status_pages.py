@@ -114,6 +114,7 @@ def test_status_pages_configuration_is_checked_and_optional(tmp_path, monkeypatc
     assert skipped.message.startswith("no [status_pages] in imsnb.toml") and skipped.message.endswith("skipped")
 
 
+@pytest.mark.servers  # notebook runs on the session's sandbox
 def test_triage_and_high_error_rate_show_the_provider(stand_in, tmp_path, monkeypatch):
     _config(tmp_path, monkeypatch, [f'payments = "{stand_in}/payments/api/v2/status.json"'])
     findings = triage.key_findings(resolve_window("30m"), cache_latency_samples=5)

@@ -15,6 +15,8 @@ from helpers import ORDER, ROOT, checks_at_or_above, read_summary
 from imsnb.errors import BadParameter
 from imsnb.runs.suite import all_notebook_names, plan_suite, run_suite, suite_exit_code
 
+pytestmark = pytest.mark.servers  # notebook suites on the session's sandbox
+
 SEEDED_DB = {"postgres.slow_queries", "postgres.blocked_queries", "postgres.connections_used"}
 
 

@@ -110,6 +110,7 @@ def test_the_notebook_on_db_degradation(tmp_path, degraded):
     assert summary["escalation"]["escalation"] == "Page on-call"
 
 
+@pytest.mark.servers  # a kernel, with the session's targets pointed at a closed port
 def test_the_notebook_with_every_dependency_down(tmp_path, monkeypatch):
     closed = str(free_port())
     for name, value in {

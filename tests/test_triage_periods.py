@@ -19,6 +19,8 @@ from imsnb.findings import Finding
 from imsnb.runs.execute import run_notebook
 from imsnb.sandbox import Sandbox
 
+pytestmark = pytest.mark.servers  # cache-pressure sandbox runs
+
 SAMPLE_S = 4.0  # long enough for the load thread's storm (every 0.5 s) to give far more than 20 lookups
 SCREENING = ("health_check", "triage")
 

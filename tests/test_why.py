@@ -10,7 +10,6 @@ from helpers import finding, read_summary, window_from_present
 
 from imsnb.findings import Finding
 from imsnb.runs.execute import run_notebook
-from imsnb.sandbox import Sandbox
 from imsnb.triage import suggested_notebooks
 
 KEYS = {"apply_actions": "True", "approver": "jane.oncall"}  # the blocker goes first: a build waits for it
@@ -82,21 +81,21 @@ def test_nothing_is_built_without_both_keys(degraded_run, degraded):
     assert names == []
 
 
-def test_with_both_keys_the_index_is_built_and_the_lookup_uses_it_again(use_env, tmp_path):
-    with Sandbox("db-degradation") as sandbox:
-        use_env(sandbox)
-        parameters = {**KEYS, **window_from_present(sandbox)}
-        first = run_notebook("db_performance", parameters, incident_id="INC-FIX", outputs=tmp_path, allow_actions=True)
-        summary = read_summary(first.folder)
-        built = {a["target"]: a for a in summary["actions"] if a["action"] == "create_index"}
-        assert built["public.items"]["status"] == "applied", built
-        assert built["public.items"]["approver"] == "jane.oncall"
-        with sandbox.postgres.connect("check", autocommit=True) as conn:
-            plan = " ".join(r[0] for r in conn.execute("EXPLAIN SELECT id, price FROM items WHERE sku = 'SKU-1'"))
-        assert "imsnb_items_sku" in plan
-        window = window_from_present(sandbox)
-        again = read_summary(run_notebook("db_performance", window, incident_id="INC-FIX", outputs=tmp_path).folder)
-        change = finding(again, "postgres.plan_change")
-        (lookup,) = [r for r in change["evidence"] if LOOKUP in r["query"]]
-        assert lookup["after"].startswith("Index Scan using imsnb_items_sku on items"), lookup
-        assert "items(sku)" not in advised(again)
+def test_with_both_keys_the_index_is_built_and_the_lookup_uses_it_again(private_sandbox, use_env, tmp_path):
+    sandbox = private_sandbox("db-degradation")
+    use_env(sandbox)
+    parameters = {**KEYS, **window_from_present(sandbox)}
+    first = run_notebook("db_performance", parameters, incident_id="INC-FIX", outputs=tmp_path, allow_actions=True)
+    summary = read_summary(first.folder)
+    built = {a["target"]: a for a in summary["actions"] if a["action"] == "create_index"}
+    assert built["public.items"]["status"] == "applied", built
+    assert built["public.items"]["approver"] == "jane.oncall"
+    with sandbox.postgres.connect("check", autocommit=True) as conn:
+        plan = " ".join(r[0] for r in conn.execute("EXPLAIN SELECT id, price FROM items WHERE sku = 'SKU-1'"))
+    assert "imsnb_items_sku" in plan
+    window = window_from_present(sandbox)
+    again = read_summary(run_notebook("db_performance", window, incident_id="INC-FIX", outputs=tmp_path).folder)
+    change = finding(again, "postgres.plan_change")
+    (lookup,) = [r for r in change["evidence"] if LOOKUP in r["query"]]
+    assert lookup["after"].startswith("Index Scan using imsnb_items_sku on items"), lookup
+    assert "items(sku)" not in advised(again)

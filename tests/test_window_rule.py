@@ -22,6 +22,8 @@ from imsnb.sandbox.postgres import PostgresServer, find_bindir
 from imsnb.sandbox.redis import RedisServer
 from imsnb.window import Window
 
+pytestmark = pytest.mark.servers  # a PostgreSQL and Redis of its own
+
 # A heavy aggregate: over 100 ms a call whatever the machine (the sleep), real work besides (the scan).
 HEAVY = "SELECT pg_sleep(0.12), count(*), sum(length(md5(i::text))) FROM generate_series(1, 20000) AS i"
 MARKER = "SELECT count(*) FROM pg_class WHERE relname = %(name)s AND relpages >= 0"

@@ -18,18 +18,18 @@ def own_sandbox() -> Iterator[Sandbox]:
 
 
 @pytest.fixture
-def on(monkeypatch):
-    """Point this process (and the kernels it starts) at a sandbox, plus any overrides."""
-
-    def apply(sandbox: Sandbox, **overrides: str) -> None:
-        for key, value in (sandbox.env() | overrides).items():
-            monkeypatch.setenv(key, value)
-
-    return apply
+def on(use_env):
+    """Point this process (and the kernels it starts) at a sandbox, plus any overrides (tests/conftest.py's use_env)."""
+    return use_env
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(session, config, items) -> None:
     """Fault tests run last: they take minutes, and the session sandbox's scenario (whose lock wait and idle
-    transaction age with the clock) must be as young for the other tests as it is without this suite."""
+    transaction age with the clock) must be as young for the other tests as it is without this suite. They break
+    real servers, kernels and processes: every one is marked `servers` (none runs in `make test-fast`)."""
     here = Path(__file__).parent
+    for item in items:
+        if Path(str(item.path)).is_relative_to(here):
+            item.add_marker(pytest.mark.servers)
     items.sort(key=lambda item: Path(str(item.path)).is_relative_to(here))
