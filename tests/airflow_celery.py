@@ -28,6 +28,7 @@ from imsnb.sandbox.postgres import free_port
 
 BROKER_HOST, BROKER_PORT = "127.0.0.1", 5672
 FINISHED = ("success", "failed")
+API_TIMEOUT_S = 120  # one REST call; the api-server has one worker, and the cores are shared
 
 
 def broker_url() -> str:
@@ -111,6 +112,9 @@ class Cluster:
             "AIRFLOW__CELERY__BROKER_URL": broker_url(),
             "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{sql}",
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": "1",
+            # a task's calls to the api-server wait a minute rather than 5 s: on two busy cores a call can take
+            # 30 s, and a retried "task started" is refused (409/400) once the first one got through
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(self.port),
             "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{self.port}",
@@ -181,18 +185,25 @@ class Cluster:
             headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
         )
         try:
-            with urllib.request.urlopen(request, timeout=30) as answer:
+            with urllib.request.urlopen(request, timeout=API_TIMEOUT_S) as answer:
                 return json.loads(answer.read() or b"null")
         except urllib.error.HTTPError as exc:
             raise RuntimeError(f"{method} {path}: HTTP {exc.code}: {exc.read()[:2000]!r}") from None
+
+    def poll(self, path: str) -> Any:
+        """A GET for a polling loop: None when the api-server did not answer in time (busy cores), to ask again."""
+        try:
+            return self.api("GET", path)
+        except (TimeoutError, urllib.error.URLError):
+            return None
 
     def wait_for_dags(self, dag_ids: set[str], within_s: float = 180) -> None:
         """Until the dag-processor has parsed and serialized every DAG in `dag_ids` (the scheduler can run them)."""
 
         def parsed() -> bool:
             self._check_alive()
-            found = {d["dag_id"] for d in self.api("GET", "/dags?limit=100")["dags"]}
-            return dag_ids <= found
+            listed = self.poll("/dags?limit=100")
+            return listed is not None and dag_ids <= {d["dag_id"] for d in listed["dags"]}
 
         if not _wait(parsed, within_s, every_s=1):
             raise RuntimeError(f"DAGs not parsed within {within_s:.0f} s: {self.log('dag-processor')[-3000:]}")
@@ -202,8 +213,9 @@ class Cluster:
         run = self.api("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None})
         return run["dag_run_id"]
 
-    def state(self, dag_id: str, run_id: str) -> str:
-        return self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"]
+    def state(self, dag_id: str, run_id: str) -> str | None:
+        run = self.poll(f"/dags/{dag_id}/dagRuns/{run_id}")
+        return None if run is None else run["state"]
 
     def wait_for_run(self, dag_id: str, run_id: str, within_s: float = 600) -> str:
         """The run's final state (success or failed), waited for at most `within_s`."""

@@ -80,9 +80,8 @@ parameters = {parameters}
 def dag_file(queue_a: str, queue_b: str) -> str:
     """The DAG file a team would deploy: the record DAG and each schedule pinned to a worker's queue."""
     queues = {"record": queue_a, "health_check_a": queue_a, "health_check_b": queue_b, "db_performance": queue_b}
-    return (
-        f"from imsnb.integrations.airflow import dags\n\nglobals().update(dags(record={NEVER!r}, queues={queues!r}))\n"
-    )
+    arguments = f"record={NEVER!r}, queues={queues!r}, retries=0"  # no retry: a failure shows at once
+    return f"from imsnb.integrations.airflow import dags\n\nglobals().update(dags({arguments}))\n"
 
 
 def run_both(cluster: Cluster, dag_ids: tuple[str, ...]) -> dict[str, str]:
@@ -93,7 +92,8 @@ def run_both(cluster: Cluster, dag_ids: tuple[str, ...]) -> dict[str, str]:
         runs[dag_id] = cluster.trigger(dag_id)
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
-            states = [ti["state"] for ti in cluster.task_instances(dag_id, runs[dag_id])]
+            listed = cluster.poll(f"/dags/{dag_id}/dagRuns/{runs[dag_id]}/taskInstances")
+            states = [ti["state"] for ti in (listed or {}).get("task_instances", [])]
             if states and states[0] in ("running", "success", "failed"):
                 break
             time.sleep(0.5)
