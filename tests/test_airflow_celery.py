@@ -108,6 +108,37 @@ def pushed(cluster: Cluster, dag_id: str, run_id: str, task_id: str = "run_noteb
     return cluster.xcom(dag_id, run_id, task_id)
 
 
+def test_dags_refuse_a_queue_for_no_schedule_and_a_bad_record_cron(tmp_path):
+    """Checked before Airflow is imported: a typo in `queues` or `record` is the DAG file's one-line import error."""
+    from imsnb.errors import BadParameter
+    from imsnb.integrations.airflow import dags
+
+    config = tmp_path / "imsnb.toml"
+    config.write_text(f'[schedules.health_check]\ncron = "{NEVER}"\n')
+    with pytest.raises(BadParameter, match=r"^dags\(queues=\.\.\.\): no schedule 'db_perf' \(known: health_check\)$"):
+        dags(config=config, queues={"db_perf": "db-workers"})
+    with pytest.raises(BadParameter, match=r"known: health_check, record\)$"):
+        dags(config=config, record="* * * * *", queues={"recorder": "q"})
+    with pytest.raises(BadParameter, match=r"^dags\(record=\.\.\.\): '\* \* \*' has 3 field\(s\)"):
+        dags(config=config, record="* * *")
+    with pytest.raises(BadParameter, match=r"the queue of 'health_check' must be a Celery queue name"):
+        dags(config=config, queues={"health_check": " "})
+
+
+def test_the_record_task_takes_one_round_into_the_store(degraded, tmp_path, monkeypatch):
+    """The record DAG's body without Airflow: one round into the store; no target configured fails the task."""
+    from imsnb.integrations.airflow import Fail, record_task
+
+    monkeypatch.setenv("IMSNB_STATE_URL", f"sqlite://{tmp_path}/state.sqlite")
+    done = record_task()
+    assert done["store"] == str(tmp_path / "state.sqlite")  # the store by name, as imsnb record says it
+    assert any(line.endswith("3 snapshots") for line in done["lines"]), done
+    for name in [n for n in os.environ if n.startswith(("DB_", "PG", "REDIS_"))]:
+        monkeypatch.delenv(name)
+    with pytest.raises(Fail, match="no target configured"):
+        record_task()
+
+
 def test_celery_workers_share_one_memory(airflow_bin, tmp_path):
     home, dags_folder = tmp_path / "airflow", tmp_path / "dags"
     outputs = {"a": tmp_path / "worker-a", "b": tmp_path / "worker-b"}

@@ -185,14 +185,15 @@ def dags(
             raise BadParameter(f"dags(queues=...): no schedule {name!r} (known: {', '.join(known) or 'none'})")
         if not isinstance(queue, str) or not queue.strip() or queue != queue.strip():
             raise BadParameter(f"dags(queues=...): the queue of {name!r} must be a Celery queue name, not {queue!r}")
+    if record is not None:
+        if RECORD in schedules:
+            raise BadParameter(f"dags(record=...): a schedule is named {RECORD!r} already (DAG {DAG_PREFIX}{RECORD})")
+        record = check_cron(record, lambda problem: BadParameter(f"dags(record=...): {problem}"))
     built = {}
     for name, schedule in schedules.items():
         built[f"{DAG_PREFIX}{name}"] = _dag(schedule, retries, retry_delay, outputs, config, queues.get(name))
     if record is not None:
-        if RECORD in schedules:
-            raise BadParameter(f"dags(record=...): a schedule is named {RECORD!r} already (DAG {DAG_PREFIX}{RECORD})")
-        cron = check_cron(record, lambda problem: BadParameter(f"dags(record=...): {problem}"))
-        built[f"{DAG_PREFIX}{RECORD}"] = _record_dag(cron, queues.get(RECORD))
+        built[f"{DAG_PREFIX}{RECORD}"] = _record_dag(record, queues.get(RECORD))
     return built
 
 
