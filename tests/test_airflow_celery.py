@@ -6,12 +6,14 @@ Celery workers, each on its own queue with its own IMSNB_OUTPUTS. Only the store
 - `health_check` runs on both workers for the same failure (the API's health endpoint down): PagerDuty (a local
   stand-in over HTTP) gets one page; after the API heals, a healthy run on each worker resolves it once;
 - `imsnb record` runs as the `imsnb_record` DAG's task on worker A, then a migration drops an index; the
-  `db_performance` run on worker B starts its period from the snapshot worker A recorded (basis "history") and names
-  the regressed statement; worker B's outputs folder holds its run, worker A's does not;
-- every run folder is in the archive bucket.
+  `db_performance` run on worker B starts its period from the snapshot worker A recorded (basis "history"), names
+  the regressed statement, and names the plan change against the plan worker A kept (the index gone); worker B's
+  outputs folder holds its run, worker A's does not;
+- every run folder is in the archive bucket, and the scheduler made no run of its own (no start_date: the first
+  scheduled run is the next cron time).
 
-About 3 minutes on two cores (five Airflow processes start); marked `celery` so a quick local run can leave it out
-with `-m "not celery"`; `make test` and CI run it.
+4.5 minutes on two cores shared with other suites (load average 12-14; five Airflow processes, five notebook runs);
+marked `celery` so a quick local run can leave it out with `-m "not celery"`; `make test` and CI run it.
 """
 
 from __future__ import annotations
@@ -198,7 +200,7 @@ def test_celery_workers_share_one_memory(airflow_bin, tmp_path):
             triggers = pagerduty.events()
             assert [e["event_action"] for e in triggers] == ["trigger"] * len(paging), "one page per check, not two"
             assert len({e["dedup_key"] for e in triggers}) == len(paging)
-            assert any("api.health" in e["payload"]["summary"] for e in triggers), triggers
+            assert len([e for e in triggers if "api.health" in e["payload"]["summary"]]) == 1, triggers
             assert rows(server, store, "SELECT count(*) FROM notify_checks WHERE paged")[0][0] == len(paging)
 
             # -- the API heals: a healthy run on each worker, one resolve per page
@@ -242,6 +244,9 @@ def test_celery_workers_share_one_memory(airflow_bin, tmp_path):
             period = regression["period"]
             assert period["basis"] == "history" and period["from"] == recorded_at.isoformat(timespec="seconds")
             assert f"taken by imsnb record at {recorded_at:%H:%M:%S} UTC" in period["note"], period
+            # the plan worker A's recorder kept (on the index) against the plan now: the cause, named on worker B
+            plan = finding(summary, "postgres.plan_change")["message"]
+            assert "Index Scan using items_sku" in plan and "items_sku no longer exists" in plan, plan
 
             # -- every run folder is in the archive
             keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])}
