@@ -7,7 +7,8 @@
 Each DAG (`imsnb_<schedule>`) has one task, `run_notebook`, that makes the same run as `imsnb schedule run NAME`
 (`imsnb.schedule.run_schedule`: imsnb's own runner, so the run folder, scrubbing, summary and exit codes are those
 of `imsnb run`) and uploads the run folder to the schedule's archive (`archive`, else IMSNB_ARCHIVE): workers are
-ephemeral, the archive is the record. Cron in UTC, `max_active_runs=1`, `catchup=False`.
+ephemeral, the archive is the record. Cron in UTC, `max_active_runs=1`, `catchup=False`, no start_date (the
+first run is the next cron time).
 
 What fails the task, and what is retried:
 - the notebook failed or timed out (exit 3), or bad input (exit 2): the task fails, no retry;
