@@ -12,7 +12,7 @@ Celery workers, each on its own queue with its own IMSNB_OUTPUTS. Only the store
 - every run folder is in the archive bucket, and the scheduler made no run of its own (no start_date: the first
   scheduled run is the next cron time).
 
-4.5 minutes on two cores shared with other suites (load average 12-14; five Airflow processes, five notebook runs);
+4-4.5 minutes on two cores shared with other suites (load average 12-14; five Airflow processes, five notebook runs);
 marked `celery` so a quick local run can leave it out with `-m "not celery"`; `make test` and CI run it.
 """
 
