@@ -15,7 +15,7 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 AIRFLOW_VENV ?= .venv-airflow
 AIRFLOW_VERSION ?= 3.3.2
 
-.PHONY: demo test test-fast lint lab docs system-deps test-system-deps clean
+.PHONY: demo test test-fast lint lab docs system-deps test-system-deps clean FORCE
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -43,12 +43,20 @@ $(VENV)/.docs-installed: pyproject.toml | $(VENV)/bin/python
 
 # Apache Airflow in a venv of its own (its pins never move .venv's), with imsnb installed into it as a worker
 # would have it (`-e '.[airflow]'`): the DAG file imports imsnb, and the notebook kernels start from this
-# interpreter, so imsnb's own dependencies must be there too. tests/test_airflow.py runs `airflow dags test` in it.
-$(AIRFLOW_VENV)/.installed: pyproject.toml
+# interpreter, so imsnb's own dependencies must be there too. tests/test_airflow.py runs `airflow dags test` in it;
+# tests/test_airflow_celery.py runs the CeleryExecutor (the Celery provider) with two workers.
+# The stamp is rebuilt when pyproject.toml or AIRFLOW_PACKAGES change (.packages holds the list last installed).
+AIRFLOW_PACKAGES := 'apache-airflow==$(AIRFLOW_VERSION)' apache-airflow-providers-celery 'celery<5.7'
+$(AIRFLOW_VENV)/.packages: FORCE
+	@mkdir -p $(AIRFLOW_VENV)
+	@echo "$(AIRFLOW_PACKAGES)" | cmp -s - $@ || echo "$(AIRFLOW_PACKAGES)" > $@
+
+$(AIRFLOW_VENV)/.installed: pyproject.toml $(AIRFLOW_VENV)/.packages
 	python3 -m venv $(AIRFLOW_VENV)
-	$(AIRFLOW_VENV)/bin/python -m pip --disable-pip-version-check -q install \
-		'apache-airflow==$(AIRFLOW_VERSION)' -e '.[airflow]'
+	$(AIRFLOW_VENV)/bin/python -m pip --disable-pip-version-check -q install $(AIRFLOW_PACKAGES) -e '.[airflow]'
 	touch $@
+
+FORCE:
 
 system-deps:
 	@scripts/system-deps

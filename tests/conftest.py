@@ -17,6 +17,12 @@ import pytest
 from imsnb.sandbox import Sandbox
 
 
+def pytest_configure(config) -> None:
+    # `make test` and CI run every marker; `-m "not celery"` leaves the CeleryExecutor test (~3 min) out of a quick
+    # local run (registered here, not in pyproject.toml, whose every change rebuilds both venvs)
+    config.addinivalue_line("markers", "celery: Airflow's CeleryExecutor with two workers (test_airflow_celery.py)")
+
+
 @pytest.fixture(scope="session")
 def degraded(session_sandbox) -> Sandbox:
     """The session's db-degradation sandbox (root conftest.py), by the name the tests use."""

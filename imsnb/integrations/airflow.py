@@ -7,7 +7,8 @@
 Each DAG (`imsnb_<schedule>`) has one task, `run_notebook`, that makes the same run as `imsnb schedule run NAME`
 (`imsnb.schedule.run_schedule`: imsnb's own runner, so the run folder, scrubbing, summary and exit codes are those
 of `imsnb run`) and uploads the run folder to the schedule's archive (`archive`, else IMSNB_ARCHIVE): workers are
-ephemeral, the archive is the record. Cron in UTC, `max_active_runs=1`, `catchup=False`.
+ephemeral, the archive is the record. Cron in UTC, `max_active_runs=1`, `catchup=False`, no start_date (the
+first run is the next cron time).
 
 What fails the task, and what is retried:
 - the notebook failed or timed out (exit 3), or bad input (exit 2): the task fails, no retry;
@@ -17,6 +18,12 @@ What fails the task, and what is retried:
 - findings, even CRITICAL ones, are results, not failures: the worst severity is pushed as the XCom `severity`
   (and the task's return value holds severity, status, incident, run folder and archive keys).
 
+Many workers (CeleryExecutor): `dags(queues={"db_performance": "db-workers"})` pins a schedule's task to a Celery
+queue (the workers started with `airflow celery worker --queues db-workers` take it); `dags(record="* * * * *")`
+adds the DAG `imsnb_record`, whose task `record` takes one `imsnb record` round into the configured store
+(IMSNB_STATE_URL), so a `db_performance` run on any worker starts from snapshots another worker took. Only the
+store is shared: each worker keeps its own IMSNB_OUTPUTS, and the archive holds every run folder.
+
 Needs `pip install 'imsnb[airflow]'` on the scheduler and the workers (Airflow 3).
 """
 
@@ -25,20 +32,28 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from imsnb.errors import ImsnbError
+from imsnb.errors import BadParameter, ImsnbError
 from imsnb.findings import Severity
-from imsnb.schedule import get_schedule, load_schedules, run_schedule
+from imsnb.history import History, retention
+from imsnb.record import record_once
+from imsnb.schedule import check_cron, get_schedule, load_schedules, run_schedule
+from imsnb.state import check_store
 
 DAG_PREFIX = "imsnb_"
 TASK_ID = "run_notebook"
+RECORD = "record"  # the record DAG's name (imsnb_record), its task id, and its key in `queues`
+RECORD_TASK_ID = "record"
 DEFAULT_RETRIES = 2
 DEFAULT_RETRY_DELAY = timedelta(minutes=5)
-# A fixed past start: with catchup=False Airflow schedules only from now on.
-START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
+# No start_date: with one, Airflow (catchup=False) makes a run for the latest past cron time as soon as the DAG is
+# unpaused, so a new deployment would run every notebook at once. Without it, and with run_immediately=0, the first
+# run is the next cron time; a manual trigger runs at once.
+RUN_IMMEDIATELY = timedelta(0)
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +127,29 @@ def run_task(
     }
 
 
+def record_task() -> dict[str, Any]:
+    """The record DAG's body, without Airflow: one `imsnb record` round of every configured target into the store
+    (IMSNB_STATE_URL / `[state] url`, else the local history file). Returns the round's lines and the store's name
+    (without credentials). Raises `Fail` on bad input (a bad store URL, one naming the diagnosed database) or when
+    no target is configured, `Retry` when a target's snapshots could not be taken or written (an unreachable
+    target or store): the next round tries again anyway."""
+
+    try:
+        retention()
+        history = History(check_store())
+    except ImsnbError as exc:
+        raise Fail(f"bad input (exit 2): {exc}") from None
+    lines = record_once(history)
+    for line in lines:
+        log.info("imsnb record: %s", line)
+    if any(line.startswith("no target configured") for line in lines):
+        raise Fail(lines[0])
+    missed = [line for line in lines if "not recorded" in line or "not written" in line]
+    if missed:
+        raise Retry("; ".join(missed))
+    return {"store": history.name, "lines": lines}
+
+
 class Retry(Exception):
     """A transient failure (unreachable target, archive upload): Airflow may try again."""
 
@@ -126,37 +164,85 @@ def dags(
     retry_delay: timedelta = DEFAULT_RETRY_DELAY,
     outputs: Path | str | None = None,
     config: Path | str | None = None,
+    queues: Mapping[str, str] | None = None,
+    record: str | None = None,
 ) -> dict[str, Any]:
     """One DAG per schedule of imsnb.toml (or the runbook's timetable), keyed by DAG id (`imsnb_<schedule>`).
 
-    `config` is an imsnb.toml path (default: IMSNB_CONFIG, the current directory, the repository root). A bad
-    schedule raises BadParameter with one line naming the file, table and field: Airflow shows it as the DAG
-    file's import error."""
+    `config` is an imsnb.toml path (default: IMSNB_CONFIG, the current directory, the repository root). `queues`
+    maps a schedule's name (or "record") to the Celery queue its task is sent to; the others go to Airflow's
+    default queue. `record`, a five-field cron in UTC, adds `imsnb_record`: one `imsnb record` round per tick
+    (no retries: the next tick is the retry). A bad schedule, queue or cron raises BadParameter with one line
+    naming it: Airflow shows it as the DAG file's import error."""
 
     schedules = load_schedules(Path(config) if config else "auto")
+    queues = dict(queues or {})
+    known = [*schedules, *([RECORD] if record is not None else [])]
+    for name, queue in queues.items():
+        if name not in known:
+            raise BadParameter(f"dags(queues=...): no schedule {name!r} (known: {', '.join(known) or 'none'})")
+        if not isinstance(queue, str) or not queue.strip() or queue != queue.strip():
+            raise BadParameter(f"dags(queues=...): the queue of {name!r} must be a Celery queue name, not {queue!r}")
+    if record is not None:
+        if RECORD in schedules:
+            raise BadParameter(f"dags(record=...): a schedule is named {RECORD!r} already (DAG {DAG_PREFIX}{RECORD})")
+        record = check_cron(record, lambda problem: BadParameter(f"dags(record=...): {problem}"))
     built = {}
     for name, schedule in schedules.items():
-        built[f"{DAG_PREFIX}{name}"] = _dag(schedule, retries, retry_delay, outputs, config)
+        built[f"{DAG_PREFIX}{name}"] = _dag(schedule, retries, retry_delay, outputs, config, queues.get(name))
+    if record is not None:
+        built[f"{DAG_PREFIX}{RECORD}"] = _record_dag(record, queues.get(RECORD))
     return built
 
 
-def _dag(schedule, retries: int, retry_delay: timedelta, outputs, config) -> Any:
-    # lazy: Airflow is installed only on Airflow's workers (the `airflow` extra)
-    from airflow.sdk import DAG, task
-
+def _timetable(cron: str) -> Any:
     try:
         # lazy: Airflow is installed only on Airflow's workers (the `airflow` extra)
         from airflow.sdk import CronTriggerTimetable
     except ImportError:  # older Airflow 3 releases
         # lazy: Airflow is installed only on Airflow's workers (the `airflow` extra)
         from airflow.timetables.trigger import CronTriggerTimetable
+    return CronTriggerTimetable(cron, timezone="UTC", run_immediately=RUN_IMMEDIATELY)
+
+
+def _record_dag(cron: str, queue: str | None) -> Any:
+    # lazy: Airflow is installed only on Airflow's workers (the `airflow` extra)
+    from airflow.sdk import DAG, task
+
+    with DAG(
+        dag_id=f"{DAG_PREFIX}{RECORD}",
+        description=f"imsnb record (counter snapshots and plans into the store) on cron {cron} (UTC)",
+        schedule=_timetable(cron),
+        catchup=False,
+        max_active_runs=1,
+        tags=["imsnb", RECORD],
+        default_args={"owner": "imsnb", "retries": 0},
+        doc_md=f"`imsnb record`, one round, cron `{cron}` UTC: snapshots of every configured target into the store "
+        "(IMSNB_STATE_URL), which every worker's runs start from.",
+    ) as dag:
+
+        @task(task_id=RECORD_TASK_ID, **_queue(queue))
+        def record() -> dict[str, Any]:
+            return _airflow_call(record_task)
+
+        record()
+    return dag
+
+
+def _queue(queue: str | None) -> dict[str, str]:
+    """The operator argument pinning a task to a Celery queue; none: Airflow's default queue."""
+    return {"queue": queue} if queue else {}
+
+
+def _dag(schedule, retries: int, retry_delay: timedelta, outputs, config, queue: str | None = None) -> Any:
+    # lazy: Airflow is installed only on Airflow's workers (the `airflow` extra)
+    from airflow.sdk import DAG, task
 
     name = schedule.name
     with DAG(
         dag_id=f"{DAG_PREFIX}{name}",
         description=f"imsnb notebook {schedule.notebook} on cron {schedule.cron} (UTC)",
-        schedule=CronTriggerTimetable(schedule.cron, timezone="UTC"),
-        start_date=START_DATE,
+        schedule=_timetable(schedule.cron),
         catchup=False,
         max_active_runs=1,
         tags=["imsnb", schedule.notebook],
@@ -165,7 +251,7 @@ def _dag(schedule, retries: int, retry_delay: timedelta, outputs, config) -> Any
         f"incident `{schedule.incident}`. XCom `severity`: the run's worst finding.",
     ) as dag:
 
-        @task(task_id=TASK_ID)
+        @task(task_id=TASK_ID, **_queue(queue))
         def run_notebook() -> dict[str, Any]:
             return _airflow_task(name, outputs, config)
 
@@ -178,6 +264,19 @@ def _airflow_task(name: str, outputs, config) -> dict[str, Any]:
     # lazy: Airflow is installed only on Airflow's workers (the `airflow` extra)
     from airflow.sdk import get_current_context
 
+    context = get_current_context()
+    ti = context["ti"]
+    retries = int(getattr(context.get("task"), "retries", 0) or 0)
+    pushed = _airflow_call(
+        lambda: run_task(name, try_number=int(ti.try_number or 1), retries=retries, outputs=outputs, config=config)
+    )
+    ti.xcom_push(key="severity", value=pushed["severity"])
+    return pushed
+
+
+def _airflow_call(body) -> dict[str, Any]:
+    """`body()` with our outcomes mapped to Airflow's exceptions: Retry may be retried, Fail and anything
+    unexpected fail the task at once."""
     try:
         # lazy: Airflow is installed only on Airflow's workers (the `airflow` extra)
         from airflow.sdk.exceptions import AirflowException, AirflowFailException
@@ -185,16 +284,11 @@ def _airflow_task(name: str, outputs, config) -> dict[str, Any]:
         # lazy: Airflow is installed only on Airflow's workers (the `airflow` extra)
         from airflow.exceptions import AirflowException, AirflowFailException
 
-    context = get_current_context()
-    ti = context["ti"]
-    retries = int(getattr(context.get("task"), "retries", 0) or 0)
     try:
-        pushed = run_task(name, try_number=int(ti.try_number or 1), retries=retries, outputs=outputs, config=config)
+        return body()
     except Retry as exc:
         raise AirflowException(str(exc)) from None
     except Fail as exc:
         raise AirflowFailException(str(exc)) from None
-    except Exception as exc:  # noqa: BLE001 - only an unreachable target is retried
+    except Exception as exc:  # noqa: BLE001 - only transient causes are retried
         raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
-    ti.xcom_push(key="severity", value=pushed["severity"])
-    return pushed
