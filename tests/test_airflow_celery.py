@@ -38,7 +38,7 @@ from imsnb.sandbox import Sandbox
 from imsnb.sandbox import load as sandbox_load
 from imsnb.sandbox.postgres import APP_ROLE, PostgresServer
 
-pytestmark = pytest.mark.celery
+pytestmark = [pytest.mark.celery, pytest.mark.servers]
 
 AIRFLOW_VENV = ROOT / ".venv-airflow"
 BUCKET = "imsnb-celery-archive"
