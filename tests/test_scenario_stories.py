@@ -138,8 +138,11 @@ def test_the_follow_ups_confirm_what_triage_flagged(scenario, degraded, use_env,
     if scenario in BLIND:
         why, notebook, check = BLIND[scenario]
         assert own is not None and own.status == "ok", own.summary.get("error") if own else None
-        found = {f["check"] for f in at_least_warning(own.summary["findings"])}
-        assert check in found, f"{scenario}: triage is blind to it ({why}), but {notebook} found only {sorted(found)}"
+        found = at_least_warning(own.summary["findings"])
+        seen = [f"{f['check']} {f['severity']}: {f['message'][:150]}" for f in found]
+        assert check in {f["check"] for f in found}, (
+            f"{scenario}: triage is blind to it ({why}); {notebook} found {seen}"
+        )
     if scenario in NO_ROLLBACK:  # the error lines name the database: a release would not fix it
         rollbacks = [a for a in follow_ups["high_error_rate"]["actions"] if a["action"].startswith("ecs_rollback")]
         assert rollbacks == [], rollbacks
