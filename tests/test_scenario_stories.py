@@ -10,8 +10,8 @@ nothing in triage, and its own notebook must find its problem on the same sandbo
 runbook's blind spot, said here per scenario, not a broken story. The docs tell each story (docs/sandbox.md, "The
 stories").
 
-Time: every scenario, in one process, 2 follow-ups at a time: ~9 min on a 2-core machine shared with other test
-runs (2026-12-03), ~40 s a scenario, sandbox start included.
+Time: every scenario, in one process, 2 follow-ups at a time: 10 min on a 2-core machine shared with other test
+runs (2026-12-03; 2.5 min of it CPU, the rest sampling windows and sandbox starts), 35-70 s a scenario.
 """
 
 from __future__ import annotations
