@@ -85,8 +85,11 @@ def test_period_keeps_one_call_within_the_datapoint_limit():
 def test_logs_error_summary_and_retention(counted):
     aws, _ = counted
     summary = logs.error_summary("/ims/application", resolve_window("30m"), aws=aws)
-    assert summary.errors == 0 and summary.events > 100
-    assert logs.error_rate_finding(summary).severity == Severity.OK
+    # db-degradation's requests in its log: ~2% end in a database timeout, as Prometheus' 5xx (the sandbox's APP_LOGS)
+    assert summary.events > 100 and 0 < summary.errors <= 0.03 * summary.events, (summary.errors, summary.events)
+    assert logs.error_rate_finding(summary).severity >= Severity.WARNING
+    named, example = logs.errors_naming(summary)
+    assert named == summary.errors and "database" in example, example
     groups = logs.retention(aws=aws)
     assert set(groups["log_group"]) == {"/ims/application", "/ims/database", "/ims/nginx"}
     assert all(f.severity == Severity.OK for f in logs.retention_findings(groups))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import pandas as pd
 import pytest
 from helpers import finding, read_summary
 
@@ -191,3 +192,27 @@ def test_high_error_rate_names_the_deployment_and_rolls_back_exactly_what_it_rep
     assert any("image/png" in o for o in outputs), "the errors-per-minute chart with the changes marked"
     shown = "".join("".join(o.get("text/html", "")) for o in outputs)
     assert "imsnb action rds_resize on ims-postgres-db (applied, approved by jane.oncall)" in shown
+
+
+def _errors(lines: dict[str, int], events: int = 300) -> logs.ErrorSummary:
+    by_message = pd.DataFrame(
+        [{"message": m, "count": n, "example": m} for m, n in lines.items()], columns=["message", "count", "example"]
+    )
+    over_time = pd.DataFrame(columns=["minute", "errors", "first"])
+    return logs.ErrorSummary(LOG_GROUP, "ERROR", sum(lines.values()), events, False, over_time, by_message)
+
+
+def test_no_rollback_when_most_error_lines_name_the_database():
+    """The issue's leftover: db-degradation's errors are database timeouts, and no deployment came before them; an
+    older release meets the same database, so the runbook's rollback of the latest release is not proposed."""
+    from imsnb import actions
+
+    timeouts = "ERROR GET /api/v1/orders 500 database error: canceling statement due to statement timeout"
+    errors = _errors({timeouts: 4, "ERROR GET /api/v1/orders 503 database connection pool exhausted": 2})
+    assert logs.errors_naming(errors) == (6, timeouts)
+    plans, why = actions.error_rollback_plans(ECS_CLUSTER, ECS_SERVICE, None, None, errors=errors)
+    assert plans == [] and why.startswith("no rollback planned: 6 of 6 error lines name the database"), why
+    assert "db_performance" in why
+    # a release's own errors (most lines name no database) keep the runbook's rollback: the case test_actions runs
+    release = _errors({"ERROR GET /api/v1/items 500 KeyError: 'sku'": 5, timeouts: 1})
+    assert logs.errors_naming(release)[0] == 1

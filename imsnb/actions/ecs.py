@@ -9,7 +9,7 @@ import pandas as pd
 
 from imsnb.actions.gate import Plan
 from imsnb.actions.rds import next_rds_class, rds_resize_action
-from imsnb.aws import aws_or_default, changes
+from imsnb.aws import aws_or_default, changes, logs
 from imsnb.aws import ecs as ecs_source
 from imsnb.findings import threshold
 from imsnb.limits import MAX_COUNT_LIMIT
@@ -252,12 +252,20 @@ def ecs_rollback_to_action(
 
 
 def error_rollback_plans(
-    cluster: str, service: str, revisions: pd.DataFrame | None, correlation: Any = None, *, aws: Any = None
+    cluster: str,
+    service: str,
+    revisions: pd.DataFrame | None,
+    correlation: Any = None,
+    *,
+    errors: Any = None,
+    aws: Any = None,
 ) -> tuple[list[Plan], str]:
     """The runbook's "Rollback if needed", aimed by `imsnb.aws.changes.correlate`: when the errors followed a
     deployment of this service, back to exactly what that deployment replaced; when they followed another change
-    (an RDS failover, an imsnb action), no rollback; when no change was named, the previous revision of what runs
-    now, as before. Returns the plans and a line saying which case it is."""
+    (an RDS failover, an imsnb action), no rollback; when no change was named but most error lines name the
+    database (`errors`, an `imsnb.aws.logs.ErrorSummary`: timeouts, locks, the pool), no rollback either, since
+    an older release meets the same database; otherwise the previous revision of what runs now, as before. Returns
+    the plans and a line saying which case it is."""
 
     change = None if correlation is None else correlation.change
     culprit = changes.named_deployment(correlation, cluster, service)
@@ -280,6 +288,13 @@ def error_rollback_plans(
         return [plan], f"rollback aimed at the deployment the errors followed: {culprit['task_definition']} → {to}"
     if change is not None:
         return [], f"no rollback planned: the errors followed {change['what']}, not a deployment of {service}"
+    named, example = logs.errors_naming(errors) if errors is not None else (0, "")
+    if named and 2 * named > errors.errors:
+        return [], (
+            f"no rollback planned: {named:,} of {errors.errors:,} error lines name the database (e.g. "
+            f"{example[:120]}), and no deployment came before them: a previous release meets the same database; "
+            "follow the database (db_performance)"
+        )
     plan = ecs_rollback_action(cluster, service, revisions, aws=aws)
     why = "no change named before the errors: the runbook's rollback of the latest release, if needed"
     return ([plan] if plan is not None else []), why

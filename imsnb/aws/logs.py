@@ -146,6 +146,21 @@ def error_rate_finding(summary: ErrorSummary, seconds: float | None = None) -> F
     )
 
 
+# What an error line says when the database failed the request (a timeout, a lock, the pool), whatever the driver.
+DATABASE_ERRORS = re.compile(
+    r"database|postgres|\bsql|statement timeout|lock timeout|deadlock|connection pool|too many connections", re.I
+)
+
+
+def errors_naming(summary: ErrorSummary, words: re.Pattern[str] = DATABASE_ERRORS) -> tuple[int, str]:
+    """How many of the summary's error lines match `words` (the database, by default), and the commonest of them
+    ("" when none): the evidence that says where the errors come from."""
+    if summary.by_message.empty:
+        return 0, ""
+    named = summary.by_message[summary.by_message["example"].map(lambda m: bool(words.search(str(m))))]
+    return int(named["count"].sum()), (str(named["example"].iloc[0]) if not named.empty else "")
+
+
 def retention(prefix: str = "/ims", *, aws: Aws | None = None) -> pd.DataFrame:
     """Each log group under `prefix` with its retention (days; None = never expire) and stored bytes."""
     groups = aws_or_default(aws).paginate(

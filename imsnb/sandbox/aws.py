@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ BACKUP_BUCKET = "ims-backups"
 CACHE_CLUSTER = "ims-redis"
 HISTORY = timedelta(hours=24)
 FINE_HISTORY_MINUTES = 3 * 60  # 1-minute datapoints for the last 3 h, 5-minute ones before
+RELEASED = timedelta(days=2)  # when ims-backend's running deployment went out (the scenarios' incidents are newer)
 
 
 class AwsServer:
@@ -40,6 +42,7 @@ class AwsServer:
         self.dir: Path | None = None
         self.process: subprocess.Popen | None = None
         self.secret_key = secrets.token_urlsafe(30)
+        self.app_log: AppLogWriter | None = None  # /ims/application's lines, continued by the live load
         self._clients: dict[str, Any] = {}
 
     def launch(self) -> None:
@@ -127,7 +130,7 @@ def seed(
     *,
     cpu_spike: bool = False,
     newest_snapshot_age: timedelta = timedelta(hours=3),
-    error_burst: bool = False,
+    app_log: AppLog | None = None,
     scale_up_stuck: bool = False,
     memory_leak: bool = False,
     free_storage_ratio: float = 0.6,
@@ -140,7 +143,8 @@ def seed(
     _seed_rds(server, newest_snapshot_age)
     _seed_metrics(server, now, cpu_spike=cpu_spike, memory_leak=memory_leak, free_storage_ratio=free_storage_ratio)
     _seed_rds_memory(server, now, freeable_memory_ratio)
-    _seed_logs(server, now, error_burst=error_burst, retention_gap=retention_gap)
+    server.app_log = AppLogWriter(server, app_log or AppLog(), now)
+    _seed_logs(server, server.app_log, retention_gap=retention_gap)
     _seed_ecs(server, running=0 if scale_up_stuck else 3, desired=5 if scale_up_stuck else 3)
     _seed_s3(server, newest_snapshot_age)
     server.client("elasticache").create_cache_cluster(
@@ -223,36 +227,73 @@ def _seed_metrics(
             cloudwatch.put_metric_data(Namespace=namespace, MetricData=data[offset : offset + 1000])
 
 
-def _seed_logs(server: AwsServer, now: datetime, *, error_burst: bool, retention_gap: bool) -> None:
+def _seed_logs(server: AwsServer, writer: AppLogWriter, *, retention_gap: bool) -> None:
     logs = server.client("logs")
     for group, retention in ((LOG_GROUP, 30), ("/ims/database", 30), ("/ims/nginx", None if retention_gap else 30)):
         logs.create_log_group(logGroupName=group)
         if retention:
             logs.put_retention_policy(logGroupName=group, retentionInDays=retention)
-    logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName="ims-backend/1")
-    start = now - timedelta(hours=2)
-    events = []
-    for i in range(2 * 60 * 10):  # ten requests a minute for two hours
-        at = start + timedelta(seconds=6 * i)
-        events.append((at, f"INFO GET /api/v1/orders 200 {20 + i % 40}ms request_id={i:08x}"))
-    if error_burst:  # the last 10 minutes: 5xx errors, two patterns
-        for i in range(300):
-            at = now - timedelta(minutes=10) + timedelta(seconds=2 * i)
-            if i % 3:
-                events.append((at, f"ERROR POST /api/v1/orders 500 database timeout after 30000ms order_id={1000 + i}"))
-            else:
-                events.append((at, f"ERROR GET /api/v1/inventory 502 upstream connect error request_id={i:08x}"))
-    events.sort()
-    batch = [{"timestamp": int(at.timestamp() * 1000), "message": message} for at, message in events]
-    for offset in range(0, len(batch), 5000):
-        logs.put_log_events(
-            logGroupName=LOG_GROUP, logStreamName="ims-backend/1", logEvents=batch[offset : offset + 5000]
-        )
+    logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=LOG_STREAM)
+    writer.write_due()  # the last two hours; the live load writes the rest as time passes (AppLogWriter.write_due)
+
+
+LOG_STREAM = "ims-backend/1"
+LOG_EVERY = timedelta(seconds=6)  # ten requests a minute
+LOG_HISTORY = timedelta(hours=2)
+
+
+@dataclass(frozen=True)
+class AppLog:
+    """The API's request lines in /ims/application, ten a minute: the same story Prometheus tells of the requests.
+
+    Outside the incident every line is `INFO ... 200` in 20-60 ms. During it (the last `spike`, still going on, as
+    the scenario's Prometheus traffic) `error_ratio` of the lines, evenly spread, are the `errors` in turn, and the
+    others take `slow_ms` (when given), so the logs confirm the 5xx rate and the p95 triage reads in Prometheus."""
+
+    spike: timedelta | None = None
+    error_ratio: float = 0.0
+    errors: tuple[str, ...] = ()
+    slow_ms: int | None = None
+
+    def line(self, i: int, in_spike: bool) -> str:
+        """The i-th line of the log (i counts from the start of its history, so errors stay evenly spread)."""
+        if in_spike and self.errors and int((i + 1) * self.error_ratio) > int(i * self.error_ratio):
+            error = self.errors[int(i * self.error_ratio) % len(self.errors)]
+            return f"{error} request_id={i:08x}"
+        ms = (self.slow_ms if in_spike and self.slow_ms else 20) + i % 40
+        return f"INFO GET /api/v1/orders 200 {ms}ms request_id={i:08x}"
+
+
+class AppLogWriter:
+    """Writes an `AppLog`'s lines up to now: at seeding, the last two hours; then, called by the sandbox's live load,
+    the lines due since (so a window over a sandbox started hours ago still holds the incident's lines)."""
+
+    def __init__(self, server: AwsServer, log: AppLog, now: datetime):
+        self.server, self.log = server, log
+        self.origin = now - LOG_HISTORY
+        self.spike_start = now - log.spike if log.spike else None
+        self.next = 0  # the index of the next line to write
+
+    def write_due(self, until: datetime | None = None) -> int:
+        """Put every line due up to `until` (default now); the number written."""
+        until = until or datetime.now(UTC)
+        events = []
+        while (at := self.origin + self.next * LOG_EVERY) <= until:
+            in_spike = self.spike_start is not None and at >= self.spike_start
+            events.append({"timestamp": int(at.timestamp() * 1000), "message": self.log.line(self.next, in_spike)})
+            self.next += 1
+        logs = self.server.client("logs")
+        for offset in range(0, len(events), 5000):
+            logs.put_log_events(
+                logGroupName=LOG_GROUP, logStreamName=LOG_STREAM, logEvents=events[offset : offset + 5000]
+            )
+        return len(events)
 
 
 def _seed_ecs(server: AwsServer, *, running: int, desired: int) -> None:
     ecs = server.client("ecs")
     ecs.create_cluster(clusterName=ECS_CLUSTER)
+    server.backdate(RELEASED)  # the service's deployment is the last release, not a change in any incident's window
     for revision in range(1, 4):  # three releases: a rollback has somewhere to go
         ecs.register_task_definition(
             family=ECS_SERVICE,
@@ -264,6 +305,7 @@ def _seed_ecs(server: AwsServer, *, running: int, desired: int) -> None:
     )
     if running == desired:
         ecs.update_service(cluster=ECS_CLUSTER, service=ECS_SERVICE, desiredCount=desired)
+    server.backdate(timedelta(0))
 
 
 def _seed_s3(server: AwsServer, newest_age: timedelta) -> None:

@@ -183,13 +183,22 @@ class LiveLoad(threading.Thread):
 
 
 def start(sandbox: Sandbox, steps: list[Callable[[LiveLoad, int], None]], *, postgres: bool = True) -> LiveLoad:
-    load = LiveLoad(sandbox, steps)
+    """The scenario's present: `steps` every tick, and the API's log lines as they fall due (`app_log`)."""
+    load = LiveLoad(sandbox, [*steps, app_log])
     if postgres:
         load.postgres()
     load.redis = sandbox.redis.client()
     sandbox.loads.append(load)
     load.start()
     return load
+
+
+def app_log(load: LiveLoad, tick: int) -> None:
+    """The API's request lines in /ims/application as they fall due (ten a minute: every few ticks), telling the
+    scenario's story (`imsnb.sandbox.aws.AppLog`) for as long as the sandbox lives."""
+    writer = load.sandbox.aws.app_log
+    if writer is not None and tick % 4 == 0:
+        writer.write_due()
 
 
 def healthy_postgres(load: LiveLoad, tick: int) -> None:

@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from imsnb.sandbox import load
+from imsnb.sandbox.aws import AppLog
 from imsnb.sandbox.aws import seed as seed_aws
 from imsnb.sandbox.postgres import APP_DATABASE
 from imsnb.sandbox.prometheus import SLOW_LATENCY, Traffic
@@ -50,6 +51,7 @@ SLOW_QUERY = "SELECT pg_sleep(0.3), count(*) FROM orders WHERE email LIKE %(patt
 BLOCKER_UPDATE = "UPDATE orders SET status = 'hold', email = 'jane.doe@example.com' WHERE id = 1"
 BLOCKED_UPDATE = "UPDATE orders SET status = 'shipped' WHERE id = 1"
 WAITING = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name = 'ims-worker'"
+ORDERS_WAIT_S = 1.5  # /api/v1/orders waiting on a slow database (db-degradation, api-degraded)
 CONNECTIONS_TARGET = 0.85  # of max_connections, counting the one the diagnostics will open
 
 
@@ -93,7 +95,7 @@ def healthy(sandbox: Sandbox, *, live: bool = True, **aws) -> None:
     _cache_traffic(sandbox)
     load.past_postgres(sandbox)
     load.past_redis(sandbox)
-    seed_aws(sandbox.aws, **aws)
+    seed_aws(sandbox.aws, app_log=APP_LOGS.get(sandbox.scenario), **aws)
     if live:
         load.record_past(sandbox)
         load.start(sandbox, [load.healthy_postgres, load.healthy_lookups, load.healthy_redis])
@@ -102,8 +104,13 @@ def healthy(sandbox: Sandbox, *, live: bool = True, **aws) -> None:
 def db_degradation(sandbox: Sandbox) -> None:
     """The runbook's "Database Performance Degradation": slow statements, a lock pile-up, connections > 80%,
     and RDS CPU over 80% for the last 20 minutes. The cause to name: the item lookup's plan changed when a migration
-    dropped its index (its past plan is in the history), and a new screen's query has no index at all."""
+    dropped its index (its past plan is in the history), and a new screen's query has no index at all.
+
+    The API tells the same story: /api/v1/orders waits ~1.5 s on the database (Prometheus: p95 ~2.3 s) and ~2% of
+    its requests end in a database timeout (Prometheus: 2% 5xx; the log lines in APP_LOGS); /health stays healthy,
+    since the database answers."""
     healthy(sandbox, cpu_spike=True, live=False)
+    sandbox.api.state.slow_paths["/api/v1/orders"] = ORDERS_WAIT_S
     load.past_nightly_report(sandbox)  # the past: a slow report that does not run now
     load.record_plans(sandbox)  # the past's plans: the item lookup on its index
     load.regress_items(sandbox)  # the migration that dropped the item lookup's index
@@ -189,7 +196,7 @@ def api_degraded(sandbox: Sandbox) -> None:
     """/health says the database is unhealthy (status degraded, HTTP 503); /api/v1/orders takes 1.5 s."""
     healthy(sandbox)
     sandbox.api.state.unhealthy = {"database"}
-    sandbox.api.state.slow_paths["/api/v1/orders"] = 1.5
+    sandbox.api.state.slow_paths["/api/v1/orders"] = ORDERS_WAIT_S
 
 
 def cert_expiring(sandbox: Sandbox) -> None:
@@ -199,8 +206,9 @@ def cert_expiring(sandbox: Sandbox) -> None:
 
 
 def error_spike(sandbox: Sandbox) -> None:
-    """The runbook's "High Error Rate": a burst of 5xx ERROR lines in /ims/application over the last 10 minutes."""
-    healthy(sandbox, error_burst=True)
+    """The runbook's "High Error Rate": 8% of requests fail with 5xx for the last 45 minutes (Prometheus and the
+    ERROR lines in /ims/application), /health degraded by its database."""
+    healthy(sandbox)
     sandbox.api.state.unhealthy = {"database"}
 
 
@@ -357,4 +365,25 @@ TRAFFIC: dict[str, Traffic] = {
     "error-spike": Traffic(spike=SPIKE, spike_error_ratio=0.08),
     # /api/v1/orders takes 1.5 s: the p95 follows; a few requests fail
     "api-degraded": Traffic(spike=SPIKE, spike_error_ratio=0.005, spike_latency=SLOW_LATENCY),
+}
+
+# The same requests in the API's log (/ims/application, ten lines a minute; scenarios not listed: every line INFO
+# 200 in 20-60 ms), so what triage reads in Prometheus the follow-ups find in the logs: the spike's share of ERROR
+# lines and its slow lines, over the same last 45 minutes, continued live while the sandbox lives.
+DB_TIMEOUT = "ERROR GET /api/v1/orders 500 database error: canceling statement due to statement timeout (1500 ms)"
+DB_POOL = "ERROR GET /api/v1/orders 503 database connection pool exhausted: no connection within 1500 ms"
+APP_LOGS: dict[str, AppLog] = {
+    "db-degradation": AppLog(SPIKE, 0.02, (DB_TIMEOUT, DB_TIMEOUT, DB_POOL), slow_ms=int(ORDERS_WAIT_S * 1000)),
+    "error-spike": AppLog(
+        SPIKE,
+        0.08,
+        (
+            "ERROR POST /api/v1/orders 500 database timeout after 30000ms",
+            "ERROR POST /api/v1/orders 500 database timeout after 30000ms",
+            "ERROR GET /api/v1/inventory 502 upstream connect error",
+        ),
+    ),
+    "api-degraded": AppLog(
+        SPIKE, 0.005, ("ERROR GET /api/v1/orders 503 database unavailable",), slow_ms=int(ORDERS_WAIT_S * 1000)
+    ),
 }
