@@ -19,6 +19,7 @@ import os
 import re
 import string
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Any
 from imsnb import config
 from imsnb.archive import parse_archive_url
 from imsnb.errors import BadParameter, ImsnbError, NotConfigured
-from imsnb.runs.catalogue import find_notebook, load_info
+from imsnb.runs.catalogue import NotebookInfo, find_notebook, load_info
 from imsnb.runs.parameters import check_incident_id, is_positive_seconds, validate
 from imsnb.scrub import check_not_secret
 
@@ -136,48 +137,13 @@ def _schedule_from_table(path: Path, name: str, table: Any, environments: dict) 
     if unknown:
         raise bad(unknown[0], f"unknown field (known: {', '.join(FIELDS)})")
 
-    notebook = table.get("notebook", name)
-    if not isinstance(notebook, str) or not notebook:
-        raise bad("notebook", "must be a notebook name (see `imsnb list`)")
-    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in notebook):
-        raise bad("notebook", f"{notebook[:60]!r} holds a control character: a crontab would read a line break")
-
-    try:
-        info = load_info(find_notebook(notebook))
-    except ImsnbError as exc:
-        raise bad("notebook", str(exc)) from None
-
+    notebook, info = _notebook(table.get("notebook", name), bad)
     if "cron" not in table:
         raise bad("cron", 'is missing: five fields in UTC, e.g. cron = "0 */4 * * *"')
     cron = check_cron(table["cron"], lambda problem: bad("cron", problem))
 
-    parameters = table.get("parameters", {})
-    if not isinstance(parameters, dict):
-        raise bad("parameters", 'must be a table, e.g. parameters = { window = "4h" }')
-    for key, value in parameters.items():
-        _refuse_secret(where, f"parameters.{key}", value)
-        if key in RESERVED_PARAMETERS:
-            raise bad(f"parameters.{key}", RESERVED_PARAMETERS[key])
-
-    for key, value in parameters.items():
-        try:
-            validate(info, {key: value})
-        except ImsnbError as exc:
-            raise bad(f"parameters.{key}", str(exc)) from None
-    try:
-        validate(info, parameters)  # together: window with start/end
-    except ImsnbError as exc:
-        raise bad("parameters", str(exc)) from None
-
-    environment = table.get("environment", "default")
-    if not isinstance(environment, str) or not environment:
-        raise bad("environment", 'must be the name of an [environments.NAME] table, or "default"')
-    if environment != "default":
-        if "environment" not in info.parameters:
-            raise bad("environment", f"notebook {notebook!r} takes no environment parameter")
-        if not isinstance(environments.get(environment), dict):
-            known = ", ".join(sorted(environments)) or "none"
-            raise bad("environment", f"no [environments.{environment}] in this file (known: {known})")
+    parameters = _parameters(table, info, where, bad)
+    environment = _environment(table, info, notebook, environments, bad)
 
     incident = table.get("incident", DEFAULT_INCIDENT)
     if not isinstance(incident, str):
@@ -208,6 +174,56 @@ def _schedule_from_table(path: Path, name: str, table: Any, environments: dict) 
         timeout_s=float(timeout),
         source=str(path),
     )
+
+
+def _notebook(notebook: Any, bad: Callable[[str, str], BadParameter]) -> tuple[str, NotebookInfo]:
+    """The schedule's notebook (its name, default the schedule's) and what its parameters cell declares."""
+    if not isinstance(notebook, str) or not notebook:
+        raise bad("notebook", "must be a notebook name (see `imsnb list`)")
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in notebook):
+        raise bad("notebook", f"{notebook[:60]!r} holds a control character: a crontab would read a line break")
+    try:
+        return notebook, load_info(find_notebook(notebook))
+    except ImsnbError as exc:
+        raise bad("notebook", str(exc)) from None
+
+
+def _parameters(table: dict, info: NotebookInfo, where: str, bad: Callable[[str, str], BadParameter]) -> dict[str, Any]:
+    """The schedule's `parameters`: no secret, none the schedule sets itself, each valid for the notebook (named
+    when it is not), and valid together (a window with start/end)."""
+    parameters = table.get("parameters", {})
+    if not isinstance(parameters, dict):
+        raise bad("parameters", 'must be a table, e.g. parameters = { window = "4h" }')
+    for key, value in parameters.items():
+        _refuse_secret(where, f"parameters.{key}", value)
+        if key in RESERVED_PARAMETERS:
+            raise bad(f"parameters.{key}", RESERVED_PARAMETERS[key])
+    for key, value in parameters.items():
+        try:
+            validate(info, {key: value})
+        except ImsnbError as exc:
+            raise bad(f"parameters.{key}", str(exc)) from None
+    try:
+        validate(info, parameters)  # together: window with start/end
+    except ImsnbError as exc:
+        raise bad("parameters", str(exc)) from None
+    return parameters
+
+
+def _environment(
+    table: dict, info: NotebookInfo, notebook: str, environments: dict, bad: Callable[[str, str], BadParameter]
+) -> str:
+    """The schedule's `environment`: "default", or a table of this file the notebook can take."""
+    environment = table.get("environment", "default")
+    if not isinstance(environment, str) or not environment:
+        raise bad("environment", 'must be the name of an [environments.NAME] table, or "default"')
+    if environment != "default":
+        if "environment" not in info.parameters:
+            raise bad("environment", f"notebook {notebook!r} takes no environment parameter")
+        if not isinstance(environments.get(environment), dict):
+            known = ", ".join(sorted(environments)) or "none"
+            raise bad("environment", f"no [environments.{environment}] in this file (known: {known})")
+    return environment
 
 
 def _refuse_secret(where: str, key: str, value: Any) -> None:
