@@ -91,6 +91,11 @@ def bundle(findings: list[Finding], *, at: datetime | None = None) -> dict[str, 
     }
 
 
+# A value is a number with its unit, or a short text (a plan change, a state): right-aligned, kept on one line while
+# the table fits, wrapped rather than pushing the table past a laptop's width when a run's texts are long.
+VALUE = f"{NUMBER};white-space:normal;overflow-wrap:anywhere;min-width:4em"
+
+
 def render_html(findings: list[Finding], data: dict[str, Any]) -> str:
     """The findings as a table that fits a laptop's notebook width: the message wraps in the widest column, the
     other columns stay narrow; what was not checked is said above it, apart."""
@@ -110,7 +115,7 @@ def render_html(findings: list[Finding], data: dict[str, Any]) -> str:
             f"<tr><td style='{severity}'>{e(row.severity)}</td>"
             f"<td style='{CELL};text-align:left;min-width:11em'>{breakable(row.check)}</td>"
             f"<td style='{TEXT};min-width:12em'>{e(row.message)}</td>"
-            f"<td style='{NUMBER}'>{e(row.value)}</td><td style='{NUMBER}'>{e(row.threshold)}</td>"
+            f"<td style='{VALUE}'>{e(row.value)}</td><td style='{VALUE}'>{e(row.threshold)}</td>"
             f"<td style='{TEXT};min-width:6em;max-width:10em'{period}>{e(row.period or MISSING)}</td></tr>"
         )
     worst = data["severity"]

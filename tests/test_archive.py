@@ -223,6 +223,31 @@ def test_suite_archive_lands_every_file_byte_for_byte(degraded_suite, bucket):
     assert bucket_files(s3, name) == local
 
 
+def test_runs_of_two_workers_in_the_same_second_are_both_archived(bucket, tmp_path):
+    """Run folders are named by their start to the second: two workers' runs of one notebook and incident in the
+    same second keep both in S3 (the second as -2), and the same run uploaded again (a retry) keeps its name."""
+    s3, name = bucket
+    folders = []
+    for worker in ("a", "b"):
+        folder = tmp_path / worker / "INC-SAME" / "20261203T120000Z-health_check"
+        folder.mkdir(parents=True)
+        for file in archive.RUN_FILES:
+            (folder / file).write_text(json.dumps({"worker": worker}) if file == "summary.json" else f"{worker}:{file}")
+        folders.append(folder)
+    url = f"s3://{name}/arch"
+    first = archive.upload(url, [folders[0]], folders[0].parent)
+    second = archive.upload(url, [folders[1]], folders[1].parent)
+    again = archive.upload(url, [folders[0]], folders[0].parent)
+    base = "arch/INC-SAME/20261203T120000Z-health_check"
+    assert first == again == [f"{base}/{file}" for file in archive.RUN_FILES]
+    assert second == [f"{base}-2/{file}" for file in archive.RUN_FILES]
+    files = bucket_files(s3, name)
+    assert sorted(files) == sorted(first + second)
+    assert json.loads(files[f"{base}/summary.json"]) == {"worker": "a"}
+    assert json.loads(files[f"{base}-2/summary.json"]) == {"worker": "b"}
+    assert files[f"{base}-2/report.html"] == b"b:report.html"
+
+
 def test_run_cli_archives_via_env_and_a_failed_upload_is_one_line(degraded, bucket, tmp_path):
     import os
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from imsnb.archive.index import INDEX
 from imsnb.aws import Aws
@@ -11,6 +12,7 @@ from imsnb.errors import BadParameter, ImsnbError
 
 RUN_FILES = ("notebook.ipynb", "report.html", "summary.json")
 _S3_URL = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/.*)?$")
+MAX_NAME_ATTEMPTS = 20
 _CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".json": "application/json", ".ipynb": "application/json"}
 
 
@@ -36,31 +38,57 @@ def run_files(folder: Path) -> list[Path]:
 def upload(url: str, run_folders: list[Path], incident_dir: Path) -> list[str]:
     """Upload the run folders and the incident's index.html under s3://bucket/prefix/<incident>/; the keys written.
 
+    A run folder is named by its start to the second: two workers starting the same notebook for one incident in
+    the same second would write the same keys. Each folder's summary.json is written first and only if absent
+    (`If-None-Match: *`); a folder name another run holds gets the next free `-2`, `-3` (the same run uploaded
+    again, e.g. on a retry, finds its own summary there and overwrites its files).
+
     Uses the same boto3 client construction as the diagnostics (AWS_ENDPOINT_URL, bounded retries and timeouts).
-    Needs s3:PutObject on the bucket. Raises UploadFailed with one line on any failure.
+    Needs s3:PutObject and s3:GetObject on the bucket. Raises UploadFailed with one line on any failure.
     """
     # lazy: botocore/boto3 (~0.5-2 s to import) only where AWS is called
     from botocore.exceptions import BotoCoreError, ClientError
 
     bucket, prefix = parse_archive_url(url)
     base = "/".join(p for p in (prefix, incident_dir.name) if p)
-    files = [(path, f"{base}/{folder.name}/{path.name}") for folder in run_folders for path in run_files(folder)]
-    if (incident_dir / INDEX).is_file():
-        files.append((incident_dir / INDEX, f"{base}/{INDEX}"))
-    keys = []
+    keys: list[str] = []
+    total = sum(len(run_files(folder)) for folder in run_folders) + (incident_dir / INDEX).is_file()
     try:
         client = Aws("archive").client("s3")
-        for path, key in files:
-            if not path.is_file():
-                continue
-            client.put_object(
-                Bucket=bucket,
-                Key=key,
-                Body=path.read_bytes(),
-                ContentType=_CONTENT_TYPES.get(path.suffix, "application/octet-stream"),
-            )
-            keys.append(key)
+        for folder in run_folders:
+            name = _claim(client, bucket, base, folder)
+            for path in run_files(folder):
+                if path.is_file():
+                    keys.append(_put(client, bucket, f"{base}/{name}/{path.name}", path.read_bytes(), path.suffix))
+        if (incident_dir / INDEX).is_file():
+            keys.append(_put(client, bucket, f"{base}/{INDEX}", (incident_dir / INDEX).read_bytes(), ".html"))
     except (BotoCoreError, ClientError, OSError, ImsnbError) as exc:
-        done = f" after {len(keys)} of {len(files)} file(s)" if keys else ""
+        done = f" after {len(keys)} of {total} file(s)" if keys else ""
         raise UploadFailed(f"archive upload to {url} failed{done}: {' '.join(str(exc).split())}") from None
     return keys
+
+
+def _put(client: Any, bucket: str, key: str, body: bytes, suffix: str, **condition: str) -> str:
+    content_type = _CONTENT_TYPES.get(suffix, "application/octet-stream")
+    client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, **condition)
+    return key
+
+
+def _claim(client: Any, bucket: str, base: str, folder: Path) -> str:
+    """The folder's name in the archive: its own, else the first `-N` no other run holds."""
+    # lazy: botocore/boto3 (~0.5-2 s to import) only where AWS is called
+    from botocore.exceptions import ClientError
+
+    summary = (folder / "summary.json").read_bytes()
+    for attempt in range(1, MAX_NAME_ATTEMPTS + 1):
+        name = folder.name if attempt == 1 else f"{folder.name}-{attempt}"
+        key = f"{base}/{name}/summary.json"
+        try:
+            _put(client, bucket, key, summary, ".json", IfNoneMatch="*")
+            return name
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
+                raise
+        if client.get_object(Bucket=bucket, Key=key)["Body"].read() == summary:
+            return name  # this run, uploaded before
+    raise UploadFailed(f"no free name for {folder.name} in the archive after {MAX_NAME_ATTEMPTS} tries")
