@@ -132,7 +132,7 @@ class Snapshot:
             "taken_by": self.taken_by,
             "epoch": self.epoch,
             "base_id": None,
-            "data": pack_whole(normal(self.data)[1]) if whole else None,
+            "data": pack_whole(json.dumps(self.data, separators=(",", ":"), default=str).encode()) if whole else None,
         }
 
 

@@ -18,13 +18,14 @@ epoch, so the last one before a restart stays too).
 from __future__ import annotations
 
 import bisect
+import json
 import math
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from imsnb.snapshot_rows import Rebuilt, apply, as_rows, changes, normal, pack_changes, pack_whole, unpack
+from imsnb.snapshot_rows import Rebuilt, apply, as_rows, changes, pack_changes, pack_whole, unpack
 
 FULL_FOR = timedelta(hours=24)  # every snapshot kept this long
 EVERY = timedelta(minutes=15)  # then one per bucket this wide
@@ -110,8 +111,8 @@ class Chains:
 
 def encode(data: Any, base: Rebuilt | None, text: bytes | None = None) -> tuple[bool, bytes, Rebuilt]:
     """(as changes against `base`?, the blob, the snapshot as rebuilt from it). `data` as JSON gives it back
-    (`snapshot_rows.normal`; `text` its JSON when known). Changes when `base` and `data` are rows and the chain
-    stays short (CHAIN_FACTOR, MAX_DEPTH); else whole (a keyframe)."""
+    (`snapshot_rows.normal`; `text` its JSON when known), no longer changed by the caller (it is remembered).
+    Changes when `base` and `data` are rows and the chain stays short (CHAIN_FACTOR, MAX_DEPTH); else whole."""
     rows = as_rows(data)
     base_rows = base.rows() if base is not None and rows is not None else None
     if base is not None and base_rows is not None and base.depth < MAX_DEPTH:
@@ -121,7 +122,7 @@ def encode(data: Any, base: Rebuilt | None, text: bytes | None = None) -> tuple[
             rebuilt = Rebuilt(rows=rows, depth=base.depth + 1, changed=base.changed + moved)
             return True, pack_changes(changed, gone), rebuilt
     if text is None:
-        data, text = normal(data)
+        text = json.dumps(data, separators=(",", ":"), default=str).encode()
     rebuilt = Rebuilt(whole=data)
     return False, pack_whole(text), rebuilt
 

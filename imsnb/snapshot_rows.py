@@ -11,6 +11,7 @@ value as JSON gave it back (the readers merge rows by identity, so their order i
 
 from __future__ import annotations
 
+import itertools
 import json
 import zlib
 from typing import Any
@@ -45,8 +46,15 @@ def as_rows(data: Any) -> Rows | None:
     return rows
 
 
-def normal(data: Any) -> tuple[Any, bytes]:
-    """The data as a reader gets it back (through JSON, as stored) and its JSON text."""
+PLAIN = frozenset({str, bool, type(None), int, float})
+
+
+def normal(data: Any) -> tuple[Any, bytes | None]:
+    """The data as a reader gets it back (through JSON, as stored) and its JSON text (None when not worked out:
+    rows of plain values come back from JSON as they are, so they are only copied, which is cheaper)."""
+    rows = isinstance(data, list) and set(map(type, data)) <= {list}
+    if rows and set(map(type, itertools.chain.from_iterable(data))) <= PLAIN:
+        return [list(row) for row in data], None
     text = json.dumps(data, separators=(",", ":"), default=str).encode()
     return json.loads(text), text
 
