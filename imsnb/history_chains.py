@@ -46,9 +46,9 @@ WITH RECURSIVE chain (id, base_id, data, depth) AS (
 )
 SELECT id, base_id, data FROM chain ORDER BY depth DESC
 """
-COUNT_BETWEEN = """
-SELECT count(*) FROM snapshots
-WHERE target = :target AND source = :source AND taken_at >= :lo AND taken_at < :hi
+COUNT_BEFORE = """
+SELECT count(*), min(taken_at) FROM snapshots
+WHERE target = :target AND source = :source AND taken_at < :hi
 """
 SERIES_BEFORE = """
 SELECT id, taken_at, epoch FROM snapshots
@@ -161,11 +161,13 @@ def drop(conn: Any, chains: Chains, ids: list[int], new_base: Callable[[int, flo
 
 def downsample(conn: Any, chains: Chains, target: str, source: str, now: datetime) -> int:
     """One snapshot per EVERY bucket older than FULL_FOR (the last, per epoch); returns how many were dropped.
-    Cheap when there is nothing to do: a look at the newest bucket before FULL_FOR, which every write fills."""
+    Cheap when there is nothing to do (the usual case: a bucket fills every EVERY): the index says how many
+    snapshots are older and how many buckets they span; only more snapshots than buckets are read."""
     every = EVERY.total_seconds()
     hi = math.floor((now - FULL_FOR).timestamp() / every) * every
     series = {"target": target, "source": source}
-    if conn.execute(COUNT_BETWEEN, {**series, "lo": hi - every, "hi": hi}).fetchone()[0] <= 1:
+    older, oldest = conn.execute(COUNT_BEFORE, {**series, "hi": hi}).fetchone()
+    if older <= 1 or older <= hi // every - math.floor(oldest / every):
         return 0
     rows = conn.execute(SERIES_BEFORE, {**series, "hi": hi}).fetchall()
     last: dict[tuple[int, str], int] = {}
