@@ -128,15 +128,16 @@ def test_the_diagnosed_database_is_refused_as_the_store_unless_allowed(store_ser
 
 def test_state_init_creates_the_schema_and_migrate_says_it_is_current(store_server, store):
     created = imsnb("state", "init", env={"IMSNB_STATE_URL": store})
-    assert created.returncode == 0 and created.stdout.strip() == f"{store_name(store)}: schema created (version 2)"
+    assert created.returncode == 0 and created.stdout.strip() == f"{store_name(store)}: schema created (version 3)"
     again = imsnb("state", "migrate", env={"IMSNB_STATE_URL": store})
-    assert again.stdout.strip() == f"{store_name(store)}: schema already current (version 2); nothing to do"
+    assert again.stdout.strip() == f"{store_name(store)}: schema already current (version 3); nothing to do"
     assert rows(store_server, store, "SELECT version, name FROM imsnb_schema ORDER BY version") == [
         (1, "counter snapshots, baselines and plans"),
         (2, "notification state and run catalogue"),
+        (3, "snapshots stored as the rows that changed"),
     ]
     status = imsnb("state", "status", env={"IMSNB_STATE_URL": store}).stdout
-    assert "schema: version 2" in status and "runs           0 row(s)" in status
+    assert "schema: version 3" in status and "runs           0 row(s)" in status
     assert store_server.password not in created.stdout + again.stdout + status
 
 
@@ -174,7 +175,7 @@ def test_workers_opening_a_new_store_at_once_migrate_it_once(store_server):
     for thread in threads:
         thread.join(timeout=120)
     assert errors == []
-    assert rows(store_server, url, "SELECT version FROM imsnb_schema ORDER BY version") == [(1,), (2,)]
+    assert rows(store_server, url, "SELECT version FROM imsnb_schema ORDER BY version") == [(1,), (2,), (3,)]
 
 
 # ---------------------------------------------------------------- the history on both dialects
