@@ -122,6 +122,15 @@ def main(days: float, count: int, moving: float, same: float) -> None:
             f"stored: {total / 1e6:.1f} MB of snapshot data ({file_size / 1e6:.1f} MB file) for {days:g} days "
             f"against the {CAP_MB} MB cap: {'fits' if total <= CAP_MB * 2**20 else 'DOES NOT FIT'}"
         )
+        if len(by_day) >= 2:  # the newest day at full resolution, every older day downsampled alike
+            older = statistics.mean(b for _, _, b, _ in by_day[:-1])
+            newest = by_day[-1][2]
+            projected = newest + 13 * older
+            print(
+                f"stored: per day: {newest / 1e6:.1f} MB for the newest (every minute), {older / 1e6:.1f} MB for each "
+                f"older day (one per 15 min); 14 days: {projected / 1e6:.1f} MB "
+                f"({'fits' if projected <= CAP_MB * 2**20 else 'DOES NOT FIT'} the {CAP_MB} MB cap)"
+            )
         print(f"write:  median add {statistics.median(writes) * 1000:.1f} ms, slowest {max(writes) * 1000:.0f} ms")
 
         old = whole_store(Path(work) / "whole.sqlite", kept)  # the old format kept every minute
