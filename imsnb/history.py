@@ -34,8 +34,9 @@ HISTORY_LOCK = "history"  # writers one at a time: a new snapshot's base, downsa
 WRITE_WAIT_S = 30.0
 
 # The last snapshot this process wrote per (store, target, source), rebuilt: `imsnb record --every` stores the next
-# one against it without reading its chain again (used only while it is still the latest stored, same id and time).
-_last_written: dict[tuple[str, str, str], tuple[int, float, Rebuilt]] = {}
+# one against it without reading its chain again (used only while it is still the one stored before the next: the
+# same id, time and size; a store made anew at the same path reuses ids).
+_last_written: dict[tuple[str, str, str], tuple[int, float, int, Rebuilt]] = {}
 
 INSERT_SNAPSHOT = """
 INSERT INTO snapshots (target, source, taken_at, taken_by, epoch, base_id, data)
@@ -44,7 +45,7 @@ RETURNING id
 """
 # The snapshot a new one is stored against: the latest taken at or before it (ties: the one stored first).
 BASE_FOR = """
-SELECT id, taken_at
+SELECT id, taken_at, length(data)
 FROM snapshots
 WHERE target = :target AND source = :source AND taken_at <= :taken_at
 ORDER BY taken_at DESC, id DESC
@@ -232,15 +233,15 @@ class History:
         base: Rebuilt | None = None
         if found is not None:
             cached = _last_written.get(series)
-            if cached is not None and cached[:2] == (found[0], found[1]):
-                base = cached[2]
+            if cached is not None and cached[:3] == tuple(found):
+                base = cached[3]
             else:
                 base = chains.get(found[0])
         as_changes, blob, rebuilt = history_chains.encode(data, base, text)
         row |= {"base_id": found[0] if as_changes else None, "data": blob}
         new_id = conn.execute(INSERT_SNAPSHOT, row).fetchone()[0]
         chains.remember(new_id, rebuilt)
-        _last_written[series] = (new_id, row["taken_at"], rebuilt)
+        _last_written[series] = (new_id, row["taken_at"], len(blob), rebuilt)
 
     @contextmanager
     def reading(self) -> Iterator[None]:
