@@ -25,7 +25,7 @@ from typing import Any
 from imsnb import history_chains
 from imsnb.errors import ImsnbError
 from imsnb.history_chains import Chains
-from imsnb.snapshot_rows import Rebuilt, normal, pack_whole
+from imsnb.snapshot_rows import Rebuilt, normal, pack_whole, unpack
 from imsnb.state import Store, StoreUrl, open_store
 
 DEFAULT_DAYS = 14.0
@@ -52,7 +52,7 @@ ORDER BY taken_at DESC, id DESC
 LIMIT 1
 """
 NEAREST_SNAPSHOT = """
-SELECT id, target, source, taken_at, taken_by, epoch
+SELECT id, target, source, taken_at, taken_by, epoch, base_id, data
 FROM snapshots
 WHERE target = :target AND source = :source AND taken_at BETWEEN :earliest AND :latest
 ORDER BY abs(taken_at - :wanted), taken_at
@@ -66,14 +66,14 @@ ORDER BY taken_at
 LIMIT :limit
 """
 NEWEST_BETWEEN = """
-SELECT id, target, source, taken_at, taken_by, epoch
+SELECT id, target, source, taken_at, taken_by, epoch, base_id, data
 FROM snapshots
 WHERE target = :target AND source = :source AND taken_at BETWEEN :earliest AND :latest
 ORDER BY taken_at DESC
 LIMIT :limit
 """
 SNAPSHOT_BY_ID = """
-SELECT id, target, source, taken_at, taken_by, epoch
+SELECT id, target, source, taken_at, taken_by, epoch, base_id, data
 FROM snapshots
 WHERE id = :id
 """
@@ -266,16 +266,20 @@ class History:
             yield conn
 
     def _rebuilt(self, conn: Any, rows: list[tuple]) -> list[tuple[Stored, Snapshot]]:
-        """Metadata rows (id, target, source, taken_at, taken_by, epoch) with their counters rebuilt; a snapshot
-        pruned meanwhile is left out."""
+        """Rows (id, target, source, taken_at, taken_by, epoch, base_id, data) with their counters: a keyframe's
+        as stored, a delta's rebuilt from its chain (a snapshot pruned meanwhile is left out)."""
         chains = Chains(conn)
         out = []
-        for row_id, target, source, taken_at, taken_by, epoch in rows:
-            rebuilt = chains.get(row_id)
-            if rebuilt is None:
-                continue
+        for row_id, target, source, taken_at, taken_by, epoch, base_id, blob in rows:
+            if base_id is None:
+                data = unpack(blob)
+            else:
+                rebuilt = chains.get(row_id)
+                if rebuilt is None:
+                    continue
+                data = rebuilt.data
             at = datetime.fromtimestamp(taken_at, UTC)
-            out.append((Stored(row_id, at, epoch), Snapshot(target, source, at, taken_by, epoch, rebuilt.data)))
+            out.append((Stored(row_id, at, epoch), Snapshot(target, source, at, taken_by, epoch, data)))
         return out
 
     def nearest(
