@@ -1,10 +1,13 @@
 """The snapshot history: counter snapshots, baselines and plans in imsnb's store, with bounded retention.
 
 One row per target, source and time. A snapshot holds counters only (no query text, no literals, nothing secret),
-zlib-compressed JSON. Where: the store `imsnb.state` opens (IMSNB_STATE_URL, a team's PostgreSQL or a SQLite file),
-else IMSNB_HISTORY, else `outputs/.history.sqlite` in the repository; the tables are `imsnb.state.schema`'s, the
-queries below are shared by both dialects. Kept for IMSNB_HISTORY_DAYS (default 14) and at most
-IMSNB_HISTORY_MAX_MB (default 200) of snapshot data; every write prunes.
+zlib-compressed JSON: whole (a keyframe) or the rows that changed since an earlier one, rebuilt exactly on reading
+(`history_chains`: the history grows with what changes, not with time x statements; snapshots older than a day are
+downsampled to one per 15 minutes). Where: the store `imsnb.state` opens (IMSNB_STATE_URL, a team's PostgreSQL or
+a SQLite file), else IMSNB_HISTORY, else `outputs/.history.sqlite` in the repository; the tables are
+`imsnb.state.schema`'s, the queries below are shared by both dialects. Kept for IMSNB_HISTORY_DAYS (default 14)
+and at most IMSNB_HISTORY_MAX_MB (default 200) of snapshot data; every write prunes. Baselines are a table of
+their own: never pruned nor downsampled.
 """
 
 from __future__ import annotations
@@ -12,24 +15,45 @@ from __future__ import annotations
 import json
 import os
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from imsnb import history_chains
 from imsnb.errors import ImsnbError
+from imsnb.history_chains import Chains
+from imsnb.snapshot_rows import Rebuilt, normal, pack_whole, unpack
 from imsnb.state import Store, StoreUrl, open_store
 from imsnb.state.url import sqlite_default
 
 DEFAULT_DAYS = 14.0
 DEFAULT_MAX_MB = 200.0
+HISTORY_LOCK = "history"  # writers one at a time: a new snapshot's base, downsampling and pruning see one chain
+WRITE_WAIT_S = 30.0
+
+# The last snapshot this process wrote per (store, target, source), rebuilt: `imsnb record --every` stores the next
+# one against it without reading its chain again (used only while it is still the one stored before the next: the
+# same id, time and size; a store made anew at the same path reuses ids).
+_last_written: dict[tuple[str, str, str], tuple[int, float, int, Rebuilt]] = {}
 
 INSERT_SNAPSHOT = """
-INSERT INTO snapshots (target, source, taken_at, taken_by, epoch, data)
-VALUES (:target, :source, :taken_at, :taken_by, :epoch, :data)
+INSERT INTO snapshots (target, source, taken_at, taken_by, epoch, base_id, data)
+VALUES (:target, :source, :taken_at, :taken_by, :epoch, :base_id, :data)
+RETURNING id
+"""
+# The snapshot a new one is stored against: the latest taken at or before it (ties: the one stored first).
+BASE_FOR = """
+SELECT id, taken_at, length(data)
+FROM snapshots
+WHERE target = :target AND source = :source AND taken_at <= :taken_at
+ORDER BY taken_at DESC, id DESC
+LIMIT 1
 """
 NEAREST_SNAPSHOT = """
-SELECT target, source, taken_at, taken_by, epoch, data
+SELECT id, target, source, taken_at, taken_by, epoch, base_id, data
 FROM snapshots
 WHERE target = :target AND source = :source AND taken_at BETWEEN :earliest AND :latest
 ORDER BY abs(taken_at - :wanted), taken_at
@@ -43,20 +67,17 @@ ORDER BY taken_at
 LIMIT :limit
 """
 NEWEST_BETWEEN = """
-SELECT id, target, source, taken_at, taken_by, epoch, data
+SELECT id, target, source, taken_at, taken_by, epoch, base_id, data
 FROM snapshots
 WHERE target = :target AND source = :source AND taken_at BETWEEN :earliest AND :latest
 ORDER BY taken_at DESC
 LIMIT :limit
 """
 SNAPSHOT_BY_ID = """
-SELECT target, source, taken_at, taken_by, epoch, data
+SELECT id, target, source, taken_at, taken_by, epoch, base_id, data
 FROM snapshots
 WHERE id = :id
 """
-PRUNE_BY_AGE = "DELETE FROM snapshots WHERE taken_at < :oldest"
-STORED_BYTES = "SELECT coalesce(sum(length(data)), 0) FROM snapshots"
-PRUNE_OLDEST = "DELETE FROM snapshots WHERE id IN (SELECT id FROM snapshots ORDER BY taken_at LIMIT :rows)"
 COUNT_ROWS = "SELECT count(*) FROM snapshots"
 UPSERT_BASELINE = """
 INSERT INTO baselines (target, source, saved_at, taken_by, period, data)
@@ -103,20 +124,18 @@ class Snapshot:
     epoch: str
     data: Any
 
-    def to_row(self) -> dict[str, Any]:
+    def to_row(self, *, whole: bool = True) -> dict[str, Any]:
+        """The snapshot stored whole (a keyframe), as every snapshot was before schema version 3 (`whole=False`:
+        without its data)."""
         return {
             "target": self.target,
             "source": self.source,
             "taken_at": self.taken_at.timestamp(),
             "taken_by": self.taken_by,
             "epoch": self.epoch,
-            "data": zlib.compress(json.dumps(self.data, separators=(",", ":"), default=str).encode(), 6),
+            "base_id": None,
+            "data": pack_whole(json.dumps(self.data, separators=(",", ":"), default=str).encode()) if whole else None,
         }
-
-    @classmethod
-    def from_row(cls, row: tuple) -> Snapshot:
-        target, source, taken_at, taken_by, epoch, data = row
-        return cls(target, source, datetime.fromtimestamp(taken_at, UTC), taken_by, epoch, _unpack(data))
 
 
 @dataclass(frozen=True)
@@ -180,6 +199,7 @@ class History:
     def __init__(self, where: Path | str | StoreUrl | None = None):
         self.store: Store = open_store(where)
         self.path: Path | None = self.store.path  # the SQLite file (None for PostgreSQL)
+        self._reader: Any = None  # the connection of an open `reading()` block
 
     @property
     def name(self) -> str:
@@ -189,18 +209,78 @@ class History:
     def _connect(self):
         return self.store.connect()
 
-    def add(self, *snapshots: Snapshot) -> None:
-        """Store snapshots, then prune what is past retention (age, then size)."""
+    def add(self, *snapshots: Snapshot, now: datetime | None = None) -> None:
+        """Store snapshots, each as the rows that changed since the one stored before it (or whole: a keyframe,
+        `history_chains.encode`); then downsample what is older than a day and prune what is past retention (age,
+        then size). One transaction under the history lock. `now`: the time retention counts from (default: now;
+        a benchmark writing days of snapshots passes each one's time)."""
         keep_for, max_bytes = retention()
-        with self._connect() as conn:
-            conn.executemany(INSERT_SNAPSHOT, [s.to_row() for s in snapshots])
-            conn.execute(PRUNE_BY_AGE, {"oldest": (datetime.now(UTC) - keep_for).timestamp()})
-            conn.execute(PRUNE_PLANS_BY_AGE, {"oldest": (datetime.now(UTC) - keep_for).timestamp()})
-            rows = conn.execute(COUNT_ROWS).fetchone()[0]
-            while rows > 1 and conn.execute(STORED_BYTES).fetchone()[0] > max_bytes:  # the oldest tenth at a time
-                conn.execute(PRUNE_OLDEST, {"rows": max(1, rows // 10)})
-                rows = conn.execute(COUNT_ROWS).fetchone()[0]
-        conn.close()
+        now = now or datetime.now(UTC)
+        with self.store.locked(HISTORY_LOCK, wait_s=WRITE_WAIT_S) as conn:
+            chains = Chains(conn)
+            for snapshot in snapshots:
+                self._write(conn, chains, snapshot)
+            for target, source in dict.fromkeys((s.target, s.source) for s in snapshots):
+                history_chains.downsample(conn, chains, target, source, now)
+            history_chains.prune(conn, chains, oldest=now - keep_for, max_bytes=max_bytes)
+            conn.execute(PRUNE_PLANS_BY_AGE, {"oldest": (now - keep_for).timestamp()})
+
+    def _write(self, conn: Any, chains: Chains, snapshot: Snapshot) -> None:
+        data, text = normal(snapshot.data)
+        row = {**snapshot.to_row(whole=False), "data": None}
+        series = (self.name, snapshot.target, snapshot.source)
+        found = conn.execute(BASE_FOR, row).fetchone()
+        base: Rebuilt | None = None
+        if found is not None:
+            cached = _last_written.get(series)
+            if cached is not None and cached[:3] == tuple(found):
+                base = cached[3]
+            else:
+                base = chains.get(found[0])
+        as_changes, blob, rebuilt = history_chains.encode(data, base, text)
+        row |= {"base_id": found[0] if as_changes else None, "data": blob}
+        new_id = conn.execute(INSERT_SNAPSHOT, row).fetchone()[0]
+        chains.remember(new_id, rebuilt)
+        _last_written[series] = (new_id, row["taken_at"], len(blob), rebuilt)
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """One read transaction for the reads inside the block (`stored` then `load`, say): a compaction running
+        meanwhile is seen wholly or not at all."""
+        if self._reader is not None or not self.store.exists():
+            yield
+            return
+        with self.store.reading() as conn:
+            self._reader = conn
+            try:
+                yield
+            finally:
+                self._reader = None
+
+    @contextmanager
+    def _read(self) -> Iterator[Any]:
+        if self._reader is not None:
+            yield self._reader
+            return
+        with self.store.reading() as conn:
+            yield conn
+
+    def _rebuilt(self, conn: Any, rows: list[tuple]) -> list[tuple[Stored, Snapshot]]:
+        """Rows (id, target, source, taken_at, taken_by, epoch, base_id, data) with their counters: a keyframe's
+        as stored, a delta's rebuilt from its chain (a snapshot pruned meanwhile is left out)."""
+        chains = Chains(conn)
+        out = []
+        for row_id, target, source, taken_at, taken_by, epoch, base_id, blob in rows:
+            if base_id is None:
+                data = unpack(blob)
+            else:
+                rebuilt = chains.get(row_id)
+                if rebuilt is None:
+                    continue
+                data = rebuilt.data
+            at = datetime.fromtimestamp(taken_at, UTC)
+            out.append((Stored(row_id, at, epoch), Snapshot(target, source, at, taken_by, epoch, data)))
+        return out
 
     def nearest(
         self, target: str, source: str, wanted: datetime, *, earliest: datetime, latest: datetime
@@ -208,19 +288,16 @@ class History:
         """The stored snapshot nearest to `wanted`, taken between `earliest` and `latest`; None when there is none."""
         if not self.store.exists():
             return None
-        with self._connect() as conn:
-            row = conn.execute(
-                NEAREST_SNAPSHOT,
-                {
-                    "target": target,
-                    "source": source,
-                    "wanted": wanted.timestamp(),
-                    "earliest": earliest.timestamp(),
-                    "latest": latest.timestamp(),
-                },
-            ).fetchone()
-        conn.close()
-        return None if row is None else Snapshot.from_row(row)
+        params = {
+            "target": target,
+            "source": source,
+            "wanted": wanted.timestamp(),
+            "earliest": earliest.timestamp(),
+            "latest": latest.timestamp(),
+        }
+        with self._read() as conn:
+            found = self._rebuilt(conn, conn.execute(NEAREST_SNAPSHOT, params).fetchall())
+        return found[0][1] if found else None
 
     def stored(
         self, target: str, source: str, *, earliest: datetime, latest: datetime, limit: int = 100_000
@@ -229,18 +306,15 @@ class History:
         rule (`imsnb.sampling.start`) picks among them by time and epoch, then reads only the one it uses."""
         if not self.store.exists():
             return []
-        with self._connect() as conn:
-            rows = conn.execute(
-                STORED_BETWEEN,
-                {
-                    "target": target,
-                    "source": source,
-                    "earliest": earliest.timestamp(),
-                    "latest": latest.timestamp(),
-                    "limit": limit,
-                },
-            ).fetchall()
-        conn.close()
+        params = {
+            "target": target,
+            "source": source,
+            "earliest": earliest.timestamp(),
+            "latest": latest.timestamp(),
+            "limit": limit,
+        }
+        with self._read() as conn:
+            rows = conn.execute(STORED_BETWEEN, params).fetchall()
         return [Stored(row_id, datetime.fromtimestamp(taken_at, UTC), epoch) for row_id, taken_at, epoch in rows]
 
     def newest(
@@ -250,27 +324,24 @@ class History:
         included, in one read (Redis's are small; a reset shows only by comparing them one after the other)."""
         if not self.store.exists():
             return []
-        with self._connect() as conn:
-            rows = conn.execute(
-                NEWEST_BETWEEN,
-                {
-                    "target": target,
-                    "source": source,
-                    "earliest": earliest.timestamp(),
-                    "latest": latest.timestamp(),
-                    "limit": limit,
-                },
-            ).fetchall()
-        conn.close()
-        found = [(row[0], Snapshot.from_row(row[1:])) for row in reversed(rows)]
-        return [(Stored(row_id, snap.taken_at, snap.epoch), snap) for row_id, snap in found]
+        params = {
+            "target": target,
+            "source": source,
+            "earliest": earliest.timestamp(),
+            "latest": latest.timestamp(),
+            "limit": limit,
+        }
+        with self._read() as conn:
+            rows = conn.execute(NEWEST_BETWEEN, params).fetchall()
+            return self._rebuilt(conn, list(reversed(rows)))
 
     def load(self, stored: Stored) -> Snapshot | None:
         """The snapshot `stored` names, counters included (None when retention pruned it meanwhile)."""
-        with self._connect() as conn:
-            row = conn.execute(SNAPSHOT_BY_ID, {"id": stored.id}).fetchone()
-        conn.close()
-        return None if row is None else Snapshot.from_row(row)
+        if not self.store.exists():
+            return None
+        with self._read() as conn:
+            found = self._rebuilt(conn, conn.execute(SNAPSHOT_BY_ID, {"id": stored.id}).fetchall())
+        return found[0][1] if found else None
 
     def count(self) -> int:
         if not self.store.exists():

@@ -73,6 +73,14 @@ def window_start(
     since = counters_since(after)
     if live and since is not None and since >= window.start:
         return Start(None, since, "window", started_note(after, since)), ""
+    with history.reading():  # the stored snapshots listed and the one read: one view, whatever compaction runs
+        return _from_history(window, after, history, older_than=older_than, first=first, live=live)
+
+
+def _from_history(
+    window: Window, after: Snapshot, history: History, *, older_than: datetime, first: Snapshot | None, live: bool
+) -> tuple[Start | None, str]:
+    """Rules 2 and 3 (and Redis's CONFIG RESETSTAT seen between stored snapshots)."""
     earliest = window.start - slack(window)
     loaded: dict[int, Snapshot] = {}
     if after.source == REDIS_INFO:  # small: read with their counters, to find a CONFIG RESETSTAT between them

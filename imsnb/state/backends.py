@@ -75,6 +75,11 @@ def sqlite_begin_locked(conn: sqlite3.Connection, name: str, *, wait_s: float) -
     conn.execute("BEGIN IMMEDIATE")
 
 
+def sqlite_begin_read(conn: sqlite3.Connection) -> None:
+    """A read transaction: the first read takes the file's read lock (or WAL snapshot), held until it ends."""
+    conn.execute("BEGIN")
+
+
 # ---------------------------------------------------------------- PostgreSQL
 
 
@@ -145,6 +150,16 @@ def postgres_connect(conninfo: dict[str, str], name: str) -> PostgresConnection:
     except psycopg.Error as exc:
         raise StoreError(f"store {name} unreachable: {one_line(exc)}") from None
     return PostgresConnection(raw, name)
+
+
+def postgres_begin_read(conn: PostgresConnection) -> None:
+    """The next transaction REPEATABLE READ: every statement in it sees the snapshot its first one saw."""
+    # lazy: psycopg (~1 s to import) only for a PostgreSQL target or store; SQLite and the CLI skip it
+    import psycopg
+
+    if conn.raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        conn.raw.rollback()
+    conn.raw.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
 
 
 def postgres_begin_locked(conn: PostgresConnection, name: str, *, wait_s: float) -> None:

@@ -118,8 +118,21 @@ CREATE TABLE IF NOT EXISTS runs (
     ]
 
 
+def _snapshot_chains(dialect: str) -> list[str]:
+    """Version 3: a snapshot stored as the rows that changed since its base (`base_id`; NULL: stored whole, as every
+    snapshot before), so the history grows with what changes (`imsnb.history_chains`); indexes for the rows that
+    depend on a base and for retention by age. SQLite has no ADD COLUMN IF NOT EXISTS: the column is added in the
+    transaction that records version 3, so it is added once."""
+    column = "base_id INTEGER" if dialect == SQLITE else "IF NOT EXISTS base_id BIGINT"
+    return [
+        f"ALTER TABLE snapshots ADD COLUMN {column}",
+        "CREATE INDEX IF NOT EXISTS snapshots_by_base ON snapshots (base_id) WHERE base_id IS NOT NULL",
+        "CREATE INDEX IF NOT EXISTS snapshots_by_time ON snapshots (taken_at)",
+    ]
+
+
 def _ticket_table(real: str) -> list[str]:
-    """Version 3: the incident's Jira issue, one row per incident, so `--ticket new` opens one across workers."""
+    """Version 4: the incident's Jira issue, one row per incident, so `--ticket new` opens one across workers."""
     return [
         f"""
 CREATE TABLE IF NOT EXISTS tickets (
@@ -154,7 +167,12 @@ MIGRATIONS = (
             POSTGRES: _shared_tables("DOUBLE PRECISION", "BYTEA", "BOOLEAN"),
         },
     ),
-    Migration(3, "the incident's ticket", {SQLITE: _ticket_table("REAL"), POSTGRES: _ticket_table("DOUBLE PRECISION")}),
+    Migration(
+        3,
+        "snapshots stored as the rows that changed",
+        {SQLITE: _snapshot_chains(SQLITE), POSTGRES: _snapshot_chains(POSTGRES)},
+    ),
+    Migration(4, "the incident's ticket", {SQLITE: _ticket_table("REAL"), POSTGRES: _ticket_table("DOUBLE PRECISION")}),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -19,8 +19,10 @@ from imsnb.state import schema
 from imsnb.state.backends import (
     one_line,
     postgres_begin_locked,
+    postgres_begin_read,
     postgres_connect,
     sqlite_begin_locked,
+    sqlite_begin_read,
     sqlite_connect,
 )
 from imsnb.state.url import (
@@ -90,6 +92,21 @@ class Store:
                 yield conn
         finally:
             conn.close()
+
+    @contextmanager
+    def reading(self) -> Iterator[Any]:
+        """One read transaction: every read inside sees the store as of one moment (SQLite: a deferred transaction
+        holding its read lock; PostgreSQL: REPEATABLE READ), so a writer's transaction is seen wholly or not at all.
+        Rolled back at the end (nothing is written)."""
+        conn = self.connect()
+        try:
+            (sqlite_begin_read if self.dialect == SQLITE else postgres_begin_read)(conn)
+            yield conn
+        finally:
+            try:
+                conn.rollback()
+            finally:
+                conn.close()
 
     def version(self) -> int:
         """The schema version the store holds (0: none yet), read without creating anything."""

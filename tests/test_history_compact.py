@@ -1,0 +1,196 @@
+"""The history stored as the rows that changed (schema version 3): the same answers as whole snapshots, on SQLite
+and on a real PostgreSQL store, downsampling after a day that keeps the "latest at or before T" answer, retention
+that leaves every chain whole, baselines never pruned, and a read transaction that a compaction cannot tear."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+from store_server import new_store, rows
+
+from imsnb import history_chains, postgres, sampling
+from imsnb.history import History, Snapshot
+from imsnb.sampling.deltas import PG_STATEMENTS
+from imsnb.sampling.postgres import statement_delta
+from imsnb.sandbox.postgres import APP_DATABASE, PostgresServer
+
+TARGET = "postgres db.internal:5432/app"
+NOW = datetime.now(UTC).replace(second=0, microsecond=0)
+
+
+@pytest.fixture(scope="module")
+def pg():
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def statements(rnd: random.Random, count: int) -> list[list]:
+    return [[str(rnd.getrandbits(62)), "app", "u", 0.0, 0.0, 0.0, 0.0, 0.0, True] for _ in range(count)]
+
+
+def simulate(history: History, minutes: int, *, count: int = 60, seed: int = 7) -> dict[datetime, list[list]]:
+    """`minutes` snapshots a minute apart ending now, written as `imsnb record` writes them (a quarter of the
+    statements moving each minute, one evicted and one new now and then, a stats reset two thirds in); returns
+    every snapshot's whole data by time: what the old format would have stored."""
+    rnd = random.Random(seed)
+    data = statements(rnd, count)
+    epoch = "2026-11-01T00:00:00+00:00|2026-11-01T00:00:00+00:00"
+    written = {}
+    start = NOW - timedelta(minutes=minutes - 1)
+    for minute in range(minutes):
+        at = start + timedelta(minutes=minute)
+        for row in rnd.sample(data, count // 4):
+            row[3] += float(rnd.randint(1, 9))
+            row[4] += rnd.random() * 10
+        if minute % 7 == 3:  # pg_stat_statements.max evicts one, a new statement comes
+            data.pop(rnd.randrange(len(data)))
+            data.append(statements(rnd, 1)[0])
+        if minute == minutes * 2 // 3:
+            epoch = f"2026-11-01T00:00:00+00:00|{at.isoformat()}"
+            for row in data:
+                row[3:8] = [0.0] * 5
+        snapshot = Snapshot(TARGET, PG_STATEMENTS, at, "tests", epoch, [list(r) for r in data])
+        history.add(snapshot, now=at)
+        written[at] = [list(r) for r in data]
+    return written
+
+
+def as_set(data: list[list]) -> list[str]:
+    return sorted(map(repr, data))
+
+
+def check_answers(history: History, written: dict[datetime, list[list]]) -> list:
+    """Every stored snapshot rebuilt equals what was written then, and a window starting at any minute gets the
+    same statement deltas from the sparse store as from whole snapshots of the same times."""
+    stored = history.stored(TARGET, PG_STATEMENTS, earliest=NOW - timedelta(days=30), latest=NOW + timedelta(hours=1))
+    assert stored, "nothing stored"
+    for ref in stored:
+        assert as_set(history.load(ref).data) == as_set(written[ref.taken_at]), ref
+    latest = max(written)
+    after = Snapshot(TARGET, PG_STATEMENTS, latest, "tests", "", written[latest])
+    for wanted in list(written)[::17]:
+        before = [r for r in stored if r.taken_at <= wanted]
+        if not before:
+            continue
+        sparse = history.load(before[-1])
+        whole = Snapshot(
+            TARGET, PG_STATEMENTS, before[-1].taken_at, "tests", sparse.epoch, written[before[-1].taken_at]
+        )
+        after.epoch = sparse.epoch  # the same counters: the deltas are compared, not the reset rule
+        got, expected = statement_delta(sparse, after)[0], statement_delta(whole, after)[0]
+        order = ["queryid", "database", "user"]
+        pd.testing.assert_frame_equal(
+            got.sort_values(order).reset_index(drop=True), expected.sort_values(order).reset_index(drop=True)
+        )
+    return stored
+
+
+def layout(history: History) -> tuple[int, int]:
+    """(snapshots stored whole, snapshots stored as changes)."""
+    conn = history.store.connect()
+    try:
+        whole, changes = conn.execute(
+            "SELECT sum(CASE WHEN base_id IS NULL THEN 1 ELSE 0 END), sum(CASE WHEN base_id IS NULL THEN 0 ELSE 1 END) "
+            "FROM snapshots"
+        ).fetchone()
+    finally:
+        conn.close()
+    return int(whole or 0), int(changes or 0)
+
+
+@pytest.fixture
+def two_hours(monkeypatch):
+    """Full resolution for 2 h instead of 24 (the same code, fewer snapshots to write)."""
+    monkeypatch.setattr(history_chains, "FULL_FOR", timedelta(hours=2))
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_sparse_snapshots_answer_as_whole_ones_and_older_ones_are_one_per_15_min(dialect, pg, tmp_path, two_hours):
+    history = History(tmp_path / "h.sqlite" if dialect == "sqlite" else new_store(pg))
+    minutes = 2 * 60 + 160  # full resolution, and 2 h 40 min beyond it downsampled
+    written = simulate(history, minutes)
+    stored = check_answers(history, written)
+    every = history_chains.EVERY.total_seconds()
+    edge = (NOW - history_chains.FULL_FOR).timestamp() // every * every  # downsampled before this bucket
+    recent = [r for r in stored if r.taken_at.timestamp() >= edge]
+    older = [r for r in stored if r.taken_at.timestamp() < edge]
+    assert len(recent) >= 2 * 60, "the last 2 h at full resolution"
+    buckets = {int(r.taken_at.timestamp() // history_chains.EVERY.total_seconds()) for r in older}
+    assert len(older) == len(buckets) and 10 <= len(older) <= 12, [r.taken_at for r in older]
+    whole, changes = layout(history)
+    assert changes > 3 * whole, (whole, changes)
+
+
+def test_a_real_servers_statements_stored_sparse_give_the_deltas_whole_snapshots_give(pg, tmp_path):
+    history = History(tmp_path / "real.sqlite")
+    env = pg.env()
+    settings = {"host": env["DB_HOST"], "port": env["DB_PORT"], "user": env["DB_USER"], "dbname": APP_DATABASE}
+    taken = []
+    database = postgres.Database("tests", settings={**settings, "password": env["DB_PASSWORD"]})
+    with database as db, pg.connect("app", autocommit=True) as app:
+        for round_ in range(8):
+            for i in range(round_ * 3):  # new statements each round; some old ones run again
+                app.execute("SELECT " + " + ".join(["1"] * (i + 2)) + f" + {round_}")
+            app.execute("SELECT count(*) FROM pg_class")
+            snapshot = sampling.postgres_snapshot(db, PG_STATEMENTS, "tests")
+            snapshot.taken_at = NOW - timedelta(minutes=8 - round_)
+            taken.append(snapshot)
+            history.add(snapshot)
+    refs = history.stored(taken[0].target, PG_STATEMENTS, earliest=NOW - timedelta(hours=1), latest=NOW)
+    assert [r.taken_at for r in refs] == [s.taken_at for s in taken]
+    whole, changes = layout(history)
+    assert whole >= 1 and changes >= 5, "later snapshots stored as the statements that moved"
+    for ref, snapshot in zip(refs, taken, strict=True):
+        loaded = history.load(ref)
+        assert as_set(loaded.data) == as_set(snapshot.data)
+        got = statement_delta(loaded, taken[-1])[0].sort_values("queryid").reset_index(drop=True)
+        expected = statement_delta(snapshot, taken[-1])[0].sort_values("queryid").reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, expected)
+
+
+def test_the_cap_and_age_prune_whole_chains_and_never_a_baseline(tmp_path, monkeypatch, two_hours):
+    history = History(tmp_path / "h.sqlite")
+    history.save_baseline(TARGET, PG_STATEMENTS, {"mean_ms": 4.2}, taken_by="tests", period={"basis": "sample"})
+    monkeypatch.setenv("IMSNB_HISTORY_DAYS", "0.2")  # 4.8 h
+    written = simulate(history, 6 * 60, count=40, seed=3)
+    stored = check_answers(history, written)
+    assert NOW - timedelta(hours=4.8) <= stored[0].taken_at <= NOW - timedelta(hours=4.5), "pruned by age"
+    monkeypatch.setenv("IMSNB_HISTORY_MAX_MB", "0.02")  # ~20 KB: an hour or so of these snapshots
+    later = NOW + timedelta(minutes=1)
+    data = [[*row[:3], row[3] + 1.0, *row[4:]] for row in written[NOW]]
+    history.add(Snapshot(TARGET, PG_STATEMENTS, later, "tests", stored[-1].epoch, data), now=later)
+    written[later] = data
+    stored = check_answers(history, written)
+    assert stored[0].taken_at > NOW - timedelta(hours=2), "the cap pruned the oldest"
+    assert history.baseline(TARGET, PG_STATEMENTS).data == {"mean_ms": 4.2}
+    whole, _ = layout(history)
+    assert whole >= 1
+
+
+def test_a_read_transaction_sees_its_snapshot_while_a_compaction_drops_it(pg):
+    url = new_store(pg)
+    history = History(url)
+    rnd = random.Random(5)
+    data = statements(rnd, 30)
+    start = datetime.fromtimestamp((NOW - timedelta(hours=30)).timestamp() // 900 * 900, UTC)  # a bucket's start
+    for minute in range(0, 40):
+        for row in rnd.sample(data, 10):
+            row[3] += 1.0
+        history.add(Snapshot(TARGET, PG_STATEMENTS, start + timedelta(minutes=minute), "t", "e", data), now=start)
+    expected = [list(r) for r in data]
+    with history.reading():
+        refs = history.stored(TARGET, PG_STATEMENTS, earliest=start, latest=NOW)
+        assert len(refs) == 40
+        History(url).add(Snapshot(TARGET, PG_STATEMENTS, NOW, "t", "e", data))  # downsamples the 30 h old ones
+        assert rows(pg, url, "SELECT count(*) FROM snapshots") == [(4,)], "3 buckets kept, and the new one"
+        before = history.load(refs[-2])  # dropped by the compaction: still there for this transaction
+        assert before is not None and before.taken_at == refs[-2].taken_at
+        assert as_set(history.load(refs[-1]).data) == as_set(expected)
+    assert history.load(refs[-2]) is None
+    assert as_set(history.load(refs[-1]).data) == as_set(expected), "the bucket's last, rewritten, same counters"
