@@ -280,6 +280,22 @@ def test_index_and_archive_list_show_the_runs_of_another_outputs_folder(store, t
     )
 
 
+def test_the_catalogue_keeps_runs_for_its_days(store_server, store, tmp_path, monkeypatch):
+    """IMSNB_CATALOGUE_DAYS (default 90): a run recorded longer ago leaves the catalogue when the next is recorded
+    (its folder stays where it is, and in the archive); a bad value is said and records nothing."""
+    old, new = (fake_run(tmp_path / name, [("cache.evictions", "WARNING")], incident=f"INC-{name}") for name in "ab")
+    assert record_run(old.folder, old.summary) is None
+    assert rows(store_server, store, "UPDATE runs SET recorded_at = recorded_at - 91 * 86400 RETURNING incident") == [
+        ("INC-a",)
+    ]
+    assert record_run(new.folder, new.summary) is None
+    assert rows(store_server, store, "SELECT incident FROM runs") == [("INC-b",)]
+    monkeypatch.setenv("IMSNB_CATALOGUE_DAYS", "ninety")
+    problem = record_run(old.folder, old.summary)
+    assert "IMSNB_CATALOGUE_DAYS must be a positive number of days (e.g. 90), not 'ninety'" in problem
+    assert rows(store_server, store, "SELECT incident FROM runs") == [("INC-b",)]
+
+
 def test_a_run_not_recorded_is_said_and_its_folder_kept(tmp_path, monkeypatch):
     port = free_port()
     monkeypatch.setenv("IMSNB_STATE_URL", f"postgresql://imsnb:N0tThisStorePw@127.0.0.1:{port}/imsnb_state")

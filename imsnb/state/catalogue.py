@@ -10,12 +10,14 @@ store (no IMSNB_STATE_URL or `[state] url`) nothing is recorded and only the loc
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 import zlib
 from pathlib import Path
 from typing import Any
 
+from imsnb.errors import BadParameter
 from imsnb.state.store import Store, open_store
 
 UPSERT_RUN = """
@@ -41,6 +43,11 @@ ORDER BY started_at DESC
 LIMIT :limit
 """
 MAX_RUNS = 10_000
+# Kept for IMSNB_CATALOGUE_DAYS (default 90): the run folders themselves live on in the archive (S3); the catalogue
+# is what index.html and `imsnb archive list` read, and at a run every few minutes per notebook it would grow by
+# megabytes a day without a bound.
+DEFAULT_CATALOGUE_DAYS = 90.0
+PRUNE_RUNS = "DELETE FROM runs WHERE recorded_at < :cutoff"
 
 
 def worker_name() -> str:
@@ -78,11 +85,24 @@ def record_run(folder: Path, summary: dict[str, Any], store: Store | None = None
         try:
             with conn:
                 conn.execute(UPSERT_RUN, row)
+                conn.execute(PRUNE_RUNS, {"cutoff": row["recorded_at"] - catalogue_days() * 86400})
         finally:
             conn.close()
     except Exception as exc:  # noqa: BLE001 - sqlite3/psycopg errors: said, never the loss of the run
         return f"run {folder.name} not recorded in the store: {_reason(store, exc)}"
     return None
+
+
+def catalogue_days() -> float:
+    """How long the catalogue keeps a run: IMSNB_CATALOGUE_DAYS, default 90 (a bad value is bad input)."""
+    raw = os.environ.get("IMSNB_CATALOGUE_DAYS") or DEFAULT_CATALOGUE_DAYS
+    try:
+        days = float(raw)
+    except ValueError:
+        days = 0.0
+    if not days > 0:
+        raise BadParameter(f"IMSNB_CATALOGUE_DAYS must be a positive number of days (e.g. 90), not {raw!r}")
+    return days
 
 
 def remote_runs(incident_dir: Path, store: Store | None = None) -> list[dict[str, Any]]:

@@ -132,7 +132,8 @@ def _snapshot_chains(dialect: str) -> list[str]:
 
 
 def _ticket_table(real: str) -> list[str]:
-    """Version 4: the incident's Jira issue, one row per incident, so `--ticket new` opens one across workers."""
+    """Version 4: the incident's Jira issue, one row per incident, so `--ticket new` opens one across workers; the
+    run catalogue by time, for its retention."""
     return [
         f"""
 CREATE TABLE IF NOT EXISTS tickets (
@@ -140,6 +141,7 @@ CREATE TABLE IF NOT EXISTS tickets (
     ticket_key TEXT NOT NULL,
     opened_at {real} NOT NULL
 )""",
+        "CREATE INDEX IF NOT EXISTS runs_by_time ON runs (recorded_at)",
     ]
 
 
@@ -172,7 +174,11 @@ MIGRATIONS = (
         "snapshots stored as the rows that changed",
         {SQLITE: _snapshot_chains(SQLITE), POSTGRES: _snapshot_chains(POSTGRES)},
     ),
-    Migration(4, "the incident's ticket", {SQLITE: _ticket_table("REAL"), POSTGRES: _ticket_table("DOUBLE PRECISION")}),
+    Migration(
+        4,
+        "the incident's ticket, runs by time",
+        {SQLITE: _ticket_table("REAL"), POSTGRES: _ticket_table("DOUBLE PRECISION")},
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 
