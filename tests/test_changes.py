@@ -13,6 +13,7 @@ reported as not read.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -147,7 +148,9 @@ def test_the_change_the_errors_followed_is_named_with_its_delay(seeded, monkeypa
     assert found.candidates["kind"].tolist() == ["deployment"]  # the resize 20 min before is beyond the lead time
     named = changes.correlation_finding(found)
     assert named.severity == Severity.WARNING
-    assert named.message.startswith("errors rose from 0.00% to 5.0% of log lines 90 s after deployment orders-task:7")
+    # the session's live load adds its few log lines a minute: the peak reads 5.0-5.3%
+    said = r"errors rose from 0\.00% to 5\.\d% of log lines 90 s after deployment orders-task:7 "
+    assert re.match(said, named.message), named.message
 
     assert changes.predecessor(found.change, None, _revisions(aws)) == (
         f"{FAMILY}:6",
