@@ -71,31 +71,11 @@ def _needs_servers(item) -> bool:
     )
 
 
-# The longest test files, started first: `make test` deals whole files to three workers (`--dist loadfile`), and a
-# file of several minutes dealt last keeps one worker busy after the others have finished (measured 2026-12-03 from
-# a clean clone: these took 2-6.5 min each, the median file well under one).
-LONG_FILES_FIRST = (
-    "tests/test_scenario_stories.py",
-    "tests/faults/test_fault_secrets.py",
-    "tests/test_airflow_celery.py",
-    "tests/test_airflow.py",
-    "tests/test_notify.py",
-    "tests/test_suite.py",
-    "tests/test_archive.py",
-)
-
-
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(session, config, items) -> None:
     for item in items:
         if _needs_servers(item) and item.get_closest_marker("servers") is None:
             item.add_marker(pytest.mark.servers)
-    # then the others by their number of tests, as xdist's own reorder (which the Makefile turns off) would
-    files = [item.nodeid.split("::", 1)[0] for item in items]
-    rank = {name: i for i, name in enumerate(LONG_FILES_FIRST)}
-    size = {name: files.count(name) for name in set(files)}
-    order = {id(item): (rank.get(name, len(rank)), -size[name], name) for item, name in zip(items, files, strict=True)}
-    items.sort(key=lambda item: order[id(item)])  # stable: a file's tests keep their order
 
 
 def pytest_collection_finish(session) -> None:
