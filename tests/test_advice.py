@@ -19,7 +19,8 @@ from planner_server import session_as, start_planner_server
 from imsnb import charts, postgres
 from imsnb.findings import Severity, threshold
 from imsnb.period import Period
-from imsnb.postgres.advice import NOT_VERIFIED, VERIFIED, Candidate, index_name
+from imsnb.postgres.advice import NOT_VERIFIED, VERIFIED
+from imsnb.postgres.candidates import Candidate, index_name
 from imsnb.sandbox.postgres import APP_DATABASE
 
 pytestmark = pytest.mark.servers  # a PostgreSQL planner server

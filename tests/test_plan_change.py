@@ -12,7 +12,7 @@ import pytest
 from imsnb import postgres, sampling
 from imsnb.history import History
 from imsnb.period import Period
-from imsnb.postgres.plans import plan_shape
+from imsnb.postgres.plan_shape import plan_shape
 from imsnb.sandbox.postgres import PostgresServer
 
 pytestmark = pytest.mark.servers  # a PostgreSQL of its own

@@ -9,7 +9,8 @@ from planner_server import session_as, start_planner_server
 
 from imsnb import postgres
 from imsnb.findings import Severity
-from imsnb.postgres.plans import plannable_text, shape_hash
+from imsnb.postgres.plan_shape import shape_hash
+from imsnb.postgres.plans import plannable_text
 from imsnb.sandbox.postgres import APP_DATABASE
 
 pytestmark = pytest.mark.servers  # a PostgreSQL planner server

@@ -20,7 +20,8 @@ from pglast.stream import maybe_double_quote_name
 from imsnb import config, postgres
 from imsnb.actions.gate import Changed, Plan
 from imsnb.limits import check_max_indexes
-from imsnb.postgres.advice import INDEXES, create_index_statement, index_name, index_serves
+from imsnb.postgres.advice import INDEXES, index_serves
+from imsnb.postgres.candidates import create_index_statement, index_name
 
 __all__ = [
     "MAX_INDEXES",

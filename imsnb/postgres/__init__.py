@@ -10,8 +10,10 @@
     indexes.py      INVALID indexes left by an interrupted CREATE INDEX CONCURRENTLY
     health.py       cache hit ratio, database sizes, transaction ID wraparound, replication lag
     row_counts.py   exact row counts judged against expected counts, on the server a restore is verified on
-    plans.py        generic plans of normalized statements (nothing executed) and their shapes; the explain function
-    advice.py       index advice from the parse tree, verified with HypoPG's hypothetical indexes
+    plans.py        generic plans of normalized statements (nothing executed); the explain function
+    plan_shape.py   a plan's scan and join nodes, cost and rows, and a hash of the nodes (what plan_change compares)
+    candidates.py   the indexes a statement could use, from its parse tree (pglast)
+    advice.py       index advice: the candidates verified with HypoPG's hypothetical indexes, and its judge
 
 Every fetcher returns a DataFrame (or a number) named for what it holds; query text shown anywhere is masked.
 A new check is one fetcher and one judge in the topic's module, listed in that module's `__all__` (a new module is
@@ -21,11 +23,13 @@ imported below), plus a catalogue entry in `imsnb.findings`.
 # The face re-exports each topic module's __all__: a new name goes in its module's __all__, not here.
 from imsnb.postgres import activity as _activity
 from imsnb.postgres import advice as _advice
+from imsnb.postgres import candidates as _candidates
 from imsnb.postgres import connections as _connections
 from imsnb.postgres import health as _health
 from imsnb.postgres import indexes as _indexes
 from imsnb.postgres import literals as _literals
 from imsnb.postgres import locks as _locks
+from imsnb.postgres import plan_shape as _plan_shape
 from imsnb.postgres import plans as _plans
 from imsnb.postgres import row_counts as _row_counts
 from imsnb.postgres import session as _session
@@ -33,11 +37,13 @@ from imsnb.postgres import statements as _statements
 from imsnb.postgres import trail as _trail
 from imsnb.postgres.activity import *
 from imsnb.postgres.advice import *
+from imsnb.postgres.candidates import *
 from imsnb.postgres.connections import *
 from imsnb.postgres.health import *
 from imsnb.postgres.indexes import *
 from imsnb.postgres.literals import *
 from imsnb.postgres.locks import *
+from imsnb.postgres.plan_shape import *
 from imsnb.postgres.plans import *
 from imsnb.postgres.row_counts import *
 from imsnb.postgres.session import *
@@ -47,11 +53,13 @@ from imsnb.postgres.trail import *
 __all__: list[str] = []
 __all__ += _activity.__all__
 __all__ += _advice.__all__
+__all__ += _candidates.__all__
 __all__ += _connections.__all__
 __all__ += _health.__all__
 __all__ += _indexes.__all__
 __all__ += _literals.__all__
 __all__ += _locks.__all__
+__all__ += _plan_shape.__all__
 __all__ += _plans.__all__
 __all__ += _row_counts.__all__
 __all__ += _session.__all__

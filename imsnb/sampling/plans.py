@@ -17,7 +17,8 @@ from imsnb import postgres
 from imsnb.findings import Finding, Severity, threshold
 from imsnb.history import History, Snapshot, StoredPlan
 from imsnb.period import Period
-from imsnb.postgres.plans import PlanShape, is_utility, raw_texts
+from imsnb.postgres.plan_shape import PlanShape
+from imsnb.postgres.plans import is_utility, raw_texts
 from imsnb.sampling.deltas import PG_STATEMENTS
 from imsnb.sampling.postgres import own_statements, postgres_snapshot, postgres_target, statement_delta
 from imsnb.state.backends import store_errors
