@@ -288,13 +288,7 @@ class History:
         """The stored snapshot nearest to `wanted`, taken between `earliest` and `latest`; None when there is none."""
         if not self.store.exists():
             return None
-        params = {
-            "target": target,
-            "source": source,
-            "wanted": wanted.timestamp(),
-            "earliest": earliest.timestamp(),
-            "latest": latest.timestamp(),
-        }
+        params = _between(target, source, earliest, latest, wanted=wanted.timestamp())
         with self._read() as conn:
             found = self._rebuilt(conn, conn.execute(NEAREST_SNAPSHOT, params).fetchall())
         return found[0][1] if found else None
@@ -306,13 +300,7 @@ class History:
         rule (`imsnb.sampling.start`) picks among them by time and epoch, then reads only the one it uses."""
         if not self.store.exists():
             return []
-        params = {
-            "target": target,
-            "source": source,
-            "earliest": earliest.timestamp(),
-            "latest": latest.timestamp(),
-            "limit": limit,
-        }
+        params = _between(target, source, earliest, latest, limit=limit)
         with self._read() as conn:
             rows = conn.execute(STORED_BETWEEN, params).fetchall()
         return [Stored(row_id, datetime.fromtimestamp(taken_at, UTC), epoch) for row_id, taken_at, epoch in rows]
@@ -324,13 +312,7 @@ class History:
         included, in one read (Redis's are small; a reset shows only by comparing them one after the other)."""
         if not self.store.exists():
             return []
-        params = {
-            "target": target,
-            "source": source,
-            "earliest": earliest.timestamp(),
-            "latest": latest.timestamp(),
-            "limit": limit,
-        }
+        params = _between(target, source, earliest, latest, limit=limit)
         with self._read() as conn:
             rows = conn.execute(NEWEST_BETWEEN, params).fetchall()
             return self._rebuilt(conn, list(reversed(rows)))
@@ -424,6 +406,11 @@ class History:
             )
             for queryid, plan_hash, first, last, taken_by, shape in rows
         ]
+
+
+def _between(target: str, source: str, earliest: datetime, latest: datetime, **more: Any) -> dict[str, Any]:
+    """The query parameters of a read between two times."""
+    return {"target": target, "source": source, "earliest": earliest.timestamp(), "latest": latest.timestamp(), **more}
 
 
 def _unpack(blob: bytes) -> Any:

@@ -12,6 +12,22 @@ ROOT = Path(__file__).resolve().parent.parent
 ORDER = ["OK", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
+def bucket(targets: dict[str, str], name: str):
+    """An S3 client on the sandbox's moto server (its targets, not this process's environment), with bucket `name`
+    created in it."""
+    import boto3  # lazy: the unit tests that import helpers never need it
+
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=targets["AWS_ENDPOINT_URL"],
+        aws_access_key_id=targets["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=targets["AWS_SECRET_ACCESS_KEY"],
+        region_name=targets.get("AWS_REGION") or targets.get("AWS_DEFAULT_REGION") or "us-east-1",
+    )
+    s3.create_bucket(Bucket=name)
+    return s3
+
+
 def read_summary(folder: Path) -> dict:
     return json.loads((folder / "summary.json").read_text())
 

@@ -13,9 +13,8 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-import boto3
 import pytest
-from helpers import ROOT, checks_at_or_above
+from helpers import ROOT, bucket, checks_at_or_above
 
 from imsnb.sandbox import Sandbox
 
@@ -115,14 +114,7 @@ archive = "s3://{BUCKET}/scheduled"
             "IMSNB_OUTPUTS": str(tmp_path / "worker-outputs"),
         }
         env.pop("IMSNB_ARCHIVE", None)
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=targets["AWS_ENDPOINT_URL"],
-            aws_access_key_id=targets["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=targets["AWS_SECRET_ACCESS_KEY"],
-            region_name=targets.get("AWS_REGION") or targets.get("AWS_DEFAULT_REGION") or "us-east-1",
-        )
-        s3.create_bucket(Bucket=BUCKET)
+        s3 = bucket(targets, BUCKET)
 
         def airflow(*args: str) -> subprocess.CompletedProcess:
             return subprocess.run(

@@ -27,10 +27,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import boto3
 import pytest
 from airflow_celery import Cluster, Worker
-from helpers import ROOT, checks_at_or_above, finding
+from helpers import ROOT, bucket, checks_at_or_above, finding
 from notify_servers import PagerDuty, Slack
 from store_server import new_store, rows, store_name
 
@@ -172,14 +171,7 @@ def test_celery_workers_share_one_memory(airflow_bin, tmp_path):
             }
             for name in ("IMSNB_ARCHIVE", "IMSNB_OUTPUTS", "IMSNB_HISTORY"):
                 env.pop(name, None)
-            s3 = boto3.client(
-                "s3",
-                endpoint_url=targets["AWS_ENDPOINT_URL"],
-                aws_access_key_id=targets["AWS_ACCESS_KEY_ID"],
-                aws_secret_access_key=targets["AWS_SECRET_ACCESS_KEY"],
-                region_name=targets.get("AWS_REGION") or targets.get("AWS_DEFAULT_REGION") or "us-east-1",
-            )
-            s3.create_bucket(Bucket=BUCKET)
+            s3 = bucket(targets, BUCKET)
             workers = [Worker(n, queue[n], {"IMSNB_OUTPUTS": str(outputs[n])}) for n in ("a", "b")]
             cluster = Cluster(airflow_bin, home, dags_folder, metadata, env, workers)
             cluster.start()

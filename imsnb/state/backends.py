@@ -90,26 +90,24 @@ class PostgresConnection:
     dialect = "postgresql"
 
     def __init__(self, raw: Any, name: str) -> None:
-        self.raw = raw
-        self.name = name
-
-    def execute(self, sql: str, params: dict[str, Any] | None = None) -> Any:
         # lazy: psycopg (~1 s to import) only for a PostgreSQL target or store; SQLite and the CLI skip it
         import psycopg
 
+        self.raw = raw
+        self.name = name
+        self._operational = psycopg.OperationalError  # imported once per connection, not once per statement
+
+    def execute(self, sql: str, params: dict[str, Any] | None = None) -> Any:
         try:
             return self.raw.execute(pyformat(sql), params)
-        except psycopg.OperationalError as exc:
+        except self._operational as exc:
             raise StoreError(f"store {self.name}: {one_line(exc)}") from None
 
     def executemany(self, sql: str, rows: list[dict[str, Any]]) -> Any:
-        # lazy: psycopg (~1 s to import) only for a PostgreSQL target or store; SQLite and the CLI skip it
-        import psycopg
-
         cursor = self.raw.cursor()
         try:
             cursor.executemany(pyformat(sql), rows)
-        except psycopg.OperationalError as exc:
+        except self._operational as exc:
             raise StoreError(f"store {self.name}: {one_line(exc)}") from None
         return cursor
 
