@@ -26,8 +26,12 @@ class Shutdown:
         return self
 
     def begin(self) -> None:
-        """From here on every stop signal is ignored (call it before any clean-up, whatever started it)."""
+        """From here on every stop signal is ignored (call it before any clean-up, whatever started it): by the
+        kernel, not only by `_handle`, because Python puts back the default action of the signals it handles as it
+        exits, and a second Ctrl-C landing then would end a clean stop as killed by SIGINT."""
         self.begun = True
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.begun:
