@@ -157,7 +157,7 @@ def _cache_findings(
         with _said(findings):
             reached = cache.reachable_finding(redis)
             findings.add(reached)
-        left = sample.remaining_s()
+        left = sample.remaining_s(sampling.REDIS_INFO)
         if reached.severity == Severity.OK:
             say(
                 f"reading Redis: hit rate and evictions over the counter sample ({left:.0f} s left) ..."

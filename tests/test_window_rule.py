@@ -72,8 +72,9 @@ def test_statistics_started_inside_the_window_are_the_windows_figures(fresh_pg, 
     with _db(fresh_pg) as db:
         started = db.scalar("SELECT stats_reset FROM pg_stat_statements_info").astimezone(UTC)
         sample = sampling.Sample(
-            1.0, db=db, window=Window(now - timedelta(minutes=15), now), history=History(tmp_path / "h.sqlite")
+            60.0, db=db, window=Window(now - timedelta(minutes=15), now), history=History(tmp_path / "h.sqlite")
         )
+        assert sample.remaining_s() > 50 and sample.remaining_s(sampling.PG_STATEMENTS) == 0, "no wait for a sample"
         slow = sample.statements(limit=10, min_mean_ms=100)
         period = sample.period(sampling.PG_STATEMENTS)
         regressed = sampling.regressions(sample.statements(limit=100))
@@ -107,7 +108,8 @@ def test_a_stored_snapshot_at_or_before_the_windows_start_is_preferred(fresh_pg,
         _run(fresh_pg, MARKER, 2, {"name": name})
         start = before.taken_at + (inside.taken_at - before.taken_at) * 0.9
         time.sleep(0.6)  # a stored snapshot younger than 0.5 s is taken as this run's own, not history
-        sample = sampling.Sample(0.5, db=db, window=Window(start, datetime.now(UTC)), history=history)
+        sample = sampling.Sample(60.0, db=db, window=Window(start, datetime.now(UTC)), history=history)
+        assert sample.remaining_s(sampling.PG_STATEMENTS) == 0, "the stored snapshot stands for the start: no wait"
         statements = sample.statements(limit=200)
         period = sample.period(sampling.PG_STATEMENTS)
     assert period.basis == "history" and period.start == before.taken_at
@@ -140,6 +142,7 @@ def test_with_nothing_stored_the_sample_says_how_much_of_the_window_is_not_cover
         start = _stats_start(db) + timedelta(seconds=1)  # the statistics started before the window
         window = Window(start, start + timedelta(minutes=15))
         sample = sampling.Sample(0.5, db=db, window=window, history=History(tmp_path / "empty.sqlite"))
+        assert sample.remaining_s(sampling.PG_STATEMENTS) > 0, "only the sample stands for the window: it runs out"
         slow = sample.statements(limit=10, min_mean_ms=100)
         period = sample.period(sampling.PG_STATEMENTS)
     assert period.basis == "sample" and slow.empty, "the heavy runs happened before the window: not in it"

@@ -102,6 +102,7 @@ class Sample:
         self.second: dict[str, Snapshot] = {}
         self.first_errors: dict[str, str] = {}
         self._deltas: dict[str, Delta] = {}
+        self._found_without_sample: dict[str, bool] = {}
         self._baselines: dict[str, dict[str, Any] | None] = {}
         self._own: OwnKeys | None = None
         if self.sample_s > 0:
@@ -133,7 +134,10 @@ class Sample:
         """WARNING `host.state_store` when the store could not be used during the run (once), else None."""
         return self.store_problems.finding()
 
-    def remaining_s(self) -> float:
+    def remaining_s(self, source: str | None = None) -> float:
+        """What remains of the sample; for `source`, 0 when its window start is found without the sample."""
+        if source is not None and (source not in self.first or self._start_found_without_sample(source)):
+            return 0.0
         return max(0.0, self.sample_s - (time.monotonic() - self.started))
 
     def wait(self) -> None:
@@ -150,13 +154,31 @@ class Sample:
         window it leaves out), else lifetime totals (`since restart`)."""
         if source in self._deltas:
             return self._deltas[source]
-        if self.sample_s > 0 and source in self.first:
+        if self.remaining_s(source) > 0:
             self.wait()
         after = self._snapshot(source)
         self.second[source] = after
         self._store([after])
         self._deltas[source] = self._delta_of(source, after)
         return self._deltas[source]
+
+    def _start_found_without_sample(self, source: str) -> bool:
+        """Whether the window rule already has the window's start (statistics that started inside it, or a stored
+        snapshot standing for it) as of this run's first snapshot: the sample's end would then only move the
+        period's end by a few seconds, so its wait is skipped. A reset before the second snapshot leads to rule 1,
+        which needs no sample either."""
+        if source not in self._found_without_sample:
+            first = self.first[source]
+            found = False
+            if self.window is not None and not self._past_window_note(first):
+                older_than = first.taken_at - timedelta(seconds=0.5)
+                try:
+                    chosen, _ = window_start(self.window, first, self.history, older_than=older_than, first=first)
+                    found = chosen is not None
+                except Exception:  # noqa: BLE001 - the store is read again for the delta, where a failure is reported
+                    found = False
+            self._found_without_sample[source] = found
+        return self._found_without_sample[source]
 
     def _delta_of(self, source: str, after: Snapshot) -> Delta:
         first = self.first.get(source)
