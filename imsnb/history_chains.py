@@ -11,8 +11,11 @@ dropped: re-encoded against the snapshot kept before it, or made a keyframe; the
 answers never change, only how they are stored. Written under the history lock, inside the writer's transaction,
 so a reader (one read transaction, `Store.reading`) sees the chains before or after, never half.
 
-Downsampling: snapshots older than FULL_FOR are kept one per EVERY bucket (the last of the bucket, per statistics
-epoch, so the last one before a restart stays too).
+Downsampling: snapshots older than FULL_FOR are kept one per EVERY bucket, and older than COARSE_AFTER one per
+COARSE_EVERY bucket (the last of the bucket, per statistics epoch, so the last one before a restart stays too):
+with 20% of 5,000 statements moving each minute, nearly every statement moves within 15 minutes, so an older
+15-minute snapshot costs almost a whole one; hourly ones past three days keep 14 days under the 200 MB cap
+(`bench/history_growth.py`). "This time last week" is then read from within the hour before it.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from imsnb.snapshot_rows import Rebuilt, apply, as_rows, changes, pack_changes, 
 
 FULL_FOR = timedelta(hours=24)  # every snapshot kept this long
 EVERY = timedelta(minutes=15)  # then one per bucket this wide
+COARSE_AFTER = timedelta(days=3)  # and past this age
+COARSE_EVERY = timedelta(hours=1)  # one per bucket this wide
 CHAIN_FACTOR = 2.0  # a keyframe when the changes since the last one would pass this many times its rows
 MAX_DEPTH = 60  # ... or when this many deltas follow it (an idle server's empty deltas)
 SAFE_DEPTH = 10_000  # the recursive read stops here whatever the store holds
@@ -46,13 +51,13 @@ WITH RECURSIVE chain (id, base_id, data, depth) AS (
 )
 SELECT id, base_id, data FROM chain ORDER BY depth DESC
 """
-COUNT_BEFORE = """
+COUNT_BETWEEN = """
 SELECT count(*), min(taken_at) FROM snapshots
-WHERE target = :target AND source = :source AND taken_at < :hi
+WHERE target = :target AND source = :source AND taken_at >= :lo AND taken_at < :hi
 """
-SERIES_BEFORE = """
+SERIES_BETWEEN = """
 SELECT id, taken_at, epoch FROM snapshots
-WHERE target = :target AND source = :source AND taken_at < :hi
+WHERE target = :target AND source = :source AND taken_at >= :lo AND taken_at < :hi
 ORDER BY taken_at, id
 """
 DEPENDENTS = "SELECT id, taken_at FROM snapshots WHERE base_id IN ({ids})"
@@ -160,16 +165,28 @@ def drop(conn: Any, chains: Chains, ids: list[int], new_base: Callable[[int, flo
 
 
 def downsample(conn: Any, chains: Chains, target: str, source: str, now: datetime) -> int:
-    """One snapshot per EVERY bucket older than FULL_FOR (the last, per epoch); returns how many were dropped.
-    Cheap when there is nothing to do (the usual case: a bucket fills every EVERY): the index says how many
-    snapshots are older and how many buckets they span; only more snapshots than buckets are read."""
-    every = EVERY.total_seconds()
-    hi = math.floor((now - FULL_FOR).timestamp() / every) * every
+    """One snapshot per EVERY bucket older than FULL_FOR, then one per COARSE_EVERY bucket older than COARSE_AFTER
+    (the last, per epoch); returns how many were dropped."""
     series = {"target": target, "source": source}
-    older, oldest = conn.execute(COUNT_BEFORE, {**series, "hi": hi}).fetchone()
-    if older <= 1 or older <= hi // every - math.floor(oldest / every):
+    coarse = _edge(now - COARSE_AFTER, COARSE_EVERY)
+    dropped = _downsample(conn, chains, {**series, "lo": 0.0, "hi": coarse}, COARSE_EVERY)
+    fine = {**series, "lo": coarse, "hi": max(coarse, _edge(now - FULL_FOR, EVERY))}
+    return dropped + _downsample(conn, chains, fine, EVERY)
+
+
+def _edge(at: datetime, width: timedelta) -> float:
+    return math.floor(at.timestamp() / width.total_seconds()) * width.total_seconds()
+
+
+def _downsample(conn: Any, chains: Chains, series: dict[str, Any], width: timedelta) -> int:
+    """One snapshot per `width` bucket of the snapshots taken from `series`' lo to its hi. Cheap when there is
+    nothing to do (the usual case: a bucket fills every `width`): the index says how many snapshots the span holds
+    and how many buckets they cover; only more snapshots than buckets are read."""
+    every = width.total_seconds()
+    count, oldest = conn.execute(COUNT_BETWEEN, series).fetchone()
+    if count <= 1 or count <= series["hi"] // every - math.floor(oldest / every):
         return 0
-    rows = conn.execute(SERIES_BEFORE, {**series, "hi": hi}).fetchall()
+    rows = conn.execute(SERIES_BETWEEN, series).fetchall()
     last: dict[tuple[int, str], int] = {}
     for row_id, taken_at, epoch in rows:
         last[(math.floor(taken_at / every), epoch)] = row_id

@@ -110,9 +110,9 @@ def two_hours(monkeypatch):
     monkeypatch.setattr(history_chains, "FULL_FOR", timedelta(hours=2))
 
 
-@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
-def test_sparse_snapshots_answer_as_whole_ones_and_older_ones_are_one_per_15_min(dialect, pg, tmp_path, two_hours):
-    history = History(tmp_path / "h.sqlite" if dialect == "sqlite" else new_store(pg))
+@pytest.mark.parametrize("dialect", ["sqlite", pytest.param("postgresql", marks=pytest.mark.servers)])
+def test_sparse_snapshots_answer_as_whole_ones_and_older_ones_are_one_per_15_min(dialect, request, tmp_path, two_hours):
+    history = History(tmp_path / "h.sqlite" if dialect == "sqlite" else new_store(request.getfixturevalue("pg")))
     minutes = 2 * 60 + 160  # full resolution, and 2 h 40 min beyond it downsampled
     written = simulate(history, minutes)
     stored = check_answers(history, written)
@@ -127,6 +127,29 @@ def test_sparse_snapshots_answer_as_whole_ones_and_older_ones_are_one_per_15_min
     assert changes > 3 * whole, (whole, changes)
 
 
+def test_older_still_is_one_per_hour_and_every_kept_snapshot_answers_as_written(tmp_path, monkeypatch):
+    """Three tiers as over 14 days, in hours: every minute for the last hour, one per 15 min for two more, then one
+    an hour (what keeps 14 days of a busy server under the cap, bench/history_growth.py)."""
+    monkeypatch.setattr(history_chains, "FULL_FOR", timedelta(hours=1))
+    monkeypatch.setattr(history_chains, "COARSE_AFTER", timedelta(hours=3))
+    history = History(tmp_path / "h.sqlite")
+    written = simulate(history, 6 * 60)
+    stored = check_answers(history, written)
+
+    def edge(age: timedelta, width: timedelta) -> float:
+        return (NOW - age).timestamp() // width.total_seconds() * width.total_seconds()
+
+    coarse = edge(history_chains.COARSE_AFTER, history_chains.COARSE_EVERY)
+    fine = edge(history_chains.FULL_FOR, history_chains.EVERY)
+    hourly = [r.taken_at.timestamp() for r in stored if r.taken_at.timestamp() < coarse]
+    quarterly = [r.taken_at.timestamp() for r in stored if coarse <= r.taken_at.timestamp() < fine]
+    assert len({int(t // 3600) for t in hourly}) == len(hourly) and 3 <= len(hourly) <= 4, hourly
+    buckets = {int(t // 900) for t in quarterly}  # the reset, 2 h ago, keeps the last one before it too
+    assert len(quarterly) - len(buckets) <= 1 and 7 <= len(buckets) <= 9, quarterly
+    assert len([r for r in stored if r.taken_at.timestamp() >= fine]) >= 60
+
+
+@pytest.mark.servers
 def test_a_real_servers_statements_stored_sparse_give_the_deltas_whole_snapshots_give(pg, tmp_path):
     history = History(tmp_path / "real.sqlite")
     env = pg.env()
@@ -173,6 +196,7 @@ def test_the_cap_and_age_prune_whole_chains_and_never_a_baseline(tmp_path, monke
     assert whole >= 1
 
 
+@pytest.mark.servers
 def test_a_read_transaction_sees_its_snapshot_while_a_compaction_drops_it(pg):
     url = new_store(pg)
     history = History(url)
