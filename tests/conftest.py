@@ -10,6 +10,9 @@ it runs in `make test`, not in `make test-fast`.
 
 from __future__ import annotations
 
+import fcntl
+import os
+import pickle
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -62,12 +65,31 @@ def use_env(monkeypatch) -> Callable[..., None]:
 
 
 @pytest.fixture(scope="session")
-def degraded_suite(degraded, tmp_path_factory):
-    """Every notebook run as one suite (2 jobs) on the session's db-degradation sandbox, under INC-SUITE.
+def degraded_suite(request, tmp_path_factory):
+    """Every notebook run as one suite (2 jobs) on a db-degradation sandbox, under INC-SUITE: once per test run,
+    whatever the xdist workers (the first to ask runs it on its session sandbox, under a lock; the others wait and
+    read its results and folders, read-only: ~60 s of CPU each would spend again).
 
     Returns (outputs folder, results in notebook order, the results in the order on_result saw them)."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run is None:  # one process: nothing to share
+        return _degraded_suite(request, tmp_path_factory)
+    shared = tmp_path_factory.getbasetemp().parent / f"degraded-suite-{run}"
+    shared.mkdir(exist_ok=True)
+    with open(shared / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released as the file closes, also when the suite raised
+        done = shared / "results.pickle"
+        if done.exists():
+            return pickle.loads(done.read_bytes())
+        built = _degraded_suite(request, tmp_path_factory)
+        done.write_bytes(pickle.dumps(built))
+        return built
+
+
+def _degraded_suite(request, tmp_path_factory):
     from imsnb.runs.suite import all_notebook_names, run_suite
 
+    request.getfixturevalue("degraded")  # the session's sandbox, exported
     outputs = tmp_path_factory.mktemp("suite-outputs")
     seen = []
     results = run_suite(
