@@ -9,7 +9,7 @@ import time
 import pytest
 from helpers import checks_at_or_above, every_byte, finding, read_summary, wait_until, window_from_present
 
-from imsnb.runs.execute import run_notebook
+from imsnb.runs.execute import DEFAULT_TIMEOUT_S, run_notebook
 
 CASES = {
     "cache-pressure": ("redis_cache", {"cache.memory_used", "cache.hit_rate", "cache.evictions"}),
@@ -89,4 +89,6 @@ def test_hung_redis_mid_run_is_critical_within_seconds(private_sandbox, use_env,
     reach = finding(summary, "cache.reachable")
     assert reach["severity"] == "CRITICAL" and "timeout" in reach["message"].lower()
     assert finding(summary, "postgres.connections_used")["severity"] == "OK", "the other sections still ran"
-    assert summary["duration_s"] < 15
+    # bounded by Redis's own timeouts, not by the cell's (600 s): a hang would end the run there, as a failure (the
+    # seconds depend on the machine's load: 5-8 s quiet, 19 s seen with five suites' worth of load)
+    assert summary["status"] == "ok" and summary["duration_s"] < DEFAULT_TIMEOUT_S / 4

@@ -46,6 +46,7 @@ FLAGS = {
     "api-degraded": {"api.error_rate", "api.p95_latency"},
     "error-spike": {"api.error_rate"},
     "disk-pressure": {"aws.rds.free_storage"},
+    "cache-upgrade": {"cache.memory_used", "cache.evictions"},  # the node of the cluster CloudWatch says is full
 }
 # Scenarios where nothing is wrong: triage flags nothing and suggests nothing.
 NOTHING_WRONG = {"healthy", "quiet"}
@@ -59,10 +60,8 @@ BLIND = {
     ),
     "memory-leak": ("the service's memory is no key metric", "memory_leak", "aws.ecs.memory_trend"),
     "stale-backup": ("backups are no key metric", "backup_verification", "aws.rds.snapshot_age"),
-    # Known leftover: CloudWatch says ims-redis is at ~95% memory and evicting, but its node (the sandbox's Redis,
-    # which triage reads) is not filled: filling it would evict the very keys the upgrade's comparison counts.
-    "cache-upgrade": (
-        "ElastiCache's own metrics are no key metric, and the node triage reads is not full",
+    "cache-upgrade": (  # triage sees the node full and evicting (FLAGS); the cluster's own metrics are the upgrade's
+        "ElastiCache's own metrics are no key metric",
         "cache_cluster_upgrade",
         "aws.elasticache.memory_used",
     ),

@@ -282,13 +282,16 @@ def disk_pressure(sandbox: Sandbox) -> None:
 
 UPGRADE_KEYS = {0: 300, 1: 200}  # keys per db on the old node
 UPGRADE_LATE_WRITES = 20  # db1 keys written on the old node after the snapshot: missing on the new one
+UPGRADE_CACHE_DB = 2  # cache entries with a TTL: what volatile-lru evicts (the sessions, without one, never)
+UPGRADE_MEMORY = 0.94  # the node's share of maxmemory once full, as CloudWatch says of the cluster (~95%)
 
 
 def cache_upgrade(sandbox: Sandbox) -> None:
     """The runbook's "Cache Cluster Upgrade": ims-redis (cache.t3.micro) at ~95% memory and evicting for the last
-    6 h; the sandbox's Redis is its node (300 keys in db0, 200 in db1), and a second real redis-server stands in
-    for the new cluster's node, holding what a snapshot taken a little earlier would: db0 complete, db1 without
-    the 20 keys written since. Its address is IMSNB_SANDBOX_NEW_REDIS (pass it as `-p new_redis`)."""
+    6 h; the sandbox's Redis is its node (300 keys in db0, 200 in db1, cache entries in db2 filling it), and a
+    second real redis-server stands in for the new cluster's node, holding what a snapshot taken a little earlier
+    would: db0 complete, db1 without the 20 keys written since, db2 with entries the old node evicted or expired
+    since. Its address is IMSNB_SANDBOX_NEW_REDIS (pass it as `-p new_redis`)."""
     _seed(sandbox)
     _normal_traffic(sandbox)
     seed_aws(sandbox.aws, cache_pressure=True)
@@ -306,6 +309,30 @@ def cache_upgrade(sandbox: Sandbox) -> None:
                 new_pipe.set(key, value)
         old_pipe.execute()
         new_pipe.execute()
+    _full_and_evicting(sandbox.redis, new)
+
+
+def _full_and_evicting(old: RedisServer, new: RedisServer) -> None:
+    """The node as CloudWatch tells it: cache entries (with a TTL) written past maxmemory under volatile-lru, so it
+    evicted some of them and never a session (no TTL), copied to the new node as the earlier snapshot holds them;
+    then the oldest entries expire until it sits at UPGRADE_MEMORY of maxmemory."""
+    client, copy = old.client(UPGRADE_CACHE_DB), new.client(UPGRADE_CACHE_DB)
+    client.config_set("maxmemory-policy", "volatile-lru")
+    value = "c" * 10_000
+    written = 0
+    while int(client.info("stats")["evicted_keys"]) == 0 and written < 5_000:
+        pipes = client.pipeline(transaction=False), copy.pipeline(transaction=False)
+        for i in range(written, written + 20):
+            for pipe in pipes:
+                pipe.set(f"cache:{i}", value, ex=86_400)
+        for pipe in pipes:
+            pipe.execute()
+        written += 20
+    limit = int(client.config_get("maxmemory")["maxmemory"])
+    expired = 0
+    while int(client.info("memory")["used_memory"]) > UPGRADE_MEMORY * limit and expired < written:
+        client.delete(*[f"cache:{i}" for i in range(expired, expired + 5)])
+        expired += 5
 
 
 QUIET_TABLES = 2_000  # a multi-tenant schema of small tables; more would push the sandbox's start past ~10 s
