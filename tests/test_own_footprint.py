@@ -8,7 +8,7 @@ import pytest
 from imsnb import postgres, sampling
 from imsnb.history import History
 from imsnb.postgres.session import TAG, tagged
-from imsnb.sampling.sample import without_own_blocks
+from imsnb.sampling.own import without_own_blocks
 
 IMSNB_SLOW = "SELECT 1 AS waited FROM pg_sleep(0.12)"  # imsnb's own slow statement (a different tree from the app's)
 APP_SLOW = "SELECT pg_sleep(0.11)"

@@ -295,3 +295,53 @@ def test_a_restart_that_kept_the_counters_is_no_reset():
     )
     assert not same_epoch("2026-12-01T10:00:00+00:00|None", "2026-12-02T10:00:00+00:00|None")
     assert same_epoch("run-1", "run-1") and not same_epoch("run-1", "run-2")
+
+
+class _CountingHistory(History):
+    """A History that counts its reads of stored snapshot lists."""
+
+    reads = 0
+
+    def stored(self, *args, **kwargs):
+        self.reads += 1
+        return super().stored(*args, **kwargs)
+
+    def newest(self, *args, **kwargs):
+        self.reads += 1
+        return super().newest(*args, **kwargs)
+
+
+def test_the_start_found_before_the_sample_is_read_once(fresh_pg, tmp_path):
+    """The start found from the first snapshot (to skip the wait) is the delta's: the store is read once."""
+    history = _CountingHistory(tmp_path / "h.sqlite")
+    with _db(fresh_pg) as db:
+        stored = sampling.postgres_snapshot(db, sampling.PG_STATEMENTS, "imsnb record")
+        history.add(stored)
+        _run(fresh_pg, MARKER, 3, {"name": "read-once"})
+        time.sleep(0.6)
+        window = Window(stored.taken_at + timedelta(seconds=0.1), datetime.now(UTC) + timedelta(minutes=5))
+        sample = sampling.Sample(60.0, db=db, window=window, history=history)
+        sample.statements(limit=200)
+        period = sample.period(sampling.PG_STATEMENTS)
+    assert period.basis == "history" and period.start == stored.taken_at
+    assert history.reads == 1
+
+
+def test_a_resetstat_after_the_first_snapshot_is_not_hidden_by_the_start_found_before(redis_server, tmp_path):
+    """The stored snapshot stood for the window's start when the run began; a CONFIG RESETSTAT between the run's
+    two snapshots makes the totals since then the window's figures, not the stored snapshot's delta."""
+    history = History(tmp_path / "h.sqlite")
+    with _cache(redis_server) as c:
+        while int(c.call("info", "server")["uptime_in_seconds"]) < 2:
+            time.sleep(0.2)
+        start = datetime.now(UTC)
+        history.add(sampling.redis_snapshot(c, "imsnb record"))
+        _lookups(redis_server, hits=300, misses=0)
+        time.sleep(0.6)
+        sample = sampling.Sample(30.0, cache=c, window=Window(start, start + timedelta(minutes=15)), history=history)
+        assert sample.remaining_s(sampling.REDIS_INFO) == 0, "the stored snapshot stands for the start"
+        redis_server.client().config_resetstat()
+        _lookups(redis_server, hits=4, misses=40)
+        sampled, period = sample.redis(), sample.period(sampling.REDIS_INFO)
+    assert period.basis == "window" and "CONFIG RESETSTAT" in period.note
+    assert (sampled.hits, sampled.misses) == (4, 40)

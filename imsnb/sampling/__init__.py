@@ -19,6 +19,8 @@ pg_stat_database, pg_stat_user_tables, and Redis INFO stats + commandstats.
     deltas.py    the source names, two snapshots and the period between them, restart and reset notes
     postgres.py  PostgreSQL snapshots and deltas; regressed statements (slow ones, the database hit ratio and the
                  tables a statement read are judged in imsnb.postgres, given the period)
+    own.py       imsnb's own footprint: its pg_stat_statements entries (left out of what is judged), the line
+                 saying its share of the period's load, its buffer accesses taken out of the hit ratio
     plans.py     the statements' generic plans now against the stored ones (history, baseline): plan_change;
                  plan shapes stored by every run and every `imsnb record` round, only when they change
     cache.py     Redis INFO snapshots and deltas; hit rate, evictions, ops/s
@@ -30,12 +32,14 @@ pg_stat_database, pg_stat_user_tables, and Redis INFO stats + commandstats.
 # The face re-exports each topic module's __all__: a new name goes in its module's __all__, not here.
 from imsnb.sampling import cache as _cache
 from imsnb.sampling import deltas as _deltas
+from imsnb.sampling import own as _own
 from imsnb.sampling import plans as _plans
 from imsnb.sampling import postgres as _postgres
 from imsnb.sampling import sample as _sample
 from imsnb.sampling import start as _start
 from imsnb.sampling.cache import *
 from imsnb.sampling.deltas import *
+from imsnb.sampling.own import *
 from imsnb.sampling.plans import *
 from imsnb.sampling.postgres import *
 from imsnb.sampling.sample import *
@@ -43,6 +47,7 @@ from imsnb.sampling.start import *
 
 __all__: list[str] = []
 __all__ += _deltas.__all__
+__all__ += _own.__all__
 __all__ += _plans.__all__
 __all__ += _postgres.__all__
 __all__ += _cache.__all__

@@ -20,7 +20,8 @@ from imsnb.period import Period
 from imsnb.postgres.plan_shape import PlanShape
 from imsnb.postgres.plans import is_utility, raw_texts
 from imsnb.sampling.deltas import PG_STATEMENTS
-from imsnb.sampling.postgres import own_statements, postgres_snapshot, postgres_target, statement_delta
+from imsnb.sampling.own import own_statements
+from imsnb.sampling.postgres import postgres_snapshot, postgres_target, statement_delta
 from imsnb.state.backends import store_errors
 
 __all__ = [

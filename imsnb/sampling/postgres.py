@@ -25,6 +25,7 @@ from imsnb.sampling.deltas import (
     iso,
     same_counters,
 )
+from imsnb.sampling.own import OwnKeys, is_own
 
 __all__ = [
     "DATABASE_COLUMNS",
@@ -36,8 +37,6 @@ __all__ = [
     "TABLE_COLUMNS",
     "database_delta",
     "own_load",
-    "own_load_text",
-    "own_statements",
     "postgres_snapshot",
     "postgres_target",
     "regressions",
@@ -92,21 +91,6 @@ LEFT JOIN pg_database AS d ON d.oid = s.dbid
 LEFT JOIN pg_roles AS r ON r.oid = s.userid
 WHERE s.queryid IS NOT NULL
 GROUP BY 1, 2, 3, 9
-"""
-
-# imsnb's own entries: the texts imsnb sent start with its tag (postgres.session.TAG). One read of the texts per run
-# (the snapshots stay without text); the statements imsnb sends are the same few constants run after run.
-OWN_STATEMENTS = """
-SELECT DISTINCT
-    s.queryid::text AS queryid,
-    d.datname AS database,
-    r.rolname AS user,
-    {toplevel} AS toplevel
-FROM pg_stat_statements AS s
-LEFT JOIN pg_database AS d ON d.oid = s.dbid
-LEFT JOIN pg_roles AS r ON r.oid = s.userid
-WHERE s.queryid IS NOT NULL
-    AND s.query LIKE '/* imsnb */%%'
 """
 
 # One text per queryid: the application's, not imsnb's own PREPARE of it when plans are taken (with
@@ -237,17 +221,6 @@ def statement_rows(snapshot: Snapshot | None) -> pd.DataFrame:
     return frame
 
 
-OwnKeys = frozenset  # of (queryid, database, user, toplevel): imsnb's own pg_stat_statements entries
-
-
-def own_statements(db: postgres.Database) -> OwnKeys:
-    """The pg_stat_statements entries imsnb itself created (their text starts with its tag), as keys of
-    `statement_rows`: left out of what is judged, counted in `own_load`."""
-    names = postgres.statement_time_columns(db)
-    frame = db.frame(OWN_STATEMENTS.format(toplevel=names["toplevel"]), {})
-    return frozenset((str(r.queryid), r.database, r.user, bool(r.toplevel)) for r in frame.itertuples(index=False))
-
-
 def _counter_deltas(before: Snapshot | None, after: Snapshot) -> tuple[pd.DataFrame, bool, pd.Series]:
     """Per entry (STATEMENT_KEY): the snapshots' counters side by side and d_<counter> between them; whether the
     whole epoch was reset; which entries went down (reset: their numbers since then are used)."""
@@ -262,12 +235,6 @@ def _counter_deltas(before: Snapshot | None, after: Snapshot) -> tuple[pd.DataFr
     for column in STATEMENT_COUNTERS:
         merged[f"d_{column}"] = merged[column].where(went_down, merged[column] - merged[f"{column}_before"])
     return merged, epoch_reset, went_down
-
-
-def is_own(merged: pd.DataFrame, own: OwnKeys) -> pd.Series:
-    """Which rows of a frame keyed by STATEMENT_KEY are imsnb's own entries."""
-    keys = zip(merged["queryid"], merged["database"], merged["user"], merged["toplevel"], strict=True)
-    return pd.Series([(str(q), d, u, bool(t)) in own for q, d, u, t in keys], index=merged.index, dtype=bool)
 
 
 def statement_delta(before: Snapshot | None, after: Snapshot, own: OwnKeys = frozenset()) -> tuple[pd.DataFrame, str]:
@@ -334,24 +301,6 @@ def own_load(before: Snapshot | None, after: Snapshot, own: OwnKeys) -> pd.DataF
     out["all_total_ms"] = every["d_total_ms"]
     out["all_blks"] = every["d_blks_hit"] + every["d_blks_read"]
     return out.rename_axis("database").reset_index()
-
-
-def own_load_text(load: pd.DataFrame, period: Period) -> str:
-    """One line for the report (not a finding): how much of the period's statement time and buffer accesses was
-    imsnb's own, left out of what was judged."""
-    mine_ms, all_ms = float(load["total_ms"].sum()), float(load["all_total_ms"].sum())
-    mine_blks = float((load["blks_hit"] + load["blks_read"]).sum())
-    all_blks = float(load["all_blks"].sum())
-    return (
-        f"imsnb's own statements in the {period.label()}: {int(load['calls'].sum()):,} calls, "
-        f"{mine_ms:,.1f} ms of {all_ms:,.1f} ms statement time ({share(mine_ms, all_ms)}), "
-        f"{mine_blks:,.0f} of {all_blks:,.0f} buffer accesses ({share(mine_blks, all_blks)}); "
-        "left out of slow, top, regressed, plans, index advice and the hit ratio"
-    )
-
-
-def share(part: float, whole: float) -> str:
-    return f"{part / whole:.0%}" if whole > 0 else "n/a"
 
 
 def table_delta(before: Snapshot | None, after: Snapshot) -> pd.DataFrame:

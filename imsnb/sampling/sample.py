@@ -34,15 +34,13 @@ from imsnb.sampling.deltas import (
     lifetime_start,
     period_of,
 )
+from imsnb.sampling.own import OwnKeys, own_load_text, own_statements, without_own_blocks
 from imsnb.sampling.plans import EXPLAIN_TOP, explain, plan_hashes
 from imsnb.sampling.postgres import (
     STATEMENT_TEXTS,
     TABLE_COLUMNS,
-    OwnKeys,
     database_delta,
     own_load,
-    own_load_text,
-    own_statements,
     postgres_snapshot,
     postgres_target,
     statement_delta,
@@ -58,6 +56,11 @@ __all__ = [
     "baseline_saved_finding",
     "redis_findings",
 ]
+
+
+def _same_since(first: Snapshot, after: Snapshot) -> bool:
+    """The same counters in both snapshots, never reset between them: where the window's numbers start is the same."""
+    return first.epoch == after.epoch and not _went_down_note(first, after)
 
 
 def _went_down_note(before: Snapshot, after: Snapshot) -> str:
@@ -102,7 +105,7 @@ class Sample:
         self.second: dict[str, Snapshot] = {}
         self.first_errors: dict[str, str] = {}
         self._deltas: dict[str, Delta] = {}
-        self._found_without_sample: dict[str, bool] = {}
+        self._starts: dict[str, tuple[Start | None, str]] = {}  # the window's start found from the first snapshot
         self._baselines: dict[str, dict[str, Any] | None] = {}
         self._own: OwnKeys | None = None
         if self.sample_s > 0:
@@ -166,24 +169,21 @@ class Sample:
         """Whether the window rule already has the window's start (statistics that started inside it, or a stored
         snapshot standing for it) as of this run's first snapshot: the sample's end would then only move the
         period's end by a few seconds, so its wait is skipped. A reset before the second snapshot leads to rule 1,
-        which needs no sample either."""
-        if source not in self._found_without_sample:
+        which needs no sample either. The start found is kept for the delta (`_delta_of`)."""
+        if source not in self._starts:
             first = self.first[source]
-            found = False
-            if self.window is not None and not self._past_window_note(first):
-                older_than = first.taken_at - timedelta(seconds=0.5)
-                try:
-                    chosen, _ = window_start(self.window, first, self.history, older_than=older_than, first=first)
-                    found = chosen is not None
-                except Exception:  # noqa: BLE001 - the store is read again for the delta, where a failure is reported
-                    found = False
-            self._found_without_sample[source] = found
-        return self._found_without_sample[source]
+            live = self.window is not None and not self._past_window_note(first)
+            self._starts[source] = self._window_start(first, first, live=True) if live else (None, "")
+        return self._starts[source][0] is not None
 
     def _delta_of(self, source: str, after: Snapshot) -> Delta:
         first = self.first.get(source)
         past = self._past_window_note(after)
-        chosen, void = self._window_start(after, first, live=not past)
+        kept = self._starts.get(source)
+        if kept is not None and not past and first is not None and _same_since(first, after):
+            chosen, void = kept  # what the first snapshot found holds for the second: same counters, not reset
+        else:
+            chosen, void = self._window_start(after, first, live=not past)
         if chosen is not None:
             before, basis, note = chosen.before, chosen.basis, chosen.note
         elif first is not None:
@@ -404,22 +404,6 @@ class Sample:
 
     def period(self, source: str) -> Period:
         return self.delta(source).period
-
-
-def without_own_blocks(databases: pd.DataFrame, own: pd.DataFrame) -> pd.DataFrame:
-    """`database_delta` less imsnb's own statements' buffer hits and reads (never below zero), the hit ratio
-    recomputed; `own_blks` says how many accesses were left out."""
-    mine = own.set_index("database")[["blks_hit", "blks_read"]] if not own.empty else None
-    out = databases.copy()
-    hit = out["database"].map(mine["blks_hit"]) if mine is not None else pd.Series(0.0, index=out.index)
-    read = out["database"].map(mine["blks_read"]) if mine is not None else pd.Series(0.0, index=out.index)
-    hit, read = hit.fillna(0.0).clip(upper=out["blks_hit"]), read.fillna(0.0).clip(upper=out["blks_read"])
-    out["blks_hit"] = (out["blks_hit"] - hit).astype(int)
-    out["blks_read"] = (out["blks_read"] - read).astype(int)
-    accesses = out["blks_hit"] + out["blks_read"]
-    out["hit_ratio"] = out["blks_hit"] / accesses.where(accesses > 0)
-    out["own_blks"] = (hit + read).astype(int)
-    return out
 
 
 def redis_findings(sample: Sample, *, lifetime_at_most: Severity | str | None = None) -> list[Finding]:
