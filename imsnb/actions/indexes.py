@@ -20,8 +20,8 @@ from pglast.stream import maybe_double_quote_name
 from imsnb import config, postgres
 from imsnb.actions.gate import Changed, Plan
 from imsnb.limits import check_max_indexes
-from imsnb.postgres.advice import INDEXES, index_serves
 from imsnb.postgres.candidates import create_index_statement, index_name
+from imsnb.postgres.indexable import INDEXES, index_serves
 
 __all__ = [
     "MAX_INDEXES",
@@ -37,7 +37,7 @@ BUILD_TIMEOUT_MS = 15 * 60_000
 
 TABLE_EXISTS = "SELECT to_regclass(%(table)s) IS NOT NULL AS present"
 
-# The table's oid, for the advice's own index query (imsnb.postgres.advice.INDEXES).
+# The table's oid, for the advice's own index query (imsnb.postgres.indexable.INDEXES).
 TABLE_OID = "SELECT to_regclass(%(table)s)::oid::int8 AS oid"
 
 INDEX_STATE = """

@@ -11,8 +11,11 @@
     health.py       cache hit ratio, database sizes, transaction ID wraparound, replication lag
     row_counts.py   exact row counts judged against expected counts, on the server a restore is verified on
     plans.py        generic plans of normalized statements (nothing executed); the explain function
+    planned.py      the window's statements planned: raw text by queryid, generic plan or why none
     plan_shape.py   a plan's scan and join nodes, cost and rows, and a hash of the nodes (what plan_change compares)
     candidates.py   the indexes a statement could use, from its parse tree (pglast)
+    indexable.py    the tables an index could serve (size, columns, indexes) and the candidates they can take
+    hypothetical.py HypoPG: hypothetical indexes the planner sees in this session only
     advice.py       index advice: the candidates verified with HypoPG's hypothetical indexes, and its judge
 
 Every fetcher returns a DataFrame (or a number) named for what it holds; query text shown anywhere is masked.
@@ -30,6 +33,7 @@ from imsnb.postgres import indexes as _indexes
 from imsnb.postgres import literals as _literals
 from imsnb.postgres import locks as _locks
 from imsnb.postgres import plan_shape as _plan_shape
+from imsnb.postgres import planned as _planned
 from imsnb.postgres import plans as _plans
 from imsnb.postgres import row_counts as _row_counts
 from imsnb.postgres import session as _session
@@ -44,6 +48,7 @@ from imsnb.postgres.indexes import *
 from imsnb.postgres.literals import *
 from imsnb.postgres.locks import *
 from imsnb.postgres.plan_shape import *
+from imsnb.postgres.planned import *
 from imsnb.postgres.plans import *
 from imsnb.postgres.row_counts import *
 from imsnb.postgres.session import *
@@ -60,6 +65,7 @@ __all__ += _indexes.__all__
 __all__ += _literals.__all__
 __all__ += _locks.__all__
 __all__ += _plan_shape.__all__
+__all__ += _planned.__all__
 __all__ += _plans.__all__
 __all__ += _row_counts.__all__
 __all__ += _session.__all__

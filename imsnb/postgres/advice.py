@@ -21,24 +21,22 @@ candidate alone, which also names the statements each index helps.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-import psycopg
-from pglast.stream import maybe_double_quote_name
-from psycopg import sql as pgsql
 
-from imsnb.errors import ImsnbError
 from imsnb.findings import Finding, Severity, judge, unjudged
 from imsnb.findings.finding import evidence_rows
 from imsnb.period import FRAME_ATTR, Period
 from imsnb.postgres.candidates import Candidate, index_candidates, waits_instead_of_scanning
+from imsnb.postgres.hypothetical import hypopg_schema, hypothetical_indexes
+from imsnb.postgres.indexable import Table, regclass_name, tables_named, useful_candidates
 from imsnb.postgres.literals import excerpt
 from imsnb.postgres.plan_shape import plan_nodes
-from imsnb.postgres.plans import Planned, PlanUnavailable, generic_plans, planned_statements
+from imsnb.postgres.planned import Planned, planned_statements
+from imsnb.postgres.plans import PlanUnavailable, generic_plans
 from imsnb.postgres.session import Database, database_or_default
 
 __all__ = ["index_advice", "index_advice_finding"]
@@ -47,8 +45,6 @@ CHECK = "postgres.index_advice"
 ADVICE_ATTR = "imsnb.index_advice"  # what the advice examined, in the frame's attrs (for the finding)
 MIN_ROWS = 10_000  # a table smaller than this is read whole faster than through an index: never advised
 NEAR_BEST = 0.9  # a smaller index that gets this share of the best cost drop is preferred
-LOW_SELECTIVITY = 0.1  # equality matching more than this share of the rows: the planner would scan the table anyway
-NO_BTREE_TYPES = ("json", "jsonb", "point", "xml", "polygon", "circle", "box", "line", "lseg", "path", "tsvector")
 VERIFIED = "verified by the planner (HypoPG)"
 NOT_VERIFIED = "not verified: HypoPG is not installed — CREATE EXTENSION hypopg (allowed on RDS, Aurora and Cloud SQL)"
 ADVICE_COLUMNS = [
@@ -67,83 +63,6 @@ ADVICE_COLUMNS = [
     "note",
     "detail",
 ]
-
-HYPOPG = """
-SELECT n.nspname AS schema
-FROM pg_extension AS e
-JOIN pg_namespace AS n ON n.oid = e.extnamespace
-WHERE e.extname = 'hypopg'
-    AND has_schema_privilege(n.oid, 'USAGE')
-    AND has_function_privilege(
-        to_regprocedure(quote_ident(n.nspname) || '.hypopg_create_index(text)'), 'EXECUTE'
-    )
-"""
-
-HYPOTHETICAL_INDEX = """
-SELECT
-    h.indexrelid::int8 AS oid,
-    h.indexname AS name,
-    {hypopg}.hypopg_relation_size(h.indexrelid)::float8 AS size_bytes
-FROM {hypopg}.hypopg_create_index(%(statement)s) AS h
-"""
-
-HYPOTHETICAL_RESET = "SELECT {hypopg}.hypopg_reset()"
-
-TABLES = """
-SELECT
-    t.name AS given,
-    c.oid::int8 AS oid,
-    n.nspname AS schema,
-    c.relname AS table,
-    greatest(c.reltuples, 0)::float8 AS rows
-FROM unnest(%(names)s::text[]) AS t(name)
-JOIN pg_class AS c ON c.oid = to_regclass(t.name)
-JOIN pg_namespace AS n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p', 'm')
-"""
-
-COLUMNS = """
-SELECT
-    a.attrelid::int8 AS oid,
-    a.attname AS column,
-    format_type(a.atttypid, NULL) AS type,
-    s.n_distinct::float8 AS n_distinct
-FROM pg_attribute AS a
-JOIN pg_class AS c ON c.oid = a.attrelid
-JOIN pg_namespace AS n ON n.oid = c.relnamespace
-LEFT JOIN pg_stats AS s
-    ON s.schemaname = n.nspname
-    AND s.tablename = c.relname
-    AND s.attname = a.attname
-    AND s.inherited = (c.relkind = 'p')
-WHERE a.attrelid = ANY(%(oids)s::oid[])
-    AND a.attnum > 0
-    AND NOT a.attisdropped
-"""
-
-# -- after Dexter's `indexes`: key columns in order, expressions named as such
-INDEXES = """
-SELECT
-    i.indrelid::int8 AS oid,
-    c.relname AS index,
-    am.amname AS method,
-    i.indisvalid AS valid,
-    i.indpred IS NOT NULL AS partial,
-    ARRAY(
-        SELECT coalesce(a.attname::text, '(expression)')
-        FROM unnest((i.indkey::int2[])[0:i.indnkeyatts - 1]) WITH ORDINALITY AS k(attnum, ord)
-        LEFT JOIN pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-        ORDER BY k.ord
-    ) AS columns
-FROM pg_index AS i
-JOIN pg_class AS c ON c.oid = i.indexrelid
-JOIN pg_am AS am ON am.oid = c.relam
-WHERE i.indrelid = ANY(%(oids)s::oid[])
-ORDER BY i.indrelid, c.relname
-"""
-
-
-# --- candidates from the parse tree --------------------------------------------------------------------------------
 
 
 # --- verified by the planner ---------------------------------------------------------------------------------------
@@ -165,16 +84,6 @@ class _Statement:
 
     def drop(self, candidate: Candidate) -> float:
         return (self.cost - self.tried[candidate][0]) / self.cost if self.cost > 0 else 0.0
-
-
-@dataclass
-class _Table:
-    oid: int
-    schema: str
-    name: str
-    rows: float
-    columns: dict[str, tuple[str, float | None]]  # column -> (type, n_distinct)
-    indexes: list[dict[str, Any]]
 
 
 def index_advice(
@@ -228,8 +137,8 @@ def index_advice(
     tables = _tables(db, work, min_rows=min_rows, max_tables=max_tables)
     examined["tables"] = [f"{t.schema}.{t.name}" for t in tables.values()]
     for statement in work:
-        statement.candidates = _useful(statement, tables)
-    hypopg = _hypopg_schema(db)
+        statement.candidates = useful_candidates(statement.planned.text or "", statement.targets, tables)
+    hypopg = hypopg_schema(db)
     examined["hypopg"] = hypopg is not None
     if hypopg is not None:
         _try_candidates(db, hypopg, [s for s in work if s.candidates])
@@ -283,7 +192,7 @@ def _scanned(plan: dict[str, Any]) -> dict[str, str]:
     return found
 
 
-def _tables(db: Database, work: list[_Statement], *, min_rows: int, max_tables: int) -> dict[tuple, _Table]:
+def _tables(db: Database, work: list[_Statement], *, min_rows: int, max_tables: int) -> dict[tuple, Table]:
     """The tables worth an index, keyed by (schema as the statement names it, table): large enough, scanned, the
     first `max_tables` in the statements' order."""
     wanted: dict[tuple[str | None, str], str] = {}
@@ -291,99 +200,8 @@ def _tables(db: Database, work: list[_Statement], *, min_rows: int, max_tables: 
         for candidate in index_candidates(statement.planned.text or ""):
             if candidate.table in statement.targets:
                 key = (candidate.schema, candidate.table)
-                wanted.setdefault(key, _regclass_name(*key))
-    if not wanted:
-        return {}
-    found = db.frame(TABLES, {"names": list(dict.fromkeys(wanted.values()))})
-    by_name = {r["given"]: r for r in found.to_dict(orient="records")}
-    chosen: dict[tuple, dict[str, Any]] = {}
-    for key, name in wanted.items():
-        row = by_name.get(name)
-        if row is None or row["rows"] < min_rows:
-            continue
-        kept = {r["oid"] for r in chosen.values()}
-        if row["oid"] in kept or len(kept) < max_tables:
-            chosen[key] = row
-    if not chosen:
-        return {}
-    oids = sorted({int(r["oid"]) for r in chosen.values()})
-    columns = db.frame(COLUMNS, {"oids": oids})
-    indexes = db.frame(INDEXES, {"oids": oids})
-    tables = {}
-    for key, row in chosen.items():
-        mine = columns[columns["oid"] == row["oid"]]
-        tables[key] = _Table(
-            oid=int(row["oid"]),
-            schema=row["schema"],
-            name=row["table"],
-            rows=float(row["rows"]),
-            columns={
-                c: (t, None if pd.isna(n) else float(n))
-                for c, t, n in zip(mine["column"], mine["type"], mine["n_distinct"], strict=True)
-            },
-            indexes=indexes[indexes["oid"] == row["oid"]].to_dict(orient="records"),
-        )
-    return tables
-
-
-def _regclass_name(schema: str | None, table: str) -> str:
-    name = maybe_double_quote_name(table)
-    return f"{maybe_double_quote_name(schema)}.{name}" if schema else name
-
-
-def _useful(statement: _Statement, tables: dict[tuple, _Table]) -> list[Candidate]:
-    """The statement's candidates on its scanned, large tables that the table has, btree can index, no valid index
-    serves already, and that select few enough rows for the planner to want an index."""
-    keep = []
-    for candidate in index_candidates(statement.planned.text or ""):
-        table = tables.get((candidate.schema, candidate.table))
-        if table is None or candidate.table not in statement.targets:
-            continue
-        if any(c not in table.columns or table.columns[c][0] in NO_BTREE_TYPES for c in candidate.columns):
-            continue
-        if _served(candidate, table) or _matches_too_many(candidate, table):
-            continue
-        keep.append(Candidate(table.name, candidate.columns, table.schema, candidate.roles))
-    return list(dict.fromkeys(keep))
-
-
-def index_serves(index: dict[str, Any], columns: tuple[str, ...]) -> bool:
-    """A row of INDEXES that is a valid, non-partial btree index starting with exactly these columns: what the
-    advice skips and what the create_index action re-checks before building."""
-    usable = index["method"] == "btree" and bool(index["valid"]) and not index["partial"]
-    return usable and tuple(index["columns"][: len(columns)]) == tuple(columns)
-
-
-def _served(candidate: Candidate, table: _Table) -> bool:
-    """An existing valid, non-partial btree index starts with the candidate's columns (its equality columns in any
-    order)."""
-    width = len(candidate.columns)
-    for index in table.indexes:
-        if index_serves(index, candidate.columns):
-            return True
-        usable = index["method"] == "btree" and index["valid"] and not index["partial"]
-        if usable and len(candidate.keys) == width and set(index["columns"][:width]) == set(candidate.columns):
-            return True
-    return False
-
-
-def _matches_too_many(candidate: Candidate, table: _Table) -> bool:
-    """Equality on these columns matches more than LOW_SELECTIVITY of the rows (by pg_stats' n_distinct) and there is
-    no range or order after them: the planner would read the table anyway. Unknown statistics: not refused."""
-    if len(candidate.keys) != len(candidate.columns):
-        return False
-    share = 1.0
-    for column in candidate.columns:
-        distinct = table.columns[column][1]
-        if distinct is None or distinct == 0:
-            return False
-        distinct = distinct if distinct > 0 else -distinct * max(table.rows, 1.0)
-        share *= 1.0 / max(distinct, 1.0)
-    return share > LOW_SELECTIVITY
-
-
-def _hypopg_schema(db: Database) -> str | None:
-    return db.scalar(HYPOPG)
+                wanted.setdefault(key, regclass_name(*key))
+    return tables_named(db, wanted, min_rows=min_rows, max_tables=max_tables) if wanted else {}
 
 
 def _try_candidates(db: Database, hypopg: str, work: list[_Statement]) -> None:
@@ -395,7 +213,7 @@ def _try_candidates(db: Database, hypopg: str, work: list[_Statement]) -> None:
             users.setdefault(candidate, []).append(statement)
     if not users:
         return
-    with generic_plans(db) as explain, _hypothetical(db, hypopg) as create:
+    with generic_plans(db) as explain, hypothetical_indexes(db, hypopg) as create:
         for candidate, statements in users.items():
             made = create(candidate)
             if made is None:
@@ -408,32 +226,6 @@ def _try_candidates(db: Database, hypopg: str, work: list[_Statement]) -> None:
                     continue
                 if any(node.get("Index Name") == name for node in plan_nodes(plan)):
                     statement.tried[candidate] = (float(plan.get("Total Cost") or 0.0), size)
-
-
-@contextmanager
-def _hypothetical(db: Database, hypopg: str) -> Iterator[Any]:
-    """`create(candidate)` -> (its hypothetical name, estimated size) or None, one at a time (the previous one is
-    reset first); `hypopg_reset()` when done, whatever happened."""
-    reset = pgsql.SQL(HYPOTHETICAL_RESET).format(hypopg=pgsql.Identifier(hypopg))
-    make = pgsql.SQL(HYPOTHETICAL_INDEX).format(hypopg=pgsql.Identifier(hypopg))
-
-    def create(candidate: Candidate) -> tuple[str, float] | None:
-        db.scalar(reset)
-        target = _regclass_name(candidate.schema, candidate.table)
-        columns = ", ".join(maybe_double_quote_name(c) for c in candidate.columns)
-        try:
-            row = db.frame(make, {"statement": f"CREATE INDEX ON {target} ({columns})"})
-        except psycopg.Error:  # e.g. no btree operator class for the type
-            return None
-        return str(row.iat[0, 1]), float(row.iat[0, 2])
-
-    try:
-        yield create
-    finally:
-        try:
-            db.scalar(reset)
-        except (psycopg.Error, ImsnbError):
-            pass  # the connection is gone: hypothetical indexes live and die with it
 
 
 def _chosen_verified(work: list[_Statement], min_cost_drop: float) -> dict[Candidate, list[tuple[_Statement, float]]]:
@@ -469,7 +261,7 @@ def _chosen_verified(work: list[_Statement], min_cost_drop: float) -> dict[Candi
 
 
 def _chosen_unverified(
-    work: list[_Statement], tables: dict[tuple, _Table]
+    work: list[_Statement], tables: dict[tuple, Table]
 ) -> dict[Candidate, list[tuple[_Statement, float]]]:
     """Without the planner's word: per sequentially scanned table, its equality columns (two at most) and then a
     range or the ORDER BY column, when the statement compares any column by equality. Join keys alone and ranges
@@ -489,7 +281,7 @@ def _chosen_unverified(
 
 
 def _advice_frame(
-    chosen: dict[Candidate, list[tuple[_Statement, float]]], tables: dict[tuple, _Table], *, verified: bool
+    chosen: dict[Candidate, list[tuple[_Statement, float]]], tables: dict[tuple, Table], *, verified: bool
 ) -> pd.DataFrame:
     rows = []
     for candidate, helped in chosen.items():
@@ -535,7 +327,7 @@ def _sum_known(values: Iterable[float]) -> float:
     return sum(known) if known else math.nan
 
 
-def _note(candidate: Candidate, table: _Table, verified: bool) -> str:
+def _note(candidate: Candidate, table: Table, verified: bool) -> str:
     notes = [VERIFIED if verified else NOT_VERIFIED]
     for index in table.indexes:
         if not index["valid"] and tuple(index["columns"][: len(candidate.columns)]) == candidate.columns:

@@ -18,7 +18,8 @@ from imsnb.findings import Finding, Severity, threshold
 from imsnb.history import History, Snapshot, StoredPlan
 from imsnb.period import Period
 from imsnb.postgres.plan_shape import PlanShape
-from imsnb.postgres.plans import is_utility, raw_texts
+from imsnb.postgres.planned import raw_texts
+from imsnb.postgres.plans import is_utility
 from imsnb.sampling.deltas import PG_STATEMENTS
 from imsnb.sampling.own import own_statements
 from imsnb.sampling.postgres import postgres_snapshot, postgres_target, statement_delta
