@@ -11,8 +11,8 @@ dropped: re-encoded against the snapshot kept before it, or made a keyframe; the
 answers never change, only how they are stored. Written under the history lock, inside the writer's transaction,
 so a reader (one read transaction, `Store.reading`) sees the chains before or after, never half.
 
-Downsampling: snapshots older than FULL_FOR are kept one per EVERY bucket, and older than COARSE_AFTER one per
-COARSE_EVERY bucket (the last of the bucket, per statistics epoch, so the last one before a restart stays too):
+Downsampling (TIERS): snapshots older than a day are kept one per 15-minute bucket, and older than three days one per
+hour (the last of the bucket, per statistics epoch, so the last one before a restart stays too):
 with 20% of 5,000 statements moving each minute, nearly every statement moves within 15 minutes, so an older
 15-minute snapshot costs almost a whole one; hourly ones past three days keep 14 days under the 200 MB cap
 (`bench/history_growth.py`). "This time last week" is then read from within the hour before it.
@@ -30,10 +30,8 @@ from typing import Any
 
 from imsnb.snapshot_rows import Rebuilt, apply, as_rows, changes, pack_changes, pack_whole, unpack
 
-FULL_FOR = timedelta(hours=24)  # every snapshot kept this long
-EVERY = timedelta(minutes=15)  # then one per bucket this wide
-COARSE_AFTER = timedelta(days=3)  # and past this age
-COARSE_EVERY = timedelta(hours=1)  # one per bucket this wide
+# Downsampling, youngest tier first: past this age, one snapshot per bucket this wide (every one kept before the first)
+TIERS = ((timedelta(hours=24), timedelta(minutes=15)), (timedelta(days=3), timedelta(hours=1)))
 CHAIN_FACTOR = 2.0  # a keyframe when the changes since the last one would pass this many times its rows
 MAX_DEPTH = 60  # ... or when this many deltas follow it (an idle server's empty deltas)
 SAFE_DEPTH = 10_000  # the recursive read stops here whatever the store holds
@@ -165,13 +163,15 @@ def drop(conn: Any, chains: Chains, ids: list[int], new_base: Callable[[int, flo
 
 
 def downsample(conn: Any, chains: Chains, target: str, source: str, now: datetime) -> int:
-    """One snapshot per EVERY bucket older than FULL_FOR, then one per COARSE_EVERY bucket older than COARSE_AFTER
-    (the last, per epoch); returns how many were dropped."""
+    """One snapshot per bucket of each tier (TIERS: past its age, its width; the last per epoch), the oldest tier
+    first; returns how many were dropped."""
     series = {"target": target, "source": source}
-    coarse = _edge(now - COARSE_AFTER, COARSE_EVERY)
-    dropped = _downsample(conn, chains, {**series, "lo": 0.0, "hi": coarse}, COARSE_EVERY)
-    fine = {**series, "lo": coarse, "hi": max(coarse, _edge(now - FULL_FOR, EVERY))}
-    return dropped + _downsample(conn, chains, fine, EVERY)
+    dropped, lo = 0, 0.0
+    for age, width in reversed(TIERS):
+        hi = max(lo, _edge(now - age, width))
+        dropped += _downsample(conn, chains, {**series, "lo": lo, "hi": hi}, width)
+        lo = hi
+    return dropped
 
 
 def _edge(at: datetime, width: timedelta) -> float:

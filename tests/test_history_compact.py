@@ -107,7 +107,7 @@ def layout(history: History) -> tuple[int, int]:
 @pytest.fixture
 def two_hours(monkeypatch):
     """Full resolution for 2 h instead of 24 (the same code, fewer snapshots to write)."""
-    monkeypatch.setattr(history_chains, "FULL_FOR", timedelta(hours=2))
+    monkeypatch.setattr(history_chains, "TIERS", ((timedelta(hours=2), timedelta(minutes=15)),))
 
 
 @pytest.mark.parametrize("dialect", ["sqlite", pytest.param("postgresql", marks=pytest.mark.servers)])
@@ -116,12 +116,13 @@ def test_sparse_snapshots_answer_as_whole_ones_and_older_ones_are_one_per_15_min
     minutes = 2 * 60 + 160  # full resolution, and 2 h 40 min beyond it downsampled
     written = simulate(history, minutes)
     stored = check_answers(history, written)
-    every = history_chains.EVERY.total_seconds()
-    edge = (NOW - history_chains.FULL_FOR).timestamp() // every * every  # downsampled before this bucket
+    ((full_for, width),) = history_chains.TIERS
+    every = width.total_seconds()
+    edge = (NOW - full_for).timestamp() // every * every  # downsampled before this bucket
     recent = [r for r in stored if r.taken_at.timestamp() >= edge]
     older = [r for r in stored if r.taken_at.timestamp() < edge]
     assert len(recent) >= 2 * 60, "the last 2 h at full resolution"
-    buckets = {int(r.taken_at.timestamp() // history_chains.EVERY.total_seconds()) for r in older}
+    buckets = {int(r.taken_at.timestamp() // every) for r in older}
     assert len(older) == len(buckets) and 10 <= len(older) <= 12, [r.taken_at for r in older]
     whole, changes = layout(history)
     assert changes > 3 * whole, (whole, changes)
@@ -130,8 +131,8 @@ def test_sparse_snapshots_answer_as_whole_ones_and_older_ones_are_one_per_15_min
 def test_older_still_is_one_per_hour_and_every_kept_snapshot_answers_as_written(tmp_path, monkeypatch):
     """Three tiers as over 14 days, in hours: every minute for the last hour, one per 15 min for two more, then one
     an hour (what keeps 14 days of a busy server under the cap, bench/history_growth.py)."""
-    monkeypatch.setattr(history_chains, "FULL_FOR", timedelta(hours=1))
-    monkeypatch.setattr(history_chains, "COARSE_AFTER", timedelta(hours=3))
+    quarter, hour = timedelta(minutes=15), timedelta(hours=1)
+    monkeypatch.setattr(history_chains, "TIERS", ((timedelta(hours=1), quarter), (timedelta(hours=3), hour)))
     history = History(tmp_path / "h.sqlite")
     written = simulate(history, 6 * 60)
     stored = check_answers(history, written)
@@ -139,8 +140,7 @@ def test_older_still_is_one_per_hour_and_every_kept_snapshot_answers_as_written(
     def edge(age: timedelta, width: timedelta) -> float:
         return (NOW - age).timestamp() // width.total_seconds() * width.total_seconds()
 
-    coarse = edge(history_chains.COARSE_AFTER, history_chains.COARSE_EVERY)
-    fine = edge(history_chains.FULL_FOR, history_chains.EVERY)
+    coarse, fine = edge(timedelta(hours=3), hour), edge(timedelta(hours=1), quarter)
     times = [at.timestamp() for at in written]  # a snapshot every minute: every bucket of the span has some
     hourly = [r.taken_at.timestamp() for r in stored if r.taken_at.timestamp() < coarse]
     quarterly = [r.taken_at.timestamp() for r in stored if coarse <= r.taken_at.timestamp() < fine]
