@@ -335,7 +335,8 @@ def test_the_archive_policy_allows_put_object_under_the_prefix_only(capsys):
 
     assert main(["iam-policy", "--archive", "s3://ims-postmortems/runs"]) == 0
     statement = json.loads(capsys.readouterr().out)["Statement"][-1]
-    assert statement["Action"] == ["s3:PutObject"] and statement["Resource"] == "arn:aws:s3:::ims-postmortems/runs/*"
+    assert statement["Action"] == ["s3:GetObject", "s3:PutObject"]
+    assert statement["Resource"] == "arn:aws:s3:::ims-postmortems/runs/*"
 
 
 def test_next_resizes_one_size_up_the_ladder_and_the_top_is_refused_in_one_line(env, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -209,43 +210,93 @@ def bucket_files(s3, name: str) -> dict[str, bytes]:
     return {k: s3.get_object(Bucket=name, Key=k)["Body"].read() for k in keys}
 
 
+def local_files(incident: Path, under: str) -> dict[str, bytes]:
+    """The incident folder's files as the archive keys them, without imsnb's dot files and the local index.html (the
+    archive's own is written for the archive)."""
+    files = [p for p in incident.rglob("*") if p.is_file() and not p.name.startswith(".") and p.name != "index.html"]
+    return {f"{under}{p.relative_to(incident)}": p.read_bytes() for p in files}
+
+
+def archive_links(page: bytes) -> set[str]:
+    return set(re.findall(r'href="([^"]+)/report.html"', page.decode()))
+
+
 def test_suite_archive_lands_every_file_byte_for_byte(degraded_suite, bucket):
     outputs, results, _ = degraded_suite
     s3, name = bucket
     incident = outputs / "INC-SUITE"
     keys = archive.upload(f"s3://{name}/ims/archive/", [r.folder for r in results], incident)
-    files = [p for p in incident.rglob("*") if p.is_file()]
-    local = {f"ims/archive/INC-SUITE/{p.relative_to(incident)}": p.read_bytes() for p in files}
+    local = local_files(incident, "ims/archive/INC-SUITE/")
     kept = {r.summary["notebook"]: r.summary.get("files", []) for r in results if r.summary.get("files")}
     assert list(kept) == ["performance_baseline"] and kept["performance_baseline"][0].startswith("metrics-")
-    assert len(local) == 3 * len(results) + 1 + 1  # the three files of each run, index.html, the metrics export
-    assert sorted(keys) == sorted(local)
-    assert bucket_files(s3, name) == local
+    assert len(local) == 3 * len(results) + 1  # the three files of each run, the metrics export
+    assert sorted(keys) == sorted([*local, "ims/archive/INC-SUITE/index.html"])
+    files = bucket_files(s3, name)
+    index = files.pop("ims/archive/INC-SUITE/index.html")
+    assert files == local
+    assert archive_links(index) == {r.folder.name for r in results}, "every run linked by its name in the archive"
+    assert {(r.folder / archive.ARCHIVED).read_text().strip() for r in results} == {
+        f"s3://{name}/ims/archive/INC-SUITE/{r.folder.name}" for r in results
+    }
+
+
+def _worker_run(root: Path, worker: str, incident: str = "INC-SAME") -> Path:
+    folder = root / worker / incident / "20261203T120000Z-health_check"
+    folder.mkdir(parents=True)
+    summary = {"notebook": "health_check", "started_at": "2026-12-03T12:00:00Z", "status": "ok", "worker": worker}
+    for file in archive.RUN_FILES:
+        (folder / file).write_text(json.dumps(summary) if file == "summary.json" else f"{worker}:{file}")
+    return folder
 
 
 def test_runs_of_two_workers_in_the_same_second_are_both_archived(bucket, tmp_path):
     """Run folders are named by their start to the second: two workers' runs of one notebook and incident in the
-    same second keep both in S3 (the second as -2), and the same run uploaded again (a retry) keeps its name."""
+    same second keep both in S3 (the second as -2), the same run uploaded again (a retry) keeps its name, and the
+    archive's index.html links the second by the name it got there, not its folder's."""
     s3, name = bucket
-    folders = []
-    for worker in ("a", "b"):
-        folder = tmp_path / worker / "INC-SAME" / "20261203T120000Z-health_check"
-        folder.mkdir(parents=True)
-        for file in archive.RUN_FILES:
-            (folder / file).write_text(json.dumps({"worker": worker}) if file == "summary.json" else f"{worker}:{file}")
-        folders.append(folder)
+    folders = [_worker_run(tmp_path, worker) for worker in ("a", "b")]
     url = f"s3://{name}/arch"
     first = archive.upload(url, [folders[0]], folders[0].parent)
     second = archive.upload(url, [folders[1]], folders[1].parent)
+    index = bucket_files(s3, name)["arch/INC-SAME/index.html"]
     again = archive.upload(url, [folders[0]], folders[0].parent)
     base = "arch/INC-SAME/20261203T120000Z-health_check"
-    assert first == again == [f"{base}/{file}" for file in archive.RUN_FILES]
-    assert second == [f"{base}-2/{file}" for file in archive.RUN_FILES]
+    assert first == again == [*(f"{base}/{file}" for file in archive.RUN_FILES), "arch/INC-SAME/index.html"]
+    assert second == [*(f"{base}-2/{file}" for file in archive.RUN_FILES), "arch/INC-SAME/index.html"]
     files = bucket_files(s3, name)
-    assert sorted(files) == sorted(first + second)
-    assert json.loads(files[f"{base}/summary.json"]) == {"worker": "a"}
-    assert json.loads(files[f"{base}-2/summary.json"]) == {"worker": "b"}
+    assert sorted(files) == sorted(set(first + second))
+    assert json.loads(files[f"{base}/summary.json"])["worker"] == "a"
+    assert json.loads(files[f"{base}-2/summary.json"])["worker"] == "b"
     assert files[f"{base}-2/report.html"] == b"b:report.html"
+    assert archive_links(index) == {"20261203T120000Z-health_check-2"}, "b's index links b's run where it landed"
+    assert archive_links(files["arch/INC-SAME/index.html"]) == {"20261203T120000Z-health_check"}
+
+
+def test_with_a_shared_store_the_archive_index_links_every_workers_runs(bucket, tmp_path, monkeypatch):
+    """Two workers (their own outputs folders, one store) archive one incident to one bucket: the index.html the
+    last one uploads links both runs by their names in the archive; a run another worker has not archived is named
+    with its worker and folder, not linked."""
+    from imsnb.state.catalogue import record_run
+
+    s3, name = bucket
+    monkeypatch.setenv("IMSNB_STATE_URL", f"sqlite://{tmp_path}/state.sqlite")
+    folders = [_worker_run(tmp_path, worker) for worker in ("a", "b", "c")]
+    for folder in folders:
+        assert record_run(folder, json.loads((folder / "summary.json").read_text())) is None
+    url = f"s3://{name}/arch"
+    archive.upload(url, [folders[0]], folders[0].parent)
+    archive.upload(url, [folders[1]], folders[1].parent)
+    page = bucket_files(s3, name)["arch/INC-SAME/index.html"]
+    links = archive_links(page)
+    assert links == {"20261203T120000Z-health_check", "20261203T120000Z-health_check-2"}, links
+    assert f"not in this archive; on {archive_worker()}: <code>{folders[2].resolve()}</code>" in page.decode()
+    assert (folders[2] / "index.html").exists() is False, "the local folders are untouched"
+
+
+def archive_worker() -> str:
+    from imsnb.state.catalogue import worker_name
+
+    return worker_name()
 
 
 def test_run_cli_archives_via_env_and_a_failed_upload_is_one_line(degraded, bucket, tmp_path):
@@ -257,8 +308,9 @@ def test_run_cli_archives_via_env_and_a_failed_upload_is_one_line(degraded, buck
     assert result.returncode == 0, result.stderr
     assert "archived 4 file(s) to s3://imsnb-archive-test/INC-S3/" in result.stdout
     incident = tmp_path / "outputs" / "INC-S3"
-    local = {f"INC-S3/{p.relative_to(incident)}": p.read_bytes() for p in incident.rglob("*") if p.is_file()}
-    assert bucket_files(s3, name) == local
+    files = bucket_files(s3, name)
+    assert archive_links(files.pop("INC-S3/index.html")) == {p.name for p in incident.iterdir() if p.is_dir()}
+    assert files == local_files(incident, "INC-S3/")
     # a bucket that does not exist: the run is kept, its exit status unchanged, one line on stderr
     result = run_cli(
         "run", "health_check", "--incident", "INC-S3", "--fail-on", "CRITICAL", "--archive", "s3://no-such-bucket/x",

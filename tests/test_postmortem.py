@@ -140,3 +140,55 @@ def test_the_cli_writes_the_draft_and_attaches_it_to_the_ticket(tmp_path, monkey
         assert main(["archive", "postmortem", "INC-NONE", "--outputs", str(tmp_path)]) == 2
     finally:
         jira.close()
+
+
+def test_a_postmortem_written_on_one_worker_is_every_workers_and_the_last_written_wins(tmp_path, monkeypatch):
+    """Two workers (their own outputs folders, one shared store): what people wrote in postmortem.json on A is in
+    B's index and draft, said to come from A; a later one written on B is then A's too; no file is overwritten and
+    the store keeps the fields scrubbed."""
+    import os
+    import sqlite3
+    import zlib
+
+    from imsnb.archive import index
+
+    monkeypatch.setenv("DB_PASSWORD", SECRET)
+    monkeypatch.setenv("IMSNB_STATE_URL", f"sqlite://{tmp_path}/state.sqlite")
+    a, b = tmp_path / "a" / "INC-SHARED", tmp_path / "b" / "INC-SHARED"
+    _run(a, "20260208T153000Z-triage", "triage", "2026-02-08T15:30:00Z", "ERROR")
+    _run(b, "20260208T154000Z-db_performance", "db_performance", "2026-02-08T15:40:00Z", "WARNING")
+    written_a = {"root_cause": f"pool exhausted; password {SECRET} pasted", "action_items": ["raise the pool"]}
+    (a / "postmortem.json").write_text(json.dumps(written_a))
+    os.utime(a / "postmortem.json", (1_800_000_000, 1_800_000_000))
+    index.write_index(a)
+    page_b = index.write_index(b).read_text()
+    assert "pool exhausted" in page_b and "raise the pool" in page_b and SECRET not in page_b
+    assert f"in {(a / 'postmortem.json').resolve()}" in page_b, "B says where the post-mortem was written"
+    assert not (b / "postmortem.json").exists(), "nothing is written into B's folder"
+    draft = write_postmortem_draft("INC-SHARED", tmp_path / "b").read_text()
+    assert "pool exhausted" in draft and SECRET not in draft
+    with sqlite3.connect(tmp_path / "state.sqlite") as conn:
+        (blob,) = conn.execute("SELECT fields FROM postmortems").fetchone()
+    assert SECRET not in zlib.decompress(blob).decode() and "pool exhausted" in zlib.decompress(blob).decode()
+
+    (b / "postmortem.json").write_text(json.dumps({"root_cause": "a deploy doubled the workers"}))
+    os.utime(b / "postmortem.json", (1_800_000_600, 1_800_000_600))
+    index.write_index(b)
+    page_a = index.write_index(a).read_text()
+    assert "a deploy doubled the workers" in page_a and "pool exhausted" not in page_a
+    os.utime(a / "postmortem.json", (1_800_000_300, 1_800_000_300))  # A's file, older than B's: B's still wins
+    assert "a deploy doubled the workers" in index.write_index(a).read_text()
+    assert json.loads((a / "postmortem.json").read_text()) == written_a, "A's file is as its author left it"
+
+
+def test_an_unusable_store_shows_this_folders_postmortem(tmp_path, monkeypatch, caplog):
+    from imsnb.archive import index
+
+    (tmp_path / "a-file").write_text("not a folder")
+    monkeypatch.setenv("IMSNB_STATE_URL", f"sqlite://{tmp_path}/a-file/state.sqlite")
+    incident = tmp_path / "INC-LOCAL"
+    _run(incident, "20260208T153000Z-triage", "triage", "2026-02-08T15:30:00Z", "ERROR")
+    (incident / "postmortem.json").write_text(json.dumps({"root_cause": "the disk filled"}))
+    page = index.write_index(incident).read_text()
+    assert "the disk filled" in page and "Post-mortem as written" not in page
+    assert any("post-mortem of other workers not read" in r.getMessage() for r in caplog.records)

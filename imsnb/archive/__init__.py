@@ -2,8 +2,9 @@
 
     outputs/<incident>/
         index.html          runs, time window, and a post-mortem section (rewritten after every run, atomically)
-        postmortem.json     optional, written by people: root cause, impact, action items, ticket (shown in index)
-        <time>-<notebook>/  one folder per run (see imsnb.runs.folder)
+        postmortem.json     optional, written by people: root cause, impact, action items, ticket (shown in index;
+                            with a shared store, the one written last on any worker)
+        <time>-<notebook>/  one folder per run (see imsnb.runs.folder); `.archived` once uploaded: its S3 URL
 
 Everything shown comes from the runs' summary.json files, so the index can be rebuilt at any time
 (`write_index`). The HTML is self-contained (inline CSS, no script, no network) and every value is escaped.
@@ -13,7 +14,8 @@ Where things are:
     index.py      reading runs (this folder's, and other workers' from a shared store's catalogue), each run's
                   window, the timeline, post-mortem and ticket; render / write index.html
     incidents.py  list, load and describe incidents (`imsnb archive list|show`)
-    upload.py     S3 URL parsing and the upload of run folders (UploadFailed)
+    upload.py     S3 URL parsing, the upload of run folders (UploadFailed) and of the archive's index.html (every
+                  run linked by its name in the archive)
 """
 
 from imsnb.archive.incidents import Incident, describe_incident, list_incidents, load_incident
@@ -22,6 +24,7 @@ from imsnb.archive.index import (
     POSTMORTEM,
     POSTMORTEM_FIELDS,
     TICKET,
+    incident_postmortem,
     incident_runs,
     incident_window,
     read_postmortem,
@@ -34,9 +37,10 @@ from imsnb.archive.index import (
     worst,
     write_index,
 )
-from imsnb.archive.upload import RUN_FILES, UploadFailed, parse_archive_url, upload
+from imsnb.archive.upload import ARCHIVED, RUN_FILES, UploadFailed, parse_archive_url, upload
 
 __all__ = [
+    "ARCHIVED",
     "INDEX",
     "POSTMORTEM",
     "POSTMORTEM_FIELDS",
@@ -50,6 +54,7 @@ __all__ = [
     "list_incidents",
     "load_incident",
     "parse_archive_url",
+    "incident_postmortem",
     "read_postmortem",
     "read_runs",
     "read_ticket",

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,8 @@ from imsnb.findings import Severity
 from imsnb.runs.catalogue import find_notebook, load_info
 from imsnb.runs.summary import status_word
 from imsnb.scrub import scrub_tree
-from imsnb.state.catalogue import remote_runs
+from imsnb.state.catalogue import remote_runs, worker_name
+from imsnb.state.postmortems import Postmortem, shared_postmortem
 from imsnb.window import parse_instant, resolve_window
 
 INDEX = "index.html"
@@ -182,15 +184,33 @@ def _applying_note(action: dict[str, Any]) -> str | None:
 
 
 def read_postmortem(incident_dir: Path) -> dict[str, str]:
-    """The post-mortem fields people wrote in postmortem.json, scrubbed of every known secret (a pasted password or
-    connection string must not reach index.html, nor the S3 upload that copies it)."""
+    """The post-mortem fields people wrote (`incident_postmortem`): {} when none was written."""
+    written = incident_postmortem(incident_dir)
+    return written.fields if written is not None else {}
 
+
+def incident_postmortem(incident_dir: Path) -> Postmortem | None:
+    """The post-mortem people wrote in postmortem.json, scrubbed of every known secret (a pasted password or
+    connection string must not reach index.html, nor the S3 upload that copies it): this folder's, or with a shared
+    store the one written last on any worker (`imsnb.state.postmortems`). A store that cannot be used is one
+    warning; this folder's is shown all the same."""
+    local = _local_postmortem(Path(incident_dir))
     try:
-        data = json.loads((incident_dir / POSTMORTEM).read_text(encoding="utf-8"))
+        return shared_postmortem(incident_dir, local)
+    except Exception as exc:  # noqa: BLE001 - the store never costs the local post-mortem
+        logging.getLogger(__name__).warning("post-mortem of other workers not read for %s: %s", incident_dir, exc)
+        return local
+
+
+def _local_postmortem(incident_dir: Path) -> Postmortem | None:
+    path = incident_dir / POSTMORTEM
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        written_at = path.stat().st_mtime
     except (OSError, ValueError):
-        return {}
+        return None
     if not isinstance(data, dict):
-        return {}
+        return None
     out = {}
     for key, _ in POSTMORTEM_FIELDS:
         value = data.get(key)
@@ -198,7 +218,8 @@ def read_postmortem(incident_dir: Path) -> dict[str, str]:
             value = "\n".join(f"- {item}" for item in value)
         if value:
             out[key] = str(value)
-    return scrub_tree(out, config.secret_values())
+    fields = scrub_tree(out, config.secret_values())
+    return Postmortem(fields, worker_name(), str(path.resolve()), written_at)
 
 
 def read_ticket(incident_dir: Path) -> dict[str, str]:
@@ -250,23 +271,31 @@ def render_index(
     runs: list[dict[str, Any]],
     postmortem: dict[str, str] | None = None,
     ticket: dict[str, str] | None = None,
+    *,
+    postmortem_from: str = "",
+    archived: Callable[[dict[str, Any]], str | None] | None = None,
 ) -> str:
-    """The incident's index page (every value escaped, nothing fetched)."""
+    """The incident's index page (every value escaped, nothing fetched). `postmortem_from`: where the post-mortem
+    was written when not in this folder. `archived`: for the archive's copy, each run's folder name there (None:
+    not in the archive); without it, this folder's runs are linked by their folder names."""
     e = html.escape
     ticket_line = f'<p>Ticket: <a class=ticket href="{e(ticket["url"])}">{e(ticket["key"])}</a></p>\n' if ticket else ""
     window = incident_window(runs)
     worst_seen = worst([r.get("severity") for r in runs]) or "none"
     rows = []
     for run in runs:
-        link = quote(run["folder"])
         status, severity = str(run.get("status") or "?"), str(run.get("severity") or "none")
         name = e(str(run.get("notebook") or run["folder"]))
-        if run.get("remote"):  # another worker's folder: said where it is, not linked
+        folder = archived(run) if archived is not None else (None if run.get("remote") else run["folder"])
+        if folder is not None:
+            link = e(quote(folder))
+            notebook = f'<a href="{link}/report.html">{name}</a>'
+            files = f'<a href="{link}/notebook.ipynb">notebook</a> · <a href="{link}/summary.json">summary</a>'
+        else:  # another worker's folder, or one not in the archive: said where it is, not linked
             notebook = name
-            files = f"on {e(str(run.get('worker') or '?'))}: <code>{e(str(run.get('location') or ''))}</code>"
-        else:
-            notebook = f'<a href="{e(link)}/report.html">{name}</a>'
-            files = f'<a href="{e(link)}/notebook.ipynb">notebook</a> · <a href="{e(link)}/summary.json">summary</a>'
+            worker, location = run.get("worker") or worker_name(), run.get("location") or run["folder"]
+            where = f"on {e(str(worker))}: <code>{e(str(location))}</code>"
+            files = f"not in this archive; {where}" if archived is not None else where
         rows.append(
             f"<tr><td class=t>{e(str(run.get('started_at') or ''))}</td><td class=t>{notebook}</td>"
             f'<td class="t {e(status)}">{e(status_word(status))}</td><td class="{e(severity)}">{e(severity)}</td>'
@@ -287,6 +316,7 @@ def render_index(
     )
     template = e(json.dumps({key: postmortem.get(key, "") for key, _ in POSTMORTEM_FIELDS}, indent=2))
     window_text = f"{e(window[0])} – {e(window[1])}" if window else "unknown"
+    origin = f"<p class=note>Post-mortem as written {e(postmortem_from)}.</p>" if postmortem_from else ""
     no_runs = "<tr><td colspan=7>no finished runs</td></tr>"
     no_events = "<tr><td colspan=6>no findings above OK and no actions</td></tr>"
     return f"""<!DOCTYPE html>
@@ -308,7 +338,7 @@ def render_index(
 <p class=note>Document the root cause and create a ticket (runbook). This page is rewritten after every run and
 cannot keep what is typed into it: write the post-mortem in <code>{POSTMORTEM}</code> in this folder (keys:
 {", ".join(k for k, _ in POSTMORTEM_FIELDS)}); the next run shows it here.</p>
-<dl class=postmortem>{fields}</dl>
+{origin}<dl class=postmortem>{fields}</dl>
 <details><summary>{POSTMORTEM} to start from</summary><pre>{template}</pre></details>
 </body></html>
 """
@@ -324,13 +354,31 @@ def write_index(incident_dir: Path | str) -> Path:
     lock = os.open(incident_dir, os.O_RDONLY | os.O_DIRECTORY)  # flock on the folder itself: no lock file left
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        text = render_index(
-            incident_dir.name, incident_runs(incident_dir), read_postmortem(incident_dir), read_ticket(incident_dir)
-        )
+        text = render_incident(incident_dir)
         write_atomic(target, text)
     finally:
         os.close(lock)  # releases the lock
     return target
+
+
+def render_incident(incident_dir: Path, archived: Callable[[dict[str, Any]], str | None] | None = None) -> str:
+    """`render_index` of the incident folder: its runs and other workers' (`incident_runs`), the post-mortem written
+    last, the ticket; `archived` as `render_index` takes it (the archive's copy)."""
+    written = incident_postmortem(incident_dir)
+    here = written is not None and Path(written.location).parent == incident_dir.resolve()
+    here = here and written is not None and written.worker == worker_name()
+    origin = ""
+    if written is not None and not here:
+        at = iso(datetime.fromtimestamp(written.written_at, UTC))
+        origin = f"on {written.worker} in {written.location} (last modified {at})"
+    return render_index(
+        incident_dir.name,
+        incident_runs(incident_dir),
+        written.fields if written is not None else {},
+        read_ticket(incident_dir),
+        postmortem_from=origin,
+        archived=archived,
+    )
 
 
 def seconds_text(value: Any) -> str:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from imsnb.archive.index import INDEX
+from imsnb.archive.index import INDEX, render_incident
 from imsnb.aws import Aws
 from imsnb.errors import BadParameter, ImsnbError
+from imsnb.files import write_atomic
+from imsnb.state.catalogue import record_archived
 
 RUN_FILES = ("notebook.ipynb", "report.html", "summary.json")
+ARCHIVED = ".archived"  # in a run folder, once uploaded: its URL in the archive (the archive's index links by it)
 _S3_URL = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/.*)?$")
 MAX_NAME_ATTEMPTS = 20
 _CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".json": "application/json", ".ipynb": "application/json"}
@@ -30,8 +35,12 @@ def parse_archive_url(url: str) -> tuple[str, str]:
 
 def run_files(folder: Path) -> list[Path]:
     """A run folder's files to upload: RUN_FILES first, then the files its notebook kept (metrics-YYYYMMDD.json),
-    regular files only."""
-    extra = sorted(p for p in folder.iterdir() if p.name not in RUN_FILES and p.is_file() and not p.is_symlink())
+    regular files only, not imsnb's own dot files."""
+    extra = sorted(
+        p
+        for p in folder.iterdir()
+        if p.name not in RUN_FILES and not p.name.startswith(".") and p.is_file() and not p.is_symlink()
+    )
     return [folder / name for name in RUN_FILES] + extra
 
 
@@ -41,7 +50,12 @@ def upload(url: str, run_folders: list[Path], incident_dir: Path) -> list[str]:
     A run folder is named by its start to the second: two workers starting the same notebook for one incident in
     the same second would write the same keys. Each folder's summary.json is written first and only if absent
     (`If-None-Match: *`); a folder name another run holds gets the next free `-2`, `-3` (the same run uploaded
-    again, e.g. on a retry, finds its own summary there and overwrites its files).
+    again, e.g. on a retry, finds its own summary there and overwrites its files). The name it got is kept in the
+    folder (ARCHIVED) and, with a shared store, in the run catalogue.
+
+    The archive's index.html is the incident's index written for the archive: every run linked by its name there,
+    this worker's and (with a shared store) every other worker's that was archived under the same prefix; a run
+    that is not there is named with the worker and folder it is on.
 
     Uses the same boto3 client construction as the diagnostics (AWS_ENDPOINT_URL, bounded retries and timeouts).
     Needs s3:PutObject and s3:GetObject on the bucket. Raises UploadFailed with one line on any failure.
@@ -52,7 +66,8 @@ def upload(url: str, run_folders: list[Path], incident_dir: Path) -> list[str]:
     bucket, prefix = parse_archive_url(url)
     base = "/".join(p for p in (prefix, incident_dir.name) if p)
     keys: list[str] = []
-    total = sum(len(run_files(folder)) for folder in run_folders) + (incident_dir / INDEX).is_file()
+    archived: dict[Path, str] = {}
+    total = sum(len(run_files(folder)) for folder in run_folders) + 1
     try:
         client = Aws("archive").client("s3")
         for folder in run_folders:
@@ -60,12 +75,36 @@ def upload(url: str, run_folders: list[Path], incident_dir: Path) -> list[str]:
             for path in run_files(folder):
                 if path.is_file():
                     keys.append(_put(client, bucket, f"{base}/{name}/{path.name}", path.read_bytes(), path.suffix))
-        if (incident_dir / INDEX).is_file():
-            keys.append(_put(client, bucket, f"{base}/{INDEX}", (incident_dir / INDEX).read_bytes(), ".html"))
+            archived[folder] = f"s3://{bucket}/{base}/{name}"
+            write_atomic(folder / ARCHIVED, archived[folder] + "\n")
+        problem = record_archived(archived)
+        if problem:
+            logging.getLogger(__name__).warning("%s", problem)
+        index = render_incident(incident_dir, archived=archive_names(incident_dir, f"s3://{bucket}/{base}/"))
+        keys.append(_put(client, bucket, f"{base}/{INDEX}", index.encode(), ".html"))
     except (BotoCoreError, ClientError, OSError, ImsnbError) as exc:
         done = f" after {len(keys)} of {total} file(s)" if keys else ""
         raise UploadFailed(f"archive upload to {url} failed{done}: {' '.join(str(exc).split())}") from None
     return keys
+
+
+def archive_names(incident_dir: Path, under: str) -> Callable[[dict[str, Any]], str | None]:
+    """For the archive's index: a run's folder name in the archive at `under` (s3://bucket/prefix/<incident>/), from
+    its folder's ARCHIVED (this worker's runs) or the catalogue's `archived_as` (other workers'); None when it is
+    not there."""
+
+    def name(run: dict[str, Any]) -> str | None:
+        if run.get("remote"):
+            at = str(run.get("archived_as") or "")
+        else:
+            try:
+                at = (incident_dir / run["folder"] / ARCHIVED).read_text(encoding="utf-8").strip()
+            except OSError:
+                return None
+        rest = at[len(under) :] if at.startswith(under) else ""
+        return rest if rest and "/" not in rest else None
+
+    return name
 
 
 def _put(client: Any, bucket: str, key: str, body: bytes, suffix: str, **condition: str) -> str:

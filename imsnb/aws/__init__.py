@@ -69,7 +69,9 @@ MAX_EMPTY_PAGES = 10  # empty pages in a row (with a token) that end paging: Log
 
 def iam_policy(*, remediation: bool = False, archive: tuple[str, str] | None = None) -> dict[str, Any]:
     """The least-privilege IAM policy: read-only for the diagnostics, plus, if asked, the remediation actions and
-    `s3:PutObject` under the archive's (bucket, prefix)."""
+    `s3:PutObject` and `s3:GetObject` under the archive's (bucket, prefix): a run folder's name is claimed with a
+    conditional put and, when it is taken, the summary there is read to tell a retry of the same run from another
+    worker's run (`imsnb.archive.upload`)."""
     statements = [
         {"Sid": "ImsnbReadOnlyDiagnostics", "Effect": "Allow", "Action": sorted(READ_ACTIONS), "Resource": "*"}
     ]
@@ -80,9 +82,8 @@ def iam_policy(*, remediation: bool = False, archive: tuple[str, str] | None = N
     if archive is not None:
         bucket, prefix = archive
         resource = f"arn:aws:s3:::{bucket}/{prefix.strip('/') + '/' if prefix.strip('/') else ''}*"
-        statements.append(
-            {"Sid": "ImsnbArchiveUpload", "Effect": "Allow", "Action": ["s3:PutObject"], "Resource": resource}
-        )
+        actions = ["s3:GetObject", "s3:PutObject"]
+        statements.append({"Sid": "ImsnbArchiveUpload", "Effect": "Allow", "Action": actions, "Resource": resource})
     return {"Version": "2012-10-17", "Statement": statements}
 
 

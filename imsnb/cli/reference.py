@@ -31,7 +31,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 def add_iam_policy(sub: argparse._SubParsersAction) -> None:
     iam = sub.add_parser("iam-policy", help="print the least-privilege read-only IAM policy for the AWS diagnostics")
     iam.add_argument("--actions", action="store_true", help="add the statement the two-key remediation actions need")
-    iam.add_argument("--archive", metavar="S3_URL", help="add s3:PutObject under s3://bucket/prefix for --archive")
+    iam.add_argument(
+        "--archive", metavar="S3_URL", help="add s3:PutObject and s3:GetObject under s3://bucket/prefix for --archive"
+    )
     iam.set_defaults(handler=cmd_iam_policy)
 
 

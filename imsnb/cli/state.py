@@ -10,7 +10,7 @@ import argparse
 
 from imsnb.cli.common import add_group
 
-COUNTED = ("snapshots", "baselines", "plans", "notify_checks", "runs", "tickets")
+COUNTED = ("snapshots", "baselines", "plans", "notify_checks", "runs", "tickets", "postmortems")
 
 
 def add_state(sub: argparse._SubParsersAction) -> None:

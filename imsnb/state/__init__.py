@@ -14,8 +14,10 @@ Where things are:
     schema.py     the schema's migrations, one text per dialect where they differ
     store.py      Store: open, schema made current on first use, transactions holding a named lock
     notify.py     the notification state's tables: read and written under the notification lock
-    catalogue.py  the run catalogue: each run folder recorded, the runs of other workers read back
+    catalogue.py  the run catalogue: each run folder recorded (and where it was archived), the runs of other
+                  workers read back
     tickets.py    the incident's Jira issue, opened once across workers (`--ticket new`)
+    postmortems.py  the incident's post-mortem as written last on any worker
 
 Concurrency: every write is a transaction; the notification state is read, compared, paged on and written inside
 one transaction holding the notification lock (SQLite `BEGIN IMMEDIATE`, PostgreSQL `pg_advisory_xact_lock`), so

@@ -29,7 +29,7 @@ ON CONFLICT (worker, location) DO UPDATE SET
     recorded_at = excluded.recorded_at, summary = excluded.summary
 """
 INCIDENT_RUNS = """
-SELECT worker, location, folder, summary
+SELECT worker, location, folder, summary, archived_as
 FROM runs
 WHERE incident = :incident
 ORDER BY started_at, folder
@@ -48,6 +48,7 @@ MAX_RUNS = 10_000
 # megabytes a day without a bound.
 DEFAULT_CATALOGUE_DAYS = 90.0
 PRUNE_RUNS = "DELETE FROM runs WHERE recorded_at < :cutoff"
+RUN_ARCHIVED = "UPDATE runs SET archived_as = :archived_as WHERE worker = :worker AND location = :location"
 
 
 def worker_name() -> str:
@@ -119,7 +120,7 @@ def remote_runs(incident_dir: Path, store: Store | None = None) -> list[dict[str
     finally:
         conn.close()
     runs = []
-    for worker, location, folder, blob in rows:
+    for worker, location, folder, blob, archived_as in rows:
         if _is_in(worker, location, incident_dir):
             continue
         try:
@@ -127,8 +128,32 @@ def remote_runs(incident_dir: Path, store: Store | None = None) -> list[dict[str
         except (ValueError, zlib.error):
             continue
         if isinstance(summary, dict):
-            runs.append({**summary, "folder": folder, "worker": worker, "location": location, "remote": True})
+            where = {"folder": folder, "worker": worker, "location": location, "archived_as": archived_as}
+            runs.append({**summary, **where, "remote": True})
     return runs
+
+
+def record_archived(archived: dict[Path, str], store: Store | None = None) -> str | None:
+    """Record where this worker's run folders were archived (folder -> its URL in the archive), so every worker's
+    archive index links them; None when recorded (or there is no shared store), else why not, in one line."""
+    store = store or shared_store()
+    if store is None or not archived:
+        return None
+    rows = [
+        {"worker": worker_name(), "location": str(Path(folder).resolve()), "archived_as": url}
+        for folder, url in archived.items()
+    ]
+    try:
+        conn = store.connect()
+        try:
+            with conn:
+                for row in rows:
+                    conn.execute(RUN_ARCHIVED, row)
+        finally:
+            conn.close()
+    except Exception as exc:  # noqa: BLE001 - sqlite3/psycopg errors: said; the archive itself is complete
+        return f"where the runs were archived not recorded in the store: {_reason(store, exc)}"
+    return None
 
 
 def remote_incidents(outputs: Path, store: Store | None = None) -> dict[str, list[dict[str, Any]]]:

@@ -145,6 +145,23 @@ CREATE TABLE IF NOT EXISTS tickets (
     ]
 
 
+def _archive_and_postmortem(dialect: str, real: str, blob: str) -> list[str]:
+    """Version 5: where each run was archived (its S3 URL: the archive's index.html links every worker's runs by
+    the names they got there), and the incident's post-mortem as written last on any worker (scrubbed fields)."""
+    column = "archived_as TEXT" if dialect == SQLITE else "IF NOT EXISTS archived_as TEXT"
+    return [
+        f"ALTER TABLE runs ADD COLUMN {column}",
+        f"""
+CREATE TABLE IF NOT EXISTS postmortems (
+    incident TEXT PRIMARY KEY,
+    written_at {real} NOT NULL,
+    worker TEXT NOT NULL,
+    location TEXT NOT NULL,
+    fields {blob} NOT NULL
+)""",
+    ]
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -178,6 +195,14 @@ MIGRATIONS = (
         4,
         "the incident's ticket, runs by time",
         {SQLITE: _ticket_table("REAL"), POSTGRES: _ticket_table("DOUBLE PRECISION")},
+    ),
+    Migration(
+        5,
+        "where each run was archived, the incident's post-mortem",
+        {
+            SQLITE: _archive_and_postmortem(SQLITE, "REAL", "BLOB"),
+            POSTGRES: _archive_and_postmortem(POSTGRES, "DOUBLE PRECISION", "BYTEA"),
+        },
     ),
 )
 LATEST = MIGRATIONS[-1].version
