@@ -16,7 +16,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from imsnb import _started, config, deadline
+from imsnb import config, deadline, started_with
 from imsnb.findings import Finding, Severity
 from imsnb.window import Window
 
@@ -39,7 +39,7 @@ class Annotation:
 def run_link() -> str:
     """Where this run's report will be: its report.html in the run folder the runner is writing (and under
     IMSNB_ARCHIVE when set, where it is uploaded); "" for a notebook not run by `imsnb run`."""
-    folder = _started.run_folder()
+    folder = started_with.run_folder()
     if folder is None:
         return ""
     link = (folder / "report.html").as_uri()

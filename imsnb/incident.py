@@ -5,7 +5,7 @@ reads and the first counter snapshots.
         "redis_cache", incident_id=incident_id, environment=environment, window=window, start=start, end=end,
         sample_s=sample_s, cache=True,
     )
-    findings, span, redis, sample = run.findings, run.span, run.cache, run.sample
+    findings, redis, sample = run.findings, run.cache, run.sample  # run.window: the incident window (a Window)
 
 Every notebook has the same five shared parameters (incident_id, environment, window, start, end), and those that
 read counters also `sample_s`; `begin` is what they mean, in one place. The sessions connect lazily (an unreachable
@@ -43,7 +43,7 @@ class Incident:
 
     id: str
     notebook: str
-    span: Window
+    window: Window  # the incident window the parameters describe (resolved: start and end)
     findings: Findings
     db: Database | None = None
     cache: Cache | None = None
@@ -81,8 +81,8 @@ def begin(
     summary.json, so a run folder says which window it looked at).
     """
     config.use_environment(environment)
-    span = resolve_window(window, start, end)
-    run = Incident(id=incident_id, notebook=notebook, span=span, findings=Findings())
+    resolved = resolve_window(window, start, end)
+    run = Incident(id=incident_id, notebook=notebook, window=resolved, findings=Findings())
     if db:
         run.db = Database(notebook)
     if cache:
@@ -90,15 +90,15 @@ def begin(
     if aws:
         run.aws = Aws(notebook)
     if db or cache:
-        run.sample = Sample(sample_s, db=run.db, cache=run.cache, window=span, taken_by=notebook)
-    show_window(incident_id, span)
+        run.sample = Sample(sample_s, db=run.db, cache=run.cache, window=resolved, taken_by=notebook)
+    show_window(incident_id, resolved)
     return run
 
 
-def show_window(incident_id: str, span: Window) -> None:
+def show_window(incident_id: str, window: Window) -> None:
     """'Incident INC-7: window ...' printed; in a kernel, displayed with the window as a `WINDOW_MIME` bundle."""
 
-    line = f"Incident {incident_id}: window {span}"
+    line = f"Incident {incident_id}: window {window}"
     try:
         # lazy: IPython is there only inside a kernel; the CLI and workers never load it
         from IPython import get_ipython
@@ -109,5 +109,5 @@ def show_window(incident_id: str, span: Window) -> None:
         print(line)
         return
     utc = "%Y-%m-%dT%H:%M:%SZ"
-    shown = {"start": f"{span.start:{utc}}", "end": f"{span.end:{utc}}", "incident_id": incident_id}
+    shown = {"start": f"{window.start:{utc}}", "end": f"{window.end:{utc}}", "incident_id": incident_id}
     display({"text/plain": line, WINDOW_MIME: shown}, raw=True)

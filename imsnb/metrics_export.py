@@ -5,8 +5,8 @@
 as `export_key_series`: `up` as the runbook asks it (an instant query, at the window's end) and the API's request
 rate, 5xx error rate and p95 over the window (the day, as range queries), written
 into the run folder as metrics-YYYYMMDD.json, so it is archived (and uploaded with `--archive`) with the run. The
-runner gives the kernel a private folder for such files (`imsnb._started.run_files`) and adds them to the run folder,
-scrubbed like the notebook; a notebook not run by `imsnb run` shows the export but writes no file.
+runner gives the kernel a private folder for such files (`imsnb.started_with.run_files`) and adds them to the run
+folder, scrubbed like the notebook; a notebook not run by `imsnb run` shows the export but writes no file.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from imsnb import _started, prometheus
+from imsnb import prometheus, started_with
 from imsnb.files import write_atomic
 from imsnb.findings import Finding, Severity
 from imsnb.period import Period
@@ -100,7 +100,7 @@ def export_key_series(window: Window, *, prom: prometheus.Prometheus | None = No
     Prometheus unreachable or not configured is raised (the section's finding)."""
     document = key_series(window, prom=prom)
     name = export_name(window)
-    folder = _started.run_files()
+    folder = started_with.run_files()
     path = write_atomic(folder / name, json.dumps(document, indent=1) + "\n") if folder is not None else None
     entries = document["series"].values()
     return Export(

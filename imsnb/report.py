@@ -23,7 +23,16 @@ import pandas as pd
 
 from imsnb import __version__
 from imsnb.bundles import FINDINGS_MIME
-from imsnb.findings import Finding, Findings, Severity, escalation_for, on_call, skipped_target, skipped_text, worded
+from imsnb.findings import (
+    Finding,
+    Findings,
+    Severity,
+    escalation_for,
+    escalation_text,
+    on_call,
+    skipped_target,
+    skipped_text,
+)
 from imsnb.findings.oncall import on_call_now
 from imsnb.tables import (
     CELL,
@@ -124,8 +133,9 @@ def render_html(findings: list[Finding], data: dict[str, Any]) -> str:
         f"<div class='imsnb-report {MATH_IGNORE}'><h3>Findings: "
         f"<span style='{SEVERITY_STYLE.get(worst, '')};padding:2px 8px'>{e(str(worst))}</span></h3>"
         + (f"<p><b>{e(skipped.split(': ', 1)[0])}:</b> {e(skipped.split(': ', 1)[1])}</p>" if skipped else "")
-        + f"<p>Escalation: respond within <b>{e(worded(str(esc['response_time'])))}</b>; "
-        f"notify {e(worded(str(esc['notification'])))}; escalation {e(worded(str(esc['escalation'])))}. "
+        + f"<p>Escalation: respond within <b>{e(escalation_text(str(esc['response_time'])))}</b>; "
+        f"notify {e(escalation_text(str(esc['notification'])))}; "
+        f"escalation {e(escalation_text(str(esc['escalation'])))}. "
         f"On call now: <b>{e(_on_call_text(esc))}</b>.</p>"
         f"<table class='imsnb-findings' style='{TABLE_STYLE};width:100%'><thead><tr>{head}</tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table></div>"
@@ -140,8 +150,8 @@ def _on_call_text(esc: dict[str, Any]) -> str:
 
 def render_text(findings: list[Finding], data: dict[str, Any]) -> str:
     lines = [
-        f"Findings: {data['severity']} — escalation: {worded(data['escalation']['escalation'])}, "
-        f"respond within {worded(data['escalation']['response_time'])}"
+        f"Findings: {data['severity']} — escalation: {escalation_text(data['escalation']['escalation'])}, "
+        f"respond within {escalation_text(data['escalation']['response_time'])}"
     ]
     skipped = skipped_line(findings)
     if skipped:

@@ -2,7 +2,7 @@
 incident notebooks the findings point to.
 
     run = incident.begin("triage", incident_id=incident_id, ..., sample_s=sample_s, cache=True)  # set-up
-    findings = triage.key_findings(run.span, sample=run.sample)  # a finding per key metric (a source down: its own)
+    findings = triage.key_findings(run.window, sample=run.sample)  # a finding per key metric (a source down: its own)
     table = triage.key_metrics(findings)        # one row per key metric, worst first, with the period each covers
     triage.suggested_notebooks(findings)        # ["db_performance", "high_error_rate", ...]
 

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from helpers import read_summary, wait_until
 
-from imsnb import _started, actions, postgres
+from imsnb import actions, postgres, started_with
 from imsnb.cli import main
 from imsnb.runs.execute import run_notebook
 from imsnb.sandbox import Sandbox
@@ -123,7 +123,7 @@ def test_one_key_changes_nothing_and_says_which_is_missing(env, tmp_path, parame
 
 
 def test_an_exported_variable_is_not_the_run_key_of_a_headless_run(env, tmp_path, monkeypatch):
-    monkeypatch.setattr(_started, "_RUN_KEY", True)  # as an interactive kernel started with the run key
+    monkeypatch.setattr(started_with, "_RUN_KEY", True)  # as an interactive kernel started with the run key
     result = run_notebook("redis_cache", KEYS, incident_id="INC-A2", outputs=tmp_path)
     (flush,) = read_summary(result.folder)["actions"]
     assert flush["status"] == "planned" and "the run key is missing" in flush["detail"]
@@ -180,7 +180,7 @@ def test_desired_count_beyond_twice_current_is_refused_unless_widened(env, tmp_p
 
 
 def test_a_reused_pid_is_not_touched(env, monkeypatch):
-    monkeypatch.setattr(_started, "_RUN_KEY", True)  # as an interactive kernel started with the run key
+    monkeypatch.setattr(started_with, "_RUN_KEY", True)  # as an interactive kernel started with the run key
     gone = env.postgres.connect("ims-backend")
     gone.execute("SELECT 1")  # idle in transaction
     with postgres.Database("test-actions") as db:
@@ -199,7 +199,7 @@ def test_a_reused_pid_is_not_touched(env, monkeypatch):
 
 
 def test_the_cap_holds_and_imsnb_own_session_is_never_touched(env, monkeypatch):
-    monkeypatch.setattr(_started, "_RUN_KEY", True)  # as an interactive kernel started with the run key
+    monkeypatch.setattr(started_with, "_RUN_KEY", True)  # as an interactive kernel started with the run key
     stuck = [env.postgres.connect("ims-backend") for _ in range(7)]
     for conn in stuck:
         conn.execute("SELECT 1")  # each idle in transaction
@@ -272,7 +272,7 @@ def test_the_remediation_policy_is_separate_from_the_read_only_one(capsys):
 
 
 def test_cancel_is_the_gentler_step_for_a_long_statement(env, monkeypatch):
-    monkeypatch.setattr(_started, "_RUN_KEY", True)  # as an interactive kernel started with the run key
+    monkeypatch.setattr(started_with, "_RUN_KEY", True)  # as an interactive kernel started with the run key
     slow = env.postgres.connect("ims-reports", autocommit=True)
     errors: list[str] = []
 
@@ -303,7 +303,7 @@ def test_cancel_is_the_gentler_step_for_a_long_statement(env, monkeypatch):
 
 
 def test_failover_moves_the_writer_to_a_replica(env, monkeypatch):
-    monkeypatch.setattr(_started, "_RUN_KEY", True)  # as an interactive kernel started with the run key
+    monkeypatch.setattr(started_with, "_RUN_KEY", True)  # as an interactive kernel started with the run key
     rds = env.aws.client("rds")
     rds.create_db_cluster(
         DBClusterIdentifier="ims-postgres-cluster",
@@ -383,11 +383,11 @@ def test_target_modules_import_the_gate_and_the_gate_imports_no_target():
             if isinstance(n, ast.Attribute)
             and isinstance(n.value, ast.Name)
             and n.attr.startswith("_")
-            and n.value.id != "_started"
+            and n.value.id != "started_with"
             and not n.attr.startswith("__")
         }
         assert not reaches, f"{path.name} reaches into private names: {reaches}"
-        assert not {n for n in names if n.startswith("_") and n != "_started"}, path.name  # _started: the run key
+        assert not {n for n in names if n.startswith("_")}, path.name
         if path.name == "gate.py":
             assert not {m for m in imported if m.startswith("imsnb.actions")}, "the gate imports a target"
         elif path.name != "__init__.py":

@@ -15,9 +15,9 @@ import pytest
 from helpers import ROOT, read_summary
 
 from imsnb import archive
-from imsnb.archive.index import iso
 from imsnb.bundles import WINDOW_MIME
 from imsnb.errors import BadParameter
+from imsnb.runs.index import iso
 from imsnb.runs.summary import summarize
 from imsnb.window import parse_instant
 

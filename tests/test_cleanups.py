@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from helpers import read_summary
 
-from imsnb import _started, actions
+from imsnb import actions, started_with
 from imsnb.aws import Aws, logs
 from imsnb.errors import BadParameter
 from imsnb.runs.execute import run_notebook
@@ -46,7 +46,7 @@ def aws(moto, monkeypatch):
 
 @pytest.fixture
 def run_key(monkeypatch):
-    monkeypatch.setattr(_started, "_RUN_KEY", True)  # as an interactive kernel started with the run key
+    monkeypatch.setattr(started_with, "_RUN_KEY", True)  # as an interactive kernel started with the run key
 
 
 def _groups(moto, retention: dict[str, int | None]) -> None:

@@ -113,3 +113,38 @@ def test_the_shared_layer_imports_nothing_above_it():
         if area(name) in {"scrub", "errors", "files", "window", "period", "findings", "config"}:
             reached = {area(other) for other in top_level_imports(name)} & above
             assert not reached, f"{name} imports {sorted(reached)}"
+
+
+def every_import(name: str) -> set[str]:
+    """`top_level_imports` and the imports inside functions (lazy ones too): what `name` may load at some point."""
+    path = MODULES[name]
+    found = set(top_level_imports(name))
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            targets = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        else:
+            continue
+        for target in targets:
+            parts = target.split(".")
+            for i in range(2, len(parts) + 1):
+                above = ".".join(parts[:i])
+                if above in MODULES and above != name and not name.startswith(above + "."):
+                    found.add(above)
+    return found
+
+
+def test_runs_archive_and_notify_form_no_circle_even_lazily():
+    """The runs write folders and the incident index; the archive (listing, drafts, S3) and notify read them;
+    delivery sequences both. No edge back, not even one deferred into a function."""
+    layers = {"runs", "archive", "notify", "delivery"}
+    graph: dict[str, set[str]] = defaultdict(set)
+    for name in MODULES:
+        if area(name) in layers:
+            graph[area(name)] |= {area(o) for o in every_import(name) if area(o) in layers and area(o) != area(name)}
+    try:
+        order = tuple(TopologicalSorter(graph).static_order())
+    except CycleError as exc:
+        raise AssertionError(f"package circle: {' -> '.join(exc.args[1])}") from None
+    assert order.index("runs") < order.index("archive") < order.index("notify") < order.index("delivery"), order

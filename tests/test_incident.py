@@ -15,7 +15,7 @@ def test_begin_resolves_the_window_and_opens_only_what_the_notebook_reads(degrad
     run = incident.begin(
         "health_check", incident_id="INC-7", window=None, start="2026-11-29T20:17:00Z", end="2026-11-29T20:47:00Z"
     )
-    assert (run.span.start, run.span.end) == (
+    assert (run.window.start, run.window.end) == (
         datetime(2026, 11, 29, 20, 17, tzinfo=UTC),
         datetime(2026, 11, 29, 20, 47, tzinfo=UTC),
     )

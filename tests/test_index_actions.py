@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from imsnb import _started, actions, postgres
+from imsnb import actions, postgres, started_with
 from imsnb.errors import BadParameter
 from imsnb.sandbox.postgres import PostgresServer
 
@@ -59,7 +59,7 @@ def drop(server, name: str) -> None:
 
 
 def test_without_both_keys_nothing_is_built(server, db, monkeypatch):
-    monkeypatch.setattr(_started, "_RUN_KEY", False)
+    monkeypatch.setattr(started_with, "_RUN_KEY", False)
     plans = actions.create_index_actions(db, advice())
     outcome = actions.execute(plans, apply_actions=True, approver="jane")
     assert outcome["status"].tolist() == ["planned"]
@@ -72,7 +72,7 @@ def test_without_both_keys_nothing_is_built(server, db, monkeypatch):
 
 
 def test_both_keys_build_the_index_and_the_planner_uses_it(server, db, monkeypatch):
-    monkeypatch.setattr(_started, "_RUN_KEY", True)
+    monkeypatch.setattr(started_with, "_RUN_KEY", True)
     name = "imsnb_orders_customer_id_created_at"
     try:
         outcome = actions.execute(actions.create_index_actions(db, advice()), apply_actions=True, approver="jane")
@@ -94,7 +94,7 @@ def test_both_keys_build_the_index_and_the_planner_uses_it(server, db, monkeypat
 
 
 def test_the_cap_holds_and_a_bad_cap_is_refused(server, db, monkeypatch):
-    monkeypatch.setattr(_started, "_RUN_KEY", True)
+    monkeypatch.setattr(started_with, "_RUN_KEY", True)
     many = pd.concat([advice(("customer_id",)), advice(("created_at",))], ignore_index=True)
     try:
         outcome = actions.execute(
@@ -110,7 +110,7 @@ def test_the_cap_holds_and_a_bad_cap_is_refused(server, db, monkeypatch):
 
 
 def test_a_failed_build_leaves_an_invalid_index_that_the_next_run_drops(server, db, monkeypatch):
-    monkeypatch.setattr(_started, "_RUN_KEY", True)
+    monkeypatch.setattr(started_with, "_RUN_KEY", True)
     with (
         server.connect("ims-migrate", autocommit=True) as conn,
         pytest.raises(Exception, match="could not create unique index"),
@@ -130,7 +130,7 @@ def test_a_failed_build_leaves_an_invalid_index_that_the_next_run_drops(server, 
 
 
 def test_an_invalid_index_of_the_advised_name_is_dropped_before_anything_is_built(server, db, monkeypatch):
-    monkeypatch.setattr(_started, "_RUN_KEY", True)
+    monkeypatch.setattr(started_with, "_RUN_KEY", True)
     name = "imsnb_orders_customer_id"
     with (
         server.connect("ims-migrate", autocommit=True) as conn,

@@ -150,7 +150,7 @@ def test_a_postmortem_written_on_one_worker_is_every_workers_and_the_last_writte
     import sqlite3
     import zlib
 
-    from imsnb.archive import index
+    from imsnb.runs import index
 
     monkeypatch.setenv("DB_PASSWORD", SECRET)
     monkeypatch.setenv("IMSNB_STATE_URL", f"sqlite://{tmp_path}/state.sqlite")
@@ -182,7 +182,7 @@ def test_a_postmortem_written_on_one_worker_is_every_workers_and_the_last_writte
 
 
 def test_an_unusable_store_shows_this_folders_postmortem(tmp_path, monkeypatch, caplog):
-    from imsnb.archive import index
+    from imsnb.runs import index
 
     (tmp_path / "a-file").write_text("not a folder")
     monkeypatch.setenv("IMSNB_STATE_URL", f"sqlite://{tmp_path}/a-file/state.sqlite")

@@ -9,7 +9,7 @@ import time
 import pytest
 from helpers import finding, read_summary
 
-from imsnb import actions
+from imsnb import actions, started_with
 from imsnb.runs.execute import run_notebook
 from imsnb.sandbox import Sandbox
 
@@ -117,11 +117,9 @@ def test_the_delete_touches_only_the_instance_this_run_created(env, tmp_path):
 
 def test_the_wait_stays_under_the_cell_timeout(monkeypatch):
     """The runner's cell timeout (read at kernel start, counted from the cell's start) bounds every AWS wait."""
-    from imsnb import _started
-
     assert actions.wait_budget_s(3600) == pytest.approx(3600, abs=1), "no runner, no cell timeout: as asked"
-    monkeypatch.setattr(_started, "_cell_started", time.monotonic())
-    monkeypatch.setattr(_started, "_CELL_TIMEOUT_S", 600.0)
+    monkeypatch.setattr(started_with, "_cell_started", time.monotonic())
+    monkeypatch.setattr(started_with, "_CELL_TIMEOUT_S", 600.0)
     assert actions.wait_budget_s(3600) == pytest.approx(570, abs=2) and actions.wait_budget_s(30) == pytest.approx(30)
-    monkeypatch.setattr(_started, "_CELL_TIMEOUT_S", 1800.0)
+    monkeypatch.setattr(started_with, "_CELL_TIMEOUT_S", 1800.0)
     assert actions.wait_budget_s(3600) == pytest.approx(1770, abs=2)

@@ -7,7 +7,7 @@ plans as a table and applies them only when both keys are turned:
 - the notebook key: the parameter `apply_actions=True`, with `approver` naming who approved;
 - the run key: `imsnb run --allow-actions` (which sets IMSNB_ALLOW_ACTIONS=1 for the kernel; headless runs
   without the flag never see the variable), or `IMSNB_ALLOW_ACTIONS=1` in the environment of an interactive kernel
-  when it starts. It is read once, when imsnb is imported (`imsnb._started`); a later os.environ change (a named
+  when it starts. It is read once, when imsnb is imported (`imsnb.started_with`); a later os.environ change (a named
   environment, a cell) does not turn it.
 
 With one key, nothing happens and a line says which key is missing. With both, each plan re-checks its precondition
@@ -33,7 +33,7 @@ from typing import Any
 
 import pandas as pd
 
-from imsnb import _started
+from imsnb import started_with
 from imsnb.bundles import ACTIONS_MIME
 from imsnb.tables import table_html, table_text
 
@@ -51,7 +51,7 @@ __all__ = [
     "wait_for_status",
 ]
 
-ALLOW_ENV = _started.ALLOW_ENV
+ALLOW_ENV = started_with.ALLOW_ENV
 WAIT_MARGIN_S = 30.0  # long waits stop this long (or a fifth of the timeout, at least 5 s) before the cell timeout
 RECORD_KEYS = [
     "id",
@@ -143,7 +143,7 @@ def keys(apply_actions: bool = False, approver: str = "") -> Keys:
     """The two keys: the notebook's parameter and the run's key, as the process was started (never os.environ now)."""
     return Keys(
         notebook=apply_actions is True,
-        run=_started.run_key(),
+        run=started_with.run_key(),
         approver=" ".join(str(approver or "").split()),
     )
 
@@ -183,7 +183,7 @@ def _frame(records: list[dict[str, Any]]) -> pd.DataFrame:
 
 def _journal(record: dict[str, Any]) -> None:
     """Append the record to the runner's journal, on disk before anything else happens (no journal: nothing)."""
-    path = _started.journal_path()
+    path = started_with.journal_path()
     if path is None:
         return
     with open(path, "a", encoding="utf-8") as handle:
@@ -195,10 +195,10 @@ def _journal(record: dict[str, Any]) -> None:
 def wait_deadline(wait_s: float) -> tuple[float, str]:
     """time.monotonic() until which a long wait may go, and a note when the runner's cell timeout shortens it."""
     asked = time.monotonic() + wait_s
-    cell_end = _started.cell_deadline()
+    cell_end = started_with.cell_deadline()
     if cell_end is None:
         return asked, ""
-    timeout = _started.cell_timeout_s() or 0.0
+    timeout = started_with.cell_timeout_s() or 0.0
     bound = cell_end - min(WAIT_MARGIN_S, max(5.0, timeout / 5))
     if bound >= asked:
         return asked, ""

@@ -11,15 +11,17 @@ Everything shown comes from the runs' summary.json files, so the index can be re
 
 Where things are:
 
-    index.py      reading runs (this folder's, and other workers' from a shared store's catalogue), each run's
-                  window, the timeline, post-mortem and ticket; render / write index.html
+    (imsnb.runs.index: reading runs, this folder's and other workers' from a shared store's catalogue, each run's
+     window, the timeline, post-mortem and ticket; render / write index.html: the runner rewrites it after every
+     run, so it lives with the runs and this package only reads it)
     incidents.py  list, load and describe incidents (`imsnb archive list|show`)
     upload.py     S3 URL parsing, the upload of run folders (UploadFailed) and of the archive's index.html (every
                   run linked by its name in the archive)
 """
 
 from imsnb.archive.incidents import Incident, describe_incident, list_incidents, load_incident
-from imsnb.archive.index import (
+from imsnb.archive.upload import ARCHIVED, RUN_FILES, UploadFailed, parse_archive_url, upload
+from imsnb.runs.index import (
     INDEX,
     POSTMORTEM,
     POSTMORTEM_FIELDS,
@@ -37,7 +39,6 @@ from imsnb.archive.index import (
     worst,
     write_index,
 )
-from imsnb.archive.upload import ARCHIVED, RUN_FILES, UploadFailed, parse_archive_url, upload
 
 __all__ = [
     "ARCHIVED",

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imsnb.archive.index import INDEX, incident_runs, incident_window, read_runs, seconds_text, timeline, worst
 from imsnb.errors import BadParameter
+from imsnb.runs.index import INDEX, incident_runs, incident_window, read_runs, seconds_text, timeline, worst
 from imsnb.runs.parameters import check_incident_id
 from imsnb.runs.summary import status_word
 from imsnb.state.catalogue import remote_incidents, shared_store

@@ -17,9 +17,9 @@ from typing import Any
 
 from imsnb import config
 from imsnb.archive.incidents import Incident, load_incident
-from imsnb.archive.index import incident_window, read_postmortem, read_ticket, timeline
 from imsnb.files import write_atomic
 from imsnb.findings import Severity
+from imsnb.runs.index import incident_window, read_postmortem, read_ticket, timeline
 from imsnb.scrub import scrub
 
 DRAFT = "postmortem.md"

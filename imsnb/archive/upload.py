@@ -8,10 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from imsnb.archive.index import INDEX, render_incident
 from imsnb.aws import Aws
 from imsnb.errors import BadParameter, ImsnbError
 from imsnb.files import write_atomic
+from imsnb.runs.index import INDEX, render_incident
 from imsnb.state.catalogue import record_archived
 
 RUN_FILES = ("notebook.ipynb", "report.html", "summary.json")

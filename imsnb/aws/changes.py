@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from imsnb import _started
+from imsnb import started_with
 from imsnb.aws import Aws, aws_or_default, ecs, if_exists, rds
 from imsnb.errors import NotConfigured, Unreachable
 from imsnb.findings import Finding, Severity, threshold
@@ -173,7 +173,7 @@ def action_changes(incident_dir: Path | None, window: Window) -> list[dict[str, 
             for action in summary.get("actions") or [] if isinstance(summary, dict) else []:
                 if isinstance(action, dict):
                     records[str(action.get("id") or len(records))] = action
-    journal = _started.journal_path()
+    journal = started_with.journal_path()
     if journal is not None and journal.is_file():
         for line in journal.read_text(encoding="utf-8").splitlines():
             try:
@@ -191,7 +191,7 @@ def incident_folder(archive_dir: str = "") -> Path | None:
     this run into (its parent is the incident's folder); None for a notebook not run by `imsnb run`."""
     if archive_dir:
         return Path(archive_dir)
-    folder = _started.run_folder()
+    folder = started_with.run_folder()
     return folder.parent if folder is not None else None
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from imsnb.findings import Severity, skipped_target, skipped_text
-from imsnb.findings.escalation import worded
+from imsnb.findings.escalation import escalation_text
 from imsnb.runs.summary import status_word
 
 SHOWN_AT_LEAST = Severity.WARNING  # findings a multi-run summary lists
@@ -71,7 +71,8 @@ def print_escalation(summary: dict[str, Any]) -> None:
     if summary.get("escalation"):
         esc = summary["escalation"]
         who = esc.get("on_call_name") or esc["on_call"]
-        print(f"  escalation: {worded(esc['escalation'])}; notify {worded(esc['notification'])}; on call: {who}")
+        notify = escalation_text(esc["notification"])
+        print(f"  escalation: {escalation_text(esc['escalation'])}; notify {notify}; on call: {who}")
 
 
 def print_outcome(summary: dict[str, Any], actions: ActionPrinter | None = None) -> None:

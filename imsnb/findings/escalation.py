@@ -13,7 +13,7 @@ __all__ = [
     "Escalation",
     "escalation_for",
     "on_call",
-    "worded",
+    "escalation_text",
 ]
 
 
@@ -41,7 +41,7 @@ ESCALATION = {
 PRIMARY_HOURS = (time(9, 0), time(17, 0))
 
 
-def worded(value: str) -> str:
+def escalation_text(value: str) -> str:
     """The matrix's "None" as a reader takes it ("none"), not as a missing value."""
     return "none" if value == "None" else value
 

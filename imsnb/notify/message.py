@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from imsnb import config
 from imsnb.errors import ImsnbError
-from imsnb.findings import Severity, escalation_for, worded
+from imsnb.findings import Severity, escalation_for, escalation_text
 from imsnb.findings.oncall import on_call_now, role_contact
 
 SHOWN_MIN = Severity.WARNING
@@ -54,8 +54,8 @@ class Notice:
         esc = self.escalation
         out = [
             self.title,
-            f"worst severity {self.severity}; respond within {worded(esc['response_time'])}; "
-            f"notify {worded(esc['notification'])}; escalation {worded(esc['escalation'])}",
+            f"worst severity {self.severity}; respond within {escalation_text(esc['response_time'])}; "
+            f"notify {escalation_text(esc['notification'])}; escalation {escalation_text(esc['escalation'])}",
             f"on call now: {self.on_call_text}",
         ]
         if self.vp and esc.get("escalation") == "Page VP":

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from imsnb import config
-from imsnb._started import ALLOW_ENV, CELL_TIMEOUT_ENV, JOURNAL_ENV, RUN_FILES_ENV, RUN_FOLDER_ENV
 from imsnb.errors import BadParameter, NotConfigured
 from imsnb.findings import Severity, check_threshold_overrides
 from imsnb.progress import PROGRESS_ENV, Follower
@@ -32,6 +31,7 @@ from imsnb.runs.kernels import ForkServer, provisioner_class
 from imsnb.runs.parameters import check_bounds, check_incident_id, is_positive_seconds, validate
 from imsnb.runs.summary import merge_journal, note_unfinished_actions, read_journal, summarize
 from imsnb.scrub import scrubber
+from imsnb.started_with import ALLOW_ENV, CELL_TIMEOUT_ENV, JOURNAL_ENV, RUN_FILES_ENV, RUN_FOLDER_ENV
 from imsnb.state import check_store
 
 DEFAULT_TIMEOUT_S = 600
@@ -284,7 +284,7 @@ def kernel_environment(
 
     IMSNB_CONFIG: the kernel runs in notebooks/, so it is told which imsnb.toml the caller meant.
     IMSNB_ALLOW_ACTIONS: the run key of `imsnb.actions`; a headless run has it only with --allow-actions, never
-    inherited from an exported variable. The kernel reads it once, when imsnb is imported (`imsnb._started`).
+    inherited from an exported variable. The kernel reads it once, when imsnb is imported (`imsnb.started_with`).
     IMSNB_ACTIONS_JOURNAL: where the kernel writes each action as `applying` before it acts (write-ahead).
     IMSNB_CELL_TIMEOUT_S: the cell timeout, so that long waits (a restore) stop short of it.
     IMSNB_RUN_FOLDER, IMSNB_RUN_FILES: where the run will be written (a link to it, its incident's earlier runs),

@@ -26,6 +26,7 @@ from pathlib import Path
 from imsnb import config
 from imsnb.errors import BadParameter
 from imsnb.runs.html import render_report
+from imsnb.runs.index import write_index
 from imsnb.scrub import SUMMARY_KEYS_KEPT, scrub, scrub_tree
 from imsnb.state.catalogue import record_run
 
@@ -43,11 +44,6 @@ def check_writable(folder: Path) -> None:
 
 def refresh_index(incident_dir: Path) -> None:
     """Rewrite the incident's index.html; a failure there never costs the run (the index can be rebuilt)."""
-
-    # lazy: the one edge from runs back to the archive (which reads run folders and the notebook catalogue); at the
-    # top it would close a package circle runs -> archive -> runs
-    from imsnb.archive.index import write_index
-
     try:
         write_index(incident_dir)
     except OSError as exc:

@@ -11,7 +11,7 @@ Fork safety, checked rather than hoped for:
   so a `pandas.py` in the folder a suite was started from must never be among it;
 - the server never starts a thread, opens a socket to a target, creates a zmq context, a boto3 session or a
   matplotlib figure; it refuses to fork (and the runner starts a plain kernel instead) if a thread exists;
-- imsnb's own modules, which read the run key when first imported (`imsnb._started`), are dropped in the child
+- imsnb's own modules, which read the run key when first imported (`imsnb.started_with`), are dropped in the child
   and imported afresh by the kernel under the run's environment; the server itself never holds a key;
 - the child re-seeds numpy's global RNG, restores default signal handlers and re-applies MPLBACKEND from the run's
   environment, as a fresh interpreter would;
@@ -305,7 +305,7 @@ def _become_kernel(request: dict[str, Any]) -> None:
         os.environ.update(request["env"])
         os.chdir(request["cwd"])
         # imsnb reads what the run was started with (the run key, the journal, the cell timeout) when it is first
-        # imported (imsnb._started): none of imsnb's own modules cross the fork, so the kernel imports them afresh
+        # imported (imsnb.started_with): none of imsnb's own modules cross the fork, so the kernel imports them afresh
         # under this run's environment. Only the third-party modules they pulled in stay warm.
         for name in [m for m in sys.modules if m.split(".")[0] == "imsnb" and m != __name__]:
             del sys.modules[name]

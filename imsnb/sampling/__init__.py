@@ -1,6 +1,6 @@
 """Judge the incident, not the server's lifetime: cumulative counters sampled over the run.
 
-    sample = sampling.Sample(sample_s, db=db, cache=redis, window=span, taken_by="db_performance")  # setup cell
+    sample = sampling.Sample(sample_s, db=db, cache=redis, window=run.window, taken_by="db_performance")  # setup cell
     ...
     top = sample.statements()            # in a section: waits only for what remains of sample_s, then deltas
 

@@ -15,7 +15,7 @@ import pytest
 import redis
 from helpers import read_summary
 
-from imsnb import _started, actions
+from imsnb import actions, started_with
 from imsnb.cache import Cache
 from imsnb.cli import main
 from imsnb.runs.execute import run_notebook
@@ -72,7 +72,7 @@ def _restart_on_the_same_port(server: RedisServer) -> subprocess.Popen:
 
 
 def test_a_flush_planned_against_one_server_is_not_sent_to_a_restarted_one(monkeypatch):
-    monkeypatch.setattr(_started, "_RUN_KEY", True)  # as a kernel started with --allow-actions
+    monkeypatch.setattr(started_with, "_RUN_KEY", True)  # as a kernel started with --allow-actions
     server = RedisServer().start()
     restarted = None
     try:

@@ -1,6 +1,6 @@
 """Guarantee 9: kernels forked from a warm parent (imsnb.runs.kernels) are as isolated as freshly started ones — their
 own process and process group, the run's environment and key, a fresh namespace and random state, imsnb's modules
-imported afresh (so `imsnb._started` reads this run's key) — and a dead parent costs a plain kernel, not a run."""
+imported afresh (so `imsnb.started_with` reads this run's key) — and a dead parent costs a plain kernel, not a run."""
 
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ from imsnb.runs.kernels import ForkServer
 FACTS = """
 import json, sys
 import imsnb.config as shared_module
-from imsnb import _started
+from imsnb import started_with
 leaked, shared_module._leak_test = getattr(shared_module, "_leak_test", None), os.getpid()
 import numpy, matplotlib
 print("FACTS " + json.dumps({
     "pid": os.getpid(), "ppid": os.getppid(), "pgid": os.getpgid(0), "leak": leaked,
-    "key": _started.run_key(), "mark": os.environ.get("IMSNB_TEST_MARK"),
+    "key": started_with.run_key(), "mark": os.environ.get("IMSNB_TEST_MARK"),
     "warm": getattr(sys.modules.get("imsnb.runs.kernels"), "FORKED_FROM", None) is not None,
     "rand": numpy.random.rand(), "cwd": os.getcwd(),
     "backend": matplotlib.get_backend().lower(),
