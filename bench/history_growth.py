@@ -7,7 +7,8 @@ The old format (every snapshot whole) is measured in the same run as the baselin
 store of whole snapshots to read from.
 
 Prints:
-  stored    bytes per day of history (by the day the snapshots were taken) and the total against the cap
+  stored    bytes per day of history (by the day the snapshots were taken), the total against the cap, and 14 days
+            projected from the days written at each spacing (every minute, 15 min, hourly: --days 5 sees all three)
   write     the median time of one `add` (the store on tmpfs: no fsync measured)
   read      the time to answer a window on day 1 (the oldest: the latest snapshot at or before its start, rebuilt)
             against the same read from whole snapshots (ratio), and that both give the same counters
@@ -27,10 +28,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from imsnb.history import INSERT_SNAPSHOT, History, Snapshot
+from imsnb.history_chains import TIERS, kept_every
 from imsnb.sampling.deltas import PG_STATEMENTS
 
 TARGET = "postgres bench:5432/app"
 CAP_MB = 200
+LOOKBACK = max(width for _, width in TIERS) + timedelta(minutes=2)  # the widest bucket's last snapshot, and jitter
 BYTES_BY_DAY = """
 SELECT
     floor((taken_at - :start) / 86400) AS day,
@@ -63,13 +66,33 @@ def move(rows: list[list], fraction: float, same: float, rnd: random.Random) -> 
 
 
 def answer(history: History, at: datetime) -> tuple[float, Snapshot | None]:
-    """A window starting at `at`, as the window rule reads it: the stored snapshots listed, the latest at or before
-    `at` read, in one read transaction. (seconds, the snapshot)."""
+    """A window starting at `at`, as the window rule reads it: the stored snapshots listed (as far back as the
+    history keeps them apart at that age), the latest at or before `at` read, in one read transaction. (seconds,
+    the snapshot)."""
     started = time.perf_counter()
     with history.reading():
-        refs = history.stored(TARGET, PG_STATEMENTS, earliest=at - timedelta(minutes=15), latest=at)
+        refs = history.stored(TARGET, PG_STATEMENTS, earliest=at - LOOKBACK, latest=at)
         found = history.load(refs[-1]) if refs else None
     return time.perf_counter() - started, found
+
+
+def fourteen_days(by_day: list[tuple]) -> str:
+    """14 days projected from the days written: each day of the 14 at the mean of the measured days kept at the same
+    spacing (the newest every minute, then each tier of `TIERS`); "" when a spacing was not measured."""
+    measured: dict[timedelta, list[int]] = {}
+    for age, (_, _, size, _) in enumerate(reversed(by_day)):  # age 0: the newest day
+        measured.setdefault(kept_every(timedelta(days=age + 0.5)), []).append(size)
+    widths = [kept_every(timedelta(days=age + 0.5)) for age in range(14)]
+    if any(width not in measured for width in widths):
+        return ""  # too few days written to see every tier (--days 5 sees all three)
+    per_tier = {width: statistics.mean(measured[width]) for width in set(widths)}
+    total = sum(per_tier[width] for width in widths)
+    spacing = {w: "every minute" if not w else f"one per {w.total_seconds() / 60:g} min" for w in per_tier}
+    parts = ", ".join(
+        f"{widths.count(w)} day(s) at {per_tier[w] / 1e6:.1f} MB ({spacing[w]})" for w in sorted(per_tier)
+    )
+    fits = "fits" if total <= CAP_MB * 2**20 else "DOES NOT FIT"
+    return f"stored: 14 days projected: {parts}: {total / 1e6:.1f} MB ({fits} the {CAP_MB} MB cap)"
 
 
 def whole_store(path: Path, snapshots: list[Snapshot]) -> History:
@@ -99,7 +122,7 @@ def main(days: float, count: int, moving: float, same: float) -> None:
             snapshot = Snapshot(TARGET, PG_STATEMENTS, at, "bench", "2026-11-01T00:00:00+00:00|None", rows)
             if minute % 60 == 0:
                 whole_sizes.append(len(snapshot.to_row()["data"]))
-            if at <= check_at and check_at - at < timedelta(minutes=15):
+            if at <= check_at and check_at - at < LOOKBACK:
                 kept.append(Snapshot(TARGET, PG_STATEMENTS, at, "bench", snapshot.epoch, [list(r) for r in rows]))
             started = time.perf_counter()
             history.add(snapshot, now=at)
@@ -122,15 +145,9 @@ def main(days: float, count: int, moving: float, same: float) -> None:
             f"stored: {total / 1e6:.1f} MB of snapshot data ({file_size / 1e6:.1f} MB file) for {days:g} days "
             f"against the {CAP_MB} MB cap: {'fits' if total <= CAP_MB * 2**20 else 'DOES NOT FIT'}"
         )
-        if len(by_day) >= 2:  # the newest day at full resolution, every older day downsampled alike
-            older = statistics.mean(b for _, _, b, _ in by_day[:-1])
-            newest = by_day[-1][2]
-            projected = newest + 13 * older
-            print(
-                f"stored: per day: {newest / 1e6:.1f} MB for the newest (every minute), {older / 1e6:.1f} MB for each "
-                f"older day (one per 15 min); 14 days: {projected / 1e6:.1f} MB "
-                f"({'fits' if projected <= CAP_MB * 2**20 else 'DOES NOT FIT'} the {CAP_MB} MB cap)"
-            )
+        projection = fourteen_days(by_day)
+        if projection:
+            print(projection)
         print(f"write:  median add {statistics.median(writes) * 1000:.1f} ms, slowest {max(writes) * 1000:.0f} ms")
 
         old = whole_store(Path(work) / "whole.sqlite", kept)  # the old format kept every minute

@@ -15,7 +15,8 @@ Downsampling (TIERS): snapshots older than a day are kept one per 15-minute buck
 hour (the last of the bucket, per statistics epoch, so the last one before a restart stays too):
 with 20% of 5,000 statements moving each minute, nearly every statement moves within 15 minutes, so an older
 15-minute snapshot costs almost a whole one; hourly ones past three days keep 14 days under the 200 MB cap
-(`bench/history_growth.py`). "This time last week" is then read from within the hour before it.
+(`bench/history_growth.py`). The window rule's slack grows with the spacing (`kept_every`), so "this time last week"
+starts from the snapshot kept within the hour before it (for a window of an hour or more).
 """
 
 from __future__ import annotations
@@ -172,6 +173,15 @@ def downsample(conn: Any, chains: Chains, target: str, source: str, now: datetim
         dropped += _downsample(conn, chains, {**series, "lo": lo, "hi": hi}, width)
         lo = hi
     return dropped
+
+
+def kept_every(age: timedelta) -> timedelta:
+    """How far apart the history keeps snapshots this old (TIERS; zero: every one is kept)."""
+    width = timedelta(0)
+    for tier_age, tier_width in TIERS:
+        if age > tier_age:
+            width = tier_width
+    return width
 
 
 def _edge(at: datetime, width: timedelta) -> float:

@@ -221,3 +221,27 @@ def test_a_read_transaction_sees_its_snapshot_while_a_compaction_drops_it(pg):
         assert as_set(history.load(refs[-1]).data) == as_set(expected)
     assert history.load(refs[-2]) is None
     assert as_set(history.load(refs[-1]).data) == as_set(expected), "the bucket's last, rewritten, same counters"
+
+
+def test_a_window_four_days_back_starts_from_the_hourly_snapshot_before_it(tmp_path):
+    """Past three days the history keeps the last snapshot of each hour: a window starting at 10:30 four days ago
+    starts from the one kept at 09:59 (its slack grows with the spacing), not from 10:59, which would leave its first
+    half hour out; a 15-minute window there is not stretched by more than its own length."""
+    from imsnb.sampling.start import window_start
+    from imsnb.window import Window
+
+    history = History(tmp_path / "h.sqlite")
+    epoch = "2026-11-01T00:00:00+00:00|2026-11-01T00:00:00+00:00"
+    day = (NOW - timedelta(days=4)).replace(hour=10, minute=30)
+    kept = [day.replace(minute=59) + timedelta(hours=h) for h in (-2, -1, 0, 1, 2)]  # 08:59 ... 12:59
+    for i, at in enumerate(kept):
+        history.add(Snapshot(TARGET, PG_STATEMENTS, at, "imsnb record", epoch, [["1", "app", "app", i]]), now=at)
+    now = Snapshot(TARGET, PG_STATEMENTS, NOW, "tests", epoch, [["1", "app", "app", 9]])
+    latest = NOW - timedelta(seconds=1)
+    chosen, _ = window_start(Window(day, day + timedelta(hours=2)), now, history, older_than=latest)
+    assert chosen is not None and chosen.basis == "history" and chosen.start == kept[1], chosen
+    short, _ = window_start(Window(day, day + timedelta(minutes=15)), now, history, older_than=latest)
+    assert short is not None and short.start == kept[2], "a 15-min window: the slack stays 15 min, the first inside"
+    assert history_chains.kept_every(timedelta(days=4)) == timedelta(hours=1)
+    assert history_chains.kept_every(timedelta(hours=30)) == timedelta(minutes=15)
+    assert history_chains.kept_every(timedelta(hours=2)) == timedelta(0)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from imsnb.history import History, Snapshot, Stored
+from imsnb.history_chains import kept_every
 from imsnb.period import duration
 from imsnb.sampling.cache import counters_went_down
 from imsnb.sampling.deltas import REDIS_INFO, counters_since, epoch_reset_note, epoch_start, same_epoch
@@ -49,9 +50,16 @@ class Start:
     note: str
 
 
-def slack(window: Window) -> timedelta:
-    """How long before the window's start a stored snapshot may have been taken and still stand for it (rule 2)."""
-    return min(SLACK_MAX, max(SLACK_MIN, timedelta(seconds=window.seconds / 4)))
+def slack(window: Window, now: datetime | None = None) -> timedelta:
+    """How long before the window's start a stored snapshot may have been taken and still stand for it (rule 2): a
+    quarter of the window, SLACK_MIN to SLACK_MAX; where the history keeps snapshots further apart at the start's
+    age (`now` - start: one per 15 min past a day, one an hour past three days, `history_chains.kept_every`), as far
+    as that spacing reaches, but never more than the window's own length (the period at most doubles)."""
+    base = min(SLACK_MAX, max(SLACK_MIN, timedelta(seconds=window.seconds / 4)))
+    if now is None:
+        return base
+    kept = kept_every(now - window.start)
+    return max(base, min(kept + SLACK_MIN, timedelta(seconds=window.seconds))) if kept else base
 
 
 def window_start(
@@ -81,7 +89,7 @@ def _from_history(
     window: Window, after: Snapshot, history: History, *, older_than: datetime, first: Snapshot | None, live: bool
 ) -> tuple[Start | None, str]:
     """Rules 2 and 3 (and Redis's CONFIG RESETSTAT seen between stored snapshots)."""
-    earliest = window.start - slack(window)
+    earliest = window.start - slack(window, after.taken_at)
     loaded: dict[int, Snapshot] = {}
     if after.source == REDIS_INFO:  # small: read with their counters, to find a CONFIG RESETSTAT between them
         found = history.newest(after.target, after.source, earliest=earliest, latest=older_than, limit=MAX_REDIS_SCAN)
