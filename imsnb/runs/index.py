@@ -282,26 +282,7 @@ def render_index(
     ticket_line = f'<p>Ticket: <a class=ticket href="{e(ticket["url"])}">{e(ticket["key"])}</a></p>\n' if ticket else ""
     window = incident_window(runs)
     worst_seen = worst([r.get("severity") for r in runs]) or "none"
-    rows = []
-    for run in runs:
-        status, severity = str(run.get("status") or "?"), str(run.get("severity") or "none")
-        name = e(str(run.get("notebook") or run["folder"]))
-        folder = archived(run) if archived is not None else (None if run.get("remote") else run["folder"])
-        if folder is not None:
-            link = e(quote(folder))
-            notebook = f'<a href="{link}/report.html">{name}</a>'
-            files = f'<a href="{link}/notebook.ipynb">notebook</a> · <a href="{link}/summary.json">summary</a>'
-        else:  # another worker's folder, or one not in the archive: said where it is, not linked
-            notebook = name
-            worker, location = run.get("worker") or worker_name(), run.get("location") or run["folder"]
-            where = f"on {e(str(worker))}: <code>{e(str(location))}</code>"
-            files = f"not in this archive; {where}" if archived is not None else where
-        rows.append(
-            f"<tr><td class=t>{e(str(run.get('started_at') or ''))}</td><td class=t>{notebook}</td>"
-            f'<td class="t {e(status)}">{e(status_word(status))}</td><td class="{e(severity)}">{e(severity)}</td>'
-            f"<td class=n>{e(seconds_text(run.get('duration_s')))}</td><td class=t>{e(run_window_text(run))}</td>"
-            f"<td class=f>{files}</td></tr>"
-        )
+    rows = [_run_row(run, archived) for run in runs]
     events = [
         f"<tr><td class=t>{e(ev['at'])}</td><td>{e(ev['source'])}</td><td>{e(ev['kind'])}</td>"
         f'<td class="{e(ev["level"])}">{e(ev["level"])}</td><td class=w>{e(ev["what"])}</td>'
@@ -342,6 +323,29 @@ cannot keep what is typed into it: write the post-mortem in <code>{POSTMORTEM}</
 <details><summary>{POSTMORTEM} to start from</summary><pre>{template}</pre></details>
 </body></html>
 """
+
+
+def _run_row(run: dict[str, Any], archived: Callable[[dict[str, Any]], str | None] | None) -> str:
+    """One run's row: linked where its folder is (this folder's, or its name in the archive), else said where it is."""
+    e = html.escape
+    status, severity = str(run.get("status") or "?"), str(run.get("severity") or "none")
+    name = e(str(run.get("notebook") or run["folder"]))
+    folder = archived(run) if archived is not None else (None if run.get("remote") else run["folder"])
+    if folder is not None:
+        link = e(quote(folder))
+        notebook = f'<a href="{link}/report.html">{name}</a>'
+        files = f'<a href="{link}/notebook.ipynb">notebook</a> · <a href="{link}/summary.json">summary</a>'
+    else:  # another worker's folder, or one not in the archive: said where it is, not linked
+        notebook = name
+        worker, location = run.get("worker") or worker_name(), run.get("location") or run["folder"]
+        where = f"on {e(str(worker))}: <code>{e(str(location))}</code>"
+        files = f"not in this archive; {where}" if archived is not None else where
+    return (
+        f"<tr><td class=t>{e(str(run.get('started_at') or ''))}</td><td class=t>{notebook}</td>"
+        f'<td class="t {e(status)}">{e(status_word(status))}</td><td class="{e(severity)}">{e(severity)}</td>'
+        f"<td class=n>{e(seconds_text(run.get('duration_s')))}</td><td class=t>{e(run_window_text(run))}</td>"
+        f"<td class=f>{files}</td></tr>"
+    )
 
 
 def write_index(incident_dir: Path | str) -> Path:
