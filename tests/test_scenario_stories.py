@@ -66,6 +66,12 @@ BLIND = {
         "aws.elasticache.memory_used",
     ),
 }
+# What a follow-up must find in AWS, where the scenario seeds it (the other seeded AWS problems are BLIND's).
+AWS_FOUND = {
+    "db-degradation": ("db_performance", "aws.rds.cpu"),
+    "error-spike": ("high_error_rate", "aws.logs.error_rate"),
+    "disk-pressure": ("disk_usage", "aws.rds.free_storage"),
+}
 # Follow-ups that must plan no rollback: the error lines name the database and no deployment preceded them.
 NO_ROLLBACK = {"db-degradation", "error-spike", "api-degraded"}
 
@@ -142,6 +148,13 @@ def test_the_follow_ups_confirm_what_triage_flagged(scenario, degraded, use_env,
         assert check in {f["check"] for f in found}, (
             f"{scenario}: triage is blind to it ({why}); {notebook} found {seen}"
         )
+    if scenario in AWS_FOUND:
+        notebook, check = AWS_FOUND[scenario]
+        assert notebook in follow_ups, f"{scenario}: triage did not suggest {notebook} ({sorted(follow_ups)})"
+        found = {f["check"] for f in at_least_warning(follow_ups[notebook]["findings"])}
+        assert check in found, f"{scenario}: {notebook} found {sorted(found)}"
+    secret = sandbox.aws.secret_key.encode()
+    assert not any(secret in p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()), "the AWS key leaked"
     if scenario in NO_ROLLBACK:  # the error lines name the database: a release would not fix it
         rollbacks = [a for a in follow_ups["high_error_rate"]["actions"] if a["action"].startswith("ecs_rollback")]
         assert rollbacks == [], rollbacks
