@@ -257,49 +257,25 @@ def _ticket(key: str, notice: Notice, files: list, incident_dir: Path) -> list[d
         return [_failed("jira", str(exc), "ticket")]
     records = []
     where: jira.Site | None = None
+    unknown: DeliveryFailed | None = None
     try:
         where = jira.site()  # Cloud or Server/Data Center: asked once, before either call
     except DeliveryFailed as exc:
         unknown = exc
     opened = None
     if key == jira.NEW:  # the incident's issue: the one its archive names, else a new one, opened once
-        created: dict[str, Any] = {}
-
-        def open_issue() -> str:
-            created["asked"] = True
-            if where is None:
-                raise unknown
-            created["fields"] = _scrub(jira.issue_fields(where, notice, jira.new_issue_settings()))
-            created["key"], created["priority"] = jira.create_issue(where, created["fields"])
-            return created["key"]
-
-        # under the incident folder's lock (two runs on this worker) and the shared store's (two workers with
-        # their own folders): two runs of one incident at once open one issue, the second reuses it
-        with _incident_locked(incident_dir):
-            key = archive.ticket_key(incident_dir) or ""
-            if not key:
-                try:
-                    key, said = _incident_issue(incident_dir.name, open_issue, created)
-                except (DeliveryFailed, BadParameter, OSError) as exc:
-                    return [{**_failed("jira", str(exc), "ticket"), "detail": "open the incident's issue"}]
-                records += said
-                opened = _now() if "key" in created else None
-                # kept at once: a run that stops before the end must not leave the next one to open a second issue
-                _write_json(incident_dir / TICKET_FILE, _ticket_record(incident_dir, key, opened))
-        if opened:
-            priority = created["priority"]
-            set_as = f"priority {priority}" if priority else "no priority (not on the project's create screen)"
-            detail = f"{key}: opened in {created['fields']['project']['key']}, {set_as}"
-            records.append(
-                {"channel": "jira", "status": "sent", "error": None, "detail": detail, "mode": "ticket", "at": opened}
-            )
+        found, opened, said = _incident_key(notice, where, unknown, incident_dir)
+        records += said
+        if found is None:
+            return records
+        key = found
     calls = [("attach", lambda site: jira.attach(site, key, files))]
     if not opened:  # an issue opened just now has the findings as its description: the same comment adds nothing
         calls.append(("comment", lambda site: jira.comment(site, key, _scrub(jira.comment_body(site, notice)))))
     for what, call in calls:
         try:
             if where is None:
-                raise unknown
+                raise unknown or DeliveryFailed("jira: the site could not be asked")
             detail = call(where)
         except (DeliveryFailed, OSError) as exc:
             records.append({**_failed("jira", str(exc), "ticket"), "detail": f"{what} {key}"})
@@ -320,6 +296,47 @@ def _ticket(key: str, notice: Notice, files: list, incident_dir: Path) -> list[d
     except OSError as exc:
         records.append(_failed("index", f"index.html not rewritten with the ticket link: {exc}", "ticket"))
     return records
+
+
+def _incident_key(
+    notice: Notice, where: jira.Site | None, unknown: DeliveryFailed | None, incident_dir: Path
+) -> tuple[str | None, str | None, list[dict[str, Any]]]:
+    """`--ticket new`: the incident's issue key (the one its archive names, else one opened now), when imsnb opened
+    it (None: it was there), and the records to keep; the key is None when no issue could be opened (the failure is
+    in the records). `unknown`: why the Jira site could not be asked (`where` None)."""
+    created: dict[str, Any] = {}
+
+    def open_issue() -> str:
+        created["asked"] = True
+        if where is None:
+            raise unknown or DeliveryFailed("jira: the site could not be asked")
+        created["fields"] = _scrub(jira.issue_fields(where, notice, jira.new_issue_settings()))
+        created["key"], created["priority"] = jira.create_issue(where, created["fields"])
+        return created["key"]
+
+    records: list[dict[str, Any]] = []
+    opened = None
+    # under the incident folder's lock (two runs on this worker) and the shared store's (two workers with their own
+    # folders): two runs of one incident at once open one issue, the second reuses it
+    with _incident_locked(incident_dir):
+        key = archive.ticket_key(incident_dir) or ""
+        if not key:
+            try:
+                key, said = _incident_issue(incident_dir.name, open_issue, created)
+            except (DeliveryFailed, BadParameter, OSError) as exc:
+                return None, None, [{**_failed("jira", str(exc), "ticket"), "detail": "open the incident's issue"}]
+            records += said
+            opened = _now() if "key" in created else None
+            # kept at once: a run that stops before the end must not leave the next one to open a second issue
+            _write_json(incident_dir / TICKET_FILE, _ticket_record(incident_dir, key, opened))
+    if opened:
+        priority = created["priority"]
+        set_as = f"priority {priority}" if priority else "no priority (not on the project's create screen)"
+        detail = f"{key}: opened in {created['fields']['project']['key']}, {set_as}"
+        records.append(
+            {"channel": "jira", "status": "sent", "error": None, "detail": detail, "mode": "ticket", "at": opened}
+        )
+    return key, opened, records
 
 
 def _incident_issue(
