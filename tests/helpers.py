@@ -52,8 +52,14 @@ def present_began(sandbox) -> datetime:
     return datetime.now(UTC) - timedelta(seconds=time.monotonic() - sandbox.past_recorded_at)
 
 
+UNDER_WAY_S = 8.0  # how long an incident has been going when someone runs a notebook on it, at least
+
+
 def window_from_present(sandbox) -> dict[str, str]:
-    """Notebook parameters for a window from the sandbox's present to now."""
+    """Notebook parameters for a window from the sandbox's present to now, the present under way for UNDER_WAY_S at
+    least (waited for on a sandbox just started): a run that finds the stored past takes no sample of its own, so
+    its period is the present so far, and a present of a second holds too few calls to judge."""
+    time.sleep(max(0.0, sandbox.past_recorded_at + UNDER_WAY_S - time.monotonic()))
     return {"start": present_began(sandbox).isoformat()}
 
 

@@ -226,7 +226,7 @@ def test_a_read_transaction_sees_its_snapshot_while_a_compaction_drops_it(pg):
 def test_a_window_four_days_back_starts_from_the_hourly_snapshot_before_it(tmp_path):
     """Past three days the history keeps the last snapshot of each hour: a window starting at 10:30 four days ago
     starts from the one kept at 09:59 (its slack grows with the spacing), not from 10:59, which would leave its first
-    half hour out; a 15-minute window there is not stretched by more than its own length."""
+    half hour out; a 15-minute window there (10:50-11:05) is not stretched to 09:59: it starts at 10:59."""
     from imsnb.sampling.start import window_start
     from imsnb.window import Window
 
@@ -240,7 +240,8 @@ def test_a_window_four_days_back_starts_from_the_hourly_snapshot_before_it(tmp_p
     latest = NOW - timedelta(seconds=1)
     chosen, _ = window_start(Window(day, day + timedelta(hours=2)), now, history, older_than=latest)
     assert chosen is not None and chosen.basis == "history" and chosen.start == kept[1], chosen
-    short, _ = window_start(Window(day, day + timedelta(minutes=15)), now, history, older_than=latest)
+    quarter = Window(day + timedelta(minutes=20), day + timedelta(minutes=35))  # 10:50-11:05
+    short, _ = window_start(quarter, now, history, older_than=latest)
     assert short is not None and short.start == kept[2], "a 15-min window: the slack stays 15 min, the first inside"
     assert history_chains.kept_every(timedelta(days=4)) == timedelta(hours=1)
     assert history_chains.kept_every(timedelta(hours=30)) == timedelta(minutes=15)

@@ -192,3 +192,19 @@ def test_an_unusable_store_shows_this_folders_postmortem(tmp_path, monkeypatch, 
     page = index.write_index(incident).read_text()
     assert "the disk filled" in page and "Post-mortem as written" not in page
     assert any("post-mortem of other workers not read" in r.getMessage() for r in caplog.records)
+
+
+def test_another_workers_postmortem_is_scrubbed_of_this_workers_secrets(tmp_path, monkeypatch):
+    """Worker A does not know B's database password, pasted into A's postmortem.json: B's index never shows it."""
+    from imsnb.runs import index
+
+    monkeypatch.setenv("IMSNB_STATE_URL", f"sqlite://{tmp_path}/state.sqlite")
+    monkeypatch.delenv("DB_PASSWORD", raising=False)
+    a, b = tmp_path / "a" / "INC-X", tmp_path / "b" / "INC-X"
+    _run(a, "20260208T153000Z-triage", "triage", "2026-02-08T15:30:00Z", "ERROR")
+    _run(b, "20260208T154000Z-triage", "triage", "2026-02-08T15:40:00Z", "ERROR")
+    (a / "postmortem.json").write_text(json.dumps({"root_cause": f"B's password {SECRET} pasted on A"}))
+    index.write_index(a)  # A does not know B's secret
+    monkeypatch.setenv("DB_PASSWORD", SECRET)  # B does
+    page = index.write_index(b).read_text()
+    assert "pasted on A" in page and SECRET not in page

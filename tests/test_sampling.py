@@ -45,9 +45,10 @@ def degraded_sample(degraded):
     its present began. The sandbox seeded the history store with a snapshot of its past then, so the numbers reach
     back to it. (A window reaching back over the sandbox's start would hold its past too: its statistics started
     inside it, test_window_rule.py.)"""
-    # The past must lie before this run's first snapshot (the Sample uses stored snapshots at least 0.5 s older):
-    # when this module runs first, right after the sandbox started, the seeded one can be younger than that.
-    time.sleep(max(0.0, degraded.past_recorded_at + 1.0 - time.monotonic()))
+    # The incident has been under way for a while when someone runs imsnb: at least SAMPLE_S since its present began
+    # (the run then reads the stored past and takes no sample of its own: the period is the present so far). When
+    # this module runs first, right after the sandbox started, that has to be waited for.
+    time.sleep(max(0.0, degraded.past_recorded_at + SAMPLE_S - time.monotonic()))
     with _db(degraded) as db:
         span = Window(present_began(degraded), datetime.now(UTC))
         sample = sampling.Sample(SAMPLE_S, db=db, window=span, taken_by="tests", history=History())
@@ -286,7 +287,7 @@ def test_db_performance_judges_the_sample_and_says_the_period(private_sandbox, t
     fresh = private_sandbox("db-degradation")
     for key, value in fresh.env().items():
         monkeypatch.setenv(key, value)
-    params = {"sample_s": "8", **window_from_present(fresh)}  # the incident: the sandbox's present
+    params = {"sample_s": "8", **window_from_present(fresh)}  # the incident: the sandbox's present, under way
     result = run_notebook("db_performance", params, incident_id="INC-13", outputs=tmp_path / "out")
     summary = read_summary(result.folder)
     assert summary["status"] == "ok", summary.get("error")

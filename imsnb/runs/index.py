@@ -15,6 +15,7 @@ import logging
 import os
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -196,10 +197,14 @@ def incident_postmortem(incident_dir: Path) -> Postmortem | None:
     warning; this folder's is shown all the same."""
     local = _local_postmortem(Path(incident_dir))
     try:
-        return shared_postmortem(incident_dir, local)
+        written = shared_postmortem(incident_dir, local)
     except Exception as exc:  # noqa: BLE001 - the store never costs the local post-mortem
         logging.getLogger(__name__).warning("post-mortem of other workers not read for %s: %s", incident_dir, exc)
         return local
+    if written is None or written is local:
+        return written
+    # written on another worker, scrubbed there of that worker's secrets: scrubbed here of this one's too
+    return replace(written, fields=scrub_tree(written.fields, config.secret_values()))
 
 
 def _local_postmortem(incident_dir: Path) -> Postmortem | None:

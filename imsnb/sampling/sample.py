@@ -173,7 +173,10 @@ class Sample:
         if source not in self._starts:
             first = self.first[source]
             live = self.window is not None and not self._past_window_note(first)
-            self._starts[source] = self._window_start(first, first, live=True) if live else (None, "")
+            try:
+                self._starts[source] = self._read_window_start(first, first, live=True) if live else (None, "")
+            except Exception:  # noqa: BLE001 - not kept: the delta reads the store again, and says if it fails
+                return False
         return self._starts[source][0] is not None
 
     def _delta_of(self, source: str, after: Snapshot) -> Delta:
@@ -220,16 +223,21 @@ class Sample:
         )
 
     def _window_start(self, after: Snapshot, first: Snapshot | None, *, live: bool) -> tuple[Start | None, str]:
-        """The window rule's first three steps (`start.window_start`); (None, "") without a window. Snapshots
-        stored from this run's first one on (or from now, without one) are this run's or a concurrent run's."""
-        if self.window is None:
-            return None, ""
-        older_than = (first.taken_at if first is not None else after.taken_at) - timedelta(seconds=0.5)
+        """The window rule's first three steps (`start.window_start`); (None, "") without a window, or when the
+        store cannot be read (said in `store_problems`)."""
         try:
-            return window_start(self.window, after, self.history, older_than=older_than, first=first, live=live)
+            return self._read_window_start(after, first, live=live)
         except Exception as exc:  # noqa: BLE001 - an unreadable store costs the history, not the diagnosis
             self.store_problems.failed("history store not read", exc, missed="history")
             return None, ""
+
+    def _read_window_start(self, after: Snapshot, first: Snapshot | None, *, live: bool) -> tuple[Start | None, str]:
+        """`_window_start`, raising what the store raises. Snapshots stored from this run's first one on (or from now,
+        without one) are this run's or a concurrent run's."""
+        if self.window is None:
+            return None, ""
+        older_than = (first.taken_at if first is not None else after.taken_at) - timedelta(seconds=0.5)
+        return window_start(self.window, after, self.history, older_than=older_than, first=first, live=live)
 
     # -- what the sections ask for ---------------------------------------------------------------------------------
 

@@ -89,11 +89,16 @@ def _from_history(
     window: Window, after: Snapshot, history: History, *, older_than: datetime, first: Snapshot | None, live: bool
 ) -> tuple[Start | None, str]:
     """Rules 2 and 3 (and Redis's CONFIG RESETSTAT seen between stored snapshots)."""
-    earliest = window.start - slack(window, after.taken_at)
+    earliest = window.start - slack(window, older_than)  # the age as of this run's first snapshot: one answer
     loaded: dict[int, Snapshot] = {}
     if after.source == REDIS_INFO:  # small: read with their counters, to find a CONFIG RESETSTAT between them
         found = history.newest(after.target, after.source, earliest=earliest, latest=older_than, limit=MAX_REDIS_SCAN)
         refs, loaded = [ref for ref, _ in found], {ref.id: snap for ref, snap in found}
+        if refs and refs[0].taken_at > window.start:  # the newest do not reach back to the start: add the one there
+            before = history.stored(after.target, after.source, earliest=earliest, latest=window.start)
+            snapshot = history.load(before[-1]) if before else None
+            if snapshot is not None:  # a reset between it and the newest shows as counters going down between them
+                refs, loaded = [before[-1], *refs], {**loaded, before[-1].id: snapshot}
     else:
         refs = history.stored(after.target, after.source, earliest=earliest, latest=older_than)
     same = [r for r in refs if same_epoch(r.epoch, after.epoch)]
@@ -106,7 +111,7 @@ def _from_history(
                 return Start(None, reset_from, "window", _resetstat_note(reset_from, reset_by)), ""
             void = f"stored snapshots up to {reset_from:%H:%M:%S} UTC predate a CONFIG RESETSTAT: not subtracted"
     at_or_before = [r for r in same if r.taken_at <= window.start]
-    inside = [r for r in same if r.taken_at > window.start]
+    inside = [r for r in same if window.start < r.taken_at < window.end]  # one after the window covers none of it
     for ref in ([at_or_before[-1]] if at_or_before else []) + inside[:1]:
         stored = loaded.get(ref.id) or history.load(ref)
         if stored is not None:
