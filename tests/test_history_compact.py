@@ -111,9 +111,12 @@ def two_hours(monkeypatch):
 
 
 @pytest.mark.parametrize("dialect", ["sqlite", pytest.param("postgresql", marks=pytest.mark.servers)])
-def test_sparse_snapshots_answer_as_whole_ones_and_older_ones_are_one_per_15_min(dialect, request, tmp_path, two_hours):
+def test_sparse_snapshots_answer_as_whole_ones_and_older_ones_are_one_per_15_min(
+    dialect, request, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(history_chains, "TIERS", ((timedelta(minutes=30), timedelta(minutes=15)),))  # not 24 h
     history = History(tmp_path / "h.sqlite" if dialect == "sqlite" else new_store(request.getfixturevalue("pg")))
-    minutes = 2 * 60 + 160  # full resolution, and 2 h 40 min beyond it downsampled
+    minutes = 30 + 160  # full resolution, and 2 h 40 min beyond it downsampled
     written = simulate(history, minutes)
     stored = check_answers(history, written)
     ((full_for, width),) = history_chains.TIERS
@@ -121,9 +124,10 @@ def test_sparse_snapshots_answer_as_whole_ones_and_older_ones_are_one_per_15_min
     edge = (NOW - full_for).timestamp() // every * every  # downsampled before this bucket
     recent = [r for r in stored if r.taken_at.timestamp() >= edge]
     older = [r for r in stored if r.taken_at.timestamp() < edge]
-    assert len(recent) >= 2 * 60, "the last 2 h at full resolution"
+    assert len(recent) >= 30, "the last 30 min at full resolution"
     buckets = {int(r.taken_at.timestamp() // every) for r in older}
-    assert len(older) == len(buckets) and 10 <= len(older) <= 12, [r.taken_at for r in older]
+    # one a bucket; two in the stats reset's bucket (the last before it stays): the reset falls in the older part
+    assert len(buckets) <= len(older) <= len(buckets) + 1 and 10 <= len(buckets) <= 12, [r.taken_at for r in older]
     whole, changes = layout(history)
     assert changes > 3 * whole, (whole, changes)
 
