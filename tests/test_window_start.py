@@ -19,8 +19,10 @@ class _FailsOnce(History):
     """A store whose listing fails once (SQLite busy past its timeout, a network blip), then works."""
 
     failures = 0
+    reads = 0
 
     def stored(self, *args, **kwargs):
+        self.reads += 1
         if self.failures:
             self.failures -= 1
             raise OSError("store briefly unreachable")
@@ -41,9 +43,11 @@ def test_a_store_that_failed_at_the_first_look_is_read_again_for_the_delta(tmp_p
     monkeypatch.setattr(sample_module.Sample, "_snapshot", snapshot)
     monkeypatch.setattr(sample_module.Sample, "_store", lambda self, snapshots: None)
     sample = sample_module.Sample(0.2, db=object(), window=Window(now - timedelta(minutes=15), now), history=history)
-    history.failures = 1
+    history.failures, history.reads = 1, 0
     assert sample.remaining_s(sampling.PG_DATABASE) > 0, "the first look failed: the sample runs"
+    assert sample.remaining_s(sampling.PG_DATABASE) > 0 and history.reads == 1, "not asked again before the delta"
     delta = sample.delta(sampling.PG_DATABASE)
+    assert history.reads == 2, "the delta reads the store once more"
     assert delta.period.basis == "history" and delta.before.taken_at == stored.taken_at, delta.period
     assert sample.store_finding() is None
 

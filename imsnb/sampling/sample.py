@@ -106,6 +106,7 @@ class Sample:
         self.first_errors: dict[str, str] = {}
         self._deltas: dict[str, Delta] = {}
         self._starts: dict[str, tuple[Start | None, str]] = {}  # the window's start found from the first snapshot
+        self._first_look_failed: set[str] = set()  # ... or the store failed then: not asked again before the delta
         self._baselines: dict[str, dict[str, Any] | None] = {}
         self._own: OwnKeys | None = None
         if self.sample_s > 0:
@@ -173,9 +174,12 @@ class Sample:
         if source not in self._starts:
             first = self.first[source]
             live = self.window is not None and not self._past_window_note(first)
+            if source in self._first_look_failed:
+                return False
             try:
                 self._starts[source] = self._read_window_start(first, first, live=True) if live else (None, "")
-            except Exception:  # noqa: BLE001 - not kept: the delta reads the store again, and says if it fails
+            except Exception:  # noqa: BLE001 - not kept: the delta reads the store again, once, and says if it fails
+                self._first_look_failed.add(source)
                 return False
         return self._starts[source][0] is not None
 

@@ -94,7 +94,7 @@ def _from_history(
     if after.source == REDIS_INFO:  # small: read with their counters, to find a CONFIG RESETSTAT between them
         found = history.newest(after.target, after.source, earliest=earliest, latest=older_than, limit=MAX_REDIS_SCAN)
         refs, loaded = [ref for ref, _ in found], {ref.id: snap for ref, snap in found}
-        if refs and refs[0].taken_at > window.start:  # the newest do not reach back to the start: add the one there
+        if len(found) == MAX_REDIS_SCAN and refs[0].taken_at > window.start:  # they stop short of the start: add it
             before = history.stored(after.target, after.source, earliest=earliest, latest=window.start)
             snapshot = history.load(before[-1]) if before else None
             if snapshot is not None:  # a reset between it and the newest shows as counters going down between them
@@ -111,7 +111,8 @@ def _from_history(
                 return Start(None, reset_from, "window", _resetstat_note(reset_from, reset_by)), ""
             void = f"stored snapshots up to {reset_from:%H:%M:%S} UTC predate a CONFIG RESETSTAT: not subtracted"
     at_or_before = [r for r in same if r.taken_at <= window.start]
-    inside = [r for r in same if window.start < r.taken_at < window.end]  # one after the window covers none of it
+    # after the end of a window that ended long ago, a snapshot covers none of it (a live one reaches to now)
+    inside = [r for r in same if window.start < r.taken_at and (live or r.taken_at < window.end)]
     for ref in ([at_or_before[-1]] if at_or_before else []) + inside[:1]:
         stored = loaded.get(ref.id) or history.load(ref)
         if stored is not None:
