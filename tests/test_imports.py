@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 from collections import defaultdict
+from collections.abc import Iterable
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
@@ -25,10 +26,20 @@ MODULES = {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
 def top_level_imports(name: str) -> set[str]:
     """The imsnb modules `name` loads when it is imported: its module-level imports (not under `if TYPE_CHECKING`),
     each with the packages above it (importing a.b.c runs a/__init__ and a/b/__init__ first)."""
+    return _imported(name, ast.parse(MODULES[name].read_text()).body)
+
+
+def every_import(name: str) -> set[str]:
+    """`top_level_imports` and the imports inside functions (lazy ones too): what `name` may load at some point."""
+    return _imported(name, ast.walk(ast.parse(MODULES[name].read_text())))
+
+
+def _imported(name: str, nodes: Iterable[ast.AST]) -> set[str]:
+    """The imsnb modules the import statements among `nodes` load, each with the packages above it."""
     path = MODULES[name]
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
-    for node in ast.parse(path.read_text()).body:
+    for node in nodes:
         if isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
@@ -113,26 +124,6 @@ def test_the_shared_layer_imports_nothing_above_it():
         if area(name) in {"scrub", "errors", "files", "window", "period", "findings", "config"}:
             reached = {area(other) for other in top_level_imports(name)} & above
             assert not reached, f"{name} imports {sorted(reached)}"
-
-
-def every_import(name: str) -> set[str]:
-    """`top_level_imports` and the imports inside functions (lazy ones too): what `name` may load at some point."""
-    path = MODULES[name]
-    found = set(top_level_imports(name))
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            targets = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-        elif isinstance(node, ast.Import):
-            targets = [alias.name for alias in node.names]
-        else:
-            continue
-        for target in targets:
-            parts = target.split(".")
-            for i in range(2, len(parts) + 1):
-                above = ".".join(parts[:i])
-                if above in MODULES and above != name and not name.startswith(above + "."):
-                    found.add(above)
-    return found
 
 
 def test_runs_archive_and_notify_form_no_circle_even_lazily():
