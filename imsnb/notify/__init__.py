@@ -16,33 +16,24 @@ error); the other channels still go out and the run's exit status is unchanged.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fcntl
 import json
-import os
-import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from imsnb import archive, config
-from imsnb.errors import BadParameter, ImsnbError, NotConfigured, StoreError
-from imsnb.files import write_atomic
+from imsnb.errors import BadParameter, ImsnbError, NotConfigured
 from imsnb.findings import Severity
 from imsnb.findings.oncall import load_roster
 from imsnb.notify import jira, mail, pagerduty, slack, state
 from imsnb.notify.http import DeliveryFailed, check_secure
 from imsnb.notify.message import Notice, build_notice, target_of
+from imsnb.notify.records import failed_record, now, scrub, write_json
 from imsnb.notify.routes import Routes, load_routes, secret
-from imsnb.scrub import SUMMARY_KEYS_KEPT, scrub_tree
-from imsnb.state.catalogue import shared_store
-from imsnb.state.tickets import incident_issue
+from imsnb.notify.ticket import ticket_step
 
 MODES = ("always", "changes", "never")
-TICKET_FILE = "ticket.json"
 
 __all__ = ["MODES", "check_ready", "deliver"]
 
@@ -102,7 +93,7 @@ def deliver(
     if mode != "never":
         records += _notify(notice, summaries, folders[0].parent.parent, mode, files, warn)
     if ticket:
-        records += _ticket(ticket, notice, files, folders[0].parent)
+        records += ticket_step(ticket, notice, files, folders[0].parent)
     failed: dict[str, list[dict[str, Any]]] = {}
     for record in records:
         if record["status"] == "failed":
@@ -127,19 +118,19 @@ def _notify(
     try:
         routes = load_routes()
     except NotConfigured as exc:
-        return [_failed("notify", str(exc), mode)]
+        return [failed_record("notify", str(exc), mode)]
     ok_notebooks = {str(s.get("notebook")) for s in summaries if s.get("status") == "ok"}
     everything = [
         {**f, "notebook": s.get("notebook"), "target": _target(f, s)}
         for s in summaries
         for f in s.get("findings") or []
     ]
-    at = _now()
+    at = now()
 
     def decide_and_page(st: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
         diff = state.compare(st, everything, ok_notebooks, routes.min_severity)
         # masked like the rest of the notice: every channel renders this one masked notice
-        notice.changes, notice.resolved = _scrub(
+        notice.changes, notice.resolved = scrub(
             [diff.changes, [{k: r[k] for k in ("target", "check", "was")} for r in diff.resolved]]
         )
         worst = Severity.parse(notice.severity)
@@ -186,13 +177,13 @@ def _send_message(destination: str, notice: Notice, routes: Routes, files: list,
             problem = check_secure(url, "IMSNB_SLACK_WEBHOOK_URL")
             if problem:
                 raise DeliveryFailed(f"not sent: {problem}")
-            detail = slack.send(_scrub(slack.payload(notice)), url)
+            detail = slack.send(scrub(slack.payload(notice)), url)
         else:
             msg = mail.build(notice, settings, files)
             detail = mail.send(msg, settings, secret("email"))
     except (DeliveryFailed, ImsnbError, OSError) as exc:
-        return _failed(destination, str(exc), mode)
-    return {"channel": destination, "status": "sent", "error": None, "detail": detail, "mode": mode, "at": _now()}
+        return failed_record(destination, str(exc), mode)
+    return {"channel": destination, "status": "sent", "error": None, "detail": detail, "mode": mode, "at": now()}
 
 
 def _page(notice: Notice, diff: state.Diff, st: dict, routes: Routes, mode: str):
@@ -212,16 +203,16 @@ def _page(notice: Notice, diff: state.Diff, st: dict, routes: Routes, mode: str)
     insecure = check_secure(url, "the PagerDuty events URL")
     problem = problem or (f"not sent: {insecure}" if insecure else None)
     if (triggers or diff.to_resolve) and problem:
-        return [_failed("pagerduty", problem, mode)], set(), {r["key"] for r in diff.to_resolve}
-    events = [(k, _scrub(pagerduty.trigger_event(_scrub(dict(f)), notice, "", at=_now()))) for k, f in triggers]
-    events += [(r["key"], _scrub(pagerduty.resolve_event(r["target"], r["check"], ""))) for r in diff.to_resolve]
+        return [failed_record("pagerduty", problem, mode)], set(), {r["key"] for r in diff.to_resolve}
+    events = [(k, scrub(pagerduty.trigger_event(scrub(dict(f)), notice, "", at=now()))) for k, f in triggers]
+    events += [(r["key"], scrub(pagerduty.resolve_event(r["target"], r["check"], ""))) for r in diff.to_resolve]
     stopped = None  # PagerDuty as a whole did not answer (network, deadline, 429, 5xx): the rest waits for next run
     for k, event in events:
         event["routing_key"] = key
         if stopped is None:
             record, stopped = _event_record(event, url, mode)
         else:
-            record = {**_failed("pagerduty", f"not sent: {stopped}", mode), "detail": _event_detail(event)}
+            record = {**failed_record("pagerduty", f"not sent: {stopped}", mode), "detail": _event_detail(event)}
         records.append(record)
         if event["event_action"] == "trigger" and record["status"] == "sent":
             paged.add(k)
@@ -240,151 +231,14 @@ def _event_record(event: dict[str, Any], url: str, mode: str) -> tuple[dict[str,
     try:
         detail = pagerduty.send(event, url)
     except DeliveryFailed as exc:
-        return {**_failed("pagerduty", str(exc), mode), "detail": _event_detail(event)}, (
+        return {**failed_record("pagerduty", str(exc), mode), "detail": _event_detail(event)}, (
             str(exc) if exc.retryable else None
         )
-    sent = {"channel": "pagerduty", "status": "sent", "error": None, "detail": detail, "mode": mode, "at": _now()}
+    sent = {"channel": "pagerduty", "status": "sent", "error": None, "detail": detail, "mode": mode, "at": now()}
     return sent, None
 
 
 # ---------------------------------------------------------------- ticket
-
-
-def _ticket(key: str, notice: Notice, files: list, incident_dir: Path) -> list[dict[str, Any]]:
-    try:
-        jira.check_ticket(key)
-    except BadParameter as exc:
-        return [_failed("jira", str(exc), "ticket")]
-    records = []
-    where: jira.Site | None = None
-    unknown: DeliveryFailed | None = None
-    try:
-        where = jira.site()  # Cloud or Server/Data Center: asked once, before either call
-    except DeliveryFailed as exc:
-        unknown = exc
-    opened = None
-    if key == jira.NEW:  # the incident's issue: the one its archive names, else a new one, opened once
-        found, opened, said = _incident_key(notice, where, unknown, incident_dir)
-        records += said
-        if found is None:
-            return records
-        key = found
-    calls = [("attach", lambda site: jira.attach(site, key, files))]
-    if not opened:  # an issue opened just now has the findings as its description: the same comment adds nothing
-        calls.append(("comment", lambda site: jira.comment(site, key, _scrub(jira.comment_body(site, notice)))))
-    for what, call in calls:
-        try:
-            if where is None:
-                raise unknown or DeliveryFailed("jira: the site could not be asked")
-            detail = call(where)
-        except (DeliveryFailed, OSError) as exc:
-            records.append({**_failed("jira", str(exc), "ticket"), "detail": f"{what} {key}"})
-            continue
-        records.append(
-            {
-                "channel": "jira",
-                "status": "sent",
-                "error": None,
-                "detail": f"{key}: {detail}",
-                "mode": "ticket",
-                "at": _now(),
-            }
-        )
-    _write_json(incident_dir / TICKET_FILE, _ticket_record(incident_dir, key, opened))
-    try:
-        archive.write_index(incident_dir)
-    except OSError as exc:
-        records.append(_failed("index", f"index.html not rewritten with the ticket link: {exc}", "ticket"))
-    return records
-
-
-def _incident_key(
-    notice: Notice, where: jira.Site | None, unknown: DeliveryFailed | None, incident_dir: Path
-) -> tuple[str | None, str | None, list[dict[str, Any]]]:
-    """`--ticket new`: the incident's issue key (the one its archive names, else one opened now), when imsnb opened
-    it (None: it was there), and the records to keep; the key is None when no issue could be opened (the failure is
-    in the records). `unknown`: why the Jira site could not be asked (`where` None)."""
-    created: dict[str, Any] = {}
-
-    def open_issue() -> str:
-        created["asked"] = True
-        if where is None:
-            raise unknown or DeliveryFailed("jira: the site could not be asked")
-        created["fields"] = _scrub(jira.issue_fields(where, notice, jira.new_issue_settings()))
-        created["key"], created["priority"] = jira.create_issue(where, created["fields"])
-        return created["key"]
-
-    records: list[dict[str, Any]] = []
-    opened = None
-    # under the incident folder's lock (two runs on this worker) and the shared store's (two workers with their own
-    # folders): two runs of one incident at once open one issue, the second reuses it
-    with _incident_locked(incident_dir):
-        key = archive.ticket_key(incident_dir) or ""
-        if not key:
-            try:
-                key, said = _incident_issue(incident_dir.name, open_issue, created)
-            except (DeliveryFailed, BadParameter, OSError) as exc:
-                return None, None, [{**_failed("jira", str(exc), "ticket"), "detail": "open the incident's issue"}]
-            records += said
-            opened = _now() if "key" in created else None
-            # kept at once: a run that stops before the end must not leave the next one to open a second issue
-            _write_json(incident_dir / TICKET_FILE, _ticket_record(incident_dir, key, opened))
-    if opened:
-        priority = created["priority"]
-        set_as = f"priority {priority}" if priority else "no priority (not on the project's create screen)"
-        detail = f"{key}: opened in {created['fields']['project']['key']}, {set_as}"
-        records.append(
-            {"channel": "jira", "status": "sent", "error": None, "detail": detail, "mode": "ticket", "at": opened}
-        )
-    return key, opened, records
-
-
-def _incident_issue(
-    incident: str, open_issue: Callable[[], str], created: dict[str, Any]
-) -> tuple[str, list[dict[str, Any]]]:
-    """The incident's issue key from the shared store (opened there once, under its lock), else opened by this
-    worker alone; with a record saying so when the store could not be used (`created` holds what open_issue made:
-    an issue opened before the store failed is kept, never opened twice)."""
-    store = shared_store()
-    if store is None:
-        return open_issue(), []
-    try:
-        key, _ = incident_issue(store, incident, open_issue)
-        return key, []
-    except Exception as exc:  # noqa: BLE001 - sqlite3/psycopg errors too: the store never costs the ticket
-        if created.get("asked") and "key" not in created:
-            raise  # Jira's answer, not the store's
-        reason = str(exc) if isinstance(exc, StoreError) else " ".join(str(exc).split())
-    said = _failed("store", f"{reason}; the incident's issue is this worker's own", "ticket")
-    if "key" in created:  # opened, then the store failed: keep it (never open a second one now)
-        return created["key"], [said]
-    return open_issue(), [said]
-
-
-@contextlib.contextmanager
-def _incident_locked(incident_dir: Path) -> Iterator[None]:
-    """flock on the incident's folder (as index.html's writer takes it; released before that runs)."""
-    fd = os.open(incident_dir, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
-def _ticket_record(incident_dir: Path, key: str, opened: str | None) -> dict[str, Any]:
-    """ticket.json: the key and link the index shows and `--ticket new` reuses, and when imsnb opened the issue
-    (kept across later runs that attach to it)."""
-    record: dict[str, Any] = {"key": key, "url": jira.issue_url(key), "updated": _now()}
-    try:
-        before = json.loads((incident_dir / TICKET_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        before = {}
-    if isinstance(before, dict) and before.get("key") == key and before.get("opened"):
-        opened = opened or str(before["opened"])
-    if opened:
-        record["opened"] = opened
-    return record
 
 
 # ---------------------------------------------------------------- helpers
@@ -405,56 +259,23 @@ def _record(folders: list[Path], records: list[dict[str, Any]]) -> None:
     """Append the records to each run's summary.json (atomically; a failure here is a warning, never an error)."""
     if not records:
         return
-    records = _scrub(records)
+    records = scrub(records)
     for folder in folders:
         path = folder / "summary.json"
         try:
             summary = json.loads(path.read_text(encoding="utf-8"))
             summary["notifications"] = list(summary.get("notifications") or []) + records
-            _write_json(path, summary)
+            write_json(path, summary)
         except (OSError, ValueError) as exc:
             _stderr(f"imsnb: warning: notifications not recorded in {path}: {exc}")
-
-
-def _write_json(path: Path, data: Any) -> None:
-    write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def _target(finding: dict[str, Any], summary: dict[str, Any]) -> str:
     return target_of(finding, summary)
 
 
-# The user info of a URL (scheme://user:pw@host): a target's name never carries it, nor does any message text.
-_USERINFO = re.compile(r"\b([a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
-
-
-def _scrub(value: Any) -> Any:
-    """The one masking every channel's payload and every record goes through: known secrets in every spelling
-    (`imsnb.scrub`), then the user info of any URL."""
-
-    return _without_userinfo(scrub_tree(value, config.secret_values(), keep=SUMMARY_KEYS_KEPT))
-
-
-def _without_userinfo(value: Any) -> Any:
-    if isinstance(value, str):
-        return _USERINFO.sub(r"\1", value)
-    if isinstance(value, dict):
-        return {k: _without_userinfo(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_without_userinfo(v) for v in value]
-    return value
-
-
 def _scrubbed(notice: Notice) -> Notice:
-    return Notice(**{f.name: _scrub(getattr(notice, f.name)) for f in dataclasses.fields(notice)})
-
-
-def _failed(channel: str, error: str, mode: str) -> dict[str, Any]:
-    return {"channel": channel, "status": "failed", "error": _scrub(error), "detail": None, "mode": mode, "at": _now()}
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return Notice(**{f.name: scrub(getattr(notice, f.name)) for f in dataclasses.fields(notice)})
 
 
 def _stderr(line: str) -> None:

@@ -23,7 +23,6 @@ used.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import stat
@@ -33,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from imsnb.files import write_atomic
+from imsnb.files import locked_folder, write_atomic
 from imsnb.findings import Severity, escalation_for
 from imsnb.state import open_store
 from imsnb.state.notify import exchange as store_exchange
@@ -106,9 +105,7 @@ def exchange(outputs: Path, work: Callable[[dict[str, Any]], T], warn: Callable[
     except (OSError, Untrusted) as exc:
         warn(f"imsnb: warning: notification state not used: {exc}; notifying as if nothing had been sent")
         return work(fresh()), False
-    lock = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with locked_folder(folder):
         loaded = load(outputs, warn)
         result = work(loaded.state)
         if not loaded.writable:
@@ -119,8 +116,6 @@ def exchange(outputs: Path, work: Callable[[dict[str, Any]], T], warn: Callable[
             warn(f"imsnb: warning: notification state not kept: {exc} (the next run may notify again)")
             return result, False
         return result, True
-    finally:
-        os.close(lock)  # releases the lock
 
 
 def shared_store(warn: Callable[[str], None]) -> Any:

@@ -7,12 +7,10 @@ rebuilt at any time (`write_index`); the HTML is self-contained (no script, no n
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import html
 import json
 import logging
-import os
 import re
 from collections.abc import Callable
 from dataclasses import replace
@@ -23,7 +21,7 @@ from urllib.parse import quote
 
 from imsnb import config
 from imsnb.errors import ImsnbError
-from imsnb.files import write_atomic
+from imsnb.files import locked_folder, write_atomic
 from imsnb.findings import Severity
 from imsnb.runs.catalogue import find_notebook, load_info
 from imsnb.runs.summary import status_word
@@ -360,13 +358,8 @@ def write_index(incident_dir: Path | str) -> Path:
     incident_dir = Path(incident_dir)
     incident_dir.mkdir(parents=True, exist_ok=True)
     target = incident_dir / INDEX
-    lock = os.open(incident_dir, os.O_RDONLY | os.O_DIRECTORY)  # flock on the folder itself: no lock file left
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        text = render_incident(incident_dir)
-        write_atomic(target, text)
-    finally:
-        os.close(lock)  # releases the lock
+    with locked_folder(incident_dir):
+        write_atomic(target, render_incident(incident_dir))
     return target
 
 
