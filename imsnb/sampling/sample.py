@@ -171,16 +171,18 @@ class Sample:
         snapshot standing for it) as of this run's first snapshot: the sample's end would then only move the
         period's end by a few seconds, so its wait is skipped. A reset before the second snapshot leads to rule 1,
         which needs no sample either. The start found is kept for the delta (`_delta_of`)."""
+        if source in self._first_look_failed:
+            return False
         if source not in self._starts:
             first = self.first[source]
-            live = self.window is not None and not self._past_window_note(first)
-            if source in self._first_look_failed:
-                return False
-            try:
-                self._starts[source] = self._read_window_start(first, first, live=True) if live else (None, "")
-            except Exception:  # noqa: BLE001 - not kept: the delta reads the store again, once, and says if it fails
-                self._first_look_failed.add(source)
-                return False
+            if self.window is None or self._past_window_note(first):
+                self._starts[source] = (None, "")
+            else:
+                try:
+                    self._starts[source] = self._read_window_start(first, first, live=True)
+                except Exception:  # noqa: BLE001 - not kept: the delta reads the store again, once, and says so
+                    self._first_look_failed.add(source)
+                    return False
         return self._starts[source][0] is not None
 
     def _delta_of(self, source: str, after: Snapshot) -> Delta:

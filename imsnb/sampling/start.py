@@ -50,14 +50,12 @@ class Start:
     note: str
 
 
-def slack(window: Window, now: datetime | None = None) -> timedelta:
+def slack(window: Window, now: datetime) -> timedelta:
     """How long before the window's start a stored snapshot may have been taken and still stand for it (rule 2): a
     quarter of the window, SLACK_MIN to SLACK_MAX; where the history keeps snapshots further apart at the start's
     age (`now` - start: one per 15 min past a day, one an hour past three days, `history_chains.kept_every`), as far
     as that spacing reaches, but never more than the window's own length (the period at most doubles)."""
     base = min(SLACK_MAX, max(SLACK_MIN, timedelta(seconds=window.seconds / 4)))
-    if now is None:
-        return base
     kept = kept_every(now - window.start)
     return max(base, min(kept + SLACK_MIN, timedelta(seconds=window.seconds))) if kept else base
 
