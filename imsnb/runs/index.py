@@ -367,10 +367,11 @@ def render_incident(incident_dir: Path, archived: Callable[[dict[str, Any]], str
     """`render_index` of the incident folder: its runs and other workers' (`incident_runs`), the post-mortem written
     last, the ticket; `archived` as `render_index` takes it (the archive's copy)."""
     written = incident_postmortem(incident_dir)
-    here = written is not None and Path(written.location).parent == incident_dir.resolve()
-    here = here and written is not None and written.worker == worker_name()
     origin = ""
-    if written is not None and not here:
+    elsewhere = written is not None and (
+        written.worker != worker_name() or Path(written.location).parent != incident_dir.resolve()
+    )
+    if written is not None and elsewhere:
         at = iso(datetime.fromtimestamp(written.written_at, UTC))
         origin = f"on {written.worker} in {written.location} (last modified {at})"
     return render_index(

@@ -14,6 +14,7 @@ import os
 import socket
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -81,17 +82,13 @@ def record_run(folder: Path, summary: dict[str, Any], store: Store | None = None
         "recorded_at": time.time(),
         "summary": zlib.compress(json.dumps(summary, ensure_ascii=False, default=str).encode(), 6),
     }
-    try:
-        conn = store.connect()
-        try:
-            with conn:
-                conn.execute(UPSERT_RUN, row)
-                conn.execute(PRUNE_RUNS, {"cutoff": row["recorded_at"] - catalogue_days() * 86400})
-        finally:
-            conn.close()
-    except Exception as exc:  # noqa: BLE001 - sqlite3/psycopg errors: said, never the loss of the run
-        return f"run {folder.name} not recorded in the store: {_reason(store, exc)}"
-    return None
+
+    def upsert(conn: Any) -> None:
+        conn.execute(UPSERT_RUN, row)
+        conn.execute(PRUNE_RUNS, {"cutoff": row["recorded_at"] - catalogue_days() * 86400})
+
+    problem = _in_transaction(store, upsert)
+    return f"run {folder.name} not recorded in the store: {problem}" if problem else None
 
 
 def catalogue_days() -> float:
@@ -143,17 +140,13 @@ def record_archived(archived: dict[Path, str], store: Store | None = None) -> st
         {"worker": worker_name(), "location": str(Path(folder).resolve()), "archived_as": url}
         for folder, url in archived.items()
     ]
-    try:
-        conn = store.connect()
-        try:
-            with conn:
-                for row in rows:
-                    conn.execute(RUN_ARCHIVED, row)
-        finally:
-            conn.close()
-    except Exception as exc:  # noqa: BLE001 - sqlite3/psycopg errors: said; the archive itself is complete
-        return f"where the runs were archived not recorded in the store: {_reason(store, exc)}"
-    return None
+
+    def update(conn: Any) -> None:
+        for row in rows:
+            conn.execute(RUN_ARCHIVED, row)
+
+    problem = _in_transaction(store, update)
+    return f"where the runs were archived not recorded in the store: {problem}" if problem else None
 
 
 def remote_incidents(outputs: Path, store: Store | None = None) -> dict[str, list[dict[str, Any]]]:
@@ -189,6 +182,21 @@ def remote_incidents(outputs: Path, store: Store | None = None) -> dict[str, lis
 def _is_in(worker: str, location: str, incident_dir: Path) -> bool:
     """A run this worker wrote into `incident_dir`: read from its folder there, not from the catalogue."""
     return worker == worker_name() and Path(location).parent == Path(incident_dir).resolve()
+
+
+def _in_transaction(store: Store, work: Callable[[Any], None]) -> str | None:
+    """`work(conn)` in one transaction on the store; None when done, else why not, in one line naming the store
+    without credentials (what the caller wrote down is complete either way)."""
+    try:
+        conn = store.connect()
+        try:
+            with conn:
+                work(conn)
+        finally:
+            conn.close()
+    except Exception as exc:  # noqa: BLE001 - sqlite3/psycopg errors (and a bad setting): said, never raised
+        return _reason(store, exc)
+    return None
 
 
 def _reason(store: Store, exc: BaseException) -> str:
