@@ -59,8 +59,13 @@ def window_from_present(sandbox) -> dict[str, str]:
     """Notebook parameters for a window from the sandbox's present to now, the present under way for UNDER_WAY_S at
     least (waited for on a sandbox just started): a run that finds the stored past takes no sample of its own, so
     its period is the present so far, and a present of a second holds too few calls to judge."""
-    time.sleep(max(0.0, sandbox.past_recorded_at + UNDER_WAY_S - time.monotonic()))
+    present_under_way(sandbox)
     return {"start": present_began(sandbox).isoformat()}
+
+
+def present_under_way(sandbox, seconds: float = UNDER_WAY_S) -> None:
+    """Wait (only on a sandbox just started) until its present has been going for `seconds`."""
+    time.sleep(max(0.0, sandbox.past_recorded_at + seconds - time.monotonic()))
 
 
 def wait_until(

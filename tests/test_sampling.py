@@ -8,7 +8,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from helpers import present_began, window_from_present
+from helpers import present_began, present_under_way, window_from_present
 
 from imsnb import cache, postgres, sampling
 from imsnb.findings import Severity
@@ -48,7 +48,7 @@ def degraded_sample(degraded):
     # The incident has been under way for a while when someone runs imsnb: at least SAMPLE_S since its present began
     # (the run then reads the stored past and takes no sample of its own: the period is the present so far). When
     # this module runs first, right after the sandbox started, that has to be waited for.
-    time.sleep(max(0.0, degraded.past_recorded_at + SAMPLE_S - time.monotonic()))
+    present_under_way(degraded, SAMPLE_S)
     with _db(degraded) as db:
         span = Window(present_began(degraded), datetime.now(UTC))
         sample = sampling.Sample(SAMPLE_S, db=db, window=span, taken_by="tests", history=History())
