@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -15,6 +17,7 @@ import pytest
 from helpers import ROOT, read_summary
 
 from imsnb import archive
+from imsnb.archive.upload import archived_urls
 from imsnb.bundles import WINDOW_MIME
 from imsnb.errors import BadParameter
 from imsnb.runs.index import iso
@@ -291,6 +294,53 @@ def test_with_a_shared_store_the_archive_index_links_every_workers_runs(bucket, 
     assert links == {"20261203T120000Z-health_check", "20261203T120000Z-health_check-2"}, links
     assert f"not in this archive; on {archive_worker()}: <code>{folders[2].resolve()}</code>" in page.decode()
     assert (folders[2] / "index.html").exists() is False, "the local folders are untouched"
+
+
+def test_an_upload_landing_while_another_renders_the_index_is_not_written_over(bucket, tmp_path, monkeypatch):
+    """Two workers upload one incident at once: b's whole upload lands after a rendered its index.html and before it
+    wrote it. a's page, rendered without b's run, must not replace b's: a renders again and links both."""
+    from imsnb.state.catalogue import record_run
+
+    upload_module = importlib.import_module("imsnb.archive.upload")  # the module: imsnb.archive.upload is the function
+
+    s3, name = bucket
+    monkeypatch.setenv("IMSNB_STATE_URL", f"sqlite://{tmp_path}/state.sqlite")
+    folders = [_worker_run(tmp_path, worker) for worker in ("a", "b")]
+    for folder in folders:
+        assert record_run(folder, json.loads((folder / "summary.json").read_text())) is None
+    url = f"s3://{name}/arch"
+    render, renders = upload_module.render_incident, []
+
+    def b_lands_meanwhile(incident_dir: Path, **kwargs) -> str:
+        page = render(incident_dir, **kwargs)
+        renders.append(incident_dir)
+        if len(renders) == 1:
+            archive.upload(url, [folders[1]], folders[1].parent)
+        return page
+
+    monkeypatch.setattr(upload_module, "render_incident", b_lands_meanwhile)
+    archive.upload(url, [folders[0]], folders[0].parent)
+    links = archive_links(bucket_files(s3, name)["arch/INC-SAME/index.html"])
+    assert links == {"20261203T120000Z-health_check", "20261203T120000Z-health_check-2"}, links
+    assert renders == [folders[0].parent, folders[1].parent, folders[0].parent], "a rendered again, once"
+
+
+def test_a_run_archived_to_two_archives_stays_linked_in_the_first(bucket, tmp_path):
+    """A run uploaded to one archive, then another: the first archive's index, rebuilt by a later run's upload,
+    still links it (the folder keeps where it is in each archive, not only the last)."""
+    s3, name = bucket
+    first, later = _worker_run(tmp_path, "a"), tmp_path / "a" / "INC-SAME" / "20261203T130000Z-health_check"
+    shutil.copytree(first, later)
+    archive.upload(f"s3://{name}/one", [first], first.parent)
+    archive.upload(f"s3://{name}/two", [first], first.parent)
+    archive.upload(f"s3://{name}/one", [later], later.parent)
+    assert archived_urls(first) == [
+        f"s3://{name}/one/INC-SAME/{first.name}",
+        f"s3://{name}/two/INC-SAME/{first.name}",
+    ]
+    files = bucket_files(s3, name)
+    assert archive_links(files["one/INC-SAME/index.html"]) == {first.name, later.name}
+    assert archive_links(files["two/INC-SAME/index.html"]) == {first.name}
 
 
 def archive_worker() -> str:

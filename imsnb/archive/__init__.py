@@ -4,7 +4,7 @@
         index.html          runs, time window, and a post-mortem section (rewritten after every run, atomically)
         postmortem.json     optional, written by people: root cause, impact, action items, ticket (shown in index;
                             with a shared store, the one written last on any worker)
-        <time>-<notebook>/  one folder per run (see imsnb.runs.folder); `.archived` once uploaded: its S3 URL
+        <time>-<notebook>/  one folder per run (see imsnb.runs.folder); `.archived` once uploaded: its S3 URLs
 
 Everything shown comes from the runs' summary.json files, so the index can be rebuilt at any time
 (`write_index`). The HTML is self-contained (inline CSS, no script, no network) and every value is escaped.

@@ -15,9 +15,11 @@ from imsnb.runs.index import INDEX, render_incident
 from imsnb.state.catalogue import record_archived
 
 RUN_FILES = ("notebook.ipynb", "report.html", "summary.json")
-ARCHIVED = ".archived"  # in a run folder, once uploaded: its URL in the archive (the archive's index links by it)
+ARCHIVED = ".archived"  # in a run folder, once uploaded: its URL in each archive, a line each (the index links by it)
 _S3_URL = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/.*)?$")
 MAX_NAME_ATTEMPTS = 20
+MAX_INDEX_ATTEMPTS = 10  # index.html written over by other workers' uploads this many times in a row: give up
+_CHANGED = ("PreconditionFailed", "412", "NoSuchKey", "404", "ConditionalRequestConflict", "409")
 _CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".json": "application/json", ".ipynb": "application/json"}
 
 
@@ -55,7 +57,9 @@ def upload(url: str, run_folders: list[Path], incident_dir: Path) -> list[str]:
 
     The archive's index.html is the incident's index written for the archive: every run linked by its name there,
     this worker's and (with a shared store) every other worker's that was archived under the same prefix; a run
-    that is not there is named with the worker and folder it is on.
+    that is not there is named with the worker and folder it is on. It is written only over the page it was
+    rendered after (`If-Match` its ETag): another worker's upload landing in between makes it render again, so
+    the page written last never lacks a run recorded before it.
 
     Uses the same boto3 client construction as the diagnostics (AWS_ENDPOINT_URL, bounded retries and timeouts).
     Needs s3:PutObject and s3:GetObject on the bucket. Raises UploadFailed with one line on any failure.
@@ -75,17 +79,27 @@ def upload(url: str, run_folders: list[Path], incident_dir: Path) -> list[str]:
             for path in run_files(folder):
                 if path.is_file():
                     keys.append(_put(client, bucket, f"{base}/{name}/{path.name}", path.read_bytes(), path.suffix))
-            archived[folder] = f"s3://{bucket}/{base}/{name}"
+            others = [at for at in archived_urls(folder) if not at.startswith(f"s3://{bucket}/{base}/")]
+            archived[folder] = "\n".join([*others, f"s3://{bucket}/{base}/{name}"])
             write_atomic(folder / ARCHIVED, archived[folder] + "\n")
         problem = record_archived(archived)
         if problem:
             logging.getLogger(__name__).warning("%s", problem)
-        index = render_incident(incident_dir, archived=archive_names(incident_dir, f"s3://{bucket}/{base}/"))
-        keys.append(_put(client, bucket, f"{base}/{INDEX}", index.encode(), ".html"))
+        names = archive_names(incident_dir, f"s3://{bucket}/{base}/")
+        index = f"{base}/{INDEX}"
+        keys.append(_put_index(client, bucket, index, lambda: render_incident(incident_dir, archived=names)))
     except (BotoCoreError, ClientError, OSError, ImsnbError) as exc:
         done = f" after {len(keys)} of {total} file(s)" if keys else ""
         raise UploadFailed(f"archive upload to {url} failed{done}: {' '.join(str(exc).split())}") from None
     return keys
+
+
+def archived_urls(folder: Path) -> list[str]:
+    """Where a run folder was archived: its URL in each archive it was uploaded to (none when never uploaded)."""
+    try:
+        return (folder / ARCHIVED).read_text(encoding="utf-8").split()
+    except OSError:
+        return []
 
 
 def archive_names(incident_dir: Path, under: str) -> Callable[[dict[str, Any]], str | None]:
@@ -95,16 +109,34 @@ def archive_names(incident_dir: Path, under: str) -> Callable[[dict[str, Any]], 
 
     def name(run: dict[str, Any]) -> str | None:
         if run.get("remote"):
-            at = str(run.get("archived_as") or "")
+            urls = str(run.get("archived_as") or "").split()
         else:
-            try:
-                at = (incident_dir / run["folder"] / ARCHIVED).read_text(encoding="utf-8").strip()
-            except OSError:
-                return None
-        rest = at[len(under) :] if at.startswith(under) else ""
-        return rest if rest and "/" not in rest else None
+            urls = archived_urls(incident_dir / run["folder"])
+        rests = (url[len(under) :] for url in urls if url.startswith(under))
+        return next((rest for rest in rests if rest and "/" not in rest), None)
 
     return name
+
+
+def _put_index(client: Any, bucket: str, key: str, render: Callable[[], str]) -> str:
+    """Write the page `render` gives over the one it was rendered after, rendering again when another upload wrote
+    it in between."""
+    # lazy: botocore/boto3 (~0.5-2 s to import) only where AWS is called
+    from botocore.exceptions import ClientError
+
+    for _ in range(MAX_INDEX_ATTEMPTS):
+        try:
+            condition = {"IfMatch": client.head_object(Bucket=bucket, Key=key)["ETag"]}
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+                raise
+            condition = {"IfNoneMatch": "*"}
+        try:
+            return _put(client, bucket, key, render().encode(), ".html", **condition)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in _CHANGED:
+                raise
+    raise UploadFailed(f"{INDEX} was written by other uploads {MAX_INDEX_ATTEMPTS} times while this one wrote it")
 
 
 def _put(client: Any, bucket: str, key: str, body: bytes, suffix: str, **condition: str) -> str:
