@@ -120,20 +120,7 @@ def index_advice(
         "min_rows": min_rows,
     }
     planned = planned_statements(db, statements, limit=limit)
-    work: list[_Statement] = []
-    for item in planned:
-        if item.shape is None:
-            examined["skipped"].append((item.queryid, item.skipped))
-            examined["unreadable"] += item.access
-            continue
-        examined["planned"] += 1
-        waits = waits_instead_of_scanning(item.text or "")
-        if waits:
-            examined["skipped"].append((item.queryid, f"its time is {waits}, not scanning"))
-            continue
-        targets = _scanned(item.plan or {})
-        if targets:
-            work.append(_Statement(item, *_rates(item.row, window_ms, period), targets=targets))
+    work = _scanning(planned, examined, window_ms, period)
     tables = _tables(db, work, min_rows=min_rows, max_tables=max_tables)
     examined["tables"] = [f"{t.schema}.{t.name}" for t in tables.values()]
     for statement in work:
@@ -150,6 +137,28 @@ def index_advice(
     if period is not None:
         advice.attrs[FRAME_ATTR] = period
     return advice
+
+
+def _scanning(
+    planned: list[Planned], examined: dict[str, Any], window_ms: float | None, period: Period | None
+) -> list[_Statement]:
+    """The planned statements that scan a table (sequentially, or by an index with a filter), with their rates;
+    `examined` counts what was planned and says why each other statement was skipped."""
+    work: list[_Statement] = []
+    for item in planned:
+        if item.shape is None:
+            examined["skipped"].append((item.queryid, item.skipped))
+            examined["unreadable"] += item.access
+            continue
+        examined["planned"] += 1
+        waits = waits_instead_of_scanning(item.text or "")
+        if waits:
+            examined["skipped"].append((item.queryid, f"its time is {waits}, not scanning"))
+            continue
+        targets = _scanned(item.plan or {})
+        if targets:
+            work.append(_Statement(item, *_rates(item.row, window_ms, period), targets=targets))
+    return work
 
 
 def _window_ms(statements: pd.DataFrame, window_ms: float | None) -> float | None:
