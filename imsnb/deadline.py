@@ -120,14 +120,9 @@ def _once(
     started: float,
 ) -> tuple[Reply, str | None]:
     try:
-        parts = urlsplit(url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("not an http(s) URL")
+        https, host, port, target = _http_target(url)
     except ValueError as exc:
         return Reply(url, None, b"", _ms(started), error=f"bad URL {url!r}: {exc}"), None
-    host = parts.hostname
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         return Reply(url, None, b"", _ms(started), error=deadline_message(timeout_s)), None
@@ -140,7 +135,7 @@ def _once(
     conn: http.client.HTTPConnection | None = None
     with Watchdog(raw, deadline - time.monotonic()) as dog:
         try:
-            if parts.scheme == "https":
+            if https:
                 context = context or ssl.create_default_context()
                 conn = http.client.HTTPSConnection(host, port, timeout=remaining, context=context)
                 conn.sock = context.wrap_socket(raw, server_hostname=host)
@@ -170,6 +165,16 @@ def _once(
             if conn is not None:
                 conn.close()
             raw.close()
+
+
+def _http_target(url: str) -> tuple[bool, str, int, str]:
+    """An http(s) URL's (https?, host, port, path and query); ValueError when it is not one."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)  # .port raises ValueError for a bad one
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("not an http(s) URL")
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return parts.scheme == "https", parts.hostname, port, target
 
 
 def _ms(started: float) -> float:
