@@ -113,6 +113,11 @@ CHECKS: dict[str, Check] = {
         "how far the oldest unfrozen transaction ID is toward wraparound (2^31)",
         T(0.50, 0.75, 0.90, unit="ratio", source="imsnb: of 2^31 transaction IDs"),
     ),
+    "postgres.dead_rows": Check(
+        "the table whose dead rows are furthest past the point where autovacuum starts on it (its own settings or "
+        "the server's), and why autovacuum has not cleaned it: off for the table, running now, or last run when",
+        T(2.0, 5.0, None, unit="x", source="imsnb: dead rows ≥ 2x the table's autovacuum trigger"),
+    ),
     "postgres.invalid_indexes": Check(
         "INVALID indexes left by an interrupted CREATE INDEX CONCURRENTLY (paid for on every write, never read)"
     ),

@@ -17,6 +17,7 @@
     indexable.py    the tables an index could serve (size, columns, indexes) and the candidates they can take
     hypothetical.py HypoPG: hypothetical indexes the planner sees in this session only
     advice.py       index advice: the candidates verified with HypoPG's hypothetical indexes, and its judge
+    vacuum.py       autovacuum falling behind: dead rows past the point where autovacuum starts on each table
 
 Every fetcher returns a DataFrame (or a number) named for what it holds; query text shown anywhere is masked.
 A new check is one fetcher and one judge in the topic's module, listed in that module's `__all__` (a new module is
@@ -39,6 +40,7 @@ from imsnb.postgres import row_counts as _row_counts
 from imsnb.postgres import session as _session
 from imsnb.postgres import statements as _statements
 from imsnb.postgres import trail as _trail
+from imsnb.postgres import vacuum as _vacuum
 from imsnb.postgres.activity import *
 from imsnb.postgres.advice import *
 from imsnb.postgres.candidates import *
@@ -54,6 +56,7 @@ from imsnb.postgres.row_counts import *
 from imsnb.postgres.session import *
 from imsnb.postgres.statements import *
 from imsnb.postgres.trail import *
+from imsnb.postgres.vacuum import *
 
 __all__: list[str] = []
 __all__ += _activity.__all__
@@ -71,3 +74,4 @@ __all__ += _row_counts.__all__
 __all__ += _session.__all__
 __all__ += _statements.__all__
 __all__ += _trail.__all__
+__all__ += _vacuum.__all__
