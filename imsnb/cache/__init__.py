@@ -7,6 +7,7 @@
     latency.py  PING round trips
     keys.py     keys per database, the biggest keys of a bounded SCAN sample
     slowlog.py  the slow log, arguments masked
+    replication.py  each replica's silence toward its master and bytes behind (INFO replication)
 
 Nothing here walks the keyspace with KEYS: big keys come from a bounded SCAN sample and MEMORY USAGE.
 """
@@ -15,12 +16,14 @@ Nothing here walks the keyspace with KEYS: big keys come from a bounded SCAN sam
 from imsnb.cache import keys as _keys
 from imsnb.cache import latency as _latency
 from imsnb.cache import memory as _memory
+from imsnb.cache import replication as _replication
 from imsnb.cache import session as _session
 from imsnb.cache import slowlog as _slowlog
 from imsnb.cache import stats as _stats
 from imsnb.cache.keys import *
 from imsnb.cache.latency import *
 from imsnb.cache.memory import *
+from imsnb.cache.replication import *
 from imsnb.cache.session import *
 from imsnb.cache.slowlog import *
 from imsnb.cache.stats import *
@@ -29,6 +32,7 @@ __all__: list[str] = []
 __all__ += _keys.__all__
 __all__ += _latency.__all__
 __all__ += _memory.__all__
+__all__ += _replication.__all__
 __all__ += _session.__all__
 __all__ += _slowlog.__all__
 __all__ += _stats.__all__

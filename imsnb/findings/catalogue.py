@@ -147,6 +147,11 @@ CHECKS: dict[str, Check] = {
     "cache.latency": Check(
         "the median round trip of PINGs (p99 beside it)", T(1.0, 10.0, 100.0, unit="ms", source="Latency: < 1ms")
     ),
+    "cache.replication_lag": Check(
+        "seconds since the most silent replica last acknowledged its master (a healthy one does every second), "
+        "with its bytes behind; a replica not online, or a replica's link to its master down, is a WARNING",
+        T(10.0, 60.0, 300.0, unit="s", source="imsnb: Redis's min-replicas-max-lag default, 10 s"),
+    ),
     "cache.ops_per_s": Check("commands per second in the period and the busiest commands: context, always OK"),
     "cache.blocked_clients": Check("clients blocked on a blocking command (BLPOP ...): any is a WARNING"),
     # Cache Cluster Upgrade: the new node's keys against the old one's
