@@ -12,6 +12,7 @@ from imsnb import cache
 from imsnb.errors import Unreachable
 from imsnb.findings import Severity
 from imsnb.sandbox import Sandbox
+from imsnb.sandbox.redis import RedisServer
 
 pytestmark = pytest.mark.servers  # cache-pressure and healthy sandboxes
 
@@ -45,6 +46,27 @@ def test_big_keys_come_from_a_bounded_scan(pressured):
         assert len(cache.big_keys(c, sample=50, top=100)) <= 50
         commands = c.call("info", "commandstats")
         assert "cmdstat_keys" not in commands and "cmdstat_scan" in commands
+
+
+def _lookups(c: cache.Cache) -> int:
+    stats = c.call("info", "stats")
+    return stats["keyspace_hits"] + stats["keyspace_misses"]
+
+
+def test_big_keys_cost_the_hit_rate_only_the_largest_keys_lookups():
+    """Redis counts TYPE and TTL as keyspace hits: asked of all 1,000 sampled keys, a run added 2,000 hits that the
+    next run's hit rate took for the application's (a cache at 50% read as 92%). Only the `top` largest are asked."""
+    server = RedisServer().start()
+    try:
+        server.client().mset({f"app:{i}": "x" * (i % 97) for i in range(1500)})
+        with cache.Cache("tests", settings={"port": server.port, "password": server.password}) as c:
+            before = _lookups(c)
+            big = cache.big_keys(c, sample=1000, top=3)
+            assert _lookups(c) - before == 2 * 3, "TYPE and TTL of the three largest, nothing else"
+    finally:
+        server.stop()
+    assert list(big["bytes"]) == sorted(big["bytes"], reverse=True) and (big["type"] == "string").all()
+    assert (big["ttl_s"] == -1).all() and len(big) == 3
 
 
 def test_slow_log_masks_arguments(pressured):
@@ -90,6 +112,37 @@ def test_a_hung_redis_costs_seconds_not_minutes(private_sandbox):
         assert time.monotonic() - started < 10  # the issue's bound: a hang is seconds (2 s timeout), not minutes
     finally:
         os.kill(sandbox.redis.process.pid, signal.SIGCONT)
+
+
+def test_a_database_the_server_refuses_is_a_finding_naming_the_setting(healthy_sandbox):
+    """REDIS_DB=99 (the server has 16): the connection's SELECT is refused. It was a crashed notebook, every other
+    target's findings lost; it is the cache's reachability, CRITICAL, naming what to change."""
+    server = healthy_sandbox.redis
+    c = cache.Cache("tests", settings={"host": "127.0.0.1", "port": server.port, "password": server.password, "db": 99})
+    finding = cache.reachable_finding(c)
+    assert finding.severity == Severity.CRITICAL and "DB index is out of range" in finding.message
+    assert "the server refuses the database REDIS_DB (or REDIS_URL's /N) names" in finding.message
+    with pytest.raises(Unreachable):  # what every section turns into its finding
+        cache.stats(c)
+
+
+def test_a_missing_password_says_which_setting_to_set(healthy_sandbox):
+    c = cache.Cache("tests", settings={"host": "127.0.0.1", "port": healthy_sandbox.redis.port})
+    finding = cache.reachable_finding(c)
+    assert finding.severity == Severity.CRITICAL and "set REDIS_PASSWORD" in finding.message
+
+
+def test_a_cluster_node_whose_cluster_is_down_is_unreachable():
+    """A cluster node with no slots answers PING and INFO while every key command fails with CLUSTERDOWN: it was
+    'connected', OK."""
+    server = RedisServer(options=("--cluster-enabled", "yes")).start()
+    try:
+        with cache.Cache("tests", settings={"port": server.port, "password": server.password}) as c:
+            finding = cache.reachable_finding(c)
+    finally:
+        server.stop()
+    assert finding.severity == Severity.CRITICAL
+    assert "cluster_state is fail (0 of 16384 slots served): every key command fails" in finding.message
 
 
 @pytest.mark.parametrize(("name", "value"), [("REDIS_PORT", "abc"), ("REDIS_URL", "http://cache:1")])

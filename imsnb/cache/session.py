@@ -72,9 +72,11 @@ class Cache(LazySession):
         try:
             client.ping()
         except UNREACHABLE as exc:
-            raise self.fail(Unreachable(f"cache {self.label}", one_line(exc))) from None
+            raise self.fail(Unreachable(f"cache {self.label}", _with_hint(one_line(exc)))) from None
         except redis.exceptions.NoPermissionError as exc:  # an ACL user without +ping
             raise self.fail(Unreachable(f"cache {self.label}", f"{one_line(exc)}: {ACL_HINT}")) from None
+        except redis.exceptions.ResponseError as exc:  # the connection's own SELECT or HELLO refused
+            raise self.fail(Unreachable(f"cache {self.label}", _with_hint(one_line(exc)))) from None
         try:  # named after the connection, not in it: a user without +client|setname still connects
             client.client_setname(self.application.replace("/", "-"))
         except redis.exceptions.NoPermissionError:
@@ -107,6 +109,16 @@ class Cache(LazySession):
         self.close()
 
 
+def _with_hint(error: str) -> str:
+    """A connection's error, with what to set when the error is one of the settings'."""
+    lowered = error.lower()
+    if "authenticat" in lowered or "noauth" in lowered or "invalid password" in lowered:
+        return f"{error}: set REDIS_PASSWORD (and REDIS_USERNAME for an ACL user), or the password in REDIS_URL"
+    if "db index" in lowered or "select is not allowed" in lowered:
+        return f"{error}: the server refuses the database REDIS_DB (or REDIS_URL's /N) names; a cluster has only db 0"
+    return error
+
+
 def default_cache() -> Cache:
     """The client used when a diagnostic is called without one (interactive use)."""
     return Cache.default()
@@ -123,6 +135,26 @@ def reachable_finding(cache: Cache | None = None) -> Finding:
 
     def connected() -> str:
         info = cache.call("info", "server")
+        if info.get("redis_mode") == "cluster":
+            _raise_if_cluster_down(cache)
         return f"connected to {cache.label}: Redis {info.get('redis_version')}"
 
     return session.reachable_finding("cache", connected)
+
+
+def _raise_if_cluster_down(cache: Cache) -> None:
+    """A cluster node answers PING and INFO while its cluster is down, but every key command fails (CLUSTERDOWN):
+    unreachable, as far as the application is concerned. A user that may not run CLUSTER INFO is not checked."""
+    try:
+        reply = cache.call("execute_command", "CLUSTER", "INFO")
+    except NotAvailable:
+        return
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    state = fields.get("cluster_state", "").strip()
+    if state and state != "ok":
+        slots = fields.get("cluster_slots_ok", "?").strip()
+        raise Unreachable(
+            f"cache {cache.label}",
+            f"cluster_state is {state} ({slots} of 16384 slots served): every key command fails with CLUSTERDOWN",
+        )

@@ -16,7 +16,15 @@ from imsnb.shutdown import stop_process
 
 
 class RedisServer:
-    def __init__(self, *, maxmemory: str = "8mb", policy: str = "allkeys-lru", password: str | None = None):
+    def __init__(
+        self,
+        *,
+        maxmemory: str = "8mb",
+        policy: str = "allkeys-lru",
+        password: str | None = None,
+        options: tuple[str, ...] = (),
+    ):
+        self.options = options  # more redis-server options, e.g. ("--cluster-enabled", "yes")
         self.maxmemory = maxmemory
         self.policy = policy
         self.password = password or secrets.token_urlsafe(18)
@@ -53,6 +61,7 @@ class RedisServer:
                 str(self.dir),
                 "--slowlog-log-slower-than",
                 "10000",
+                *self.options,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
