@@ -17,6 +17,11 @@ __all__ = [
 _LITERAL_TOKENS = frozenset({"SCONST", "USCONST", "BCONST", "XCONST", "ICONST", "FCONST"})
 _NUMERIC_TOKENS = frozenset({"ICONST", "FCONST"})
 _COMMENT_MASKS = {"C_COMMENT": "/* ? */", "SQL_COMMENT": "-- ?"}
+# A setting's value (`SET app.api_key TO some_word`, `ALTER ROLE r SET x = "y"`) is data even when it lexes as a
+# word: masked from TO or = to the statement's end, but for the commas and parentheses between values.
+_SETTING_STATEMENTS = frozenset({"SET", "ALTER"})
+_KEPT_IN_SETTINGS = frozenset({"ASCII_44", "ASCII_40", "ASCII_41"})
+_END = "ASCII_59"
 
 
 def mask_literals(sql: str | None) -> str | None:
@@ -42,6 +47,7 @@ def mask_literals(sql: str | None) -> str | None:
             return "?"
     out: list[str] = []
     position, after_number = 0, False
+    first, setting, value = None, False, False  # the statement's first word; after its SET; after TO or =
     for index, token in enumerate(tokens):
         gap = sql[position : token.start]
         if gap.strip():  # the lexer skipped something that is not white space: show nothing
@@ -50,6 +56,13 @@ def mask_literals(sql: str | None) -> str | None:
         position = token.end + 1
         if after_number and not gap and (text[:1].isalnum() or text[:1] == "_"):
             continue  # glued to the number before it: part of the same masked literal
+        first = None if token.name == _END else first or token.name
+        setting = first in _SETTING_STATEMENTS and (setting or token.name == "SET")
+        if value and token.name not in _KEPT_IN_SETTINGS and token.name != _END and token.name not in _COMMENT_MASKS:
+            if not (out and out[-1] == "?" and not gap):
+                out += [gap, "?"]
+            continue
+        value = setting and token.name != _END and (value or token.name in ("TO", "ASCII_61"))
         following = tokens[index + 1] if index + 1 < len(tokens) else None
         if token.name == "NCHAR" and len(text) == 1 and following is not None and following.start == position:
             out.append(gap)  # N'...': the prefix goes with the literal

@@ -133,6 +133,12 @@ WORDS = ["SELECT", "FROM", "WHERE", "AND", "OR", "t", "col", "orders", "=", "<",
         ("SELECT 1abc, 'hunter2'", "SELECT ?"),  # junk after a number: the lexer stops, the rest is masked
         ("SELECT 'a\\' hunter2 '", "SELECT ?"),  # a backslash in a plain string: masked to the end
         ("SELECT $1, $tag$ hunter2 $tag$", "SELECT $1, ?"),
+        # a setting's value is data even as a bare word or a quoted identifier (pg_stat_statements keeps SET verbatim)
+        ("SET app.api_key TO SetIdentSecret_Si16", "SET app.api_key TO ?"),
+        ('set local app.token = "hunter2"; SELECT 1', "set local app.token = ?; SELECT ?"),
+        ("ALTER ROLE ims SET app.key = hunter2, other_word", "ALTER ROLE ims SET app.key = ?, ?"),
+        ("UPDATE t SET n = n + 1 WHERE id = 5", "UPDATE t SET n = n + ? WHERE id = ?"),  # columns stay readable
+        ("SET ROLE reporting", "SET ROLE reporting"),
     ],
 )
 def test_query_text_has_every_literal_and_comment_masked(sql, masked):
