@@ -61,8 +61,11 @@ def top_statements_chart(statements: pd.DataFrame, n: int = 10) -> Figure:
 
 
 def _label(query: str, width: int = 60) -> str:
+    """Text read from a target, one line, cut to `width`, shown as written: Matplotlib renders the text between two
+    `$` as math (`WHERE id = $1 AND n > $2` lost its spaces and parameters), so every `$` is escaped."""
     one_line = " ".join(str(query).split())
-    return one_line if len(one_line) <= width else one_line[: width - 1] + "…"
+    cut = one_line if len(one_line) <= width else one_line[: width - 1] + "…"
+    return cut.replace("$", r"\$")
 
 
 def cache_memory_chart(used_bytes: int, maxmemory_bytes: int, hits: int, misses: int) -> Figure:
@@ -113,7 +116,7 @@ def response_times_chart(times: pd.DataFrame) -> Figure:
     ax.axhline(limit, color=SEVERITY_COLOURS["warning"], linestyle="--", label=f"{limit:g} ms (runbook p95)")
     ax.set_xlabel("request")
     ax.set_ylabel("ms")
-    ax.set_title(f"Response times: {times['url'].iloc[0]}" if len(times) else "Response times")
+    ax.set_title(f"Response times: {_label(times['url'].iloc[0], 90)}" if len(times) else "Response times")
     ax.legend(fontsize=7)
     return fig
 
@@ -138,7 +141,7 @@ def timeseries_chart(
     rows = frame[frame["metric"] == metric]
     fig = Figure(figsize=(9, 2.8), layout="constrained")
     ax = fig.add_subplot()
-    ax.set_title(title or metric)
+    ax.set_title(_label(title or metric, 90))
     if rows.empty:
         ax.text(0.5, 0.5, f"no {metric} datapoints in the window", ha="center", va="center", transform=ax.transAxes)
         return fig

@@ -16,6 +16,7 @@ import base64
 import dataclasses
 import html
 import io
+import warnings
 from datetime import UTC, datetime
 from typing import Any
 
@@ -184,7 +185,9 @@ def show(obj: Any, title: str | None = None) -> None:
         _display({"text/html": html_block(f"<p><b>{html.escape(str(title))}</b></p>"), "text/plain": str(title)})
     if hasattr(obj, "savefig"):
         buffer = io.BytesIO()
-        obj.savefig(buffer, format="png", dpi=96)
+        with warnings.catch_warnings():  # a name in a script the font lacks (CJK, emoji) is drawn as boxes: no
+            warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")  # warning in the report
+            obj.savefig(buffer, format="png", dpi=96)
         _display({"image/png": buffer.getvalue(), "text/plain": f"<chart: {title or 'figure'}>"})
     elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         show(pd.DataFrame(list(dataclasses.asdict(obj).items()), columns=["metric", "value"]))

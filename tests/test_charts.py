@@ -39,3 +39,32 @@ def test_a_chart_without_data_says_so_instead_of_drawing_nothing():
     fig = charts.timeseries_chart(cpu_frame().iloc[0:0], "CPUUtilization", check="aws.rds.cpu")
     (ax,) = fig.axes
     assert any("no CPUUtilization datapoints" in t.get_text() for t in ax.texts)
+
+
+def test_query_text_with_parameters_is_drawn_as_written_not_as_math():
+    """Matplotlib renders the text between two `$` as math: `WHERE id = $1 AND n > $2` lost its spaces and showed
+    its parameters as if they were constants. The label keeps every `$`, escaped, and is not math."""
+    from matplotlib import cbook
+
+    query = "SELECT * FROM t WHERE id = $1 AND n > $2"
+    statements = pd.DataFrame({"query": [query], "total_ms": [5000.0], "mean_ms": [250.0]})
+    fig = charts.top_statements_chart(statements)
+    fig.canvas.draw()  # the labels as they are drawn
+    (ax,) = fig.axes
+    (label,) = [t.get_text() for t in ax.get_yticklabels()]
+    assert label == r"SELECT * FROM t WHERE id = \$1 AND n > \$2" and not cbook.is_math_text(label)
+
+
+def test_a_name_the_font_cannot_draw_leaves_no_warning_in_the_report(capsys):
+    """A table named in CJK or emoji is drawn as boxes by the bundled font; Matplotlib's warning about each glyph
+    went into the report as a stray 'UserWarning: Glyph … missing' output."""
+    import warnings
+
+    from imsnb.report import show
+
+    statements = pd.DataFrame({"query": ["SELECT * FROM ünïcødé_表_🔥"], "total_ms": [5000.0], "mean_ms": [250.0]})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        show(charts.top_statements_chart(statements), "statements")
+    assert [str(w.message) for w in caught] == []
+    assert "<chart: statements>" in capsys.readouterr().out
