@@ -117,3 +117,29 @@ def test_readme_commands_exist():
     readme = (ROOT / "README.md").read_text()
     assert "make demo" in readme and "make test" in readme
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_a_verdict_on_part_of_the_window_says_which_part_on_its_line(capsys):
+    """An OK judged on a 10 s sample of a 5 min window printed as a plain OK: at 3 a.m. that reads as 'the window
+    was fine'. The line says what the verdict covers; a verdict on the whole window says nothing more."""
+    from datetime import UTC, datetime, timedelta
+
+    from imsnb.cli.output import print_findings
+    from imsnb.period import Period
+    from imsnb.sampling.start import uncovered_note
+    from imsnb.window import Window
+
+    end = datetime(2026, 12, 4, 3, 0, tzinfo=UTC)
+    note = uncovered_note(Window(end - timedelta(minutes=5), end), 10, "sample")
+    part = Period(end - timedelta(seconds=10), end, "sample", note).to_dict()
+    whole = Period(end - timedelta(minutes=5), end, "history").to_dict()
+    print_findings(
+        [
+            {"severity": "OK", "check": "postgres.slow_queries", "message": "no statement averages 100 ms or more",
+             "period": part},
+            {"severity": "OK", "check": "postgres.cache_hit_ratio", "message": "hit ratio 99.9%", "period": whole},
+        ]
+    )  # fmt: skip
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith("no statement averages 100 ms or more (the sample covers 10 s of the 5 min window)")
+    assert lines[1].endswith("hit ratio 99.9%")

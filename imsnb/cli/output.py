@@ -2,6 +2,8 @@
 
 - targets that were not configured come first, apart from the findings ("not checked: ...");
 - a run "completed" (or "failed", "timed out") and has a worst finding: never "status ok, worst ERROR";
+- a verdict on part of the window says which part ("the sample covers 10 s of the 5 min window"), so an OK on
+  ten seconds is not read as an OK on the incident;
 - an action's reason not to apply ("both keys are missing: ...") is said once per command, the plans listed;
 - several runs (a suite, triage's follow-ups) end with their findings at WARNING and above, the worst severity, its
   escalation and the incident's index.html.
@@ -12,6 +14,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -45,7 +48,17 @@ def print_findings(findings: Iterable[dict[str, Any]], *, at_least: Severity = S
     """Findings worst first (the skipped targets left out: `print_skipped` lists them), one line each."""
     shown = [f for f in findings if not skipped_target(f) and Severity.parse(f["severity"]) >= at_least]
     for f in sorted(shown, key=lambda f: -Severity.parse(f["severity"])):
-        print(f"  {f['severity']:<8} {f['check']:<30} {f['message']}")
+        print(f"  {f['severity']:<8} {f['check']:<30} {f['message']}{coverage_text(f)}")
+
+
+_COVERS = re.compile(r"the [\w ]+? covers [^;]+? window")
+
+
+def coverage_text(finding: dict[str, Any]) -> str:
+    """' (the sample covers 10 s of the 5 min window)' for a finding whose period leaves part of the window out
+    (`imsnb.sampling.start.uncovered_note`), else ''."""
+    found = _COVERS.search(str((finding.get("period") or {}).get("note") or ""))
+    return f" ({found[0]})" if found else ""
 
 
 class ActionPrinter:
