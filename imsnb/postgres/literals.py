@@ -7,6 +7,9 @@ from typing import Any
 import pandas as pd
 from pglast.parser import ParseError, scan
 
+from imsnb.config import secret_in_value
+from imsnb.scrub import REDACTED
+
 __all__ = [
     "excerpt",
     "mask_literals",
@@ -16,6 +19,7 @@ __all__ = [
 # PostgreSQL's own lexer (libpg_query, through pglast) names every token; these are the ones whose text is data.
 _LITERAL_TOKENS = frozenset({"SCONST", "USCONST", "BCONST", "XCONST", "ICONST", "FCONST"})
 _NUMERIC_TOKENS = frozenset({"ICONST", "FCONST"})
+APPLICATION_COLUMNS = ("application", "blocking_application")  # application_name, as the fetchers name it
 _COMMENT_MASKS = {"C_COMMENT": "/* ? */", "SQL_COMMENT": "-- ?"}
 # A setting's value (`SET app.api_key TO some_word`, `ALTER ROLE r SET x = "y"`) is data even when it lexes as a
 # word: masked from TO or = to the statement's end, but for the commas and parentheses between values.
@@ -79,9 +83,15 @@ def mask_literals(sql: str | None) -> str | None:
 
 
 def masked(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
+    """`frame` with the query text of `columns` masked (`mask_literals`), and every application name a client set
+    (APPLICATION_COLUMNS) replaced when it holds a secret: `application_name='svc password=...'` is a
+    connection string's habit, and it was shown verbatim."""
     for column in columns:
         if column in frame:
             frame[column] = frame[column].map(mask_literals)
+    for column in APPLICATION_COLUMNS:
+        if column in frame:
+            frame[column] = frame[column].map(lambda name: REDACTED if secret_in_value(name) else name)
     return frame
 
 

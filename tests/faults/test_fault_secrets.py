@@ -147,6 +147,27 @@ def test_query_text_has_every_literal_and_comment_masked(sql, masked):
     assert mask_literals(sql) == masked
 
 
+def test_an_application_name_holding_a_password_is_not_shown():
+    """application_name is set by the client, and a connection string's habit puts `password=` in it: the
+    activity and lock tables showed it verbatim. A name without a secret stays, as it names the service."""
+    import pandas as pd
+
+    from imsnb.postgres.literals import masked
+
+    frame = pd.DataFrame(
+        {
+            "query": ["SELECT 1", "SELECT 2"],
+            "application": ["svc password=AppNameSecret_An15", "ims-backend"],
+            "blocking_application": ["postgresql://u:AppNameSecret_An16@db/ims", None],
+        }
+    )
+    shown = masked(frame, "query").fillna("none").to_dict("records")
+    assert shown == [
+        {"query": "SELECT ?", "application": "********", "blocking_application": "********"},
+        {"query": "SELECT ?", "application": "ims-backend", "blocking_application": "none"},
+    ]
+
+
 def _quoted(body: str) -> str:
     return "'" + body.replace("'", "''") + "'"
 
