@@ -151,3 +151,11 @@ def test_bad_redis_settings_are_a_finding_not_a_crash(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
     finding = cache.reachable_finding(cache.Cache("tests"))
     assert finding.severity == Severity.CRITICAL and ("REDIS" in finding.message or "Redis" in finding.message)
+
+
+def test_a_url_missing_its_colon_is_bad_input_and_its_password_is_not_shown(monkeypatch):
+    """`redis//:pw@host` is no URL: all of it is the path, which the label showed, password and all."""
+    monkeypatch.setenv("REDIS_URL", "redis//:Sekret99@127.0.0.1:6379")
+    finding = cache.reachable_finding(cache.Cache("tests"))
+    assert finding.severity == Severity.CRITICAL and "Sekret99" not in finding.message
+    assert finding.message.startswith("cache redis (bad REDIS_URL: use redis://host:port/db) unreachable")

@@ -123,8 +123,12 @@ def redis_label() -> str:
     except NotConfigured:
         return "redis (not configured)"
     if "url" in settings:
-        try:
+        try:  # a URL that is not one (`redis//:pw@host`) is all path: never shown, it may hold the password
             parts = urlsplit(str(settings["url"]))
+            if parts.scheme == "unix":
+                return f"unix:{parts.path}"
+            if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+                return "redis (bad REDIS_URL: use redis://host:port/db)"
             return f"{parts.hostname}:{parts.port or 6379}{parts.path or '/0'}"
         except ValueError:
             return "redis (bad REDIS_URL)"
