@@ -51,12 +51,16 @@ SELECT
     current_setting('track_activities')::bool AS track_activities
 """
 
+# Another role's session, to a role without pg_read_all_stats, shows its pid, user and database but no backend type or
+# state: it is counted (it holds a connection all the same) as "hidden". A backend with a user and a database is a
+# client (autovacuum and the server's own processes have no user, a physical WAL sender no database).
 CONNECTIONS_BY_STATE = """
 SELECT
-    coalesce(state, 'unknown') AS state,
+    CASE WHEN backend_type IS NULL THEN 'hidden' ELSE coalesce(state, 'unknown') END AS state,
     count(*)::int AS connections
 FROM pg_stat_activity
 WHERE backend_type = 'client backend'
+    OR (backend_type IS NULL AND usesysid IS NOT NULL AND datid IS NOT NULL)
 GROUP BY 1
 ORDER BY 2 DESC, 1
 """
@@ -72,7 +76,8 @@ def max_connections(db: Database | None = None) -> int:
 
 
 def connections_by_state(db: Database | None = None) -> pd.DataFrame:
-    """Client connections per state (active, idle, idle in transaction, ...): columns state, connections."""
+    """Client connections per state (active, idle, idle in transaction, ...): columns state, connections. Other
+    roles' sessions whose state this role may not see (no pg_read_all_stats) are counted as state "hidden"."""
     return database_or_default(db).frame(CONNECTIONS_BY_STATE)
 
 
@@ -123,9 +128,11 @@ def connections_finding(by_state: pd.DataFrame, max_conn: int) -> Finding:
     used = int(by_state["connections"].sum()) if not by_state.empty else 0
     ratio = used / max_conn if max_conn else 0.0
     states = ", ".join(f"{r.state} {r.connections}" for r in by_state.itertuples())
+    hidden = "hidden" in set(by_state["state"])
+    hidden = " (hidden: other roles' sessions, state not visible to this role)" if hidden else ""
     return judge(
         "postgres.connections_used",
         round(ratio, 4),
-        f"{used} of {max_conn} connections in use ({ratio:.0%}): {states or 'none'}",
+        f"{used} of {max_conn} connections in use ({ratio:.0%}): {states or 'none'}{hidden}",
         evidence=by_state,
     )
