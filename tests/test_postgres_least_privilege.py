@@ -12,6 +12,7 @@ from helpers import wait_until
 from psycopg import sql
 
 from imsnb import postgres, sampling
+from imsnb.errors import NotAvailable
 from imsnb.findings import Severity
 from imsnb.history import History
 from imsnb.sandbox.postgres import PostgresServer
@@ -36,14 +37,14 @@ def server():
     server.stop()
 
 
-def as_role(server: PostgresServer, role: str = PLAIN_ROLE) -> postgres.Database:
+def as_role(server: PostgresServer, role: str = PLAIN_ROLE, dbname: str = "ims") -> postgres.Database:
     password = server.password if role == "ims" else "pw"  # ims: the sandbox's pg_monitor role
-    settings = {"host": "127.0.0.1", "port": str(server.port), "user": role, "dbname": "ims", "password": password}
+    settings = {"host": "127.0.0.1", "port": str(server.port), "user": role, "dbname": dbname, "password": password}
     return postgres.Database("tests", settings=settings)
 
 
-def superuser(server: PostgresServer, **kwargs) -> psycopg.Connection:
-    return psycopg.connect(host=str(server.dir), port=server.port, user="postgres", dbname="ims", **kwargs)
+def superuser(server: PostgresServer, dbname: str = "ims", **kwargs) -> psycopg.Connection:
+    return psycopg.connect(host=str(server.dir), port=server.port, user="postgres", dbname=dbname, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -187,3 +188,37 @@ def test_statements_not_tracked_are_a_visibility_warning(server):
     finally:
         with superuser(server, autocommit=True) as admin:
             admin.execute("ALTER DATABASE ims RESET pg_stat_statements.track")
+
+
+@pytest.fixture(scope="module")
+def databases(server):
+    """`elsewhere`: pg_stat_statements in a schema of its own, whose name needs quoting; `bare`: without it."""
+    with server.admin() as admin:
+        admin.execute("CREATE DATABASE elsewhere")
+        admin.execute("CREATE DATABASE bare")
+    with superuser(server, "elsewhere", autocommit=True) as admin:
+        admin.execute('CREATE SCHEMA "Ext Schema"')
+        admin.execute('CREATE EXTENSION pg_stat_statements SCHEMA "Ext Schema"')
+        admin.execute('GRANT USAGE ON SCHEMA "Ext Schema" TO ims, nomon')
+    return "elsewhere", "bare"
+
+
+def test_pg_stat_statements_is_read_from_the_schema_it_was_installed_in(server, databases, tmp_path):
+    with as_role(server, "ims", "elsewhere") as db:
+        sample = sampling.Sample(1.0, db=db, history=History(tmp_path / "h.sqlite"), store=False)
+        with superuser(server, "elsewhere", autocommit=True) as app:
+            for _ in range(2):
+                app.execute("SELECT pg_sleep(0.12)")
+        slow = sample.statements(min_mean_ms=100)
+        lifetime = postgres.slow_queries(db)
+        own = sampling.own_statements(db)
+    assert slow["query"].str.contains("pg_sleep").any(), slow
+    assert lifetime["query"].str.contains("pg_sleep").any(), lifetime
+    assert own, "imsnb's own entries found there too"
+
+
+def test_a_role_that_cannot_read_the_preload_setting_is_told_the_extension_is_missing(server, databases):
+    with as_role(server, PLAIN_ROLE, "bare") as db, pytest.raises(NotAvailable) as raised:
+        postgres.slow_queries(db)
+    assert str(raised.value).startswith("pg_stat_statements is not installed in this database")
+    assert "could not be checked" in raised.value.hint and "pg_read_all_settings" in raised.value.hint
