@@ -19,6 +19,9 @@ __all__ = [
     "running_queries",
 ]
 
+# Ages are taken at clock_timestamp(), not now(): now() is when imsnb's statement started, before it read
+# pg_stat_activity, so a session that changed state in between (every few microseconds under load) would have a
+# negative age and fall out of a ">= 0 s" filter, while connections_by_state counted it.
 # -- from PgHero's running_queries, with the wait event and the transaction's age
 RUNNING_QUERIES = """
 SELECT
@@ -27,8 +30,8 @@ SELECT
     application_name AS application,
     client_addr::text AS client,
     state,
-    extract(epoch FROM now() - query_start)::float8 AS duration_s,
-    extract(epoch FROM now() - xact_start)::float8 AS xact_age_s,
+    extract(epoch FROM clock_timestamp() - query_start)::float8 AS duration_s,
+    extract(epoch FROM clock_timestamp() - xact_start)::float8 AS xact_age_s,
     wait_event_type,
     wait_event,
     backend_start,
@@ -39,7 +42,7 @@ WHERE backend_type = 'client backend'
     AND state <> 'idle'
     AND state NOT LIKE 'idle in transaction%%'
     AND pid <> pg_backend_pid()
-    AND now() - query_start >= make_interval(secs => %(min_duration_s)s)
+    AND clock_timestamp() - query_start >= make_interval(secs => %(min_duration_s)s)
 ORDER BY query_start
 LIMIT %(limit)s
 """
@@ -90,15 +93,15 @@ SELECT
     activity.application_name AS application,
     activity.client_addr::text AS client,
     activity.state,
-    extract(epoch FROM now() - activity.xact_start)::float8 AS xact_age_s,
-    extract(epoch FROM now() - activity.state_change)::float8 AS idle_s,
+    extract(epoch FROM clock_timestamp() - activity.xact_start)::float8 AS xact_age_s,
+    extract(epoch FROM clock_timestamp() - activity.state_change)::float8 AS idle_s,
     (SELECT count(*) FROM waits WHERE waits.blocking_pid = activity.pid)::int AS blocking,
     activity.backend_start,
     activity.query_start,
     activity.query AS last_query
 FROM pg_stat_activity AS activity
 WHERE activity.state LIKE 'idle in transaction%%'
-    AND now() - activity.state_change >= make_interval(secs => %(min_idle_s)s)
+    AND clock_timestamp() - activity.state_change >= make_interval(secs => %(min_idle_s)s)
 ORDER BY blocking DESC, xact_age_s DESC
 LIMIT %(limit)s
 """

@@ -42,21 +42,28 @@ WHERE name = 'max_connections'
 
 # Without pg_read_all_stats (pg_monitor has it), other roles' sessions show no state, query or wait, their locks no
 # query, and their pg_stat_statements rows no queryid; with track_counts or track_activities off the statistics
-# views read zero or empty. Either way the diagnostics would read "nothing wrong" for what they cannot see.
+# views read zero or empty, and with pg_stat_statements.track = none no statement is recorded. Either way the
+# diagnostics would read "nothing wrong" for what they cannot see. role_sql: the role's name as SQL (quoted as needed).
 VISIBILITY = """
 SELECT
     current_user AS role,
+    quote_ident(current_user) AS role_sql,
     pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') AS reads_all_stats,
     current_setting('track_counts')::bool AS track_counts,
-    current_setting('track_activities')::bool AS track_activities
+    current_setting('track_activities')::bool AS track_activities,
+    current_setting('pg_stat_statements.track', true) AS statements_track
 """
 
+# Another role's session, to a role without pg_read_all_stats, shows its pid, user and database but no backend type or
+# state: it is counted (it holds a connection all the same) as "hidden". A backend with a user and a database is a
+# client (autovacuum and the server's own processes have no user, a physical WAL sender no database).
 CONNECTIONS_BY_STATE = """
 SELECT
-    coalesce(state, 'unknown') AS state,
+    CASE WHEN backend_type IS NULL THEN 'hidden' ELSE coalesce(state, 'unknown') END AS state,
     count(*)::int AS connections
 FROM pg_stat_activity
 WHERE backend_type = 'client backend'
+    OR (backend_type IS NULL AND usesysid IS NOT NULL AND datid IS NOT NULL)
 GROUP BY 1
 ORDER BY 2 DESC, 1
 """
@@ -72,7 +79,8 @@ def max_connections(db: Database | None = None) -> int:
 
 
 def connections_by_state(db: Database | None = None) -> pd.DataFrame:
-    """Client connections per state (active, idle, idle in transaction, ...): columns state, connections."""
+    """Client connections per state (active, idle, idle in transaction, ...): columns state, connections. Other
+    roles' sessions whose state this role may not see (no pg_read_all_stats) are counted as state "hidden"."""
     return database_or_default(db).frame(CONNECTIONS_BY_STATE)
 
 
@@ -100,9 +108,10 @@ def visibility_finding(db: Database | None = None) -> Finding | None:
     hidden = []
     if not bool(row["reads_all_stats"]):
         hidden.append(
-            f"role {row['role']} sees only its own sessions and statements: other sessions' state, queries and locks "
-            f"are hidden, so the session, lock and statement checks cannot see a problem there; "
-            f"GRANT pg_monitor TO {row['role']}"
+            f"role {row['role']} cannot see other roles' session states, queries or statement texts: their sessions "
+            f"count as connections and their lock waits and statement times are judged, but a session of theirs "
+            f"idle in a transaction or running long cannot be seen; "
+            f"GRANT pg_monitor TO {row['role_sql']}"
         )
     for setting, what in (
         ("track_counts", "table scans and hit ratios read zero, and autovacuum cannot run"),
@@ -110,6 +119,11 @@ def visibility_finding(db: Database | None = None) -> Finding | None:
     ):
         if not bool(row[setting]):
             hidden.append(f"{setting} is off: {what}; set {setting} = on")
+    if row["statements_track"] == "none":
+        hidden.append(
+            "pg_stat_statements.track is none: no statement is recorded, so none can read slow or regressed; "
+            "set pg_stat_statements.track = top"
+        )
     # Plans it cannot take make no check read a false OK; they leave the "why" unexplained: INFO, worth knowing.
     unplanned = plan_access_gap(database_or_default(db))
     if not hidden and unplanned is None:
@@ -123,9 +137,11 @@ def connections_finding(by_state: pd.DataFrame, max_conn: int) -> Finding:
     used = int(by_state["connections"].sum()) if not by_state.empty else 0
     ratio = used / max_conn if max_conn else 0.0
     states = ", ".join(f"{r.state} {r.connections}" for r in by_state.itertuples())
+    hidden = "hidden" in set(by_state["state"])
+    hidden = " (hidden: other roles' sessions, state not visible to this role)" if hidden else ""
     return judge(
         "postgres.connections_used",
         round(ratio, 4),
-        f"{used} of {max_conn} connections in use ({ratio:.0%}): {states or 'none'}",
+        f"{used} of {max_conn} connections in use ({ratio:.0%}): {states or 'none'}{hidden}",
         evidence=by_state,
     )

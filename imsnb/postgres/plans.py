@@ -138,6 +138,7 @@ WHERE name = 'track_activity_query_size'
 PLAN_ACCESS = """
 SELECT
     current_user AS role,
+    quote_ident(current_user) AS role_sql,
     current_setting('server_version_num')::int AS version,
     count(*) FILTER (WHERE NOT has_table_privilege(c.oid, 'SELECT')) AS unreadable,
     min(quote_ident(n.nspname) || '.' || quote_ident(c.relname))
@@ -361,9 +362,9 @@ def plan_access_gap(db: Database) -> str | None:
         return None
     role = row["role"]
     grant = (
-        f"GRANT pg_read_all_data TO {role}"
+        f"GRANT pg_read_all_data TO {row['role_sql']}"
         if int(row["version"]) >= 140000
-        else f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}"
+        else f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {row['role_sql']}"
     )
     return (
         f"role {role} cannot read {int(row['unreadable'])} table(s) (e.g. {row['example']}), and the planner will not "

@@ -37,6 +37,18 @@ CLIENT_GRACE_S = 5  # how long past statement_timeout the client waits before gi
 # own footprint from the application's and leave it out of what it judges (imsnb.sampling.postgres.OWN_STATEMENTS).
 TAG = "/* imsnb */"
 
+# pg_stat_statements may be installed in a schema of its own (CREATE EXTENSION ... SCHEMA "Ext Schema"): that schema
+# is appended to the session's search_path (after the application's, so no name of theirs resolves elsewhere), and
+# every read of pg_stat_statements, pg_stat_statements_info and the pg_stat_statements() function finds it there.
+# regnamespace::text quotes the name as SQL needs it.
+STATEMENTS_SEARCH_PATH = """
+SELECT set_config('search_path', current_setting('search_path') || ', ' || e.extnamespace::regnamespace::text, false)
+FROM pg_extension AS e
+JOIN pg_namespace AS n ON n.oid = e.extnamespace
+WHERE e.extname = 'pg_stat_statements'
+    AND n.nspname <> ALL(current_schemas(true))
+"""
+
 
 def tagged(sql: str | pgsql.Composable) -> str | pgsql.Composable:
     """`sql` with imsnb's leading comment (once: an already tagged text is left as is)."""
@@ -102,6 +114,10 @@ class Database(LazySession):
             raise self.fail(Unreachable(f"database {self.label}", _connect_error(exc))) from None
         info = self._conn.info
         self.label = f"{info.host}:{info.port}/{info.dbname} as {info.user}"
+        try:
+            self._conn.execute(tagged(STATEMENTS_SEARCH_PATH))
+        except psycopg.Error:
+            pass  # the statement checks say what they cannot read, each in its own section
         return self._conn
 
     def frame(self, sql: str | pgsql.Composable, params: dict[str, Any] | None = None) -> pd.DataFrame:

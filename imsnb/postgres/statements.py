@@ -72,7 +72,13 @@ ENABLE_STATEMENTS = (
     "Enable it: add pg_stat_statements to shared_preload_libraries, restart, then "
     "CREATE EXTENSION pg_stat_statements in this database"
 )
-PRELOADED = "SELECT 'pg_stat_statements' = ANY(string_to_array(current_setting('shared_preload_libraries'), ', '))"
+# From pg_settings, which has no row for a setting the role may not read (shared_preload_libraries needs
+# pg_read_all_settings): NULL then, where current_setting() would raise.
+PRELOADED = """
+SELECT 'pg_stat_statements' = ANY(regexp_split_to_array(setting, '\\s*,\\s*')) AS preloaded
+FROM pg_settings
+WHERE name = 'shared_preload_libraries'
+"""
 
 
 def statement_time_columns(db: Database) -> dict[str, str]:
@@ -81,8 +87,14 @@ def statement_time_columns(db: Database) -> dict[str, str]:
     before). NotAvailable (with how to enable it) when pg_stat_statements is not installed in this database."""
     if db.scalar(STATEMENTS_EXTENSION) is None:
         hint = ENABLE_STATEMENTS
-        if db.scalar(PRELOADED):  # loaded at start already: no restart needed
+        preloaded = db.scalar(PRELOADED)
+        if preloaded:  # loaded at start already: no restart needed
             hint = f"It is preloaded already (no restart needed): CREATE EXTENSION pg_stat_statements in {db.label}"
+        elif preloaded is None:  # this role may not read shared_preload_libraries
+            hint = (
+                "Whether it is preloaded could not be checked (reading shared_preload_libraries needs "
+                f"pg_read_all_settings). {ENABLE_STATEMENTS}"
+            )
         raise NotAvailable("pg_stat_statements is not installed in this database", hint)
     columns = set(db.frame(STATEMENTS_COLUMNS)["attname"])
     names = STATEMENT_TIME_COLUMNS["total_exec_time" if "total_exec_time" in columns else "total_time"]

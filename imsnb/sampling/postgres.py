@@ -29,6 +29,8 @@ from imsnb.sampling.own import OwnKeys, is_own
 
 __all__ = [
     "DATABASE_COLUMNS",
+    "HIDDEN_QUERYID",
+    "HIDDEN_TEXT",
     "MAX_TABLES",
     "REGRESSION_MIN_CALLS",
     "REGRESSION_MIN_HISTORY_CALLS",
@@ -72,12 +74,18 @@ CROSS JOIN pg_stat_archiver AS a
 """
 DISCARD_AFTER_START = timedelta(minutes=1)  # a discard happens while the server starts; a later shared reset is manual
 
+# Another role's entries, to a role without pg_read_all_stats, show their counters but no queryid and no text: they
+# are summed per database, user and top-level flag under HIDDEN_QUERYID (pg_stat_statements never keeps a queryid of
+# 0), so their time in the period is judged all the same, and shown with HIDDEN_TEXT for text.
+HIDDEN_QUERYID = "0"
+HIDDEN_TEXT = "<statements of another role, summed: text hidden from this role (GRANT pg_read_all_stats)>"
+
 # Counters only: showtext := false costs a fifth of the read with text (STACK.md); {total} and {toplevel} from the
 # version's names. Top-level and nested entries stay apart: imsnb's PREPARE of an application statement is a nested
 # entry under the application's queryid (pg_stat_statements.track = all), imsnb's time, not the application's.
 STATEMENTS_SNAPSHOT = """
 SELECT
-    s.queryid::text AS queryid,
+    coalesce(s.queryid::text, '0') AS queryid,
     d.datname AS database,
     r.rolname AS user,
     sum(s.calls)::float8 AS calls,
@@ -89,18 +97,28 @@ SELECT
 FROM pg_stat_statements(false) AS s
 LEFT JOIN pg_database AS d ON d.oid = s.dbid
 LEFT JOIN pg_roles AS r ON r.oid = s.userid
-WHERE s.queryid IS NOT NULL
 GROUP BY 1, 2, 3, 9
 """
 
 # One text per queryid: the application's, not imsnb's own PREPARE of it when plans are taken (with
 # pg_stat_statements.track = all the nested statement is an entry of its own under the same queryid).
-STATEMENT_TEXTS = """
-SELECT DISTINCT ON (s.queryid) s.queryid::text AS queryid, s.query
-FROM pg_stat_statements AS s
-WHERE s.queryid = ANY(%(queryids)s::bigint[])
-ORDER BY s.queryid, s.query LIKE '/* imsnb */%%', s.query LIKE 'PREPARE %%', s.calls DESC
+STATEMENT_TEXTS = (
+    """
+(
+    SELECT DISTINCT ON (s.queryid) s.queryid::text AS queryid, s.query
+    FROM pg_stat_statements AS s
+    WHERE s.queryid = ANY(%(queryids)s::bigint[])
+    ORDER BY s.queryid, s.query LIKE '/* imsnb */%%', s.query LIKE 'PREPARE %%', s.calls DESC
+)
+UNION ALL
+SELECT '"""
+    + HIDDEN_QUERYID
+    + "', '"
+    + HIDDEN_TEXT
+    + """'
+WHERE 0 = ANY(%(queryids)s::bigint[])
 """
+)
 
 DATABASE_SNAPSHOT = """
 SELECT
