@@ -101,6 +101,20 @@ def test_a_plain_role_sees_the_sessions_waiting_on_another_roles_lock(server, cr
     assert "nan" not in finding.message
 
 
+def test_a_plain_roles_ok_on_sessions_says_how_many_it_could_not_look_at(server, crowd):
+    """The holder sits idle in a transaction, but its state is hidden from a plain role: 'no session is idle in a
+    transaction' was an OK it had not seen. It stays OK (the lock wait is judged) and says what it could not see."""
+    with as_role(server) as db:
+        idle, running = postgres.idle_in_transaction(db), postgres.running_queries(db, min_duration_s=60)
+    hidden = client_backends(server)  # the crowd's sessions (the plain role's own is closed by now)
+    says = f"; {hidden} session(s) of other roles are hidden from this role (GRANT pg_monitor: postgres.visibility)"
+    assert postgres.idle_in_transaction_finding(idle).message == "no session is idle in a transaction" + says
+    assert postgres.long_running_finding(running).message.endswith(says)
+    with as_role(server, "ims") as db:  # pg_monitor: sees the holder, nothing hidden
+        seen = postgres.idle_in_transaction(db)
+    assert crowd in set(seen["pid"]) and "hidden" not in postgres.idle_in_transaction_finding(seen).message
+
+
 def test_a_wait_is_timed_from_pg_locks_with_track_activities_off(server, crowd):
     """track_activities off leaves pg_stat_activity without query_start: the wait is timed from pg_locks' waitstart,
     and where no start is known at all the message says the wait is unknown (never "nan")."""

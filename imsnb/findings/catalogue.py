@@ -67,8 +67,9 @@ CHECKS: dict[str, Check] = {
     "postgres.configured": Check("no PostgreSQL target is set (DB_HOST/PG*): its checks are skipped, listed apart"),
     "postgres.reachable": Check("whether imsnb could connect and how long it took; CRITICAL when it could not"),
     "postgres.visibility": Check(
-        "whether imsnb's role sees every session and statement (pg_monitor / pg_read_all_stats); WARNING when it "
-        "does not, so the session, lock and statement checks would read OK for what they cannot see"
+        "whether imsnb's role sees every session and statement (pg_monitor / pg_read_all_stats) and the statistics "
+        "are on; WARNING when not: connections, lock waits and statement times are judged all the same, but other "
+        "roles' sessions running long or idle in a transaction cannot be seen (those checks say how many are hidden)"
     ),
     "postgres.connections_used": Check(
         "client connections in use, as a share of max_connections",

@@ -10,14 +10,28 @@ from imsnb.postgres.locks import LOCK_WAITS
 from imsnb.postgres.session import Database, database_or_default
 
 __all__ = [
+    "HIDDEN_SESSIONS",
     "IDLE_IN_TRANSACTION",
     "RUNNING_QUERIES",
+    "hidden_text",
     "idle_in_transaction",
     "idle_in_transaction_finding",
     "long_running_finding",
     "long_running_queries",
     "running_queries",
 ]
+
+# Other roles' client sessions whose state this role may not see (no pg_read_all_stats): pid, user and database
+# only (connections.CONNECTIONS_BY_STATE counts them as "hidden"). A session of theirs running long or idle in a
+# transaction cannot be seen, so an OK here says how many it could not look at.
+HIDDEN_SESSIONS = """
+SELECT count(*)::int AS hidden
+FROM pg_stat_activity
+WHERE backend_type IS NULL
+    AND usesysid IS NOT NULL
+    AND datid IS NOT NULL
+"""
+HIDDEN_ATTR = "imsnb.hidden_sessions"  # where a session frame carries that count (pandas `DataFrame.attrs`)
 
 # Ages are taken at clock_timestamp(), not now(): now() is when imsnb's statement started, before it read
 # pg_stat_activity, so a session that changed state in between (every few microseconds under load) would have a
@@ -50,10 +64,9 @@ LIMIT %(limit)s
 
 def running_queries(db: Database | None = None, *, min_duration_s: float = 0, limit: int = 100) -> pd.DataFrame:
     """Active statements (not idle, not idle in transaction) other than this session's, oldest first."""
-    frame = database_or_default(db).frame(
-        RUNNING_QUERIES, {"min_duration_s": float(min_duration_s), "limit": int(limit)}
-    )
-    return masked(frame, "query")
+    db = database_or_default(db)
+    frame = db.frame(RUNNING_QUERIES, {"min_duration_s": float(min_duration_s), "limit": int(limit)})
+    return _with_hidden(db, masked(frame, "query"))
 
 
 def long_running_queries(db: Database | None = None, *, min_duration_s: float = 60, limit: int = 100) -> pd.DataFrame:
@@ -68,7 +81,7 @@ def long_running_finding(running: pd.DataFrame, min_duration_s: float | None = N
     if long.empty:
         return Finding.ok(
             "postgres.long_running",
-            f"no statement has run for {min_duration_s:g} s or more",
+            f"no statement has run for {min_duration_s:g} s or more{hidden_text(running)}",
             value=0,
             threshold=min_duration_s,
             unit="s",
@@ -110,8 +123,22 @@ LIMIT %(limit)s
 
 def idle_in_transaction(db: Database | None = None, *, min_idle_s: float = 0, limit: int = 100) -> pd.DataFrame:
     """Sessions idle inside an open transaction, with how many sessions each one blocks."""
-    frame = database_or_default(db).frame(IDLE_IN_TRANSACTION, {"min_idle_s": float(min_idle_s), "limit": int(limit)})
-    return masked(frame, "last_query")
+    db = database_or_default(db)
+    frame = db.frame(IDLE_IN_TRANSACTION, {"min_idle_s": float(min_idle_s), "limit": int(limit)})
+    return _with_hidden(db, masked(frame, "last_query"))
+
+
+def _with_hidden(db: Database, frame: pd.DataFrame) -> pd.DataFrame:
+    frame.attrs[HIDDEN_ATTR] = int(db.scalar(HIDDEN_SESSIONS) or 0)
+    return frame
+
+
+def hidden_text(frame: pd.DataFrame) -> str:
+    """'; 12 sessions of other roles are hidden from this role (GRANT pg_monitor: postgres.visibility)', or ''."""
+    hidden = int(frame.attrs.get(HIDDEN_ATTR, 0))
+    if not hidden:
+        return ""
+    return f"; {hidden} session(s) of other roles are hidden from this role (GRANT pg_monitor: postgres.visibility)"
 
 
 def idle_in_transaction_finding(idle: pd.DataFrame, min_age_s: float | None = None) -> Finding:
@@ -121,7 +148,7 @@ def idle_in_transaction_finding(idle: pd.DataFrame, min_age_s: float | None = No
     if idle.empty:
         return Finding.ok(
             "postgres.idle_in_transaction",
-            "no session is idle in a transaction",
+            f"no session is idle in a transaction{hidden_text(idle)}",
             value=0,
             threshold=min_age_s,
             unit="s",
@@ -133,7 +160,7 @@ def idle_in_transaction_finding(idle: pd.DataFrame, min_age_s: float | None = No
     if flagged.empty:
         return Finding.ok(
             "postgres.idle_in_transaction",
-            f"{len(idle)} session(s) idle in transaction, none blocking, oldest {oldest:.0f} s",
+            f"{len(idle)} session(s) idle in transaction, none blocking, oldest {oldest:.0f} s{hidden_text(idle)}",
             value=round(oldest, 1),
             threshold=min_age_s,
             unit="s",

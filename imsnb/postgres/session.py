@@ -114,8 +114,8 @@ class Database(LazySession):
             raise self.fail(Unreachable(f"database {self.label}", _connect_error(exc))) from None
         info = self._conn.info
         self.label = f"{info.host}:{info.port}/{info.dbname} as {info.user}"
-        try:
-            self._conn.execute(tagged(STATEMENTS_SEARCH_PATH))
+        try:  # bounded like every statement: a server that froze since the connect is unreachable, not a hang
+            self._bounded(lambda cur: cur.execute(tagged(STATEMENTS_SEARCH_PATH)))
         except psycopg.Error:
             pass  # the statement checks say what they cannot read, each in its own section
         return self._conn

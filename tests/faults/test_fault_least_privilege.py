@@ -138,8 +138,9 @@ STINGY_RULES = ["on", "resetkeys", "%R~*", "resetchannels", "-@all", "+ping", "+
 
 
 def test_a_role_without_pg_monitor_is_told_it_sees_only_its_own_sessions(degraded, monkeypatch, tmp_path):
-    """Without pg_read_all_stats other roles' sessions, locks and statements are hidden: the seeded lock and slow
-    statements read as nothing wrong. The run says so (WARNING postgres.visibility, with the GRANT to run)."""
+    """Without pg_read_all_stats other roles' session states, queries and statement texts are hidden. What such a
+    role can read is judged all the same: the seeded lock wait (pg_locks) and every connection. The run says what it
+    could not see (WARNING postgres.visibility, with the GRANT to run)."""
     password = secrets.token_urlsafe(18)
     with degraded.postgres.admin() as admin:
         admin.execute(
@@ -157,6 +158,7 @@ def test_a_role_without_pg_monitor_is_told_it_sees_only_its_own_sessions(degrade
         seen = next(f for f in summary["findings"] if f["check"] == "postgres.visibility")
         assert seen["severity"] == "WARNING" and f"GRANT pg_monitor TO {BLIND_ROLE}" in seen["message"]
         assert summary["severity"] in ("WARNING", "ERROR", "CRITICAL"), "never an all-clear it cannot know"
+        assert "postgres.blocked_queries" in checks_at_or_above(summary, "WARNING"), "the seeded lock, from pg_locks"
     finally:
         with degraded.postgres.admin() as admin:
             admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(BLIND_ROLE)))
