@@ -12,6 +12,7 @@ from imsnb import cache
 from imsnb.errors import Unreachable
 from imsnb.findings import Severity
 from imsnb.sandbox import Sandbox
+from imsnb.sandbox.postgres import free_port
 from imsnb.sandbox.redis import RedisServer
 
 pytestmark = pytest.mark.servers  # cache-pressure and healthy sandboxes
@@ -135,7 +136,8 @@ def test_a_missing_password_says_which_setting_to_set(healthy_sandbox):
 def test_a_cluster_node_whose_cluster_is_down_is_unreachable():
     """A cluster node with no slots answers PING and INFO while every key command fails with CLUSTERDOWN: it was
     'connected', OK."""
-    server = RedisServer(options=("--cluster-enabled", "yes")).start()
+    # the cluster bus listens on the port + 10000 unless told: a free port above 55535 would leave it none
+    server = RedisServer(options=("--cluster-enabled", "yes", "--cluster-port", str(free_port()))).start()
     try:
         with cache.Cache("tests", settings={"port": server.port, "password": server.password}) as c:
             finding = cache.reachable_finding(c)
