@@ -126,3 +126,29 @@ def test_the_judges_levels_and_a_replica_not_online():
     levels = [cache.replication_lag_finding(_master("online", lag)).severity for lag in (1, 10, 60, 300)]
     assert levels == [Severity.OK, Severity.WARNING, Severity.ERROR, Severity.CRITICAL]
     assert cache.replication_lag_finding(_master("wait_bgsave", 0)).severity == Severity.WARNING
+
+
+def test_a_replica_not_online_is_not_hidden_behind_an_online_one():
+    rows = [
+        {"replica": "10.0.0.2:6379", "state": "online", "lag_s": 1, "behind_bytes": 0},
+        {"replica": "10.0.0.3:6379", "state": "wait_bgsave", "lag_s": 0, "behind_bytes": 0},
+    ]
+    info = {"role": "master", "master_repl_offset": 0, "repl_backlog_size": 1000}
+    info |= {f"slave{i}": {"ip": r["replica"].split(":")[0], "port": 6379, "state": r["state"], "lag": r["lag_s"],
+                           "offset": 0} for i, r in enumerate(rows)}  # fmt: skip
+
+    class Answers:  # INFO replication as redis-py parses it: the order replicas are listed in must not matter
+        def call(self, *args):
+            return info
+
+    finding = cache.replication_lag_finding(cache.replication(Answers()))
+    assert finding.severity == Severity.WARNING and finding.message.startswith("replica 10.0.0.3:6379 (wait_bgsave)")
+
+
+def test_a_replica_with_a_replica_of_its_own_judges_that_one_too():
+    row = {"replica": "10.0.0.4:6379", "state": "online", "lag_s": 45, "behind_bytes": 0}
+    middle = cache.Replication(
+        role="replica", backlog_bytes=1000, replicas=pd.DataFrame([row]), master="10.0.0.1:6379", link="up"
+    )
+    finding = cache.replication_lag_finding(middle)
+    assert finding.severity == Severity.WARNING and finding.message.startswith("replica 10.0.0.4:6379 (online)")

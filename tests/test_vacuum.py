@@ -109,6 +109,7 @@ def test_the_finding_says_why_autovacuum_has_not_cleaned_the_table():
         (_table("carts", 6.0, vacuuming="scanning heap"), Severity.ERROR, "; a VACUUM is running on it (scanning heap)"),  # noqa: E501
         (_table("carts", 2.5), Severity.WARNING, "; no autovacuum of it since the statistics were reset"),
         (_table("carts", 1.5, last_autovacuum=at), Severity.OK, "; last autovacuum 2026-12-01 03:04 UTC"),
+        (_table("carts", 1.5, last_autovacuum=at.tz_convert("Asia/Tokyo")), Severity.OK, "03:04 UTC"),  # server's TZ
         (_table("carts", 0.5, last_autovacuum=at), Severity.OK, "starts on it (kept under 2x)"),
         (_table("carts", 0.5, autovacuum_on=False), Severity.OK, "; autovacuum is off for it (the table's " + OFF),
     ]  # fmt: skip

@@ -128,7 +128,9 @@ def _put_index(client: Any, bucket: str, key: str, render: Callable[[], str]) ->
         try:
             condition = {"IfMatch": client.head_object(Bucket=bucket, Key=key)["ETag"]}
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+            # 403: S3 answers a HEAD of a missing key so when the role may not list the bucket (the policy we print
+            # grants GetObject and PutObject only); an existing one it may read answers 200
+            if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound", "403", "Forbidden"):
                 raise
             condition = {"IfNoneMatch": "*"}
         try:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
@@ -50,7 +50,11 @@ def replication(cache: Cache | None = None) -> Replication:
         for key, value in info.items()
         if key.startswith("slave") and key[5:].isdigit() and isinstance(value, dict)
     ]
-    replicas = pd.DataFrame(rows, columns=REPLICA_COLUMNS).sort_values(["lag_s", "behind_bytes"], ascending=False)
+    replicas = pd.DataFrame(rows, columns=REPLICA_COLUMNS)  # a replica not online first, then the most silent
+    replicas = replicas.assign(_online=replicas["state"] == "online").sort_values(
+        ["_online", "lag_s", "behind_bytes"], ascending=[True, False, False]
+    )
+    replicas = replicas.drop(columns="_online")
     backlog = int(info.get("repl_backlog_size", 0))
     if info.get("role") != "slave":
         return Replication(role="master", backlog_bytes=backlog, replicas=replicas.reset_index(drop=True))
@@ -71,6 +75,10 @@ def replication_lag_finding(repl: Replication) -> Finding:
     is at least a WARNING), with how far behind it is against the backlog. On a replica: a link that is down is
     a WARNING; up, OK (its lag is read on its master). A master without replicas: OK, nothing to lag."""
     check = "cache.replication_lag"
+    if repl.role == "replica" and not repl.replicas.empty:  # a replica with replicas of its own: judge those too
+        downstream = replication_lag_finding(replace(repl, role="master"))
+        if repl.link == "up" and downstream.severity > Severity.OK:
+            return downstream
     if repl.role == "replica":
         since = "" if repl.silent_s is None else f" for {repl.silent_s} s"
         if repl.link != "up":

@@ -135,20 +135,20 @@ def reachable_finding(cache: Cache | None = None) -> Finding:
 
     def connected() -> str:
         info = cache.call("info", "server")
-        if info.get("redis_mode") == "cluster":
-            _raise_if_cluster_down(cache)
-        return f"connected to {cache.label}: Redis {info.get('redis_version')}"
+        unchecked = _raise_if_cluster_down(cache) if info.get("redis_mode") == "cluster" else ""
+        return f"connected to {cache.label}: Redis {info.get('redis_version')}{unchecked}"
 
     return session.reachable_finding("cache", connected)
 
 
-def _raise_if_cluster_down(cache: Cache) -> None:
+def _raise_if_cluster_down(cache: Cache) -> str:
     """A cluster node answers PING and INFO while its cluster is down, but every key command fails (CLUSTERDOWN):
-    unreachable, as far as the application is concerned. A user that may not run CLUSTER INFO is not checked."""
+    unreachable, as far as the application is concerned. '' when the cluster is ok; what was not checked when the
+    user may not run CLUSTER INFO (or the service renamed it)."""
     try:
         reply = cache.call("execute_command", "CLUSTER", "INFO")
-    except NotAvailable:
-        return
+    except (NotAvailable, redis.exceptions.ResponseError) as exc:
+        return f"; cluster state not checked ({one_line(exc)}): grant +cluster|info"
     text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
     fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
     state = fields.get("cluster_state", "").strip()
@@ -158,3 +158,4 @@ def _raise_if_cluster_down(cache: Cache) -> None:
             f"cache {cache.label}",
             f"cluster_state is {state} ({slots} of 16384 slots served): every key command fails with CLUSTERDOWN",
         )
+    return ""

@@ -138,7 +138,11 @@ def connections_finding(by_state: pd.DataFrame, max_conn: int) -> Finding:
     ratio = used / max_conn if max_conn else 0.0
     states = ", ".join(f"{r.state} {r.connections}" for r in by_state.itertuples())
     hidden = "hidden" in set(by_state["state"])
-    hidden = " (hidden: other roles' sessions, state not visible to this role)" if hidden else ""
+    hidden = (
+        " (hidden: other roles' sessions, state not visible to this role; their parallel workers count too)"
+        if hidden
+        else ""
+    )
     return judge(
         "postgres.connections_used",
         round(ratio, 4),

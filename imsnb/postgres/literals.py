@@ -21,11 +21,47 @@ _LITERAL_TOKENS = frozenset({"SCONST", "USCONST", "BCONST", "XCONST", "ICONST", 
 _NUMERIC_TOKENS = frozenset({"ICONST", "FCONST"})
 APPLICATION_COLUMNS = ("application", "blocking_application")  # application_name, as the fetchers name it
 _COMMENT_MASKS = {"C_COMMENT": "/* ? */", "SQL_COMMENT": "-- ?"}
-# A setting's value (`SET app.api_key TO some_word`, `ALTER ROLE r SET x = "y"`) is data even when it lexes as a
-# word: masked from TO or = to the statement's end, but for the commas and parentheses between values.
-_SETTING_STATEMENTS = frozenset({"SET", "ALTER"})
-_KEPT_IN_SETTINGS = frozenset({"ASCII_44", "ASCII_40", "ASCII_41"})
 _END = "ASCII_59"
+
+
+class _SettingValue:
+    """Which tokens are a setting's value, data even when they lex as words (`SET app.api_key TO some_word`,
+    `ALTER ROLE r SET x = "y"`, `CREATE FUNCTION ... SET x = y AS ...`): in a statement that starts with SET, ALTER
+    or CREATE (comments aside), from a SET's TO or = to where the value ends: the statement's end; inside
+    parentheses (`SET (fillfactor = 70)`), the comma or parenthesis that closes it; outside, a function's next
+    clause. The commas and parentheses between values are kept."""
+
+    STATEMENTS = frozenset({"SET", "ALTER", "CREATE"})
+    KEPT = frozenset({"ASCII_44", "ASCII_40", "ASCII_41"})
+    CLAUSES = frozenset(
+        {"AS", "LANGUAGE", "RETURNS", "IMMUTABLE", "STABLE", "VOLATILE", "STRICT", "CALLED", "SECURITY", "COST"}
+        | {"ROWS", "PARALLEL", "SUPPORT", "SET", "RESET", "LEAKPROOF", "EXTERNAL", "WINDOW", "TRANSFORM"}
+    )
+
+    def __init__(self) -> None:
+        self.first: str | None = None  # the statement's first word
+        self.setting = False  # after a SET of such a statement
+        self.value_at: int | None = None  # the parenthesis depth its value started at, while in one
+        self.depth = 0
+
+    def masks(self, name: str) -> bool:
+        if name in _COMMENT_MASKS:
+            return False
+        if name == _END:
+            self.__init__()
+            return False
+        self.first = self.first or name
+        depth = self.depth
+        self.depth += (name == "ASCII_40") - (name == "ASCII_41")
+        if self.value_at is not None:
+            closes = name in ("ASCII_41", "ASCII_44") and depth == self.value_at > 0
+            if not (closes or (depth == 0 and name in self.CLAUSES)):
+                return name not in self.KEPT
+            self.value_at = None  # the token that ends it is shown (a clause's SET may start another)
+        self.setting = self.setting or (name == "SET" and self.first in self.STATEMENTS)
+        if self.setting and name in ("TO", "ASCII_61"):
+            self.value_at = depth
+        return False
 
 
 def mask_literals(sql: str | None) -> str | None:
@@ -39,7 +75,7 @@ def mask_literals(sql: str | None) -> str | None:
     masks everything after it (with standard_conforming_strings off it would end elsewhere); anything else the
     lexer skips masks the whole statement.
     """
-    if sql is None:
+    if not isinstance(sql, str):  # None, or NaN where a frame's text column mixes text and NULL
         return None
     try:
         tokens, stop = scan(sql), len(sql)
@@ -51,7 +87,7 @@ def mask_literals(sql: str | None) -> str | None:
             return "?"
     out: list[str] = []
     position, after_number = 0, False
-    first, setting, value = None, False, False  # the statement's first word; after its SET; after TO or =
+    setting = _SettingValue()
     for index, token in enumerate(tokens):
         gap = sql[position : token.start]
         if gap.strip():  # the lexer skipped something that is not white space: show nothing
@@ -60,13 +96,10 @@ def mask_literals(sql: str | None) -> str | None:
         position = token.end + 1
         if after_number and not gap and (text[:1].isalnum() or text[:1] == "_"):
             continue  # glued to the number before it: part of the same masked literal
-        first = None if token.name == _END else first or token.name
-        setting = first in _SETTING_STATEMENTS and (setting or token.name == "SET")
-        if value and token.name not in _KEPT_IN_SETTINGS and token.name != _END and token.name not in _COMMENT_MASKS:
+        if setting.masks(token.name):
             if not (out and out[-1] == "?" and not gap):
                 out += [gap, "?"]
             continue
-        value = setting and token.name != _END and (value or token.name in ("TO", "ASCII_61"))
         following = tokens[index + 1] if index + 1 < len(tokens) else None
         if token.name == "NCHAR" and len(text) == 1 and following is not None and following.start == position:
             out.append(gap)  # N'...': the prefix goes with the literal

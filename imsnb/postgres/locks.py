@@ -71,7 +71,11 @@ def blocked_queries_finding(blocked: pd.DataFrame) -> Finding:
     if blocked.empty:
         return Finding.ok("postgres.blocked_queries", "no session waits on a lock", value=0, unit="s")
     longest = float(blocked["waiting_s"].max())  # NaN when no wait's start is known
-    message = f"{blocked['pid'].nunique()} session(s) wait on locks held by {sorted(set(blocked['blocking_pid']))}; "
+    holders = [
+        str(pid) if pid else "a prepared transaction (pg_prepared_xacts)"
+        for pid in sorted(set(blocked["blocking_pid"]))
+    ]
+    message = f"{blocked['pid'].nunique()} session(s) wait on locks held by [{', '.join(holders)}]; "
     evidence = blocked[["pid", "waiting_s", "blocking_pid", "blocking_state", "query", "blocking_query"]]
     if pd.isna(longest):
         return unjudged(

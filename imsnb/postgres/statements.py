@@ -17,6 +17,7 @@ from imsnb.session import one_line
 
 __all__ = [
     "ENABLE_STATEMENTS",
+    "HIDDEN_STATEMENTS_ATTR",
     "STATEMENT_TIME_COLUMNS",
     "STATEMENTS_COLUMNS",
     "STATEMENTS_EXTENSION",
@@ -27,6 +28,11 @@ __all__ = [
     "statement_time_columns",
     "statements",
 ]
+
+# Where a sampled statements frame carries other roles' statements it could not tell apart (no queryid, no text for
+# a role without pg_read_all_stats): {"calls", "total_ms"} over the period, or None when not countable
+# (imsnb.sampling.postgres.statement_delta).
+HIDDEN_STATEMENTS_ATTR = "imsnb.hidden_statements"
 
 STATEMENTS_COLUMNS = """
 SELECT attname
@@ -146,10 +152,19 @@ def slow_queries_finding(
     `period`: the span the means cover (a sample's deltas); None for pg_stat_statements' lifetime means."""
     limit = replace(threshold("postgres.slow_queries"), warning=min_mean_ms) if min_mean_ms is not None else None
     min_mean_ms = (limit or threshold("postgres.slow_queries")).warning
+    hidden = slow.attrs.get(HIDDEN_STATEMENTS_ATTR, {"calls": 0})
     if slow.empty:
+        if hidden and hidden["calls"] > 0 and hidden["total_ms"] / hidden["calls"] >= min_mean_ms:
+            mean = hidden["total_ms"] / hidden["calls"]
+            return judge(  # a mean of many statements at the level: one of them at least is above it
+                "postgres.slow_queries", round(mean, 1),
+                f"at least one of other roles' statements averages ≥ {min_mean_ms:g} ms{_hidden_text(hidden)}",
+                floor=Severity.WARNING, limit=limit, period=period,
+            )  # fmt: skip
         return unjudged(
-            "postgres.slow_queries", Severity.OK, f"no statement averages {min_mean_ms:g} ms or more", limit=limit,
-            value=0, period=period,
+            "postgres.slow_queries", Severity.OK,
+            f"no statement averages {min_mean_ms:g} ms or more{_hidden_text(hidden)}", limit=limit, value=0,
+            period=period,
         )  # fmt: skip
     worst = slow.sort_values("mean_ms", ascending=False).iloc[0]
     baseline = worst.get("baseline_mean_ms")
@@ -161,9 +176,24 @@ def slow_queries_finding(
         round(float(worst["mean_ms"]), 1),
         f"{len(slow)} statement(s) average ≥ {min_mean_ms:g} ms; slowest {worst['mean_ms']:.0f} ms mean over "
         f"{int(worst['calls'])} calls{baseline}: {excerpt(worst['query'])}"
-        + (f". Tables it read: {tables}" if tables else ""),
+        + (f". Tables it read: {tables}" if tables else "")
+        + _hidden_text(hidden),
         evidence=slow[[c for c in shown if c in slow]],
         floor=Severity.WARNING,
         limit=limit,
         period=period,
+    )
+
+
+def _hidden_text(hidden: dict[str, float] | None) -> str:
+    """What the sample could not tell apart: other roles' statements, whose ids and text this role may not read."""
+    grant = "their ids and text are hidden from this role (GRANT pg_read_all_stats)"
+    if hidden is None:
+        return f"; other roles' statements could not be counted over the period: {grant}"
+    if not hidden["calls"]:
+        return ""
+    mean = hidden["total_ms"] / hidden["calls"]
+    return (
+        f"; {int(hidden['calls']):,} calls of other roles' statements ({hidden['total_ms']:,.0f} ms, {mean:,.1f} ms "
+        f"mean) could not be told apart: {grant}"
     )

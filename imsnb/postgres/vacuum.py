@@ -92,4 +92,5 @@ def _why_not_vacuumed(table: pd.Series) -> str:
     last = table["last_autovacuum"]
     if pd.isna(last):  # NaT, not None, once another row has a time: `or` would keep it
         return "; no autovacuum of it since the statistics were reset"
-    return f"; last autovacuum {pd.Timestamp(last):%Y-%m-%d %H:%M} UTC"
+    at = pd.Timestamp(last)  # in the session's TimeZone, which need not be UTC
+    return f"; last autovacuum {at.tz_convert('UTC') if at.tzinfo else at:%Y-%m-%d %H:%M} UTC"

@@ -15,6 +15,7 @@ from imsnb import postgres
 from imsnb.findings import Finding, Severity, judge, threshold, unjudged
 from imsnb.history import Snapshot
 from imsnb.period import Period
+from imsnb.postgres.statements import HIDDEN_STATEMENTS_ATTR
 from imsnb.postgres.trail import trail_text
 from imsnb.sampling.deltas import (
     PG_DATABASE,
@@ -30,7 +31,6 @@ from imsnb.sampling.own import OwnKeys, is_own
 __all__ = [
     "DATABASE_COLUMNS",
     "HIDDEN_QUERYID",
-    "HIDDEN_TEXT",
     "MAX_TABLES",
     "REGRESSION_MIN_CALLS",
     "REGRESSION_MIN_HISTORY_CALLS",
@@ -76,9 +76,10 @@ DISCARD_AFTER_START = timedelta(minutes=1)  # a discard happens while the server
 
 # Another role's entries, to a role without pg_read_all_stats, show their counters but no queryid and no text: they
 # are summed per database, user and top-level flag under HIDDEN_QUERYID (pg_stat_statements never keeps a queryid of
-# 0), so their time in the period is judged all the same, and shown with HIDDEN_TEXT for text.
+# 0). A sum of many statements is no statement: it is never judged, planned or compared with a baseline, only
+# counted over the period (`statement_delta` keeps its top-level calls and time in HIDDEN_STATEMENTS_ATTR), so the
+# slow-statement check can say what it could not tell apart, and warn when even their mean is slow.
 HIDDEN_QUERYID = "0"
-HIDDEN_TEXT = "<statements of another role, summed: text hidden from this role (GRANT pg_read_all_stats)>"
 
 # Counters only: showtext := false costs a fifth of the read with text (STACK.md); {total} and {toplevel} from the
 # version's names. Top-level and nested entries stay apart: imsnb's PREPARE of an application statement is a nested
@@ -102,23 +103,12 @@ GROUP BY 1, 2, 3, 9
 
 # One text per queryid: the application's, not imsnb's own PREPARE of it when plans are taken (with
 # pg_stat_statements.track = all the nested statement is an entry of its own under the same queryid).
-STATEMENT_TEXTS = (
-    """
-(
-    SELECT DISTINCT ON (s.queryid) s.queryid::text AS queryid, s.query
-    FROM pg_stat_statements AS s
-    WHERE s.queryid = ANY(%(queryids)s::bigint[])
-    ORDER BY s.queryid, s.query LIKE '/* imsnb */%%', s.query LIKE 'PREPARE %%', s.calls DESC
-)
-UNION ALL
-SELECT '"""
-    + HIDDEN_QUERYID
-    + "', '"
-    + HIDDEN_TEXT
-    + """'
-WHERE 0 = ANY(%(queryids)s::bigint[])
+STATEMENT_TEXTS = """
+SELECT DISTINCT ON (s.queryid) s.queryid::text AS queryid, s.query
+FROM pg_stat_statements AS s
+WHERE s.queryid = ANY(%(queryids)s::bigint[])
+ORDER BY s.queryid, s.query LIKE '/* imsnb */%%', s.query LIKE 'PREPARE %%', s.calls DESC
 """
-)
 
 DATABASE_SNAPSHOT = """
 SELECT
@@ -262,6 +252,9 @@ def statement_delta(before: Snapshot | None, after: Snapshot, own: OwnKeys = fro
     A statement whose calls went down was reset (or the server restarted): its numbers since then are used.
     Returns the frame and a note when a reset was seen ("" otherwise)."""
     merged, epoch_reset, went_down = _counter_deltas(before, after)
+    hidden = merged["queryid"] == HIDDEN_QUERYID
+    other_roles = _hidden_load(before, merged[hidden], went_down[hidden])
+    merged, went_down = merged[~hidden], went_down[~hidden]
     note = ""
     if epoch_reset:
         note = epoch_reset_note(before, after)
@@ -294,7 +287,23 @@ def statement_delta(before: Snapshot | None, after: Snapshot, own: OwnKeys = fro
     )
     frame = frame[frame["calls"] > 0].copy()
     frame.insert(5, "mean_ms", frame["total_ms"] / frame["calls"])
-    return frame.reset_index(drop=True), note
+    frame = frame.reset_index(drop=True)
+    frame.attrs[HIDDEN_STATEMENTS_ATTR] = other_roles
+    return frame, note
+
+
+def _hidden_load(before: Snapshot | None, rows: pd.DataFrame, went_down: pd.Series) -> dict[str, float] | None:
+    """Other roles' hidden statements between the snapshots: their top-level calls and time (a nested statement's
+    time is inside its top-level one's); None when the sums cannot be compared (no earlier snapshot of them, or an
+    entry evicted or reset in between: a sum of many entries that lost one is no count of the period)."""
+    top = rows[rows["toplevel"].astype(bool)]
+    if top.empty:
+        return {"calls": 0, "total_ms": 0.0}
+    known = set() if before is None else set(map(tuple, statement_rows(before)[STATEMENT_KEY].itertuples(index=False)))
+    comparable = all(tuple(key) in known for key in top[STATEMENT_KEY].itertuples(index=False))
+    if not comparable or went_down[top.index].any() or (top["d_total_ms"] < 0).any():
+        return None
+    return {"calls": float(top["d_calls"].sum()), "total_ms": float(top["d_total_ms"].sum())}
 
 
 def own_load(before: Snapshot | None, after: Snapshot, own: OwnKeys) -> pd.DataFrame:

@@ -139,6 +139,13 @@ WORDS = ["SELECT", "FROM", "WHERE", "AND", "OR", "t", "col", "orders", "=", "<",
         ("ALTER ROLE ims SET app.key = hunter2, other_word", "ALTER ROLE ims SET app.key = ?, ?"),
         ("UPDATE t SET n = n + 1 WHERE id = 5", "UPDATE t SET n = n + ? WHERE id = ?"),  # columns stay readable
         ("SET ROLE reporting", "SET ROLE reporting"),
+        ("/* app:svc */ SET app.api_key TO hunter2", "/* ? */ SET app.api_key TO ?"),  # a comment before the SET
+        ("SELECT 1; -- c\nSET app.api_key = hunter2", "SELECT ?; -- ?\nSET app.api_key = ?"),
+        (
+            "CREATE FUNCTION f() RETURNS int LANGUAGE sql SET app.key = hunter2 AS $$ SELECT 1 $$",
+            "CREATE FUNCTION f() RETURNS int LANGUAGE sql SET app.key = ? AS ?",
+        ),
+        ("ALTER TABLE t SET (fillfactor = 70), SET SCHEMA s", "ALTER TABLE t SET (fillfactor = ?), SET SCHEMA s"),
     ],
 )
 def test_query_text_has_every_literal_and_comment_masked(sql, masked):
