@@ -23,7 +23,7 @@ import pandas as pd
 
 from imsnb import cache, config, postgres, prometheus, sampling
 from imsnb.aws import Aws, cloudwatch, rds
-from imsnb.findings import CATALOGUE, Finding, Findings, Severity, escalation_for, on_call
+from imsnb.findings import CATALOGUE, Finding, Findings, Severity, escalation_for, on_call, threshold
 from imsnb.findings.oncall import on_call_now
 from imsnb.progress import say
 from imsnb.status_pages import third_party_findings
@@ -130,9 +130,10 @@ def _aws_findings(findings: Findings, window: Window, application: str, rds_inst
 
 
 def _postgres_findings(findings: Findings, application: str) -> None:
-    """PostgreSQL's reachability, connections used and replication lag, in a session closed afterwards."""
+    """PostgreSQL's reachability, connections used, replication lag and lasting lock waits, in a session closed
+    afterwards."""
     db = postgres.Database(application)
-    say("reading PostgreSQL: connections, replication lag ...")
+    say("reading PostgreSQL: connections, replication lag, lock waits ...")
     try:
         with _said(findings):
             findings.add(postgres.reachable_finding(db), postgres.visibility_finding(db))
@@ -140,8 +141,18 @@ def _postgres_findings(findings: Findings, application: str) -> None:
             findings.add(postgres.connections_finding(postgres.connections_by_state(db), postgres.max_connections(db)))
         with _said(findings), findings.section("postgres.replication_lag"):
             findings.add(postgres.replication_lag_finding(postgres.replication_lag(db)))
+        with _said(findings), findings.section("postgres.blocked_queries"):
+            findings.add(*lasting_lock_waits(postgres.blocked_queries(db)))
     finally:
         db.close()
+
+
+def lasting_lock_waits(blocked: pd.DataFrame) -> list[Finding]:
+    """A lock pile-up is no key metric of the runbook, but it is how a database incident often starts: waits that
+    have lasted the catalogue's ERROR level (30 s) are judged, pointing at db_performance. A row lock held for a
+    moment under load is no page: shorter waits are left to db_performance, which shows every one."""
+    lasting = blocked[blocked["waiting_s"] >= threshold("postgres.blocked_queries").error]
+    return [postgres.blocked_queries_finding(lasting)] if not lasting.empty else []
 
 
 def _cache_findings(
