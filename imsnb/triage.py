@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import pandas as pd
@@ -149,10 +149,17 @@ def _postgres_findings(findings: Findings, application: str) -> None:
 
 def lasting_lock_waits(blocked: pd.DataFrame) -> list[Finding]:
     """A lock pile-up is no key metric of the runbook, but it is how a database incident often starts: waits that
-    have lasted the catalogue's ERROR level (30 s) are judged, pointing at db_performance. A row lock held for a
-    moment under load is no page: shorter waits are left to db_performance, which shows every one."""
+    have lasted the catalogue's ERROR level (30 s) are a WARNING here, pointing at db_performance, which judges
+    them. Not a page by itself: the runbook pages on what the users feel (errors, latency), which a pile-up that
+    matters raises too; a row lock held for a moment under load is left to db_performance, which shows every one."""
     lasting = blocked[blocked["waiting_s"] >= threshold("postgres.blocked_queries").error]
-    return [postgres.blocked_queries_finding(lasting)] if not lasting.empty else []
+    if lasting.empty:
+        return []
+    found = postgres.blocked_queries_finding(lasting)
+    if found.severity <= Severity.WARNING:
+        return [found]
+    said = f"{found.message} ({found.severity.name} in db_performance; triage pages on the key metrics)"
+    return [replace(found, severity=Severity.WARNING, message=said)]
 
 
 def _cache_findings(

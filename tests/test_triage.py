@@ -9,7 +9,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from helpers import ORDER, ROOT, finding, read_summary
+from helpers import ORDER, ROOT, finding, read_summary, wait_until
 
 from imsnb import triage
 from imsnb.findings import Finding, Severity
@@ -206,15 +206,20 @@ def test_charts_look_back_far_enough_to_show_the_onset():
 
 def test_a_lasting_lock_wait_is_flagged_and_points_at_db_performance(degraded, monkeypatch):
     """Two sessions blocked for a minute behind one idle in a transaction left triage at INFO, suggesting nothing.
-    A wait that has lasted the ERROR level is flagged (the level lowered here to 1 s: the seeded waiter has waited
-    longer since the sandbox started); a shorter one, a row lock held for a moment under load, is not."""
+    A wait that has lasted the ERROR level is a WARNING pointing at db_performance (the level lowered here to 1 s:
+    the seeded waiter has waited longer since the sandbox started), not a page by itself; a shorter one, a row lock
+    held for a moment under load, is not flagged."""
+    from imsnb import postgres
     from imsnb.window import Window
 
+    with postgres.Database("tests") as db:  # the seeded waiter, waiting a second at least
+        wait_until(lambda: (postgres.blocked_queries(db)["waiting_s"] >= 1).any(), what="a 1 s lock wait")
     end = datetime.now(UTC)
     monkeypatch.setenv("IMSNB_THRESHOLD_POSTGRES_BLOCKED_QUERIES_ERROR", "1")
     found = triage.key_findings(Window(end - timedelta(minutes=30), end))
     (blocked,) = [f for f in found if f.check == "postgres.blocked_queries"]
-    assert blocked.severity >= Severity.ERROR and "wait on locks held by" in blocked.message
+    assert blocked.severity == Severity.WARNING and "wait on locks held by" in blocked.message
+    assert blocked.message.endswith("in db_performance; triage pages on the key metrics)"), blocked.message
     assert "db_performance" in triage.suggested_notebooks(list(found))
     monkeypatch.setenv("IMSNB_THRESHOLD_POSTGRES_BLOCKED_QUERIES_ERROR", "100000")
     monkeypatch.setenv("IMSNB_THRESHOLD_POSTGRES_BLOCKED_QUERIES_CRITICAL", "100001")
