@@ -39,6 +39,9 @@ class _SettingValue:
     )
 
     def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
         self.first: str | None = None  # the statement's first word
         self.setting = False  # after a SET of such a statement
         self.value_at: int | None = None  # the parenthesis depth its value started at, while in one
@@ -48,7 +51,7 @@ class _SettingValue:
         if name in _COMMENT_MASKS:
             return False
         if name == _END:
-            self.__init__()
+            self._reset()
             return False
         self.first = self.first or name
         depth = self.depth
