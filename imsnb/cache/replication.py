@@ -54,16 +54,16 @@ def replication(cache: Cache | None = None) -> Replication:
     replicas = replicas.assign(_online=replicas["state"] == "online").sort_values(
         ["_online", "lag_s", "behind_bytes"], ascending=[True, False, False]
     )
-    replicas = replicas.drop(columns="_online")
+    replicas = replicas.drop(columns="_online").reset_index(drop=True)
     backlog = int(info.get("repl_backlog_size", 0))
     if info.get("role") != "slave":
-        return Replication(role="master", backlog_bytes=backlog, replicas=replicas.reset_index(drop=True))
+        return Replication(role="master", backlog_bytes=backlog, replicas=replicas)
     link = str(info.get("master_link_status", ""))
     silent = info.get("master_link_down_since_seconds" if link != "up" else "master_last_io_seconds_ago")
     return Replication(
         role="replica",
         backlog_bytes=backlog,
-        replicas=replicas.reset_index(drop=True),
+        replicas=replicas,
         master=f"{info.get('master_host')}:{info.get('master_port')}",
         link=link,
         silent_s=None if silent is None or int(silent) < 0 else int(silent),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from imsnb.findings import Finding, Severity, judge, threshold
+from imsnb.postgres.connections import HIDDEN_BACKEND
 from imsnb.postgres.literals import excerpt, masked
 from imsnb.postgres.locks import LOCK_WAITS
 from imsnb.postgres.session import Database, database_or_default
@@ -22,14 +23,12 @@ __all__ = [
 ]
 
 # Other roles' client sessions whose state this role may not see (no pg_read_all_stats): pid, user and database
-# only (connections.CONNECTIONS_BY_STATE counts them as "hidden"). A session of theirs running long or idle in a
-# transaction cannot be seen, so an OK here says how many it could not look at.
-HIDDEN_SESSIONS = """
+# only (connections.HIDDEN_BACKEND: CONNECTIONS_BY_STATE counts them as "hidden"). A session of theirs running long
+# or idle in a transaction cannot be seen, so an OK here says how many it could not look at.
+HIDDEN_SESSIONS = f"""
 SELECT count(*)::int AS hidden
 FROM pg_stat_activity
-WHERE backend_type IS NULL
-    AND usesysid IS NOT NULL
-    AND datid IS NOT NULL
+WHERE {HIDDEN_BACKEND}
 """
 HIDDEN_ATTR = "imsnb.hidden_sessions"  # where a session frame carries that count (pandas `DataFrame.attrs`)
 

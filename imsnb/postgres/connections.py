@@ -14,6 +14,7 @@ from imsnb.postgres.session import Database, database_or_default
 
 __all__ = [
     "CONNECTIONS_BY_STATE",
+    "HIDDEN_BACKEND",
     "MAX_CONNECTIONS",
     "SERVER_INFO",
     "VISIBILITY",
@@ -56,14 +57,16 @@ SELECT
 
 # Another role's session, to a role without pg_read_all_stats, shows its pid, user and database but no backend type or
 # state: it is counted (it holds a connection all the same) as "hidden". A backend with a user and a database is a
-# client (autovacuum and the server's own processes have no user, a physical WAL sender no database).
-CONNECTIONS_BY_STATE = """
+# client (autovacuum and the server's own processes have no user, a physical WAL sender no database). HIDDEN_BACKEND
+# is that condition on pg_stat_activity, for every query that counts such sessions.
+HIDDEN_BACKEND = "backend_type IS NULL AND usesysid IS NOT NULL AND datid IS NOT NULL"
+CONNECTIONS_BY_STATE = f"""
 SELECT
     CASE WHEN backend_type IS NULL THEN 'hidden' ELSE coalesce(state, 'unknown') END AS state,
     count(*)::int AS connections
 FROM pg_stat_activity
 WHERE backend_type = 'client backend'
-    OR (backend_type IS NULL AND usesysid IS NOT NULL AND datid IS NOT NULL)
+    OR ({HIDDEN_BACKEND})
 GROUP BY 1
 ORDER BY 2 DESC, 1
 """

@@ -153,9 +153,9 @@ def slow_queries_finding(
     limit = replace(threshold("postgres.slow_queries"), warning=min_mean_ms) if min_mean_ms is not None else None
     min_mean_ms = (limit or threshold("postgres.slow_queries")).warning
     hidden = slow.attrs.get(HIDDEN_STATEMENTS_ATTR, {"calls": 0})
+    mean = hidden["total_ms"] / hidden["calls"] if hidden and hidden["calls"] > 0 else None
     if slow.empty:
-        if hidden and hidden["calls"] > 0 and hidden["total_ms"] / hidden["calls"] >= min_mean_ms:
-            mean = hidden["total_ms"] / hidden["calls"]
+        if mean is not None and mean >= min_mean_ms:
             return judge(  # a mean of many statements at the level: one of them at least is above it
                 "postgres.slow_queries", round(mean, 1),
                 f"at least one of other roles' statements averages ≥ {min_mean_ms:g} ms{_hidden_text(hidden)}",
